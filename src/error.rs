@@ -1,0 +1,142 @@
+//! The crate's one error type.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in topiclog.
+///
+/// Variants carry structured fields so callers can react programmatically; each message says what
+/// happened and, where there is something to do, what to do about it.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The requested offset is not in the log: it is below the log start offset (deleted by
+    /// retention or truncation) or past the end. Seek to an offset in `[start, end]`.
+    #[error("offset {requested} is out of range: the log holds offsets [{start}, {end}); seek within that range")]
+    OffsetOutOfRange {
+        /// The offset that was asked for.
+        requested: u64,
+        /// The log start offset at the time of the request.
+        start: u64,
+        /// The log end offset (next offset to be assigned) at the time of the request.
+        end: u64,
+    },
+
+    /// Bytes on disk failed validation (checksum, framing or bounds) in a region that was known to
+    /// be durable, so the damage is not a torn tail from a crash. Restore the file from a copy, or
+    /// reopen with `Recovery::TruncateCorrupt` to cut the log at the last valid batch.
+    #[error("corrupt data in {} at byte {position}: {reason}", path.display())]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte position in that file where the damage was detected.
+        position: u64,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// A record or batch is larger than the configured maximum. Split the batch or raise
+    /// `max_batch_bytes`.
+    #[error("record batch of {size} bytes exceeds the maximum of {max} bytes; split it or raise max_batch_bytes")]
+    RecordTooLarge {
+        /// Encoded size of the rejected batch or record.
+        size: usize,
+        /// The configured limit.
+        max: usize,
+    },
+
+    /// An append was given no records.
+    #[error("an append needs at least one record")]
+    EmptyBatch,
+
+    /// A configuration value is out of range or contradicts another one.
+    #[error("invalid configuration: {field}: {reason}")]
+    InvalidConfig {
+        /// The offending setting.
+        field: &'static str,
+        /// Why it is rejected.
+        reason: String,
+    },
+
+    /// An operating-system I/O call failed.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory being accessed.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// An earlier write or fsync failed, so the partition can no longer promise that what it holds
+    /// is on disk. It refuses every write until it is reopened (which re-reads what really is on
+    /// disk). fsync is never retried: after a failed fsync the kernel may have dropped the dirty
+    /// pages.
+    #[error("partition {} refuses writes after an earlier I/O failure ({cause}); reopen it", path.display())]
+    Poisoned {
+        /// The partition directory.
+        path: PathBuf,
+        /// The original failure.
+        cause: String,
+    },
+
+    /// An index entry was rejected: out of order, outside the segment's `u32` offset range, or the
+    /// index is full. This is a caller bug when using [`crate::OffsetIndex`]/[`crate::TimeIndex`]
+    /// directly; the partition never triggers it.
+    #[error("cannot append to index {}: {reason}", path.display())]
+    IndexAppend {
+        /// The index file.
+        path: PathBuf,
+        /// Why the entry was rejected.
+        reason: String,
+    },
+
+    /// The handle was closed.
+    #[error("{} is closed", path.display())]
+    Closed {
+        /// The partition directory.
+        path: PathBuf,
+    },
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(
+        path: impl Into<PathBuf>,
+        position: u64,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Corrupt {
+            path: path.into(),
+            position,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn config(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Attach a path to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

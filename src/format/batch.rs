@@ -1,0 +1,438 @@
+//! Record batches: the unit of append, storage, checksum and read.
+
+use bytes::Bytes;
+
+use super::record::{parse_record, Record, StoredRecord};
+use super::*;
+
+/// The decoded header of a record batch. See `docs/FORMAT.md` for the byte layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// Offset of the first record.
+    pub base_offset: u64,
+    /// Value of the length field: bytes after it.
+    pub length: u32,
+    /// Stored CRC-32 of the bytes after the CRC field.
+    pub crc: u32,
+    /// Format version.
+    pub version: u8,
+    /// Attribute bits (compression, timestamp type, control).
+    pub attributes: u16,
+    /// Offset of the last record minus the base offset.
+    pub last_offset_delta: u32,
+    /// Timestamp of the first record.
+    pub first_timestamp: i64,
+    /// Largest record timestamp.
+    pub max_timestamp: i64,
+    /// Idempotent producer id, -1 when unused.
+    pub producer_id: i64,
+    /// Producer epoch, -1 when unused.
+    pub producer_epoch: i16,
+    /// Sequence number of the first record, -1 when unused.
+    pub base_sequence: i32,
+    /// Number of records stored (compaction can make it smaller than `last_offset_delta + 1`).
+    pub record_count: u32,
+}
+
+impl BatchHeader {
+    /// Offset of the last record in the batch.
+    pub fn last_offset(&self) -> u64 {
+        self.base_offset + u64::from(self.last_offset_delta)
+    }
+
+    /// The offset after the batch.
+    pub fn next_offset(&self) -> u64 {
+        self.last_offset() + 1
+    }
+
+    /// Size of the whole batch in bytes.
+    pub fn total_len(&self) -> usize {
+        BATCH_PREFIX_LEN - 4 + self.length as usize
+    }
+
+    /// Whether timestamps were assigned by the log at append time.
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & ATTR_LOG_APPEND_TIME != 0
+    }
+
+    /// Decode a header from the first [`BATCH_HEADER_LEN`] bytes of `b`, checking only structure
+    /// (not the CRC). `Err` says what is wrong.
+    pub fn parse(b: &[u8]) -> Result<BatchHeader, &'static str> {
+        if b.len() < BATCH_HEADER_LEN {
+            return Err("batch header is truncated");
+        }
+        let header = BatchHeader {
+            base_offset: get_u64(b, BASE_OFFSET_OFFSET),
+            length: get_u32(b, LENGTH_OFFSET),
+            crc: get_u32(b, CRC_OFFSET),
+            version: b[VERSION_OFFSET],
+            attributes: get_u16(b, ATTRIBUTES_OFFSET),
+            last_offset_delta: get_u32(b, LAST_OFFSET_DELTA_OFFSET),
+            first_timestamp: get_i64(b, FIRST_TIMESTAMP_OFFSET),
+            max_timestamp: get_i64(b, MAX_TIMESTAMP_OFFSET),
+            producer_id: get_i64(b, PRODUCER_ID_OFFSET),
+            producer_epoch: get_u16(b, PRODUCER_EPOCH_OFFSET) as i16,
+            base_sequence: get_u32(b, BASE_SEQUENCE_OFFSET) as i32,
+            record_count: get_u32(b, RECORD_COUNT_OFFSET),
+        };
+        header.check()?;
+        Ok(header)
+    }
+
+    fn check(&self) -> Result<(), &'static str> {
+        if self.length < MIN_BATCH_LENGTH_FIELD {
+            return Err("batch length is smaller than a batch header");
+        }
+        if self.length as usize > MAX_BATCH_BYTES_LIMIT {
+            return Err("batch length exceeds the format's maximum");
+        }
+        if self.version != BATCH_VERSION {
+            return Err("unknown batch format version");
+        }
+        if u64::from(self.record_count) > u64::from(self.last_offset_delta) + 1 {
+            return Err("record count exceeds the batch's offset range");
+        }
+        if self
+            .base_offset
+            .checked_add(u64::from(self.last_offset_delta) + 1)
+            .is_none()
+        {
+            return Err("batch offsets overflow u64");
+        }
+        if self.max_timestamp < self.first_timestamp && self.record_count > 0 {
+            return Err("max timestamp is below the first timestamp");
+        }
+        Ok(())
+    }
+}
+
+/// What the bytes at a position hold, judged from the header alone (no CRC): used by scans that
+/// walk batch boundaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// Fewer than a header's bytes are available.
+    ShortHeader,
+    /// A structurally valid header; the batch spans `header.total_len()` bytes.
+    Batch(BatchHeader),
+    /// Not a batch header.
+    Invalid(&'static str),
+}
+
+pub(crate) fn peek_frame(b: &[u8]) -> Frame {
+    if b.len() < BATCH_HEADER_LEN {
+        return Frame::ShortHeader;
+    }
+    match BatchHeader::parse(b) {
+        Ok(h) => Frame::Batch(h),
+        Err(reason) => Frame::Invalid(reason),
+    }
+}
+
+/// A validated record batch: its CRC matched and its records parse. Cheap to clone; records are
+/// zero-copy slices of its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordBatch {
+    header: BatchHeader,
+    bytes: Bytes,
+}
+
+impl RecordBatch {
+    /// Validate `bytes` as exactly one batch: length, CRC, version and the framing of every record.
+    /// On failure returns the byte position (relative to `bytes`) and a reason.
+    pub fn decode(bytes: Bytes) -> Result<RecordBatch, (usize, &'static str)> {
+        let header = BatchHeader::parse(&bytes).map_err(|r| (0, r))?;
+        if header.total_len() != bytes.len() {
+            return Err((
+                LENGTH_OFFSET,
+                "batch length does not match the bytes available",
+            ));
+        }
+        let crc = crc32fast::hash(&bytes[BATCH_PREFIX_LEN..]);
+        if crc != header.crc {
+            return Err((CRC_OFFSET, "CRC mismatch"));
+        }
+        let mut pos = RECORDS_OFFSET;
+        let mut prev_delta: Option<u64> = None;
+        for _ in 0..header.record_count {
+            let at = pos;
+            let parts =
+                parse_record(&bytes, &mut pos, bytes.len()).ok_or((at, "malformed record"))?;
+            if parts.offset_delta > u64::from(header.last_offset_delta)
+                || prev_delta.is_some_and(|p| parts.offset_delta <= p)
+            {
+                return Err((at, "record offset delta out of order or out of range"));
+            }
+            prev_delta = Some(parts.offset_delta);
+        }
+        if pos != bytes.len() {
+            return Err((pos, "bytes left over after the last record"));
+        }
+        if header.record_count > 0 && prev_delta != Some(u64::from(header.last_offset_delta)) {
+            return Err((
+                LAST_OFFSET_DELTA_OFFSET,
+                "last offset delta does not match the last record",
+            ));
+        }
+        Ok(RecordBatch { header, bytes })
+    }
+
+    /// The batch header.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// Offset of the first record slot.
+    pub fn base_offset(&self) -> u64 {
+        self.header.base_offset
+    }
+
+    /// Offset of the last record.
+    pub fn last_offset(&self) -> u64 {
+        self.header.last_offset()
+    }
+
+    /// The offset after this batch.
+    pub fn next_offset(&self) -> u64 {
+        self.header.next_offset()
+    }
+
+    /// Largest record timestamp.
+    pub fn max_timestamp(&self) -> i64 {
+        self.header.max_timestamp
+    }
+
+    /// Number of records.
+    pub fn record_count(&self) -> u32 {
+        self.header.record_count
+    }
+
+    /// The raw bytes of the batch as stored.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The batch's records in offset order.
+    pub fn records(&self) -> Records {
+        Records {
+            bytes: self.bytes.clone(),
+            pos: RECORDS_OFFSET,
+            remaining: self.header.record_count,
+            base_offset: self.header.base_offset,
+            first_timestamp: self.header.first_timestamp,
+        }
+    }
+}
+
+impl IntoIterator for &RecordBatch {
+    type Item = StoredRecord;
+    type IntoIter = Records;
+    fn into_iter(self) -> Records {
+        self.records()
+    }
+}
+
+/// Iterator over a batch's records.
+#[derive(Clone, Debug)]
+pub struct Records {
+    bytes: Bytes,
+    pos: usize,
+    remaining: u32,
+    base_offset: u64,
+    first_timestamp: i64,
+}
+
+impl Iterator for Records {
+    type Item = StoredRecord;
+
+    fn next(&mut self) -> Option<StoredRecord> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        // Validated by `RecordBatch::decode`; a failure here would end iteration, never panic.
+        let p = parse_record(&self.bytes, &mut self.pos, self.bytes.len())?;
+        Some(StoredRecord {
+            offset: self.base_offset + p.offset_delta,
+            timestamp: self.first_timestamp.wrapping_add(p.timestamp_delta),
+            key: p.key.map(|r| self.bytes.slice(r)),
+            value: p.value.map(|r| self.bytes.slice(r)),
+            headers: self.bytes.slice(p.headers),
+            header_count: p.header_count,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining as usize, Some(self.remaining as usize))
+    }
+}
+
+impl ExactSizeIterator for Records {}
+
+/// Fields of a batch that the appender chooses.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BatchMeta {
+    pub default_timestamp: i64,
+    pub log_append_time: bool,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+impl BatchMeta {
+    pub(crate) fn new(default_timestamp: i64) -> Self {
+        BatchMeta {
+            default_timestamp,
+            log_append_time: false,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+        }
+    }
+}
+
+fn record_timestamp(r: &Record, meta: &BatchMeta) -> i64 {
+    if meta.log_append_time {
+        meta.default_timestamp
+    } else {
+        r.timestamp.unwrap_or(meta.default_timestamp)
+    }
+}
+
+/// Exact encoded size of a batch holding `records`.
+pub(crate) fn encoded_batch_len(records: &[Record], meta: &BatchMeta) -> usize {
+    let first_ts = records.first().map_or(0, |r| record_timestamp(r, meta));
+    let mut n = BATCH_HEADER_LEN;
+    for (i, r) in records.iter().enumerate() {
+        let body = r.body_len(record_timestamp(r, meta).wrapping_sub(first_ts), i as u32);
+        n += super::varint::uvarint_len(body as u64) + body;
+    }
+    n
+}
+
+/// Encode `records` as one batch (base offset 0, CRC computed) at the end of `buf`. The caller has
+/// checked that `records` is non-empty and fits `u32` offset deltas.
+pub(crate) fn encode_batch(buf: &mut Vec<u8>, records: &[Record], meta: &BatchMeta) {
+    let start = buf.len();
+    let first_ts = records.first().map_or(0, |r| record_timestamp(r, meta));
+    let mut max_ts = i64::MIN;
+    buf.resize(start + BATCH_HEADER_LEN, 0);
+    for (i, r) in records.iter().enumerate() {
+        let ts = record_timestamp(r, meta);
+        max_ts = max_ts.max(ts);
+        r.encode(buf, ts.wrapping_sub(first_ts), i as u32);
+    }
+    let total = buf.len() - start;
+    let h = &mut buf[start..];
+    let mut attributes = 0u16;
+    if meta.log_append_time {
+        attributes |= ATTR_LOG_APPEND_TIME;
+    }
+    let last_delta = records.len().saturating_sub(1) as u32;
+    h[LENGTH_OFFSET..LENGTH_OFFSET + 4]
+        .copy_from_slice(&((total - CRC_OFFSET) as u32).to_le_bytes());
+    h[VERSION_OFFSET] = BATCH_VERSION;
+    h[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_le_bytes());
+    h[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4]
+        .copy_from_slice(&last_delta.to_le_bytes());
+    h[FIRST_TIMESTAMP_OFFSET..FIRST_TIMESTAMP_OFFSET + 8].copy_from_slice(&first_ts.to_le_bytes());
+    h[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max_ts.to_le_bytes());
+    h[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&meta.producer_id.to_le_bytes());
+    h[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2]
+        .copy_from_slice(&meta.producer_epoch.to_le_bytes());
+    h[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
+        .copy_from_slice(&meta.base_sequence.to_le_bytes());
+    h[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4]
+        .copy_from_slice(&(records.len() as u32).to_le_bytes());
+    let crc = crc32fast::hash(&h[BATCH_PREFIX_LEN..]);
+    h[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Set the base offset of an encoded batch (outside the CRC, so the checksum stays valid).
+pub(crate) fn patch_base_offset(batch: &mut [u8], base_offset: u64) {
+    batch[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&base_offset.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(records: &[Record], base: u64) -> Bytes {
+        let meta = BatchMeta::new(1000);
+        let mut buf = Vec::new();
+        encode_batch(&mut buf, records, &meta);
+        assert_eq!(buf.len(), encoded_batch_len(records, &meta));
+        patch_base_offset(&mut buf, base);
+        Bytes::from(buf)
+    }
+
+    #[test]
+    fn round_trip_all_fields() {
+        let records = vec![
+            Record::new("v0").with_key("k0").with_timestamp(5000),
+            Record::tombstone("k1").with_timestamp(4000),
+            Record::default()
+                .with_header("h", Some("x"))
+                .with_header("empty", None::<Bytes>),
+            Record::new(Bytes::new()),
+        ];
+        let batch = RecordBatch::decode(encode(&records, 77)).unwrap();
+        assert_eq!(batch.base_offset(), 77);
+        assert_eq!(batch.last_offset(), 80);
+        assert_eq!(batch.max_timestamp(), 5000);
+        let got: Vec<StoredRecord> = batch.records().collect();
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0].offset(), 77);
+        assert_eq!(got[0].timestamp(), 5000);
+        assert_eq!(got[0].key().unwrap(), &Bytes::from("k0"));
+        assert_eq!(got[1].value(), None);
+        assert_eq!(got[1].timestamp(), 4000);
+        assert_eq!(got[2].timestamp(), 1000, "default timestamp applies");
+        assert_eq!(got[2].key(), None);
+        let hs: Vec<_> = got[2].headers().collect();
+        assert_eq!(
+            hs,
+            vec![
+                Header {
+                    key: "h",
+                    value: Some(b"x")
+                },
+                Header {
+                    key: "empty",
+                    value: None
+                }
+            ]
+        );
+        assert_eq!(got[3].value().unwrap().len(), 0);
+        assert_eq!(got[2].to_record().headers().len(), 2);
+    }
+
+    #[test]
+    fn every_bit_flip_in_crc_region_is_detected() {
+        let bytes = encode(&[Record::new("hello").with_key("k")], 0);
+        for i in BATCH_PREFIX_LEN..bytes.len() {
+            for bit in 0..8 {
+                let mut b = bytes.to_vec();
+                b[i] ^= 1 << bit;
+                assert!(
+                    RecordBatch::decode(Bytes::from(b)).is_err(),
+                    "flip at {i}:{bit}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn truncation_is_detected() {
+        let bytes = encode(&[Record::new("hello"), Record::new("world")], 0);
+        for len in 0..bytes.len() {
+            assert!(RecordBatch::decode(bytes.slice(..len)).is_err());
+        }
+    }
+
+    #[test]
+    fn header_rejects_huge_length() {
+        let mut b = encode(&[Record::new("x")], 0).to_vec();
+        b[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(peek_frame(&b), Frame::Invalid(_)));
+    }
+}

@@ -1,0 +1,143 @@
+//! The file-system seam: every byte topiclog reads or writes goes through [`FileSystem`].
+//!
+//! Two implementations ship with the crate:
+//! - [`StdFs`], the real one (std + memmap2), used by default;
+//! - [`SimFs`], an in-memory file system that tracks what has been synced versus merely written and
+//!   can "crash", losing unsynced bytes and unsynced directory entries, or fail chosen operations.
+//!   Tests run the same scenarios over both.
+//!
+//! # Contract
+//! The contract is POSIX's, restated for what topiclog relies on:
+//! - a write is durable only after [`File::sync_data`] (or [`File::sync_all`]) on that file returns;
+//! - a create, rename or remove is durable only after [`FileSystem::sync_dir`] on the parent directory
+//!   returns;
+//! - after a failed sync the state of the unsynced data is unknown; callers must not retry the sync
+//!   and treat the data as safe.
+
+mod sim;
+mod std_fs;
+
+pub use sim::{CrashMode, Fault, FaultOp, SimFs};
+pub use std_fs::StdFs;
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// How [`FileSystem::open`] opens a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Open an existing file read-only.
+    Read,
+    /// Open an existing file for reading and writing.
+    ReadWrite,
+    /// Open for reading and writing, creating the file if it does not exist.
+    Create,
+    /// Create a new file for reading and writing; fail with `AlreadyExists` if it exists.
+    CreateNew,
+}
+
+/// A directory tree that topiclog stores its files in.
+///
+/// Paths are absolute or relative to the process's working directory, exactly as with `std::fs`.
+pub trait FileSystem: Send + Sync + fmt::Debug {
+    /// Create `path` and all missing parents. Durable only after `sync_dir` of each parent.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Open a file.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>>;
+    /// Remove a file. Durable after `sync_dir` of its directory.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Remove a directory and everything below it. Durable after `sync_dir` of its parent.
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Atomically rename `from` to `to`, replacing `to` if it exists. Durable after `sync_dir` of
+    /// both parents.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// The names (not paths) of the entries of a directory, files and directories alike, sorted.
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// Make the directory's entries (creates, renames, removes) durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Whether a file or directory exists at `path`.
+    fn exists(&self, path: &Path) -> bool;
+    /// Whether `path` is a directory.
+    fn is_dir(&self, path: &Path) -> bool;
+}
+
+/// An open file.
+pub trait File: Send + Sync + fmt::Debug {
+    /// Read up to `buf.len()` bytes at `pos`; returns how many were read (0 at end of file).
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize>;
+    /// Write all of `buf` at `pos`, extending the file if needed.
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
+    /// The file's current length.
+    fn len(&self) -> io::Result<u64>;
+    /// Set the file's length: truncate, or extend with zeros (sparse where the OS can).
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Make the file's data (and the size when it changed) durable: `fdatasync`.
+    fn sync_data(&self) -> io::Result<()>;
+    /// Make the file's data and metadata durable: `fsync`.
+    fn sync_all(&self) -> io::Result<()>;
+    /// Map the first `len` bytes read-only.
+    ///
+    /// The caller promises that the file is never shrunk below `len` while any part of the returned
+    /// `Bytes` is alive (a shrink under a mapping raises SIGBUS on access). topiclog maps only sealed
+    /// segment files and replaces, never shrinks, a file that may be mapped.
+    fn map_readonly(&self, len: u64) -> io::Result<Bytes>;
+
+    /// Read exactly `buf.len()` bytes at `pos`, or fail with `UnexpectedEof`.
+    fn read_exact_at(&self, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, pos) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file ended before the expected bytes",
+                    ))
+                }
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    pos += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Atomically replace `path` with `contents`: write `path.tmp`, sync it, rename it over `path`, sync
+/// the directory. A crash at any point leaves either the old or the new contents.
+pub(crate) fn write_atomic(fs: &dyn FileSystem, path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    {
+        let file = fs.open(&tmp, OpenMode::Create)?;
+        file.set_len(0)?;
+        file.write_all_at(contents, 0)?;
+        file.sync_all()?;
+    }
+    fs.rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        fs.sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Read a whole (small) file.
+pub(crate) fn read_all(fs: &dyn FileSystem, path: &Path, max_len: u64) -> io::Result<Vec<u8>> {
+    let file = fs.open(path, OpenMode::Read)?;
+    let len = file.len()?;
+    if len > max_len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("file is {len} bytes, more than the {max_len} expected"),
+        ));
+    }
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, 0)?;
+    Ok(buf)
+}

@@ -1,0 +1,125 @@
+//! The real file system: `std::fs` plus `memmap2` for read-only maps.
+#![allow(unsafe_code)]
+
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{File, FileSystem, OpenMode};
+
+/// The operating system's file system.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StdFs;
+
+impl StdFs {
+    /// A handle to the real file system.
+    pub fn new() -> Self {
+        StdFs
+    }
+}
+
+#[derive(Debug)]
+struct StdFile {
+    file: fs::File,
+}
+
+impl FileSystem for StdFs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path)
+    }
+
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>> {
+        let mut opts = OpenOptions::new();
+        match mode {
+            OpenMode::Read => opts.read(true),
+            OpenMode::ReadWrite => opts.read(true).write(true),
+            OpenMode::Create => opts.read(true).write(true).create(true),
+            OpenMode::CreateNew => opts.read(true).write(true).create_new(true),
+        };
+        Ok(Arc::new(StdFile {
+            file: opts.open(path)?,
+        }))
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir_all(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(path)? {
+            let entry = entry?;
+            // Names that are not UTF-8 were not written by topiclog; skip them.
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        fs::File::open(path)?.sync_all()
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+}
+
+impl File for StdFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.file.read_at(buf, pos)
+    }
+
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, pos)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+
+    fn map_readonly(&self, len: u64) -> io::Result<Bytes> {
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let len = usize::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "map larger than memory"))?;
+        // SAFETY: the map is read-only, and the caller (see `File::map_readonly`) guarantees the file
+        // is not shrunk below `len` while the map is alive: topiclog maps only sealed segment and
+        // index files, which are replaced by rename (the old inode stays valid) rather than
+        // truncated. Concurrent modification by other processes is outside topiclog's contract, as
+        // it is for every storage engine that owns its directory.
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map(&self.file)? };
+        Ok(Bytes::from_owner(map))
+    }
+}

@@ -1,0 +1,885 @@
+//! Partitions: an ordered list of segments, the last one active.
+//!
+//! # Concurrency
+//! One appender at a time holds the append lock (encoding and checksumming happen before it is
+//! taken). Readers take an `Arc` snapshot of the segment list and read up to each segment's
+//! published size, so they never block the appender and never see a partial batch. Durability
+//! waits happen after the append lock is released; concurrent waiters share one `fdatasync`
+//! (group commit: the first waiter syncs for everyone queued behind it).
+//!
+//! # Files
+//! ```text
+//! <dir>/00000000000000000000.log | .index | .timeindex   segments, named by base offset
+//! <dir>/checkpoint                                          log start offset + recovery point
+//! <dir>/.clean_shutdown                                     present only between a clean close and the next open
+//! ```
+
+mod checkpoint;
+mod config;
+
+pub use config::{Durability, PartitionConfig, TimestampType};
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::error::{Error, IoContext, Result};
+use crate::format::{
+    encode_batch, encoded_batch_len, parse_segment_file_name, patch_base_offset, BatchMeta, Record,
+    RecordBatch, SegmentFileKind, StoredRecord,
+};
+use crate::fs::{FileSystem, OpenMode};
+use crate::segment::{Segment, TimestampOffset};
+
+use checkpoint::Checkpoint;
+
+/// Name of the clean-shutdown marker.
+const CLEAN_SHUTDOWN: &str = ".clean_shutdown";
+
+/// Where an append landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record appended.
+    pub base_offset: u64,
+    /// Offset of the last record appended.
+    pub last_offset: u64,
+    /// The log's clock at append time (the records' timestamp under
+    /// [`TimestampType::LogAppendTime`]).
+    pub append_time: i64,
+}
+
+/// What opening a partition found and repaired.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The previous run closed cleanly, so nothing was rescanned.
+    pub clean_shutdown: bool,
+    /// Segments scanned and verified.
+    pub segments_scanned: usize,
+    /// Bytes scanned.
+    pub bytes_scanned: u64,
+    /// Bytes cut from torn tails (and, under [`Recovery::TruncateCorrupt`], damage).
+    pub bytes_truncated: u64,
+    /// Segments deleted because they followed a cut.
+    pub segments_deleted: usize,
+    /// Damage other than a torn tail was cut (only under [`Recovery::TruncateCorrupt`]).
+    pub corruption_cut: bool,
+    /// The checkpoint file was unreadable and the whole log was rescanned instead.
+    pub checkpoint_damaged: bool,
+}
+
+/// The result of a read: whole batches in offset order.
+///
+/// A read at an offset in the middle of a batch returns that whole batch;
+/// [`records`](Self::records) skips the records below the requested offset.
+#[derive(Clone, Debug, Default)]
+pub struct Batches {
+    requested: u64,
+    batches: Vec<RecordBatch>,
+}
+
+impl Batches {
+    /// The batches, as stored.
+    pub fn batches(&self) -> &[RecordBatch] {
+        &self.batches
+    }
+
+    /// Whether nothing was read (the offset is the log end).
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    /// Total bytes of the batches.
+    pub fn size_bytes(&self) -> usize {
+        self.batches.iter().map(|b| b.as_bytes().len()).sum()
+    }
+
+    /// The records at or after the requested offset, in offset order.
+    pub fn records(&self) -> impl Iterator<Item = StoredRecord> + '_ {
+        let from = self.requested;
+        self.batches
+            .iter()
+            .flat_map(|b| b.records())
+            .filter(move |r| r.offset() >= from)
+    }
+
+    /// The offset to read next: after the last batch, or the requested offset if empty.
+    pub fn next_offset(&self) -> u64 {
+        self.batches
+            .last()
+            .map_or(self.requested, |b| b.next_offset())
+    }
+}
+
+impl IntoIterator for Batches {
+    type Item = RecordBatch;
+    type IntoIter = std::vec::IntoIter<RecordBatch>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.batches.into_iter()
+    }
+}
+
+/// A partition: an append-only, durable, offset-addressed log of record batches in one directory.
+///
+/// Cheap to clone; clones share the same log. `Send + Sync`: append and read from any thread.
+///
+/// # Examples
+/// ```
+/// use topiclog::{Partition, Record};
+/// let dir = tempfile::tempdir()?;
+/// let log = Partition::open(dir.path())?;
+/// let offset = log.append(Record::new("hello").with_key("k"))?;
+/// assert_eq!(offset, 0);
+/// let read = log.read(0, 1 << 20)?;
+/// let first = read.records().next().unwrap();
+/// assert_eq!(first.value().unwrap().as_ref(), b"hello");
+/// log.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Partition {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    config: PartitionConfig,
+    fs: Arc<dyn FileSystem>,
+    /// Snapshot for readers; the last segment is the active one.
+    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    /// The append lock.
+    writer: Mutex<Writer>,
+    /// Next offset to assign; published after the batch is readable.
+    end_offset: AtomicU64,
+    start_offset: AtomicU64,
+    closed: AtomicBool,
+    poisoned: AtomicBool,
+    poison_cause: Mutex<Option<String>>,
+    sync: Mutex<SyncState>,
+    sync_done: Condvar,
+    last_sync_ms: AtomicI64,
+    checkpoint: Mutex<Checkpoint>,
+    tail: Mutex<()>,
+    tail_cv: Condvar,
+    tail_waiters: AtomicUsize,
+    report: RecoveryReport,
+}
+
+#[derive(Debug)]
+struct Writer {
+    active: Arc<Segment>,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Every offset below this is durable.
+    synced: u64,
+    /// A sync is in progress; others wait for it.
+    leader: bool,
+}
+
+impl Partition {
+    /// Open (or create) the partition in `dir` with default settings.
+    ///
+    /// # Errors
+    /// As [`open_with`](Self::open_with).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Partition> {
+        Partition::open_with(dir, PartitionConfig::default())
+    }
+
+    /// Open (or create) the partition in `dir`.
+    ///
+    /// After a clean [`close`](Self::close) this trusts the files and reads only the active
+    /// segment's tail. Otherwise it rescans every segment from the recovery point, verifying each
+    /// batch's CRC, cuts a torn tail, rebuilds indexes and syncs the result; see
+    /// [`recovery_report`](Self::recovery_report).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a bad config; [`Error::Corrupt`] for damage to data that was
+    /// durable (under [`Recovery::Strict`]); [`Error::Io`] on I/O failure.
+    pub fn open_with(dir: impl AsRef<Path>, config: PartitionConfig) -> Result<Partition> {
+        config.validate()?;
+        let dir = dir.as_ref().to_owned();
+        let fs = config.file_system.clone();
+        fs.create_dir_all(&dir).at(&dir)?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs.sync_dir(parent).at(parent)?;
+        }
+        let names = fs.read_dir(&dir).at(&dir)?;
+        let clean = names.iter().any(|n| n == CLEAN_SHUTDOWN);
+        let mut report = RecoveryReport {
+            clean_shutdown: clean,
+            ..RecoveryReport::default()
+        };
+        let checkpoint = match Checkpoint::read(&*fs, &dir) {
+            Ok(c) => c,
+            Err(Error::Corrupt { .. }) => {
+                report.checkpoint_damaged = true;
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let clean = clean && !report.checkpoint_damaged;
+        report.clean_shutdown = clean;
+
+        // Sort out what is in the directory.
+        let mut bases = Vec::new();
+        let mut index_bases = Vec::new();
+        for name in &names {
+            if name.ends_with(".tmp") || name.ends_with(".truncating") {
+                // An interrupted atomic replace: the original is intact.
+                remove_if_exists(&*fs, &dir.join(name))?;
+                continue;
+            }
+            match parse_segment_file_name(name) {
+                Some((base, SegmentFileKind::Log)) => bases.push(base),
+                Some((base, _)) => index_bases.push((base, name.clone())),
+                None => {}
+            }
+        }
+        bases.sort_unstable();
+        for (base, name) in index_bases {
+            if bases.binary_search(&base).is_err() {
+                // Orphan index: its log is gone.
+                remove_if_exists(&*fs, &dir.join(name))?;
+            }
+        }
+
+        let seg_config = config.segment_config();
+        let recovery_point = if clean {
+            u64::MAX
+        } else {
+            checkpoint.map_or(0, |c| c.recovery_point)
+        };
+        let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len().max(1));
+        let mut i = 0;
+        while i < bases.len() {
+            let base = bases[i];
+            let next_base = bases.get(i + 1).copied();
+            let is_last = next_base.is_none();
+            let may_hold_unsynced = next_base.is_none_or(|nb| nb > recovery_point);
+            if !clean && may_hold_unsynced {
+                let seg = Segment::open_for_recovery(fs.clone(), &dir, base, seg_config)?;
+                let r = seg.recover(recovery_point, config.recovery)?;
+                report.segments_scanned += 1;
+                report.bytes_scanned += r.valid_bytes + r.truncated_bytes;
+                report.bytes_truncated += r.truncated_bytes;
+                report.corruption_cut |= r.cut_corruption;
+                let cut = r.truncated_bytes > 0 || r.cut_corruption;
+                if !is_last && cut {
+                    // Everything after a cut would leave a hole in the offsets: drop it.
+                    for &later in &bases[i + 1..] {
+                        let s = Segment::open_for_recovery(fs.clone(), &dir, later, seg_config)?;
+                        s.delete()?;
+                        report.segments_deleted += 1;
+                    }
+                    bases.truncate(i + 1);
+                    seg.flush_indexes(true)?;
+                    segments.push(Arc::new(seg));
+                    break;
+                }
+                if is_last {
+                    seg.flush_indexes(true)?;
+                } else {
+                    seg.seal()?;
+                }
+                segments.push(Arc::new(seg));
+            } else if is_last {
+                segments.push(Arc::new(Segment::open_active(
+                    fs.clone(),
+                    &dir,
+                    base,
+                    seg_config,
+                )?));
+            } else {
+                let next = next_base.unwrap_or(base);
+                segments.push(Arc::new(Segment::open_sealed(
+                    fs.clone(),
+                    &dir,
+                    base,
+                    next,
+                    seg_config,
+                )?));
+            }
+            i += 1;
+        }
+        if report.segments_deleted > 0 {
+            fs.sync_dir(&dir).at(&dir)?;
+        }
+        if segments.is_empty() {
+            let base = checkpoint.map_or(0, |c| c.log_start_offset);
+            segments.push(Arc::new(Segment::create(
+                fs.clone(),
+                &dir,
+                base,
+                seg_config,
+            )?));
+            fs.sync_dir(&dir).at(&dir)?;
+        }
+        let active = segments
+            .last()
+            .cloned()
+            .ok_or_else(|| Error::corrupt(&dir, 0, "no active segment"))?;
+        let end = active.next_offset();
+        let first_base = segments.first().map_or(end, |s| s.base_offset());
+        let start = checkpoint
+            .map_or(first_base, |c| c.log_start_offset.max(first_base))
+            .min(end);
+
+        // From here on a crash is an unclean stop again.
+        if clean {
+            fs.remove_file(&dir.join(CLEAN_SHUTDOWN)).at(&dir)?;
+        }
+        let cp = Checkpoint {
+            log_start_offset: start,
+            recovery_point: end,
+        };
+        cp.write(&*fs, &dir)?;
+        fs.sync_dir(&dir).at(&dir)?;
+
+        let now = config.clock.now_ms();
+        Ok(Partition {
+            inner: Arc::new(Inner {
+                dir,
+                fs,
+                segments: RwLock::new(Arc::new(segments)),
+                writer: Mutex::new(Writer { active }),
+                end_offset: AtomicU64::new(end),
+                start_offset: AtomicU64::new(start),
+                closed: AtomicBool::new(false),
+                poisoned: AtomicBool::new(false),
+                poison_cause: Mutex::new(None),
+                sync: Mutex::new(SyncState {
+                    synced: end,
+                    leader: false,
+                }),
+                sync_done: Condvar::new(),
+                last_sync_ms: AtomicI64::new(now),
+                checkpoint: Mutex::new(cp),
+                tail: Mutex::new(()),
+                tail_cv: Condvar::new(),
+                tail_waiters: AtomicUsize::new(0),
+                report,
+                config,
+            }),
+        })
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &PartitionConfig {
+        &self.inner.config
+    }
+
+    /// What the last open found and repaired.
+    pub fn recovery_report(&self) -> RecoveryReport {
+        self.inner.report
+    }
+
+    /// The first offset still in the log.
+    pub fn start_offset(&self) -> u64 {
+        self.inner.start_offset.load(Ordering::Acquire)
+    }
+
+    /// The offset the next append will get (one past the last record).
+    pub fn end_offset(&self) -> u64 {
+        self.inner.end_offset.load(Ordering::SeqCst)
+    }
+
+    /// Every record below this offset is on disk.
+    pub fn durable_offset(&self) -> u64 {
+        self.inner.sync.lock().synced.min(self.end_offset())
+    }
+
+    /// The segments, oldest first; the last is active.
+    pub fn segments(&self) -> Vec<Arc<Segment>> {
+        self.inner.segments.read().as_ref().clone()
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.inner.segments.read().len()
+    }
+
+    /// Append one record with the configured durability; returns its offset.
+    ///
+    /// # Errors
+    /// As [`append_batch_with`](Self::append_batch_with).
+    pub fn append(&self, record: Record) -> Result<u64> {
+        Ok(self
+            .append_batch(std::slice::from_ref(&record))?
+            .base_offset)
+    }
+
+    /// Append records as one batch (atomically: all or none become visible), with the configured
+    /// durability. Offsets are dense and increasing.
+    ///
+    /// # Errors
+    /// As [`append_batch_with`](Self::append_batch_with).
+    pub fn append_batch(&self, records: &[Record]) -> Result<AppendInfo> {
+        self.append_batch_with(records, self.inner.config.durability)
+    }
+
+    /// Append records as one batch with an explicit durability for this call.
+    ///
+    /// # Errors
+    /// - [`Error::EmptyBatch`] for no records;
+    /// - [`Error::RecordTooLarge`] if the encoded batch exceeds `max_batch_bytes`;
+    /// - [`Error::Poisoned`] after an earlier I/O failure, [`Error::Closed`] after close;
+    /// - [`Error::Io`] if the write or sync fails — the partition is then poisoned. A failed append
+    ///   is never visible to readers, and is not reported durable.
+    pub fn append_batch_with(
+        &self,
+        records: &[Record],
+        durability: Durability,
+    ) -> Result<AppendInfo> {
+        let inner = &*self.inner;
+        if records.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        let now = inner.config.clock.now_ms();
+        let mut meta = BatchMeta::new(now);
+        meta.log_append_time = inner.config.timestamp_type == TimestampType::LogAppendTime;
+        let len = encoded_batch_len(records, &meta);
+        let max = inner.config.max_batch_bytes as usize;
+        if len > max || records.len() > u32::MAX as usize {
+            return Err(Error::RecordTooLarge { size: len, max });
+        }
+        let mut buf = Vec::with_capacity(len);
+        encode_batch(&mut buf, records, &meta);
+        let count = records.len() as u64;
+
+        let (base, end) = {
+            let mut w = inner.writer.lock();
+            inner.check_writable()?;
+            let base = inner.end_offset.load(Ordering::Acquire);
+            if inner.should_roll(&w.active, len as u64, count, now)? {
+                inner.roll(&mut w).inspect_err(|e| inner.poison(e))?;
+            }
+            patch_base_offset(&mut buf, base);
+            w.active
+                .append(&buf, now)
+                .inspect_err(|e| inner.poison(e))?;
+            let end = base + count;
+            inner.end_offset.store(end, Ordering::SeqCst);
+            (base, end)
+        };
+        inner.notify_tailers();
+
+        match durability {
+            Durability::None => {}
+            Durability::Always => inner.sync_to(end)?,
+            Durability::EveryMessages(n) => {
+                if end.saturating_sub(inner.sync.lock().synced) >= n {
+                    inner.sync_to(end)?;
+                }
+            }
+            Durability::Interval(d) => {
+                if now.saturating_sub(inner.last_sync_ms.load(Ordering::Acquire))
+                    >= d.as_millis() as i64
+                {
+                    inner.sync_to(end)?;
+                }
+            }
+        }
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: end - 1,
+            append_time: now,
+        })
+    }
+
+    /// Read whole batches starting with the one containing `offset`, up to about `max_bytes` (at
+    /// least one batch is returned if any exists, however large). Reading at the end offset
+    /// returns an empty result; use [`wait_for`](Self::wait_for) to block for more.
+    ///
+    /// Every batch's CRC is verified; records are zero-copy slices.
+    ///
+    /// # Errors
+    /// [`Error::OffsetOutOfRange`] below the start or past the end offset; [`Error::Corrupt`] if a
+    /// batch fails verification.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Batches> {
+        let inner = &*self.inner;
+        let end = inner.end_offset.load(Ordering::SeqCst);
+        let start = inner.start_offset.load(Ordering::Acquire);
+        if offset < start || offset > end {
+            return Err(Error::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end,
+            });
+        }
+        let mut out = Batches {
+            requested: offset,
+            batches: Vec::new(),
+        };
+        if offset == end {
+            return Ok(out);
+        }
+        let segments = inner.segments.read().clone();
+        let mut i = segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1);
+        while i < segments.len() {
+            let batches = segments[i].read(offset, max_bytes)?;
+            if !batches.is_empty() {
+                out.batches = batches;
+                break;
+            }
+            i += 1;
+        }
+        Ok(out)
+    }
+
+    /// The first record whose timestamp is `>= timestamp`, as `(timestamp, offset)`; `None` if no
+    /// record has such a timestamp (including when the log is empty).
+    ///
+    /// With out-of-order timestamps this is the first such record *in offset order*, as in Kafka's
+    /// `ListOffsets`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Io`] if the data cannot be read.
+    pub fn offset_for_time(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
+        let start = self.start_offset();
+        let segments = self.inner.segments.read().clone();
+        for seg in segments.iter() {
+            if seg.next_offset() <= start {
+                continue;
+            }
+            if let Some(found) = seg.find_offset_by_timestamp(timestamp, start)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Block until a record at or past `offset` exists (that is, until the end offset exceeds
+    /// `offset`), or `timeout` passes. Returns whether data is there. Returns `false` at once if
+    /// the partition is closed.
+    pub fn wait_for(&self, offset: u64, timeout: Duration) -> bool {
+        let inner = &*self.inner;
+        if inner.end_offset.load(Ordering::SeqCst) > offset {
+            return true;
+        }
+        let deadline = Instant::now() + timeout;
+        let mut guard = inner.tail.lock();
+        inner.tail_waiters.fetch_add(1, Ordering::SeqCst);
+        let found = loop {
+            if inner.end_offset.load(Ordering::SeqCst) > offset {
+                break true;
+            }
+            if inner.closed.load(Ordering::SeqCst) {
+                break false;
+            }
+            if inner.tail_cv.wait_until(&mut guard, deadline).timed_out() {
+                break inner.end_offset.load(Ordering::SeqCst) > offset;
+            }
+        };
+        inner.tail_waiters.fetch_sub(1, Ordering::SeqCst);
+        found
+    }
+
+    /// Remove every record at or after `offset`. A batch that contains `offset` is removed whole
+    /// (as in Kafka), so the new end offset can be below `offset`; it is returned. Truncating at or
+    /// past the end is a no-op.
+    ///
+    /// # Errors
+    /// [`Error::OffsetOutOfRange`] below the start offset; [`Error::Poisoned`]/[`Error::Closed`];
+    /// [`Error::Io`] (which poisons the partition).
+    pub fn truncate_to(&self, offset: u64) -> Result<u64> {
+        let inner = &*self.inner;
+        let mut w = inner.writer.lock();
+        inner.check_writable()?;
+        let end = inner.end_offset.load(Ordering::SeqCst);
+        let start = inner.start_offset.load(Ordering::Acquire);
+        if offset >= end {
+            return Ok(end);
+        }
+        if offset < start {
+            return Err(Error::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end,
+            });
+        }
+        inner
+            .truncate_locked(&mut w, offset)
+            .inspect_err(|e| inner.poison(e))
+    }
+
+    /// Make every appended record durable now and record the recovery point, whatever the
+    /// configured durability.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the sync fails (the partition is then poisoned); [`Error::Poisoned`].
+    pub fn flush(&self) -> Result<()> {
+        let inner = &*self.inner;
+        inner.check_writable()?;
+        let end = inner.end_offset.load(Ordering::SeqCst);
+        inner.sync_to(end)?;
+        inner.write_recovery_point(end)
+    }
+
+    /// For [`Durability::Interval`]: sync if the interval has passed and data is unsynced. Returns
+    /// whether it synced. A background task calls this periodically.
+    ///
+    /// # Errors
+    /// As [`flush`](Self::flush).
+    pub fn flush_if_due(&self) -> Result<bool> {
+        let inner = &*self.inner;
+        let Durability::Interval(d) = inner.config.durability else {
+            return Ok(false);
+        };
+        let now = inner.config.clock.now_ms();
+        let end = inner.end_offset.load(Ordering::SeqCst);
+        let due =
+            now.saturating_sub(inner.last_sync_ms.load(Ordering::Acquire)) >= d.as_millis() as i64;
+        if due && inner.sync.lock().synced < end {
+            self.flush()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Close cleanly: sync everything, write indexes, cut the preallocated tail and leave a
+    /// clean-shutdown marker so the next open skips the rescan. Other clones get
+    /// [`Error::Closed`] afterwards. Dropping the last clone closes too (ignoring errors).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a sync or write fails; the next open then recovers as after a crash.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+fn remove_if_exists(fs: &dyn FileSystem, path: &Path) -> Result<()> {
+    match fs.remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+impl Inner {
+    fn check_writable(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed {
+                path: self.dir.clone(),
+            });
+        }
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(self.poison_error());
+        }
+        Ok(())
+    }
+
+    fn poison_error(&self) -> Error {
+        Error::Poisoned {
+            path: self.dir.clone(),
+            cause: self.poison_cause.lock().clone().unwrap_or_default(),
+        }
+    }
+
+    /// Latch an I/O failure: no more writes until reopened.
+    fn poison(&self, e: &Error) {
+        if matches!(
+            e,
+            Error::Io { .. } | Error::Corrupt { .. } | Error::IndexAppend { .. }
+        ) {
+            let mut cause = self.poison_cause.lock();
+            if cause.is_none() {
+                *cause = Some(e.to_string());
+            }
+            self.poisoned.store(true, Ordering::Release);
+            let _g = self.sync.lock();
+            self.sync_done.notify_all();
+        }
+    }
+
+    fn notify_tailers(&self) {
+        if self.tail_waiters.load(Ordering::SeqCst) > 0 {
+            let _g = self.tail.lock();
+            self.tail_cv.notify_all();
+        }
+    }
+
+    fn should_roll(&self, active: &Segment, batch_len: u64, count: u64, now: i64) -> Result<bool> {
+        if active.is_empty() {
+            return Ok(false);
+        }
+        let end = self.end_offset.load(Ordering::Acquire);
+        let last_rel = end + count - 1 - active.base_offset();
+        let by_size = active.size() + batch_len > self.config.segment_bytes;
+        let by_time = match (self.config.segment_ms, active.first_append_ms()) {
+            (Some(ms), Some(first)) => now.saturating_sub(first) >= ms.as_millis() as i64,
+            _ => false,
+        };
+        let by_offset = last_rel > u64::from(u32::MAX);
+        let by_position = active.size() + batch_len > u64::from(u32::MAX);
+        Ok(by_size || by_time || by_offset || by_position || active.indexes_full())
+    }
+
+    /// Seal the active segment and start a new one at the end offset.
+    fn roll(&self, w: &mut Writer) -> Result<()> {
+        let old = w.active.clone();
+        old.seal()?;
+        let base = self.end_offset.load(Ordering::Acquire);
+        let seg = Arc::new(Segment::create(
+            self.fs.clone(),
+            &self.dir,
+            base,
+            self.config.segment_config(),
+        )?);
+        self.fs.sync_dir(&self.dir).at(&self.dir)?;
+        {
+            let mut st = self.sync.lock();
+            st.synced = st.synced.max(base);
+        }
+        self.write_recovery_point(base)?;
+        let mut segments = self.segments.write();
+        let mut list = segments.as_ref().clone();
+        list.push(seg.clone());
+        *segments = Arc::new(list);
+        w.active = seg;
+        Ok(())
+    }
+
+    fn write_recovery_point(&self, point: u64) -> Result<()> {
+        let mut cp = self.checkpoint.lock();
+        let next = Checkpoint {
+            log_start_offset: self.start_offset.load(Ordering::Acquire),
+            recovery_point: point,
+        };
+        if next != *cp {
+            next.write(&*self.fs, &self.dir)?;
+            *cp = next;
+        }
+        Ok(())
+    }
+
+    /// Wait until every offset below `target` is durable, syncing as the group-commit leader if
+    /// no sync is in flight.
+    fn sync_to(&self, target: u64) -> Result<()> {
+        let mut st = self.sync.lock();
+        loop {
+            if self.poisoned.load(Ordering::Acquire) {
+                return Err(self.poison_error());
+            }
+            if st.synced >= target {
+                return Ok(());
+            }
+            if st.leader {
+                self.sync_done.wait(&mut st);
+                continue;
+            }
+            st.leader = true;
+            drop(st);
+            // Read the end before choosing the file: a roll in between has already synced the
+            // segment these offsets are in.
+            let end = self.end_offset.load(Ordering::SeqCst);
+            let active = self.segments.read().last().cloned();
+            let result = match active {
+                Some(seg) => seg.sync(),
+                None => Ok(()),
+            };
+            st = self.sync.lock();
+            st.leader = false;
+            match result {
+                Ok(()) => {
+                    st.synced = st.synced.max(end);
+                    self.last_sync_ms
+                        .store(self.config.clock.now_ms(), Ordering::Release);
+                    self.sync_done.notify_all();
+                }
+                Err(e) => {
+                    self.sync_done.notify_all();
+                    drop(st);
+                    self.poison(&e);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn truncate_locked(&self, w: &mut Writer, offset: u64) -> Result<u64> {
+        let segments = self.segments.read().clone();
+        let keep = segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1);
+        let target = segments[keep].clone();
+        for seg in &segments[keep + 1..] {
+            seg.delete()?;
+        }
+        let active = if target.is_sealed() {
+            Arc::new(target.truncated_copy(&self.dir, offset)?)
+        } else {
+            target.truncate_to(offset)?;
+            target
+        };
+        self.fs.sync_dir(&self.dir).at(&self.dir)?;
+        let new_end = active.next_offset();
+        {
+            let mut list = segments[..keep].to_vec();
+            list.push(active.clone());
+            *self.segments.write() = Arc::new(list);
+        }
+        w.active = active;
+        self.end_offset.store(new_end, Ordering::SeqCst);
+        {
+            let mut st = self.sync.lock();
+            st.synced = st.synced.min(new_end);
+        }
+        let mut cp = self.checkpoint.lock();
+        let next = Checkpoint {
+            log_start_offset: self.start_offset.load(Ordering::Acquire),
+            recovery_point: cp.recovery_point.min(new_end),
+        };
+        next.write(&*self.fs, &self.dir)?;
+        *cp = next;
+        Ok(new_end)
+    }
+
+    fn close(&self) -> Result<()> {
+        let w = self.writer.lock();
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        {
+            let _g = self.tail.lock();
+            self.tail_cv.notify_all();
+        }
+        if self.poisoned.load(Ordering::Acquire) {
+            // Leave no clean marker: the next open must re-read what really is on disk.
+            return Ok(());
+        }
+        let result = (|| {
+            let end = self.end_offset.load(Ordering::SeqCst);
+            w.active.sync()?;
+            w.active.flush_indexes(true)?;
+            w.active.trim()?;
+            self.sync.lock().synced = end;
+            self.write_recovery_point(end)?;
+            let marker = self.dir.join(CLEAN_SHUTDOWN);
+            let f = self.fs.open(&marker, OpenMode::Create).at(&marker)?;
+            f.sync_all().at(&marker)?;
+            self.fs.sync_dir(&self.dir).at(&self.dir)
+        })();
+        if let Err(e) = &result {
+            self.poison(e);
+        }
+        result
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}

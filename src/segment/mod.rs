@@ -1,0 +1,1080 @@
+//! Segments: one `.log` of record batches plus its sparse `.index` and `.timeindex`.
+//!
+//! A segment is *active* (the partition appends to it; its indexes live in memory; its file may be
+//! preallocated past the data) or *sealed* (immutable; file trimmed to its data; read through a
+//! read-only map, indexes mapped lazily).
+//!
+//! Concurrency: one writer at a time (the partition's append lock; the segment also serializes its
+//! own writers), any number of readers. Readers see only bytes below the published `size`, which
+//! is advanced after a batch is fully written, so they never observe a partial batch.
+
+mod index_file;
+mod offset_index;
+mod time_index;
+
+pub use offset_index::{OffsetIndex, OffsetPosition};
+pub use time_index::{TimeIndex, TimestampOffset};
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
+
+use crate::error::{Error, IoContext, Result};
+use crate::format::{
+    peek_frame, segment_file_name, BatchHeader, Frame, RecordBatch, SegmentFileKind,
+    BATCH_HEADER_LEN, MAX_BATCH_BYTES_LIMIT,
+};
+use crate::fs::{File, FileSystem, OpenMode};
+
+/// How recovery treats an invalid batch that is *not* a torn tail (valid data follows it, or it
+/// lies below the durable point).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Recovery {
+    /// Fail the open with [`Error::Corrupt`]: acknowledged data is damaged and a human should look.
+    /// Torn tails from a crash are still cut silently (they were never acknowledged as durable).
+    #[default]
+    Strict,
+    /// Cut the log at the first invalid batch, whatever follows, and report what was cut.
+    TruncateCorrupt,
+}
+
+/// Settings a segment needs; the partition derives them from its configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentConfig {
+    /// Bytes of log between offset index entries. Kafka: `index.interval.bytes`. Default 4096.
+    pub index_interval_bytes: u32,
+    /// Maximum size of each index file; the segment must roll when one is full. Kafka:
+    /// `segment.index.bytes`. Default 10 MiB.
+    pub max_index_bytes: u32,
+    /// Length to preallocate the active `.log` to (0 = no preallocation). Kafka: `preallocate`.
+    pub preallocate_bytes: u64,
+    /// Largest batch the partition accepts; bounds how far recovery looks for valid data past a
+    /// damaged batch. Kafka: `max.message.bytes`.
+    pub max_batch_bytes: u32,
+}
+
+impl Default for SegmentConfig {
+    fn default() -> Self {
+        SegmentConfig {
+            index_interval_bytes: 4096,
+            max_index_bytes: 10 << 20,
+            preallocate_bytes: 0,
+            max_batch_bytes: 1 << 20,
+        }
+    }
+}
+
+/// What [`Segment::recover`] found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SegmentRecovery {
+    /// Valid bytes kept.
+    pub valid_bytes: u64,
+    /// Bytes cut after the last valid batch (torn tail, garbage, or damage under
+    /// [`Recovery::TruncateCorrupt`]); zero-filled preallocated space is not counted.
+    pub truncated_bytes: u64,
+    /// Whether the cut discarded bytes that were not a torn tail (only under
+    /// [`Recovery::TruncateCorrupt`]).
+    pub cut_corruption: bool,
+    /// Offset after the last valid batch.
+    pub next_offset: u64,
+}
+
+/// Indexes plus the bookkeeping that decides when to add entries.
+#[derive(Debug)]
+struct Indexes {
+    offset: OffsetIndex,
+    time: TimeIndex,
+}
+
+#[derive(Debug, Default)]
+struct WriteState {
+    /// Bytes appended since the last offset index entry.
+    bytes_since_index: u64,
+    /// Base offset of the batch in which the maximum timestamp was first reached.
+    max_timestamp_offset: u64,
+}
+
+/// One segment of a partition's log. See the [module docs](self).
+#[derive(Debug)]
+pub struct Segment {
+    fs: Arc<dyn FileSystem>,
+    base_offset: u64,
+    log_path: PathBuf,
+    index_path: PathBuf,
+    time_index_path: PathBuf,
+    file: Arc<dyn File>,
+    config: SegmentConfig,
+    /// Bytes of whole, valid batches; readers never look past it.
+    size: AtomicU64,
+    /// Offset after the last batch (for sealed segments opened from disk: the next segment's base).
+    next_offset: AtomicU64,
+    /// Largest record timestamp, `i64::MIN` when empty or not yet loaded.
+    max_timestamp: AtomicI64,
+    max_timestamp_known: AtomicBool,
+    /// Wall-clock time (ms) of the first append in this process, `i64::MIN` if none yet.
+    first_append_ms: AtomicI64,
+    sealed: AtomicBool,
+    map: OnceLock<Bytes>,
+    /// `None` for a sealed segment whose indexes have not been mapped yet.
+    indexes: RwLock<Option<Indexes>>,
+    writer: Mutex<WriteState>,
+}
+
+/// Where a read's bytes come from.
+enum Source<'a> {
+    Mapped(&'a Bytes),
+    File(&'a dyn File),
+}
+
+impl Segment {
+    /// Create a new, empty, active segment in `dir`, replacing any stale files of the same name.
+    /// The caller syncs `dir` to make the creation durable.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the files cannot be created.
+    pub fn create(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: u64,
+        config: SegmentConfig,
+    ) -> Result<Segment> {
+        let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
+        let file = fs.open(&log_path, OpenMode::Create).at(&log_path)?;
+        file.set_len(0).at(&log_path)?;
+        if config.preallocate_bytes > 0 {
+            file.set_len(config.preallocate_bytes).at(&log_path)?;
+        }
+        let seg = Segment::new(fs.clone(), dir, base_offset, file, config, false);
+        let idx = Indexes {
+            offset: OffsetIndex::create(
+                fs.clone(),
+                &seg.index_path,
+                base_offset,
+                config.max_index_bytes as usize,
+            ),
+            time: TimeIndex::create(
+                fs,
+                &seg.time_index_path,
+                base_offset,
+                config.max_index_bytes as usize,
+            ),
+        };
+        *seg.indexes.write() = Some(idx);
+        seg.max_timestamp_known.store(true, Ordering::Relaxed);
+        Ok(seg)
+    }
+
+    fn new(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: u64,
+        file: Arc<dyn File>,
+        config: SegmentConfig,
+        sealed: bool,
+    ) -> Segment {
+        Segment {
+            fs,
+            base_offset,
+            log_path: segment_file_name(dir, base_offset, SegmentFileKind::Log),
+            index_path: segment_file_name(dir, base_offset, SegmentFileKind::OffsetIndex),
+            time_index_path: segment_file_name(dir, base_offset, SegmentFileKind::TimeIndex),
+            file,
+            config,
+            size: AtomicU64::new(0),
+            next_offset: AtomicU64::new(base_offset),
+            max_timestamp: AtomicI64::new(i64::MIN),
+            max_timestamp_known: AtomicBool::new(false),
+            first_append_ms: AtomicI64::new(i64::MIN),
+            sealed: AtomicBool::new(sealed),
+            map: OnceLock::new(),
+            indexes: RwLock::new(None),
+            writer: Mutex::new(WriteState {
+                bytes_since_index: 0,
+                max_timestamp_offset: base_offset,
+            }),
+        }
+    }
+
+    /// Open a sealed segment written by a clean run: its size is its file length, its indexes are
+    /// mapped on first use (and rebuilt if they fail the sanity check). `next_offset` is the next
+    /// segment's base offset, an upper bound on this segment's offsets.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the `.log` cannot be opened.
+    pub fn open_sealed(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: u64,
+        next_offset: u64,
+        config: SegmentConfig,
+    ) -> Result<Segment> {
+        let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
+        let file = fs.open(&log_path, OpenMode::Read).at(&log_path)?;
+        let len = file.len().at(&log_path)?;
+        let seg = Segment::new(fs, dir, base_offset, file, config, true);
+        seg.size.store(len, Ordering::Release);
+        seg.next_offset
+            .store(next_offset.max(base_offset), Ordering::Release);
+        Ok(seg)
+    }
+
+    /// Open the active segment after a clean shutdown: load its indexes (rebuilding them if they
+    /// are missing or fail the sanity check), then read the batches after the last index entry to
+    /// find the end offset and maximum timestamp.
+    ///
+    /// # Errors
+    /// [`Error::Io`] on I/O failure; [`Error::Corrupt`] if the data after the last index entry is
+    /// damaged.
+    pub fn open_active(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: u64,
+        config: SegmentConfig,
+    ) -> Result<Segment> {
+        let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
+        let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
+        let len = file.len().at(&log_path)?;
+        let seg = Segment::new(fs.clone(), dir, base_offset, file, config, false);
+        seg.size.store(len, Ordering::Release);
+        let max = config.max_index_bytes as usize;
+        let offset = OffsetIndex::load(fs.clone(), &seg.index_path, base_offset, max)?;
+        let time = TimeIndex::load(fs, &seg.time_index_path, base_offset, max)?;
+        let index_ok = offset.sanity_check(len).is_ok();
+        *seg.indexes.write() = Some(Indexes { offset, time });
+        if !index_ok || seg.rescan_tail().is_err() {
+            // Indexes are derived data: rebuild them rather than fail.
+            seg.rebuild_indexes()?;
+        }
+        seg.max_timestamp_known.store(true, Ordering::Relaxed);
+        if config.preallocate_bytes > len {
+            seg.file
+                .set_len(config.preallocate_bytes)
+                .at(&seg.log_path)?;
+        }
+        Ok(seg)
+    }
+
+    /// Open a segment for recovery: the caller must call [`recover`](Self::recover) next.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the `.log` cannot be opened.
+    pub fn open_for_recovery(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: u64,
+        config: SegmentConfig,
+    ) -> Result<Segment> {
+        let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
+        let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
+        Ok(Segment::new(fs, dir, base_offset, file, config, false))
+    }
+
+    /// The offset of the segment's first record slot; also its file name.
+    pub fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+
+    /// Bytes of valid batches.
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// Whether the segment holds no batch.
+    pub fn is_empty(&self) -> bool {
+        self.size() == 0
+    }
+
+    /// Offset after the last batch (for a sealed segment opened from disk, an upper bound).
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset.load(Ordering::Acquire)
+    }
+
+    /// Whether the segment is sealed (immutable).
+    pub fn is_sealed(&self) -> bool {
+        self.sealed.load(Ordering::Acquire)
+    }
+
+    /// Path of the `.log` file.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The largest record timestamp in the segment, `None` if it is empty.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a sealed segment's time index must be loaded and cannot be.
+    pub fn max_timestamp(&self) -> Result<Option<i64>> {
+        if !self.max_timestamp_known.load(Ordering::Acquire) {
+            let ts =
+                self.with_indexes(|i| i.time.last_entry().map_or(i64::MIN, |e| e.timestamp))?;
+            self.max_timestamp.fetch_max(ts, Ordering::AcqRel);
+            self.max_timestamp_known.store(true, Ordering::Release);
+        }
+        let ts = self.max_timestamp.load(Ordering::Acquire);
+        Ok((ts != i64::MIN || !self.is_empty()).then_some(ts))
+    }
+
+    /// Wall-clock time (ms) of the first append made to this segment by this process.
+    pub fn first_append_ms(&self) -> Option<i64> {
+        let t = self.first_append_ms.load(Ordering::Acquire);
+        (t != i64::MIN).then_some(t)
+    }
+
+    /// Whether an index is full, so the segment must roll before the next append.
+    pub fn indexes_full(&self) -> bool {
+        self.indexes
+            .read()
+            .as_ref()
+            .is_some_and(|i| i.offset.is_full() || i.time.is_full())
+    }
+
+    /// Run `f` on the indexes, mapping a sealed segment's indexes first if needed.
+    fn with_indexes<R>(&self, f: impl FnOnce(&Indexes) -> R) -> Result<R> {
+        {
+            let guard = self.indexes.read();
+            if let Some(i) = guard.as_ref() {
+                return Ok(f(i));
+            }
+        }
+        let mut guard = self.indexes.write();
+        if guard.is_none() {
+            *guard = Some(self.load_sealed_indexes()?);
+        }
+        let guard = RwLockWriteGuard::downgrade(guard);
+        match guard.as_ref() {
+            Some(i) => Ok(f(i)),
+            None => unreachable!("indexes loaded above"),
+        }
+    }
+
+    fn load_sealed_indexes(&self) -> Result<Indexes> {
+        let max = self.config.max_index_bytes as usize;
+        let offset = OffsetIndex::map(self.fs.clone(), &self.index_path, self.base_offset, max)?;
+        let time = TimeIndex::map(
+            self.fs.clone(),
+            &self.time_index_path,
+            self.base_offset,
+            max,
+        )?;
+        let size = self.size();
+        let empty_but_data = size > 0 && time.is_empty();
+        if offset.sanity_check(size).is_ok()
+            && time.sanity_check(self.next_offset()).is_ok()
+            && !empty_but_data
+        {
+            return Ok(Indexes { offset, time });
+        }
+        // Damaged or missing: rebuild in memory from the log (the files are replaced when flushed;
+        // the sealed segment keeps them in memory).
+        let (idx, _) = self.scan_build(size)?;
+        Ok(idx)
+    }
+
+    /// Scan `[0, limit)` and build fresh indexes (strict: any invalid batch is corruption).
+    fn scan_build(&self, limit: u64) -> Result<(Indexes, WriteState)> {
+        let max = self.config.max_index_bytes as usize;
+        let mut idx = Indexes {
+            offset: OffsetIndex::create(self.fs.clone(), &self.index_path, self.base_offset, max),
+            time: TimeIndex::create(
+                self.fs.clone(),
+                &self.time_index_path,
+                self.base_offset,
+                max,
+            ),
+        };
+        let mut ws = WriteState {
+            bytes_since_index: 0,
+            max_timestamp_offset: self.base_offset,
+        };
+        let mut max_ts = i64::MIN;
+        let mut pos = 0u64;
+        let mut reader = WindowReader::new(self.source(), 1 << 20, limit);
+        while pos < limit {
+            let (h, _) = reader.batch_at(pos, &self.log_path, true)?;
+            self.index_batch(&mut idx, &mut ws, &mut max_ts, &h, pos)?;
+            pos += h.total_len() as u64;
+        }
+        if max_ts != i64::MIN {
+            let _ = idx.time.append(max_ts, ws.max_timestamp_offset);
+        }
+        Ok((idx, ws))
+    }
+
+    /// Account a batch at `pos` in the indexes (the same rule on append, recovery and rebuild).
+    fn index_batch(
+        &self,
+        idx: &mut Indexes,
+        ws: &mut WriteState,
+        max_ts: &mut i64,
+        h: &BatchHeader,
+        pos: u64,
+    ) -> Result<()> {
+        if h.max_timestamp > *max_ts && h.record_count > 0 {
+            *max_ts = h.max_timestamp;
+            ws.max_timestamp_offset = h.base_offset;
+        }
+        if ws.bytes_since_index >= u64::from(self.config.index_interval_bytes) {
+            idx.offset.append(h.base_offset, pos as u32)?;
+            if *max_ts != i64::MIN {
+                idx.time.append(*max_ts, ws.max_timestamp_offset)?;
+            }
+            ws.bytes_since_index = 0;
+        }
+        ws.bytes_since_index += h.total_len() as u64;
+        Ok(())
+    }
+
+    fn source(&self) -> Source<'_> {
+        if self.is_sealed() {
+            let size = self.size();
+            if let Some(m) = self.map.get() {
+                return Source::Mapped(m);
+            }
+            if let Ok(m) = self.file.map_readonly(size) {
+                return Source::Mapped(self.map.get_or_init(|| m));
+            }
+        }
+        Source::File(&*self.file)
+    }
+
+    /// Append one encoded batch (base offset already assigned) at the end of the segment.
+    ///
+    /// The batch must follow the segment's last offset, and keep relative offsets and positions
+    /// within `u32` (the partition rolls before that could happen).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the write fails: the batch is then not visible, and the caller must stop
+    /// appending (the tail of the file is in an unknown state until recovery).
+    /// [`Error::Corrupt`] if `batch` is not a well-formed batch header.
+    pub fn append(&self, batch: &[u8], now_ms: i64) -> Result<()> {
+        let h = BatchHeader::parse(batch)
+            .map_err(|r| Error::corrupt(&self.log_path, self.size(), r))?;
+        if self.is_sealed() {
+            return Err(Error::io(
+                &self.log_path,
+                std::io::Error::new(std::io::ErrorKind::PermissionDenied, "segment is sealed"),
+            ));
+        }
+        let mut ws = self.writer.lock();
+        let pos = self.size.load(Ordering::Acquire);
+        let next = self.next_offset();
+        if h.base_offset < next || h.last_offset() - self.base_offset > u64::from(u32::MAX) {
+            return Err(Error::IndexAppend {
+                path: self.log_path.clone(),
+                reason: format!(
+                    "batch at offset {} does not fit after offset {next}",
+                    h.base_offset
+                ),
+            });
+        }
+        if pos + batch.len() as u64 > u64::from(u32::MAX) {
+            return Err(Error::RecordTooLarge {
+                size: batch.len(),
+                max: (u64::from(u32::MAX) - pos) as usize,
+            });
+        }
+        self.file.write_all_at(batch, pos).at(&self.log_path)?;
+        {
+            let mut guard = self.indexes.write();
+            let idx = guard.as_mut().ok_or_else(|| Error::IndexAppend {
+                path: self.index_path.clone(),
+                reason: "active segment has no loaded index".into(),
+            })?;
+            let mut max_ts = self.max_timestamp.load(Ordering::Relaxed);
+            self.index_batch(idx, &mut ws, &mut max_ts, &h, pos)?;
+            self.max_timestamp.store(max_ts, Ordering::Release);
+        }
+        if self.first_append_ms.load(Ordering::Relaxed) == i64::MIN {
+            self.first_append_ms.store(now_ms, Ordering::Release);
+        }
+        self.next_offset.store(h.next_offset(), Ordering::Release);
+        self.size.store(pos + batch.len() as u64, Ordering::Release);
+        Ok(())
+    }
+
+    /// Read whole batches starting with the one that contains `offset` (or the first batch after
+    /// it, across a compaction gap), adding batches while the total stays within `max_bytes`. The
+    /// first batch is returned even if it alone exceeds `max_bytes`, so a reader always progresses.
+    /// Returns an empty vector if the segment has nothing at or after `offset`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if a batch fails its checksum or framing; [`Error::Io`] on read failure.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Vec<RecordBatch>> {
+        let limit = self.size();
+        let mut out = Vec::new();
+        if limit == 0 || offset >= self.next_offset() {
+            return Ok(out);
+        }
+        let start = self.with_indexes(|i| i.offset.lookup(offset).position)?;
+        let window = max_bytes.clamp(4096, 1 << 20) + self.config.index_interval_bytes as usize;
+        let mut reader = WindowReader::new(self.source(), window, limit);
+        let mut pos = u64::from(start);
+        let mut total = 0usize;
+        while pos < limit {
+            let h = reader.header_at(pos, &self.log_path)?;
+            let len = h.total_len();
+            if h.next_offset() <= offset {
+                pos += len as u64;
+                continue;
+            }
+            if !out.is_empty() && total + len > max_bytes {
+                break;
+            }
+            let (_, batch) = reader.batch_at(pos, &self.log_path, true)?;
+            if let Some(b) = batch {
+                out.push(b);
+            }
+            total += len;
+            pos += len as u64;
+            if total >= max_bytes {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first record at or after `start_offset` whose timestamp is `>= timestamp`, with its
+    /// timestamp; `None` if the segment has none.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Io`] as for [`read`](Self::read).
+    pub fn find_offset_by_timestamp(
+        &self,
+        timestamp: i64,
+        start_offset: u64,
+    ) -> Result<Option<TimestampOffset>> {
+        match self.max_timestamp()? {
+            Some(max) if max >= timestamp => {}
+            _ => return Ok(None),
+        }
+        let limit = self.size();
+        let start = self.with_indexes(|i| {
+            let from = i.time.lookup(timestamp).offset.max(start_offset);
+            (from, i.offset.lookup(from).position)
+        })?;
+        let (from, position) = start;
+        let mut reader = WindowReader::new(self.source(), 64 << 10, limit);
+        let mut pos = u64::from(position);
+        while pos < limit {
+            let h = reader.header_at(pos, &self.log_path)?;
+            if h.next_offset() > from && h.max_timestamp >= timestamp && h.record_count > 0 {
+                let (_, batch) = reader.batch_at(pos, &self.log_path, true)?;
+                if let Some(b) = batch {
+                    for r in b.records() {
+                        if r.offset() >= from && r.timestamp() >= timestamp {
+                            return Ok(Some(TimestampOffset {
+                                timestamp: r.timestamp(),
+                                offset: r.offset(),
+                            }));
+                        }
+                    }
+                }
+            }
+            pos += h.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Byte position of the first batch whose last offset is `>= offset`, with that batch's base
+    /// offset; `None` if every batch ends before `offset`.
+    fn position_of(&self, offset: u64) -> Result<Option<(u64, u64)>> {
+        let limit = self.size();
+        let start = self.with_indexes(|i| i.offset.lookup(offset).position)?;
+        let mut reader = WindowReader::new(self.source(), 64 << 10, limit);
+        let mut pos = u64::from(start);
+        while pos < limit {
+            let h = reader.header_at(pos, &self.log_path)?;
+            if h.last_offset() >= offset {
+                return Ok(Some((pos, h.base_offset)));
+            }
+            pos += h.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Remove every batch whose last offset is `>= offset` (a batch containing `offset` goes
+    /// whole, as in Kafka). Returns the new next offset. Only for an active segment.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the segment is sealed or the file cannot be cut.
+    pub fn truncate_to(&self, offset: u64) -> Result<u64> {
+        if self.is_sealed() {
+            return Err(Error::io(
+                &self.log_path,
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "cannot truncate a sealed segment in place",
+                ),
+            ));
+        }
+        let _ws = self.writer.lock();
+        let Some((pos, base)) = self.position_of(offset)? else {
+            return Ok(self.next_offset());
+        };
+        // Publish the smaller size first so no reader looks at bytes being removed.
+        self.size.store(pos, Ordering::Release);
+        self.next_offset
+            .store(base.max(self.base_offset), Ordering::Release);
+        self.file.set_len(pos).at(&self.log_path)?;
+        if self.config.preallocate_bytes > pos {
+            self.file
+                .set_len(self.config.preallocate_bytes)
+                .at(&self.log_path)?;
+        }
+        self.file.sync_all().at(&self.log_path)?;
+        {
+            let mut guard = self.indexes.write();
+            if let Some(idx) = guard.as_mut() {
+                idx.offset.truncate_to(base);
+                idx.time.truncate_to(base);
+            }
+        }
+        drop(_ws);
+        self.rescan_tail()?;
+        Ok(self.next_offset())
+    }
+
+    /// Recompute end offset, maximum timestamp and index bookkeeping by reading the batches after
+    /// the last offset index entry.
+    fn rescan_tail(&self) -> Result<()> {
+        let mut ws = self.writer.lock();
+        let limit = self.size();
+        let mut guard = self.indexes.write();
+        let Some(idx) = guard.as_mut() else {
+            return Ok(());
+        };
+        let last = idx.offset.last_entry();
+        let mut max_ts = idx.time.last_entry().map_or(i64::MIN, |e| e.timestamp);
+        ws.max_timestamp_offset = idx.time.last_entry().map_or(self.base_offset, |e| e.offset);
+        let mut pos = u64::from(last.position);
+        let mut next = self.base_offset;
+        let mut since = 0u64;
+        let mut reader = WindowReader::new(self.source(), 1 << 20, limit);
+        while pos < limit {
+            let h = reader.header_at(pos, &self.log_path)?;
+            if h.max_timestamp > max_ts && h.record_count > 0 {
+                max_ts = h.max_timestamp;
+                ws.max_timestamp_offset = h.base_offset;
+            }
+            since += h.total_len() as u64;
+            next = h.next_offset();
+            pos += h.total_len() as u64;
+        }
+        if pos != limit {
+            return Err(Error::corrupt(
+                &self.log_path,
+                pos,
+                "last batch extends past the end of the log",
+            ));
+        }
+        ws.bytes_since_index = since;
+        if limit > 0 {
+            self.next_offset
+                .store(next.max(last.offset), Ordering::Release);
+        } else {
+            self.next_offset.store(self.base_offset, Ordering::Release);
+        }
+        self.max_timestamp.store(max_ts, Ordering::Release);
+        Ok(())
+    }
+
+    fn rebuild_indexes(&self) -> Result<()> {
+        let (idx, ws) = self.scan_build(self.size())?;
+        let mut w = self.writer.lock();
+        *w = ws;
+        *self.indexes.write() = Some(idx);
+        drop(w);
+        self.rescan_tail()
+    }
+
+    /// Scan the whole `.log`, verifying every batch (CRC and framing), rebuild both indexes, and cut
+    /// the file after the last valid batch. `durable_offset` is the offset below which data is known
+    /// to have been synced: an invalid batch below it, or one followed by valid data, is corruption
+    /// rather than a torn tail, and fails under [`Recovery::Strict`].
+    ///
+    /// The file is synced afterwards, so everything kept is durable.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] under [`Recovery::Strict`] as above; [`Error::Io`] on I/O failure.
+    pub fn recover(&self, durable_offset: u64, mode: Recovery) -> Result<SegmentRecovery> {
+        let file_len = self.file.len().at(&self.log_path)?;
+        let max = self.config.max_index_bytes as usize;
+        let mut idx = Indexes {
+            offset: OffsetIndex::create(self.fs.clone(), &self.index_path, self.base_offset, max),
+            time: TimeIndex::create(
+                self.fs.clone(),
+                &self.time_index_path,
+                self.base_offset,
+                max,
+            ),
+        };
+        let mut ws = WriteState {
+            bytes_since_index: 0,
+            max_timestamp_offset: self.base_offset,
+        };
+        let mut max_ts = i64::MIN;
+        let mut pos = 0u64;
+        let mut expected = self.base_offset;
+        let mut cut_corruption = false;
+        let mut reader = WindowReader::new(Source::File(&*self.file), 1 << 20, file_len);
+        while pos < file_len {
+            let valid = match reader.batch_at(pos, &self.log_path, true) {
+                Ok((h, _))
+                    if h.base_offset >= expected
+                        && h.last_offset() - self.base_offset <= u64::from(u32::MAX)
+                        && pos + h.total_len() as u64 <= u64::from(u32::MAX) =>
+                {
+                    Some(h)
+                }
+                Ok(_) => None,
+                Err(Error::Io { source, .. })
+                    if source.kind() != std::io::ErrorKind::UnexpectedEof =>
+                {
+                    return Err(Error::io(&self.log_path, source))
+                }
+                Err(_) => None,
+            };
+            let Some(h) = valid else {
+                let corrupt = expected < durable_offset
+                    || self.valid_batch_follows(pos, file_len, expected)?;
+                if corrupt {
+                    if mode == Recovery::Strict {
+                        return Err(Error::corrupt(
+                            &self.log_path,
+                            pos,
+                            format!(
+                                "invalid batch where offset {expected} was expected, with durable data at or after it \
+                                 (durable point {durable_offset}); reopen with Recovery::TruncateCorrupt to cut here"
+                            ),
+                        ));
+                    }
+                    cut_corruption = true;
+                }
+                break;
+            };
+            self.index_batch(&mut idx, &mut ws, &mut max_ts, &h, pos)?;
+            pos += h.total_len() as u64;
+            expected = h.next_offset();
+        }
+        let truncated = if pos < file_len && !reader.is_zero(pos, file_len)? {
+            file_len - pos
+        } else {
+            0
+        };
+        if pos < file_len {
+            self.file.set_len(pos).at(&self.log_path)?;
+        }
+        if self.config.preallocate_bytes > pos {
+            self.file
+                .set_len(self.config.preallocate_bytes)
+                .at(&self.log_path)?;
+        }
+        self.file.sync_all().at(&self.log_path)?;
+        *self.writer.lock() = ws;
+        *self.indexes.write() = Some(idx);
+        self.size.store(pos, Ordering::Release);
+        self.next_offset.store(expected, Ordering::Release);
+        self.max_timestamp.store(max_ts, Ordering::Release);
+        self.max_timestamp_known.store(true, Ordering::Release);
+        Ok(SegmentRecovery {
+            valid_bytes: pos,
+            truncated_bytes: truncated,
+            cut_corruption,
+            next_offset: expected,
+        })
+    }
+
+    /// After an invalid batch at `pos`: does a valid batch (CRC-checked, offsets continuing) start
+    /// within one maximum batch length, with no all-zero 4 KiB page (an unwritten page of a torn
+    /// write) before it? If so the invalid bytes are damage inside data that reached the disk.
+    fn valid_batch_follows(&self, pos: u64, file_len: u64, expected: u64) -> Result<bool> {
+        let span =
+            (self.config.max_batch_bytes as u64 + 2 * BATCH_HEADER_LEN as u64).min(file_len - pos);
+        let mut buf = vec![0u8; span as usize];
+        self.file.read_exact_at(&mut buf, pos).at(&self.log_path)?;
+        let buf = Bytes::from(buf);
+        const PAGE: u64 = 4096;
+        let mut next_page = pos.div_ceil(PAGE) * PAGE;
+        for start in 1..buf.len() {
+            let abs = pos + start as u64;
+            // An all-zero page before any candidate: the torn-write signature. Stop looking.
+            while next_page + PAGE <= abs {
+                let s = (next_page - pos) as usize;
+                if buf[s..s + PAGE as usize].iter().all(|&b| b == 0) {
+                    return Ok(false);
+                }
+                next_page += PAGE;
+            }
+            let rest = &buf[start..];
+            if let Frame::Batch(h) = peek_frame(rest) {
+                if h.base_offset >= expected
+                    && h.total_len() <= rest.len()
+                    && RecordBatch::decode(buf.slice(start..start + h.total_len())).is_ok()
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Seal the segment: record the final time index entry, write and sync both indexes, cut the
+    /// preallocated tail of the `.log`, and sync it. Afterwards the segment is immutable and read
+    /// through a map.
+    ///
+    /// # Errors
+    /// [`Error::Io`] on failure; the segment then stays active.
+    pub fn seal(&self) -> Result<()> {
+        let ws = self.writer.lock();
+        self.flush_indexes_locked(&ws, true)?;
+        let size = self.size();
+        if self.file.len().at(&self.log_path)? != size {
+            self.file.set_len(size).at(&self.log_path)?;
+        }
+        self.file.sync_all().at(&self.log_path)?;
+        self.sealed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Write the indexes (with the final maximum-timestamp entry) and optionally sync them.
+    ///
+    /// # Errors
+    /// [`Error::Io`] on failure.
+    pub fn flush_indexes(&self, sync: bool) -> Result<()> {
+        let ws = self.writer.lock();
+        self.flush_indexes_locked(&ws, sync)
+    }
+
+    fn flush_indexes_locked(&self, ws: &WriteState, sync: bool) -> Result<()> {
+        let mut guard = self.indexes.write();
+        if let Some(idx) = guard.as_mut() {
+            let max_ts = self.max_timestamp.load(Ordering::Acquire);
+            if max_ts != i64::MIN
+                && idx.time.last_entry().is_none_or(|e| max_ts > e.timestamp)
+                && !idx.time.is_full()
+            {
+                idx.time.append(max_ts, ws.max_timestamp_offset)?;
+            }
+            idx.offset.flush(sync)?;
+            idx.time.flush(sync)?;
+        }
+        Ok(())
+    }
+
+    /// Make the `.log`'s data durable (`fdatasync`).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the sync fails. Never retry: treat the data as lost.
+    pub fn sync(&self) -> Result<()> {
+        self.file.sync_data().at(&self.log_path)
+    }
+
+    /// Cut the preallocated tail of an active segment's `.log` (for a clean shutdown, so the next
+    /// open can trust the file length).
+    ///
+    /// # Errors
+    /// [`Error::Io`] on failure.
+    pub fn trim(&self) -> Result<()> {
+        let _ws = self.writer.lock();
+        let size = self.size();
+        if self.file.len().at(&self.log_path)? != size {
+            self.file.set_len(size).at(&self.log_path)?;
+        }
+        self.file.sync_all().at(&self.log_path)
+    }
+
+    /// Copy the batches below `offset` into a fresh file that replaces this segment's `.log` by
+    /// rename (never shrinking a file that may be mapped), and open the result as an active
+    /// segment. Readers holding `self` keep reading the old file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] on failure.
+    pub fn truncated_copy(&self, dir: &Path, offset: u64) -> Result<Segment> {
+        let cut = self
+            .position_of(offset)?
+            .map_or(self.size(), |(pos, _)| pos);
+        let mut tmp = self.log_path.as_os_str().to_owned();
+        tmp.push(".truncating");
+        let tmp = PathBuf::from(tmp);
+        {
+            let out = self.fs.open(&tmp, OpenMode::Create).at(&tmp)?;
+            out.set_len(0).at(&tmp)?;
+            let mut pos = 0u64;
+            let mut buf = vec![0u8; 1 << 20];
+            while pos < cut {
+                let n = ((cut - pos) as usize).min(buf.len());
+                self.file
+                    .read_exact_at(&mut buf[..n], pos)
+                    .at(&self.log_path)?;
+                out.write_all_at(&buf[..n], pos).at(&tmp)?;
+                pos += n as u64;
+            }
+            out.sync_all().at(&tmp)?;
+        }
+        self.fs.rename(&tmp, &self.log_path).at(&self.log_path)?;
+        // Indexes are rebuilt from the copied log and written by rename when flushed.
+        let seg = Segment::open_for_recovery(self.fs.clone(), dir, self.base_offset, self.config)?;
+        seg.recover(0, Recovery::TruncateCorrupt)?;
+        seg.flush_indexes(true)?;
+        self.fs.sync_dir(dir).at(dir)?;
+        Ok(seg)
+    }
+
+    /// Delete the segment's files. Readers holding the segment keep reading it (open handles and
+    /// maps survive the unlink). The caller syncs the directory.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a file cannot be removed.
+    pub fn delete(&self) -> Result<()> {
+        for path in [&self.log_path, &self.index_path, &self.time_index_path] {
+            match self.fs.remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Read-lock the indexes for inspection in tests and tools.
+    #[doc(hidden)]
+    pub fn index_entries(&self) -> Result<(Vec<OffsetPosition>, Vec<TimestampOffset>)> {
+        self.with_indexes(|i| {
+            (
+                (0..i.offset.len())
+                    .filter_map(|n| i.offset.entry(n))
+                    .collect(),
+                (0..i.time.len()).filter_map(|n| i.time.entry(n)).collect(),
+            )
+        })
+    }
+}
+
+/// Reads batch headers and batches through a window, refilling with one read per window, so a
+/// scan over a file costs one `pread` per window rather than one per batch. Over a map it slices.
+struct WindowReader<'a> {
+    source: Source<'a>,
+    window_len: usize,
+    limit: u64,
+    buf: Bytes,
+    buf_start: u64,
+}
+
+impl<'a> WindowReader<'a> {
+    fn new(source: Source<'a>, window_len: usize, limit: u64) -> Self {
+        WindowReader {
+            source,
+            window_len,
+            limit,
+            buf: Bytes::new(),
+            buf_start: 0,
+        }
+    }
+
+    /// Bytes `[pos, pos + len)`, clipped to the limit; `len` may be shorter than asked.
+    fn bytes(&mut self, pos: u64, len: usize, path: &Path) -> Result<Bytes> {
+        let end = (pos + len as u64).min(self.limit);
+        if pos >= end {
+            return Ok(Bytes::new());
+        }
+        if let Source::Mapped(m) = &self.source {
+            let e = end.min(m.len() as u64);
+            if pos >= e {
+                return Ok(Bytes::new());
+            }
+            return Ok(m.slice(pos as usize..e as usize));
+        }
+        let buf_end = self.buf_start + self.buf.len() as u64;
+        if pos < self.buf_start || end > buf_end {
+            let want = (self.window_len.max(len) as u64).min(self.limit - pos) as usize;
+            let Source::File(f) = &self.source else {
+                unreachable!("mapped handled above")
+            };
+            let mut b = BytesMut::zeroed(want);
+            let mut got = 0;
+            while got < want {
+                match f.read_at(&mut b[got..], pos + got as u64) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::io(path, e)),
+                }
+            }
+            b.truncate(got);
+            self.buf = b.freeze();
+            self.buf_start = pos;
+        }
+        let s = (pos - self.buf_start) as usize;
+        let e = ((end - self.buf_start) as usize).min(self.buf.len());
+        Ok(self.buf.slice(s.min(e)..e))
+    }
+
+    /// The header of the batch at `pos`, structurally checked; the batch must end within the limit.
+    fn header_at(&mut self, pos: u64, path: &Path) -> Result<BatchHeader> {
+        let b = self.bytes(pos, BATCH_HEADER_LEN, path)?;
+        match peek_frame(&b) {
+            Frame::Batch(h) if pos + h.total_len() as u64 <= self.limit => Ok(h),
+            Frame::Batch(_) => Err(Error::corrupt(
+                path,
+                pos,
+                "batch extends past the end of the log",
+            )),
+            Frame::ShortHeader => Err(Error::corrupt(path, pos, "truncated batch header")),
+            Frame::Invalid(reason) => Err(Error::corrupt(path, pos, reason)),
+        }
+    }
+
+    /// The batch at `pos`, fully validated when `verify` (CRC and framing).
+    fn batch_at(
+        &mut self,
+        pos: u64,
+        path: &Path,
+        verify: bool,
+    ) -> Result<(BatchHeader, Option<RecordBatch>)> {
+        let h = self.header_at(pos, path)?;
+        let len = h.total_len();
+        if len > MAX_BATCH_BYTES_LIMIT + BATCH_HEADER_LEN {
+            return Err(Error::corrupt(path, pos, "batch too large"));
+        }
+        if !verify {
+            return Ok((h, None));
+        }
+        let b = self.bytes(pos, len, path)?;
+        if b.len() != len {
+            return Err(Error::corrupt(
+                path,
+                pos,
+                "batch extends past the end of the file",
+            ));
+        }
+        match RecordBatch::decode(b) {
+            Ok(batch) => Ok((h, Some(batch))),
+            Err((at, reason)) => Err(Error::corrupt(path, pos + at as u64, reason)),
+        }
+    }
+
+    /// Whether `[pos, end)` is all zeros (a preallocated, never-written tail).
+    fn is_zero(&mut self, mut pos: u64, end: u64) -> Result<bool> {
+        let Source::File(f) = &self.source else {
+            return Ok(false);
+        };
+        let mut buf = vec![0u8; 1 << 20];
+        while pos < end {
+            let n = ((end - pos) as usize).min(buf.len());
+            let got = f
+                .read_at(&mut buf[..n], pos)
+                .map_err(|e| Error::io(PathBuf::new(), e))?;
+            if got == 0 {
+                break;
+            }
+            if buf[..got].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            pos += got as u64;
+        }
+        Ok(true)
+    }
+}
