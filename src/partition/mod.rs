@@ -152,8 +152,14 @@ struct Inner {
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     /// The append lock.
     writer: Mutex<Writer>,
-    /// Next offset to assign; published after the batch is readable.
+    /// Next offset to assign (the log end in the files).
     end_offset: AtomicU64,
+    /// Readers see offsets below this. Equal to `end_offset` except under `Durability::Always`,
+    /// where it follows the durable point, so no reader ever sees a record that a crash or a
+    /// failed sync could take back.
+    visible_end: AtomicU64,
+    /// Whether `visible_end` follows the sync point (configured durability is `Always`).
+    visible_after_sync: bool,
     start_offset: AtomicU64,
     closed: AtomicBool,
     poisoned: AtomicBool,
@@ -179,6 +185,8 @@ struct SyncState {
     synced: u64,
     /// A sync is in progress; others wait for it.
     leader: bool,
+    /// Bumped by truncation, so a sync that started before it cannot vouch for offsets after it.
+    generation: u64,
 }
 
 impl Partition {
@@ -348,6 +356,8 @@ impl Partition {
                 segments: RwLock::new(Arc::new(segments)),
                 writer: Mutex::new(Writer { active }),
                 end_offset: AtomicU64::new(end),
+                visible_end: AtomicU64::new(end),
+                visible_after_sync: config.durability == Durability::Always,
                 start_offset: AtomicU64::new(start),
                 closed: AtomicBool::new(false),
                 poisoned: AtomicBool::new(false),
@@ -355,6 +365,7 @@ impl Partition {
                 sync: Mutex::new(SyncState {
                     synced: end,
                     leader: false,
+                    generation: 0,
                 }),
                 sync_done: Condvar::new(),
                 last_sync_ms: AtomicI64::new(now),
@@ -388,14 +399,21 @@ impl Partition {
         self.inner.start_offset.load(Ordering::Acquire)
     }
 
-    /// The offset the next append will get (one past the last record).
+    /// One past the last record readers can see: the offset the next append gets, except on a
+    /// partition configured [`Durability::Always`], where records become visible only once they
+    /// are durable (a record appended there with a weaker per-call durability shows up at the next
+    /// sync). Readers therefore never see a record that a crash could take back.
     pub fn end_offset(&self) -> u64 {
-        self.inner.end_offset.load(Ordering::SeqCst)
+        self.inner.visible_end.load(Ordering::SeqCst)
     }
 
     /// Every record below this offset is on disk.
     pub fn durable_offset(&self) -> u64 {
-        self.inner.sync.lock().synced.min(self.end_offset())
+        self.inner
+            .sync
+            .lock()
+            .synced
+            .min(self.inner.end_offset.load(Ordering::SeqCst))
     }
 
     /// The segments, oldest first; the last is active.
@@ -469,9 +487,11 @@ impl Partition {
                 .inspect_err(|e| inner.poison(e))?;
             let end = base + count;
             inner.end_offset.store(end, Ordering::SeqCst);
+            if !inner.visible_after_sync {
+                inner.publish(end);
+            }
             (base, end)
         };
-        inner.notify_tailers();
 
         match durability {
             Durability::None => {}
@@ -507,7 +527,7 @@ impl Partition {
     /// batch fails verification.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Batches> {
         let inner = &*self.inner;
-        let end = inner.end_offset.load(Ordering::SeqCst);
+        let end = inner.visible_end.load(Ordering::SeqCst);
         let start = inner.start_offset.load(Ordering::Acquire);
         if offset < start || offset > end {
             return Err(Error::OffsetOutOfRange {
@@ -528,7 +548,9 @@ impl Partition {
             .partition_point(|s| s.base_offset() <= offset)
             .saturating_sub(1);
         while i < segments.len() {
-            let batches = segments[i].read(offset, max_bytes)?;
+            let mut batches = segments[i].read(offset, max_bytes)?;
+            // The segment may hold batches that are written but not yet visible.
+            batches.retain(|b| b.base_offset() < end);
             if !batches.is_empty() {
                 out.batches = batches;
                 break;
@@ -548,13 +570,14 @@ impl Partition {
     /// [`Error::Corrupt`] or [`Error::Io`] if the data cannot be read.
     pub fn offset_for_time(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
         let start = self.start_offset();
+        let end = self.end_offset();
         let segments = self.inner.segments.read().clone();
         for seg in segments.iter() {
             if seg.next_offset() <= start {
                 continue;
             }
             if let Some(found) = seg.find_offset_by_timestamp(timestamp, start)? {
-                return Ok(Some(found));
+                return Ok((found.offset < end).then_some(found));
             }
         }
         Ok(None)
@@ -565,21 +588,21 @@ impl Partition {
     /// the partition is closed.
     pub fn wait_for(&self, offset: u64, timeout: Duration) -> bool {
         let inner = &*self.inner;
-        if inner.end_offset.load(Ordering::SeqCst) > offset {
+        if inner.visible_end.load(Ordering::SeqCst) > offset {
             return true;
         }
         let deadline = Instant::now() + timeout;
         let mut guard = inner.tail.lock();
         inner.tail_waiters.fetch_add(1, Ordering::SeqCst);
         let found = loop {
-            if inner.end_offset.load(Ordering::SeqCst) > offset {
+            if inner.visible_end.load(Ordering::SeqCst) > offset {
                 break true;
             }
             if inner.closed.load(Ordering::SeqCst) {
                 break false;
             }
             if inner.tail_cv.wait_until(&mut guard, deadline).timed_out() {
-                break inner.end_offset.load(Ordering::SeqCst) > offset;
+                break inner.visible_end.load(Ordering::SeqCst) > offset;
             }
         };
         inner.tail_waiters.fetch_sub(1, Ordering::SeqCst);
@@ -627,20 +650,24 @@ impl Partition {
         inner.write_recovery_point(end)
     }
 
-    /// For [`Durability::Interval`]: sync if the interval has passed and data is unsynced. Returns
-    /// whether it synced. A background task calls this periodically.
+    /// Periodic maintenance: under [`Durability::Interval`], sync if the interval has passed and
+    /// data is unsynced; under [`Durability::Always`], sync records appended with a weaker
+    /// per-call durability (making them visible). Returns whether it synced. A background task
+    /// calls this periodically.
     ///
     /// # Errors
     /// As [`flush`](Self::flush).
     pub fn flush_if_due(&self) -> Result<bool> {
         let inner = &*self.inner;
-        let Durability::Interval(d) = inner.config.durability else {
-            return Ok(false);
-        };
         let now = inner.config.clock.now_ms();
+        let since_sync = now.saturating_sub(inner.last_sync_ms.load(Ordering::Acquire));
+        let due = match inner.config.durability {
+            Durability::Interval(d) => since_sync >= d.as_millis() as i64,
+            // Records appended with a weaker per-call durability become visible at the next sync.
+            Durability::Always => true,
+            Durability::None | Durability::EveryMessages(_) => false,
+        };
         let end = inner.end_offset.load(Ordering::SeqCst);
-        let due =
-            now.saturating_sub(inner.last_sync_ms.load(Ordering::Acquire)) >= d.as_millis() as i64;
         if due && inner.sync.lock().synced < end {
             self.flush()?;
             return Ok(true);
@@ -703,6 +730,12 @@ impl Inner {
         }
     }
 
+    /// Make offsets below `end` visible to readers and wake tailers.
+    fn publish(&self, end: u64) {
+        self.visible_end.fetch_max(end, Ordering::SeqCst);
+        self.notify_tailers();
+    }
+
     fn notify_tailers(&self) {
         if self.tail_waiters.load(Ordering::SeqCst) > 0 {
             let _g = self.tail.lock();
@@ -742,6 +775,7 @@ impl Inner {
             let mut st = self.sync.lock();
             st.synced = st.synced.max(base);
         }
+        self.publish(base);
         self.write_recovery_point(base)?;
         let mut segments = self.segments.write();
         let mut list = segments.as_ref().clone();
@@ -780,6 +814,7 @@ impl Inner {
                 continue;
             }
             st.leader = true;
+            let generation = st.generation;
             drop(st);
             // Read the end before choosing the file: a roll in between has already synced the
             // segment these offsets are in.
@@ -793,7 +828,10 @@ impl Inner {
             st.leader = false;
             match result {
                 Ok(()) => {
-                    st.synced = st.synced.max(end);
+                    if st.generation == generation {
+                        st.synced = st.synced.max(end);
+                        self.publish(st.synced.min(self.end_offset.load(Ordering::SeqCst)));
+                    }
                     self.last_sync_ms
                         .store(self.config.clock.now_ms(), Ordering::Release);
                     self.sync_done.notify_all();
@@ -835,7 +873,10 @@ impl Inner {
         {
             let mut st = self.sync.lock();
             st.synced = st.synced.min(new_end);
+            st.generation += 1;
         }
+        // Truncation is the one place visibility moves backwards.
+        self.visible_end.store(new_end, Ordering::SeqCst);
         let mut cp = self.checkpoint.lock();
         let next = Checkpoint {
             log_start_offset: self.start_offset.load(Ordering::Acquire),
@@ -865,6 +906,7 @@ impl Inner {
             w.active.flush_indexes(true)?;
             w.active.trim()?;
             self.sync.lock().synced = end;
+            self.publish(end);
             self.write_recovery_point(end)?;
             let marker = self.dir.join(CLEAN_SHUTDOWN);
             let f = self.fs.open(&marker, OpenMode::Create).at(&marker)?;
