@@ -852,8 +852,10 @@ impl Inner {
             .partition_point(|s| s.base_offset() <= offset)
             .saturating_sub(1);
         let target = segments[keep].clone();
-        for seg in &segments[keep + 1..] {
+        // Newest first, each made durable before the next: a crash leaves a prefix of segments.
+        for seg in segments[keep + 1..].iter().rev() {
             seg.delete()?;
+            self.fs.sync_dir(&self.dir).at(&self.dir)?;
         }
         let active = if target.is_sealed() {
             Arc::new(target.truncated_copy(&self.dir, offset)?)

@@ -249,6 +249,7 @@ impl Segment {
             seg.rebuild_indexes()?;
         }
         seg.max_timestamp_known.store(true, Ordering::Relaxed);
+        seg.init_roll_time()?;
         if config.preallocate_bytes > len {
             seg.file
                 .set_len(config.preallocate_bytes)
@@ -321,6 +322,19 @@ impl Segment {
     pub fn first_append_ms(&self) -> Option<i64> {
         let t = self.first_append_ms.load(Ordering::Acquire);
         (t != i64::MIN).then_some(t)
+    }
+
+    /// For a segment opened from disk: time-based rolling counts from the first batch's maximum
+    /// timestamp (as Kafka's `segment.ms` does), since its first append happened in an earlier run.
+    fn init_roll_time(&self) -> Result<()> {
+        if self.size() == 0 {
+            return Ok(());
+        }
+        let mut reader = WindowReader::new(self.source(), BATCH_HEADER_LEN, self.size());
+        let h = reader.header_at(0, &self.log_path)?;
+        self.first_append_ms
+            .store(h.max_timestamp, Ordering::Release);
+        Ok(())
     }
 
     /// Whether an index is full, so the segment must roll before the next append.
@@ -412,10 +426,7 @@ impl Segment {
         h: &BatchHeader,
         pos: u64,
     ) -> Result<()> {
-        if h.max_timestamp > *max_ts && h.record_count > 0 {
-            *max_ts = h.max_timestamp;
-            ws.max_timestamp_offset = h.base_offset;
-        }
+        track_max_timestamp(ws, max_ts, h);
         if ws.bytes_since_index >= u64::from(self.config.index_interval_bytes) {
             idx.offset.append(h.base_offset, pos as u32)?;
             if *max_ts != i64::MIN {
@@ -477,16 +488,20 @@ impl Segment {
             });
         }
         self.file.write_all_at(batch, pos).at(&self.log_path)?;
-        {
+        let mut max_ts = self.max_timestamp.load(Ordering::Relaxed);
+        if ws.bytes_since_index >= u64::from(self.config.index_interval_bytes) {
+            // Only batches that get an index entry take the index lock readers use.
             let mut guard = self.indexes.write();
             let idx = guard.as_mut().ok_or_else(|| Error::IndexAppend {
                 path: self.index_path.clone(),
                 reason: "active segment has no loaded index".into(),
             })?;
-            let mut max_ts = self.max_timestamp.load(Ordering::Relaxed);
             self.index_batch(idx, &mut ws, &mut max_ts, &h, pos)?;
-            self.max_timestamp.store(max_ts, Ordering::Release);
+        } else {
+            track_max_timestamp(&mut ws, &mut max_ts, &h);
+            ws.bytes_since_index += h.total_len() as u64;
         }
+        self.max_timestamp.store(max_ts, Ordering::Release);
         if self.first_append_ms.load(Ordering::Relaxed) == i64::MIN {
             self.first_append_ms.store(now_ms, Ordering::Release);
         }
@@ -779,6 +794,7 @@ impl Segment {
         self.next_offset.store(expected, Ordering::Release);
         self.max_timestamp.store(max_ts, Ordering::Release);
         self.max_timestamp_known.store(true, Ordering::Release);
+        self.init_roll_time()?;
         Ok(SegmentRecovery {
             valid_bytes: pos,
             truncated_bytes: truncated,
@@ -950,6 +966,13 @@ impl Segment {
                 (0..i.time.len()).filter_map(|n| i.time.entry(n)).collect(),
             )
         })
+    }
+}
+
+fn track_max_timestamp(ws: &mut WriteState, max_ts: &mut i64, h: &BatchHeader) {
+    if h.max_timestamp > *max_ts && h.record_count > 0 {
+        *max_ts = h.max_timestamp;
+        ws.max_timestamp_offset = h.base_offset;
     }
 }
 
