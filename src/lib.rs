@@ -29,7 +29,7 @@
 //! [`format`] owns every byte layout; [`fs`] is the file-system seam (real and simulated).
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
-#![warn(clippy::unwrap_used)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod clock;
 mod error;

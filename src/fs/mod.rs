@@ -73,6 +73,10 @@ pub trait File: Send + Sync + fmt::Debug {
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
     /// The file's current length.
     fn len(&self) -> io::Result<u64>;
+    /// Whether the file is empty.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
     /// Set the file's length: truncate, or extend with zeros (sparse where the OS can).
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Make the file's data (and the size when it changed) durable: `fdatasync`.
@@ -85,6 +89,19 @@ pub trait File: Send + Sync + fmt::Debug {
     /// `Bytes` is alive (a shrink under a mapping raises SIGBUS on access). topiclog maps only sealed
     /// segment files and replaces, never shrinks, a file that may be mapped.
     fn map_readonly(&self, len: u64) -> io::Result<Bytes>;
+
+    /// Map `len` bytes read-only as a *shared* mapping that follows later writes to the file, for
+    /// reading a file that is still being appended to. `len` may exceed the current file length.
+    ///
+    /// The caller promises to read only bytes below the file's current length (accessing a page
+    /// wholly past the end of the file raises SIGBUS), and never to shrink the file below bytes
+    /// that are still being read. topiclog maps the active segment this way and reads it only below
+    /// its published size, which never exceeds the file length; it truncates a mapped segment by
+    /// copying and renaming, never in place. `Ok(None)` where unsupported (the default).
+    fn map_growing(&self, len: u64) -> io::Result<Option<Bytes>> {
+        let _ = len;
+        Ok(None)
+    }
 
     /// Read exactly `buf.len()` bytes at `pos`, or fail with `UnexpectedEof`.
     fn read_exact_at(&self, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {

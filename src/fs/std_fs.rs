@@ -122,4 +122,19 @@ impl File for StdFile {
         let map = unsafe { memmap2::MmapOptions::new().len(len).map(&self.file)? };
         Ok(Bytes::from_owner(map))
     }
+
+    fn map_growing(&self, len: u64) -> io::Result<Option<Bytes>> {
+        if len == 0 {
+            return Ok(None);
+        }
+        let len = usize::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "map larger than memory"))?;
+        // SAFETY: a read-only shared mapping; it may extend past the end of the file, which Linux
+        // allows. The caller (see `File::map_growing`) reads only below the file's current length,
+        // so no page past the end of the file is ever touched, and it never shrinks the file under
+        // bytes being read: the active segment is truncated by copy-and-rename (the mapped inode
+        // keeps its length) and only its never-read preallocated tail is trimmed in place.
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map(&self.file)? };
+        Ok(Some(Bytes::from_owner(map)))
+    }
 }

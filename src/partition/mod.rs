@@ -327,6 +327,9 @@ impl Partition {
             )?));
             fs.sync_dir(&dir).at(&dir)?;
         }
+        if let Some(last) = segments.last() {
+            map_active(&config, last);
+        }
         let active = segments
             .last()
             .cloned()
@@ -686,6 +689,13 @@ impl Partition {
     }
 }
 
+/// Read the active segment through a shared map where the file system supports it. A failure to
+/// map is not an error: reads then use `pread`.
+fn map_active(config: &PartitionConfig, segment: &Segment) {
+    let len = config.segment_bytes + u64::from(config.max_batch_bytes);
+    let _ = segment.map_active(len);
+}
+
 fn remove_if_exists(fs: &dyn FileSystem, path: &Path) -> Result<()> {
     match fs.remove_file(path) {
         Ok(()) => Ok(()),
@@ -771,6 +781,7 @@ impl Inner {
             self.config.segment_config(),
         )?);
         self.fs.sync_dir(&self.dir).at(&self.dir)?;
+        map_active(&self.config, &seg);
         {
             let mut st = self.sync.lock();
             st.synced = st.synced.max(base);
@@ -857,8 +868,10 @@ impl Inner {
             seg.delete()?;
             self.fs.sync_dir(&self.dir).at(&self.dir)?;
         }
-        let active = if target.is_sealed() {
-            Arc::new(target.truncated_copy(&self.dir, offset)?)
+        let active = if target.is_sealed() || target.is_mapped() {
+            let seg = Arc::new(target.truncated_copy(&self.dir, offset)?);
+            map_active(&self.config, &seg);
+            seg
         } else {
             target.truncate_to(offset)?;
             target

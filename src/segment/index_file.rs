@@ -145,7 +145,7 @@ impl IndexFile {
         b.get(i * self.entry_len..(i + 1) * self.entry_len)
     }
 
-    fn to_memory(&mut self) -> &mut Vec<u8> {
+    fn make_owned(&mut self) -> &mut Vec<u8> {
         if let Entries::Mapped(b) = &self.entries {
             self.entries = Entries::Memory {
                 buf: b.to_vec(),
@@ -162,7 +162,7 @@ impl IndexFile {
 
     pub fn push(&mut self, entry: &[u8]) {
         debug_assert_eq!(entry.len(), self.entry_len);
-        self.to_memory().extend_from_slice(entry);
+        self.make_owned().extend_from_slice(entry);
     }
 
     /// Keep only the first `n` entries.
@@ -171,7 +171,7 @@ impl IndexFile {
             return;
         }
         let keep = n * self.entry_len;
-        self.to_memory().truncate(keep);
+        self.make_owned().truncate(keep);
         if let Entries::Memory {
             persisted, replace, ..
         } = &mut self.entries

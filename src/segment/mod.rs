@@ -439,16 +439,42 @@ impl Segment {
     }
 
     fn source(&self) -> Source<'_> {
-        if self.is_sealed() {
-            let size = self.size();
-            if let Some(m) = self.map.get() {
+        if let Some(m) = self.map.get() {
+            if m.len() as u64 >= self.size() {
                 return Source::Mapped(m);
             }
-            if let Ok(m) = self.file.map_readonly(size) {
+        }
+        if self.is_sealed() {
+            if let Ok(m) = self.file.map_readonly(self.size()) {
                 return Source::Mapped(self.map.get_or_init(|| m));
             }
         }
         Source::File(&*self.file)
+    }
+
+    /// Read the active segment through a shared map of `len` bytes (which may exceed the file)
+    /// instead of `pread`, where the file system supports it. Reads stay below the published size;
+    /// from now on the segment must be truncated by [`truncated_copy`](Self::truncated_copy), never
+    /// in place. Returns whether the segment is now mapped.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if mapping fails.
+    pub fn map_active(&self, len: u64) -> Result<bool> {
+        if self.map.get().is_some() {
+            return Ok(true);
+        }
+        match self.file.map_growing(len).at(&self.log_path)? {
+            Some(m) => {
+                let _ = self.map.set(m);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Whether reads go through a map (so the file must never be shrunk in place).
+    pub fn is_mapped(&self) -> bool {
+        self.map.get().is_some()
     }
 
     /// Append one encoded batch (base offset already assigned) at the end of the segment.
@@ -616,7 +642,7 @@ impl Segment {
     /// # Errors
     /// [`Error::Io`] if the segment is sealed or the file cannot be cut.
     pub fn truncate_to(&self, offset: u64) -> Result<u64> {
-        if self.is_sealed() {
+        if self.is_sealed() || self.is_mapped() {
             return Err(Error::io(
                 &self.log_path,
                 std::io::Error::new(
@@ -997,48 +1023,69 @@ impl<'a> WindowReader<'a> {
         }
     }
 
-    /// Bytes `[pos, pos + len)`, clipped to the limit; `len` may be shorter than asked.
-    fn bytes(&mut self, pos: u64, len: usize, path: &Path) -> Result<Bytes> {
+    /// Make sure the window holds `[pos, end)` (file source only).
+    fn fill(&mut self, pos: u64, end: u64, path: &Path) -> Result<()> {
+        let Source::File(f) = &self.source else {
+            return Ok(());
+        };
+        let buf_end = self.buf_start + self.buf.len() as u64;
+        if pos >= self.buf_start && end <= buf_end {
+            return Ok(());
+        }
+        let want = (self.window_len as u64)
+            .max(end - pos)
+            .min(self.limit - pos) as usize;
+        let mut b = BytesMut::zeroed(want);
+        let mut got = 0;
+        while got < want {
+            match f.read_at(&mut b[got..], pos + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        b.truncate(got);
+        self.buf = b.freeze();
+        self.buf_start = pos;
+        Ok(())
+    }
+
+    /// `[pos, pos + len)` clipped to the limit and to what exists, as a range of `window()`.
+    fn locate(&mut self, pos: u64, len: usize, path: &Path) -> Result<std::ops::Range<usize>> {
         let end = (pos + len as u64).min(self.limit);
         if pos >= end {
-            return Ok(Bytes::new());
+            return Ok(0..0);
         }
-        if let Source::Mapped(m) = &self.source {
-            let e = end.min(m.len() as u64);
-            if pos >= e {
-                return Ok(Bytes::new());
-            }
-            return Ok(m.slice(pos as usize..e as usize));
+        self.fill(pos, end, path)?;
+        let (base, avail) = match &self.source {
+            Source::Mapped(m) => (0, m.len() as u64),
+            Source::File(_) => (self.buf_start, self.buf_start + self.buf.len() as u64),
+        };
+        let e = end.min(avail);
+        if pos >= e || pos < base {
+            return Ok(0..0);
         }
-        let buf_end = self.buf_start + self.buf.len() as u64;
-        if pos < self.buf_start || end > buf_end {
-            let want = (self.window_len.max(len) as u64).min(self.limit - pos) as usize;
-            let Source::File(f) = &self.source else {
-                unreachable!("mapped handled above")
-            };
-            let mut b = BytesMut::zeroed(want);
-            let mut got = 0;
-            while got < want {
-                match f.read_at(&mut b[got..], pos + got as u64) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(Error::io(path, e)),
-                }
-            }
-            b.truncate(got);
-            self.buf = b.freeze();
-            self.buf_start = pos;
+        Ok((pos - base) as usize..(e - base) as usize)
+    }
+
+    fn window(&self) -> &Bytes {
+        match &self.source {
+            Source::Mapped(m) => m,
+            Source::File(_) => &self.buf,
         }
-        let s = (pos - self.buf_start) as usize;
-        let e = ((end - self.buf_start) as usize).min(self.buf.len());
-        Ok(self.buf.slice(s.min(e)..e))
+    }
+
+    /// Bytes `[pos, pos + len)`, clipped to the limit; `len` may be shorter than asked.
+    fn bytes(&mut self, pos: u64, len: usize, path: &Path) -> Result<Bytes> {
+        let r = self.locate(pos, len, path)?;
+        Ok(self.window().slice(r))
     }
 
     /// The header of the batch at `pos`, structurally checked; the batch must end within the limit.
     fn header_at(&mut self, pos: u64, path: &Path) -> Result<BatchHeader> {
-        let b = self.bytes(pos, BATCH_HEADER_LEN, path)?;
-        match peek_frame(&b) {
+        let r = self.locate(pos, BATCH_HEADER_LEN, path)?;
+        match peek_frame(&self.window()[r]) {
             Frame::Batch(h) if pos + h.total_len() as u64 <= self.limit => Ok(h),
             Frame::Batch(_) => Err(Error::corrupt(
                 path,
