@@ -91,6 +91,60 @@ pub enum Error {
         reason: String,
     },
 
+    /// A configuration file is malformed or holds an invalid value. Fix or restore the file (line
+    /// 0 means the file as a whole).
+    #[error("invalid configuration file {} (line {line}): {reason}", path.display())]
+    InvalidConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number, 0 for the file as a whole.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A topic name is not 1 to 249 characters of `[A-Za-z0-9._-]`, or is `.` or `..`.
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName {
+        /// The rejected name.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+
+    /// A topic with this name already exists.
+    #[error("topic {name:?} already exists")]
+    TopicExists {
+        /// The topic.
+        name: String,
+    },
+
+    /// No topic has this name. Create it first (or use `topic_or_create`).
+    #[error("topic {name:?} does not exist")]
+    UnknownTopic {
+        /// The topic.
+        name: String,
+    },
+
+    /// The partition number is not below the topic's partition count.
+    #[error("topic {topic:?} has no partition {partition} (it has {partitions})")]
+    InvalidPartition {
+        /// The topic.
+        topic: String,
+        /// The requested partition.
+        partition: u32,
+        /// The topic's partition count.
+        partitions: u32,
+    },
+
+    /// Another `Store` (in this process or another) has the directory open. Close it first; a
+    /// crashed holder's lock is released by the operating system.
+    #[error("store {} is already open (its LOCK file is held); close the other handle first", path.display())]
+    AlreadyOpen {
+        /// The store directory.
+        path: PathBuf,
+    },
+
     /// The handle was closed.
     #[error("{} is closed", path.display())]
     Closed {

@@ -37,6 +37,8 @@ pub mod format;
 pub mod fs;
 mod partition;
 mod segment;
+mod store;
+mod topic;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
@@ -47,4 +49,9 @@ pub use partition::{
 pub use segment::{
     OffsetIndex, OffsetPosition, Recovery, Segment, SegmentConfig, SegmentRecovery, TimeIndex,
     TimestampOffset,
+};
+pub use store::{Store, StoreOptions};
+pub use topic::{
+    key_partition, murmur2, validate_topic_name, CleanupPolicy, DefaultPartitioner, Partitioner,
+    RecordMetadata, Topic, TopicConfig, MAX_PARTITIONS, MAX_TOPIC_NAME_LEN,
 };

@@ -1,5 +1,7 @@
 //! Record batches: the unit of append, storage, checksum and read.
 
+use std::borrow::Borrow;
+
 use bytes::Bytes;
 
 use super::record::{parse_record, Record, StoredRecord};
@@ -299,10 +301,13 @@ fn record_timestamp(r: &Record, meta: &BatchMeta) -> i64 {
 }
 
 /// Exact encoded size of a batch holding `records`.
-pub(crate) fn encoded_batch_len(records: &[Record], meta: &BatchMeta) -> usize {
-    let first_ts = records.first().map_or(0, |r| record_timestamp(r, meta));
+pub(crate) fn encoded_batch_len<R: Borrow<Record>>(records: &[R], meta: &BatchMeta) -> usize {
+    let first_ts = records
+        .first()
+        .map_or(0, |r| record_timestamp(r.borrow(), meta));
     let mut n = BATCH_HEADER_LEN;
     for (i, r) in records.iter().enumerate() {
+        let r = r.borrow();
         let body = r.body_len(record_timestamp(r, meta).wrapping_sub(first_ts), i as u32);
         n += super::varint::uvarint_len(body as u64) + body;
     }
@@ -311,12 +316,15 @@ pub(crate) fn encoded_batch_len(records: &[Record], meta: &BatchMeta) -> usize {
 
 /// Encode `records` as one batch (base offset 0, CRC computed) at the end of `buf`. The caller has
 /// checked that `records` is non-empty and fits `u32` offset deltas.
-pub(crate) fn encode_batch(buf: &mut Vec<u8>, records: &[Record], meta: &BatchMeta) {
+pub(crate) fn encode_batch<R: Borrow<Record>>(buf: &mut Vec<u8>, records: &[R], meta: &BatchMeta) {
     let start = buf.len();
-    let first_ts = records.first().map_or(0, |r| record_timestamp(r, meta));
+    let first_ts = records
+        .first()
+        .map_or(0, |r| record_timestamp(r.borrow(), meta));
     let mut max_ts = i64::MIN;
     buf.resize(start + BATCH_HEADER_LEN, 0);
     for (i, r) in records.iter().enumerate() {
+        let r = r.borrow();
         let ts = record_timestamp(r, meta);
         max_ts = max_ts.max(ts);
         r.encode(buf, ts.wrapping_sub(first_ts), i as u32);

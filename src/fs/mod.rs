@@ -18,6 +18,7 @@ mod sim;
 mod std_fs;
 
 pub use sim::{CrashMode, Fault, FaultOp, SimFs};
+
 pub use std_fs::StdFs;
 
 use std::fmt;
@@ -63,7 +64,14 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn exists(&self, path: &Path) -> bool;
     /// Whether `path` is a directory.
     fn is_dir(&self, path: &Path) -> bool;
+    /// Take an exclusive lock on the file at `path` (created if missing), held until the returned
+    /// guard is dropped or the process dies. Fails with `ErrorKind::WouldBlock` while anyone else —
+    /// another handle in this process or another process — holds it.
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
 }
+
+/// A held lock from [`FileSystem::try_lock`]; dropping it releases the lock.
+pub trait FileLock: Send + Sync + fmt::Debug {}
 
 /// An open file.
 pub trait File: Send + Sync + fmt::Debug {
@@ -140,6 +148,32 @@ pub(crate) fn write_atomic(fs: &dyn FileSystem, path: &Path, contents: &[u8]) ->
     fs.rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
         fs.sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Create `dir` and any missing ancestors, and make every new directory entry durable by syncing
+/// the parent of each directory created.
+pub(crate) fn create_dir_all_durable(fs: &dyn FileSystem, dir: &Path) -> io::Result<()> {
+    if fs.is_dir(dir) {
+        return Ok(());
+    }
+    // The highest missing ancestor: everything below it is new.
+    let mut missing = vec![dir];
+    let mut cur = dir;
+    while let Some(parent) = cur.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if fs.is_dir(parent) {
+            break;
+        }
+        missing.push(parent);
+        cur = parent;
+    }
+    fs.create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        match created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => fs.sync_dir(parent)?,
+            None => fs.sync_dir(Path::new("."))?,
+        }
     }
     Ok(())
 }

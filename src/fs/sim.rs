@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 
-use super::{File, FileSystem, OpenMode};
+use super::{File, FileLock, FileSystem, OpenMode};
 
 /// Id of the root directory.
 const ROOT: u64 = 0;
@@ -167,6 +167,8 @@ struct State {
     power_cut_at: Option<u64>,
     /// Successful mutating operations so far.
     ops: u64,
+    /// Paths locked by `try_lock`; a crash (the process dying) releases them all.
+    locks: std::collections::BTreeSet<Vec<String>>,
 }
 
 impl fmt::Debug for State {
@@ -249,6 +251,7 @@ impl State {
             faults: Vec::new(),
             power_cut_at: None,
             ops: 0,
+            locks: std::collections::BTreeSet::new(),
         }
     }
 
@@ -362,6 +365,7 @@ impl State {
 
     fn crash(&mut self, mode: CrashMode) {
         self.generation = self.generation.wrapping_add(1);
+        self.locks.clear();
         self.faults.clear();
         self.power_cut_at = None;
 
@@ -591,6 +595,21 @@ impl FileSystem for SimFs {
         Ok(())
     }
 
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        // The lock file itself is created like any file (and counts as an operation).
+        drop(self.open(path, OpenMode::Create)?);
+        let comps = components(path)?;
+        let mut st = self.lock();
+        if !st.locks.insert(comps.clone()) {
+            return Err(err(io::ErrorKind::WouldBlock, "lock is held", path));
+        }
+        Ok(Box::new(SimLock {
+            state: Arc::clone(&self.state),
+            comps,
+            generation: st.generation,
+        }))
+    }
+
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>> {
         let comps = components(path)?;
         let mut st = self.lock();
@@ -774,6 +793,32 @@ impl FileSystem for SimFs {
 
 /// A handle to a [`SimFs`] file. It refers to the inode, not the name: it keeps working after the
 /// file is renamed, replaced or removed, until the next crash.
+/// A lock held in a [`SimFs`]; released on drop unless a crash already released it.
+struct SimLock {
+    state: Arc<Mutex<State>>,
+    comps: Vec<String>,
+    generation: u64,
+}
+
+impl fmt::Debug for SimLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimLock")
+            .field("path", &self.comps)
+            .finish()
+    }
+}
+
+impl FileLock for SimLock {}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut st = self.state.lock();
+        if st.generation == self.generation {
+            st.locks.remove(&self.comps);
+        }
+    }
+}
+
 struct SimFile {
     state: Arc<Mutex<State>>,
     ino: u64,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{File, FileSystem, OpenMode};
+use super::{File, FileLock, FileSystem, OpenMode};
 
 /// The operating system's file system.
 #[derive(Clone, Copy, Debug, Default)]
@@ -81,7 +81,34 @@ impl FileSystem for StdFs {
     fn is_dir(&self, path: &Path) -> bool {
         path.is_dir()
     }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        // flock(2): conflicts between open file descriptions, so a second open in the same process
+        // fails too; the kernel drops it when the holder dies, so a crash leaves no stale lock.
+        match file.try_lock() {
+            Ok(()) => Ok(Box::new(StdLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "lock is held by another handle",
+            )),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
 }
+
+/// Holds the locked file open; closing it releases the lock.
+#[derive(Debug)]
+struct StdLock {
+    _file: fs::File,
+}
+
+impl FileLock for StdLock {}
 
 impl File for StdFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {

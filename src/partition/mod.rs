@@ -19,6 +19,7 @@ mod config;
 
 pub use config::{Durability, PartitionConfig, TimestampType};
 
+use std::borrow::Borrow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -31,7 +32,7 @@ use crate::format::{
     encode_batch, encoded_batch_len, parse_segment_file_name, patch_base_offset, BatchMeta, Record,
     RecordBatch, SegmentFileKind, StoredRecord,
 };
-use crate::fs::{FileSystem, OpenMode};
+use crate::fs::{create_dir_all_durable, FileSystem, OpenMode};
 use crate::segment::{Segment, TimestampOffset};
 
 use checkpoint::Checkpoint;
@@ -212,10 +213,7 @@ impl Partition {
         config.validate()?;
         let dir = dir.as_ref().to_owned();
         let fs = config.file_system.clone();
-        fs.create_dir_all(&dir).at(&dir)?;
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs.sync_dir(parent).at(parent)?;
-        }
+        create_dir_all_durable(&*fs, &dir).at(&dir)?;
         let names = fs.read_dir(&dir).at(&dir)?;
         let clean = names.iter().any(|n| n == CLEAN_SHUTDOWN);
         let mut report = RecoveryReport {
@@ -444,7 +442,7 @@ impl Partition {
     ///
     /// # Errors
     /// As [`append_batch_with`](Self::append_batch_with).
-    pub fn append_batch(&self, records: &[Record]) -> Result<AppendInfo> {
+    pub fn append_batch<R: Borrow<Record>>(&self, records: &[R]) -> Result<AppendInfo> {
         self.append_batch_with(records, self.inner.config.durability)
     }
 
@@ -456,9 +454,9 @@ impl Partition {
     /// - [`Error::Poisoned`] after an earlier I/O failure, [`Error::Closed`] after close;
     /// - [`Error::Io`] if the write or sync fails — the partition is then poisoned. A failed append
     ///   is never visible to readers, and is not reported durable.
-    pub fn append_batch_with(
+    pub fn append_batch_with<R: Borrow<Record>>(
         &self,
-        records: &[Record],
+        records: &[R],
         durability: Durability,
     ) -> Result<AppendInfo> {
         let inner = &*self.inner;

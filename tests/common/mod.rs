@@ -41,3 +41,262 @@ pub fn values(log: &Partition, from: u64) -> Vec<(u64, Vec<u8>)> {
     }
     out
 }
+
+// ---- Helpers for the storage-layer tests (indexes, segments, recovery) -------------------------
+
+/// A deterministic splitmix64 generator: tests seed it so every run sees the same data.
+#[derive(Clone, Debug)]
+pub struct TestRng(u64);
+
+impl TestRng {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        TestRng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// `n` random bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// Everything observable about one stored record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordView {
+    pub offset: u64,
+    pub timestamp: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl RecordView {
+    /// The view of a record read back from the log.
+    pub fn of(r: &topiclog::StoredRecord) -> Self {
+        RecordView {
+            offset: r.offset(),
+            timestamp: r.timestamp(),
+            key: r.key().map(|k| k.to_vec()),
+            value: r.value().map(|v| v.to_vec()),
+            headers: r
+                .headers()
+                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                .collect(),
+        }
+    }
+}
+
+/// Every record from `from` to the end, with all their fields.
+pub fn record_views(log: &Partition, from: u64) -> Vec<RecordView> {
+    let mut out = Vec::new();
+    let mut next = from;
+    while next < log.end_offset() {
+        let batches = log.read(next, 64 << 10).unwrap();
+        assert!(
+            !batches.is_empty(),
+            "read at {next} returned nothing below the end"
+        );
+        out.extend(batches.records().map(|r| RecordView::of(&r)));
+        next = batches.next_offset();
+    }
+    out
+}
+
+/// Append `batches` batches of 1-4 records with keys, values of random length, a header on some,
+/// and timestamps that wander out of order around `1_000_000 + 10 * batch`. Returns the records as
+/// they should read back.
+pub fn append_random_batches(log: &Partition, batches: u64, seed: u64) -> Vec<RecordView> {
+    let mut rng = TestRng::new(seed);
+    let mut out = Vec::new();
+    for b in 0..batches {
+        let n = 1 + rng.below(4);
+        let mut records = Vec::new();
+        for _ in 0..n {
+            let ts = 1_000_000 + 10 * b as i64 + rng.below(61) as i64 - 30;
+            let value_len = 10 + rng.below(150) as usize;
+            let mut r = Record::new(rng.bytes(value_len))
+                .with_key(format!("key-{}", rng.below(1000)))
+                .with_timestamp(ts);
+            if rng.below(3) == 0 {
+                r = r.with_header("h", Some(rng.bytes(5)));
+            }
+            records.push(r);
+        }
+        let info = log.append_batch(&records).unwrap();
+        for (i, r) in records.iter().enumerate() {
+            out.push(RecordView {
+                offset: info.base_offset + i as u64,
+                timestamp: r.timestamp().unwrap(),
+                key: r.key().map(|k| k.to_vec()),
+                value: r.value().map(|v| v.to_vec()),
+                headers: r
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_ref().map(|v| v.to_vec())))
+                    .collect(),
+            });
+        }
+    }
+    out
+}
+
+/// The first record in offset order whose timestamp is `>= ts`: what `offset_for_time` must
+/// answer, computed by brute force.
+pub fn brute_force_offset_for_time(
+    records: &[RecordView],
+    ts: i64,
+) -> Option<topiclog::TimestampOffset> {
+    records
+        .iter()
+        .find(|r| r.timestamp >= ts)
+        .map(|r| topiclog::TimestampOffset {
+            timestamp: r.timestamp,
+            offset: r.offset,
+        })
+}
+
+/// Every answer a reader can get from a log: for each offset in `[start, end]` the batches (raw
+/// bytes) that `read` returns with a one-byte and a 1000-byte limit, and `offset_for_time` for every
+/// timestamp in `times`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Lookups {
+    pub reads: Vec<(u64, usize, Vec<Vec<u8>>)>,
+    pub times: Vec<(i64, Option<topiclog::TimestampOffset>)>,
+}
+
+/// Collect [`Lookups`] from `log`.
+pub fn lookups(log: &Partition, times: std::ops::RangeInclusive<i64>) -> Lookups {
+    let mut reads = Vec::new();
+    for offset in log.start_offset()..=log.end_offset() {
+        for max in [1, 1000] {
+            let batches = log.read(offset, max).unwrap();
+            let bytes = batches
+                .batches()
+                .iter()
+                .map(|b| b.as_bytes().to_vec())
+                .collect();
+            reads.push((offset, max, bytes));
+        }
+    }
+    let times = times
+        .map(|ts| (ts, log.offset_for_time(ts).unwrap()))
+        .collect();
+    Lookups { reads, times }
+}
+
+/// The segment files of one kind in `dir`, sorted by base offset.
+pub fn segment_files(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    kind: topiclog::format::SegmentFileKind,
+) -> Vec<std::path::PathBuf> {
+    fs.read_dir(dir)
+        .unwrap()
+        .into_iter()
+        .filter(|n| topiclog::format::parse_segment_file_name(n).is_some_and(|(_, k)| k == kind))
+        .map(|n| dir.join(n))
+        .collect()
+}
+
+/// Overwrite bytes of a file at `pos` (extending it if needed), as damage would.
+pub fn overwrite(fs: &dyn FileSystem, path: &Path, pos: u64, bytes: &[u8]) {
+    let f = fs.open(path, topiclog::fs::OpenMode::ReadWrite).unwrap();
+    f.write_all_at(bytes, pos).unwrap();
+}
+
+/// Append bytes to the end of a file.
+pub fn append_to_file(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) {
+    let f = fs.open(path, topiclog::fs::OpenMode::ReadWrite).unwrap();
+    let len = f.len().unwrap();
+    f.write_all_at(bytes, len).unwrap();
+}
+
+/// The length of a file.
+pub fn file_len(fs: &dyn FileSystem, path: &Path) -> u64 {
+    fs.open(path, topiclog::fs::OpenMode::Read)
+        .unwrap()
+        .len()
+        .unwrap()
+}
+
+/// The bytes of a file.
+pub fn file_bytes(fs: &dyn FileSystem, path: &Path) -> Vec<u8> {
+    let f = fs.open(path, topiclog::fs::OpenMode::Read).unwrap();
+    let mut buf = vec![0u8; f.len().unwrap() as usize];
+    f.read_exact_at(&mut buf, 0).unwrap();
+    buf
+}
+
+/// Stop using `log` without a clean close, as a crash would: no clean-shutdown marker is written,
+/// nothing more is synced, and its handles are never used again. (Dropping would close cleanly.)
+pub fn crash_without_close(log: Partition) {
+    std::mem::forget(log);
+}
+
+/// Assert that two [`Lookups`] agree, naming the first lookup that differs (and how many do)
+/// rather than printing both in full.
+pub fn assert_lookups_eq(actual: &Lookups, expected: &Lookups, what: &str) {
+    let bad_reads: Vec<_> = actual
+        .reads
+        .iter()
+        .zip(&expected.reads)
+        .filter(|(a, e)| a != e)
+        .collect();
+    let bad_times: Vec<_> = actual
+        .times
+        .iter()
+        .zip(&expected.times)
+        .filter(|(a, e)| a != e)
+        .collect();
+    if let Some((a, e)) = bad_reads.first() {
+        let bases = |batches: &[Vec<u8>]| -> Vec<u64> {
+            batches
+                .iter()
+                .map(|b| u64::from_le_bytes(b[..8].try_into().unwrap()))
+                .collect()
+        };
+        panic!(
+            "{what}: {} of {} reads differ; first: read({}, {}) returned batches at {:?}, expected {:?}",
+            bad_reads.len(),
+            expected.reads.len(),
+            e.0,
+            e.1,
+            bases(&a.2),
+            bases(&e.2)
+        );
+    }
+    if let Some((a, e)) = bad_times.first() {
+        panic!(
+            "{what}: {} of {} offset_for_time answers differ; first: offset_for_time({}) = {:?}, expected {:?}",
+            bad_times.len(),
+            expected.times.len(),
+            e.0,
+            a.1,
+            e.1
+        );
+    }
+    assert_eq!(
+        actual.reads.len(),
+        expected.reads.len(),
+        "{what}: read count"
+    );
+    assert_eq!(
+        actual.times.len(),
+        expected.times.len(),
+        "{what}: time count"
+    );
+}

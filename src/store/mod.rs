@@ -1,0 +1,590 @@
+//! The store: one directory holding many topics, locked for one owner at a time, with a background
+//! maintenance thread.
+//!
+//! ```text
+//! <store>/LOCK                 flock'ed while a Store has the directory open
+//! <store>/<topic>/topic.conf   a topic exists exactly when its topic.conf does
+//! <store>/<topic>/<n>/...      partition n
+//! ```
+//!
+//! Topic creation writes `topic.conf` last and deletion removes it first, so a crash at any point of
+//! either leaves a directory without `topic.conf`, which the next open removes: a half-created or
+//! half-deleted topic never reopens as valid.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, IoContext, Result};
+use crate::fs::{create_dir_all_durable, read_all, write_atomic, FileLock, FileSystem, StdFs};
+use crate::partition::{Durability, PartitionConfig, TimestampType};
+use crate::segment::Recovery;
+use crate::topic::{
+    validate_topic_name, CleanupPolicy, DefaultPartitioner, Partitioner, Topic, TopicConfig,
+    CONFIG_FILE,
+};
+
+/// Name of the lock file in the store directory.
+const LOCK_FILE: &str = "LOCK";
+
+/// Store-wide settings: defaults for every topic (a [`TopicConfig`] field left `None` takes the
+/// value here) and the store's own behaviour. Every field documents its default and its Kafka
+/// counterpart.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use topiclog::{Durability, StoreOptions};
+/// let options = StoreOptions {
+///     durability: Durability::Interval(Duration::from_millis(200)),
+///     segment_bytes: 128 << 20,
+///     ..StoreOptions::default()
+/// };
+/// ```
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Default segment size. Default 1 GiB. Kafka: `log.segment.bytes`.
+    pub segment_bytes: u64,
+    /// Default time after which a non-empty segment rolls. Default 7 days; `None` never. Kafka:
+    /// `log.roll.ms`.
+    pub segment_ms: Option<Duration>,
+    /// Default bytes between offset index entries. Default 4096. Kafka:
+    /// `log.index.interval.bytes`.
+    pub index_interval_bytes: u32,
+    /// Default maximum index file size. Default 10 MiB. Kafka: `log.index.size.max.bytes`.
+    pub max_index_bytes: u32,
+    /// Default largest batch. Default 1 MiB + 12. Kafka: `message.max.bytes`.
+    pub max_batch_bytes: u32,
+    /// Default durability. Default [`Durability::Always`]. Kafka: `log.flush.interval.messages` /
+    /// `log.flush.interval.ms`.
+    pub durability: Durability,
+    /// Default preallocation of segment files. Default `true`. Kafka: `log.preallocate`.
+    pub preallocate: bool,
+    /// What recovery does with damage that is not a torn tail. Default [`Recovery::Strict`].
+    pub recovery: Recovery,
+    /// Default timestamp type. Default [`TimestampType::CreateTime`]. Kafka:
+    /// `log.message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+    /// Default retention time; `None` keeps records forever. Default 7 days. Kafka:
+    /// `log.retention.ms`.
+    pub retention: Option<Duration>,
+    /// Default retention size per partition; `None` is unlimited. Default `None`. Kafka:
+    /// `log.retention.bytes`.
+    pub retention_bytes: Option<u64>,
+    /// Default cleanup policy. Default [`CleanupPolicy::Delete`]. Kafka: `log.cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+    /// Partitions of a topic made by [`Store::topic_or_create`]. Default 1. Kafka:
+    /// `num.partitions`.
+    pub default_partitions: u32,
+    /// Bytes of unkeyed records sent to one partition before the default partitioner moves to
+    /// another. Default 16 KiB. Kafka: `batch.size` (which drives its sticky partitioner).
+    pub sticky_batch_bytes: usize,
+    /// The partitioner for records sent without an explicit partition. Default `None`: a
+    /// [`DefaultPartitioner`]. Kafka: `partitioner.class`.
+    pub partitioner: Option<Arc<dyn Partitioner>>,
+    /// Run a background thread that calls [`Store::maintain`] every `maintenance_interval`.
+    /// Default `true`. Turn it off to call `maintain` yourself.
+    pub background_maintenance: bool,
+    /// How often background maintenance runs. Default 100 ms. Kafka:
+    /// `log.flush.scheduler.interval.ms`.
+    pub maintenance_interval: Duration,
+    /// The file system. Default the real one.
+    pub file_system: Arc<dyn FileSystem>,
+    /// The clock. Default the system clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        let p = PartitionConfig::default();
+        StoreOptions {
+            segment_bytes: p.segment_bytes,
+            segment_ms: p.segment_ms,
+            index_interval_bytes: p.index_interval_bytes,
+            max_index_bytes: p.max_index_bytes,
+            max_batch_bytes: p.max_batch_bytes,
+            durability: p.durability,
+            preallocate: p.preallocate,
+            recovery: p.recovery,
+            timestamp_type: p.timestamp_type,
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            retention_bytes: None,
+            cleanup_policy: CleanupPolicy::Delete,
+            default_partitions: 1,
+            sticky_batch_bytes: 16 << 10,
+            partitioner: None,
+            background_maintenance: true,
+            maintenance_interval: Duration::from_millis(100),
+            file_system: Arc::new(StdFs),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl StoreOptions {
+    /// The effective partition configuration of a topic: its overrides applied to these defaults.
+    pub fn partition_config(&self, topic: &TopicConfig) -> PartitionConfig {
+        PartitionConfig {
+            segment_bytes: topic.segment_bytes.unwrap_or(self.segment_bytes),
+            segment_ms: match topic.segment_ms {
+                Some(d) if d == Duration::MAX => None,
+                Some(d) => Some(d),
+                None => self.segment_ms,
+            },
+            index_interval_bytes: topic
+                .index_interval_bytes
+                .unwrap_or(self.index_interval_bytes),
+            max_index_bytes: topic.max_index_bytes.unwrap_or(self.max_index_bytes),
+            max_batch_bytes: topic.max_batch_bytes.unwrap_or(self.max_batch_bytes),
+            durability: topic.durability.unwrap_or(self.durability),
+            preallocate: topic.preallocate.unwrap_or(self.preallocate),
+            recovery: self.recovery,
+            timestamp_type: topic.timestamp_type.unwrap_or(self.timestamp_type),
+            file_system: self.file_system.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// Check the store-wide settings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        self.partition_config(&TopicConfig::default()).validate()?;
+        if self.default_partitions == 0 {
+            return Err(Error::config("default_partitions", "must be at least 1"));
+        }
+        if self.maintenance_interval.is_zero() {
+            return Err(Error::config("maintenance_interval", "must be positive"));
+        }
+        if self.retention.is_some_and(|d| d.is_zero()) {
+            return Err(Error::config(
+                "retention",
+                "must be positive (None keeps records forever)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A directory of topics. Cheap to clone; `Send + Sync`. Only one `Store` may have a directory
+/// open at a time (enforced with an OS lock on `LOCK`, released by the OS if the holder dies).
+///
+/// # Examples
+/// ```
+/// use topiclog::{Record, Store, TopicConfig};
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// let orders = store.create_topic("orders", TopicConfig::with_partitions(3))?;
+/// let meta = orders.send(Record::new("created").with_key("order-1"))?;
+/// let read = orders.partition(meta.partition)?.read(meta.offset, 1 << 20)?;
+/// assert_eq!(read.records().next().unwrap().value().unwrap().as_ref(), b"created");
+/// store.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<StoreInner>,
+}
+
+#[derive(Debug)]
+struct StoreInner {
+    dir: PathBuf,
+    options: StoreOptions,
+    fs: Arc<dyn FileSystem>,
+    partitioner: Arc<dyn Partitioner>,
+    lock: Mutex<Option<Box<dyn FileLock>>>,
+    topics: RwLock<BTreeMap<String, Topic>>,
+    /// Serializes topic creation, deletion and growth.
+    admin: Mutex<()>,
+    closed: AtomicBool,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    maintenance: Mutex<Option<JoinHandle<()>>>,
+    last_maintenance_error: Mutex<Option<String>>,
+}
+
+impl Store {
+    /// Open (or create) a store in `dir` with default options.
+    ///
+    /// # Errors
+    /// As [`open_with`](Self::open_with).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(dir, StoreOptions::default())
+    }
+
+    /// Open (or create) a store in `dir`: take the directory lock, recover every partition of
+    /// every topic, finish any interrupted topic creation or deletion, and start background
+    /// maintenance if enabled.
+    ///
+    /// # Errors
+    /// - [`Error::AlreadyOpen`] if another `Store` holds the directory;
+    /// - [`Error::InvalidConfig`] for bad options;
+    /// - [`Error::InvalidConfigFile`] for a damaged or hand-broken `topic.conf`;
+    /// - anything [`Partition::open_with`](crate::Partition::open_with) returns.
+    pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        options.validate()?;
+        let dir = dir.as_ref().to_owned();
+        let fs = options.file_system.clone();
+        create_dir_all_durable(&*fs, &dir).at(&dir)?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = match fs.try_lock(&lock_path) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(Error::AlreadyOpen { path: dir });
+            }
+            Err(e) => return Err(Error::io(lock_path, e)),
+        };
+        let partitioner = options.partitioner.clone().unwrap_or_else(|| {
+            Arc::new(DefaultPartitioner::new(options.sticky_batch_bytes)) as Arc<dyn Partitioner>
+        });
+
+        let mut topics = BTreeMap::new();
+        let mut removed_any = false;
+        for name in fs.read_dir(&dir).at(&dir)? {
+            let path = dir.join(&name);
+            if validate_topic_name(&name).is_err() || !fs.is_dir(&path) {
+                continue;
+            }
+            let conf_path = path.join(CONFIG_FILE);
+            if !fs.exists(&conf_path) {
+                // A topic whose creation or deletion was interrupted.
+                fs.remove_dir_all(&path).at(&path)?;
+                removed_any = true;
+                continue;
+            }
+            let config = read_topic_config(&*fs, &conf_path)?;
+            remove_extra_partitions(&*fs, &path, config.partitions)?;
+            let pconfig = options.partition_config(&config);
+            pconfig.validate().map_err(|e| Error::InvalidConfigFile {
+                path: conf_path.clone(),
+                line: 0,
+                reason: e.to_string(),
+            })?;
+            let topic = Topic::open(&name, &path, config, pconfig, partitioner.clone())?;
+            topics.insert(name, topic);
+        }
+        if removed_any {
+            fs.sync_dir(&dir).at(&dir)?;
+        }
+
+        let inner = Arc::new(StoreInner {
+            dir,
+            fs,
+            partitioner,
+            lock: Mutex::new(Some(lock)),
+            topics: RwLock::new(topics),
+            admin: Mutex::new(()),
+            closed: AtomicBool::new(false),
+            stop: Arc::new((Mutex::new(false), Condvar::new())),
+            maintenance: Mutex::new(None),
+            last_maintenance_error: Mutex::new(None),
+            options,
+        });
+        if inner.options.background_maintenance {
+            let handle = spawn_maintenance(
+                Arc::downgrade(&inner),
+                inner.stop.clone(),
+                inner.options.maintenance_interval,
+            )
+            .at(&inner.dir)?;
+            *inner.maintenance.lock() = Some(handle);
+        }
+        Ok(Store { inner })
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.inner.options
+    }
+
+    /// Create a topic.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTopicName`], [`Error::TopicExists`], [`Error::InvalidConfig`],
+    /// [`Error::Closed`], or an I/O error.
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        let inner = &*self.inner;
+        let _admin = inner.admin.lock();
+        inner.check_open()?;
+        validate_topic_name(name)?;
+        config.validate()?;
+        let pconfig = inner.options.partition_config(&config);
+        pconfig.validate()?;
+        if inner.topics.read().contains_key(name) {
+            return Err(Error::TopicExists {
+                name: name.to_owned(),
+            });
+        }
+        let fs = &*inner.fs;
+        let path = inner.dir.join(name);
+        if fs.exists(&path) {
+            // Left over from an interrupted operation in this run.
+            fs.remove_dir_all(&path).at(&path)?;
+        }
+        fs.create_dir_all(&path).at(&path)?;
+        fs.sync_dir(&inner.dir).at(&inner.dir)?;
+        let topic = Topic::open(
+            name,
+            &path,
+            config.clone(),
+            pconfig,
+            inner.partitioner.clone(),
+        )?;
+        // The topic exists from the moment its config is durable.
+        let conf_path = path.join(CONFIG_FILE);
+        write_atomic(fs, &conf_path, config.encode().as_bytes()).at(&conf_path)?;
+        inner.topics.write().insert(name.to_owned(), topic.clone());
+        Ok(topic)
+    }
+
+    /// The topic called `name`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`]; [`Error::Closed`].
+    pub fn topic(&self, name: &str) -> Result<Topic> {
+        self.inner.check_open()?;
+        self.inner
+            .topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTopic {
+                name: name.to_owned(),
+            })
+    }
+
+    /// The topic called `name`, created with `default_partitions` partitions and the store
+    /// defaults if it does not exist.
+    ///
+    /// # Errors
+    /// As [`create_topic`](Self::create_topic).
+    pub fn topic_or_create(&self, name: &str) -> Result<Topic> {
+        match self.topic(name) {
+            Err(Error::UnknownTopic { .. }) => {
+                let config = TopicConfig::with_partitions(self.inner.options.default_partitions);
+                match self.create_topic(name, config) {
+                    Err(Error::TopicExists { .. }) => self.topic(name),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The names of all topics, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        self.inner.topics.read().keys().cloned().collect()
+    }
+
+    /// Delete a topic and all its data. Handles to it get [`Error::Closed`] afterwards.
+    ///
+    /// Crash-safe: the topic's config is removed (durably) first, so an interrupted deletion
+    /// finishes on the next open instead of leaving a half topic.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`]; [`Error::Closed`]; an I/O error.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        let inner = &*self.inner;
+        let _admin = inner.admin.lock();
+        inner.check_open()?;
+        let topic = inner
+            .topics
+            .write()
+            .remove(name)
+            .ok_or_else(|| Error::UnknownTopic {
+                name: name.to_owned(),
+            })?;
+        // Its data is about to go; a failed clean close changes nothing.
+        let _ = topic.close();
+        let fs = &*inner.fs;
+        let path = inner.dir.join(name);
+        let conf_path = path.join(CONFIG_FILE);
+        fs.remove_file(&conf_path).at(&conf_path)?;
+        fs.sync_dir(&path).at(&path)?;
+        fs.remove_dir_all(&path).at(&path)?;
+        fs.sync_dir(&inner.dir).at(&inner.dir)
+    }
+
+    /// Grow a topic to `new_count` partitions (never shrink, as in Kafka).
+    ///
+    /// Keyed records map to `murmur2(key) % partitions`, so after growth a key may map to a
+    /// different partition than before (as in Kafka); records already written stay where they are.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] if `new_count` is not larger than the current count;
+    /// [`Error::UnknownTopic`]; an I/O error.
+    pub fn add_partitions(&self, name: &str, new_count: u32) -> Result<()> {
+        let inner = &*self.inner;
+        let _admin = inner.admin.lock();
+        inner.check_open()?;
+        let topic = self.topic(name)?;
+        let current = topic.partition_count();
+        if new_count <= current {
+            return Err(Error::config(
+                "partitions",
+                format!("topic {name:?} has {current} partitions; it can only grow"),
+            ));
+        }
+        let config = TopicConfig {
+            partitions: new_count,
+            ..topic.config()
+        };
+        config.validate()?;
+        topic.grow(config.clone())?;
+        let conf_path = topic.dir().join(CONFIG_FILE);
+        write_atomic(&*inner.fs, &conf_path, config.encode().as_bytes()).at(&conf_path)
+    }
+
+    /// Run periodic maintenance once: interval flushes (and, as they arrive, retention and
+    /// compaction). The background thread calls this; call it yourself when
+    /// `background_maintenance` is off.
+    ///
+    /// # Errors
+    /// The first error a partition reported; every partition is still visited.
+    pub fn maintain(&self) -> Result<()> {
+        self.inner.maintain()
+    }
+
+    /// The last error background maintenance ran into, if any.
+    pub fn last_maintenance_error(&self) -> Option<String> {
+        self.inner.last_maintenance_error.lock().clone()
+    }
+
+    /// Close cleanly: stop maintenance, close every partition (so the next open skips the
+    /// rescan) and release the directory lock. Other clones get [`Error::Closed`] afterwards;
+    /// dropping the last clone closes too.
+    ///
+    /// # Errors
+    /// The first error a partition's close reported.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+impl StoreInner {
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed {
+                path: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn maintain(&self) -> Result<()> {
+        self.check_open()?;
+        let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
+        let mut first_err = None;
+        for topic in topics {
+            for p in topic.partitions() {
+                match p.flush_if_due() {
+                    Ok(_) | Err(Error::Closed { .. }) => {}
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        match first_err {
+            Some(e) => {
+                *self.last_maintenance_error.lock() = Some(e.to_string());
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn close(&self) -> Result<()> {
+        let _admin = self.admin.lock();
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        {
+            let (stopped, cv) = &*self.stop;
+            *stopped.lock() = true;
+            cv.notify_all();
+        }
+        if let Some(handle) = self.maintenance.lock().take() {
+            // The maintenance thread may itself hold the last handle (and be running this drop).
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+        let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
+        let mut first_err = None;
+        for t in topics {
+            if let Err(e) = t.close() {
+                first_err.get_or_insert(e);
+            }
+        }
+        self.lock.lock().take();
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn spawn_maintenance(
+    store: Weak<StoreInner>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    interval: Duration,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("topiclog-maintenance".into())
+        .spawn(move || loop {
+            {
+                let (stopped, cv) = &*stop;
+                let mut guard = stopped.lock();
+                if !*guard {
+                    cv.wait_for(&mut guard, interval);
+                }
+                if *guard {
+                    return;
+                }
+            }
+            let Some(inner) = store.upgrade() else { return };
+            // Errors are kept for `last_maintenance_error`; partitions latch their own failures.
+            let _ = inner.maintain();
+        })
+}
+
+fn read_topic_config(fs: &dyn FileSystem, path: &Path) -> Result<TopicConfig> {
+    let bytes = read_all(fs, path, 64 << 10).map_err(|e| Error::InvalidConfigFile {
+        path: path.to_owned(),
+        line: 0,
+        reason: format!("cannot read: {e}"),
+    })?;
+    TopicConfig::decode(&bytes, path)
+}
+
+/// Remove partition directories at or above `count`, left by an interrupted `add_partitions`.
+fn remove_extra_partitions(fs: &dyn FileSystem, topic_dir: &Path, count: u32) -> Result<()> {
+    let mut removed = false;
+    for name in fs.read_dir(topic_dir).at(topic_dir)? {
+        let Ok(n) = name.parse::<u32>() else { continue };
+        if n >= count && name == n.to_string() {
+            let p = topic_dir.join(&name);
+            fs.remove_dir_all(&p).at(&p)?;
+            removed = true;
+        }
+    }
+    if removed {
+        fs.sync_dir(topic_dir).at(topic_dir)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,350 @@
+//! Topics: a name, a configuration and N partitions, with Kafka's partitioning rules.
+//!
+//! Directory layout, inside the store directory:
+//! ```text
+//! <topic>/topic.conf     the topic's configuration; a topic exists exactly when this file does
+//! <topic>/<n>/...        partition n (segments, checkpoint)
+//! ```
+
+mod config;
+mod partitioner;
+
+pub use config::{CleanupPolicy, TopicConfig, MAX_PARTITIONS};
+pub use partitioner::{key_partition, murmur2, DefaultPartitioner, Partitioner};
+
+pub(crate) use config::FILE_NAME as CONFIG_FILE;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::error::{Error, Result};
+use crate::format::Record;
+use crate::partition::{Partition, PartitionConfig, TimestampType};
+
+/// Longest topic name (Kafka's limit).
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Check a topic name: 1 to 249 characters of `[A-Za-z0-9._-]`, not `.` or `..`. Such a name can
+/// never escape the store directory.
+///
+/// # Errors
+/// [`Error::InvalidTopicName`] saying what is wrong.
+///
+/// # Examples
+/// ```
+/// assert!(topiclog::validate_topic_name("orders.v2").is_ok());
+/// assert!(topiclog::validate_topic_name("../etc").is_err());
+/// ```
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let reject = |reason| {
+        Err(Error::InvalidTopicName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return reject("is empty");
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return reject("is longer than 249 characters");
+    }
+    if name == "." || name == ".." {
+        return reject("'.' and '..' are not allowed");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return reject("may contain only ASCII letters, digits, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+/// Where a sent record landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// The partition.
+    pub partition: u32,
+    /// The record's offset in that partition.
+    pub offset: u64,
+    /// The record's timestamp as stored (its own, or the append time).
+    pub timestamp: i64,
+}
+
+/// A topic: named, configured, split into partitions. Cheap to clone; `Send + Sync`.
+///
+/// Obtained from [`Store::create_topic`](crate::Store::create_topic) or
+/// [`Store::topic`](crate::Store::topic).
+#[derive(Clone, Debug)]
+pub struct Topic {
+    inner: Arc<TopicInner>,
+}
+
+#[derive(Debug)]
+struct TopicInner {
+    name: String,
+    dir: PathBuf,
+    config: RwLock<TopicConfig>,
+    partition_config: PartitionConfig,
+    partitions: RwLock<Arc<Vec<Partition>>>,
+    partitioner: Arc<dyn Partitioner>,
+}
+
+impl Topic {
+    /// Open the topic's partitions (creating missing partition directories).
+    pub(crate) fn open(
+        name: &str,
+        dir: &Path,
+        config: TopicConfig,
+        partition_config: PartitionConfig,
+        partitioner: Arc<dyn Partitioner>,
+    ) -> Result<Topic> {
+        let mut partitions = Vec::with_capacity(config.partitions as usize);
+        for i in 0..config.partitions {
+            partitions.push(Partition::open_with(
+                dir.join(i.to_string()),
+                partition_config.clone(),
+            )?);
+        }
+        Ok(Topic {
+            inner: Arc::new(TopicInner {
+                name: name.to_owned(),
+                dir: dir.to_owned(),
+                config: RwLock::new(config),
+                partition_config,
+                partitions: RwLock::new(Arc::new(partitions)),
+                partitioner,
+            }),
+        })
+    }
+
+    /// Open partitions `current..new_count` and publish them (the caller persists the config).
+    pub(crate) fn grow(&self, config: TopicConfig) -> Result<()> {
+        let current = self.inner.partitions.read().clone();
+        let mut list = current.as_ref().clone();
+        for i in list.len() as u32..config.partitions {
+            list.push(Partition::open_with(
+                self.inner.dir.join(i.to_string()),
+                self.inner.partition_config.clone(),
+            )?);
+        }
+        *self.inner.partitions.write() = Arc::new(list);
+        *self.inner.config.write() = config;
+        Ok(())
+    }
+
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The topic's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The topic's own settings (overrides of the store defaults), as persisted.
+    pub fn config(&self) -> TopicConfig {
+        self.inner.config.read().clone()
+    }
+
+    /// The effective settings of each partition: the topic's overrides applied to the store
+    /// defaults.
+    pub fn partition_config(&self) -> &PartitionConfig {
+        &self.inner.partition_config
+    }
+
+    /// Number of partitions.
+    pub fn partition_count(&self) -> u32 {
+        self.inner.partitions.read().len() as u32
+    }
+
+    /// Partition `partition`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPartition`] if there is no such partition.
+    pub fn partition(&self, partition: u32) -> Result<Partition> {
+        let list = self.inner.partitions.read();
+        list.get(partition as usize)
+            .cloned()
+            .ok_or_else(|| Error::InvalidPartition {
+                topic: self.inner.name.clone(),
+                partition,
+                partitions: list.len() as u32,
+            })
+    }
+
+    /// All partitions, in order.
+    pub fn partitions(&self) -> Vec<Partition> {
+        self.inner.partitions.read().as_ref().clone()
+    }
+
+    /// Each partition's start offset, by partition number.
+    pub fn start_offsets(&self) -> Vec<u64> {
+        self.inner
+            .partitions
+            .read()
+            .iter()
+            .map(Partition::start_offset)
+            .collect()
+    }
+
+    /// Each partition's end offset, by partition number.
+    pub fn end_offsets(&self) -> Vec<u64> {
+        self.inner
+            .partitions
+            .read()
+            .iter()
+            .map(Partition::end_offset)
+            .collect()
+    }
+
+    /// Send a record to the partition the partitioner picks: by key hash (Kafka's murmur2) if it
+    /// has a key, sticky otherwise. Durable per the topic's durability when it returns.
+    ///
+    /// # Errors
+    /// As [`Partition::append_batch_with`].
+    pub fn send(&self, record: Record) -> Result<RecordMetadata> {
+        let partitions = self.inner.partitions.read().clone();
+        let p = self.choose(&record, partitions.len() as u32);
+        Self::append_one(
+            &partitions,
+            p,
+            &self.inner.name,
+            record,
+            self.timestamp_type(),
+        )
+    }
+
+    /// Send a record to an explicit partition.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPartition`], or as [`Partition::append_batch_with`].
+    pub fn send_to(&self, partition: u32, record: Record) -> Result<RecordMetadata> {
+        let partitions = self.inner.partitions.read().clone();
+        Self::append_one(
+            &partitions,
+            partition,
+            &self.inner.name,
+            record,
+            self.timestamp_type(),
+        )
+    }
+
+    /// Send many records: each is partitioned as by [`send`](Self::send), and the records bound
+    /// for one partition are appended there as one atomic batch (in their original order). Returns
+    /// metadata in the order of `records`.
+    ///
+    /// Batches to different partitions are independent: if one fails, those before it are kept.
+    ///
+    /// # Errors
+    /// As [`Partition::append_batch_with`].
+    pub fn send_batch(&self, records: &[Record]) -> Result<Vec<RecordMetadata>> {
+        let partitions = self.inner.partitions.read().clone();
+        let n = partitions.len() as u32;
+        let mut chosen = Vec::with_capacity(records.len());
+        let mut groups: Vec<Vec<&Record>> = vec![Vec::new(); n as usize];
+        for r in records {
+            let p = self.choose(r, n);
+            chosen.push(p);
+            groups[p as usize].push(r);
+        }
+        let log_append = self.timestamp_type() == TimestampType::LogAppendTime;
+        // Per partition: offset of its first record and the append time.
+        let mut firsts = vec![(0u64, 0i64); n as usize];
+        for (p, group) in groups.iter().enumerate() {
+            if group.is_empty() {
+                continue;
+            }
+            let info = partitions[p].append_batch(group)?;
+            firsts[p] = (info.base_offset, info.append_time);
+        }
+        let mut next_index = vec![0u64; n as usize];
+        Ok(records
+            .iter()
+            .zip(chosen)
+            .map(|(r, p)| {
+                let (base, append_time) = firsts[p as usize];
+                let offset = base + next_index[p as usize];
+                next_index[p as usize] += 1;
+                RecordMetadata {
+                    partition: p,
+                    offset,
+                    timestamp: stored_timestamp(r, append_time, log_append),
+                }
+            })
+            .collect())
+    }
+
+    /// Sync every partition and record its recovery point.
+    ///
+    /// # Errors
+    /// As [`Partition::flush`].
+    pub fn flush(&self) -> Result<()> {
+        for p in self.partitions() {
+            p.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Close every partition cleanly.
+    pub(crate) fn close(&self) -> Result<()> {
+        let mut first_err = None;
+        for p in self.partitions() {
+            if let Err(e) = p.close() {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn timestamp_type(&self) -> TimestampType {
+        self.inner.partition_config.timestamp_type
+    }
+
+    fn choose(&self, record: &Record, partitions: u32) -> u32 {
+        let value_len = record.value().map_or(0, |v| v.len());
+        self.inner.partitioner.partition(
+            &self.inner.name,
+            record.key().map(|k| k.as_ref()),
+            value_len,
+            partitions,
+        ) % partitions.max(1)
+    }
+
+    fn append_one(
+        partitions: &[Partition],
+        partition: u32,
+        topic: &str,
+        record: Record,
+        timestamp_type: TimestampType,
+    ) -> Result<RecordMetadata> {
+        let p = partitions
+            .get(partition as usize)
+            .ok_or_else(|| Error::InvalidPartition {
+                topic: topic.to_owned(),
+                partition,
+                partitions: partitions.len() as u32,
+            })?;
+        let info = p.append_batch(std::slice::from_ref(&record))?;
+        Ok(RecordMetadata {
+            partition,
+            offset: info.base_offset,
+            timestamp: stored_timestamp(
+                &record,
+                info.append_time,
+                timestamp_type == TimestampType::LogAppendTime,
+            ),
+        })
+    }
+}
+
+fn stored_timestamp(record: &Record, append_time: i64, log_append: bool) -> i64 {
+    if log_append {
+        append_time
+    } else {
+        record.timestamp().unwrap_or(append_time)
+    }
+}
