@@ -1,97 +1,130 @@
-//! Quickstart: a durable queue in a local directory.
+//! Quickstart: a durable, partitioned queue in a local directory.
 //!
-//! Appends a few records (one at a time and as a batch) to a partition in `./quickstart-data`,
-//! reads them back, finds a record by timestamp, closes, reopens and shows the data survived.
+//! Opens a store in `./quickstart-data` (or the directory given as the first argument), creates a
+//! topic with 3 partitions, sends keyed and unkeyed records, consumes them back partition by
+//! partition, finds a record by timestamp, closes, reopens and shows that the data survived.
 //!
-//! Run with `cargo run --release --example quickstart`.
+//! Run with `cargo run --release --example quickstart`. Run it twice: the second run finds the
+//! first run's records.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use topiclog::{Durability, Partition, PartitionConfig, Record};
+use topiclog::{Durability, Record, Store, StoreOptions, TopicConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "quickstart-data".to_string());
-    let dir = std::path::Path::new(&dir).join("orders-0");
-    let config = PartitionConfig {
-        // Every append returns only after fdatasync; concurrent appenders share syncs.
+    let options = StoreOptions {
+        // Every send returns only after fdatasync; concurrent senders share syncs.
         durability: Durability::Always,
         segment_bytes: 64 << 20,
-        ..PartitionConfig::default()
+        ..StoreOptions::default()
     };
 
-    let log = Partition::open_with(&dir, config.clone())?;
-    let report = log.recovery_report();
-    println!(
-        "opened {} (clean shutdown last time: {}, records already there: {})",
-        dir.display(),
-        report.clean_shutdown,
-        log.end_offset() - log.start_offset()
-    );
+    let store = Store::open_with(&dir, options.clone())?;
+    let orders = match store.topic("orders") {
+        Ok(topic) => {
+            println!(
+                "opened {dir}: topic 'orders' already holds {:?} records per partition",
+                topic.end_offsets()
+            );
+            topic
+        }
+        Err(_) => {
+            println!("opened {dir}: creating topic 'orders' with 3 partitions");
+            store.create_topic("orders", TopicConfig::with_partitions(3))?
+        }
+    };
+    let start_offsets = orders.end_offsets();
 
-    // One record at a time: each append is durable when it returns.
+    // Keyed records: the key picks the partition (Kafka's murmur2), so one order stays in order.
     let t0 = Instant::now();
-    let first = log.append(Record::new("order created").with_key("order-1001"))?;
-    log.append(Record::new("payment received").with_key("order-1001"))?;
-    println!("appended 2 durable records at offsets {first}..={} in {:?}", first + 1, t0.elapsed());
+    for (key, event) in [
+        ("order-1001", "created"),
+        ("order-1002", "created"),
+        ("order-1001", "paid"),
+        ("order-1001", "shipped"),
+    ] {
+        let meta = orders.send(Record::new(event).with_key(key))?;
+        println!(
+            "  sent {key}/{event:<8} -> partition {} offset {}",
+            meta.partition, meta.offset
+        );
+    }
+    println!("4 durable keyed sends took {:?}", t0.elapsed());
 
-    // A batch: one write, one checksum, one fsync for all of them.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
-    let batch: Vec<Record> = (0..1000)
+    // Unkeyed records in one call: grouped per partition into batches (one write + one fsync each).
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
+    let telemetry: Vec<Record> = (0..3000)
         .map(|i| {
-            Record::new(format!("telemetry sample {i}"))
-                .with_key(format!("sensor-{}", i % 8))
-                .with_timestamp(now + i)
-                .with_header("unit", Some("celsius"))
+            Record::new(format!(
+                "temperature sample {i}: {:.1}",
+                20.0 + (i % 50) as f64 / 10.0
+            ))
+            .with_timestamp(now + i)
+            .with_header("unit", Some("celsius"))
         })
         .collect();
     let t0 = Instant::now();
-    let info = log.append_batch(&batch)?;
+    let metas = orders.send_batch(&telemetry)?;
+    let mut per_partition = [0usize; 3];
+    for m in &metas {
+        per_partition[m.partition as usize] += 1;
+    }
     println!(
-        "appended a batch of {} records at offsets {}..={} in {:?}",
-        batch.len(),
-        info.base_offset,
-        info.last_offset,
+        "sent {} unkeyed records in {:?}, spread over partitions as {per_partition:?}",
+        metas.len(),
         t0.elapsed()
     );
 
-    // Consume from where this run started.
-    let mut next = first;
-    let mut consumed = 0;
-    while next < log.end_offset() {
-        let read = log.read(next, 256 << 10)?;
-        for record in read.records() {
-            if consumed < 3 {
-                println!(
-                    "  offset {:>5}  key {:<12} value {:?}",
-                    record.offset(),
-                    String::from_utf8_lossy(record.key().map(|k| k.as_ref()).unwrap_or(b"-")),
-                    String::from_utf8_lossy(record.value().map(|v| v.as_ref()).unwrap_or(b"<tombstone>")),
-                );
+    // Consume every partition from where this run started.
+    for (p, from) in start_offsets.iter().enumerate() {
+        let partition = orders.partition(p as u32)?;
+        let (mut next, mut count, mut first) = (*from, 0, None);
+        while next < partition.end_offset() {
+            let batch = partition.read(next, 256 << 10)?; // whole batches, CRC-verified
+            for record in batch.records() {
+                if record.key().is_some() && first.is_none() {
+                    first = Some(format!(
+                        "{}={}",
+                        String::from_utf8_lossy(record.key().map_or(&b""[..], |k| k.as_ref())),
+                        String::from_utf8_lossy(record.value().map_or(&b""[..], |v| v.as_ref()))
+                    ));
+                }
+                count += 1;
             }
-            consumed += 1;
+            next = batch.next_offset();
         }
-        next = read.next_offset();
+        println!(
+            "partition {p}: consumed {count} records (offsets {from}..{next}){}",
+            first
+                .map(|f| format!(", first keyed: {f}"))
+                .unwrap_or_default()
+        );
     }
-    println!("consumed {consumed} records (every batch CRC-verified), next offset {next}");
 
-    // Find records by time, like Kafka's ListOffsets.
-    if let Some(hit) = log.offset_for_time(now + 500)? {
-        println!("first record at or after t+500ms: offset {} (timestamp {})", hit.offset, hit.timestamp);
+    // Find by time, like Kafka's ListOffsets.
+    let target = now + 1500;
+    for p in 0..orders.partition_count() {
+        if let Some(hit) = orders.partition(p)?.offset_for_time(target)? {
+            println!(
+                "partition {p}: first record at or after t+1500ms is offset {} (timestamp {})",
+                hit.offset, hit.timestamp
+            );
+        }
     }
 
-    log.close()?;
-    drop(log);
+    store.close()?;
+    drop((orders, store));
 
-    let log = Partition::open_with(&dir, config)?;
+    let store = Store::open_with(&dir, options)?;
+    let orders = store.topic("orders")?;
     println!(
-        "reopened: clean shutdown {}, offsets {}..{} ({} segment(s)) — the data survived",
-        log.recovery_report().clean_shutdown,
-        log.start_offset(),
-        log.end_offset(),
-        log.segment_count()
+        "reopened after a clean close: topics {:?}, end offsets {:?} — the data survived",
+        store.topics(),
+        orders.end_offsets()
     );
-    log.close()?;
+    store.close()?;
     Ok(())
 }
