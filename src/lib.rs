@@ -5,27 +5,30 @@
 //! never returns a corrupt or partial record, and group-committed fsync.
 //!
 //! ```
-//! use topiclog::{Partition, PartitionConfig, Durability, Record};
+//! use topiclog::{Durability, Record, Store, StoreOptions, TopicConfig};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let log = Partition::open_with(dir.path(), PartitionConfig {
-//!     durability: Durability::Always, // append returns after fdatasync (group-committed)
-//!     ..PartitionConfig::default()
+//! let store = Store::open_with(dir.path(), StoreOptions {
+//!     durability: Durability::Always, // a send returns after fdatasync (group-committed)
+//!     ..StoreOptions::default()
 //! })?;
-//! let info = log.append_batch(&[
-//!     Record::new("created").with_key("order-1"),
-//!     Record::new("paid").with_key("order-1"),
-//! ])?;
-//! assert_eq!((info.base_offset, info.last_offset), (0, 1));
+//! let orders = store.create_topic("orders", TopicConfig::with_partitions(3))?;
+//! let meta = orders.send(Record::new("created").with_key("order-1"))?;
+//! orders.send(Record::new("paid").with_key("order-1"))?; // same key, same partition
 //!
-//! for record in log.read(0, 1 << 20)?.records() {
-//!     println!("{} {:?}", record.offset(), record.value());
-//! }
-//! log.close()?;
+//! let partition = orders.partition(meta.partition)?;
+//! let values: Vec<_> = partition
+//!     .read(meta.offset, 1 << 20)?
+//!     .records()
+//!     .map(|r| r.value().cloned())
+//!     .collect();
+//! assert_eq!(values.len(), 2);
+//! store.close()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Layers, each usable on its own: [`Partition`] → [`Segment`] → [`OffsetIndex`] / [`TimeIndex`];
+//! Layers, each usable on its own: [`Store`] → [`Topic`] → [`Partition`] → [`Segment`] →
+//! [`OffsetIndex`] / [`TimeIndex`];
 //! [`format`] owns every byte layout; [`fs`] is the file-system seam (real and simulated).
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
