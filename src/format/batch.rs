@@ -149,7 +149,7 @@ impl RecordBatch {
                 "batch length does not match the bytes available",
             ));
         }
-        let crc = crc32fast::hash(&bytes[BATCH_PREFIX_LEN..]);
+        let crc = crc32fast::hash(&bytes[BATCH_PREFIX_LEN..]) ^ base_offset_crc(header.base_offset);
         if crc != header.crc {
             return Err((CRC_OFFSET, "CRC mismatch"));
         }
@@ -176,6 +176,52 @@ impl RecordBatch {
             ));
         }
         Ok(RecordBatch { header, bytes })
+    }
+
+    /// Encode `records` as one batch starting at `base_offset`, exactly as a partition writes it;
+    /// records without a timestamp get `default_timestamp`. For building a log of your own on
+    /// [`Segment`](crate::Segment).
+    ///
+    /// # Errors
+    /// [`Error::EmptyBatch`](crate::Error::EmptyBatch) for no records;
+    /// [`Error::RecordTooLarge`](crate::Error::RecordTooLarge) past the format's 256 MiB limit.
+    ///
+    /// # Examples
+    /// ```
+    /// use topiclog::{Record, RecordBatch};
+    /// let batch = RecordBatch::build(&[Record::new("a"), Record::new("b")], 10, 1_000)?;
+    /// assert_eq!((batch.base_offset(), batch.last_offset()), (10, 11));
+    /// assert_eq!(RecordBatch::decode(batch.as_bytes().clone()).unwrap(), batch);
+    /// # Ok::<(), topiclog::Error>(())
+    /// ```
+    pub fn build<R: Borrow<Record>>(
+        records: &[R],
+        base_offset: u64,
+        default_timestamp: i64,
+    ) -> crate::Result<RecordBatch> {
+        if records.is_empty() {
+            return Err(crate::Error::EmptyBatch);
+        }
+        let meta = BatchMeta::new(default_timestamp);
+        let len = encoded_batch_len(records, &meta);
+        if len > MAX_BATCH_BYTES_LIMIT || records.len() > u32::MAX as usize {
+            return Err(crate::Error::RecordTooLarge {
+                size: len,
+                max: MAX_BATCH_BYTES_LIMIT,
+            });
+        }
+        let mut buf = Vec::with_capacity(len);
+        encode_batch(&mut buf, records, &meta);
+        patch_base_offset(&mut buf, base_offset);
+        let header = BatchHeader::parse(&buf).map_err(|r| crate::Error::Corrupt {
+            path: Default::default(),
+            position: 0,
+            reason: r.into(),
+        })?;
+        Ok(RecordBatch {
+            header,
+            bytes: Bytes::from(buf),
+        })
     }
 
     /// The batch header.
@@ -351,13 +397,43 @@ pub(crate) fn encode_batch<R: Borrow<Record>>(buf: &mut Vec<u8>, records: &[R], 
         .copy_from_slice(&meta.base_sequence.to_le_bytes());
     h[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4]
         .copy_from_slice(&(records.len() as u32).to_le_bytes());
-    let crc = crc32fast::hash(&h[BATCH_PREFIX_LEN..]);
+    let crc = crc32fast::hash(&h[BATCH_PREFIX_LEN..]) ^ base_offset_crc(0);
     h[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Set the base offset of an encoded batch (outside the CRC, so the checksum stays valid).
+/// CRC-32 of a base offset's 8 little-endian bytes. The stored CRC is
+/// `crc32(bytes after the CRC field) ^ base_offset_crc(base offset)`, so the base offset is
+/// protected too, yet can be assigned after encoding at the cost of hashing 8 bytes.
+#[inline]
+pub(crate) fn base_offset_crc(base_offset: u64) -> u32 {
+    crc32fast::hash(&base_offset.to_le_bytes())
+}
+
+/// Give an encoded batch (at least a header's worth of bytes) a new base offset, keeping its CRC
+/// valid. Returns `false`, changing nothing, if `batch` is shorter than a batch header.
+///
+/// # Examples
+/// ```
+/// use topiclog::{format, Record, RecordBatch};
+/// let mut bytes = RecordBatch::build(&[Record::new("x")], 0, 0)?.as_bytes().to_vec();
+/// assert!(format::set_base_offset(&mut bytes, 500));
+/// assert_eq!(RecordBatch::decode(bytes.into()).unwrap().base_offset(), 500);
+/// # Ok::<(), topiclog::Error>(())
+/// ```
+pub fn set_base_offset(batch: &mut [u8], base_offset: u64) -> bool {
+    if batch.len() < BATCH_HEADER_LEN {
+        return false;
+    }
+    patch_base_offset(batch, base_offset);
+    true
+}
+
+/// Set the base offset of an encoded batch, updating the CRC (see [`base_offset_crc`]).
 pub(crate) fn patch_base_offset(batch: &mut [u8], base_offset: u64) {
+    let old = get_u64(batch, BASE_OFFSET_OFFSET);
+    let crc = get_u32(batch, CRC_OFFSET) ^ base_offset_crc(old) ^ base_offset_crc(base_offset);
     batch[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&base_offset.to_le_bytes());
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
 #[cfg(test)]
@@ -415,9 +491,9 @@ mod tests {
     }
 
     #[test]
-    fn every_bit_flip_in_crc_region_is_detected() {
-        let bytes = encode(&[Record::new("hello").with_key("k")], 0);
-        for i in BATCH_PREFIX_LEN..bytes.len() {
+    fn every_bit_flip_is_detected() {
+        let bytes = encode(&[Record::new("hello").with_key("k")], 12345);
+        for i in 0..bytes.len() {
             for bit in 0..8 {
                 let mut b = bytes.to_vec();
                 b[i] ^= 1 << bit;

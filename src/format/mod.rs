@@ -10,7 +10,7 @@ mod names;
 mod record;
 mod varint;
 
-pub use batch::{BatchHeader, RecordBatch, Records};
+pub use batch::{set_base_offset, BatchHeader, RecordBatch, Records};
 pub use names::{parse_segment_file_name, segment_file_name, SegmentFileKind};
 pub use record::{Header, HeaderIter, Record, StoredRecord};
 
@@ -22,12 +22,13 @@ pub(crate) use batch::{
 pub const BATCH_VERSION: u8 = 1;
 
 // ---- Batch header layout (little-endian) ----------------------------------------------------------
-/// `u64` offset of the first record in the batch. Not covered by the CRC, so offsets can be
-/// assigned after the batch was encoded and checksummed.
+/// `u64` offset of the first record in the batch. Covered by the CRC through an XOR of its own
+/// CRC (see `CRC_OFFSET`), so it can be assigned after the batch was encoded and checksummed.
 pub const BASE_OFFSET_OFFSET: usize = 0;
 /// `u32` number of bytes that follow this field (the whole batch is `LENGTH_OFFSET + 4 + length`).
 pub const LENGTH_OFFSET: usize = BASE_OFFSET_OFFSET + 8;
-/// `u32` CRC-32 (IEEE, `crc32fast`) of every byte after this field.
+/// `u32` CRC-32 (IEEE, `crc32fast`) of every byte after this field, XOR the CRC-32 of the base
+/// offset's 8 bytes.
 pub const CRC_OFFSET: usize = LENGTH_OFFSET + 4;
 /// `u8` format version ([`BATCH_VERSION`]).
 pub const VERSION_OFFSET: usize = CRC_OFFSET + 4;

@@ -20,6 +20,7 @@ mod config;
 pub use config::{Durability, PartitionConfig, TimestampType};
 
 use std::borrow::Borrow;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -155,12 +156,12 @@ struct Inner {
     writer: Mutex<Writer>,
     /// Next offset to assign (the log end in the files).
     end_offset: AtomicU64,
-    /// Readers see offsets below this. Equal to `end_offset` except under `Durability::Always`,
-    /// where it follows the durable point, so no reader ever sees a record that a crash or a
-    /// failed sync could take back.
+    /// Readers see offsets below this: the log end, except that it never passes the first
+    /// append still waiting for the sync it asked for, so no reader sees a record whose append
+    /// could still fail or that a crash could take back.
     visible_end: AtomicU64,
-    /// Whether `visible_end` follows the sync point (configured durability is `Always`).
-    visible_after_sync: bool,
+    /// Appends waiting for their sync, as base offset -> end offset. A leaf lock.
+    pending: Mutex<BTreeMap<u64, u64>>,
     start_offset: AtomicU64,
     closed: AtomicBool,
     poisoned: AtomicBool,
@@ -168,6 +169,8 @@ struct Inner {
     sync: Mutex<SyncState>,
     sync_done: Condvar,
     last_sync_ms: AtomicI64,
+    /// Mirror of `SyncState::synced`, readable without the sync lock.
+    synced_hint: AtomicU64,
     checkpoint: Mutex<Checkpoint>,
     tail: Mutex<()>,
     tail_cv: Condvar,
@@ -358,7 +361,7 @@ impl Partition {
                 writer: Mutex::new(Writer { active }),
                 end_offset: AtomicU64::new(end),
                 visible_end: AtomicU64::new(end),
-                visible_after_sync: config.durability == Durability::Always,
+                pending: Mutex::new(BTreeMap::new()),
                 start_offset: AtomicU64::new(start),
                 closed: AtomicBool::new(false),
                 poisoned: AtomicBool::new(false),
@@ -370,6 +373,7 @@ impl Partition {
                 }),
                 sync_done: Condvar::new(),
                 last_sync_ms: AtomicI64::new(now),
+                synced_hint: AtomicU64::new(end),
                 checkpoint: Mutex::new(cp),
                 tail: Mutex::new(()),
                 tail_cv: Condvar::new(),
@@ -400,10 +404,11 @@ impl Partition {
         self.inner.start_offset.load(Ordering::Acquire)
     }
 
-    /// One past the last record readers can see: the offset the next append gets, except on a
-    /// partition configured [`Durability::Always`], where records become visible only once they
-    /// are durable (a record appended there with a weaker per-call durability shows up at the next
-    /// sync). Readers therefore never see a record that a crash could take back.
+    /// One past the last record readers can see: normally the offset the next append gets. An
+    /// append that syncs (under [`Durability::Always`], or when its `EveryMessages`/`Interval`
+    /// threshold makes it sync) becomes visible only once its sync succeeded, and so do appends
+    /// after it; so no reader ever sees a record whose append failed, and under `Always` no reader
+    /// sees a record that a crash could take back.
     pub fn end_offset(&self) -> u64 {
         self.inner.visible_end.load(Ordering::SeqCst)
     }
@@ -475,7 +480,7 @@ impl Partition {
         encode_batch(&mut buf, records, &meta);
         let count = records.len() as u64;
 
-        let (base, end) = {
+        let (base, end, needs_sync) = {
             let mut w = inner.writer.lock();
             inner.check_writable()?;
             let base = inner.end_offset.load(Ordering::Acquire);
@@ -487,28 +492,31 @@ impl Partition {
                 .append(&buf, now)
                 .inspect_err(|e| inner.poison(e))?;
             let end = base + count;
+            let needs_sync = match durability {
+                Durability::None => false,
+                Durability::Always => true,
+                Durability::EveryMessages(n) => {
+                    end.saturating_sub(inner.synced_hint.load(Ordering::Acquire)) >= n
+                }
+                Durability::Interval(d) => {
+                    now.saturating_sub(inner.last_sync_ms.load(Ordering::Acquire))
+                        >= d.as_millis() as i64
+                }
+            };
+            // Register before publishing the end, so a sync leader that sees this end also sees
+            // that it must not be made visible until synced.
+            let mut pending = inner.pending.lock();
+            if needs_sync {
+                pending.insert(base, end);
+            }
             inner.end_offset.store(end, Ordering::SeqCst);
-            if !inner.visible_after_sync {
-                inner.publish(end);
-            }
-            (base, end)
+            let visible = pending.keys().next().copied().unwrap_or(end);
+            drop(pending);
+            inner.publish(visible);
+            (base, end, needs_sync)
         };
-
-        match durability {
-            Durability::None => {}
-            Durability::Always => inner.sync_to(end)?,
-            Durability::EveryMessages(n) => {
-                if end.saturating_sub(inner.sync.lock().synced) >= n {
-                    inner.sync_to(end)?;
-                }
-            }
-            Durability::Interval(d) => {
-                if now.saturating_sub(inner.last_sync_ms.load(Ordering::Acquire))
-                    >= d.as_millis() as i64
-                {
-                    inner.sync_to(end)?;
-                }
-            }
+        if needs_sync {
+            inner.sync_to(end)?;
         }
         Ok(AppendInfo {
             base_offset: base,
@@ -652,9 +660,7 @@ impl Partition {
     }
 
     /// Periodic maintenance: under [`Durability::Interval`], sync if the interval has passed and
-    /// data is unsynced; under [`Durability::Always`], sync records appended with a weaker
-    /// per-call durability (making them visible). Returns whether it synced. A background task
-    /// calls this periodically.
+    /// data is unsynced. Returns whether it synced. A background task calls this periodically.
     ///
     /// # Errors
     /// As [`flush`](Self::flush).
@@ -664,9 +670,7 @@ impl Partition {
         let since_sync = now.saturating_sub(inner.last_sync_ms.load(Ordering::Acquire));
         let due = match inner.config.durability {
             Durability::Interval(d) => since_sync >= d.as_millis() as i64,
-            // Records appended with a weaker per-call durability become visible at the next sync.
-            Durability::Always => true,
-            Durability::None | Durability::EveryMessages(_) => false,
+            Durability::Always | Durability::None | Durability::EveryMessages(_) => false,
         };
         let end = inner.end_offset.load(Ordering::SeqCst);
         if due && inner.sync.lock().synced < end {
@@ -738,6 +742,25 @@ impl Inner {
         }
     }
 
+    /// Everything below `synced` is durable: appends waiting for it are done; publish up to the
+    /// next one still waiting (or the log end).
+    fn release_pending(&self, synced: u64) {
+        let mut pending = self.pending.lock();
+        while let Some((&base, &end)) = pending.iter().next() {
+            if end > synced {
+                break;
+            }
+            pending.remove(&base);
+        }
+        let visible = pending
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or_else(|| self.end_offset.load(Ordering::SeqCst));
+        drop(pending);
+        self.publish(visible);
+    }
+
     /// Make offsets below `end` visible to readers and wake tailers.
     fn publish(&self, end: u64) {
         self.visible_end.fetch_max(end, Ordering::SeqCst);
@@ -783,8 +806,9 @@ impl Inner {
         {
             let mut st = self.sync.lock();
             st.synced = st.synced.max(base);
+            self.synced_hint.store(st.synced, Ordering::Release);
         }
-        self.publish(base);
+        self.release_pending(base);
         self.write_recovery_point(base)?;
         let mut segments = self.segments.write();
         let mut list = segments.as_ref().clone();
@@ -839,7 +863,8 @@ impl Inner {
                 Ok(()) => {
                     if st.generation == generation {
                         st.synced = st.synced.max(end);
-                        self.publish(st.synced.min(self.end_offset.load(Ordering::SeqCst)));
+                        self.synced_hint.store(st.synced, Ordering::Release);
+                        self.release_pending(st.synced);
                     }
                     self.last_sync_ms
                         .store(self.config.clock.now_ms(), Ordering::Release);
@@ -887,9 +912,19 @@ impl Inner {
             let mut st = self.sync.lock();
             st.synced = st.synced.min(new_end);
             st.generation += 1;
+            self.synced_hint.store(st.synced, Ordering::Release);
         }
         // Truncation is the one place visibility moves backwards.
-        self.visible_end.store(new_end, Ordering::SeqCst);
+        let mut pending = self.pending.lock();
+        pending.retain(|&base, _| base < new_end);
+        let visible = pending
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(new_end)
+            .min(new_end);
+        self.visible_end.store(visible, Ordering::SeqCst);
+        drop(pending);
         let mut cp = self.checkpoint.lock();
         let next = Checkpoint {
             log_start_offset: self.start_offset.load(Ordering::Acquire),
@@ -918,8 +953,12 @@ impl Inner {
             w.active.sync()?;
             w.active.flush_indexes(true)?;
             w.active.trim()?;
-            self.sync.lock().synced = end;
-            self.publish(end);
+            {
+                let mut st = self.sync.lock();
+                st.synced = end;
+                self.synced_hint.store(end, Ordering::Release);
+            }
+            self.release_pending(end);
             self.write_recovery_point(end)?;
             let marker = self.dir.join(CLEAN_SHUTDOWN);
             let f = self.fs.open(&marker, OpenMode::Create).at(&marker)?;

@@ -242,11 +242,18 @@ impl Segment {
         let max = config.max_index_bytes as usize;
         let offset = OffsetIndex::load(fs.clone(), &seg.index_path, base_offset, max)?;
         let time = TimeIndex::load(fs, &seg.time_index_path, base_offset, max)?;
-        let index_ok = offset.sanity_check(len).is_ok();
-        *seg.indexes.write() = Some(Indexes { offset, time });
-        if !index_ok || seg.rescan_tail().is_err() {
-            // Indexes are derived data: rebuild them rather than fail.
+        let candidate = Indexes { offset, time };
+        let offsets_ok = seg.offset_index_matches(&candidate.offset, len);
+        *seg.indexes.write() = Some(candidate);
+        // Indexes are derived data: anything suspicious is rebuilt from the log, never trusted.
+        let ok = offsets_ok
+            && seg.rescan_tail().is_ok()
+            && seg.indexes.read().as_ref().is_some_and(|i| {
+                seg.time_index_matches(&i.time, &i.offset, len, seg.next_offset())
+            });
+        if !ok {
             seg.rebuild_indexes()?;
+            seg.flush_indexes(true)?;
         }
         seg.max_timestamp_known.store(true, Ordering::Relaxed);
         seg.init_roll_time()?;
@@ -374,17 +381,72 @@ impl Segment {
             max,
         )?;
         let size = self.size();
-        let empty_but_data = size > 0 && time.is_empty();
-        if offset.sanity_check(size).is_ok()
-            && time.sanity_check(self.next_offset()).is_ok()
-            && !empty_but_data
+        if self.offset_index_matches(&offset, size)
+            && self.time_index_matches(&time, &offset, size, self.next_offset())
         {
             return Ok(Indexes { offset, time });
         }
-        // Damaged or missing: rebuild in memory from the log (the files are replaced when flushed;
-        // the sealed segment keeps them in memory).
-        let (idx, _) = self.scan_build(size)?;
+        // Damaged or missing: rebuild from the log and replace the files (by rename, so a map of
+        // the old file held elsewhere stays valid).
+        let (mut idx, _) = self.scan_build(size)?;
+        idx.offset.flush(true)?;
+        idx.time.flush(true)?;
         Ok(idx)
+    }
+
+    /// Cheap checks that an offset index describes this log: entries in bounds and increasing, the
+    /// file present when the log has data, no entry at position 0 (the writer never makes one),
+    /// and the last entry pointing at a batch with exactly that base offset.
+    fn offset_index_matches(&self, offset: &OffsetIndex, size: u64) -> bool {
+        if offset.sanity_check(size).is_err() {
+            return false;
+        }
+        if size > 0 && !self.fs.exists(&self.index_path) {
+            return false;
+        }
+        if offset.entry(0).is_some_and(|e| e.position == 0) {
+            return false;
+        }
+        if offset.is_empty() {
+            return true;
+        }
+        let last = offset.last_entry();
+        let mut reader = WindowReader::new(self.source(), BATCH_HEADER_LEN, size);
+        matches!(reader.header_at(u64::from(last.position), &self.log_path),
+            Ok(h) if h.base_offset == last.offset)
+    }
+
+    /// Cheap checks that a time index describes this log: increasing entries below `next_offset`,
+    /// at least the final maximum-timestamp entry when the log has data, and the last entry naming a
+    /// batch whose maximum timestamp is exactly that entry's timestamp.
+    fn time_index_matches(
+        &self,
+        time: &TimeIndex,
+        offset: &OffsetIndex,
+        size: u64,
+        next_offset: u64,
+    ) -> bool {
+        if time.sanity_check(next_offset).is_err() {
+            return false;
+        }
+        let Some(last) = time.last_entry() else {
+            return size == 0;
+        };
+        let mut pos = u64::from(offset.lookup(last.offset).position);
+        let mut reader = WindowReader::new(self.source(), 64 << 10, size);
+        while pos < size {
+            let Ok(h) = reader.header_at(pos, &self.log_path) else {
+                return false;
+            };
+            if h.base_offset == last.offset {
+                return h.max_timestamp == last.timestamp;
+            }
+            if h.base_offset > last.offset {
+                return false;
+            }
+            pos += h.total_len() as u64;
+        }
+        false
     }
 
     /// Scan `[0, limit)` and build fresh indexes (strict: any invalid batch is corruption).
@@ -762,6 +824,7 @@ impl Segment {
         let mut cut_corruption = false;
         let mut reader = WindowReader::new(Source::File(&*self.file), 1 << 20, file_len);
         while pos < file_len {
+            let mut backwards = false;
             let valid = match reader.batch_at(pos, &self.log_path, true) {
                 Ok((h, _))
                     if h.base_offset >= expected
@@ -770,7 +833,12 @@ impl Segment {
                 {
                     Some(h)
                 }
-                Ok(_) => None,
+                Ok(_) => {
+                    // A checksummed batch whose offsets go backwards or overflow the segment is
+                    // damage, never a torn write.
+                    backwards = true;
+                    None
+                }
                 Err(Error::Io { source, .. })
                     if source.kind() != std::io::ErrorKind::UnexpectedEof =>
                 {
@@ -779,8 +847,9 @@ impl Segment {
                 Err(_) => None,
             };
             let Some(h) = valid else {
-                let corrupt = expected < durable_offset
-                    || self.valid_batch_follows(pos, file_len, expected)?;
+                let corrupt = backwards
+                    || expected < durable_offset
+                    || self.valid_batch_follows(pos, file_len)?;
                 if corrupt {
                     if mode == Recovery::Strict {
                         return Err(Error::corrupt(
@@ -829,10 +898,10 @@ impl Segment {
         })
     }
 
-    /// After an invalid batch at `pos`: does a valid batch (CRC-checked, offsets continuing) start
+    /// After an invalid batch at `pos`: does a valid batch (CRC-checked, base offset included) start
     /// within one maximum batch length, with no all-zero 4 KiB page (an unwritten page of a torn
     /// write) before it? If so the invalid bytes are damage inside data that reached the disk.
-    fn valid_batch_follows(&self, pos: u64, file_len: u64, expected: u64) -> Result<bool> {
+    fn valid_batch_follows(&self, pos: u64, file_len: u64) -> Result<bool> {
         let span =
             (self.config.max_batch_bytes as u64 + 2 * BATCH_HEADER_LEN as u64).min(file_len - pos);
         let mut buf = vec![0u8; span as usize];
@@ -852,8 +921,7 @@ impl Segment {
             }
             let rest = &buf[start..];
             if let Frame::Batch(h) = peek_frame(rest) {
-                if h.base_offset >= expected
-                    && h.total_len() <= rest.len()
+                if h.total_len() <= rest.len()
                     && RecordBatch::decode(buf.slice(start..start + h.total_len())).is_ok()
                 {
                     return Ok(true);

@@ -1,0 +1,561 @@
+//! The partition's error contract: oversized and empty appends, out-of-range offsets (with the
+//! fields a caller needs to re-seek), `offset_for_time` on an empty log, invalid configurations,
+//! use after close, and I/O failures, which poison the partition until it is reopened and leave no
+//! visible trace of the failed append.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{both_fs, record_views, RecordView};
+use topiclog::format::MAX_BATCH_BYTES_LIMIT;
+use topiclog::fs::{CrashMode, Fault, FaultOp, FileSystem, SimFs};
+use topiclog::{Durability, Error, Partition, PartitionConfig, Record, Segment, SegmentConfig};
+
+fn config(fs: &Arc<dyn FileSystem>) -> PartitionConfig {
+    PartitionConfig {
+        file_system: fs.clone(),
+        segment_bytes: 8192,
+        durability: Durability::None,
+        ..PartitionConfig::default()
+    }
+}
+
+#[test]
+fn record_too_large_is_rejected_without_side_effects() {
+    both_fs(|fs, dir| {
+        let max = 1024u32;
+        let log = Partition::open_with(
+            dir,
+            PartitionConfig {
+                max_batch_bytes: max,
+                ..config(&fs)
+            },
+        )
+        .unwrap();
+        log.append(Record::new("first")).unwrap();
+
+        match log.append(Record::new(vec![7u8; 2000])) {
+            Err(Error::RecordTooLarge { size, max: m }) => {
+                assert_eq!(m, max as usize);
+                assert!(size > 2000, "size {size} is the encoded batch size");
+            }
+            other => panic!("expected RecordTooLarge, got {other:?}"),
+        }
+        // Many small records that only together exceed the limit.
+        let many: Vec<Record> = (0..300).map(|i| Record::new(format!("r{i}"))).collect();
+        assert!(matches!(
+            log.append_batch(&many),
+            Err(Error::RecordTooLarge { max: 1024, .. })
+        ));
+        assert_eq!(log.end_offset(), 1);
+
+        // Around the limit: accepted exactly when the encoded batch fits.
+        for len in 900..1000usize {
+            let end = log.end_offset();
+            match log.append(Record::new(vec![1u8; len])) {
+                Ok(offset) => {
+                    assert_eq!(offset, end);
+                    let size = log.read(offset, 1).unwrap().batches()[0].as_bytes().len();
+                    assert!(size <= max as usize, "{len}: accepted a {size}-byte batch");
+                }
+                Err(Error::RecordTooLarge { size, .. }) => {
+                    assert!(size > max as usize, "{len}: rejected a {size}-byte batch");
+                    assert_eq!(log.end_offset(), end);
+                }
+                Err(e) => panic!("{len}: {e}"),
+            }
+        }
+        // Rejections do not poison: the partition still takes appends.
+        let end = log.end_offset();
+        assert_eq!(log.append(Record::new("last")).unwrap(), end);
+    });
+}
+
+#[test]
+fn empty_batch_is_rejected() {
+    both_fs(|fs, dir| {
+        let log = Partition::open_with(dir, config(&fs)).unwrap();
+        assert!(matches!(
+            log.append_batch(&[] as &[Record]),
+            Err(Error::EmptyBatch)
+        ));
+        assert!(matches!(
+            log.append_batch_with(&[] as &[Record], Durability::Always),
+            Err(Error::EmptyBatch)
+        ));
+        assert_eq!(log.end_offset(), 0);
+        assert_eq!(log.append(Record::new("x")).unwrap(), 0);
+        assert!(matches!(
+            log.append_batch(&[] as &[Record]),
+            Err(Error::EmptyBatch)
+        ));
+        assert_eq!(log.end_offset(), 1);
+    });
+}
+
+/// Encode `records` as one batch starting at `base`, as the partition would write it.
+fn encode(records: &[Record], base: u64) -> Vec<u8> {
+    let scratch = Partition::open_with(
+        "/scratch",
+        PartitionConfig {
+            file_system: Arc::new(SimFs::new(0)),
+            preallocate: false,
+            durability: Durability::None,
+            ..PartitionConfig::default()
+        },
+    )
+    .unwrap();
+    scratch.append_batch(records).unwrap();
+    let mut bytes = scratch.read(0, 1).unwrap().batches()[0].as_bytes().to_vec();
+    assert!(topiclog::format::set_base_offset(&mut bytes, base));
+    bytes
+}
+
+fn assert_out_of_range(result: topiclog::Result<impl std::fmt::Debug>, expected: (u64, u64, u64)) {
+    match result {
+        Err(Error::OffsetOutOfRange {
+            requested,
+            start,
+            end,
+        }) => assert_eq!((requested, start, end), expected),
+        other => panic!("expected OffsetOutOfRange {expected:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn offset_out_of_range_reports_requested_start_and_end() {
+    both_fs(|fs, dir| {
+        // An empty log.
+        let empty = Partition::open_with(dir.join("empty"), config(&fs)).unwrap();
+        assert!(empty.read(0, 100).unwrap().is_empty());
+        assert_out_of_range(empty.read(1, 100), (1, 0, 0));
+        assert_out_of_range(empty.read(u64::MAX, 100), (u64::MAX, 0, 0));
+
+        // A log whose first segment starts at 100 (earlier ones were deleted).
+        let dir = dir.join("from-100");
+        fs.create_dir_all(&dir).unwrap();
+        let seg = Segment::create(fs.clone(), &dir, 100, SegmentConfig::default()).unwrap();
+        let records: Vec<Record> = (0..5).map(|i| Record::new(format!("v{i}"))).collect();
+        seg.append(&encode(&records, 100), 0).unwrap();
+        seg.seal().unwrap();
+        drop(seg);
+        let log = Partition::open_with(&dir, config(&fs)).unwrap();
+        assert_eq!((log.start_offset(), log.end_offset()), (100, 105));
+        for requested in [0, 50, 99] {
+            assert_out_of_range(log.read(requested, 100), (requested, 100, 105));
+        }
+        for requested in [106, 1_000, u64::MAX] {
+            assert_out_of_range(log.read(requested, 100), (requested, 100, 105));
+        }
+        assert_out_of_range(log.truncate_to(99), (99, 100, 105));
+        // The edges are in range.
+        assert_eq!(
+            log.read(100, 100)
+                .unwrap()
+                .records()
+                .next()
+                .unwrap()
+                .offset(),
+            100
+        );
+        assert!(log.read(105, 100).unwrap().is_empty());
+        assert_eq!(log.append(Record::new("next")).unwrap(), 105);
+        assert_out_of_range(log.read(107, 100), (107, 100, 106));
+    });
+}
+
+#[test]
+fn offset_for_time_on_empty_log_is_none() {
+    both_fs(|fs, dir| {
+        let log = Partition::open_with(dir, config(&fs)).unwrap();
+        for t in [i64::MIN, -1, 0, 1_000, i64::MAX] {
+            assert_eq!(
+                log.offset_for_time(t).unwrap(),
+                None,
+                "offset_for_time({t})"
+            );
+        }
+        // Emptied again by truncation.
+        log.append(Record::new("x").with_timestamp(500)).unwrap();
+        assert_eq!(log.offset_for_time(500).unwrap().unwrap().offset, 0);
+        assert_eq!(log.offset_for_time(501).unwrap(), None);
+        assert_eq!(log.truncate_to(0).unwrap(), 0);
+        for t in [i64::MIN, 0, 500, i64::MAX] {
+            assert_eq!(
+                log.offset_for_time(t).unwrap(),
+                None,
+                "after truncation: {t}"
+            );
+        }
+        // And after a reopen.
+        log.close().unwrap();
+        drop(log);
+        let log = Partition::open_with(dir, config(&fs)).unwrap();
+        assert_eq!(log.offset_for_time(0).unwrap(), None);
+    });
+}
+
+#[test]
+fn invalid_config_is_rejected_before_touching_the_directory() {
+    both_fs(|fs, dir| {
+        let base = config(&fs);
+        let zero = Duration::ZERO;
+        let cases: Vec<(&str, PartitionConfig)> = vec![
+            (
+                "segment_bytes",
+                PartitionConfig {
+                    segment_bytes: 0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "segment_bytes",
+                PartitionConfig {
+                    segment_bytes: 1023,
+                    ..base.clone()
+                },
+            ),
+            (
+                "segment_bytes",
+                PartitionConfig {
+                    segment_bytes: (2 << 30) + 1,
+                    ..base.clone()
+                },
+            ),
+            (
+                "index_interval_bytes",
+                PartitionConfig {
+                    index_interval_bytes: 0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "max_index_bytes",
+                PartitionConfig {
+                    max_index_bytes: 0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "max_index_bytes",
+                PartitionConfig {
+                    max_index_bytes: 11,
+                    ..base.clone()
+                },
+            ),
+            (
+                "max_batch_bytes",
+                PartitionConfig {
+                    max_batch_bytes: 0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "max_batch_bytes",
+                PartitionConfig {
+                    max_batch_bytes: 10,
+                    ..base.clone()
+                },
+            ),
+            (
+                "max_batch_bytes",
+                PartitionConfig {
+                    max_batch_bytes: MAX_BATCH_BYTES_LIMIT as u32 + 1,
+                    ..base.clone()
+                },
+            ),
+            (
+                "durability",
+                PartitionConfig {
+                    durability: Durability::EveryMessages(0),
+                    ..base.clone()
+                },
+            ),
+            (
+                "durability",
+                PartitionConfig {
+                    durability: Durability::Interval(zero),
+                    ..base.clone()
+                },
+            ),
+            (
+                "segment_ms",
+                PartitionConfig {
+                    segment_ms: Some(zero),
+                    ..base.clone()
+                },
+            ),
+        ];
+        for (field, config) in cases {
+            assert!(
+                matches!(config.validate(), Err(Error::InvalidConfig { field: f, .. }) if f == field),
+                "validate: {field}"
+            );
+            match Partition::open_with(dir, config) {
+                Err(Error::InvalidConfig { field: f, reason }) => {
+                    assert_eq!(f, field);
+                    assert!(!reason.is_empty());
+                }
+                other => panic!("{field}: expected InvalidConfig, got {other:?}"),
+            }
+            assert!(
+                !fs.exists(dir),
+                "{field}: a rejected open created the directory"
+            );
+        }
+
+        // The documented bounds themselves are valid.
+        for ok in [
+            PartitionConfig {
+                segment_bytes: 1024,
+                ..base.clone()
+            },
+            PartitionConfig {
+                segment_bytes: 2 << 30,
+                ..base.clone()
+            },
+            PartitionConfig {
+                max_index_bytes: 12,
+                ..base.clone()
+            },
+            PartitionConfig {
+                segment_ms: None,
+                ..base.clone()
+            },
+            PartitionConfig {
+                durability: Durability::EveryMessages(1),
+                ..base.clone()
+            },
+        ] {
+            ok.validate().unwrap();
+        }
+    });
+}
+
+#[test]
+fn closed_partition_rejects_writes() {
+    both_fs(|fs, dir| {
+        let log = Partition::open_with(dir, config(&fs)).unwrap();
+        log.append(Record::new("a")).unwrap();
+        let other = log.clone();
+        log.close().unwrap();
+
+        let closed = |r: topiclog::Result<()>, what: &str| match r {
+            Err(Error::Closed { path }) => assert_eq!(path, dir, "{what}"),
+            other => panic!("{what}: expected Closed, got {other:?}"),
+        };
+        closed(log.append(Record::new("b")).map(|_| ()), "append");
+        closed(
+            other.append(Record::new("b")).map(|_| ()),
+            "append via a clone",
+        );
+        closed(
+            other
+                .append_batch_with(&[Record::new("b")], Durability::Always)
+                .map(|_| ()),
+            "append_batch_with",
+        );
+        closed(other.truncate_to(0).map(|_| ()), "truncate_to");
+        closed(other.flush(), "flush");
+        assert_eq!(log.end_offset(), 1);
+        assert!(
+            !other.wait_for(1, Duration::from_secs(5)),
+            "wait_for on a closed log"
+        );
+        other.close().unwrap();
+        drop((log, other));
+
+        let log = Partition::open_with(dir, config(&fs)).unwrap();
+        assert!(log.recovery_report().clean_shutdown);
+        assert_eq!(log.end_offset(), 1);
+        assert_eq!(log.append(Record::new("b")).unwrap(), 1);
+    });
+}
+
+/// A partition on `sim` with three durable records; returns it, the records, and the config.
+fn durable_log(sim: &SimFs, dir: &Path) -> (Partition, Vec<RecordView>, PartitionConfig) {
+    let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
+    let config = PartitionConfig {
+        durability: Durability::Always,
+        preallocate: false,
+        ..config(&fs)
+    };
+    let log = Partition::open_with(dir, config.clone()).unwrap();
+    for i in 0..3 {
+        log.append(Record::new(format!("ok-{i}")).with_timestamp(1_000 + i))
+            .unwrap();
+    }
+    let records = record_views(&log, 0);
+    assert_eq!(log.durable_offset(), 3);
+    (log, records, config)
+}
+
+fn log_sync_fault() -> Fault {
+    Fault {
+        path_contains: Some(".log".into()),
+        ..Fault::new(FaultOp::Sync, 0)
+    }
+}
+
+fn failed(record: Record) -> Record {
+    record.with_timestamp(9_999)
+}
+
+#[test]
+fn failed_sync_poisons_the_partition_until_reopened() {
+    let sim = SimFs::new(11);
+    let dir = Path::new("/p");
+    let (log, records, config) = durable_log(&sim, dir);
+    sim.inject(log_sync_fault());
+    match log.append(failed(Record::new("lost"))) {
+        Err(Error::Io { path, .. }) => assert!(path.to_string_lossy().ends_with(".log")),
+        other => panic!("expected Io, got {other:?}"),
+    }
+    // Every later write is refused, naming the original failure.
+    match log.append(Record::new("after")) {
+        Err(Error::Poisoned { path, cause }) => {
+            assert_eq!(path, dir);
+            assert!(cause.contains("injected fault"), "{cause}");
+        }
+        other => panic!("expected Poisoned, got {other:?}"),
+    }
+    assert!(matches!(log.flush(), Err(Error::Poisoned { .. })));
+    assert!(matches!(log.truncate_to(0), Err(Error::Poisoned { .. })));
+    assert!(matches!(
+        log.append_batch_with(&[Record::new("x")], Durability::None),
+        Err(Error::Poisoned { .. })
+    ));
+    // Reads keep working for what was durable.
+    assert_eq!(record_views(&log, 0)[..3], records[..]);
+    assert_eq!(log.offset_for_time(1_001).unwrap().unwrap().offset, 1);
+    assert_eq!(log.durable_offset(), 3);
+
+    // A crash, then a reopen: the durable records are there and the log takes writes again.
+    sim.crash(CrashMode::LoseUnsynced);
+    drop(log);
+    let log = Partition::open_with(dir, config).unwrap();
+    assert_eq!(log.end_offset(), 3);
+    assert_eq!(record_views(&log, 0), records);
+    assert_eq!(log.append(Record::new("again")).unwrap(), 3);
+    assert_eq!(log.durable_offset(), 4);
+}
+
+#[test]
+fn failed_sync_leaves_no_visible_trace() {
+    let sim = SimFs::new(12);
+    let (log, records, _) = durable_log(&sim, Path::new("/p"));
+    sim.inject(log_sync_fault());
+    assert!(matches!(
+        log.append(failed(Record::new("lost"))),
+        Err(Error::Io { .. })
+    ));
+    assert_eq!(
+        log.end_offset(),
+        3,
+        "the failed append moved the end offset"
+    );
+    assert!(
+        log.read(3, 1 << 10).unwrap().is_empty(),
+        "the failed record is readable"
+    );
+    assert_eq!(record_views(&log, 0), records);
+    assert_eq!(log.offset_for_time(9_999).unwrap(), None);
+    assert!(!log.wait_for(3, Duration::ZERO));
+}
+
+#[test]
+fn failed_write_leaves_no_visible_trace() {
+    let sim = SimFs::new(13);
+    let dir = Path::new("/p");
+    let (log, records, config) = durable_log(&sim, dir);
+    sim.inject(Fault {
+        path_contains: Some(".log".into()),
+        ..Fault::new(FaultOp::Write, 0)
+    });
+    assert!(matches!(
+        log.append(failed(Record::new("lost"))),
+        Err(Error::Io { .. })
+    ));
+    assert_eq!(log.end_offset(), 3);
+    assert!(log.read(3, 1 << 10).unwrap().is_empty());
+    assert_eq!(record_views(&log, 0), records);
+    assert_eq!(log.offset_for_time(9_999).unwrap(), None);
+    assert!(matches!(
+        log.append(Record::new("after")),
+        Err(Error::Poisoned { .. })
+    ));
+
+    // Reopened without a crash, the log holds exactly the records before the failure.
+    drop(log);
+    sim.clear_faults();
+    let log = Partition::open_with(dir, config).unwrap();
+    assert_eq!(record_views(&log, 0), records);
+    assert_eq!(log.append(Record::new("again")).unwrap(), 3);
+}
+
+#[test]
+fn failed_sync_of_an_append_asking_for_durability_leaves_no_visible_trace() {
+    // The partition syncs lazily, but this one append asks to be durable, and its sync fails.
+    let sim = SimFs::new(14);
+    let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
+    let log = Partition::open_with(
+        "/p",
+        PartitionConfig {
+            preallocate: false,
+            ..config(&fs)
+        },
+    )
+    .unwrap();
+    for i in 0..3 {
+        log.append(Record::new(format!("ok-{i}")).with_timestamp(i))
+            .unwrap();
+    }
+    let records = record_views(&log, 0);
+    sim.inject(log_sync_fault());
+    assert!(matches!(
+        log.append_batch_with(&[failed(Record::new("lost"))], Durability::Always),
+        Err(Error::Io { .. })
+    ));
+    assert_eq!(
+        log.end_offset(),
+        3,
+        "the failed append moved the end offset"
+    );
+    assert_eq!(record_views(&log, 0), records);
+    assert_eq!(log.offset_for_time(9_999).unwrap(), None);
+}
+
+#[test]
+fn failed_sync_under_every_messages_leaves_no_visible_trace() {
+    // The third unsynced record triggers a sync, which fails: that append reports an error, so
+    // its record must not be visible.
+    let sim = SimFs::new(15);
+    let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
+    let log = Partition::open_with(
+        "/p",
+        PartitionConfig {
+            durability: Durability::EveryMessages(3),
+            preallocate: false,
+            ..config(&fs)
+        },
+    )
+    .unwrap();
+    log.append(Record::new("a").with_timestamp(1)).unwrap();
+    log.append(Record::new("b").with_timestamp(2)).unwrap();
+    let records = record_views(&log, 0);
+    sim.inject(log_sync_fault());
+    assert!(matches!(
+        log.append(failed(Record::new("lost"))),
+        Err(Error::Io { .. })
+    ));
+    assert_eq!(
+        log.end_offset(),
+        2,
+        "the failed append moved the end offset"
+    );
+    assert_eq!(record_views(&log, 0), records);
+    assert_eq!(log.offset_for_time(9_999).unwrap(), None);
+}
