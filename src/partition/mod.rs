@@ -162,6 +162,8 @@ struct Inner {
     visible_end: AtomicU64,
     /// Appends waiting for their sync, as base offset -> end offset. A leaf lock.
     pending: Mutex<BTreeMap<u64, u64>>,
+    /// Sealed segments whose data has not been synced yet (rolled since the last sync).
+    unsynced_sealed: Mutex<Vec<Arc<Segment>>>,
     start_offset: AtomicU64,
     closed: AtomicBool,
     poisoned: AtomicBool,
@@ -349,8 +351,11 @@ impl Partition {
             log_start_offset: start,
             recovery_point: end,
         };
-        cp.write(&*fs, &dir)?;
-        fs.sync_dir(&dir).at(&dir)?;
+        if checkpoint != Some(cp) {
+            cp.write(&*fs, &dir)?; // syncs the directory too
+        } else if clean {
+            fs.sync_dir(&dir).at(&dir)?; // the marker's removal
+        }
 
         let now = config.clock.now_ms();
         Ok(Partition {
@@ -362,6 +367,7 @@ impl Partition {
                 end_offset: AtomicU64::new(end),
                 visible_end: AtomicU64::new(end),
                 pending: Mutex::new(BTreeMap::new()),
+                unsynced_sealed: Mutex::new(Vec::new()),
                 start_offset: AtomicU64::new(start),
                 closed: AtomicBool::new(false),
                 poisoned: AtomicBool::new(false),
@@ -673,9 +679,18 @@ impl Partition {
             Durability::Always | Durability::None | Durability::EveryMessages(_) => false,
         };
         let end = inner.end_offset.load(Ordering::SeqCst);
-        if due && inner.sync.lock().synced < end {
+        let synced = inner.sync.lock().synced;
+        // Rolled segments are synced in the background, like Kafka's flush of a rolled segment,
+        // so the recovery point keeps up even when appends do not sync.
+        let rolled = !inner.unsynced_sealed.lock().is_empty();
+        if (due && synced < end) || rolled {
             self.flush()?;
             return Ok(true);
+        }
+        // Group commits made sealed segments durable: move the recovery point past them.
+        let active_base = inner.writer.lock().active.base_offset();
+        if inner.checkpoint.lock().recovery_point < active_base && synced >= active_base {
+            inner.write_recovery_point(synced.min(end))?;
         }
         Ok(false)
     }
@@ -791,9 +806,13 @@ impl Inner {
     }
 
     /// Seal the active segment and start a new one at the end offset.
+    ///
+    /// Nothing is synced here, so an append that rolls does not wait for the old segment (up to a
+    /// whole segment of dirty pages) to reach the disk: the old segment joins `unsynced_sealed`,
+    /// which the next group commit or background flush syncs before it claims any offset durable.
     fn roll(&self, w: &mut Writer) -> Result<()> {
         let old = w.active.clone();
-        old.seal()?;
+        old.seal_unsynced()?;
         let base = self.end_offset.load(Ordering::Acquire);
         let seg = Arc::new(Segment::create(
             self.fs.clone(),
@@ -803,13 +822,7 @@ impl Inner {
         )?);
         self.fs.sync_dir(&self.dir).at(&self.dir)?;
         map_active(&self.config, &seg);
-        {
-            let mut st = self.sync.lock();
-            st.synced = st.synced.max(base);
-            self.synced_hint.store(st.synced, Ordering::Release);
-        }
-        self.release_pending(base);
-        self.write_recovery_point(base)?;
+        self.unsynced_sealed.lock().push(old);
         let mut segments = self.segments.write();
         let mut list = segments.as_ref().clone();
         list.push(seg.clone());
@@ -849,14 +862,21 @@ impl Inner {
             st.leader = true;
             let generation = st.generation;
             drop(st);
-            // Read the end before choosing the file: a roll in between has already synced the
-            // segment these offsets are in.
-            let end = self.end_offset.load(Ordering::SeqCst);
-            let active = self.segments.read().last().cloned();
-            let result = match active {
-                Some(seg) => seg.sync(),
-                None => Ok(()),
+            // Under the append lock, so no roll or append slips in: everything below `end` is in
+            // `active` or in a sealed segment that is either already synced or in `sealed`.
+            let (end, active, sealed) = {
+                let w = self.writer.lock();
+                let sealed = std::mem::take(&mut *self.unsynced_sealed.lock());
+                (
+                    self.end_offset.load(Ordering::SeqCst),
+                    w.active.clone(),
+                    sealed,
+                )
             };
+            let result = sealed
+                .iter()
+                .try_for_each(|seg| seg.sync())
+                .and_then(|()| active.sync());
             st = self.sync.lock();
             st.leader = false;
             match result {
@@ -881,6 +901,10 @@ impl Inner {
     }
 
     fn truncate_locked(&self, w: &mut Writer, offset: u64) -> Result<u64> {
+        // Rare: settle rolled segments first rather than track which of them survive.
+        for seg in std::mem::take(&mut *self.unsynced_sealed.lock()) {
+            seg.sync()?;
+        }
         let segments = self.segments.read().clone();
         let keep = segments
             .partition_point(|s| s.base_offset() <= offset)
@@ -950,6 +974,9 @@ impl Inner {
         }
         let result = (|| {
             let end = self.end_offset.load(Ordering::SeqCst);
+            for seg in std::mem::take(&mut *self.unsynced_sealed.lock()) {
+                seg.sync()?;
+            }
             w.active.sync()?;
             w.active.flush_indexes(true)?;
             w.active.trim()?;

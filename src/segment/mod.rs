@@ -869,7 +869,11 @@ impl Segment {
             pos += h.total_len() as u64;
             expected = h.next_offset();
         }
-        let truncated = if pos < file_len && !reader.is_zero(pos, file_len)? {
+        // Report the cut, but only look one maximum batch past it for non-zero bytes: the rest of
+        // a preallocated file is zeros and reading it all would slow every recovery down.
+        let probe_end =
+            file_len.min(pos + u64::from(self.config.max_batch_bytes) + BATCH_HEADER_LEN as u64);
+        let truncated = if pos < file_len && !reader.is_zero(pos, probe_end)? {
             file_len - pos
         } else {
             0
@@ -938,13 +942,24 @@ impl Segment {
     /// # Errors
     /// [`Error::Io`] on failure; the segment then stays active.
     pub fn seal(&self) -> Result<()> {
+        self.seal_unsynced()?;
+        self.sync()
+    }
+
+    /// Seal like [`seal`](Self::seal) but without syncing anything: the caller syncs the segment
+    /// later (the partition does it off the append path, in its next group commit or background
+    /// flush). The indexes are derived data, verified and rebuilt on open if they did not reach
+    /// the disk.
+    ///
+    /// # Errors
+    /// [`Error::Io`] on failure; the segment then stays active.
+    pub fn seal_unsynced(&self) -> Result<()> {
         let ws = self.writer.lock();
-        self.flush_indexes_locked(&ws, true)?;
+        self.flush_indexes_locked(&ws, false)?;
         let size = self.size();
         if self.file.len().at(&self.log_path)? != size {
             self.file.set_len(size).at(&self.log_path)?;
         }
-        self.file.sync_all().at(&self.log_path)?;
         self.sealed.store(true, Ordering::Release);
         Ok(())
     }
@@ -979,7 +994,12 @@ impl Segment {
     /// # Errors
     /// [`Error::Io`] if the sync fails. Never retry: treat the data as lost.
     pub fn sync(&self) -> Result<()> {
-        self.file.sync_data().at(&self.log_path)
+        if self.is_sealed() {
+            // Sealing may have cut the file: make the new length durable too.
+            self.file.sync_all().at(&self.log_path)
+        } else {
+            self.file.sync_data().at(&self.log_path)
+        }
     }
 
     /// Cut the preallocated tail of an active segment's `.log` (for a clean shutdown, so the next

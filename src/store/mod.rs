@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -190,7 +190,27 @@ impl StoreOptions {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Store {
-    inner: Arc<StoreInner>,
+    inner: Arc<StoreHandle>,
+}
+
+/// The users' share of the store: when the last user handle goes, the store closes right there
+/// (releasing its lock before `drop` returns), even if the maintenance thread holds the state.
+#[derive(Debug)]
+struct StoreHandle {
+    core: Arc<StoreInner>,
+}
+
+impl std::ops::Deref for StoreHandle {
+    type Target = StoreInner;
+    fn deref(&self) -> &StoreInner {
+        &self.core
+    }
+}
+
+impl Drop for StoreHandle {
+    fn drop(&mut self) {
+        let _ = self.core.close();
+    }
 }
 
 #[derive(Debug)]
@@ -248,7 +268,7 @@ impl Store {
         let mut removed_any = false;
         for name in fs.read_dir(&dir).at(&dir)? {
             let path = dir.join(&name);
-            if validate_topic_name(&name).is_err() || !fs.is_dir(&path) {
+            if validate_topic_name(&name).is_err() || name == LOCK_FILE || !fs.is_dir(&path) {
                 continue;
             }
             let conf_path = path.join(CONFIG_FILE);
@@ -288,14 +308,16 @@ impl Store {
         });
         if inner.options.background_maintenance {
             let handle = spawn_maintenance(
-                Arc::downgrade(&inner),
+                inner.clone(),
                 inner.stop.clone(),
                 inner.options.maintenance_interval,
             )
             .at(&inner.dir)?;
             *inner.maintenance.lock() = Some(handle);
         }
-        Ok(Store { inner })
+        Ok(Store {
+            inner: Arc::new(StoreHandle { core: inner }),
+        })
     }
 
     /// The store directory.
@@ -318,6 +340,12 @@ impl Store {
         let _admin = inner.admin.lock();
         inner.check_open()?;
         validate_topic_name(name)?;
+        if name == LOCK_FILE {
+            return Err(Error::InvalidTopicName {
+                name: name.to_owned(),
+                reason: "is reserved: the store's lock file has this name",
+            });
+        }
         config.validate()?;
         let pconfig = inner.options.partition_config(&config);
         pconfig.validate()?;
@@ -516,7 +544,7 @@ impl StoreInner {
             cv.notify_all();
         }
         if let Some(handle) = self.maintenance.lock().take() {
-            // The maintenance thread may itself hold the last handle (and be running this drop).
+            // It finishes its current pass, then sees the stop flag.
             if handle.thread().id() != std::thread::current().id() {
                 let _ = handle.join();
             }
@@ -533,14 +561,8 @@ impl StoreInner {
     }
 }
 
-impl Drop for StoreInner {
-    fn drop(&mut self) {
-        let _ = self.close();
-    }
-}
-
 fn spawn_maintenance(
-    store: Weak<StoreInner>,
+    store: Arc<StoreInner>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     interval: Duration,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -557,9 +579,8 @@ fn spawn_maintenance(
                     return;
                 }
             }
-            let Some(inner) = store.upgrade() else { return };
             // Errors are kept for `last_maintenance_error`; partitions latch their own failures.
-            let _ = inner.maintain();
+            let _ = store.maintain();
         })
 }
 
