@@ -103,7 +103,8 @@ pub enum Error {
         reason: String,
     },
 
-    /// A topic name is not 1 to 249 characters of `[A-Za-z0-9._-]`, or is `.` or `..`.
+    /// A topic name is not 1 to 249 characters of `[A-Za-z0-9._-]`, is `.` or `..`, or (when
+    /// creating a topic in a store) is `LOCK`, the name of the store's lock file.
     #[error("invalid topic name {name:?}: {reason}")]
     InvalidTopicName {
         /// The rejected name.
@@ -142,6 +143,14 @@ pub enum Error {
     #[error("store {} is already open (its LOCK file is held); close the other handle first", path.display())]
     AlreadyOpen {
         /// The store directory.
+        path: PathBuf,
+    },
+
+    /// The directory is not empty and holds no topiclog store (no `LOCK` file). Use an empty or
+    /// new directory: topiclog owns the directory it stores into.
+    #[error("{} is not empty and is not a topiclog store; use an empty or new directory", path.display())]
+    NotAStore {
+        /// The directory.
         path: PathBuf,
     },
 

@@ -253,6 +253,11 @@ impl Store {
         let fs = options.file_system.clone();
         create_dir_all_durable(&*fs, &dir).at(&dir)?;
         let lock_path = dir.join(LOCK_FILE);
+        if !fs.exists(&lock_path) && !fs.read_dir(&dir).at(&dir)?.is_empty() {
+            // Never treat someone else's directory as a store: opening would remove its
+            // topic-looking subdirectories.
+            return Err(Error::NotAStore { path: dir });
+        }
         let lock = match fs.try_lock(&lock_path) {
             Ok(l) => l,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -273,13 +278,20 @@ impl Store {
             }
             let conf_path = path.join(CONFIG_FILE);
             if !fs.exists(&conf_path) {
-                // A topic whose creation or deletion was interrupted.
-                fs.remove_dir_all(&path).at(&path)?;
-                removed_any = true;
+                // A topic whose creation or deletion was interrupted — if it looks like one: only
+                // partition directories and a config temp file. Anything else is not ours.
+                if looks_like_half_topic(&*fs, &path)? {
+                    fs.remove_dir_all(&path).at(&path)?;
+                    removed_any = true;
+                }
                 continue;
             }
             let config = read_topic_config(&*fs, &conf_path)?;
             remove_extra_partitions(&*fs, &path, config.partitions)?;
+            let tmp = path.join("topic.conf.tmp");
+            if fs.exists(&tmp) {
+                fs.remove_file(&tmp).at(&tmp)?;
+            }
             let pconfig = options.partition_config(&config);
             pconfig.validate().map_err(|e| Error::InvalidConfigFile {
                 path: conf_path.clone(),
@@ -426,19 +438,22 @@ impl Store {
         let inner = &*self.inner;
         let _admin = inner.admin.lock();
         inner.check_open()?;
-        let topic = inner
-            .topics
-            .write()
-            .remove(name)
-            .ok_or_else(|| Error::UnknownTopic {
+        if !inner.topics.read().contains_key(name) {
+            return Err(Error::UnknownTopic {
                 name: name.to_owned(),
-            })?;
-        // Its data is about to go; a failed clean close changes nothing.
-        let _ = topic.close();
+            });
+        }
         let fs = &*inner.fs;
         let path = inner.dir.join(name);
         let conf_path = path.join(CONFIG_FILE);
+        // The topic is gone once its config's removal is durable; until then nothing changed, so
+        // a failure here leaves the topic whole and the call can be retried.
         fs.remove_file(&conf_path).at(&conf_path)?;
+        let topic = inner.topics.write().remove(name);
+        if let Some(topic) = topic {
+            // Its data is about to go; a failed clean close changes nothing.
+            let _ = topic.close();
+        }
         fs.sync_dir(&path).at(&path)?;
         fs.remove_dir_all(&path).at(&path)?;
         fs.sync_dir(&inner.dir).at(&inner.dir)
@@ -469,9 +484,13 @@ impl Store {
             ..topic.config()
         };
         config.validate()?;
-        topic.grow(config.clone())?;
+        // New partitions go live only once the config naming them is durable: records sent to
+        // them before that would be lost with them if the write failed.
+        let opened = topic.open_new_partitions(new_count)?;
         let conf_path = topic.dir().join(CONFIG_FILE);
-        write_atomic(&*inner.fs, &conf_path, config.encode().as_bytes()).at(&conf_path)
+        write_atomic(&*inner.fs, &conf_path, config.encode().as_bytes()).at(&conf_path)?;
+        topic.add_opened_partitions(opened, config);
+        Ok(())
     }
 
     /// Run periodic maintenance once: interval flushes (and, as they arrive, retention and
@@ -591,6 +610,16 @@ fn read_topic_config(fs: &dyn FileSystem, path: &Path) -> Result<TopicConfig> {
         reason: format!("cannot read: {e}"),
     })?;
     TopicConfig::decode(&bytes, path)
+}
+
+/// Whether a directory without `topic.conf` holds only what topiclog puts in a topic directory
+/// (numbered partition directories, a config temp file).
+fn looks_like_half_topic(fs: &dyn FileSystem, dir: &Path) -> Result<bool> {
+    Ok(fs.read_dir(dir).at(dir)?.iter().all(|name| {
+        name == "topic.conf.tmp"
+            || (name.parse::<u32>().is_ok_and(|n| n.to_string() == *name)
+                && fs.is_dir(&dir.join(name)))
+    }))
 }
 
 /// Remove partition directories at or above `count`, left by an interrupted `add_partitions`.

@@ -120,19 +120,26 @@ impl Topic {
         })
     }
 
-    /// Open partitions `current..new_count` and publish them (the caller persists the config).
-    pub(crate) fn grow(&self, config: TopicConfig) -> Result<()> {
-        let current = self.inner.partitions.read().clone();
-        let mut list = current.as_ref().clone();
-        for i in list.len() as u32..config.partitions {
-            list.push(Partition::open_with(
-                self.inner.dir.join(i.to_string()),
-                self.inner.partition_config.clone(),
-            )?);
-        }
+    /// Open partitions `current..new_count` without making them live yet.
+    pub(crate) fn open_new_partitions(&self, new_count: u32) -> Result<Vec<Partition>> {
+        let current = self.partition_count();
+        (current..new_count)
+            .map(|i| {
+                Partition::open_with(
+                    self.inner.dir.join(i.to_string()),
+                    self.inner.partition_config.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Make partitions opened by [`open_new_partitions`](Self::open_new_partitions) live (after
+    /// the caller persisted `config`).
+    pub(crate) fn add_opened_partitions(&self, opened: Vec<Partition>, config: TopicConfig) {
+        let mut list = self.inner.partitions.read().as_ref().clone();
+        list.extend(opened);
         *self.inner.partitions.write() = Arc::new(list);
         *self.inner.config.write() = config;
-        Ok(())
     }
 
     /// The topic's name.
