@@ -271,7 +271,11 @@ impl Partition {
             let base = bases[i];
             let next_base = bases.get(i + 1).copied();
             let is_last = next_base.is_none();
-            let may_hold_unsynced = next_base.is_none_or(|nb| nb > recovery_point);
+            // Rescan every segment holding offsets at or after the recovery point, and the one
+            // holding the offset just below it: that segment was active when the checkpoint was
+            // written, so its data is durable but its indexes (written when it was sealed) may
+            // not be.
+            let may_hold_unsynced = next_base.is_none_or(|nb| nb >= recovery_point);
             if !clean && may_hold_unsynced {
                 let seg = Segment::open_for_recovery(fs.clone(), &dir, base, seg_config)?;
                 let r = seg.recover(recovery_point, config.recovery)?;
@@ -279,7 +283,12 @@ impl Partition {
                 report.bytes_scanned += r.valid_bytes + r.truncated_bytes;
                 report.bytes_truncated += r.truncated_bytes;
                 report.corruption_cut |= r.cut_corruption;
-                let cut = r.truncated_bytes > 0 || r.cut_corruption;
+                // A segment that ends before the next one starts lost its tail (a roll does not
+                // sync the old segment): what follows would sit after a hole. (Compacted segments
+                // may legitimately end early, but they lie below the recovery point and are not
+                // rescanned.)
+                let hole = next_base.is_some_and(|nb| r.next_offset < nb);
+                let cut = r.truncated_bytes > 0 || r.cut_corruption || hole;
                 if !is_last && cut {
                     // Everything after a cut would leave a hole in the offsets: drop it.
                     for &later in &bases[i + 1..] {
@@ -647,9 +656,14 @@ impl Partition {
                 end,
             });
         }
-        inner
-            .truncate_locked(&mut w, offset)
-            .inspect_err(|e| inner.poison(e))
+        inner.truncate_locked(&mut w, offset).inspect_err(|e| {
+            inner.poison(e);
+            // The segment may already have cut its published size: never advertise offsets
+            // that reads can no longer find.
+            let left = w.active.next_offset();
+            inner.end_offset.fetch_min(left, Ordering::SeqCst);
+            inner.visible_end.fetch_min(left, Ordering::SeqCst);
+        })
     }
 
     /// Make every appended record durable now and record the recovery point, whatever the
@@ -662,7 +676,9 @@ impl Partition {
         inner.check_writable()?;
         let end = inner.end_offset.load(Ordering::SeqCst);
         inner.sync_to(end)?;
-        inner.write_recovery_point(end)
+        inner
+            .write_recovery_point(end)
+            .inspect_err(|e| inner.poison(e))
     }
 
     /// Periodic maintenance: under [`Durability::Interval`], sync if the interval has passed and
@@ -672,6 +688,7 @@ impl Partition {
     /// As [`flush`](Self::flush).
     pub fn flush_if_due(&self) -> Result<bool> {
         let inner = &*self.inner;
+        inner.check_writable()?;
         let now = inner.config.clock.now_ms();
         let since_sync = now.saturating_sub(inner.last_sync_ms.load(Ordering::Acquire));
         let due = match inner.config.durability {
@@ -690,7 +707,9 @@ impl Partition {
         // Group commits made sealed segments durable: move the recovery point past them.
         let active_base = inner.writer.lock().active.base_offset();
         if inner.checkpoint.lock().recovery_point < active_base && synced >= active_base {
-            inner.write_recovery_point(synced.min(end))?;
+            inner
+                .write_recovery_point(synced.min(end))
+                .inspect_err(|e| inner.poison(e))?;
         }
         Ok(false)
     }
@@ -910,6 +929,19 @@ impl Inner {
             .partition_point(|s| s.base_offset() <= offset)
             .saturating_sub(1);
         let target = segments[keep].clone();
+        // Lower the recovery point before cutting anything, so a crash mid-truncation rescans
+        // the cut region instead of judging its zeros to be damage below the durable point.
+        {
+            let mut cp = self.checkpoint.lock();
+            if cp.recovery_point > target.base_offset() {
+                let lowered = Checkpoint {
+                    log_start_offset: cp.log_start_offset,
+                    recovery_point: target.base_offset(),
+                };
+                lowered.write(&*self.fs, &self.dir)?;
+                *cp = lowered;
+            }
+        }
         // Newest first, each made durable before the next: a crash leaves a prefix of segments.
         for seg in segments[keep + 1..].iter().rev() {
             seg.delete()?;

@@ -723,6 +723,9 @@ impl Segment {
             .store(base.max(self.base_offset), Ordering::Release);
         self.file.set_len(pos).at(&self.log_path)?;
         if self.config.preallocate_bytes > pos {
+            // Make the cut durable before re-extending, or a crash could keep the old bytes
+            // behind zeros and resurrect them.
+            self.file.sync_all().at(&self.log_path)?;
             self.file
                 .set_len(self.config.preallocate_bytes)
                 .at(&self.log_path)?;
@@ -880,6 +883,8 @@ impl Segment {
         };
         if pos < file_len {
             self.file.set_len(pos).at(&self.log_path)?;
+            // Durable before re-extending (see `truncate_to`).
+            self.file.sync_all().at(&self.log_path)?;
         }
         if self.config.preallocate_bytes > pos {
             self.file
@@ -995,7 +1000,10 @@ impl Segment {
     /// [`Error::Io`] if the sync fails. Never retry: treat the data as lost.
     pub fn sync(&self) -> Result<()> {
         if self.is_sealed() {
-            // Sealing may have cut the file: make the new length durable too.
+            // A segment sealed without syncing: its indexes (written unsynced) must be durable
+            // before a recovery point past it makes the next open trust them, and the cut of its
+            // preallocated tail must be too.
+            self.flush_indexes(true)?;
             self.file.sync_all().at(&self.log_path)
         } else {
             self.file.sync_data().at(&self.log_path)
