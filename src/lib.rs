@@ -47,7 +47,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use format::{Header, Record, RecordBatch, StoredRecord};
 pub use partition::{
-    AppendInfo, Batches, Durability, Partition, PartitionConfig, RecoveryReport, TimestampType,
+    AppendInfo, Batches, Durability, Partition, PartitionConfig, RecoveryReport, RetentionPolicy,
+    RetentionReport, TimestampType,
 };
 pub use segment::{
     OffsetIndex, OffsetPosition, Recovery, Segment, SegmentConfig, SegmentRecovery, TimeIndex,

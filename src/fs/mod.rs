@@ -81,6 +81,10 @@ pub trait File: Send + Sync + fmt::Debug {
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
     /// The file's current length.
     fn len(&self) -> io::Result<u64>;
+    /// Last modification time in ms since the Unix epoch, where the file system keeps one.
+    fn modified_ms(&self) -> io::Result<Option<i64>> {
+        Ok(None)
+    }
     /// Whether the file is empty.
     fn is_empty(&self) -> io::Result<bool> {
         Ok(self.len()? == 0)

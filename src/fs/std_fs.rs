@@ -127,6 +127,14 @@ impl File for StdFile {
         self.file.set_len(len)
     }
 
+    fn modified_ms(&self) -> io::Result<Option<i64>> {
+        let modified = self.file.metadata()?.modified()?;
+        Ok(modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_millis() as i64))
+    }
+
     fn sync_data(&self) -> io::Result<()> {
         self.file.sync_data()
     }

@@ -16,8 +16,10 @@
 
 mod checkpoint;
 mod config;
+mod retention;
 
 pub use config::{Durability, PartitionConfig, TimestampType};
+pub use retention::{RetentionPolicy, RetentionReport};
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
@@ -30,8 +32,8 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
-    encode_batch, encoded_batch_len, parse_segment_file_name, patch_base_offset, BatchMeta, Record,
-    RecordBatch, SegmentFileKind, StoredRecord,
+    encode_batch, encoded_batch_len, parse_segment_file_name, patch_base_offset, segment_file_name,
+    BatchMeta, Record, RecordBatch, SegmentFileKind, StoredRecord,
 };
 use crate::fs::{create_dir_all_durable, FileSystem, OpenMode};
 use crate::segment::{Segment, TimestampOffset};
@@ -252,6 +254,25 @@ impl Partition {
             }
         }
         bases.sort_unstable();
+        // Whole segments below the log start offset: left by a retention pass that a crash
+        // interrupted after it moved the start offset. Finish the job.
+        if let Some(cp) = checkpoint {
+            let mut dropped = false;
+            while bases.len() > 1 && bases[1] <= cp.log_start_offset {
+                for kind in [
+                    SegmentFileKind::Log,
+                    SegmentFileKind::OffsetIndex,
+                    SegmentFileKind::TimeIndex,
+                ] {
+                    remove_if_exists(&*fs, &segment_file_name(&dir, bases[0], kind))?;
+                }
+                bases.remove(0);
+                dropped = true;
+            }
+            if dropped {
+                fs.sync_dir(&dir).at(&dir)?;
+            }
+        }
         for (base, name) in index_bases {
             if bases.binary_search(&base).is_err() {
                 // Orphan index: its log is gone.

@@ -116,6 +116,8 @@ pub struct Segment {
     max_timestamp_known: AtomicBool,
     /// Wall-clock time (ms) of the first append in this process, `i64::MIN` if none yet.
     first_append_ms: AtomicI64,
+    /// Wall-clock time (ms) of the last append in this process, `i64::MIN` if none yet.
+    last_append_ms: AtomicI64,
     sealed: AtomicBool,
     map: OnceLock<Bytes>,
     /// `None` for a sealed segment whose indexes have not been mapped yet.
@@ -188,6 +190,7 @@ impl Segment {
             max_timestamp: AtomicI64::new(i64::MIN),
             max_timestamp_known: AtomicBool::new(false),
             first_append_ms: AtomicI64::new(i64::MIN),
+            last_append_ms: AtomicI64::new(i64::MIN),
             sealed: AtomicBool::new(sealed),
             map: OnceLock::new(),
             indexes: RwLock::new(None),
@@ -329,6 +332,17 @@ impl Segment {
     pub fn first_append_ms(&self) -> Option<i64> {
         let t = self.first_append_ms.load(Ordering::Acquire);
         (t != i64::MIN).then_some(t)
+    }
+
+    /// Wall-clock time (ms) the segment last received data: the last append in this process, else
+    /// the file's modification time where the file system keeps one. Retention uses it so that a
+    /// record with a far-future timestamp cannot keep a segment forever.
+    pub fn last_modified_ms(&self) -> Option<i64> {
+        let t = self.last_append_ms.load(Ordering::Acquire);
+        if t != i64::MIN {
+            return Some(t);
+        }
+        self.file.modified_ms().ok().flatten()
     }
 
     /// For a segment opened from disk: time-based rolling counts from the first batch's maximum
@@ -593,6 +607,7 @@ impl Segment {
         if self.first_append_ms.load(Ordering::Relaxed) == i64::MIN {
             self.first_append_ms.store(now_ms, Ordering::Release);
         }
+        self.last_append_ms.store(now_ms, Ordering::Release);
         self.next_offset.store(h.next_offset(), Ordering::Release);
         self.size.store(pos + batch.len() as u64, Ordering::Release);
         Ok(())

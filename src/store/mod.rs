@@ -23,7 +23,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{create_dir_all_durable, read_all, write_atomic, FileLock, FileSystem, StdFs};
-use crate::partition::{Durability, PartitionConfig, TimestampType};
+use crate::partition::{Durability, PartitionConfig, RetentionPolicy, TimestampType};
 use crate::segment::Recovery;
 use crate::topic::{
     validate_topic_name, CleanupPolicy, DefaultPartitioner, Partitioner, Topic, TopicConfig,
@@ -91,9 +91,12 @@ pub struct StoreOptions {
     /// Run a background thread that calls [`Store::maintain`] every `maintenance_interval`.
     /// Default `true`. Turn it off to call `maintain` yourself.
     pub background_maintenance: bool,
-    /// How often background maintenance runs. Default 100 ms. Kafka:
-    /// `log.flush.scheduler.interval.ms`.
+    /// How often background maintenance runs (interval flushes, background sync of rolled
+    /// segments). Default 100 ms. Kafka: `log.flush.scheduler.interval.ms`.
     pub maintenance_interval: Duration,
+    /// How often background maintenance applies retention. Default 5 minutes. Kafka:
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval: Duration,
     /// The file system. Default the real one.
     pub file_system: Arc<dyn FileSystem>,
     /// The clock. Default the system clock.
@@ -121,6 +124,7 @@ impl Default for StoreOptions {
             partitioner: None,
             background_maintenance: true,
             maintenance_interval: Duration::from_millis(100),
+            retention_check_interval: Duration::from_secs(300),
             file_system: Arc::new(StdFs),
             clock: Arc::new(SystemClock),
         }
@@ -151,6 +155,28 @@ impl StoreOptions {
         }
     }
 
+    /// The effective retention of a topic: its overrides applied to these defaults
+    /// (`Duration::MAX` and `u64::MAX` in a topic config mean "forever" and "unlimited").
+    pub fn retention_policy(&self, topic: &TopicConfig) -> RetentionPolicy {
+        RetentionPolicy {
+            retention: match topic.retention {
+                Some(d) if d == Duration::MAX => None,
+                Some(d) => Some(d),
+                None => self.retention,
+            },
+            retention_bytes: match topic.retention_bytes {
+                Some(u64::MAX) => None,
+                Some(b) => Some(b),
+                None => self.retention_bytes,
+            },
+        }
+    }
+
+    /// The effective cleanup policy of a topic.
+    pub fn cleanup_policy(&self, topic: &TopicConfig) -> CleanupPolicy {
+        topic.cleanup_policy.unwrap_or(self.cleanup_policy)
+    }
+
     /// Check the store-wide settings.
     ///
     /// # Errors
@@ -159,6 +185,9 @@ impl StoreOptions {
         self.partition_config(&TopicConfig::default()).validate()?;
         if self.default_partitions == 0 {
             return Err(Error::config("default_partitions", "must be at least 1"));
+        }
+        if self.retention_check_interval.is_zero() {
+            return Err(Error::config("retention_check_interval", "must be positive"));
         }
         if self.maintenance_interval.is_zero() {
             return Err(Error::config("maintenance_interval", "must be positive"));
@@ -227,6 +256,8 @@ struct StoreInner {
     stop: Arc<(Mutex<bool>, Condvar)>,
     maintenance: Mutex<Option<JoinHandle<()>>>,
     last_maintenance_error: Mutex<Option<String>>,
+    /// Clock time of the last retention pass.
+    last_retention_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Store {
@@ -298,7 +329,17 @@ impl Store {
                 line: 0,
                 reason: e.to_string(),
             })?;
-            let topic = Topic::open(&name, &path, config, pconfig, partitioner.clone())?;
+            let retention = options.retention_policy(&config);
+            let cleanup = options.cleanup_policy(&config);
+            let topic = Topic::open(
+                &name,
+                &path,
+                config,
+                pconfig,
+                partitioner.clone(),
+                retention,
+                cleanup,
+            )?;
             topics.insert(name, topic);
         }
         if removed_any {
@@ -316,6 +357,7 @@ impl Store {
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             maintenance: Mutex::new(None),
             last_maintenance_error: Mutex::new(None),
+            last_retention_ms: std::sync::atomic::AtomicI64::new(options.clock.now_ms()),
             options,
         });
         if inner.options.background_maintenance {
@@ -380,6 +422,8 @@ impl Store {
             config.clone(),
             pconfig,
             inner.partitioner.clone(),
+            inner.options.retention_policy(&config),
+            inner.options.cleanup_policy(&config),
         )?;
         // The topic exists from the moment its config is durable.
         let conf_path = path.join(CONFIG_FILE);
@@ -493,14 +537,15 @@ impl Store {
         Ok(())
     }
 
-    /// Run periodic maintenance once: interval flushes (and, as they arrive, retention and
-    /// compaction). The background thread calls this; call it yourself when
+    /// Run maintenance once, now: interval flushes, background sync of rolled segments, and
+    /// retention for every topic whose cleanup policy deletes. The background thread does the
+    /// same (retention every `retention_check_interval`); call this yourself when
     /// `background_maintenance` is off.
     ///
     /// # Errors
     /// The first error a partition reported; every partition is still visited.
     pub fn maintain(&self) -> Result<()> {
-        self.inner.maintain()
+        self.inner.maintain(true)
     }
 
     /// The last error background maintenance ran into, if any.
@@ -529,17 +574,28 @@ impl StoreInner {
         Ok(())
     }
 
-    fn maintain(&self) -> Result<()> {
+    fn maintain(&self, retention: bool) -> Result<()> {
         self.check_open()?;
         let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
         let mut first_err = None;
-        for topic in topics {
+        for topic in &topics {
             for p in topic.partitions() {
                 match p.flush_if_due() {
                     Ok(_) | Err(Error::Closed { .. }) => {}
                     Err(e) => {
                         first_err.get_or_insert(e);
                     }
+                }
+            }
+        }
+        let now = self.options.clock.now_ms();
+        let check_ms = self.options.retention_check_interval.as_millis() as i64;
+        let due = now.saturating_sub(self.last_retention_ms.load(Ordering::Acquire)) >= check_ms;
+        if retention || due {
+            self.last_retention_ms.store(now, Ordering::Release);
+            for topic in &topics {
+                if let Err(e) = topic.apply_retention(now) {
+                    first_err.get_or_insert(e);
                 }
             }
         }
@@ -599,7 +655,7 @@ fn spawn_maintenance(
                 }
             }
             // Errors are kept for `last_maintenance_error`; partitions latch their own failures.
-            let _ = store.maintain();
+            let _ = store.maintain(false);
         })
 }
 

@@ -21,7 +21,7 @@ use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
 use crate::format::Record;
-use crate::partition::{Partition, PartitionConfig, TimestampType};
+use crate::partition::{Partition, PartitionConfig, RetentionPolicy, RetentionReport, TimestampType};
 
 /// Longest topic name (Kafka's limit).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -90,6 +90,8 @@ struct TopicInner {
     partition_config: PartitionConfig,
     partitions: RwLock<Arc<Vec<Partition>>>,
     partitioner: Arc<dyn Partitioner>,
+    retention: RetentionPolicy,
+    cleanup: CleanupPolicy,
 }
 
 impl Topic {
@@ -100,6 +102,8 @@ impl Topic {
         config: TopicConfig,
         partition_config: PartitionConfig,
         partitioner: Arc<dyn Partitioner>,
+        retention: RetentionPolicy,
+        cleanup: CleanupPolicy,
     ) -> Result<Topic> {
         let mut partitions = Vec::with_capacity(config.partitions as usize);
         for i in 0..config.partitions {
@@ -116,6 +120,8 @@ impl Topic {
                 partition_config,
                 partitions: RwLock::new(Arc::new(partitions)),
                 partitioner,
+                retention,
+                cleanup,
             }),
         })
     }
@@ -161,6 +167,42 @@ impl Topic {
     /// defaults.
     pub fn partition_config(&self) -> &PartitionConfig {
         &self.inner.partition_config
+    }
+
+    /// The effective retention policy (topic overrides applied to store defaults).
+    pub fn retention_policy(&self) -> RetentionPolicy {
+        self.inner.retention
+    }
+
+    /// The effective cleanup policy.
+    pub fn cleanup_policy(&self) -> CleanupPolicy {
+        self.inner.cleanup
+    }
+
+    /// Apply the topic's retention to every partition now, if its cleanup policy deletes
+    /// (`delete` or `compact,delete`). Returns the total segments and bytes deleted.
+    ///
+    /// # Errors
+    /// The first error a partition reported; every partition is still visited.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionReport> {
+        let mut total = RetentionReport::default();
+        if self.inner.cleanup == CleanupPolicy::Compact {
+            return Ok(total);
+        }
+        let mut first_err = None;
+        for p in self.partitions() {
+            match p.apply_retention(now_ms, &self.inner.retention) {
+                Ok(r) => {
+                    total.segments_deleted += r.segments_deleted;
+                    total.bytes_deleted += r.bytes_deleted;
+                }
+                Err(Error::Closed { .. }) => {}
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(total), Err)
     }
 
     /// Number of partitions.

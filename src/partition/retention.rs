@@ -1,0 +1,200 @@
+//! Retention: deleting whole old segments and moving the log start offset.
+//!
+//! Crash safety: the new log start offset is made durable (checkpoint) before any file goes, so
+//! a crash mid-pass leaves segments that are either whole or gone, and the next open deletes any
+//! whole segment that lies entirely below the start offset; an index file whose `.log` is gone is
+//! removed as an orphan.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, IoContext, Result};
+
+use super::{Checkpoint, Inner, Partition};
+
+/// How long and how much a partition keeps. Applied by [`Partition::apply_retention`], whole
+/// segments at a time, oldest first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Delete segments whose data is older than this; `None` keeps them forever. A segment's age
+    /// is taken from the newer of its largest record timestamp and its last append (wall clock),
+    /// whichever is *older*: so a record with a far-future timestamp cannot keep a segment
+    /// forever. Kafka: `retention.ms`.
+    pub retention: Option<Duration>,
+    /// Delete the oldest segments while the rest still hold at least this many bytes; `None` is
+    /// unlimited. Kafka: `retention.bytes`.
+    pub retention_bytes: Option<u64>,
+}
+
+/// What a retention pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Segments deleted.
+    pub segments_deleted: usize,
+    /// Bytes of `.log` deleted.
+    pub bytes_deleted: u64,
+    /// The log start offset afterwards.
+    pub start_offset: u64,
+}
+
+impl Partition {
+    /// Logically delete every record below `before` (Kafka's `deleteRecords`): the log start
+    /// offset moves there at once and durably, reads below it fail with
+    /// [`Error::OffsetOutOfRange`], and whole segments below it are deleted by the next
+    /// [`apply_retention`](Self::apply_retention). Returns the new start offset (unchanged if
+    /// `before` is not above it).
+    ///
+    /// # Errors
+    /// [`Error::OffsetOutOfRange`] if `before` is past the end offset; [`Error::Poisoned`] /
+    /// [`Error::Closed`]; [`Error::Io`] if the checkpoint cannot be written (the partition is then
+    /// poisoned).
+    ///
+    /// # Examples
+    /// ```
+    /// use topiclog::{Partition, Record, Error};
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Partition::open(dir.path())?;
+    /// log.append_batch(&[Record::new("a"), Record::new("b"), Record::new("c")])?;
+    /// assert_eq!(log.delete_records(2)?, 2);
+    /// assert!(matches!(log.read(1, 100), Err(Error::OffsetOutOfRange { start: 2, .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn delete_records(&self, before: u64) -> Result<u64> {
+        let inner = &*self.inner;
+        let _w = inner.writer.lock();
+        inner.check_writable()?;
+        let end = inner.visible_end.load(Ordering::SeqCst);
+        let start = inner.start_offset.load(Ordering::Acquire);
+        if before > end {
+            return Err(Error::OffsetOutOfRange {
+                requested: before,
+                start,
+                end,
+            });
+        }
+        if before <= start {
+            return Ok(start);
+        }
+        inner
+            .set_start_offset(before)
+            .inspect_err(|e| inner.poison(e))?;
+        Ok(before)
+    }
+
+    /// Delete whole segments that `policy` or the log start offset no longer keeps, oldest first,
+    /// stopping at the first segment that must stay. If every segment goes, a new empty active
+    /// segment is rolled first, so the end offset (and the next append's offset) is preserved.
+    ///
+    /// Readers holding a deleted segment keep reading it until they let go; reads below the new
+    /// start offset fail with [`Error::OffsetOutOfRange`].
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] / [`Error::Closed`]; [`Error::Io`] (the partition is then poisoned;
+    /// what is on disk stays consistent).
+    pub fn apply_retention(
+        &self,
+        now_ms: i64,
+        policy: &RetentionPolicy,
+    ) -> Result<RetentionReport> {
+        let inner = &*self.inner;
+        let mut w = inner.writer.lock();
+        inner.check_writable()?;
+        inner
+            .retention_locked(&mut w, now_ms, policy)
+            .inspect_err(|e| inner.poison(e))
+    }
+}
+
+impl Inner {
+    fn retention_locked(
+        &self,
+        w: &mut super::Writer,
+        now_ms: i64,
+        policy: &RetentionPolicy,
+    ) -> Result<RetentionReport> {
+        let segments = self.segments.read().clone();
+        let start = self.start_offset.load(Ordering::Acquire);
+        let end = self.end_offset.load(Ordering::SeqCst);
+        let mut remaining: u64 = segments.iter().map(|s| s.size()).sum();
+        let mut doomed = 0usize;
+        for (i, seg) in segments.iter().enumerate() {
+            let is_active = i + 1 == segments.len();
+            if seg.is_empty() && is_active {
+                break;
+            }
+            let next = segments.get(i + 1).map_or(end, |n| n.base_offset());
+            let below_start = next <= start;
+            let by_time = match policy.retention {
+                Some(r) if !seg.is_empty() => expired(seg, now_ms, r)?,
+                _ => false,
+            };
+            let by_size = policy
+                .retention_bytes
+                .is_some_and(|max| remaining.saturating_sub(seg.size()) >= max);
+            if !(below_start || by_time || by_size) {
+                break;
+            }
+            doomed += 1;
+            remaining -= seg.size();
+        }
+        let mut report = RetentionReport {
+            start_offset: start,
+            ..RetentionReport::default()
+        };
+        if doomed == 0 {
+            return Ok(report);
+        }
+        if doomed == segments.len() {
+            // Keep the end offset: the next append continues where the log ended.
+            self.roll(w)?;
+        }
+        let segments = self.segments.read().clone();
+        let (gone, kept) = segments.split_at(doomed);
+        let new_start = kept.first().map_or(end, |s| s.base_offset()).max(start);
+        // Durable before any file goes: a crash mid-pass then deletes the rest on open.
+        self.set_start_offset(new_start)?;
+        *self.segments.write() = Arc::new(kept.to_vec());
+        // Deleted segments need no sync.
+        let first_kept = kept.first().map_or(u64::MAX, |k| k.base_offset());
+        self.unsynced_sealed
+            .lock()
+            .retain(|s| s.base_offset() >= first_kept);
+        for seg in gone {
+            report.bytes_deleted += seg.size();
+            seg.delete()?;
+            report.segments_deleted += 1;
+        }
+        self.fs.sync_dir(&self.dir).at(&self.dir)?;
+        report.start_offset = new_start;
+        Ok(report)
+    }
+
+    /// Move the log start offset to `start`, durably (checkpoint first, then readers see it).
+    pub(super) fn set_start_offset(&self, start: u64) -> Result<()> {
+        let mut cp = self.checkpoint.lock();
+        let next = Checkpoint {
+            log_start_offset: start,
+            recovery_point: cp.recovery_point,
+        };
+        next.write(&*self.fs, &self.dir)?;
+        *cp = next;
+        self.start_offset.store(start, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// Whether a segment is past `retention` at `now_ms`: its age counts from the older of its largest
+/// record timestamp and its last append (so future timestamps cannot pin it).
+fn expired(seg: &crate::segment::Segment, now_ms: i64, retention: Duration) -> Result<bool> {
+    let newest_record = seg.max_timestamp()?;
+    let last_append = seg.last_modified_ms();
+    let age_from = match (newest_record, last_append) {
+        (Some(t), Some(m)) => t.min(m),
+        (Some(t), None) => t,
+        (None, Some(m)) => m,
+        (None, None) => return Ok(false),
+    };
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    Ok(age_from < now_ms.saturating_sub(retention_ms))
+}
