@@ -38,19 +38,23 @@ pub(crate) struct IndexFile {
 
 impl IndexFile {
     /// An index whose entries are held in memory, loaded from `path` if it exists (a file whose
-    /// length is not a whole number of entries is cut to the last whole entry).
+    /// length is not a whole number of entries is cut to the last whole entry). At most
+    /// `max_bytes / entry_len + slack` entries are kept (`slack` 1 for a time index, whose final
+    /// entry may go past the maximum).
     pub fn load(
         fs: Arc<dyn FileSystem>,
         path: &Path,
         entry_len: usize,
         max_bytes: usize,
+        slack: usize,
     ) -> Result<IndexFile> {
         let max_entries = (max_bytes / entry_len).max(1);
         let mut buf = Vec::new();
         if fs.exists(path) {
             let file = fs.open(path, OpenMode::Read).at(path)?;
             let len = file.len().at(path)?;
-            let keep = (len.min((max_entries * entry_len) as u64) as usize / entry_len) * entry_len;
+            let keep = (len.min(((max_entries + slack) * entry_len) as u64) as usize / entry_len)
+                * entry_len;
             buf.resize(keep, 0);
             file.read_exact_at(&mut buf, 0).at(path)?;
         }
@@ -133,6 +137,10 @@ impl IndexFile {
 
     pub fn max_entries(&self) -> usize {
         self.max_entries
+    }
+
+    pub fn set_max_entries(&mut self, max: usize) {
+        self.max_entries = max.max(1);
     }
 
     pub fn is_full(&self) -> bool {

@@ -453,7 +453,22 @@ impl Segment {
                 return false;
             };
             if h.base_offset == last.offset {
-                return h.max_timestamp == last.timestamp;
+                if h.max_timestamp != last.timestamp {
+                    return false;
+                }
+                // The last entry must hold the segment's maximum: a cut-back index would make the
+                // segment look older than it is. Check the headers after it.
+                pos += h.total_len() as u64;
+                while pos < size {
+                    let Ok(h) = reader.header_at(pos, &self.log_path) else {
+                        return false;
+                    };
+                    if h.record_count > 0 && h.max_timestamp > last.timestamp {
+                        return false;
+                    }
+                    pos += h.total_len() as u64;
+                }
+                return true;
             }
             if h.base_offset > last.offset {
                 return false;
@@ -488,7 +503,7 @@ impl Segment {
             pos += h.total_len() as u64;
         }
         if max_ts != i64::MIN {
-            let _ = idx.time.append(max_ts, ws.max_timestamp_offset);
+            let _ = idx.time.append_final(max_ts, ws.max_timestamp_offset);
         }
         Ok((idx, ws))
     }
@@ -503,9 +518,14 @@ impl Segment {
         pos: u64,
     ) -> Result<()> {
         track_max_timestamp(ws, max_ts, h);
+        // A full index takes no more entries (the partition rolls before appending to such a
+        // segment; recovery under a smaller limit just indexes less). The final maximum-timestamp
+        // entry may still go past the limit (`TimeIndex::append_final`).
         if ws.bytes_since_index >= u64::from(self.config.index_interval_bytes) {
-            idx.offset.append(h.base_offset, pos as u32)?;
-            if *max_ts != i64::MIN {
+            if !idx.offset.is_full() {
+                idx.offset.append(h.base_offset, pos as u32)?;
+            }
+            if *max_ts != i64::MIN && !idx.time.is_full() {
                 idx.time.append(*max_ts, ws.max_timestamp_offset)?;
             }
             ws.bytes_since_index = 0;
@@ -626,10 +646,9 @@ impl Segment {
         if limit == 0 || offset >= self.next_offset() {
             return Ok(out);
         }
-        let start = self.with_indexes(|i| i.offset.lookup(offset).position)?;
         let window = max_bytes.clamp(4096, 1 << 20) + self.config.index_interval_bytes as usize;
         let mut reader = WindowReader::new(self.source(), window, limit);
-        let mut pos = u64::from(start);
+        let mut pos = self.start_position(offset, &mut reader)?;
         let mut total = 0usize;
         while pos < limit {
             let h = reader.header_at(pos, &self.log_path)?;
@@ -669,13 +688,9 @@ impl Segment {
             _ => return Ok(None),
         }
         let limit = self.size();
-        let start = self.with_indexes(|i| {
-            let from = i.time.lookup(timestamp).offset.max(start_offset);
-            (from, i.offset.lookup(from).position)
-        })?;
-        let (from, position) = start;
+        let from = self.with_indexes(|i| i.time.lookup(timestamp).offset.max(start_offset))?;
         let mut reader = WindowReader::new(self.source(), 64 << 10, limit);
-        let mut pos = u64::from(position);
+        let mut pos = self.start_position(from, &mut reader)?;
         while pos < limit {
             let h = reader.header_at(pos, &self.log_path)?;
             if h.next_offset() > from && h.max_timestamp >= timestamp && h.record_count > 0 {
@@ -696,13 +711,29 @@ impl Segment {
         Ok(None)
     }
 
+    /// Where to start scanning for `offset`: the floor index entry's position, after checking that a
+    /// batch with exactly the entry's base offset starts there (the writer only makes such
+    /// entries). A damaged entry must never make a read skip records, so on a mismatch the scan
+    /// starts at the beginning of the segment instead.
+    fn start_position(&self, offset: u64, reader: &mut WindowReader<'_>) -> Result<u64> {
+        let entry = self.with_indexes(|i| i.offset.lookup(offset))?;
+        if entry.position == 0 {
+            return Ok(0);
+        }
+        match reader.header_at(u64::from(entry.position), &self.log_path) {
+            Ok(h) if h.base_offset == entry.offset && entry.offset <= offset => {
+                Ok(u64::from(entry.position))
+            }
+            _ => Ok(0),
+        }
+    }
+
     /// Byte position of the first batch whose last offset is `>= offset`, with that batch's base
     /// offset; `None` if every batch ends before `offset`.
     fn position_of(&self, offset: u64) -> Result<Option<(u64, u64)>> {
         let limit = self.size();
-        let start = self.with_indexes(|i| i.offset.lookup(offset).position)?;
         let mut reader = WindowReader::new(self.source(), 64 << 10, limit);
-        let mut pos = u64::from(start);
+        let mut pos = self.start_position(offset, &mut reader)?;
         while pos < limit {
             let h = reader.header_at(pos, &self.log_path)?;
             if h.last_offset() >= offset {
@@ -997,11 +1028,8 @@ impl Segment {
         let mut guard = self.indexes.write();
         if let Some(idx) = guard.as_mut() {
             let max_ts = self.max_timestamp.load(Ordering::Acquire);
-            if max_ts != i64::MIN
-                && idx.time.last_entry().is_none_or(|e| max_ts > e.timestamp)
-                && !idx.time.is_full()
-            {
-                idx.time.append(max_ts, ws.max_timestamp_offset)?;
+            if max_ts != i64::MIN && idx.time.last_entry().is_none_or(|e| max_ts > e.timestamp) {
+                idx.time.append_final(max_ts, ws.max_timestamp_offset)?;
             }
             idx.offset.flush(sync)?;
             idx.time.flush(sync)?;

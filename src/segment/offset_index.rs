@@ -72,7 +72,7 @@ impl OffsetIndex {
     ) -> Result<OffsetIndex> {
         Ok(OffsetIndex {
             base_offset,
-            file: IndexFile::load(fs, path, OFFSET_INDEX_ENTRY_LEN, max_index_bytes)?,
+            file: IndexFile::load(fs, path, OFFSET_INDEX_ENTRY_LEN, max_index_bytes, 0)?,
         })
     }
 
@@ -121,7 +121,8 @@ impl OffsetIndex {
     pub fn entry(&self, i: usize) -> Option<OffsetPosition> {
         let e = self.file.entry(i)?;
         Some(OffsetPosition {
-            offset: self.base_offset + u64::from(get_u32(e, 0)),
+            // Overflow only with a base offset near u64::MAX: treat as no entry (damage).
+            offset: self.base_offset.checked_add(u64::from(get_u32(e, 0)))?,
             position: get_u32(e, 4),
         })
     }
@@ -231,7 +232,13 @@ impl OffsetIndex {
     pub fn sanity_check(&self, log_len: u64) -> Result<()> {
         let mut prev: Option<OffsetPosition> = None;
         for i in 0..self.len() {
-            let Some(e) = self.entry(i) else { break };
+            let Some(e) = self.entry(i) else {
+                return Err(Error::corrupt(
+                    self.file.path(),
+                    (i * OFFSET_INDEX_ENTRY_LEN) as u64,
+                    "index entry overflows the offset range",
+                ));
+            };
             let bad = |reason: &str| {
                 Error::corrupt(
                     self.file.path(),

@@ -67,7 +67,7 @@ impl TimeIndex {
     ) -> Result<TimeIndex> {
         Ok(TimeIndex {
             base_offset,
-            file: IndexFile::load(fs, path, TIME_INDEX_ENTRY_LEN, max_index_bytes)?,
+            file: IndexFile::load(fs, path, TIME_INDEX_ENTRY_LEN, max_index_bytes, 1)?,
         })
     }
 
@@ -102,6 +102,11 @@ impl TimeIndex {
         self.len() == 0
     }
 
+    /// The maximum number of entries.
+    pub fn max_entries(&self) -> usize {
+        self.file.max_entries()
+    }
+
     /// Whether the index is full (the segment must roll).
     pub fn is_full(&self) -> bool {
         self.file.is_full()
@@ -112,7 +117,8 @@ impl TimeIndex {
         let e = self.file.entry(i)?;
         Some(TimestampOffset {
             timestamp: get_i64(e, 0),
-            offset: self.base_offset + u64::from(get_u32(e, 8)),
+            // Overflow only with a base offset near u64::MAX: treat as no entry (damage).
+            offset: self.base_offset.checked_add(u64::from(get_u32(e, 8)))?,
         })
     }
 
@@ -182,6 +188,25 @@ impl TimeIndex {
         Ok(())
     }
 
+    /// Append the segment's final maximum-timestamp entry (written when it is sealed), even when
+    /// the index is full: like Kafka's, a time index may hold one entry more than its maximum, so
+    /// a sealed segment's maximum timestamp is always its last entry.
+    ///
+    /// # Errors
+    /// [`Error::IndexAppend`] if out of order or not within `u32` of the base offset.
+    pub fn append_final(&mut self, timestamp: i64, offset: u64) -> Result<()> {
+        if let Some(last) = self.last_entry() {
+            if timestamp <= last.timestamp && offset >= last.offset {
+                return Ok(());
+            }
+        }
+        let saved = self.file.max_entries();
+        self.file.set_max_entries(saved + 1);
+        let result = self.append(timestamp, offset);
+        self.file.set_max_entries(saved);
+        result
+    }
+
     /// Remove every entry with offset `>= offset`.
     pub fn truncate_to(&mut self, offset: u64) {
         let mut keep = self.len();
@@ -203,7 +228,13 @@ impl TimeIndex {
     pub fn sanity_check(&self, next_offset: u64) -> Result<()> {
         let mut prev: Option<TimestampOffset> = None;
         for i in 0..self.len() {
-            let Some(e) = self.entry(i) else { break };
+            let Some(e) = self.entry(i) else {
+                return Err(Error::corrupt(
+                    self.file.path(),
+                    (i * TIME_INDEX_ENTRY_LEN) as u64,
+                    "time index entry overflows the offset range",
+                ));
+            };
             let bad = |reason: &str| {
                 Error::corrupt(self.file.path(), (i * TIME_INDEX_ENTRY_LEN) as u64, reason)
             };

@@ -187,7 +187,10 @@ impl StoreOptions {
             return Err(Error::config("default_partitions", "must be at least 1"));
         }
         if self.retention_check_interval.is_zero() {
-            return Err(Error::config("retention_check_interval", "must be positive"));
+            return Err(Error::config(
+                "retention_check_interval",
+                "must be positive",
+            ));
         }
         if self.maintenance_interval.is_zero() {
             return Err(Error::config("maintenance_interval", "must be positive"));

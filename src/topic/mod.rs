@@ -21,7 +21,9 @@ use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
 use crate::format::Record;
-use crate::partition::{Partition, PartitionConfig, RetentionPolicy, RetentionReport, TimestampType};
+use crate::partition::{
+    Partition, PartitionConfig, RetentionPolicy, RetentionReport, TimestampType,
+};
 
 /// Longest topic name (Kafka's limit).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;

@@ -1,0 +1,269 @@
+//! The fuzz targets' seed corpora (`fuzz/seeds/<target>/`), run as ordinary tests.
+//!
+//! The checks live in `fuzz/src/lib.rs`, shared with the cargo-fuzz targets in `fuzz/` (see
+//! `fuzz/README.md`). Inputs that once crashed a target go into the seeds too, so they stay fixed;
+//! regression inputs are named `regression-<what it found>`.
+//!
+//! Regenerate the seeds with
+//! `cargo test --test fuzz_seeds -- --ignored regenerate_seed_corpora` (they are committed).
+
+#[path = "../fuzz/src/lib.rs"]
+mod fuzz_checks;
+
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use fuzz_checks::{checkpoint_bytes, fix_crcs, pristine, set_base_offset, Pristine};
+use topiclog::format::{segment_file_name, SegmentFileKind, BATCH_PREFIX_LEN, CRC_OFFSET};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+/// Run every file in `fuzz/<kind>/<target>/` through `check`; returns how many ran.
+fn run_dir(kind: &str, target: &str, check: fn(&[u8])) -> usize {
+    let dir = fuzz_dir().join(kind).join(target);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    paths.sort();
+    for path in &paths {
+        let data = std::fs::read(path).expect("read a seed");
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| check(&data))) {
+            eprintln!("{target}: input {} failed", path.display());
+            resume_unwind(panic);
+        }
+    }
+    paths.len()
+}
+
+#[test]
+fn batch_decode_seeds() {
+    let n = run_dir("seeds", "batch_decode", fuzz_checks::batch_decode);
+    assert!(n >= 5, "only {n} seeds in fuzz/seeds/batch_decode");
+}
+
+#[test]
+fn index_load_seeds() {
+    let n = run_dir("seeds", "index_load", fuzz_checks::index_load);
+    assert!(n >= 5, "only {n} seeds in fuzz/seeds/index_load");
+}
+
+#[test]
+fn segment_recover_seeds() {
+    let n = run_dir("seeds", "segment_recover", fuzz_checks::segment_recover);
+    assert!(n >= 5, "only {n} seeds in fuzz/seeds/segment_recover");
+}
+
+
+// ---- Seed generation ----------------------------------------------------------------------------
+
+fn write_seeds(target: &str, seeds: &[(&str, Vec<u8>)]) {
+    let dir = fuzz_dir().join("seeds").join(target);
+    std::fs::create_dir_all(&dir).expect("create the seed directory");
+    for (name, data) in seeds {
+        std::fs::write(dir.join(name), data).expect("write a seed");
+    }
+}
+
+fn file(p: &Pristine, base: u64, kind: SegmentFileKind) -> &[u8] {
+    let path = segment_file_name(Path::new(fuzz_checks::DIR), base, kind);
+    p.files
+        .iter()
+        .find(|(f, _)| *f == path)
+        .map(|(_, data)| &data[..])
+        .expect("a pristine segment file")
+}
+
+/// Deterministic pseudo-random bytes.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn batch_decode_seeds_gen(p: &Pristine) -> Vec<(&'static str, Vec<u8>)> {
+    let names = [
+        "valid-key-headers",
+        "valid-tombstone",
+        "valid-three-records",
+        "valid-empty-value-null-record",
+        "valid-large-value",
+        "valid-old-timestamp",
+    ];
+    let mut seeds: Vec<(&str, Vec<u8>)> = names
+        .iter()
+        .zip(&p.batches)
+        .map(|(n, b)| (*n, b.clone()))
+        .collect();
+    let mut high = p.batches[0].clone();
+    set_base_offset(&mut high, u64::MAX - 10);
+    seeds.push(("valid-high-base-offset", high));
+    // A batch with no records: a header only.
+    let mut empty = p.batches[0][..57].to_vec();
+    empty[8..12].copy_from_slice(&45u32.to_le_bytes());
+    empty[19..23].copy_from_slice(&0u32.to_le_bytes());
+    empty[53..57].copy_from_slice(&0u32.to_le_bytes());
+    fix_crcs(&mut empty);
+    seeds.push(("valid-no-records", empty));
+    let b = &p.batches[2];
+    seeds.push(("truncated", b[..b.len() - 3].to_vec()));
+    seeds.push(("truncated-header", b[..40].to_vec()));
+    let mut flipped = b.clone();
+    flipped[BATCH_PREFIX_LEN + 30] ^= 0x04;
+    seeds.push(("bit-flip", flipped));
+    let mut bad_crc = b.clone();
+    bad_crc[CRC_OFFSET] ^= 0x80;
+    seeds.push(("bit-flip-in-crc", bad_crc));
+    seeds.push((
+        "two-batches",
+        [&p.batches[0][..], &p.batches[1][..]].concat(),
+    ));
+    seeds.push(("garbage", noise(1, 120)));
+    seeds.push(("empty", Vec::new()));
+    seeds
+}
+
+fn index_load_seed(knobs: u8, offset_index: &[u8], time_index: &[u8]) -> Vec<u8> {
+    assert!(offset_index.len().is_multiple_of(4) && offset_index.len() / 4 <= 255);
+    let mut s = vec![knobs, (offset_index.len() / 4) as u8];
+    s.extend_from_slice(offset_index);
+    s.extend_from_slice(time_index);
+    s
+}
+
+fn index_load_seeds_gen(p: &Pristine) -> Vec<(&'static str, Vec<u8>)> {
+    let bases = &p.segment_bases;
+    let last = *bases.last().expect("segments");
+    let idx = |b| file(p, b, SegmentFileKind::OffsetIndex);
+    let tidx = |b| file(p, b, SegmentFileKind::TimeIndex);
+    let mut cut = idx(bases[0]).to_vec();
+    cut.truncate(cut.len() - 4);
+    let mut zeroed = idx(bases[1]).to_vec();
+    zeroed.iter_mut().skip(8).for_each(|b| *b = 0);
+    vec![
+        (
+            "valid-first-segment",
+            index_load_seed(0x00, idx(bases[0]), tidx(bases[0])),
+        ),
+        (
+            "valid-second-segment",
+            index_load_seed(0x18, idx(bases[1]), tidx(bases[1])),
+        ),
+        (
+            "valid-active-segment",
+            index_load_seed(0x2a, idx(last), tidx(last)),
+        ),
+        (
+            "other-segments-index-everywhere",
+            index_load_seed(0x31, idx(bases[1]), tidx(bases[1])),
+        ),
+        (
+            "partial-entry",
+            index_load_seed(0x24, &cut, &tidx(last)[..5]),
+        ),
+        ("zeroed-entries", index_load_seed(0x10, &zeroed, &[0; 24])),
+        (
+            "garbage",
+            index_load_seed(0x30, &noise(2, 64), &noise(3, 60)),
+        ),
+        (
+            "garbage-small-max-index",
+            index_load_seed(0x6c, &noise(4, 40), &noise(5, 36)),
+        ),
+        ("empty-indexes", index_load_seed(0x30, &[], &[])),
+        ("missing-indexes", vec![0x30, 0x01]),
+        ("empty", Vec::new()),
+    ]
+}
+
+fn segment_recover_seeds_gen(p: &Pristine) -> Vec<(&'static str, Vec<u8>)> {
+    let seed = |k0: u8, k1: u8, body: &[u8]| [&[k0, k1][..], body].concat();
+    // Batches continuing after three prefix batches.
+    let after = |n: usize| {
+        let mut next = p.batches[..3]
+            .iter()
+            .map(|b| {
+                topiclog::format::BatchHeader::parse(b)
+                    .expect("batch")
+                    .last_offset_delta as u64
+                    + 1
+            })
+            .sum::<u64>();
+        let mut out = Vec::new();
+        for b in &p.batches[3..3 + n] {
+            let mut b = b.clone();
+            set_base_offset(&mut b, next);
+            next += topiclog::format::BatchHeader::parse(&b)
+                .expect("batch")
+                .last_offset_delta as u64
+                + 1;
+            out.extend_from_slice(&b);
+        }
+        out
+    };
+    let valid = after(3);
+    let first_len = p.batches[3].len();
+    let mut torn = valid.clone();
+    torn.truncate(valid.len() - 10);
+    let mut flipped = valid.clone();
+    flipped[first_len + 30] ^= 0x10;
+    let zero_tail = [&valid[..], &[0u8; 300][..]].concat();
+    let garbage_tail = [&valid[..], &noise(6, 80)[..]].concat();
+    let mut crafted = valid.clone();
+    crafted[40] ^= 0xff; // producer id: the CRC is fixed up by knob bit 2
+    vec![
+        ("empty", Vec::new()),
+        ("prefix-only", seed(0x03, 0x00, &[])),
+        ("valid-log", seed(0x83, 0x00, &valid)),
+        ("torn-tail", seed(0x03, 0x00, &torn)),
+        ("zero-tail-preallocated", seed(0x0b, 0x00, &zero_tail)),
+        ("garbage-tail", seed(0x03, 0x00, &garbage_tail)),
+        ("flipped-bit-then-valid", seed(0x03, 0x00, &flipped)),
+        ("flipped-bit-durable", seed(0x23, 0x04, &flipped)),
+        ("torn-below-recovery-point", seed(0x23, 0x4c, &torn)),
+        ("crc-fixed-crafted", seed(0x07, 0x00, &crafted)),
+        ("two-segments-clean", seed(0x43, 0x00, &valid)),
+        (
+            "two-segments-garbage-first",
+            seed(0x43, 0x00, &garbage_tail),
+        ),
+        (
+            "two-segments-first-trusted",
+            seed(0x63, 0x0f, &garbage_tail),
+        ),
+        ("damaged-checkpoint", seed(0x33, 0x05, &torn)),
+        (
+            "zeros-checkpoint-small-batches",
+            seed(0x1b, 0x80, &zero_tail),
+        ),
+        ("garbage", seed(0x00, 0x00, &noise(7, 200))),
+    ]
+}
+
+#[test]
+#[ignore = "writes fuzz/seeds/; run by hand to regenerate the seed corpora"]
+fn regenerate_seed_corpora() {
+    let p = pristine();
+    // Sanity: the checkpoint helper matches the files the partition writes.
+    let cp = p
+        .files
+        .iter()
+        .find(|(f, _)| f.ends_with("checkpoint"))
+        .expect("a checkpoint");
+    let recovery_point = u64::from_le_bytes(cp.1[13..21].try_into().expect("8 bytes"));
+    assert_eq!(cp.1, checkpoint_bytes(0, recovery_point));
+    write_seeds("batch_decode", &batch_decode_seeds_gen(p));
+    write_seeds("index_load", &index_load_seeds_gen(p));
+    write_seeds("segment_recover", &segment_recover_seeds_gen(p));
+}
