@@ -589,6 +589,16 @@ impl Partition {
             return Ok(out);
         }
         let segments = inner.segments.read().clone();
+        // Retention moves the start offset before it drops segments from the list: if this
+        // snapshot already lacks them, the start offset says so.
+        let start = inner.start_offset.load(Ordering::Acquire);
+        if offset < start {
+            return Err(Error::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end,
+            });
+        }
         let mut i = segments
             .partition_point(|s| s.base_offset() <= offset)
             .saturating_sub(1);

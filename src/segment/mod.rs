@@ -119,6 +119,8 @@ pub struct Segment {
     /// Wall-clock time (ms) of the last append in this process, `i64::MIN` if none yet.
     last_append_ms: AtomicI64,
     sealed: AtomicBool,
+    /// Its files were deleted: readers holding it may still read, but nothing is written back.
+    deleted: AtomicBool,
     map: OnceLock<Bytes>,
     /// `None` for a sealed segment whose indexes have not been mapped yet.
     indexes: RwLock<Option<Indexes>>,
@@ -192,6 +194,7 @@ impl Segment {
             first_append_ms: AtomicI64::new(i64::MIN),
             last_append_ms: AtomicI64::new(i64::MIN),
             sealed: AtomicBool::new(sealed),
+            deleted: AtomicBool::new(false),
             map: OnceLock::new(),
             indexes: RwLock::new(None),
             writer: Mutex::new(WriteState {
@@ -403,8 +406,10 @@ impl Segment {
         // Damaged or missing: rebuild from the log and replace the files (by rename, so a map of
         // the old file held elsewhere stays valid).
         let (mut idx, _) = self.scan_build(size)?;
-        idx.offset.flush(true)?;
-        idx.time.flush(true)?;
+        if !self.deleted.load(Ordering::Acquire) {
+            idx.offset.flush(true)?;
+            idx.time.flush(true)?;
+        }
         Ok(idx)
     }
 
@@ -1110,6 +1115,9 @@ impl Segment {
     /// # Errors
     /// [`Error::Io`] if a file cannot be removed.
     pub fn delete(&self) -> Result<()> {
+        // Under the index lock, so a reader loading indexes now cannot write them back after.
+        let _guard = self.indexes.write();
+        self.deleted.store(true, Ordering::Release);
         for path in [&self.log_path, &self.index_path, &self.time_index_path] {
             match self.fs.remove_file(path) {
                 Ok(()) => {}

@@ -181,19 +181,24 @@ impl Topic {
         self.inner.cleanup
     }
 
-    /// Apply the topic's retention to every partition now, if its cleanup policy deletes
-    /// (`delete` or `compact,delete`). Returns the total segments and bytes deleted.
+    /// Apply the topic's retention to every partition now: by time and size if its cleanup policy
+    /// deletes (`delete` or `compact,delete`), and in every case to segments wholly below a
+    /// partition's log start offset. Returns the total segments and bytes deleted.
     ///
     /// # Errors
     /// The first error a partition reported; every partition is still visited.
     pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionReport> {
         let mut total = RetentionReport::default();
-        if self.inner.cleanup == CleanupPolicy::Compact {
-            return Ok(total);
-        }
+        // A compacted topic keeps records by key, not by age or size; but segments wholly below
+        // its log start offset (delete_records) still go, as in Kafka.
+        let policy = if self.inner.cleanup == CleanupPolicy::Compact {
+            RetentionPolicy::default()
+        } else {
+            self.inner.retention
+        };
         let mut first_err = None;
         for p in self.partitions() {
-            match p.apply_retention(now_ms, &self.inner.retention) {
+            match p.apply_retention(now_ms, &policy) {
                 Ok(r) => {
                     total.segments_deleted += r.segments_deleted;
                     total.bytes_deleted += r.bytes_deleted;
