@@ -59,7 +59,6 @@ fn segment_recover_seeds() {
     assert!(n >= 5, "only {n} seeds in fuzz/seeds/segment_recover");
 }
 
-
 // ---- Seed generation ----------------------------------------------------------------------------
 
 fn write_seeds(target: &str, seeds: &[(&str, Vec<u8>)]) {

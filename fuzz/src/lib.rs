@@ -33,7 +33,10 @@ use topiclog::{
 
 /// Known bugs whose assertions `TOPICLOG_FUZZ_LENIENT=1` turns off (see the module docs). Empty:
 /// every bug fuzzing found so far is fixed and its input is a seed named `regression-*`.
-#[allow(dead_code, reason = "listed for fuzzing runs; the seed test does not read it")]
+#[allow(
+    dead_code,
+    reason = "listed for fuzzing runs; the seed test does not read it"
+)]
 pub const KNOWN_BUGS: &[&str] = &[];
 
 /// Whether `TOPICLOG_FUZZ_LENIENT` is set: skip the assertions of [`KNOWN_BUGS`].
@@ -736,7 +739,10 @@ fn standalone_offset_index(bytes: &[u8], base: u64, max_index_bytes: usize) {
         // An entry past u64::MAX: damage the index must report, never a panic or a wrap.
         let loaded =
             OffsetIndex::load(arc.clone(), &path, base, max_index_bytes).expect("load index");
-        assert!(loaded.sanity_check(u64::MAX).is_err(), "overflowing entry passed sanity_check");
+        assert!(
+            loaded.sanity_check(u64::MAX).is_err(),
+            "overflowing entry passed sanity_check"
+        );
         for q in offset_queries(base, &[]) {
             let _ = loaded.lookup(q);
         }
@@ -902,7 +908,10 @@ fn standalone_time_index(bytes: &[u8], base: u64, max_index_bytes: usize) {
         // An entry past u64::MAX: damage the index must report, never a panic or a wrap.
         let loaded =
             TimeIndex::load(arc.clone(), &path, base, max_index_bytes).expect("load time index");
-        assert!(loaded.sanity_check(u64::MAX).is_err(), "overflowing entry passed sanity_check");
+        assert!(
+            loaded.sanity_check(u64::MAX).is_err(),
+            "overflowing entry passed sanity_check"
+        );
         for q in [i64::MIN, -1, 0, 1, i64::MAX] {
             let _ = loaded.lookup(q);
         }

@@ -483,10 +483,10 @@ impl Segment {
         false
     }
 
-    /// Scan `[0, limit)` and build fresh indexes (strict: any invalid batch is corruption).
-    fn scan_build(&self, limit: u64) -> Result<(Indexes, WriteState)> {
+    /// Empty indexes (to be filled by a scan) and the matching write bookkeeping.
+    fn empty_indexes(&self) -> (Indexes, WriteState) {
         let max = self.config.max_index_bytes as usize;
-        let mut idx = Indexes {
+        let idx = Indexes {
             offset: OffsetIndex::create(self.fs.clone(), &self.index_path, self.base_offset, max),
             time: TimeIndex::create(
                 self.fs.clone(),
@@ -495,10 +495,16 @@ impl Segment {
                 max,
             ),
         };
-        let mut ws = WriteState {
+        let ws = WriteState {
             bytes_since_index: 0,
             max_timestamp_offset: self.base_offset,
         };
+        (idx, ws)
+    }
+
+    /// Scan `[0, limit)` and build fresh indexes (strict: any invalid batch is corruption).
+    fn scan_build(&self, limit: u64) -> Result<(Indexes, WriteState)> {
+        let (mut idx, mut ws) = self.empty_indexes();
         let mut max_ts = i64::MIN;
         let mut pos = 0u64;
         let mut reader = WindowReader::new(self.source(), 1 << 20, limit);
@@ -858,20 +864,7 @@ impl Segment {
     /// [`Error::Corrupt`] under [`Recovery::Strict`] as above; [`Error::Io`] on I/O failure.
     pub fn recover(&self, durable_offset: u64, mode: Recovery) -> Result<SegmentRecovery> {
         let file_len = self.file.len().at(&self.log_path)?;
-        let max = self.config.max_index_bytes as usize;
-        let mut idx = Indexes {
-            offset: OffsetIndex::create(self.fs.clone(), &self.index_path, self.base_offset, max),
-            time: TimeIndex::create(
-                self.fs.clone(),
-                &self.time_index_path,
-                self.base_offset,
-                max,
-            ),
-        };
-        let mut ws = WriteState {
-            bytes_since_index: 0,
-            max_timestamp_offset: self.base_offset,
-        };
+        let (mut idx, mut ws) = self.empty_indexes();
         let mut max_ts = i64::MIN;
         let mut pos = 0u64;
         let mut expected = self.base_offset;
