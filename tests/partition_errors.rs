@@ -98,20 +98,11 @@ fn empty_batch_is_rejected() {
 
 /// Encode `records` as one batch starting at `base`, as the partition would write it.
 fn encode(records: &[Record], base: u64) -> Vec<u8> {
-    let scratch = Partition::open_with(
-        "/scratch",
-        PartitionConfig {
-            file_system: Arc::new(SimFs::new(0)),
-            preallocate: false,
-            durability: Durability::None,
-            ..PartitionConfig::default()
-        },
-    )
-    .unwrap();
-    scratch.append_batch(records).unwrap();
-    let mut bytes = scratch.read(0, 1).unwrap().batches()[0].as_bytes().to_vec();
-    assert!(topiclog::format::set_base_offset(&mut bytes, base));
-    bytes
+    let now = topiclog::Clock::now_ms(&topiclog::SystemClock);
+    topiclog::RecordBatch::build(records, base, now)
+        .unwrap()
+        .as_bytes()
+        .to_vec()
 }
 
 fn assert_out_of_range(result: topiclog::Result<impl std::fmt::Debug>, expected: (u64, u64, u64)) {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::{both_fs, brute_force_offset_for_time, RecordView, TestRng};
-use topiclog::fs::{FileSystem, SimFs};
+use topiclog::fs::FileSystem;
 use topiclog::{
     Durability, Partition, PartitionConfig, Record, RecordBatch, Segment, SegmentConfig,
     TimestampOffset,
@@ -21,20 +21,11 @@ const BASE: u64 = 40;
 
 /// Encode `records` as one batch starting at `base`, as the partition would write it.
 fn encode(records: &[Record], base: u64) -> Vec<u8> {
-    let scratch = Partition::open_with(
-        "/scratch",
-        PartitionConfig {
-            file_system: Arc::new(SimFs::new(0)),
-            preallocate: false,
-            durability: Durability::None,
-            ..PartitionConfig::default()
-        },
-    )
-    .unwrap();
-    scratch.append_batch(records).unwrap();
-    let mut bytes = scratch.read(0, 1).unwrap().batches()[0].as_bytes().to_vec();
-    assert!(topiclog::format::set_base_offset(&mut bytes, base));
-    bytes
+    let now = topiclog::Clock::now_ms(&topiclog::SystemClock);
+    RecordBatch::build(records, base, now)
+        .unwrap()
+        .as_bytes()
+        .to_vec()
 }
 
 fn config(index_interval_bytes: u32, preallocate_bytes: u64) -> SegmentConfig {
