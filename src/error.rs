@@ -113,6 +113,14 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A record without a key was sent to a compacted topic, where records are kept by key. Give
+    /// every record a key (Kafka rejects these too).
+    #[error("topic {topic:?} is compacted: every record needs a key")]
+    MissingKey {
+        /// The topic.
+        topic: String,
+    },
+
     /// A topic with this name already exists.
     #[error("topic {name:?} already exists")]
     TopicExists {

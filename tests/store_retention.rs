@@ -40,14 +40,17 @@ fn topic_config(partitions: u32) -> TopicConfig {
     TopicConfig::with_partitions(partitions)
 }
 
-/// `RECORDS` records of about 200 bytes to every partition (three to a 1 KiB segment), stamped with
+/// `RECORDS` keyed records of about 200 bytes to every partition (three to a 1 KiB segment), stamped with
 /// the store clock's time.
 fn fill(topic: &Topic) {
     for p in 0..topic.partition_count() {
         for i in 0..RECORDS {
             let mut v = format!("{}-{p}-{i}:", topic.name()).into_bytes();
             v.resize(200, b'x');
-            topic.send_to(p, Record::new(v)).unwrap();
+            // Keyed: compacted topics refuse records without a key.
+            topic
+                .send_to(p, Record::new(v).with_key(format!("k{i}")))
+                .unwrap();
         }
     }
 }

@@ -261,8 +261,10 @@ impl Topic {
     /// has a key, sticky otherwise. Durable per the topic's durability when it returns.
     ///
     /// # Errors
-    /// As [`Partition::append_batch_with`].
+    /// [`Error::MissingKey`] for a record without a key on a compacted topic; otherwise as
+    /// [`Partition::append_batch_with`].
     pub fn send(&self, record: Record) -> Result<RecordMetadata> {
+        self.check_keys(std::slice::from_ref(&record))?;
         let partitions = self.inner.partitions.read().clone();
         let p = self.choose(&record, partitions.len() as u32);
         Self::append_one(
@@ -279,6 +281,7 @@ impl Topic {
     /// # Errors
     /// [`Error::InvalidPartition`], or as [`Partition::append_batch_with`].
     pub fn send_to(&self, partition: u32, record: Record) -> Result<RecordMetadata> {
+        self.check_keys(std::slice::from_ref(&record))?;
         let partitions = self.inner.partitions.read().clone();
         Self::append_one(
             &partitions,
@@ -296,8 +299,10 @@ impl Topic {
     /// Batches to different partitions are independent: if one fails, those before it are kept.
     ///
     /// # Errors
-    /// As [`Partition::append_batch_with`].
+    /// [`Error::MissingKey`] for a record without a key on a compacted topic; otherwise as
+    /// [`Partition::append_batch_with`].
     pub fn send_batch(&self, records: &[Record]) -> Result<Vec<RecordMetadata>> {
+        self.check_keys(records)?;
         let partitions = self.inner.partitions.read().clone();
         let n = partitions.len() as u32;
         let mut chosen = Vec::with_capacity(records.len());
@@ -354,6 +359,20 @@ impl Topic {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// A compacted topic keeps records by key: refuse keyless ones before anything is written.
+    fn check_keys(&self, records: &[Record]) -> Result<()> {
+        let compacted = matches!(
+            self.inner.cleanup,
+            CleanupPolicy::Compact | CleanupPolicy::CompactDelete
+        );
+        if compacted && records.iter().any(|r| r.key().is_none()) {
+            return Err(Error::MissingKey {
+                topic: self.inner.name.clone(),
+            });
+        }
+        Ok(())
     }
 
     fn timestamp_type(&self) -> TimestampType {

@@ -1,0 +1,42 @@
+//! A compacted topic keeps records by key, so records without a key are refused before anything
+//! is written (as Kafka does); other topics take them.
+
+use topiclog::{CleanupPolicy, Error, Record, Store, TopicConfig};
+
+#[test]
+fn keyless_records_are_refused_on_compacted_topics_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path().join("s")).unwrap();
+    for policy in [CleanupPolicy::Compact, CleanupPolicy::CompactDelete] {
+        let name = format!("t-{policy:?}");
+        let topic = store
+            .create_topic(
+                &name,
+                TopicConfig {
+                    partitions: 2,
+                    cleanup_policy: Some(policy),
+                    ..TopicConfig::default()
+                },
+            )
+            .unwrap();
+        let missing =
+            |r: topiclog::Result<_>| matches!(r, Err(Error::MissingKey { topic }) if topic == name);
+        assert!(missing(topic.send(Record::new("no key")).map(|_| ())));
+        assert!(missing(topic.send_to(1, Record::new("no key")).map(|_| ())));
+        // One keyless record refuses the whole call: nothing is written anywhere.
+        assert!(missing(
+            topic
+                .send_batch(&[Record::new("v").with_key("k"), Record::new("no key")])
+                .map(|_| ())
+        ));
+        assert_eq!(topic.end_offsets(), vec![0, 0]);
+        // Keyed records and tombstones are fine.
+        topic.send(Record::new("v").with_key("k")).unwrap();
+        topic.send(Record::tombstone("k")).unwrap();
+        assert_eq!(topic.end_offsets().iter().sum::<u64>(), 2);
+    }
+    let plain = store
+        .create_topic("plain", TopicConfig::with_partitions(1))
+        .unwrap();
+    plain.send(Record::new("no key")).unwrap();
+}
