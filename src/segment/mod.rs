@@ -699,8 +699,19 @@ impl Segment {
             _ => return Ok(None),
         }
         let limit = self.size();
-        let from = self.with_indexes(|i| i.time.lookup(timestamp).offset.max(start_offset))?;
+        let entry = self.with_indexes(|i| i.time.lookup(timestamp))?;
         let mut reader = WindowReader::new(self.source(), 64 << 10, limit);
+        // Starting at the entry skips every record before it, so the entry must be real: the
+        // batch at its offset reached exactly its timestamp (that is how entries are made). A
+        // damaged entry must never make the answer come late: then scan from the start.
+        let trusted = entry.timestamp == i64::MIN
+            || entry.offset <= start_offset
+            || self.time_entry_matches(entry, limit, &mut reader)?;
+        let from = if trusted {
+            entry.offset.max(start_offset)
+        } else {
+            start_offset
+        };
         let mut pos = self.start_position(from, &mut reader)?;
         while pos < limit {
             let h = reader.header_at(pos, &self.log_path)?;
@@ -737,6 +748,27 @@ impl Segment {
             }
             _ => Ok(0),
         }
+    }
+
+    /// Whether a batch based exactly at `entry.offset` exists and has exactly `entry.timestamp` as
+    /// its maximum timestamp.
+    fn time_entry_matches(
+        &self,
+        entry: TimestampOffset,
+        limit: u64,
+        reader: &mut WindowReader<'_>,
+    ) -> Result<bool> {
+        let mut pos = self.start_position(entry.offset, reader)?;
+        while pos < limit {
+            let Ok(h) = reader.header_at(pos, &self.log_path) else {
+                return Ok(false);
+            };
+            if h.base_offset >= entry.offset {
+                return Ok(h.base_offset == entry.offset && h.max_timestamp == entry.timestamp);
+            }
+            pos += h.total_len() as u64;
+        }
+        Ok(false)
     }
 
     /// Byte position of the first batch whose last offset is `>= offset`, with that batch's base
