@@ -731,16 +731,16 @@ fn standalone_offset_index(bytes: &[u8], base: u64, max_index_bytes: usize) {
         })
         .collect();
     let cap = (max_index_bytes / 8).max(1);
-    if raw_entries(bytes, 8)
+    // Any entry, not just the first `cap`: a map keeps them all.
+    if let Some(first_bad) = raw_entries(bytes, 8)
         .iter()
-        .take(cap)
-        .any(|e| base.checked_add(u64::from(le_u32(e, 0))).is_none())
+        .position(|e| base.checked_add(u64::from(le_u32(e, 0))).is_none())
     {
         // An entry past u64::MAX: damage the index must report, never a panic or a wrap.
         let loaded =
             OffsetIndex::load(arc.clone(), &path, base, max_index_bytes).expect("load index");
         assert!(
-            loaded.sanity_check(u64::MAX).is_err(),
+            first_bad >= loaded.len() || loaded.sanity_check(u64::MAX).is_err(),
             "overflowing entry passed sanity_check"
         );
         for q in offset_queries(base, &[]) {
@@ -900,16 +900,16 @@ fn standalone_time_index(bytes: &[u8], base: u64, max_index_bytes: usize) {
         })
         .collect();
     let cap = (max_index_bytes / 12).max(1);
-    if raw_entries(bytes, 12)
+    // Any entry, not just the first `cap`: a map keeps them all.
+    if let Some(first_bad) = raw_entries(bytes, 12)
         .iter()
-        .take(cap)
-        .any(|e| base.checked_add(u64::from(le_u32(e, 8))).is_none())
+        .position(|e| base.checked_add(u64::from(le_u32(e, 8))).is_none())
     {
         // An entry past u64::MAX: damage the index must report, never a panic or a wrap.
         let loaded =
             TimeIndex::load(arc.clone(), &path, base, max_index_bytes).expect("load time index");
         assert!(
-            loaded.sanity_check(u64::MAX).is_err(),
+            first_bad >= loaded.len() || loaded.sanity_check(u64::MAX).is_err(),
             "overflowing entry passed sanity_check"
         );
         for q in [i64::MIN, -1, 0, 1, i64::MAX] {
