@@ -100,7 +100,7 @@ fn overrides_are_persisted_and_applied() {
             .send(Record::new("v").with_key("k").with_timestamp(5))
             .unwrap();
         assert_eq!(meta.timestamp, NOW);
-        match all.send(Record::new(vec![0u8; 6000])) {
+        match all.send(Record::new(vec![0u8; 6000]).with_key("k")) {
             Err(Error::RecordTooLarge { max, .. }) => assert_eq!(max, 5000),
             other => panic!("expected RecordTooLarge, got {other:?}"),
         }
