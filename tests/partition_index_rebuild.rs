@@ -126,14 +126,7 @@ fn damaged_indexes_are_rebuilt(fs: Arc<dyn FileSystem>, dir: &Path, damage: Dama
         let restarted = format!("{what}, restarted");
         assert_lookups_eq(&lookups(&log, times()), &expected, &restarted);
         // The log keeps working: a new record is found by offset and by time.
-        let end = log.end_offset();
-        let offset = log
-            .append(Record::new("new").with_timestamp(2_000_000))
-            .unwrap();
-        assert_eq!(offset, end);
-        let found = log.offset_for_time(2_000_000).unwrap().unwrap();
-        assert_eq!((found.timestamp, found.offset), (2_000_000, end), "{what}");
-        assert_eq!(log.read(end, 1).unwrap().batches()[0].base_offset(), end);
+        common::assert_appends_continue(&log, &what);
     }
 }
 

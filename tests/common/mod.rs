@@ -300,3 +300,20 @@ pub fn assert_lookups_eq(actual: &Lookups, expected: &Lookups, what: &str) {
         "{what}: time count"
     );
 }
+
+/// After damage was repaired on open, the log keeps working: a new record lands at the end offset
+/// and is found both by offset and by time.
+pub fn assert_appends_continue(log: &Partition, what: &str) {
+    let end = log.end_offset();
+    let offset = log
+        .append(Record::new("new").with_timestamp(2_000_000))
+        .unwrap();
+    assert_eq!(offset, end, "{what}");
+    let found = log.offset_for_time(2_000_000).unwrap().unwrap();
+    assert_eq!((found.timestamp, found.offset), (2_000_000, end), "{what}");
+    assert_eq!(
+        log.read(end, 1).unwrap().batches()[0].base_offset(),
+        end,
+        "{what}"
+    );
+}
