@@ -47,8 +47,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use format::{Header, Record, RecordBatch, StoredRecord};
 pub use partition::{
-    AppendInfo, Batches, Durability, Partition, PartitionConfig, RecoveryReport, RetentionPolicy,
-    RetentionReport, TimestampType,
+    AppendInfo, Batches, CompactionPolicy, CompactionReport, Durability, Partition,
+    PartitionConfig, RecoveryReport, RetentionPolicy, RetentionReport, TimestampType,
+    MIN_MAP_BUDGET_BYTES,
 };
 pub use segment::{
     OffsetIndex, OffsetPosition, Recovery, Segment, SegmentConfig, SegmentRecovery, TimeIndex,

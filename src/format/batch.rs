@@ -169,12 +169,8 @@ impl RecordBatch {
         if pos != bytes.len() {
             return Err((pos, "bytes left over after the last record"));
         }
-        if header.record_count > 0 && prev_delta != Some(u64::from(header.last_offset_delta)) {
-            return Err((
-                LAST_OFFSET_DELTA_OFFSET,
-                "last offset delta does not match the last record",
-            ));
-        }
+        // Compaction keeps a batch's offset range when it drops records, so the last record may
+        // sit below `last offset delta` (checked above never to exceed it).
         Ok(RecordBatch { header, bytes })
     }
 
@@ -398,6 +394,54 @@ pub(crate) fn encode_batch<R: Borrow<Record>>(buf: &mut Vec<u8>, records: &[R], 
     h[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4]
         .copy_from_slice(&(records.len() as u32).to_le_bytes());
     let crc = crc32fast::hash(&h[BATCH_PREFIX_LEN..]) ^ base_offset_crc(0);
+    h[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Encode the `retained` records of a batch whose header is `original` as a new batch at the end
+/// of `buf`: same base offset, offset range (`last offset delta`), attributes, first timestamp and
+/// producer fields, so offsets and the log's shape survive; record count, length, maximum
+/// timestamp and CRC describe what is left. Used by compaction. `retained` must be non-empty, in
+/// offset order, and lie inside `original`'s offset range.
+pub(crate) fn encode_retained(
+    buf: &mut Vec<u8>,
+    original: &BatchHeader,
+    retained: &[StoredRecord],
+) {
+    let start = buf.len();
+    buf.resize(start + BATCH_HEADER_LEN, 0);
+    let mut max_ts = i64::MIN;
+    for r in retained {
+        max_ts = max_ts.max(r.timestamp);
+        r.encode(
+            buf,
+            r.timestamp.wrapping_sub(original.first_timestamp),
+            r.offset - original.base_offset,
+        );
+    }
+    let total = buf.len() - start;
+    let h = &mut buf[start..];
+    h[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8]
+        .copy_from_slice(&original.base_offset.to_le_bytes());
+    h[LENGTH_OFFSET..LENGTH_OFFSET + 4]
+        .copy_from_slice(&((total - CRC_OFFSET) as u32).to_le_bytes());
+    h[VERSION_OFFSET] = BATCH_VERSION;
+    h[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&original.attributes.to_le_bytes());
+    h[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4]
+        .copy_from_slice(&original.last_offset_delta.to_le_bytes());
+    h[FIRST_TIMESTAMP_OFFSET..FIRST_TIMESTAMP_OFFSET + 8]
+        .copy_from_slice(&original.first_timestamp.to_le_bytes());
+    // Never below the first timestamp (the header check), even if the first record went.
+    let max_ts = max_ts.max(original.first_timestamp);
+    h[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max_ts.to_le_bytes());
+    h[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8]
+        .copy_from_slice(&original.producer_id.to_le_bytes());
+    h[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2]
+        .copy_from_slice(&original.producer_epoch.to_le_bytes());
+    h[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
+        .copy_from_slice(&original.base_sequence.to_le_bytes());
+    h[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4]
+        .copy_from_slice(&(retained.len() as u32).to_le_bytes());
+    let crc = crc32fast::hash(&h[BATCH_PREFIX_LEN..]) ^ base_offset_crc(original.base_offset);
     h[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
 }
 

@@ -199,6 +199,24 @@ impl StoredRecord {
         }
     }
 
+    /// Append the record (length prefix included) to `buf` with the given deltas, copying its
+    /// key, value and headers as stored.
+    pub(crate) fn encode(&self, buf: &mut Vec<u8>, timestamp_delta: i64, offset_delta: u64) {
+        let body = uvarint_len(zigzag(timestamp_delta))
+            + uvarint_len(offset_delta)
+            + nullable_len(self.key.as_deref())
+            + nullable_len(self.value.as_deref())
+            + uvarint_len(u64::from(self.header_count))
+            + self.headers.len();
+        put_uvarint(buf, body as u64);
+        put_uvarint(buf, zigzag(timestamp_delta));
+        put_uvarint(buf, offset_delta);
+        put_nullable(buf, self.key.as_deref());
+        put_nullable(buf, self.value.as_deref());
+        put_uvarint(buf, u64::from(self.header_count));
+        buf.extend_from_slice(&self.headers);
+    }
+
     /// Convert back into a [`Record`] with the same key, value, timestamp and headers (for example
     /// to copy it to another log).
     pub fn to_record(&self) -> Record {

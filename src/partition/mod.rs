@@ -11,13 +11,17 @@
 //! ```text
 //! <dir>/00000000000000000000.log | .index | .timeindex   segments, named by base offset
 //! <dir>/checkpoint                                          log start offset + recovery point
+//! <dir>/cleaner-checkpoint                                  compaction progress (see `compaction`)
 //! <dir>/.clean_shutdown                                     present only between a clean close and the next open
 //! ```
 
 mod checkpoint;
+mod cleaner_checkpoint;
+mod compaction;
 mod config;
 mod retention;
 
+pub use compaction::{CompactionPolicy, CompactionReport, MIN_MAP_BUDGET_BYTES};
 pub use config::{Durability, PartitionConfig, TimestampType};
 pub use retention::{RetentionPolicy, RetentionReport};
 
@@ -39,6 +43,7 @@ use crate::fs::{create_dir_all_durable, FileSystem, OpenMode};
 use crate::segment::{Segment, TimestampOffset};
 
 use checkpoint::Checkpoint;
+use cleaner_checkpoint::CleanerCheckpoint;
 
 /// Name of the clean-shutdown marker.
 const CLEAN_SHUTDOWN: &str = ".clean_shutdown";
@@ -167,6 +172,11 @@ struct Inner {
     /// Sealed segments whose data has not been synced yet (rolled since the last sync).
     unsynced_sealed: Mutex<Vec<Arc<Segment>>>,
     start_offset: AtomicU64,
+    /// The cleaner lock and checkpoint. Compaction holds it for a whole pass; retention, truncation
+    /// and close take it first (lock order: cleaner, then writer).
+    cleaner: Mutex<CleanerCheckpoint>,
+    /// `close` has begun: a compaction pass stops at its next check.
+    closing: AtomicBool,
     closed: AtomicBool,
     poisoned: AtomicBool,
     poison_cause: Mutex<Option<String>>,
@@ -238,6 +248,30 @@ impl Partition {
         let clean = clean && !report.checkpoint_damaged;
         report.clean_shutdown = clean;
 
+        // Finish or roll back a compaction swap a crash interrupted.
+        let (cleaner_cp, cleaner_damaged) = match CleanerCheckpoint::read(&*fs, &dir) {
+            Ok(c) => (c, false),
+            Err(Error::Corrupt { .. }) => (None, true),
+            Err(e) => return Err(e),
+        };
+        let mut cleaner =
+            compaction::recover_swap(&*fs, &dir, &names, cleaner_cp, cleaner_damaged)?;
+        if cleaner_damaged {
+            // Cleaned segments lie below the recovery point; start the cleaner over.
+            cleaner = CleanerCheckpoint {
+                hole_exempt_end: checkpoint.map_or(0, |c| c.recovery_point),
+                ..CleanerCheckpoint::default()
+            };
+            cleaner.write(&*fs, &dir)?;
+        }
+        let names = if names.iter().any(|n| {
+            n.ends_with(compaction::CLEANED_SUFFIX) || n.ends_with(compaction::SWAP_SUFFIX)
+        }) {
+            fs.read_dir(&dir).at(&dir)?
+        } else {
+            names
+        };
+
         // Sort out what is in the directory.
         let mut bases = Vec::new();
         let mut index_bases = Vec::new();
@@ -305,10 +339,11 @@ impl Partition {
                 report.bytes_truncated += r.truncated_bytes;
                 report.corruption_cut |= r.cut_corruption;
                 // A segment that ends before the next one starts lost its tail (a roll does not
-                // sync the old segment): what follows would sit after a hole. (Compacted segments
-                // may legitimately end early, but they lie below the recovery point and are not
-                // rescanned.)
-                let hole = next_base.is_some_and(|nb| r.next_offset < nb);
+                // sync the old segment): what follows would sit after a hole. Segments the
+                // cleaner wrote may legitimately end early; they all end at or below
+                // `hole_exempt_end`.
+                let hole =
+                    next_base.is_some_and(|nb| r.next_offset < nb && nb > cleaner.hole_exempt_end);
                 let cut = r.truncated_bytes > 0 || r.cut_corruption || hole;
                 if !is_last && cut {
                     // Everything after a cut would leave a hole in the offsets: drop it.
@@ -399,6 +434,8 @@ impl Partition {
                 pending: Mutex::new(BTreeMap::new()),
                 unsynced_sealed: Mutex::new(Vec::new()),
                 start_offset: AtomicU64::new(start),
+                cleaner: Mutex::new(cleaner),
+                closing: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 poisoned: AtomicBool::new(false),
                 poison_cause: Mutex::new(None),
@@ -673,6 +710,7 @@ impl Partition {
     /// [`Error::Io`] (which poisons the partition).
     pub fn truncate_to(&self, offset: u64) -> Result<u64> {
         let inner = &*self.inner;
+        let mut cleaner = inner.cleaner.lock();
         let mut w = inner.writer.lock();
         inner.check_writable()?;
         let end = inner.end_offset.load(Ordering::SeqCst);
@@ -687,14 +725,16 @@ impl Partition {
                 end,
             });
         }
-        inner.truncate_locked(&mut w, offset).inspect_err(|e| {
-            inner.poison(e);
-            // The segment may already have cut its published size: never advertise offsets
-            // that reads can no longer find.
-            let left = w.active.next_offset();
-            inner.end_offset.fetch_min(left, Ordering::SeqCst);
-            inner.visible_end.fetch_min(left, Ordering::SeqCst);
-        })
+        inner
+            .truncate_locked(&mut w, &mut cleaner, offset)
+            .inspect_err(|e| {
+                inner.poison(e);
+                // The segment may already have cut its published size: never advertise offsets
+                // that reads can no longer find.
+                let left = w.active.next_offset();
+                inner.end_offset.fetch_min(left, Ordering::SeqCst);
+                inner.visible_end.fetch_min(left, Ordering::SeqCst);
+            })
     }
 
     /// Make every appended record durable now and record the recovery point, whatever the
@@ -763,7 +803,7 @@ fn map_active(config: &PartitionConfig, segment: &Segment) {
     let _ = segment.map_active(len);
 }
 
-fn remove_if_exists(fs: &dyn FileSystem, path: &Path) -> Result<()> {
+pub(crate) fn remove_if_exists(fs: &dyn FileSystem, path: &Path) -> Result<()> {
     match fs.remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -950,7 +990,12 @@ impl Inner {
         }
     }
 
-    fn truncate_locked(&self, w: &mut Writer, offset: u64) -> Result<u64> {
+    fn truncate_locked(
+        &self,
+        w: &mut Writer,
+        cleaner: &mut CleanerCheckpoint,
+        offset: u64,
+    ) -> Result<u64> {
         // Rare: settle rolled segments first rather than track which of them survive.
         for seg in std::mem::take(&mut *self.unsynced_sealed.lock()) {
             seg.sync()?;
@@ -971,6 +1016,15 @@ impl Inner {
                 };
                 lowered.write(&*self.fs, &self.dir)?;
                 *cp = lowered;
+            }
+        }
+        // The cleaner forgets what it knew about the cut offsets; cleaned segments before the
+        // target stay exempt from the hole check, segments rolled after the cut do not.
+        {
+            let mut next = cleaner.clone();
+            if next.truncate(offset, target.base_offset()) {
+                next.write(&*self.fs, &self.dir)?;
+                *cleaner = next;
             }
         }
         // Newest first, each made durable before the next: a crash leaves a prefix of segments.
@@ -1023,6 +1077,9 @@ impl Inner {
     }
 
     fn close(&self) -> Result<()> {
+        // Stop a compaction pass at its next check, then wait for it.
+        self.closing.store(true, Ordering::Release);
+        let _cleaner = self.cleaner.lock();
         let w = self.writer.lock();
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());

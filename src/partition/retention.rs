@@ -98,6 +98,7 @@ impl Partition {
         policy: &RetentionPolicy,
     ) -> Result<RetentionReport> {
         let inner = &*self.inner;
+        let _cleaner = inner.cleaner.lock();
         let mut w = inner.writer.lock();
         inner.check_writable()?;
         inner
@@ -126,8 +127,10 @@ impl Inner {
             let next = segments.get(i + 1).map_or(end, |n| n.base_offset());
             let below_start = next <= start;
             let by_time = match policy.retention {
-                Some(r) if !seg.is_empty() => expired(seg, now_ms, r)?,
-                _ => false,
+                // An empty sealed segment (all its records compacted away) holds nothing to keep.
+                Some(_) if seg.is_empty() => true,
+                Some(r) => expired(seg, now_ms, r)?,
+                None => false,
             };
             let by_size = policy
                 .retention_bytes

@@ -145,13 +145,31 @@ impl Segment {
         base_offset: u64,
         config: SegmentConfig,
     ) -> Result<Segment> {
-        let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
+        Segment::create_with_suffix(fs, dir, base_offset, config, "")
+    }
+
+    /// [`create`](Self::create) with `suffix` appended to each file name (compaction writes its
+    /// output as `<base>.log.cleaned` and friends, then renames them into place).
+    pub(crate) fn create_with_suffix(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: u64,
+        config: SegmentConfig,
+        suffix: &str,
+    ) -> Result<Segment> {
+        let log_path = suffixed(
+            segment_file_name(dir, base_offset, SegmentFileKind::Log),
+            suffix,
+        );
         let file = fs.open(&log_path, OpenMode::Create).at(&log_path)?;
         file.set_len(0).at(&log_path)?;
         if config.preallocate_bytes > 0 {
             file.set_len(config.preallocate_bytes).at(&log_path)?;
         }
-        let seg = Segment::new(fs.clone(), dir, base_offset, file, config, false);
+        let mut seg = Segment::new(fs.clone(), dir, base_offset, file, config, false);
+        seg.log_path = log_path;
+        seg.index_path = suffixed(seg.index_path, suffix);
+        seg.time_index_path = suffixed(seg.time_index_path, suffix);
         let idx = Indexes {
             offset: OffsetIndex::create(
                 fs.clone(),
@@ -1153,6 +1171,15 @@ impl Segment {
         Ok(())
     }
 
+    /// Map (and verify) a sealed segment's indexes now, so that readers holding the segment never
+    /// need its index files again (they may be about to be deleted or replaced).
+    ///
+    /// # Errors
+    /// [`Error::Io`]/[`Error::Corrupt`] if the indexes cannot be loaded or rebuilt.
+    pub(crate) fn load_indexes(&self) -> Result<()> {
+        self.with_indexes(|_| ())
+    }
+
     /// Read-lock the indexes for inspection in tests and tools.
     #[doc(hidden)]
     pub fn index_entries(&self) -> Result<(Vec<OffsetPosition>, Vec<TimestampOffset>)> {
@@ -1165,6 +1192,16 @@ impl Segment {
             )
         })
     }
+}
+
+/// `path` with `suffix` appended to its file name.
+pub(crate) fn suffixed(path: PathBuf, suffix: &str) -> PathBuf {
+    if suffix.is_empty() {
+        return path;
+    }
+    let mut p = path.into_os_string();
+    p.push(suffix);
+    PathBuf::from(p)
 }
 
 fn track_max_timestamp(ws: &mut WriteState, max_ts: &mut i64, h: &BatchHeader) {
