@@ -49,6 +49,10 @@ fn every_override() -> TopicConfig {
         retention_bytes: Some(u64::MAX),
         cleanup_policy: Some(CleanupPolicy::CompactDelete),
         timestamp_type: Some(TimestampType::LogAppendTime),
+        delete_retention: Some(Duration::from_secs(600)),
+        min_compaction_lag: Some(Duration::from_secs(5)),
+        max_compaction_lag: Some(Duration::from_secs(7200)),
+        min_cleanable_dirty_ratio: Some(0.3),
     }
 }
 

@@ -23,11 +23,13 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{create_dir_all_durable, read_all, write_atomic, FileLock, FileSystem, StdFs};
-use crate::partition::{Durability, PartitionConfig, RetentionPolicy, TimestampType};
+use crate::partition::{
+    CompactionPolicy, Durability, PartitionConfig, RetentionPolicy, TimestampType,
+};
 use crate::segment::Recovery;
 use crate::topic::{
     validate_topic_name, CleanupPolicy, DefaultPartitioner, Partitioner, Topic, TopicConfig,
-    CONFIG_FILE,
+    TopicPolicies, CONFIG_FILE,
 };
 
 /// Name of the lock file in the store directory.
@@ -79,6 +81,26 @@ pub struct StoreOptions {
     pub retention_bytes: Option<u64>,
     /// Default cleanup policy. Default [`CleanupPolicy::Delete`]. Kafka: `log.cleanup.policy`.
     pub cleanup_policy: CleanupPolicy,
+    /// Default tombstone retention of compacted topics. Default 1 day. Kafka:
+    /// `log.cleaner.delete.retention.ms`.
+    pub delete_retention: Duration,
+    /// Default minimum compaction lag. Default 0. Kafka: `log.cleaner.min.compaction.lag.ms`.
+    pub min_compaction_lag: Duration,
+    /// Default maximum compaction lag; `None` never forces a pass. Default `None`. Kafka:
+    /// `log.cleaner.max.compaction.lag.ms`.
+    pub max_compaction_lag: Option<Duration>,
+    /// Default dirty ratio that triggers compaction. Default 0.5. Kafka:
+    /// `log.cleaner.min.cleanable.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
+    /// Memory for the compaction key map (one pass runs at a time). Default 32 MiB. Kafka:
+    /// `log.cleaner.dedupe.buffer.size`.
+    pub cleaner_buffer_bytes: usize,
+    /// Run a background cleaner thread that compacts topics whose cleanup policy compacts,
+    /// checking every `cleaner_backoff`. Default `true`.
+    pub background_cleaner: bool,
+    /// How long the background cleaner sleeps when no partition needed cleaning. Default 15 s.
+    /// Kafka: `log.cleaner.backoff.ms`.
+    pub cleaner_backoff: Duration,
     /// Partitions of a topic made by [`Store::topic_or_create`]. Default 1. Kafka:
     /// `num.partitions`.
     pub default_partitions: u32,
@@ -119,6 +141,13 @@ impl Default for StoreOptions {
             retention: Some(Duration::from_secs(7 * 24 * 3600)),
             retention_bytes: None,
             cleanup_policy: CleanupPolicy::Delete,
+            delete_retention: Duration::from_secs(24 * 3600),
+            min_compaction_lag: Duration::ZERO,
+            max_compaction_lag: None,
+            min_cleanable_dirty_ratio: 0.5,
+            cleaner_buffer_bytes: 32 << 20,
+            background_cleaner: true,
+            cleaner_backoff: Duration::from_secs(15),
             default_partitions: 1,
             sticky_batch_bytes: 16 << 10,
             partitioner: None,
@@ -134,13 +163,23 @@ impl Default for StoreOptions {
 impl StoreOptions {
     /// The effective partition configuration of a topic: its overrides applied to these defaults.
     pub fn partition_config(&self, topic: &TopicConfig) -> PartitionConfig {
+        let segment_ms = match topic.segment_ms {
+            Some(d) if d == Duration::MAX => None,
+            Some(d) => Some(d),
+            None => self.segment_ms,
+        };
+        // A compacted topic rolls its active segment by the maximum compaction lag, so the data
+        // in it can be compacted in time (Kafka does the same).
+        let segment_ms = match (self.cleanup_policy(topic), self.compaction_policy(topic)) {
+            (CleanupPolicy::Delete, _) => segment_ms,
+            (_, c) => match (segment_ms, c.max_compaction_lag) {
+                (Some(s), Some(m)) => Some(s.min(m)),
+                (s, m) => s.or(m),
+            },
+        };
         PartitionConfig {
             segment_bytes: topic.segment_bytes.unwrap_or(self.segment_bytes),
-            segment_ms: match topic.segment_ms {
-                Some(d) if d == Duration::MAX => None,
-                Some(d) => Some(d),
-                None => self.segment_ms,
-            },
+            segment_ms,
             index_interval_bytes: topic
                 .index_interval_bytes
                 .unwrap_or(self.index_interval_bytes),
@@ -177,6 +216,32 @@ impl StoreOptions {
         topic.cleanup_policy.unwrap_or(self.cleanup_policy)
     }
 
+    /// The effective compaction policy of a topic (`Duration::MAX` in a topic config means
+    /// "never" for `max_compaction_lag`).
+    pub fn compaction_policy(&self, topic: &TopicConfig) -> CompactionPolicy {
+        CompactionPolicy {
+            delete_retention: topic.delete_retention.unwrap_or(self.delete_retention),
+            min_compaction_lag: topic.min_compaction_lag.unwrap_or(self.min_compaction_lag),
+            max_compaction_lag: match topic.max_compaction_lag {
+                Some(d) if d == Duration::MAX => None,
+                Some(d) => Some(d),
+                None => self.max_compaction_lag,
+            },
+            min_cleanable_dirty_ratio: topic
+                .min_cleanable_dirty_ratio
+                .unwrap_or(self.min_cleanable_dirty_ratio),
+            map_budget_bytes: self.cleaner_buffer_bytes,
+        }
+    }
+
+    pub(crate) fn policies(&self, topic: &TopicConfig) -> TopicPolicies {
+        TopicPolicies {
+            retention: self.retention_policy(topic),
+            cleanup: self.cleanup_policy(topic),
+            compaction: self.compaction_policy(topic),
+        }
+    }
+
     /// Check the store-wide settings.
     ///
     /// # Errors
@@ -195,6 +260,10 @@ impl StoreOptions {
         if self.maintenance_interval.is_zero() {
             return Err(Error::config("maintenance_interval", "must be positive"));
         }
+        if self.cleaner_backoff.is_zero() {
+            return Err(Error::config("cleaner_backoff", "must be positive"));
+        }
+        self.compaction_policy(&TopicConfig::default()).validate()?;
         if self.retention.is_some_and(|d| d.is_zero()) {
             return Err(Error::config(
                 "retention",
@@ -258,6 +327,7 @@ struct StoreInner {
     closed: AtomicBool,
     stop: Arc<(Mutex<bool>, Condvar)>,
     maintenance: Mutex<Option<JoinHandle<()>>>,
+    cleaner: Mutex<Option<JoinHandle<()>>>,
     last_maintenance_error: Mutex<Option<String>>,
     /// Clock time of the last retention pass.
     last_retention_ms: std::sync::atomic::AtomicI64,
@@ -332,17 +402,16 @@ impl Store {
                 line: 0,
                 reason: e.to_string(),
             })?;
-            let retention = options.retention_policy(&config);
-            let cleanup = options.cleanup_policy(&config);
-            let topic = Topic::open(
-                &name,
-                &path,
-                config,
-                pconfig,
-                partitioner.clone(),
-                retention,
-                cleanup,
-            )?;
+            let policies = options.policies(&config);
+            policies
+                .compaction
+                .validate()
+                .map_err(|e| Error::InvalidConfigFile {
+                    path: conf_path.clone(),
+                    line: 0,
+                    reason: e.to_string(),
+                })?;
+            let topic = Topic::open(&name, &path, config, pconfig, partitioner.clone(), policies)?;
             topics.insert(name, topic);
         }
         if removed_any {
@@ -359,6 +428,7 @@ impl Store {
             closed: AtomicBool::new(false),
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             maintenance: Mutex::new(None),
+            cleaner: Mutex::new(None),
             last_maintenance_error: Mutex::new(None),
             last_retention_ms: std::sync::atomic::AtomicI64::new(options.clock.now_ms()),
             options,
@@ -371,6 +441,15 @@ impl Store {
             )
             .at(&inner.dir)?;
             *inner.maintenance.lock() = Some(handle);
+        }
+        if inner.options.background_cleaner {
+            let handle = spawn_cleaner(
+                inner.clone(),
+                inner.stop.clone(),
+                inner.options.cleaner_backoff,
+            )
+            .at(&inner.dir)?;
+            *inner.cleaner.lock() = Some(handle);
         }
         Ok(Store {
             inner: Arc::new(StoreHandle { core: inner }),
@@ -406,6 +485,8 @@ impl Store {
         config.validate()?;
         let pconfig = inner.options.partition_config(&config);
         pconfig.validate()?;
+        let policies = inner.options.policies(&config);
+        policies.compaction.validate()?;
         if inner.topics.read().contains_key(name) {
             return Err(Error::TopicExists {
                 name: name.to_owned(),
@@ -425,8 +506,7 @@ impl Store {
             config.clone(),
             pconfig,
             inner.partitioner.clone(),
-            inner.options.retention_policy(&config),
-            inner.options.cleanup_policy(&config),
+            policies,
         )?;
         // The topic exists from the moment its config is durable.
         let conf_path = path.join(CONFIG_FILE);
@@ -540,10 +620,11 @@ impl Store {
         Ok(())
     }
 
-    /// Run maintenance once, now: interval flushes, background sync of rolled segments, and
-    /// retention for every topic whose cleanup policy deletes. The background thread does the
-    /// same (retention every `retention_check_interval`); call this yourself when
-    /// `background_maintenance` is off.
+    /// Run maintenance once, now: interval flushes, background sync of rolled segments,
+    /// retention for every topic whose cleanup policy deletes, and a compaction pass on every
+    /// partition of a compacted topic whose triggers fire. The background threads do the same
+    /// (retention every `retention_check_interval`, compaction every `cleaner_backoff`); call
+    /// this yourself when `background_maintenance` / `background_cleaner` are off.
     ///
     /// # Errors
     /// The first error a partition reported; every partition is still visited.
@@ -602,12 +683,43 @@ impl StoreInner {
                 }
             }
         }
+        if retention {
+            // On demand: compaction too (in the background the cleaner thread does it).
+            if let Err(e) = self.compact_all() {
+                first_err.get_or_insert(e);
+            }
+        }
         match first_err {
             Some(e) => {
                 *self.last_maintenance_error.lock() = Some(e.to_string());
                 Err(e)
             }
             None => Ok(()),
+        }
+    }
+
+    /// One compaction pass over every partition of every compacted topic whose triggers fire.
+    /// Returns whether any partition was cleaned.
+    fn compact_all(&self) -> Result<bool> {
+        self.check_open()?;
+        let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
+        let now = self.options.clock.now_ms();
+        let mut cleaned = false;
+        let mut first_err = None;
+        for topic in topics {
+            match topic.compact(now) {
+                Ok(r) => cleaned |= r.cleaned,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => {
+                *self.last_maintenance_error.lock() = Some(e.to_string());
+                Err(e)
+            }
+            None => Ok(cleaned),
         }
     }
 
@@ -629,9 +741,15 @@ impl StoreInner {
         }
         let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
         let mut first_err = None;
+        // Closing a partition stops a compaction pass on it at its next check.
         for t in topics {
             if let Err(e) = t.close() {
                 first_err.get_or_insert(e);
+            }
+        }
+        if let Some(handle) = self.cleaner.lock().take() {
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
             }
         }
         self.lock.lock().take();
@@ -659,6 +777,33 @@ fn spawn_maintenance(
             }
             // Errors are kept for `last_maintenance_error`; partitions latch their own failures.
             let _ = store.maintain(false);
+        })
+}
+
+fn spawn_cleaner(
+    store: Arc<StoreInner>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    backoff: Duration,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("topiclog-cleaner".into())
+        .spawn(move || {
+            let mut busy = false;
+            loop {
+                {
+                    let (stopped, cv) = &*stop;
+                    let mut guard = stopped.lock();
+                    // Straight on while passes find work (a pass may clean only part of a
+                    // partition); otherwise back off.
+                    if !*guard && !busy {
+                        cv.wait_for(&mut guard, backoff);
+                    }
+                    if *guard {
+                        return;
+                    }
+                }
+                busy = matches!(store.compact_all(), Ok(true));
+            }
         })
 }
 

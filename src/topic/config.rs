@@ -65,7 +65,7 @@ impl CleanupPolicy {
 /// };
 /// assert!(config.validate().is_ok());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TopicConfig {
     /// Number of partitions. Default 1. Kafka: `num.partitions`. Grow with
     /// [`Store::add_partitions`](crate::Store::add_partitions).
@@ -92,6 +92,16 @@ pub struct TopicConfig {
     pub cleanup_policy: Option<CleanupPolicy>,
     /// Kafka: `message.timestamp.type`.
     pub timestamp_type: Option<TimestampType>,
+    /// How long a tombstone stays after compaction first saw it. Kafka: `delete.retention.ms`.
+    pub delete_retention: Option<Duration>,
+    /// Records stay uncompacted at least this long. Kafka: `min.compaction.lag.ms`.
+    pub min_compaction_lag: Option<Duration>,
+    /// Compact dirty data once it is this old, whatever the dirty ratio (and roll the active
+    /// segment by then, so it can be). Kafka: `max.compaction.lag.ms`.
+    pub max_compaction_lag: Option<Duration>,
+    /// Compact once this share of the cleanable log is dirty (0.0 ..= 1.0). Kafka:
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_dirty_ratio: Option<f64>,
 }
 
 impl Default for TopicConfig {
@@ -109,6 +119,10 @@ impl Default for TopicConfig {
             retention_bytes: None,
             cleanup_policy: None,
             timestamp_type: None,
+            delete_retention: None,
+            min_compaction_lag: None,
+            max_compaction_lag: None,
+            min_cleanable_dirty_ratio: None,
         }
     }
 }
@@ -149,6 +163,20 @@ impl TopicConfig {
                 "segment_ms",
                 "must be positive (Duration::MAX = never)",
             ));
+        }
+        if self.max_compaction_lag.is_some_and(|d| d.is_zero()) {
+            return Err(Error::config(
+                "max_compaction_lag",
+                "must be positive (Duration::MAX = never)",
+            ));
+        }
+        if let Some(r) = self.min_cleanable_dirty_ratio {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(Error::config(
+                    "min_cleanable_dirty_ratio",
+                    format!("{r} is outside 0.0 ..= 1.0"),
+                ));
+            }
         }
         Ok(())
     }
@@ -208,6 +236,18 @@ impl TopicConfig {
                 TimestampType::LogAppendTime => "LogAppendTime",
             };
             put("message.timestamp.type", t.to_string());
+        }
+        if let Some(v) = self.delete_retention {
+            put("delete.retention.ms", duration_text(v));
+        }
+        if let Some(v) = self.min_compaction_lag {
+            put("min.compaction.lag.ms", duration_text(v));
+        }
+        if let Some(v) = self.max_compaction_lag {
+            put("max.compaction.lag.ms", duration_text(v));
+        }
+        if let Some(v) = self.min_cleanable_dirty_ratio {
+            put("min.cleanable.dirty.ratio", v.to_string());
         }
         out
     }
@@ -310,6 +350,14 @@ impl TopicConfig {
                         }
                     })
                 }
+                "delete.retention.ms" => config.delete_retention = Some(dur(value)?),
+                "min.compaction.lag.ms" => config.min_compaction_lag = Some(dur(value)?),
+                "max.compaction.lag.ms" => config.max_compaction_lag = Some(dur(value)?),
+                "min.cleanable.dirty.ratio" => {
+                    config.min_cleanable_dirty_ratio = Some(value.parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)).ok_or_else(|| {
+                        bad(line_no, format!("min.cleanable.dirty.ratio: {value:?} is not a number in 0.0 ..= 1.0"))
+                    })?)
+                }
                 _ => return Err(bad(line_no, format!("unknown key {key:?}"))),
             }
         }
@@ -376,6 +424,10 @@ mod tests {
             retention_bytes: Some(u64::MAX),
             cleanup_policy: Some(CleanupPolicy::CompactDelete),
             timestamp_type: Some(TimestampType::LogAppendTime),
+            delete_retention: Some(Duration::from_secs(3600)),
+            min_compaction_lag: Some(Duration::from_millis(1500)),
+            max_compaction_lag: Some(Duration::MAX),
+            min_cleanable_dirty_ratio: Some(0.25),
         };
         let text = c.encode();
         assert_eq!(
@@ -400,6 +452,11 @@ mod tests {
             ("format=1\npartitions=0\n", 0),
             ("format=1\npartitions=2\npartitions=3\n", 3),
             ("format=1\npartitions=1\ndurability=sometimes\n", 3),
+            ("format=1\npartitions=1\nmin.cleanable.dirty.ratio=1.5\n", 3),
+            (
+                "format=1\npartitions=1\nmin.cleanable.dirty.ratio=half\n",
+                3,
+            ),
         ] {
             match TopicConfig::decode(text.as_bytes(), Path::new("/s/t/topic.conf")) {
                 Err(Error::InvalidConfigFile { path, line: l, .. }) => {

@@ -13,6 +13,7 @@ pub use config::{CleanupPolicy, TopicConfig, MAX_PARTITIONS};
 pub use partitioner::{key_partition, murmur2, DefaultPartitioner, Partitioner};
 
 pub(crate) use config::FILE_NAME as CONFIG_FILE;
+pub(crate) use Policies as TopicPolicies;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +23,8 @@ use parking_lot::RwLock;
 use crate::error::{Error, Result};
 use crate::format::Record;
 use crate::partition::{
-    Partition, PartitionConfig, RetentionPolicy, RetentionReport, TimestampType,
+    CompactionPolicy, CompactionReport, Partition, PartitionConfig, RetentionPolicy,
+    RetentionReport, TimestampType,
 };
 
 /// Longest topic name (Kafka's limit).
@@ -92,8 +94,16 @@ struct TopicInner {
     partition_config: PartitionConfig,
     partitions: RwLock<Arc<Vec<Partition>>>,
     partitioner: Arc<dyn Partitioner>,
-    retention: RetentionPolicy,
-    cleanup: CleanupPolicy,
+    policies: Policies,
+}
+
+/// A topic's effective retention, cleanup and compaction settings (its overrides applied to the
+/// store's defaults).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Policies {
+    pub retention: RetentionPolicy,
+    pub cleanup: CleanupPolicy,
+    pub compaction: CompactionPolicy,
 }
 
 impl Topic {
@@ -104,8 +114,7 @@ impl Topic {
         config: TopicConfig,
         partition_config: PartitionConfig,
         partitioner: Arc<dyn Partitioner>,
-        retention: RetentionPolicy,
-        cleanup: CleanupPolicy,
+        policies: Policies,
     ) -> Result<Topic> {
         let mut partitions = Vec::with_capacity(config.partitions as usize);
         for i in 0..config.partitions {
@@ -122,8 +131,7 @@ impl Topic {
                 partition_config,
                 partitions: RwLock::new(Arc::new(partitions)),
                 partitioner,
-                retention,
-                cleanup,
+                policies,
             }),
         })
     }
@@ -173,12 +181,63 @@ impl Topic {
 
     /// The effective retention policy (topic overrides applied to store defaults).
     pub fn retention_policy(&self) -> RetentionPolicy {
-        self.inner.retention
+        self.inner.policies.retention
     }
 
     /// The effective cleanup policy.
     pub fn cleanup_policy(&self) -> CleanupPolicy {
-        self.inner.cleanup
+        self.inner.policies.cleanup
+    }
+
+    /// The effective compaction policy (topic overrides applied to store defaults); used only if
+    /// the cleanup policy compacts.
+    pub fn compaction_policy(&self) -> CompactionPolicy {
+        self.inner.policies.compaction
+    }
+
+    /// Run a compaction pass on every partition whose triggers fire, if the cleanup policy
+    /// compacts (`compact` or `compact,delete`); otherwise do nothing. Returns the partitions'
+    /// reports summed (`cleaned` if any partition was cleaned; `dirty_ratio` the largest;
+    /// `first_dirty_offset` the smallest).
+    ///
+    /// # Errors
+    /// The first error a partition reported; every partition is still visited.
+    pub fn compact(&self, now_ms: i64) -> Result<CompactionReport> {
+        let mut total = CompactionReport::default();
+        if self.inner.policies.cleanup == CleanupPolicy::Delete {
+            return Ok(total);
+        }
+        let mut first_err = None;
+        let mut first_dirty = u64::MAX;
+        for p in self.partitions() {
+            match p.compact(now_ms, &self.inner.policies.compaction) {
+                Ok(r) => {
+                    total.cleaned |= r.cleaned;
+                    total.dirty_ratio = total.dirty_ratio.max(r.dirty_ratio);
+                    first_dirty = first_dirty.min(r.first_dirty_offset);
+                    total.map_full |= r.map_full;
+                    total.keys_mapped += r.keys_mapped;
+                    total.segments_read += r.segments_read;
+                    total.segments_written += r.segments_written;
+                    total.bytes_read += r.bytes_read;
+                    total.bytes_written += r.bytes_written;
+                    total.records_read += r.records_read;
+                    total.records_removed += r.records_removed;
+                    total.tombstones_removed += r.tombstones_removed;
+                    total.keyless_removed += r.keyless_removed;
+                }
+                Err(Error::Closed { .. }) => {}
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        total.first_dirty_offset = if first_dirty == u64::MAX {
+            0
+        } else {
+            first_dirty
+        };
+        first_err.map_or(Ok(total), Err)
     }
 
     /// Apply the topic's retention to every partition now: by time and size if its cleanup policy
@@ -191,10 +250,10 @@ impl Topic {
         let mut total = RetentionReport::default();
         // A compacted topic keeps records by key, not by age or size; but segments wholly below
         // its log start offset (delete_records) still go, as in Kafka.
-        let policy = if self.inner.cleanup == CleanupPolicy::Compact {
+        let policy = if self.inner.policies.cleanup == CleanupPolicy::Compact {
             RetentionPolicy::default()
         } else {
-            self.inner.retention
+            self.inner.policies.retention
         };
         let mut first_err = None;
         for p in self.partitions() {
@@ -364,7 +423,7 @@ impl Topic {
     /// A compacted topic keeps records by key: refuse keyless ones before anything is written.
     fn check_keys(&self, records: &[Record]) -> Result<()> {
         let compacted = matches!(
-            self.inner.cleanup,
+            self.inner.policies.cleanup,
             CleanupPolicy::Compact | CleanupPolicy::CompactDelete
         );
         if compacted && records.iter().any(|r| r.key().is_none()) {
