@@ -87,7 +87,7 @@ pub struct CompactionPolicy {
     /// Clean when dirty bytes / cleanable bytes reach this ratio (0.0 ..= 1.0). Default 0.5.
     /// Kafka: `min.cleanable.dirty.ratio`.
     pub min_cleanable_dirty_ratio: f64,
-    /// Memory for the key → offset map, in bytes. Default 32 MiB (about 1.3 M keys per pass);
+    /// Memory for the key → offset map, in bytes. Default 32 MiB (about 0.9 M distinct keys per pass);
     /// at least [`MIN_MAP_BUDGET_BYTES`]. Kafka: `log.cleaner.dedupe.buffer.size`.
     pub map_budget_bytes: usize,
 }
