@@ -339,11 +339,13 @@ impl Inner {
         report.cleaned = true;
 
         // Rewrite every segment below `map_end`, a group at a time.
+        // Segments wholly below the log start offset are left to retention.
+        let start = self.start_offset.load(Ordering::Acquire);
         let sources: Vec<(usize, Arc<Segment>)> = segments
             .iter()
             .enumerate()
             .take(segments.len().saturating_sub(1))
-            .filter(|(_, s)| s.base_offset() < map_end)
+            .filter(|(i, s)| s.base_offset() < map_end && segments[i + 1].base_offset() > start)
             .map(|(i, s)| (i, s.clone()))
             .collect();
         let mut cleaner = Cleaner {
