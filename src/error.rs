@@ -162,6 +162,74 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A consumer has no position for a partition: no committed offset, and its
+    /// `auto_offset_reset` is `None`. Seek, or choose `Earliest`/`Latest`.
+    #[error("no offset for {topic}-{partition}: nothing committed and auto_offset_reset is None; seek first")]
+    NoOffset {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+    },
+
+    /// A commit was refused because the committing consumer no longer owns the partition (a
+    /// rebalance moved it, or the member was removed from the group). Records after the last
+    /// successful commit will be delivered to the new owner: stop processing them.
+    #[error("commit to group {group:?} refused: {reason}")]
+    CommitFailed {
+        /// The group.
+        group: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// An operation named a partition the consumer is not assigned.
+    #[error("partition {topic}-{partition} is not assigned to this consumer")]
+    NotAssigned {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+    },
+
+    /// `send` could not buffer the record within `max_block`: the producer's buffer is full
+    /// because appends are slower than sends. Slow down, or raise `buffer_bytes`/`max_block`.
+    #[error("producer buffer full ({buffered} of {limit} bytes) for longer than max_block")]
+    BufferFull {
+        /// Bytes buffered.
+        buffered: usize,
+        /// The buffer limit.
+        limit: usize,
+    },
+
+    /// An idempotent append's sequence number does not follow the producer's last one in this
+    /// partition: a batch was lost in between.
+    #[error("out-of-order sequence for producer {producer_id} in {}: expected {expected}, got {got}", path.display())]
+    OutOfOrderSequence {
+        /// The partition directory.
+        path: PathBuf,
+        /// The producer.
+        producer_id: i64,
+        /// The sequence the partition expected next.
+        expected: i32,
+        /// The sequence the batch carried.
+        got: i32,
+    },
+
+    /// A newer epoch of this producer id has written to the partition: this producer was
+    /// replaced and must stop.
+    #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current} in {}", path.display())]
+    ProducerFenced {
+        /// The partition directory.
+        path: PathBuf,
+        /// The producer.
+        producer_id: i64,
+        /// The epoch that tried to write.
+        epoch: i16,
+        /// The epoch the partition knows.
+        current: i16,
+    },
+
     /// The handle was closed.
     #[error("{} is closed", path.display())]
     Closed {

@@ -35,6 +35,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod clock;
+mod consumer;
 mod error;
 pub mod format;
 pub mod fs;
@@ -44,10 +45,15 @@ mod store;
 mod topic;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use consumer::{
+    AssignmentStrategy, AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords,
+    Isolation, MemberDescription, OffsetAndMetadata, RebalanceListener, TopicPartition,
+    MAX_METADATA_BYTES,
+};
 pub use error::{Error, Result};
 pub use format::{Header, Record, RecordBatch, StoredRecord};
 pub use partition::{
-    AppendInfo, Batches, CompactionPolicy, CompactionReport, Durability, Partition,
+    AppendInfo, Batches, CompactionPolicy, CompactionReport, Durability, Notify, Partition,
     PartitionConfig, RecoveryReport, RetentionPolicy, RetentionReport, TimestampType,
     MIN_MAP_BUDGET_BYTES,
 };
@@ -55,7 +61,7 @@ pub use segment::{
     OffsetIndex, OffsetPosition, Recovery, Segment, SegmentConfig, SegmentRecovery, TimeIndex,
     TimestampOffset,
 };
-pub use store::{Store, StoreOptions};
+pub use store::{PartitionLag, Store, StoreOptions};
 pub use topic::{
     key_partition, murmur2, validate_topic_name, CleanupPolicy, DefaultPartitioner, Partitioner,
     RecordMetadata, Topic, TopicConfig, MAX_PARTITIONS, MAX_TOPIC_NAME_LEN,

@@ -29,7 +29,7 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -58,6 +58,47 @@ pub struct AppendInfo {
     /// The log's clock at append time (the records' timestamp under
     /// [`TimestampType::LogAppendTime`]).
     pub append_time: i64,
+}
+
+/// A wake-up signal shared by several partitions: a consumer registers one with every partition it
+/// reads ([`Partition::watch`]) and sleeps on it until any of them publishes new records (or
+/// someone else, such as a group rebalance, calls [`notify`](Self::notify)).
+#[derive(Debug, Default)]
+pub struct Notify {
+    seq: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Notify {
+    /// A new signal.
+    pub fn new() -> Arc<Notify> {
+        Arc::new(Notify::default())
+    }
+
+    /// The current sequence number: pass it to [`wait`](Self::wait) after checking for work, so a
+    /// signal that arrives in between is not missed.
+    pub fn seq(&self) -> u64 {
+        *self.seq.lock()
+    }
+
+    /// Wake every waiter.
+    pub fn notify(&self) {
+        let mut s = self.seq.lock();
+        *s += 1;
+        self.cv.notify_all();
+    }
+
+    /// Sleep until the sequence number moves past `seen` or `deadline` passes; returns whether it
+    /// moved.
+    pub fn wait(&self, seen: u64, deadline: Instant) -> bool {
+        let mut s = self.seq.lock();
+        while *s == seen {
+            if self.cv.wait_until(&mut s, deadline).timed_out() {
+                return *s != seen;
+            }
+        }
+        true
+    }
 }
 
 /// What opening a partition found and repaired.
@@ -189,6 +230,9 @@ struct Inner {
     tail: Mutex<()>,
     tail_cv: Condvar,
     tail_waiters: AtomicUsize,
+    /// Signals to fire when records are published (see [`Partition::watch`]).
+    watchers: Mutex<Vec<Weak<Notify>>>,
+    watcher_count: AtomicUsize,
     report: RecoveryReport,
 }
 
@@ -451,6 +495,8 @@ impl Partition {
                 tail: Mutex::new(()),
                 tail_cv: Condvar::new(),
                 tail_waiters: AtomicUsize::new(0),
+                watchers: Mutex::new(Vec::new()),
+                watcher_count: AtomicUsize::new(0),
                 report,
                 config,
             }),
@@ -701,6 +747,25 @@ impl Partition {
         found
     }
 
+    /// Fire `notify` whenever records become visible (or durable) in this partition, until
+    /// [`unwatch`](Self::unwatch) or `notify` is dropped. Lets one thread wait for data on many
+    /// partitions at once.
+    pub fn watch(&self, notify: &Arc<Notify>) {
+        let mut w = self.inner.watchers.lock();
+        w.retain(|x| x.strong_count() > 0);
+        if !w.iter().any(|x| x.as_ptr() == Arc::as_ptr(notify)) {
+            w.push(Arc::downgrade(notify));
+        }
+        self.inner.watcher_count.store(w.len(), Ordering::SeqCst);
+    }
+
+    /// Stop firing `notify`.
+    pub fn unwatch(&self, notify: &Arc<Notify>) {
+        let mut w = self.inner.watchers.lock();
+        w.retain(|x| x.strong_count() > 0 && x.as_ptr() != Arc::as_ptr(notify));
+        self.inner.watcher_count.store(w.len(), Ordering::SeqCst);
+    }
+
     /// Remove every record at or after `offset`. A batch that contains `offset` is removed whole
     /// (as in Kafka), so the new end offset can be below `offset`; it is returned. Truncating at or
     /// past the end is a no-op.
@@ -876,6 +941,14 @@ impl Inner {
         if self.tail_waiters.load(Ordering::SeqCst) > 0 {
             let _g = self.tail.lock();
             self.tail_cv.notify_all();
+        }
+        if self.watcher_count.load(Ordering::SeqCst) > 0 {
+            let watchers = self.watchers.lock();
+            for w in watchers.iter() {
+                if let Some(n) = w.upgrade() {
+                    n.notify();
+                }
+            }
         }
     }
 

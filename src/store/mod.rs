@@ -11,6 +11,10 @@
 //! either leaves a directory without `topic.conf`, which the next open removes: a half-created or
 //! half-deleted topic never reopens as valid.
 
+mod groups;
+
+pub use groups::PartitionLag;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,11 +33,17 @@ use crate::partition::{
 use crate::segment::Recovery;
 use crate::topic::{
     validate_topic_name, CleanupPolicy, DefaultPartitioner, Partitioner, Topic, TopicConfig,
-    TopicPolicies, CONFIG_FILE,
+    TopicPolicies, CONFIG_FILE, MAX_PARTITIONS,
 };
 
 /// Name of the lock file in the store directory.
 const LOCK_FILE: &str = "LOCK";
+
+/// Topics named `__...` belong to the store (like Kafka's `__consumer_offsets`): users cannot
+/// create, open, write or delete them.
+pub(crate) fn is_internal(name: &str) -> bool {
+    name.starts_with("__")
+}
 
 /// Store-wide settings: defaults for every topic (a [`TopicConfig`] field left `None` takes the
 /// value here) and the store's own behaviour. Every field documents its default and its Kafka
@@ -101,6 +111,10 @@ pub struct StoreOptions {
     /// How long the background cleaner sleeps when no partition needed cleaning. Default 15 s.
     /// Kafka: `log.cleaner.backoff.ms`.
     pub cleaner_backoff: Duration,
+    /// Partitions of the internal offsets topic (`__consumer_offsets`) when it is created; a
+    /// group's commits go to one of them by hash. Default 1. Kafka:
+    /// `offsets.topic.num.partitions` (50).
+    pub offsets_topic_partitions: u32,
     /// Partitions of a topic made by [`Store::topic_or_create`]. Default 1. Kafka:
     /// `num.partitions`.
     pub default_partitions: u32,
@@ -148,6 +162,7 @@ impl Default for StoreOptions {
             cleaner_buffer_bytes: 32 << 20,
             background_cleaner: true,
             cleaner_backoff: Duration::from_secs(15),
+            offsets_topic_partitions: 1,
             default_partitions: 1,
             sticky_batch_bytes: 16 << 10,
             partitioner: None,
@@ -260,6 +275,12 @@ impl StoreOptions {
         if self.maintenance_interval.is_zero() {
             return Err(Error::config("maintenance_interval", "must be positive"));
         }
+        if self.offsets_topic_partitions == 0 || self.offsets_topic_partitions > MAX_PARTITIONS {
+            return Err(Error::config(
+                "offsets_topic_partitions",
+                format!("must be 1 ..= {MAX_PARTITIONS}"),
+            ));
+        }
         if self.cleaner_backoff.is_zero() {
             return Err(Error::config("cleaner_backoff", "must be positive"));
         }
@@ -331,6 +352,10 @@ struct StoreInner {
     last_maintenance_error: Mutex<Option<String>>,
     /// Clock time of the last retention pass.
     last_retention_ms: std::sync::atomic::AtomicI64,
+    /// Consumer group membership.
+    coordinator: crate::consumer::Coordinator,
+    /// Committed offsets, loaded (or created) on first use.
+    offsets: Mutex<Option<Arc<crate::consumer::OffsetStore>>>,
 }
 
 impl Store {
@@ -418,7 +443,9 @@ impl Store {
             fs.sync_dir(&dir).at(&dir)?;
         }
 
-        let inner = Arc::new(StoreInner {
+        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<StoreInner>| StoreInner {
+            coordinator: groups::coordinator(weak.clone()),
+            offsets: Mutex::new(None),
             dir,
             fs,
             partitioner,
@@ -482,6 +509,20 @@ impl Store {
                 reason: "is reserved: the store's lock file has this name",
             });
         }
+        if is_internal(name) {
+            return Err(Error::InvalidTopicName {
+                name: name.to_owned(),
+                reason: "names starting with '__' are reserved for internal topics",
+            });
+        }
+        inner.create_topic_locked(name, config)
+    }
+}
+
+impl StoreInner {
+    /// Create a topic; the caller holds the admin lock and checked the name.
+    fn create_topic_locked(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        let inner = self;
         config.validate()?;
         let pconfig = inner.options.partition_config(&config);
         pconfig.validate()?;
@@ -514,13 +555,20 @@ impl Store {
         inner.topics.write().insert(name.to_owned(), topic.clone());
         Ok(topic)
     }
+}
 
+impl Store {
     /// The topic called `name`.
     ///
     /// # Errors
     /// [`Error::UnknownTopic`]; [`Error::Closed`].
     pub fn topic(&self, name: &str) -> Result<Topic> {
         self.inner.check_open()?;
+        if is_internal(name) {
+            return Err(Error::UnknownTopic {
+                name: name.to_owned(),
+            });
+        }
         self.inner
             .topics
             .read()
@@ -549,9 +597,15 @@ impl Store {
         }
     }
 
-    /// The names of all topics, sorted.
+    /// The names of all topics, sorted (internal topics, named `__...`, are not listed).
     pub fn topics(&self) -> Vec<String> {
-        self.inner.topics.read().keys().cloned().collect()
+        self.inner
+            .topics
+            .read()
+            .keys()
+            .filter(|n| !is_internal(n))
+            .cloned()
+            .collect()
     }
 
     /// Delete a topic and all its data. Handles to it get [`Error::Closed`] afterwards.
@@ -565,7 +619,7 @@ impl Store {
         let inner = &*self.inner;
         let _admin = inner.admin.lock();
         inner.check_open()?;
-        if !inner.topics.read().contains_key(name) {
+        if is_internal(name) || !inner.topics.read().contains_key(name) {
             return Err(Error::UnknownTopic {
                 name: name.to_owned(),
             });

@@ -1,0 +1,295 @@
+//! Committed offsets, stored in the internal compacted topic `__consumer_offsets`.
+//!
+//! One record per commit of one partition, all partitions of a commit in one batch (atomic):
+//! ```text
+//! key   = version u8 (1) | group len u16 | group | topic len u16 | topic | partition u32
+//! value = version u8 (1) | offset u64 | commit timestamp i64 (ms) | metadata len u32 | metadata
+//! ```
+//! A tombstone (null value) deletes the entry. Compaction keeps the latest commit per key, so the
+//! topic stays small; recovery and durability are the log's. The store reads the whole topic at
+//! open into an in-memory table, which answers every lookup.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+use crate::error::{Error, Result};
+use crate::format::Record;
+use crate::partition::Durability;
+use crate::topic::{murmur2, Topic};
+
+use super::{OffsetAndMetadata, TopicPartition};
+
+const VERSION: u8 = 1;
+/// Longest commit metadata accepted (Kafka's `offset.metadata.max.bytes` default is 4096).
+pub const MAX_METADATA_BYTES: usize = 4096;
+
+/// Offsets of every group, backed by the offsets topic.
+#[derive(Debug)]
+pub(crate) struct OffsetStore {
+    topic: Topic,
+    /// group -> (topic, partition) -> committed
+    table: RwLock<HashMap<String, BTreeMap<TopicPartition, OffsetAndMetadata>>>,
+}
+
+impl OffsetStore {
+    /// Load every committed offset from `topic`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if a record of the offsets topic does not decode; read errors.
+    pub fn load(topic: Topic) -> Result<OffsetStore> {
+        let mut table: HashMap<String, BTreeMap<TopicPartition, OffsetAndMetadata>> =
+            HashMap::new();
+        for p in topic.partitions() {
+            let mut next = p.start_offset();
+            while next < p.end_offset() {
+                let batches = p.read(next, 1 << 20)?;
+                if batches.is_empty() {
+                    break;
+                }
+                for r in batches.records() {
+                    let Some(key) = r.key() else { continue };
+                    let (group, tp) = decode_key(key).ok_or_else(|| {
+                        Error::corrupt(p.dir(), r.offset(), "undecodable key in the offsets topic")
+                    })?;
+                    match r.value() {
+                        None => {
+                            if let Some(g) = table.get_mut(&group) {
+                                g.remove(&tp);
+                                if g.is_empty() {
+                                    table.remove(&group);
+                                }
+                            }
+                        }
+                        Some(v) => {
+                            let om = decode_value(v).ok_or_else(|| {
+                                Error::corrupt(
+                                    p.dir(),
+                                    r.offset(),
+                                    "undecodable value in the offsets topic",
+                                )
+                            })?;
+                            table.entry(group).or_default().insert(tp, om);
+                        }
+                    }
+                }
+                next = batches.next_offset();
+            }
+        }
+        Ok(OffsetStore {
+            topic,
+            table: RwLock::new(table),
+        })
+    }
+
+    /// Durably record `offsets` for `group` (one batch: all or nothing), then publish them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for oversized metadata; append errors.
+    pub fn commit(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> Result<()> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let mut records = Vec::with_capacity(offsets.len());
+        for (tp, om) in offsets {
+            if om.metadata.len() > MAX_METADATA_BYTES {
+                return Err(Error::config(
+                    "metadata",
+                    format!(
+                        "{} bytes is more than {MAX_METADATA_BYTES}",
+                        om.metadata.len()
+                    ),
+                ));
+            }
+            records.push(Record::new(encode_value(om)).with_key(encode_key(group, tp)));
+        }
+        self.partition_for(group)?
+            .append_batch_with(&records, Durability::Always)?;
+        let mut table = self.table.write();
+        let g = table.entry(group.to_owned()).or_default();
+        for (tp, om) in offsets {
+            g.insert(tp.clone(), om.clone());
+        }
+        Ok(())
+    }
+
+    /// Durably delete `group`'s commits for `partitions` (all of them if `None`).
+    pub fn delete(&self, group: &str, partitions: Option<&[TopicPartition]>) -> Result<usize> {
+        let doomed: Vec<TopicPartition> = {
+            let table = self.table.read();
+            let Some(g) = table.get(group) else {
+                return Ok(0);
+            };
+            match partitions {
+                None => g.keys().cloned().collect(),
+                Some(ps) => ps
+                    .iter()
+                    .filter(|tp| g.contains_key(*tp))
+                    .cloned()
+                    .collect(),
+            }
+        };
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let records: Vec<Record> = doomed
+            .iter()
+            .map(|tp| Record::tombstone(encode_key(group, tp)))
+            .collect();
+        self.partition_for(group)?
+            .append_batch_with(&records, Durability::Always)?;
+        let mut table = self.table.write();
+        if let Some(g) = table.get_mut(group) {
+            for tp in &doomed {
+                g.remove(tp);
+            }
+            if g.is_empty() {
+                table.remove(group);
+            }
+        }
+        Ok(doomed.len())
+    }
+
+    pub fn committed(&self, group: &str, tp: &TopicPartition) -> Option<OffsetAndMetadata> {
+        self.table.read().get(group)?.get(tp).cloned()
+    }
+
+    pub fn group_offsets(&self, group: &str) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
+        self.table.read().get(group).cloned().unwrap_or_default()
+    }
+
+    pub fn groups(&self) -> Vec<String> {
+        self.table.read().keys().cloned().collect()
+    }
+
+    /// The offsets topic partition that holds `group`'s commits (Kafka: hash of the group id).
+    fn partition_for(&self, group: &str) -> Result<crate::Partition> {
+        let n = self.topic.partition_count().max(1);
+        let p = (murmur2(group.as_bytes()) & 0x7fff_ffff) as u32 % n;
+        self.topic.partition(p)
+    }
+}
+
+fn encode_key(group: &str, tp: &TopicPartition) -> Bytes {
+    let mut b = Vec::with_capacity(1 + 2 + group.len() + 2 + tp.topic.len() + 4);
+    b.push(VERSION);
+    b.extend_from_slice(&(group.len() as u16).to_le_bytes());
+    b.extend_from_slice(group.as_bytes());
+    b.extend_from_slice(&(tp.topic.len() as u16).to_le_bytes());
+    b.extend_from_slice(tp.topic.as_bytes());
+    b.extend_from_slice(&tp.partition.to_le_bytes());
+    Bytes::from(b)
+}
+
+fn encode_value(om: &OffsetAndMetadata) -> Bytes {
+    let mut b = Vec::with_capacity(1 + 8 + 8 + 4 + om.metadata.len());
+    b.push(VERSION);
+    b.extend_from_slice(&om.offset.to_le_bytes());
+    b.extend_from_slice(&om.commit_timestamp.to_le_bytes());
+    b.extend_from_slice(&(om.metadata.len() as u32).to_le_bytes());
+    b.extend_from_slice(om.metadata.as_bytes());
+    Bytes::from(b)
+}
+
+/// A cursor over untrusted bytes: every read is bounds-checked.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.0.len() {
+            return None;
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        let b = self.take(4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Some(u64::from_le_bytes(a))
+    }
+    fn str(&mut self, n: usize) -> Option<String> {
+        std::str::from_utf8(self.take(n)?).ok().map(str::to_owned)
+    }
+}
+
+fn decode_key(b: &[u8]) -> Option<(String, TopicPartition)> {
+    let mut c = Cursor(b);
+    if c.u8()? != VERSION {
+        return None;
+    }
+    let gl = c.u16()? as usize;
+    let group = c.str(gl)?;
+    let tl = c.u16()? as usize;
+    let topic = c.str(tl)?;
+    let partition = c.u32()?;
+    c.0.is_empty()
+        .then(|| (group, TopicPartition::new(topic, partition)))
+}
+
+fn decode_value(b: &[u8]) -> Option<OffsetAndMetadata> {
+    let mut c = Cursor(b);
+    if c.u8()? != VERSION {
+        return None;
+    }
+    let offset = c.u64()?;
+    let commit_timestamp = c.u64()? as i64;
+    let ml = c.u32()? as usize;
+    let metadata = c.str(ml)?;
+    c.0.is_empty().then_some(OffsetAndMetadata {
+        offset,
+        metadata,
+        commit_timestamp,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_round_trip_and_rejects_damage() {
+        let tp = TopicPartition::new("orders", 7);
+        let k = encode_key("g1", &tp);
+        assert_eq!(decode_key(&k), Some(("g1".to_owned(), tp)));
+        let om = OffsetAndMetadata {
+            offset: 42,
+            metadata: "hi".into(),
+            commit_timestamp: 1_700_000_000_000,
+        };
+        let v = encode_value(&om);
+        assert_eq!(decode_value(&v), Some(om));
+        for n in 0..k.len() {
+            assert_eq!(decode_key(&k[..n]), None);
+        }
+        for n in 0..v.len() {
+            assert_eq!(decode_value(&v[..n]), None);
+        }
+        let mut long = v.to_vec();
+        long.push(0);
+        assert_eq!(decode_value(&long), None);
+        let mut bad = k.to_vec();
+        bad[0] = 9;
+        assert_eq!(decode_key(&bad), None);
+        // A huge length never allocates or panics.
+        let mut huge = vec![VERSION];
+        huge.extend_from_slice(&u16::MAX.to_le_bytes());
+        assert_eq!(decode_key(&huge), None);
+    }
+}

@@ -1,0 +1,191 @@
+//! The store's consumer-group services: the offsets topic, the coordinator, lag reporting.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use crate::consumer::{
+    Consumer, ConsumerConfig, Coordinator, MemberDescription, OffsetAndMetadata, OffsetStore,
+    TopicPartition,
+};
+use crate::error::{Error, Result};
+use crate::partition::Durability;
+use crate::topic::{CleanupPolicy, TopicConfig};
+
+use super::{Store, StoreInner};
+
+/// Name of the internal topic holding committed offsets.
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Where a group stands on one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// Its end offset now (`None` if the topic or partition no longer exists).
+    pub end_offset: Option<u64>,
+    /// The group's committed offset, if any.
+    pub committed: Option<OffsetAndMetadata>,
+    /// `end_offset - committed` (0 if the commit is past the end); `None` without both.
+    pub lag: Option<u64>,
+    /// The member that owns the partition now, if any.
+    pub owner: Option<String>,
+}
+
+/// The coordinator, looking up partition counts through a weak reference to the store.
+pub(super) fn coordinator(store: Weak<StoreInner>) -> Coordinator {
+    Coordinator::new(Box::new(move |topics| {
+        let mut out = BTreeMap::new();
+        if let Some(s) = store.upgrade() {
+            let map = s.topics.read();
+            for t in topics {
+                if super::is_internal(t) {
+                    continue;
+                }
+                if let Some(topic) = map.get(t) {
+                    out.insert(t.clone(), topic.partition_count());
+                }
+            }
+        }
+        out
+    }))
+}
+
+impl StoreInner {
+    /// The offset store, loading or creating the offsets topic on first use.
+    pub(crate) fn offset_store(&self) -> Result<Arc<OffsetStore>> {
+        if let Some(s) = self.offsets.lock().clone() {
+            return Ok(s);
+        }
+        let _admin = self.admin.lock();
+        self.check_open()?;
+        if let Some(s) = self.offsets.lock().clone() {
+            return Ok(s);
+        }
+        let existing = self.topics.read().get(OFFSETS_TOPIC).cloned();
+        let topic = match existing {
+            Some(t) => t,
+            None => self.create_topic_locked(
+                OFFSETS_TOPIC,
+                TopicConfig {
+                    cleanup_policy: Some(CleanupPolicy::Compact),
+                    durability: Some(Durability::Always),
+                    segment_bytes: Some(100 << 20),
+                    preallocate: Some(false),
+                    segment_ms: Some(Duration::from_secs(7 * 24 * 3600)),
+                    ..TopicConfig::with_partitions(self.options.offsets_topic_partitions)
+                },
+            )?,
+        };
+        let store = Arc::new(OffsetStore::load(topic)?);
+        *self.offsets.lock() = Some(store.clone());
+        Ok(store)
+    }
+}
+
+impl Store {
+    /// A new consumer. See [`Consumer`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`]; [`Error::Closed`].
+    pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer> {
+        self.inner.check_open()?;
+        if config.group_id.is_some() {
+            // Create (or load) the offsets topic now, so the first poll does not.
+            self.inner.offset_store()?;
+        }
+        Consumer::new(self.clone(), config)
+    }
+
+    /// Every group with committed offsets or active members, sorted.
+    ///
+    /// # Errors
+    /// Errors loading the offsets topic.
+    pub fn groups(&self) -> Result<Vec<String>> {
+        self.inner.check_open()?;
+        let mut all: BTreeSet<String> =
+            self.inner.coordinator.active_groups().into_iter().collect();
+        if self.inner.topics.read().contains_key(OFFSETS_TOPIC) {
+            all.extend(self.inner.offset_store()?.groups());
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    /// The members of `group` and what each owns now.
+    pub fn describe_group(&self, group: &str) -> Vec<MemberDescription> {
+        self.inner.coordinator.describe(group)
+    }
+
+    /// For every partition `group` has a commit for or owns: end offset, committed offset and
+    /// lag (Kafka's `kafka-consumer-groups --describe`), sorted by partition.
+    ///
+    /// # Errors
+    /// Errors loading the offsets topic; [`Error::Closed`].
+    pub fn group_lag(&self, group: &str) -> Result<Vec<PartitionLag>> {
+        self.inner.check_open()?;
+        let committed = self.inner.offset_store()?.group_offsets(group);
+        let mut owners: BTreeMap<TopicPartition, String> = BTreeMap::new();
+        for m in self.inner.coordinator.describe(group) {
+            for tp in m.assignment {
+                owners.insert(tp, m.member_id.clone());
+            }
+        }
+        let partitions: BTreeSet<TopicPartition> =
+            committed.keys().chain(owners.keys()).cloned().collect();
+        Ok(partitions
+            .into_iter()
+            .map(|tp| {
+                let end_offset = self
+                    .topic(&tp.topic)
+                    .and_then(|t| t.partition(tp.partition))
+                    .ok()
+                    .map(|p| p.end_offset());
+                let committed = committed.get(&tp).cloned();
+                let lag = match (end_offset, &committed) {
+                    (Some(e), Some(c)) => Some(e.saturating_sub(c.offset)),
+                    _ => None,
+                };
+                PartitionLag {
+                    owner: owners.get(&tp).cloned(),
+                    partition: tp,
+                    end_offset,
+                    committed,
+                    lag,
+                }
+            })
+            .collect())
+    }
+
+    /// Delete every committed offset of `group` (Kafka's `deleteConsumerGroups`). Refused while
+    /// the group has members.
+    ///
+    /// # Errors
+    /// [`Error::CommitFailed`] if the group has members; I/O errors.
+    pub fn delete_group(&self, group: &str) -> Result<usize> {
+        self.inner.check_open()?;
+        let store = self.inner.offset_store()?;
+        let g = self.inner.coordinator.group(group);
+        self.inner
+            .coordinator
+            .commit_checked(&g, None, &[], || store.delete(group, None))
+    }
+
+    pub(crate) fn coordinator(&self) -> &Coordinator {
+        &self.inner.coordinator
+    }
+
+    pub(crate) fn offset_store(&self) -> Result<Arc<OffsetStore>> {
+        self.inner.offset_store()
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.inner.options.clock.now_ms()
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send() {
+    fn is_send<T: Send>() {}
+    is_send::<Consumer>();
+    let _ = Error::EmptyBatch;
+}
