@@ -54,8 +54,8 @@ pub use error::{Error, Result};
 pub use format::{Header, Record, RecordBatch, StoredRecord};
 pub use partition::{
     AppendInfo, Batches, CompactionPolicy, CompactionReport, Durability, Notify, Partition,
-    PartitionConfig, RecoveryReport, RetentionPolicy, RetentionReport, TimestampType,
-    MIN_MAP_BUDGET_BYTES,
+    PartitionConfig, ProducerBatch, RecoveryReport, RetentionPolicy, RetentionReport,
+    TimestampType, MIN_MAP_BUDGET_BYTES, PRODUCER_BATCHES_KEPT,
 };
 pub use segment::{
     OffsetIndex, OffsetPosition, Recovery, Segment, SegmentConfig, SegmentRecovery, TimeIndex,

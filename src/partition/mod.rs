@@ -19,10 +19,12 @@ mod checkpoint;
 mod cleaner_checkpoint;
 mod compaction;
 mod config;
+mod producer_state;
 mod retention;
 
 pub use compaction::{CompactionPolicy, CompactionReport, MIN_MAP_BUDGET_BYTES};
 pub use config::{Durability, PartitionConfig, TimestampType};
+pub use producer_state::{ProducerBatch, PRODUCER_BATCHES_KEPT};
 pub use retention::{RetentionPolicy, RetentionReport};
 
 use std::borrow::Borrow;
@@ -44,6 +46,7 @@ use crate::segment::{Segment, TimestampOffset};
 
 use checkpoint::Checkpoint;
 use cleaner_checkpoint::CleanerCheckpoint;
+use producer_state::{Check, ProducerTable};
 
 /// Name of the clean-shutdown marker.
 const CLEAN_SHUTDOWN: &str = ".clean_shutdown";
@@ -58,6 +61,9 @@ pub struct AppendInfo {
     /// The log's clock at append time (the records' timestamp under
     /// [`TimestampType::LogAppendTime`]).
     pub append_time: i64,
+    /// An idempotent append found the batch already in the log (a replay): nothing was written
+    /// and these are the original offsets.
+    pub duplicate: bool,
 }
 
 /// A wake-up signal shared by several partitions: a consumer registers one with every partition it
@@ -230,6 +236,9 @@ struct Inner {
     tail: Mutex<()>,
     tail_cv: Condvar,
     tail_waiters: AtomicUsize,
+    /// A producer snapshot taken at a sync point that was then made durable, to be written by
+    /// background maintenance: `(offset, table)`.
+    pending_snapshot: Mutex<Option<(u64, ProducerTable)>>,
     /// Signals to fire when records are published (see [`Partition::watch`]).
     watchers: Mutex<Vec<Weak<Notify>>>,
     watcher_count: AtomicUsize,
@@ -239,6 +248,12 @@ struct Inner {
 #[derive(Debug)]
 struct Writer {
     active: Arc<Segment>,
+    /// Idempotent producers' recent batches.
+    producers: ProducerTable,
+    /// A roll happened with producers known: the next sync takes a snapshot.
+    snapshot_wanted: bool,
+    /// A producer snapshot file exists (so open must read it and scan after it).
+    has_snapshot: bool,
 }
 
 #[derive(Debug, Default)]
@@ -467,12 +482,23 @@ impl Partition {
         }
 
         let now = config.clock.now_ms();
-        Ok(Partition {
+        let snapshot = match ProducerTable::read(&*fs, &dir) {
+            Ok(s) => s,
+            // Derived data: rebuild from the whole log instead.
+            Err(Error::Corrupt { .. }) => Some((0, ProducerTable::default())),
+            Err(e) => return Err(e),
+        };
+        let partition = Partition {
             inner: Arc::new(Inner {
                 dir,
                 fs,
                 segments: RwLock::new(Arc::new(segments)),
-                writer: Mutex::new(Writer { active }),
+                writer: Mutex::new(Writer {
+                    active,
+                    producers: ProducerTable::default(),
+                    snapshot_wanted: false,
+                    has_snapshot: false,
+                }),
                 end_offset: AtomicU64::new(end),
                 visible_end: AtomicU64::new(end),
                 pending: Mutex::new(BTreeMap::new()),
@@ -495,12 +521,21 @@ impl Partition {
                 tail: Mutex::new(()),
                 tail_cv: Condvar::new(),
                 tail_waiters: AtomicUsize::new(0),
+                pending_snapshot: Mutex::new(None),
                 watchers: Mutex::new(Vec::new()),
                 watcher_count: AtomicUsize::new(0),
                 report,
                 config,
             }),
-        })
+        };
+        if let Some((offset, table)) = snapshot {
+            // Idempotent producers wrote here: the snapshot plus the batches after it.
+            let table = partition.inner.replay_producers(table, offset)?;
+            let mut w = partition.inner.writer.lock();
+            w.producers = table;
+            w.has_snapshot = true;
+        }
+        Ok(partition)
     }
 
     /// The partition's directory.
@@ -583,6 +618,54 @@ impl Partition {
         records: &[R],
         durability: Durability,
     ) -> Result<AppendInfo> {
+        self.append_inner(records, durability, None)
+    }
+
+    /// Append records as one batch from an idempotent producer: if the partition already holds
+    /// this producer's batch with this sequence (one of its last [`PRODUCER_BATCHES_KEPT`]), nothing
+    /// is written and the original offsets come back with `duplicate: true` (after waiting for
+    /// `durability`, in case the original is not durable yet). The producer state survives
+    /// reopening, crashes included.
+    ///
+    /// # Errors
+    /// [`Error::OutOfOrderSequence`] if `producer.base_sequence` does not continue the producer's
+    /// last batch here; [`Error::ProducerFenced`] for an epoch below the partition's; otherwise
+    /// as [`append_batch_with`](Self::append_batch_with).
+    ///
+    /// # Examples
+    /// ```
+    /// use topiclog::{Durability, Partition, ProducerBatch, Record};
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Partition::open(dir.path())?;
+    /// let p = ProducerBatch { producer_id: 7, epoch: 0, base_sequence: 0 };
+    /// let first = log.append_idempotent(&[Record::new("a"), Record::new("b")], p, Durability::Always)?;
+    /// let again = log.append_idempotent(&[Record::new("a"), Record::new("b")], p, Durability::Always)?;
+    /// assert!(again.duplicate);
+    /// assert_eq!(again.base_offset, first.base_offset);
+    /// assert_eq!(log.end_offset(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn append_idempotent<R: Borrow<Record>>(
+        &self,
+        records: &[R],
+        producer: ProducerBatch,
+        durability: Durability,
+    ) -> Result<AppendInfo> {
+        if producer.producer_id < 0 || producer.base_sequence < 0 {
+            return Err(Error::config(
+                "producer",
+                "producer_id and base_sequence must be non-negative",
+            ));
+        }
+        self.append_inner(records, durability, Some(producer))
+    }
+
+    fn append_inner<R: Borrow<Record>>(
+        &self,
+        records: &[R],
+        durability: Durability,
+        producer: Option<ProducerBatch>,
+    ) -> Result<AppendInfo> {
         let inner = &*self.inner;
         if records.is_empty() {
             return Err(Error::EmptyBatch);
@@ -590,6 +673,11 @@ impl Partition {
         let now = inner.config.clock.now_ms();
         let mut meta = BatchMeta::new(now);
         meta.log_append_time = inner.config.timestamp_type == TimestampType::LogAppendTime;
+        if let Some(p) = producer {
+            meta.producer_id = p.producer_id;
+            meta.producer_epoch = p.epoch;
+            meta.base_sequence = p.base_sequence;
+        }
         let len = encoded_batch_len(records, &meta);
         let max = inner.config.max_batch_bytes as usize;
         if len > max || records.len() > u32::MAX as usize {
@@ -602,6 +690,27 @@ impl Partition {
         let (base, end, needs_sync) = {
             let mut w = inner.writer.lock();
             inner.check_writable()?;
+            if let Some(p) = producer {
+                match w.producers.check(p, count as u32, &inner.dir)? {
+                    Check::Fresh => {}
+                    Check::Duplicate(info) => {
+                        drop(w);
+                        if durability != Durability::None {
+                            inner.sync_to(info.last_offset + 1)?;
+                        }
+                        return Ok(info);
+                    }
+                }
+                if !w.has_snapshot {
+                    // The first idempotent batch here: mark where the producer state starts, so
+                    // open knows to rebuild it (and from where).
+                    let from = inner.end_offset.load(Ordering::Acquire);
+                    w.producers
+                        .write(&*inner.fs, &inner.dir, from)
+                        .inspect_err(|e| inner.poison(e))?;
+                    w.has_snapshot = true;
+                }
+            }
             let base = inner.end_offset.load(Ordering::Acquire);
             if inner.should_roll(&w.active, len as u64, count, now)? {
                 inner.roll(&mut w).inspect_err(|e| inner.poison(e))?;
@@ -632,6 +741,15 @@ impl Partition {
             let visible = pending.keys().next().copied().unwrap_or(end);
             drop(pending);
             inner.publish(visible);
+            if let Some(p) = producer {
+                let info = AppendInfo {
+                    base_offset: base,
+                    last_offset: end - 1,
+                    append_time: now,
+                    duplicate: false,
+                };
+                w.producers.record(p, count as u32, &info);
+            }
             (base, end, needs_sync)
         };
         if needs_sync {
@@ -641,6 +759,7 @@ impl Partition {
             base_offset: base,
             last_offset: end - 1,
             append_time: now,
+            duplicate: false,
         })
     }
 
@@ -825,6 +944,11 @@ impl Partition {
     pub fn flush_if_due(&self) -> Result<bool> {
         let inner = &*self.inner;
         inner.check_writable()?;
+        if let Some((offset, table)) = inner.pending_snapshot.lock().take() {
+            table
+                .write(&*inner.fs, &inner.dir, offset)
+                .inspect_err(|e| inner.poison(e))?;
+        }
         let now = inner.config.clock.now_ms();
         let since_sync = now.saturating_sub(inner.last_sync_ms.load(Ordering::Acquire));
         let due = match inner.config.durability {
@@ -877,6 +1001,31 @@ pub(crate) fn remove_if_exists(fs: &dyn FileSystem, path: &Path) -> Result<()> {
 }
 
 impl Inner {
+    /// `table` (as of `offset`) plus every batch from `offset` to the end.
+    fn replay_producers(&self, mut table: ProducerTable, offset: u64) -> Result<ProducerTable> {
+        let start = self.start_offset.load(Ordering::Acquire);
+        let end = self.end_offset.load(Ordering::SeqCst);
+        let segments = self.segments.read().clone();
+        let mut next = offset.max(start);
+        let mut i = segments
+            .partition_point(|s| s.base_offset() <= next)
+            .saturating_sub(1);
+        while i < segments.len() && next < end {
+            let batches = segments[i].read(next, 1 << 20)?;
+            if batches.is_empty() {
+                i += 1;
+                continue;
+            }
+            for b in &batches {
+                if b.base_offset() >= offset {
+                    table.replay(b.header());
+                }
+                next = b.next_offset();
+            }
+        }
+        Ok(table)
+    }
+
     fn check_writable(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed {
@@ -986,6 +1135,9 @@ impl Inner {
         self.fs.sync_dir(&self.dir).at(&self.dir)?;
         map_active(&self.config, &seg);
         self.unsynced_sealed.lock().push(old);
+        if !w.producers.is_empty() {
+            w.snapshot_wanted = true;
+        }
         let mut segments = self.segments.write();
         let mut list = segments.as_ref().clone();
         list.push(seg.clone());
@@ -1027,13 +1179,16 @@ impl Inner {
             drop(st);
             // Under the append lock, so no roll or append slips in: everything below `end` is in
             // `active` or in a sealed segment that is either already synced or in `sealed`.
-            let (end, active, sealed) = {
-                let w = self.writer.lock();
+            let (end, active, sealed, snapshot) = {
+                let mut w = self.writer.lock();
                 let sealed = std::mem::take(&mut *self.unsynced_sealed.lock());
+                // A producer snapshot as of `end`, valid once this sync succeeds.
+                let snapshot = std::mem::take(&mut w.snapshot_wanted).then(|| w.producers.clone());
                 (
                     self.end_offset.load(Ordering::SeqCst),
                     w.active.clone(),
                     sealed,
+                    snapshot,
                 )
             };
             let result = sealed
@@ -1044,6 +1199,9 @@ impl Inner {
             st.leader = false;
             match result {
                 Ok(()) => {
+                    if let Some(table) = snapshot.filter(|_| st.generation == generation) {
+                        *self.pending_snapshot.lock() = Some((end, table));
+                    }
                     if st.generation == generation {
                         st.synced = st.synced.max(end);
                         self.synced_hint.store(st.synced, Ordering::Release);
@@ -1122,6 +1280,15 @@ impl Inner {
         }
         w.active = active;
         self.end_offset.store(new_end, Ordering::SeqCst);
+        if w.has_snapshot {
+            // Forget the cut batches; on disk, restart from an empty snapshot at the log start
+            // (the next unclean open rescans), since what is left need not be durable yet.
+            w.producers.truncate(new_end);
+            *self.pending_snapshot.lock() = None;
+            w.snapshot_wanted = false;
+            let start = self.start_offset.load(Ordering::Acquire);
+            ProducerTable::default().write(&*self.fs, &self.dir, start)?;
+        }
         {
             let mut st = self.sync.lock();
             st.synced = st.synced.min(new_end);
@@ -1180,6 +1347,9 @@ impl Inner {
             }
             self.release_pending(end);
             self.write_recovery_point(end)?;
+            if w.has_snapshot {
+                w.producers.write(&*self.fs, &self.dir, end)?;
+            }
             let marker = self.dir.join(CLEAN_SHUTDOWN);
             let f = self.fs.open(&marker, OpenMode::Create).at(&marker)?;
             f.sync_all().at(&marker)?;
