@@ -88,9 +88,9 @@ fn producer_state_survives_a_crash_after_rolls() {
         let dir = "/p";
         let log = Partition::open_with(dir, config(Arc::new(fs.clone()))).unwrap();
         let mut offsets = Vec::new();
-        for i in 0..60 {
-            let id = (i % 3) as i64;
-            let seq = (i / 3) as i32;
+        for i in 0..60i32 {
+            let id = i64::from(i % 3);
+            let seq = i / 3;
             let info = log
                 .append_idempotent(&batch(seq, 2), pb(id, 0, seq * 2), Durability::Always)
                 .unwrap();
