@@ -2,13 +2,14 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Everything that can go wrong in topiclog.
 ///
 /// Variants carry structured fields so callers can react programmatically; each message says what
 /// happened and, where there is something to do, what to do about it.
 #[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// The requested offset is not in the log: it is below the log start offset (deleted by
     /// retention or truncation) or past the end. Seek to an offset in `[start, end]`.
@@ -65,7 +66,7 @@ pub enum Error {
         path: PathBuf,
         /// The underlying error.
         #[source]
-        source: io::Error,
+        source: Arc<io::Error>,
     },
 
     /// An earlier write or fsync failed, so the partition can no longer promise that what it holds
@@ -245,7 +246,7 @@ impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            source: Arc::new(source),
         }
     }
 

@@ -939,7 +939,10 @@ impl Segment {
                 Err(Error::Io { source, .. })
                     if source.kind() != std::io::ErrorKind::UnexpectedEof =>
                 {
-                    return Err(Error::io(&self.log_path, source))
+                    return Err(Error::Io {
+                        path: self.log_path.clone(),
+                        source,
+                    })
                 }
                 Err(_) => None,
             };
