@@ -40,6 +40,7 @@ mod error;
 pub mod format;
 pub mod fs;
 mod partition;
+mod producer;
 mod segment;
 mod store;
 mod topic;
@@ -57,6 +58,7 @@ pub use partition::{
     PartitionConfig, ProducerBatch, RecoveryReport, RetentionPolicy, RetentionReport,
     TimestampType, MIN_MAP_BUDGET_BYTES, PRODUCER_BATCHES_KEPT,
 };
+pub use producer::{Acks, Compression, Producer, ProducerConfig, SendHandle};
 pub use segment::{
     OffsetIndex, OffsetPosition, Recovery, Segment, SegmentConfig, SegmentRecovery, TimeIndex,
     TimestampOffset,

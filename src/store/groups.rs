@@ -8,11 +8,17 @@ use crate::consumer::{
     Consumer, ConsumerConfig, Coordinator, MemberDescription, OffsetAndMetadata, OffsetStore,
     TopicPartition,
 };
+use crate::error::IoContext;
 use crate::error::{Error, Result};
+use crate::fs::{read_all, write_atomic};
 use crate::partition::Durability;
+use crate::producer::{Producer, ProducerConfig};
 use crate::topic::{CleanupPolicy, TopicConfig};
 
 use super::{Store, StoreInner};
+
+/// Name of the file holding the next producer id.
+const PRODUCER_IDS_FILE: &str = "producer-ids";
 
 /// Name of the internal topic holding committed offsets.
 pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -52,6 +58,37 @@ pub(super) fn coordinator(store: Weak<StoreInner>) -> Coordinator {
 }
 
 impl StoreInner {
+    /// A fresh producer id: the persisted counter is advanced (durably) before the id is used.
+    fn next_producer_id(&self) -> Result<i64> {
+        let _admin = self.admin.lock();
+        let path = self.dir.join(PRODUCER_IDS_FILE);
+        let next = if self.fs.exists(&path) {
+            let b = read_all(&*self.fs, &path, 64).at(&path)?;
+            if b.len() != 12
+                || crc32fast::hash(&b[..8]) != u32::from_le_bytes([b[8], b[9], b[10], b[11]])
+            {
+                return Err(Error::corrupt(&path, 0, "producer id counter is damaged"));
+            }
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[..8]);
+            i64::from_le_bytes(a)
+        } else {
+            0
+        };
+        if next < 0 || next == i64::MAX {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                "producer id counter is out of range",
+            ));
+        }
+        let mut b = (next + 1).to_le_bytes().to_vec();
+        let crc = crc32fast::hash(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        write_atomic(&*self.fs, &path, &b).at(&path)?;
+        Ok(next)
+    }
+
     /// The offset store, loading or creating the offsets topic on first use.
     pub(crate) fn offset_store(&self) -> Result<Arc<OffsetStore>> {
         if let Some(s) = self.offsets.lock().clone() {
@@ -168,6 +205,22 @@ impl Store {
         self.inner
             .coordinator
             .commit_checked(&g, None, &[], || store.delete(group, None))
+    }
+
+    /// A new producer. See [`Producer`]. An idempotent one gets a producer id no other producer
+    /// of this store ever had (a counter persisted in the store directory).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`]; [`Error::Closed`]; I/O errors persisting the id counter.
+    pub fn producer(&self, config: ProducerConfig) -> Result<Producer> {
+        self.inner.check_open()?;
+        config.validate()?;
+        let id = if config.idempotent {
+            Some(self.inner.next_producer_id()?)
+        } else {
+            None
+        };
+        Producer::new(self.clone(), config, id, self.inner.partitioner.clone())
     }
 
     pub(crate) fn coordinator(&self) -> &Coordinator {

@@ -71,10 +71,18 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
 pub struct RecordMetadata {
     /// The partition.
     pub partition: u32,
-    /// The record's offset in that partition.
+    /// The record's offset in that partition; `u64::MAX` if unknown (a producer with
+    /// [`Acks::None`](crate::Acks::None), like Kafka's `-1`).
     pub offset: u64,
     /// The record's timestamp as stored (its own, or the append time).
     pub timestamp: i64,
+}
+
+impl RecordMetadata {
+    /// Whether the offset is known.
+    pub fn has_offset(&self) -> bool {
+        self.offset != u64::MAX
+    }
 }
 
 /// A topic: named, configured, split into partitions. Cheap to clone; `Send + Sync`.
