@@ -1,28 +1,30 @@
-//! Quickstart: a durable, partitioned queue in a local directory.
+//! Quickstart: a durable queue embedded in a local directory.
 //!
-//! Opens a store in `./quickstart-data` (or the directory given as the first argument), creates a
-//! topic with 3 partitions, sends keyed and unkeyed records, consumes them back partition by
-//! partition, finds a record by timestamp, closes, reopens and shows that the data survived.
+//! Opens a store in `./quickstart-data` (or the directory given as the first argument), makes sure
+//! a 3-partition topic `orders` exists, produces order events with a batching producer (each send
+//! acknowledged once fsynced), then consumes them in consumer group `billing`, committing as it
+//! goes, and prints what happened. Run it again: the consumer resumes right after its last commit,
+//! so it sees only the new run's events, while the log still holds everything.
 //!
-//! Run with `cargo run --release --example quickstart`. Run it twice: the second run finds the
-//! first run's records.
+//! Run with `cargo run --release --example quickstart`.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use topiclog::{Durability, Record, Store, StoreOptions, TopicConfig};
+use topiclog::{
+    Acks, AutoOffsetReset, ConsumerConfig, ProducerConfig, Record, Store, StoreOptions, TopicConfig,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "quickstart-data".to_string());
-    let options = StoreOptions {
-        // Every send returns only after fdatasync; concurrent senders share syncs.
-        durability: Durability::Always,
-        segment_bytes: 64 << 20,
-        ..StoreOptions::default()
-    };
-
-    let store = Store::open_with(&dir, options.clone())?;
+    let store = Store::open_with(
+        &dir,
+        StoreOptions {
+            segment_bytes: 64 << 20,
+            ..StoreOptions::default()
+        },
+    )?;
     let orders = match store.topic("orders") {
         Ok(topic) => {
             println!(
@@ -36,95 +38,76 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             store.create_topic("orders", TopicConfig::with_partitions(3))?
         }
     };
-    let start_offsets = orders.end_offsets();
 
-    // Keyed records: the key picks the partition (Kafka's murmur2), so one order stays in order.
+    // Produce: records are batched per partition; a key always maps to the same partition
+    // (Kafka's murmur2), so one order's events stay in order.
+    let producer = store.producer(ProducerConfig {
+        acks: Acks::Durable, // a handle completes once its record is fsynced
+        ..ProducerConfig::default()
+    })?;
     let t0 = Instant::now();
-    for (key, event) in [
-        ("order-1001", "created"),
-        ("order-1002", "created"),
-        ("order-1001", "paid"),
-        ("order-1001", "shipped"),
-    ] {
-        let meta = orders.send(Record::new(event).with_key(key))?;
-        println!(
-            "  sent {key}/{event:<8} -> partition {} offset {}",
-            meta.partition, meta.offset
-        );
+    let mut handles = Vec::new();
+    for order in 1000..1100 {
+        for event in ["created", "paid", "shipped"] {
+            let record = Record::new(event).with_key(format!("order-{order}"));
+            handles.push(producer.send("orders", record)?);
+        }
     }
-    println!("4 durable keyed sends took {:?}", t0.elapsed());
-
-    // Unkeyed records in one call: grouped per partition into batches (one write + one fsync each).
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
-    let telemetry: Vec<Record> = (0..3000)
-        .map(|i| {
-            Record::new(format!(
-                "temperature sample {i}: {:.1}",
-                20.0 + (i % 50) as f64 / 10.0
-            ))
-            .with_timestamp(now + i)
-            .with_header("unit", Some("celsius"))
-        })
-        .collect();
-    let t0 = Instant::now();
-    let metas = orders.send_batch(&telemetry)?;
-    let mut per_partition = [0usize; 3];
-    for m in &metas {
-        per_partition[m.partition as usize] += 1;
-    }
+    producer.flush()?;
+    let first = handles[0].wait()?;
+    let last = handles[handles.len() - 1].wait()?;
     println!(
-        "sent {} unkeyed records in {:?}, spread over partitions as {per_partition:?}",
-        metas.len(),
-        t0.elapsed()
+        "produced {} durable events in {:?}; the first went to partition {} offset {}, the last to partition {} offset {}",
+        handles.len(),
+        t0.elapsed(),
+        first.partition,
+        first.offset,
+        last.partition,
+        last.offset
     );
 
-    // Consume every partition from where this run started.
-    for (p, from) in start_offsets.iter().enumerate() {
-        let partition = orders.partition(p as u32)?;
-        let (mut next, mut count, mut first) = (*from, 0, None);
-        while next < partition.end_offset() {
-            let batch = partition.read(next, 256 << 10)?; // whole batches, CRC-verified
-            for record in batch.records() {
-                if record.key().is_some() && first.is_none() {
-                    first = Some(format!(
-                        "{}={}",
-                        String::from_utf8_lossy(record.key().map_or(&b""[..], |k| k.as_ref())),
-                        String::from_utf8_lossy(record.value().map_or(&b""[..], |v| v.as_ref()))
-                    ));
-                }
-                count += 1;
-            }
-            next = batch.next_offset();
+    // Consume as group "billing": the group remembers where it got to.
+    let mut consumer = store.consumer(ConsumerConfig {
+        auto_offset_reset: AutoOffsetReset::Earliest, // a brand-new group starts at the beginning
+        enable_auto_commit: false,
+        ..ConsumerConfig::group("billing")
+    })?;
+    consumer.subscribe(&["orders"])?;
+    let (mut consumed, mut paid) = (0usize, 0usize);
+    loop {
+        let records = consumer.poll(Duration::from_millis(500))?;
+        if records.is_empty() {
+            break; // caught up
         }
+        for r in &records {
+            consumed += 1;
+            if r.value().map(|v| v.as_ref()) == Some(&b"paid"[..]) {
+                paid += 1;
+            }
+        }
+        consumer.commit_sync()?; // durable before it returns
+    }
+    println!(
+        "consumer group 'billing' read {consumed} events ({paid} payments) from partitions {:?} and committed",
+        consumer.assignment().iter().map(|tp| tp.partition).collect::<Vec<_>>()
+    );
+    for lag in store.group_lag("billing")? {
         println!(
-            "partition {p}: consumed {count} records (offsets {from}..{next}){}",
-            first
-                .map(|f| format!(", first keyed: {f}"))
-                .unwrap_or_default()
+            "  {}: end offset {:?}, committed {:?}, lag {:?}",
+            lag.partition,
+            lag.end_offset,
+            lag.committed.map(|c| c.offset),
+            lag.lag
         );
     }
 
-    // Find by time, like Kafka's ListOffsets.
-    let target = now + 1500;
-    for p in 0..orders.partition_count() {
-        if let Some(hit) = orders.partition(p)?.offset_for_time(target)? {
-            println!(
-                "partition {p}: first record at or after t+1500ms is offset {} (timestamp {})",
-                hit.offset, hit.timestamp
-            );
-        }
-    }
-
-    store.close()?;
-    drop((orders, store));
-
-    let store = Store::open_with(&dir, options)?;
-    let orders = store.topic("orders")?;
     println!(
-        "reopened after a clean close: topics {:?}, end offsets {:?} — the data survived",
-        store.topics(),
+        "the log keeps every event: {:?} records per partition",
         orders.end_offsets()
     );
+    consumer.close()?;
+    producer.close()?;
     store.close()?;
+    println!("closed cleanly; run again to see the group resume after its last commit");
     Ok(())
 }
