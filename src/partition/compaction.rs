@@ -84,7 +84,8 @@ pub struct CompactionPolicy {
     /// Clean regardless of the dirty ratio once the oldest dirty data is this old; `None`
     /// never. Default `None`. Kafka: `max.compaction.lag.ms`.
     pub max_compaction_lag: Option<Duration>,
-    /// Clean when dirty bytes / cleanable bytes reach this ratio (0.0 ..= 1.0). Default 0.5.
+    /// Clean when dirty bytes / cleanable bytes exceed this ratio (0.0 ..= 1.0; 1.0 never
+    /// triggers by ratio alone, as in Kafka). Default 0.5.
     /// Kafka: `min.cleanable.dirty.ratio`.
     pub min_cleanable_dirty_ratio: f64,
     /// Memory for the key → offset map, in bytes. Default 32 MiB (about 0.9 M distinct keys per pass);
@@ -239,7 +240,9 @@ impl Inner {
             if next > recovery_point {
                 break;
             }
-            if min_lag_ms > 0 {
+            // A segment holding the first dirty offset was rewritten by the pass that stopped
+            // there (its file time is that pass's); its records passed the lag check then.
+            if min_lag_ms > 0 && seg.base_offset() >= first_dirty {
                 // Written when? The last append, else the newest record.
                 let written = match (seg.last_modified_ms(), seg.max_timestamp()?) {
                     (Some(m), _) => Some(m),
@@ -285,7 +288,7 @@ impl Inner {
                 oldest_dirty_ms(&segments, plan.first_dirty)
                     .is_some_and(|t| t <= now_ms.saturating_sub(max_ms))
             });
-        let ratio_due = has_dirty && report.dirty_ratio >= policy.min_cleanable_dirty_ratio;
+        let ratio_due = has_dirty && report.dirty_ratio > policy.min_cleanable_dirty_ratio;
         let tombstones_due = state.tombstones_due(now_ms);
         if !(ratio_due || lag_due || tombstones_due) {
             return Ok(report);

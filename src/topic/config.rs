@@ -99,7 +99,7 @@ pub struct TopicConfig {
     /// Compact dirty data once it is this old, whatever the dirty ratio (and roll the active
     /// segment by then, so it can be). Kafka: `max.compaction.lag.ms`.
     pub max_compaction_lag: Option<Duration>,
-    /// Compact once this share of the cleanable log is dirty (0.0 ..= 1.0). Kafka:
+    /// Compact once more than this share of the cleanable log is dirty (0.0 ..= 1.0). Kafka:
     /// `min.cleanable.dirty.ratio`.
     pub min_cleanable_dirty_ratio: Option<f64>,
 }
