@@ -223,6 +223,14 @@ impl Coordinator {
             if me.rejoined {
                 return Step::Waiting;
             }
+            if generation != st.generation {
+                // It has not taken up the current generation yet: do that first, so what it
+                // revokes (and commits in `on_revoked`) is what it owns now.
+                return Step::Assigned(
+                    st.generation,
+                    st.assignment.get(&member).cloned().unwrap_or_default(),
+                );
+            }
             return Step::Revoke(revocations(&st, member));
         }
         if generation != st.generation {

@@ -785,23 +785,34 @@ impl Consumer {
         }
     }
 
-    /// Talk to the group coordinator: revoke, rejoin, or take a new assignment.
+    /// Talk to the group coordinator until this member is settled: take up a new generation,
+    /// revoke and rejoin, take up the next (a few steps at most).
     fn group_step(&mut self) -> Result<()> {
+        for _ in 0..4 {
+            if !self.group_step_once()? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One exchange with the coordinator; returns whether to ask again.
+    fn group_step_once(&mut self) -> Result<bool> {
         let Some(m) = &self.membership else {
-            return Ok(());
+            return Ok(false);
         };
         let (group, member, generation) = (m.group.clone(), m.member, m.generation);
         let store = self.store.clone();
         let coordinator = store.coordinator();
         match coordinator.poll(&group, member, generation) {
-            Step::Stable | Step::Waiting => Ok(()),
+            Step::Stable | Step::Waiting => Ok(false),
             Step::Revoke(partitions) => {
                 let result = self.before_revoke(&partitions, false);
                 for tp in &partitions {
                     self.remove_owned(tp);
                 }
                 coordinator.rejoin(&group, member);
-                result
+                result.map(|()| true)
             }
             Step::Assigned(generation, partitions) => {
                 let mut added = Vec::new();
@@ -839,7 +850,7 @@ impl Consumer {
                     }
                     self.listener = Some(l);
                 }
-                Ok(())
+                Ok(true)
             }
             Step::Fenced => {
                 let lost = self.assignment();
@@ -849,7 +860,7 @@ impl Consumer {
                 self.clear_owned();
                 // Rejoin as a new member.
                 let Some(m) = self.membership.take() else {
-                    return Ok(());
+                    return Ok(false);
                 };
                 let member = coordinator.join(
                     &m.group,
@@ -864,7 +875,7 @@ impl Consumer {
                     generation: 0,
                     ..m
                 });
-                Ok(())
+                Ok(true)
             }
         }
     }
@@ -897,9 +908,18 @@ impl Consumer {
         Ok(p)
     }
 
-    /// Read what is available from the assigned, unpaused partitions, fairly.
+    /// Read what is available from the assigned, unpaused partitions, fairly. If a partition
+    /// fails after others returned records, those records are returned (their positions have
+    /// moved) and the failing partition, whose position has not, fails the next poll.
     fn fetch(&mut self) -> Result<ConsumerRecords> {
         let mut out = ConsumerRecords::default();
+        match self.fetch_into(&mut out) {
+            Err(e) if out.is_empty() => Err(e),
+            _ => Ok(out),
+        }
+    }
+
+    fn fetch_into(&mut self, out: &mut ConsumerRecords) -> Result<()> {
         let keys: Vec<TopicPartition> = self
             .owned
             .iter()
@@ -907,11 +927,12 @@ impl Consumer {
             .map(|(tp, _)| tp.clone())
             .collect();
         if keys.is_empty() {
-            return Ok(out);
+            return Ok(());
         }
         let mut bytes = 0usize;
         let n = keys.len();
         let start = self.cursor % n;
+        self.cursor = start + 1;
         for i in 0..n {
             if out.records.len() >= self.config.max_poll_records
                 || bytes >= self.config.max_poll_bytes
@@ -975,8 +996,7 @@ impl Consumer {
             }
             o.position = Some(next);
         }
-        self.cursor = start + 1;
-        Ok(out)
+        Ok(())
     }
 }
 
