@@ -198,7 +198,8 @@ impl Partition {
         inner.compact_locked(&mut state, now_ms, policy)
     }
 
-    /// The cleaner checkpoint: records below this offset have been through a compaction pass.
+    /// The cleaner checkpoint: records below this offset have been through a compaction pass
+    /// (or lay below the log start offset when a pass was last considered).
     pub fn first_dirty_offset(&self) -> u64 {
         self.inner.cleaner.lock().first_dirty
     }
@@ -222,7 +223,14 @@ impl Inner {
     ) -> Result<Plan> {
         let start = self.start_offset.load(Ordering::Acquire);
         let first_base = segments.first().map_or(start, |s| s.base_offset());
-        let first_dirty = state.first_dirty.max(start).max(first_base);
+        let active_base = segments.last().map_or(start, |s| s.base_offset());
+        // Never inside the active segment: its records need not be durable, and the checkpoint
+        // must not claim a crash could not take them back.
+        let first_dirty = state
+            .first_dirty
+            .max(start)
+            .max(first_base)
+            .min(active_base.max(state.first_dirty));
         let recovery_point = self.checkpoint.lock().recovery_point;
         let min_lag_ms = i64::try_from(policy.min_compaction_lag.as_millis()).unwrap_or(i64::MAX);
         let mut first_uncleanable = first_dirty;
@@ -291,6 +299,15 @@ impl Inner {
         let ratio_due = has_dirty && report.dirty_ratio > policy.min_cleanable_dirty_ratio;
         let tombstones_due = state.tombstones_due(now_ms);
         if !(ratio_due || lag_due || tombstones_due) {
+            if plan.first_dirty > state.first_dirty {
+                // Nothing to clean, but the log start moved past the checkpoint: record that.
+                let mut next = state.clone();
+                next.first_dirty = plan.first_dirty;
+                next.write(&*self.fs, &self.dir)
+                    .inspect_err(|e| self.poison(e))?;
+                *state = next;
+                report.first_dirty_offset = state.first_dirty;
+            }
             return Ok(report);
         }
 
@@ -299,7 +316,10 @@ impl Inner {
         let mut map_end = plan.first_dirty;
         let mut dirty_tombstones = 0u64;
         'segments: for (i, seg) in segments.iter().enumerate() {
-            let next = segments.get(i + 1).map_or(u64::MAX, |n| n.base_offset());
+            // Never the active segment: its records need not be durable yet.
+            let Some(next) = segments.get(i + 1).map(|n| n.base_offset()) else {
+                break;
+            };
             if next <= plan.first_dirty {
                 continue;
             }
@@ -321,7 +341,14 @@ impl Inner {
                         if let Some(key) = r.key() {
                             if !map.put(key, r.offset()) {
                                 report.map_full = true;
-                                map_end = r.offset();
+                                // End the pass at this segment's base if the map got past one
+                                // (as Kafka does): rewriting a segment only to copy its unmapped
+                                // tail is wasted work. Otherwise, mid-segment.
+                                map_end = if seg.base_offset() > plan.first_dirty {
+                                    seg.base_offset()
+                                } else {
+                                    r.offset()
+                                };
                                 break 'segments;
                             }
                             if r.value().is_none() {
@@ -417,13 +444,16 @@ impl Inner {
                     preallocate_bytes: 0,
                     ..self.config.segment_config()
                 };
-                out = Some(Segment::create_with_suffix(
-                    self.fs.clone(),
-                    &self.dir,
-                    seg.base_offset(),
-                    seg_config,
-                    CLEANED_SUFFIX,
-                )?);
+                out = Some(
+                    Segment::create_with_suffix(
+                        self.fs.clone(),
+                        &self.dir,
+                        seg.base_offset(),
+                        seg_config,
+                        CLEANED_SUFFIX,
+                    )
+                    .inspect_err(|_| self.discard_cleaned(seg.base_offset()))?,
+                );
                 changed = false;
             }
             if let Some(o) = &out {
@@ -766,7 +796,8 @@ struct OffsetMap {
 impl OffsetMap {
     fn with_budget(budget: usize) -> OffsetMap {
         // A hashbrown table of `buckets` slots costs about `buckets * (16 + 8 + 1)` bytes and holds
-        // `buckets * 7 / 8` entries; use the largest power of two that fits the budget.
+        // `buckets * 7 / 8` entries; use the largest power of two that fits the budget. The table
+        // grows only when full, so holding at most `capacity` entries it never exceeds that.
         let per_bucket = std::mem::size_of::<((u64, u64), u64)>() + 1;
         let mut buckets = 8usize;
         while buckets * 2 * per_bucket <= budget {
@@ -775,7 +806,9 @@ impl OffsetMap {
         let capacity = buckets / 8 * 7;
         OffsetMap {
             hasher: RandomState::new(),
-            map: HashMap::with_capacity_and_hasher(capacity, Default::default()),
+            // Grown as keys arrive (never past `capacity`, so never past the budget): a pass over
+            // few keys stays small and cache-friendly.
+            map: HashMap::with_capacity_and_hasher(capacity.min(1 << 12), Default::default()),
             capacity,
         }
     }

@@ -1253,7 +1253,9 @@ impl Inner {
         // target stay exempt from the hole check, segments rolled after the cut do not.
         {
             let mut next = cleaner.clone();
-            if next.truncate(offset, target.base_offset()) {
+            // The batch holding `offset` goes whole, so the cut can land anywhere in the target
+            // segment: forget from its base.
+            if next.truncate(target.base_offset(), target.base_offset()) {
                 next.write(&*self.fs, &self.dir)?;
                 *cleaner = next;
             }
@@ -1306,13 +1308,26 @@ impl Inner {
             .min(new_end);
         self.visible_end.store(visible, Ordering::SeqCst);
         drop(pending);
-        let mut cp = self.checkpoint.lock();
-        let next = Checkpoint {
-            log_start_offset: self.start_offset.load(Ordering::Acquire),
-            recovery_point: cp.recovery_point.min(new_end),
-        };
-        next.write(&*self.fs, &self.dir)?;
-        *cp = next;
+        let start = self.start_offset.load(Ordering::Acquire);
+        {
+            let mut cp = self.checkpoint.lock();
+            let next = Checkpoint {
+                log_start_offset: start,
+                recovery_point: cp.recovery_point.min(new_end),
+            };
+            next.write(&*self.fs, &self.dir)?;
+            *cp = next;
+        }
+        if new_end < start {
+            // The batch holding `offset` straddled the log start (or compaction left a gap down
+            // to it): all that is left lies below the start. Go on with an empty segment at the
+            // start offset, as Kafka's truncateFullyAndStartAt does, so offsets never go below
+            // the start; the segments below it go with the next retention pass (or open).
+            self.end_offset.store(start, Ordering::SeqCst);
+            self.roll(w)?;
+            self.publish(start);
+            return Ok(start);
+        }
         Ok(new_end)
     }
 
