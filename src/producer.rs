@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
-use crate::format::Record;
+use crate::format::{Record, BATCH_HEADER_LEN};
 use crate::partition::{AppendInfo, Durability, ProducerBatch, TimestampType};
 use crate::store::Store;
 use crate::topic::{CleanupPolicy, Partitioner, RecordMetadata, Topic};
@@ -217,6 +217,9 @@ type PartitionKey = (Arc<str>, u32);
 struct OpenBatch {
     topic: Topic,
     records: Vec<Record>,
+    /// Records' own timestamps, by index (moved to the batch state when sealed).
+    timestamps: Vec<Option<i64>>,
+    /// Upper bound of the encoded records' bytes (without the batch header).
     bytes: usize,
     created: Instant,
     state: Arc<BatchState>,
@@ -228,18 +231,21 @@ struct ReadyBatch {
     topic: Topic,
     records: Vec<Record>,
     bytes: usize,
-    sequence: Option<i32>,
     state: Arc<BatchState>,
 }
 
 #[derive(Default)]
 struct Accumulator {
-    open: HashMap<PartitionKey, OpenBatch>,
+    /// Open batches by topic, then partition (looked up by `&str`: no allocation per send).
+    open: HashMap<Arc<str>, HashMap<u32, OpenBatch>>,
+    open_count: usize,
     ready: VecDeque<ReadyBatch>,
     in_flight: HashSet<PartitionKey>,
     /// Ids of batches sealed but not yet completed.
     pending: BTreeSet<u64>,
     next_batch: u64,
+    /// The next sequence number per partition, advanced when a batch is stored (one batch per
+    /// partition is in flight at a time, so a failed batch's numbers are reused by the next).
     next_sequence: HashMap<PartitionKey, i32>,
     buffered: usize,
     closed: bool,
@@ -250,7 +256,6 @@ struct Core {
     config: ProducerConfig,
     producer_id: Option<i64>,
     partitioner: Arc<dyn Partitioner>,
-    topics: Mutex<HashMap<String, Topic>>,
     acc: Mutex<Accumulator>,
     /// Senders wait here for work.
     work: Condvar,
@@ -313,7 +318,6 @@ impl Producer {
             store,
             producer_id,
             partitioner,
-            topics: Mutex::new(HashMap::new()),
             acc: Mutex::new(Accumulator::default()),
             work: Condvar::new(),
             progress: Condvar::new(),
@@ -373,28 +377,30 @@ impl Producer {
     }
 }
 
-/// About the bytes a record takes in a batch (used for batching and buffer accounting).
+/// An upper bound of the bytes `r` takes encoded in a batch: every varint at its longest.
 fn record_size(r: &Record) -> usize {
-    16 + r.key().map_or(0, |k| k.len())
+    // length, timestamp delta, offset delta, key and value lengths, header count
+    5 + 10
+        + 5
+        + 5
+        + r.key().map_or(0, |k| k.len())
+        + 5
         + r.value().map_or(0, |v| v.len())
+        + 5
         + r.headers()
             .iter()
-            .map(|(k, v)| 4 + k.len() + v.as_ref().map_or(0, |v| v.len()))
+            .map(|(k, v)| 10 + k.len() + v.as_ref().map_or(0, |v| v.len()))
             .sum::<usize>()
 }
 
-impl Core {
-    fn topic(&self, name: &str) -> Result<Topic> {
-        if let Some(t) = self.topics.lock().get(name) {
-            return Ok(t.clone());
-        }
-        let t = self.store.topic(name)?;
-        self.topics.lock().insert(name.to_owned(), t.clone());
-        Ok(t)
-    }
+fn next_sequence(seq: i32, count: usize) -> i32 {
+    ((i64::from(seq) + count as i64) % (i64::from(i32::MAX) + 1)) as i32
+}
 
+impl Core {
     fn send(&self, topic_name: &str, partition: Option<u32>, record: Record) -> Result<SendHandle> {
-        let topic = self.topic(topic_name)?;
+        // Looked up each time (a read lock): a deleted and recreated topic is picked up.
+        let topic = self.store.topic(topic_name)?;
         if matches!(
             topic.cleanup_policy(),
             CleanupPolicy::Compact | CleanupPolicy::CompactDelete
@@ -406,8 +412,11 @@ impl Core {
         }
         let size = record_size(&record);
         let max = topic.partition_config().max_batch_bytes as usize;
-        if size > max {
-            return Err(Error::RecordTooLarge { size, max });
+        if BATCH_HEADER_LEN + size > max {
+            return Err(Error::RecordTooLarge {
+                size: BATCH_HEADER_LEN + size,
+                max,
+            });
         }
         let count = topic.partition_count();
         let p = match partition {
@@ -428,8 +437,11 @@ impl Core {
                 ) % count.max(1)
             }
         };
-        let deadline = Instant::now() + self.config.max_block;
+        let log_append_time =
+            topic.partition_config().timestamp_type == TimestampType::LogAppendTime;
+        let ts = record.timestamp();
         let mut acc = self.acc.lock();
+        let mut deadline = None;
         loop {
             if acc.closed {
                 return Err(Error::Closed {
@@ -440,54 +452,77 @@ impl Core {
             if acc.buffered + size <= self.config.buffer_bytes || acc.buffered == 0 {
                 break;
             }
-            if self.progress.wait_until(&mut acc, deadline).timed_out() {
+            let d = *deadline.get_or_insert_with(|| Instant::now() + self.config.max_block);
+            if self.progress.wait_until(&mut acc, d).timed_out() {
                 return Err(Error::BufferFull {
                     buffered: acc.buffered,
                     limit: self.config.buffer_bytes,
                 });
             }
         }
-        let key: PartitionKey = (Arc::from(topic_name), p);
-        // Would the record overflow the open batch (in bytes or in the topic's batch limit)?
-        if let Some(b) = acc.open.get(&key) {
-            if b.bytes + size > self.config.batch_bytes.min(max) {
-                self.seal(&mut acc, &key);
-            }
+        // Would the record overflow the open batch (its target size, or the topic's limit)?
+        let overflow = acc
+            .open
+            .get(topic_name)
+            .and_then(|m| m.get(&p))
+            .is_some_and(|b| {
+                b.bytes + size > self.config.batch_bytes || BATCH_HEADER_LEN + b.bytes + size > max
+            });
+        if overflow {
+            self.seal(&mut acc, topic_name, p);
         }
-        let log_append_time =
-            topic.partition_config().timestamp_type == TimestampType::LogAppendTime;
-        let ts = record.timestamp();
-        let batch = acc.open.entry(key.clone()).or_insert_with(|| OpenBatch {
-            topic: topic.clone(),
-            records: Vec::new(),
-            bytes: 0,
-            created: Instant::now(),
-            state: Arc::new(BatchState {
-                partition: p,
-                log_append_time,
-                timestamps: Mutex::new(Vec::new()),
-                result: Mutex::new(None),
-                done: Condvar::new(),
-            }),
-        });
-        let fresh = batch.records.is_empty();
-        let index = batch.records.len();
-        batch.records.push(record);
-        batch.bytes += size;
-        batch.state.timestamps.lock().push(ts);
-        let state = batch.state.clone();
-        let full = batch.bytes >= self.config.batch_bytes;
+        if !acc.open.contains_key(topic_name) {
+            acc.open.insert(Arc::from(topic_name), HashMap::new());
+        }
+        let mut fresh = false;
+        let (state, index, full) = {
+            let Accumulator {
+                open, open_count, ..
+            } = &mut *acc;
+            let by_partition = open
+                .get_mut(topic_name)
+                .ok_or_else(|| Error::config("send", "no open batches for the topic"))?;
+            let batch = by_partition.entry(p).or_insert_with(|| {
+                fresh = true;
+                *open_count += 1;
+                OpenBatch {
+                    topic: topic.clone(),
+                    records: Vec::new(),
+                    timestamps: Vec::new(),
+                    bytes: 0,
+                    created: Instant::now(),
+                    state: Arc::new(BatchState {
+                        partition: p,
+                        log_append_time,
+                        timestamps: Mutex::new(Vec::new()),
+                        result: Mutex::new(None),
+                        done: Condvar::new(),
+                    }),
+                }
+            });
+            let index = batch.records.len();
+            batch.records.push(record);
+            batch.timestamps.push(ts);
+            batch.bytes += size;
+            (
+                batch.state.clone(),
+                index,
+                batch.bytes >= self.config.batch_bytes,
+            )
+        };
         acc.buffered += size;
         if full {
-            self.seal(&mut acc, &key);
+            self.seal(&mut acc, topic_name, p);
         }
-        if full || fresh {
+        // A sender waiting without a deadline must learn of the first open batch; one waiting
+        // for an older batch's linger wakes before this one's anyway.
+        if full || (fresh && acc.open_count == 1) {
             self.work.notify_one();
         }
         drop(acc);
         if self.config.acks == Acks::None {
             // Done when accepted: the handle says so, with no offset.
-            let handle = SendHandle {
+            return Ok(SendHandle {
                 batch: Arc::new(BatchState {
                     partition: p,
                     log_append_time,
@@ -501,8 +536,7 @@ impl Core {
                     done: Condvar::new(),
                 }),
                 index: 0,
-            };
-            return Ok(handle);
+            });
         }
         Ok(SendHandle {
             batch: state,
@@ -510,46 +544,60 @@ impl Core {
         })
     }
 
-    /// Move the open batch for `key` to the ready queue, giving it a sequence number.
-    fn seal(&self, acc: &mut Accumulator, key: &PartitionKey) {
-        let Some(b) = acc.open.remove(key) else {
+    /// Move the open batch of `topic`/`partition` to the ready queue.
+    fn seal(&self, acc: &mut Accumulator, topic: &str, partition: u32) {
+        let Some((name, b)) = acc
+            .open
+            .get_key_value(topic)
+            .map(|(k, _)| k.clone())
+            .and_then(|name| {
+                let b = acc.open.get_mut(topic)?.remove(&partition)?;
+                Some((name, b))
+            })
+        else {
             return;
         };
-        let sequence = self.producer_id.map(|_| {
-            let next = acc.next_sequence.entry(key.clone()).or_insert(0);
-            let seq = *next;
-            let n = b.records.len() as i64;
-            *next = ((i64::from(seq) + n) % (i64::from(i32::MAX) + 1)) as i32;
-            seq
-        });
+        acc.open_count -= 1;
+        *b.state.timestamps.lock() = b.timestamps;
         let id = acc.next_batch;
         acc.next_batch += 1;
         acc.pending.insert(id);
         acc.ready.push_back(ReadyBatch {
             id,
-            key: key.clone(),
+            key: (name, partition),
             topic: b.topic,
             records: b.records,
             bytes: b.bytes,
-            sequence,
             state: b.state,
         });
+    }
+
+    /// Seal every open batch that lingered long enough, unless its partition has a batch in
+    /// flight (then it keeps filling, as in Kafka) — or every open batch if `all`.
+    fn seal_due(&self, acc: &mut Accumulator, all: bool) {
+        if acc.open_count == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let due: Vec<(Arc<str>, u32)> = acc
+            .open
+            .iter()
+            .flat_map(|(t, m)| m.iter().map(move |(p, b)| (t, *p, b)))
+            .filter(|(t, p, b)| {
+                all || (now.duration_since(b.created) >= self.config.linger
+                    && !acc.in_flight.contains(&((*t).clone(), *p)))
+            })
+            .map(|(t, p, _)| (t.clone(), p))
+            .collect();
+        for (t, p) in due {
+            self.seal(acc, &t, p);
+        }
     }
 
     fn sender(&self) {
         let mut acc = self.acc.lock();
         loop {
-            // Batches that lingered long enough.
-            let now = Instant::now();
-            let lingered: Vec<PartitionKey> = acc
-                .open
-                .iter()
-                .filter(|(_, b)| now.duration_since(b.created) >= self.config.linger)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in &lingered {
-                self.seal(&mut acc, k);
-            }
+            self.seal_due(&mut acc, false);
             let pick = acc
                 .ready
                 .iter()
@@ -559,42 +607,51 @@ impl Core {
                     continue;
                 };
                 acc.in_flight.insert(batch.key.clone());
+                let sequence = self
+                    .producer_id
+                    .map(|_| *acc.next_sequence.get(&batch.key).unwrap_or(&0));
                 drop(acc);
-                let result = self.append(&batch);
-                batch.state.complete(result);
+                let result = self.append(&batch, sequence);
                 acc = self.acc.lock();
+                if let (Some(seq), Ok(_)) = (sequence, &result) {
+                    acc.next_sequence
+                        .insert(batch.key.clone(), next_sequence(seq, batch.records.len()));
+                }
+                batch.state.complete(result);
                 acc.in_flight.remove(&batch.key);
                 acc.pending.remove(&batch.id);
                 acc.buffered -= batch.bytes;
                 self.progress.notify_all();
-                // Another batch for the same partition may be waiting for this one.
-                self.work.notify_one();
                 continue;
             }
-            if acc.closed && acc.open.is_empty() && acc.ready.is_empty() {
+            if acc.closed && acc.open_count == 0 && acc.ready.is_empty() {
                 return;
             }
             let wake = acc
                 .open
                 .values()
+                .flat_map(|m| m.values())
                 .map(|b| b.created + self.config.linger)
                 .min();
             match wake {
-                Some(t) => {
+                // A batch whose partition is in flight waits for that batch's completion, which
+                // loops back here.
+                Some(t) if t > Instant::now() => {
                     self.work.wait_until(&mut acc, t);
                 }
-                None => self.work.wait(&mut acc),
+                Some(_) if acc.in_flight.is_empty() => {}
+                _ => self.work.wait(&mut acc),
             }
         }
     }
 
-    fn append(&self, batch: &ReadyBatch) -> Result<AppendInfo> {
+    fn append(&self, batch: &ReadyBatch, sequence: Option<i32>) -> Result<AppendInfo> {
         let partition = batch.topic.partition(batch.key.1)?;
         let durability = match self.config.acks {
             Acks::Durable => Durability::Always,
             Acks::Written | Acks::None => partition.config().durability,
         };
-        match (self.producer_id, batch.sequence) {
+        match (self.producer_id, sequence) {
             (Some(id), Some(seq)) => partition.append_idempotent(
                 &batch.records,
                 ProducerBatch {
@@ -610,23 +667,31 @@ impl Core {
 
     fn flush(&self) -> Result<()> {
         let mut acc = self.acc.lock();
-        let keys: Vec<PartitionKey> = acc.open.keys().cloned().collect();
-        for k in &keys {
-            self.seal(&mut acc, k);
+        if acc.closed {
+            return Err(Error::Closed {
+                path: self.store.dir().to_owned(),
+            });
         }
-        let target = acc.next_batch;
-        self.work.notify_all();
-        while acc.pending.first().is_some_and(|&id| id < target) {
-            self.progress.wait(&mut acc);
-        }
+        self.flush_locked(&mut acc);
         Ok(())
     }
 
+    fn flush_locked(&self, acc: &mut parking_lot::MutexGuard<'_, Accumulator>) {
+        self.seal_due(acc, true);
+        let target = acc.next_batch;
+        self.work.notify_all();
+        while acc.pending.first().is_some_and(|&id| id < target) {
+            self.progress.wait(acc);
+        }
+    }
+
     fn close(&self) -> Result<()> {
-        let result = self.flush();
         {
             let mut acc = self.acc.lock();
-            acc.closed = true;
+            if !acc.closed {
+                self.flush_locked(&mut acc);
+                acc.closed = true;
+            }
             self.work.notify_all();
             self.progress.notify_all();
         }
@@ -636,6 +701,6 @@ impl Core {
                 let _ = t.join();
             }
         }
-        result
+        Ok(())
     }
 }

@@ -11,9 +11,10 @@
 //! its next `poll` (`on_assigned`). A partition therefore never has two owners: its new owner gets
 //! it only after its old owner let go.
 //!
-//! Commits carry the member's generation and are accepted only from a current member of the
-//! current generation for partitions it owns (checked under the group lock, which the commit holds
-//! until it is durable); a member that lost a partition gets [`Error::CommitFailed`].
+//! Commits are accepted only from a current member for partitions it owns in the current
+//! generation (checked under the group lock, which the commit holds until it is durable); a member
+//! that lost a partition gets [`Error::CommitFailed`]. A member whose own partitions did not move
+//! may commit them even before it polled the new generation.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -289,16 +290,20 @@ impl Coordinator {
                             .into(),
                     );
                 }
-                if generation != st.generation {
-                    return refuse(format!(
-                        "the group rebalanced (generation {} -> {}); poll to get the new \
-                         assignment",
-                        generation, st.generation
-                    ));
-                }
+                // Ownership is what fences: a member that has not polled since the generation
+                // moved on may still commit the partitions it kept (a partition changes owner
+                // only after its old owner revoked it, or was removed from the group).
                 let owned = st.assignment.get(&id).map_or(&[][..], Vec::as_slice);
                 if let Some(tp) = partitions.iter().find(|tp| !owned.contains(tp)) {
-                    return refuse(format!("{tp} is not assigned to this member"));
+                    return refuse(if generation != st.generation {
+                        format!(
+                            "the group rebalanced (generation {generation} -> {}) and {tp} is \
+                             no longer assigned to this member; poll to get the new assignment",
+                            st.generation
+                        )
+                    } else {
+                        format!("{tp} is not assigned to this member")
+                    });
                 }
             }
         }
