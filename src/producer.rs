@@ -499,7 +499,10 @@ impl Core {
             .get(topic_name)
             .and_then(|m| m.get(&p))
             .is_some_and(|b| {
-                b.bytes + size > self.config.batch_bytes || BATCH_HEADER_LEN + b.bytes + size > max
+                b.bytes + size > self.config.batch_bytes
+                    || BATCH_HEADER_LEN + b.bytes + size > max
+                    // Open for a topic since deleted and recreated under this name.
+                    || !b.topic.same_topic(&topic)
             });
         if overflow {
             self.seal(&mut acc, topic_name, p);

@@ -166,6 +166,12 @@ impl Topic {
         *self.inner.config.write() = config;
     }
 
+    /// Whether `other` is a handle to this very topic (not one deleted and recreated under the
+    /// same name).
+    pub(crate) fn same_topic(&self, other: &Topic) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The topic's name.
     pub fn name(&self) -> &str {
         &self.inner.name
