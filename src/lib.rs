@@ -39,6 +39,7 @@ mod consumer;
 mod error;
 pub mod format;
 pub mod fs;
+mod hash;
 mod partition;
 mod producer;
 mod segment;

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 use crate::format::{Record, BATCH_HEADER_LEN};
+use crate::hash::FastHasher;
 use crate::partition::{AppendInfo, Durability, ProducerBatch, TimestampType};
 use crate::store::Store;
 use crate::topic::{CleanupPolicy, Partitioner, RecordMetadata, Topic};
@@ -214,38 +216,10 @@ impl BatchState {
 
 type PartitionKey = (Arc<str>, u32);
 
-/// A fast hasher for the producer's small maps, keyed by topic names and partition numbers the
-/// application chose (not adversarial input): one multiply per word, like rustc's FxHash.
-#[derive(Default, Clone, Copy)]
-struct FastHasher(u64);
-
-impl std::hash::Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(b));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(u64::from(i));
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(u64::from(i));
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
-type FastSet<K> = HashSet<K, std::hash::BuildHasherDefault<FastHasher>>;
+/// Its small maps are keyed by topic names and partition numbers the application chose (not
+/// adversarial input): hashed with one multiply per word.
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+type FastSet<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
 
 struct OpenBatch {
     topic: Topic,

@@ -34,7 +34,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -43,6 +43,7 @@ use std::time::Duration;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{encode_retained, RecordBatch, StoredRecord};
 use crate::fs::FileSystem;
+use crate::hash::FastHasher;
 use crate::segment::{suffixed, Segment, SegmentConfig};
 
 use super::cleaner_checkpoint::CleanerCheckpoint;
@@ -789,7 +790,7 @@ pub(crate) fn recover_swap(
 /// memory budget (the table is allocated once and never grows).
 struct OffsetMap {
     hasher: RandomState,
-    map: HashMap<(u64, u64), u64, BuildHasherDefault<FoldHasher>>,
+    map: HashMap<(u64, u64), u64, BuildHasherDefault<FastHasher>>,
     capacity: usize,
 }
 
@@ -841,28 +842,6 @@ impl OffsetMap {
 
     fn len(&self) -> usize {
         self.map.len()
-    }
-}
-
-/// The map's keys are already uniformly random: use their low bits as the hash.
-#[derive(Default)]
-struct FoldHasher(u64);
-
-impl Hasher for FoldHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(b);
-        }
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.0 = self.0.rotate_left(17) ^ i;
     }
 }
 
