@@ -29,7 +29,11 @@
 //!
 //! Layers, each usable on its own: [`Store`] → [`Topic`] → [`Partition`] → [`Segment`] →
 //! [`OffsetIndex`] / [`TimeIndex`];
-//! [`format`] owns every byte layout; [`fs`] is the file-system seam (real and simulated).
+//! [`format`](mod@format) owns every byte layout; [`fs`] is the file-system seam (real and simulated).
+//! On top of the store, Kafka's client model in-process: a batching, idempotent [`Producer`],
+//! and [`Consumer`]s that poll, commit offsets and share partitions in consumer groups.
+//! Retention ([`Partition::apply_retention`]) and log compaction ([`Partition::compact`]) run from
+//! the store's background threads or on demand ([`Store::maintain`]).
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]

@@ -116,11 +116,11 @@ pub struct RecoveryReport {
     pub segments_scanned: usize,
     /// Bytes scanned.
     pub bytes_scanned: u64,
-    /// Bytes cut from torn tails (and, under [`Recovery::TruncateCorrupt`], damage).
+    /// Bytes cut from torn tails (and, under [`Recovery::TruncateCorrupt`](crate::Recovery::TruncateCorrupt), damage).
     pub bytes_truncated: u64,
     /// Segments deleted because they followed a cut.
     pub segments_deleted: usize,
-    /// Damage other than a torn tail was cut (only under [`Recovery::TruncateCorrupt`]).
+    /// Damage other than a torn tail was cut (only under [`Recovery::TruncateCorrupt`](crate::Recovery::TruncateCorrupt)).
     pub corruption_cut: bool,
     /// The checkpoint file was unreadable and the whole log was rescanned instead.
     pub checkpoint_damaged: bool,
@@ -284,7 +284,7 @@ impl Partition {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a bad config; [`Error::Corrupt`] for damage to data that was
-    /// durable (under [`Recovery::Strict`]); [`Error::Io`] on I/O failure.
+    /// durable (under [`Recovery::Strict`](crate::Recovery::Strict)); [`Error::Io`] on I/O failure.
     pub fn open_with(dir: impl AsRef<Path>, config: PartitionConfig) -> Result<Partition> {
         config.validate()?;
         let dir = dir.as_ref().to_owned();

@@ -97,7 +97,10 @@ struct WriteState {
     max_timestamp_offset: u64,
 }
 
-/// One segment of a partition's log. See the [module docs](self).
+/// One segment of a partition's log: a `.log` of record batches plus its sparse `.index` and
+/// `.timeindex`. *Active* (appended to; indexes in memory; file possibly preallocated) or *sealed*
+/// (immutable, trimmed, read through a read-only map). One writer at a time, any number of readers;
+/// readers see only bytes below the published size, so never a partial batch.
 #[derive(Debug)]
 pub struct Segment {
     fs: Arc<dyn FileSystem>,
