@@ -236,9 +236,10 @@ impl Store {
     }
 }
 
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send>() {}
-    is_send::<Consumer>();
-    let _ = Error::EmptyBatch;
-}
+// Consumers move between threads (one per thread, like Kafka's); producers are shared.
+const _: () = {
+    const fn send<T: Send>() {}
+    const fn send_sync<T: Send + Sync>() {}
+    send::<Consumer>();
+    send_sync::<Producer>();
+};
