@@ -182,6 +182,27 @@ pub(crate) fn create_dir_all_durable(fs: &dyn FileSystem, dir: &Path) -> io::Res
     Ok(())
 }
 
+/// Read a whole small metadata file: one longer than `max_len` is damage ([`Error::Corrupt`]), not
+/// an I/O failure.
+pub(crate) fn read_small_file(
+    fs: &dyn FileSystem,
+    path: &Path,
+    max_len: u64,
+) -> crate::error::Result<Vec<u8>> {
+    match read_all(fs, path, max_len) {
+        Ok(b) => Ok(b),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(crate::Error::Corrupt {
+            path: path.to_owned(),
+            position: 0,
+            reason: format!("{e}: not a file topiclog wrote"),
+        }),
+        Err(e) => Err(crate::Error::Io {
+            path: path.to_owned(),
+            source: std::sync::Arc::new(e),
+        }),
+    }
+}
+
 /// Read a whole (small) file.
 pub(crate) fn read_all(fs: &dyn FileSystem, path: &Path, max_len: u64) -> io::Result<Vec<u8>> {
     let file = fs.open(path, OpenMode::Read)?;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::{get_u32, get_u64};
-use crate::fs::{read_all, write_atomic, FileSystem};
+use crate::fs::{read_small_file, write_atomic, FileSystem};
 
 const MAGIC: &[u8; 4] = b"TLCP";
 const VERSION: u8 = 1;
@@ -62,7 +62,7 @@ impl Checkpoint {
         if !fs.exists(&path) {
             return Ok(None);
         }
-        let bytes = read_all(fs, &path, 4096).at(&path)?;
+        let bytes = read_small_file(fs, &path, 4096)?;
         Checkpoint::decode(&bytes, &path).map(Some)
     }
 

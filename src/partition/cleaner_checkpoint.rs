@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::{get_i64, get_u32, get_u64};
-use crate::fs::{read_all, write_atomic, FileSystem};
+use crate::fs::{read_small_file, write_atomic, FileSystem};
 
 const MAGIC: &[u8; 4] = b"TLCC";
 const VERSION: u8 = 1;
@@ -120,7 +120,7 @@ impl CleanerCheckpoint {
             return Ok(None);
         }
         let max = (FIXED_LEN + MAX_HORIZONS * HORIZON_LEN + 4) as u64;
-        let bytes = read_all(fs, &path, max).at(&path)?;
+        let bytes = read_small_file(fs, &path, max)?;
         CleanerCheckpoint::decode(&bytes, &path).map(Some)
     }
 
@@ -178,7 +178,7 @@ impl CleanerCheckpoint {
             let first = &mut merged[0];
             first.end = second.end;
             first.horizon_ms = first.horizon_ms.max(second.horizon_ms);
-            first.tombstones += second.tombstones;
+            first.tombstones = first.tombstones.saturating_add(second.tombstones);
         }
         self.horizons = merged;
         self.first_dirty = self.first_dirty.max(end);

@@ -134,6 +134,9 @@ pub struct RecoveryReport {
 pub struct Batches {
     requested: u64,
     batches: Vec<RecordBatch>,
+    /// Where to read next when `batches` is empty: the requested offset, or the end offset when
+    /// compaction left nothing between them.
+    next_if_empty: u64,
 }
 
 impl Batches {
@@ -161,11 +164,12 @@ impl Batches {
             .filter(move |r| r.offset() >= from)
     }
 
-    /// The offset to read next: after the last batch, or the requested offset if empty.
+    /// The offset to read next: after the last batch; if there is none, the requested offset
+    /// (it was the end), or the end offset if compaction removed every record in between.
     pub fn next_offset(&self) -> u64 {
         self.batches
             .last()
-            .map_or(self.requested, |b| b.next_offset())
+            .map_or(self.next_if_empty, |b| b.next_offset())
     }
 }
 
@@ -323,6 +327,11 @@ impl Partition {
             };
             cleaner.write(&*fs, &dir)?;
         }
+        // Cleaned segments always lie below the recovery point: never let a damaged checkpoint
+        // exempt a lost tail after it from the hole check.
+        cleaner.hole_exempt_end = cleaner
+            .hole_exempt_end
+            .min(checkpoint.map_or(0, |c| c.recovery_point));
         let names = if names.iter().any(|n| {
             n.ends_with(compaction::CLEANED_SUFFIX) || n.ends_with(compaction::SWAP_SUFFIX)
         }) {
@@ -483,6 +492,11 @@ impl Partition {
 
         let now = config.clock.now_ms();
         let snapshot = match ProducerTable::read(&*fs, &dir) {
+            // A snapshot must describe batches below its offset, which must not be past the end
+            // (recovery may have cut the log below it); otherwise it is rebuilt like a damaged one.
+            Ok(Some((offset, table))) if offset > end || !table.lies_below(offset) => {
+                Some((0, ProducerTable::default()))
+            }
             Ok(s) => s,
             // Derived data: rebuild from the whole log instead.
             Err(Error::Corrupt { .. }) => Some((0, ProducerTable::default())),
@@ -696,7 +710,7 @@ impl Partition {
                     Check::Duplicate(info) => {
                         drop(w);
                         if durability != Durability::None {
-                            inner.sync_to(info.last_offset + 1)?;
+                            inner.sync_to(info.last_offset.saturating_add(1))?;
                         }
                         return Ok(info);
                     }
@@ -786,6 +800,7 @@ impl Partition {
         let mut out = Batches {
             requested: offset,
             batches: Vec::new(),
+            next_if_empty: offset,
         };
         if offset == end {
             return Ok(out);
@@ -810,10 +825,12 @@ impl Partition {
             batches.retain(|b| b.base_offset() < end);
             if !batches.is_empty() {
                 out.batches = batches;
-                break;
+                return Ok(out);
             }
             i += 1;
         }
+        // Nothing from `offset` to the end: a compaction gap reaching the end.
+        out.next_if_empty = end;
         Ok(out)
     }
 
@@ -1162,6 +1179,8 @@ impl Inner {
     /// Wait until every offset below `target` is durable, syncing as the group-commit leader if
     /// no sync is in flight.
     fn sync_to(&self, target: u64) -> Result<()> {
+        // Nothing past the log end can become durable (a caller's stale offset must not spin).
+        let target = target.min(self.end_offset.load(Ordering::SeqCst));
         let mut st = self.sync.lock();
         loop {
             if self.poisoned.load(Ordering::Acquire) {

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::{get_i64, get_u32, get_u64, BatchHeader};
-use crate::fs::{read_all, write_atomic, FileSystem};
+use crate::fs::{read_small_file, write_atomic, FileSystem};
 
 use super::AppendInfo;
 
@@ -274,7 +274,7 @@ impl ProducerTable {
         if !fs.exists(&path) {
             return Ok(None);
         }
-        let bytes = read_all(fs, &path, MAX_SNAPSHOT_BYTES).at(&path)?;
+        let bytes = read_small_file(fs, &path, MAX_SNAPSHOT_BYTES)?;
         ProducerTable::decode(&bytes, &path).map(Some)
     }
 
@@ -282,6 +282,16 @@ impl ProducerTable {
     pub fn write(&self, fs: &dyn FileSystem, dir: &Path, offset: u64) -> Result<()> {
         let path = dir.join(FILE_NAME);
         write_atomic(fs, &path, &self.encode(offset)).at(&path)
+    }
+
+    /// Whether every remembered batch is well-formed and lies below `offset` (a snapshot taken
+    /// at `offset` can only hold such batches).
+    pub fn lies_below(&self, offset: u64) -> bool {
+        self.producers.values().all(|e| {
+            e.batches
+                .iter()
+                .all(|b| b.base_offset <= b.last_offset && b.last_offset < offset)
+        })
     }
 
     /// Forget batches at or after `offset` (truncation).

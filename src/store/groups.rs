@@ -10,7 +10,7 @@ use crate::consumer::{
 };
 use crate::error::IoContext;
 use crate::error::{Error, Result};
-use crate::fs::{read_all, write_atomic};
+use crate::fs::{read_small_file, write_atomic};
 use crate::partition::Durability;
 use crate::producer::{Producer, ProducerConfig};
 use crate::topic::{CleanupPolicy, TopicConfig};
@@ -63,7 +63,7 @@ impl StoreInner {
         let _admin = self.admin.lock();
         let path = self.dir.join(PRODUCER_IDS_FILE);
         let next = if self.fs.exists(&path) {
-            let b = read_all(&*self.fs, &path, 64).at(&path)?;
+            let b = read_small_file(&*self.fs, &path, 64)?;
             if b.len() != 12
                 || crc32fast::hash(&b[..8]) != u32::from_le_bytes([b[8], b[9], b[10], b[11]])
             {
