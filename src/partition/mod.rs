@@ -904,7 +904,12 @@ impl Partition {
 
     /// Remove every record at or after `offset`. A batch that contains `offset` is removed whole
     /// (as in Kafka), so the new end offset can be below `offset`; it is returned. Truncating at or
-    /// past the end is a no-op.
+    /// past the end is a no-op. If the cut would fall below the log start offset (the batch
+    /// holding `offset` straddles it), the log goes on empty at the start offset, like Kafka's
+    /// `truncateFullyAndStartAt`.
+    ///
+    /// On a compacted log, truncation does not bring back values compaction removed because a
+    /// newer value of the key followed, even if that newer value is now truncated.
     ///
     /// # Errors
     /// [`Error::OffsetOutOfRange`] below the start offset; [`Error::Poisoned`]/[`Error::Closed`];
