@@ -106,3 +106,70 @@ fn keeps_latest_value_per_key_and_preserves_offsets() {
         std::mem::forget(log);
     });
 }
+
+/// A recovery that cuts the log below the cleaner's first dirty offset (here: a damaged
+/// checkpoint forces a full rescan, and `Recovery::TruncateCorrupt` cuts at a damaged batch) makes
+/// the cleaner forget the cut range: records appended there are mapped like new data, so a
+/// tombstone appended after the cut still deletes its key's older value.
+#[test]
+fn a_recovery_cut_below_the_first_dirty_offset_resets_the_cleaner() {
+    use topiclog::format::SegmentFileKind;
+    use topiclog::Recovery;
+    let fs = topiclog::fs::SimFs::new(3);
+    let cfg = || PartitionConfig {
+        recovery: Recovery::TruncateCorrupt,
+        preallocate: false,
+        ..config(Arc::new(fs.clone()))
+    };
+    let log = Partition::open_with("/p", cfg()).unwrap();
+    for i in 0..200u64 {
+        log.append(Record::new(format!("v{i}")).with_key(format!("k{}", i % 20)))
+            .unwrap();
+    }
+    log.compact(0, &eager()).unwrap();
+    let dirty = log.first_dirty_offset();
+    assert!(dirty > 100, "{dirty}");
+    log.close().unwrap();
+    // Damage the checkpoint (full rescan) and a batch in the second segment.
+    common::overwrite(&fs, std::path::Path::new("/p/checkpoint"), 0, b"garbage!");
+    // The first batch of a sealed segment in the cleaned range (not the first segment, so
+    // something is left).
+    let logs = common::segment_files(&fs, std::path::Path::new("/p"), SegmentFileKind::Log);
+    let victim = logs[1..logs.len() - 1]
+        .iter()
+        .find(|p| common::file_len(&fs, p) > 100)
+        .expect("a non-empty cleaned segment")
+        .clone();
+    common::overwrite(&fs, &victim, 40, &[0x5a; 8]);
+    let log = Partition::open_with("/p", cfg()).unwrap();
+    let end = log.end_offset();
+    assert!(
+        end < dirty,
+        "the cut ({end}) is below the first dirty offset ({dirty})"
+    );
+    assert!(
+        log.first_dirty_offset() <= end,
+        "{}",
+        log.first_dirty_offset()
+    );
+    // A key with a value kept below the cut, deleted after it.
+    let kept = dump(&log);
+    let (_, key, _) = kept.first().unwrap().clone();
+    log.append(Record::tombstone(key.clone())).unwrap();
+    for i in 0..200u64 {
+        log.append(Record::new(format!("w{i}")).with_key(format!("other{i}")))
+            .unwrap();
+    }
+    let policy = CompactionPolicy {
+        delete_retention: std::time::Duration::ZERO,
+        ..eager()
+    };
+    log.compact(1, &policy).unwrap();
+    log.compact(2, &policy).unwrap();
+    let active = log.segments().last().unwrap().base_offset();
+    let left: Vec<_> = dump(&log)
+        .into_iter()
+        .filter(|(o, k, _)| *o < active && *k == key)
+        .collect();
+    assert!(left.is_empty(), "{key} still has {left:?}");
+}

@@ -471,6 +471,15 @@ impl Partition {
             .cloned()
             .ok_or_else(|| Error::corrupt(&dir, 0, "no active segment"))?;
         let end = active.next_offset();
+        if cleaner.first_dirty > end {
+            // Recovery cut the log (`Recovery::TruncateCorrupt`, or damage): forget what the
+            // cleaner knew from the active segment on, as a truncation does, so records appended
+            // there are mapped (and their tombstones get horizons) like any new data.
+            let from = active.base_offset().min(end);
+            if cleaner.truncate(from, from) {
+                cleaner.write(&*fs, &dir)?;
+            }
+        }
         let first_base = segments.first().map_or(end, |s| s.base_offset());
         let start = checkpoint
             .map_or(first_base, |c| c.log_start_offset.max(first_base))
