@@ -371,29 +371,52 @@ pub(crate) fn encode_batch<R: Borrow<Record>>(buf: &mut Vec<u8>, records: &[R], 
         max_ts = max_ts.max(ts);
         r.encode(buf, ts.wrapping_sub(first_ts), i as u32);
     }
-    let total = buf.len() - start;
-    let h = &mut buf[start..];
     let mut attributes = 0u16;
     if meta.log_append_time {
         attributes |= ATTR_LOG_APPEND_TIME;
     }
-    let last_delta = records.len().saturating_sub(1) as u32;
+    let fields = BatchHeader {
+        base_offset: 0,
+        length: 0,
+        crc: 0,
+        version: BATCH_VERSION,
+        attributes,
+        last_offset_delta: records.len().saturating_sub(1) as u32,
+        first_timestamp: first_ts,
+        max_timestamp: max_ts,
+        producer_id: meta.producer_id,
+        producer_epoch: meta.producer_epoch,
+        base_sequence: meta.base_sequence,
+        record_count: records.len() as u32,
+    };
+    write_header(&mut buf[start..], &fields);
+}
+
+/// Fill in the header of the encoded batch `h` (the whole batch, records in place) from
+/// `fields`: the length from `h`'s size, the current version, every other field, then the CRC.
+/// (`fields.length`, `crc` and `version` are not used.) The one writer of the header layout.
+fn write_header(h: &mut [u8], fields: &BatchHeader) {
+    let f = fields;
+    let total = h.len();
+    h[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&f.base_offset.to_le_bytes());
     h[LENGTH_OFFSET..LENGTH_OFFSET + 4]
         .copy_from_slice(&((total - CRC_OFFSET) as u32).to_le_bytes());
     h[VERSION_OFFSET] = BATCH_VERSION;
-    h[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_le_bytes());
+    h[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&f.attributes.to_le_bytes());
     h[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4]
-        .copy_from_slice(&last_delta.to_le_bytes());
-    h[FIRST_TIMESTAMP_OFFSET..FIRST_TIMESTAMP_OFFSET + 8].copy_from_slice(&first_ts.to_le_bytes());
-    h[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max_ts.to_le_bytes());
-    h[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&meta.producer_id.to_le_bytes());
+        .copy_from_slice(&f.last_offset_delta.to_le_bytes());
+    h[FIRST_TIMESTAMP_OFFSET..FIRST_TIMESTAMP_OFFSET + 8]
+        .copy_from_slice(&f.first_timestamp.to_le_bytes());
+    h[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+        .copy_from_slice(&f.max_timestamp.to_le_bytes());
+    h[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&f.producer_id.to_le_bytes());
     h[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2]
-        .copy_from_slice(&meta.producer_epoch.to_le_bytes());
+        .copy_from_slice(&f.producer_epoch.to_le_bytes());
     h[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
-        .copy_from_slice(&meta.base_sequence.to_le_bytes());
+        .copy_from_slice(&f.base_sequence.to_le_bytes());
     h[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4]
-        .copy_from_slice(&(records.len() as u32).to_le_bytes());
-    let crc = crc32fast::hash(&h[BATCH_PREFIX_LEN..]) ^ base_offset_crc(0);
+        .copy_from_slice(&f.record_count.to_le_bytes());
+    let crc = crc32fast::hash(&h[BATCH_PREFIX_LEN..]) ^ base_offset_crc(f.base_offset);
     h[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -418,31 +441,13 @@ pub(crate) fn encode_retained(
             r.offset - original.base_offset,
         );
     }
-    let total = buf.len() - start;
-    let h = &mut buf[start..];
-    h[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8]
-        .copy_from_slice(&original.base_offset.to_le_bytes());
-    h[LENGTH_OFFSET..LENGTH_OFFSET + 4]
-        .copy_from_slice(&((total - CRC_OFFSET) as u32).to_le_bytes());
-    h[VERSION_OFFSET] = BATCH_VERSION;
-    h[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&original.attributes.to_le_bytes());
-    h[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4]
-        .copy_from_slice(&original.last_offset_delta.to_le_bytes());
-    h[FIRST_TIMESTAMP_OFFSET..FIRST_TIMESTAMP_OFFSET + 8]
-        .copy_from_slice(&original.first_timestamp.to_le_bytes());
-    // Never below the first timestamp (the header check), even if the first record went.
-    let max_ts = max_ts.max(original.first_timestamp);
-    h[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max_ts.to_le_bytes());
-    h[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8]
-        .copy_from_slice(&original.producer_id.to_le_bytes());
-    h[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2]
-        .copy_from_slice(&original.producer_epoch.to_le_bytes());
-    h[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
-        .copy_from_slice(&original.base_sequence.to_le_bytes());
-    h[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4]
-        .copy_from_slice(&(retained.len() as u32).to_le_bytes());
-    let crc = crc32fast::hash(&h[BATCH_PREFIX_LEN..]) ^ base_offset_crc(original.base_offset);
-    h[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+    let fields = BatchHeader {
+        // Never below the first timestamp (the header check), even if the first record went.
+        max_timestamp: max_ts.max(original.first_timestamp),
+        record_count: retained.len() as u32,
+        ..*original
+    };
+    write_header(&mut buf[start..], &fields);
 }
 
 /// CRC-32 of a base offset's 8 little-endian bytes. The stored CRC is
