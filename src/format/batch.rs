@@ -414,8 +414,7 @@ fn write_header(h: &mut [u8], fields: &BatchHeader) {
         .copy_from_slice(&f.producer_epoch.to_le_bytes());
     h[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
         .copy_from_slice(&f.base_sequence.to_le_bytes());
-    h[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4]
-        .copy_from_slice(&f.record_count.to_le_bytes());
+    h[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4].copy_from_slice(&f.record_count.to_le_bytes());
     let crc = crc32fast::hash(&h[BATCH_PREFIX_LEN..]) ^ base_offset_crc(f.base_offset);
     h[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
 }
