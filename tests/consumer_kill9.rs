@@ -11,13 +11,15 @@
 //! completion.
 #![cfg(unix)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::process::{Child, ExitStatus};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -176,49 +178,21 @@ struct Running {
 }
 
 fn spawn_child(dir: &Path) -> Running {
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut child = Command::new(exe)
-        .args([
-            "child_consumer",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(CHILD_ENV, dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().expect("child stdout");
-    let mut stderr = child.stderr.take().expect("child stderr");
-    let (tx, said) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let Some(at) = line.find(MARK) else { continue };
-            let msg = &line[at + MARK.len()..];
-            let s = match msg {
-                "open" => Said::Open,
-                "done" => Said::Done,
-                m if m.starts_with("committed ") => Said::Committed,
-                _ => panic!("unexpected child line {line:?}"),
-            };
-            if tx.send(s).is_err() {
-                break;
-            }
-        }
-    });
-    let stderr = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
+    let run = common::spawn_test_child(
+        "child_consumer",
+        (CHILD_ENV, dir.as_os_str()),
+        MARK,
+        |msg| match msg {
+            "open" => Said::Open,
+            "done" => Said::Done,
+            m if m.starts_with("committed ") => Said::Committed,
+            _ => panic!("unexpected child line {msg:?}"),
+        },
+    );
     Running {
-        child,
-        said,
-        stderr,
+        child: run.child,
+        said: run.said,
+        stderr: run.stderr,
     }
 }
 

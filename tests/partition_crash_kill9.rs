@@ -12,11 +12,13 @@
 //! writes exactly what its predecessor would have.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::process::Child;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -164,47 +166,21 @@ fn kill_schedule(run: u64) -> KillAt {
 
 /// Spawn this test binary in child mode on `dir`.
 fn spawn_child(dir: &Path) -> (Child, Receiver<Said>, thread::JoinHandle<String>) {
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut child = Command::new(exe)
-        .args([
-            "child_appender",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(CHILD_ENV, dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().expect("child stdout");
-    let mut stderr = child.stderr.take().expect("child stderr");
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let Some(at) = line.find(MARK) else { continue };
-            let msg = &line[at + MARK.len()..];
-            let said = if let Some(n) = msg.strip_prefix("open ") {
+    let run = common::spawn_test_child(
+        "child_appender",
+        (CHILD_ENV, dir.as_os_str()),
+        MARK,
+        |msg| {
+            if let Some(n) = msg.strip_prefix("open ") {
                 Said::Open(n.parse().expect("open offset"))
             } else if let Some(n) = msg.strip_prefix("ack ") {
                 Said::Ack(n.parse().expect("ack offset"))
             } else {
-                panic!("unexpected child line {line:?}");
-            };
-            if tx.send(said).is_err() {
-                break;
+                panic!("unexpected child line {msg:?}");
             }
-        }
-    });
-    let errors = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    (child, rx, errors)
+        },
+    );
+    (run.child, run.said, run.stderr)
 }
 
 /// What one child run acknowledged.

@@ -317,3 +317,57 @@ pub fn assert_appends_continue(log: &Partition, what: &str) {
         "{what}"
     );
 }
+
+// ---- Child processes for kill -9 tests ---------------------------------------------------------
+
+/// A child process running one test of this test binary, as started by [`spawn_test_child`].
+pub struct TestChild<T> {
+    pub child: std::process::Child,
+    /// What the child said, parsed, in order.
+    pub said: std::sync::mpsc::Receiver<T>,
+    /// The child's stderr, once it exits.
+    pub stderr: std::thread::JoinHandle<String>,
+}
+
+/// Run the test named `test` of this binary as a child with `env` set. Its stdout lines that
+/// contain `mark` are passed (the text after the mark) to `parse`, and the results arrive on
+/// `said`; other lines are ignored.
+pub fn spawn_test_child<T: Send + 'static>(
+    test: &str,
+    env: (&str, &std::ffi::OsStr),
+    mark: &'static str,
+    parse: impl Fn(&str) -> T + Send + 'static,
+) -> TestChild<T> {
+    use std::io::{BufRead, Read};
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut child = std::process::Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(env.0, env.1)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("child stdout");
+    let mut stderr = child.stderr.take().expect("child stderr");
+    let (tx, said) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let Some(at) = line.find(mark) else { continue };
+            if tx.send(parse(&line[at + mark.len()..])).is_err() {
+                break;
+            }
+        }
+    });
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    TestChild {
+        child,
+        said,
+        stderr,
+    }
+}
