@@ -293,7 +293,7 @@ fn invalid_config_is_rejected_before_touching_the_directory() {
                 other => panic!("{field}: expected InvalidConfig, got {other:?}"),
             }
             assert!(
-                !fs.exists(dir),
+                !fs.exists(dir).unwrap(),
                 "{field}: a rejected open created the directory"
             );
         }

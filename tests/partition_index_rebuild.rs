@@ -329,12 +329,12 @@ fn orphan_index_files_are_removed_on_open() {
             fs.remove_file(&orphan(&dir, bases[0], SegmentFileKind::Log))
                 .unwrap();
             let leftovers = [orphan(&dir, bases[0], INDEX), orphan(&dir, bases[0], TIME)];
-            assert!(leftovers.iter().all(|p| fs.exists(p)));
+            assert!(leftovers.iter().all(|p| fs.exists(p).unwrap()));
 
             let log = Partition::open_with(&dir, config).unwrap();
             for path in orphans.iter().chain(&leftovers) {
                 assert!(
-                    !fs.exists(path),
+                    !fs.exists(path).unwrap(),
                     "{stop:?}: {} still exists",
                     path.display()
                 );

@@ -378,6 +378,6 @@ fn segment_files_are_named_by_base_offset() {
         expected.sort();
         assert_eq!(found, expected);
         assert_eq!(bases[0], 0);
-        assert!(fs.exists(&dir.join("00000000000000000000.log")));
+        assert!(fs.exists(&dir.join("00000000000000000000.log")).unwrap());
     });
 }

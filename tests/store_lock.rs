@@ -233,10 +233,10 @@ impl FileSystem for SlowMaintenanceFs {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.inner.sync_dir(path)
     }
-    fn exists(&self, path: &Path) -> bool {
+    fn exists(&self, path: &Path) -> io::Result<bool> {
         self.inner.exists(path)
     }
-    fn is_dir(&self, path: &Path) -> bool {
+    fn is_dir(&self, path: &Path) -> io::Result<bool> {
         self.inner.is_dir(path)
     }
     fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {

@@ -157,7 +157,7 @@ fn create_list_reopen_delete_recreate() {
         store.delete_topic("alpha").unwrap();
         assert_eq!(store.topics(), vec!["Alpha.v2", "beta"]);
         assert!(
-            !fs.exists(&dir.join("alpha")),
+            !fs.exists(&dir.join("alpha")).unwrap(),
             "the topic directory is gone"
         );
         assert!(matches!(
@@ -168,7 +168,7 @@ fn create_list_reopen_delete_recreate() {
 
         let store = Store::open_with(dir, options(fs.clone())).unwrap();
         assert_eq!(store.topics(), vec!["Alpha.v2", "beta"]);
-        assert!(!fs.exists(&dir.join("alpha")));
+        assert!(!fs.exists(&dir.join("alpha")).unwrap());
         assert_holds_exactly(&store.topic("beta").unwrap(), &sent_b, "beta");
 
         // Re-created under the same name: a new, empty topic, nothing of the old one.
@@ -558,13 +558,13 @@ fn delete_topic_interrupted_at_every_op_leaves_all_or_nothing() {
             kept += 1;
         } else {
             assert!(
-                !fs.exists(&subject_dir),
+                !fs.exists(&subject_dir).unwrap(),
                 "{what}: the topic is not listed but its directory is left: {:?}",
                 fs.read_dir(&subject_dir)
             );
             gone += 1;
         }
-        assert!(!fs.exists(&subject_dir), "{what}");
+        assert!(!fs.exists(&subject_dir).unwrap(), "{what}");
         // A topic re-created under the name starts empty.
         let t = store
             .create_topic("subject", TopicConfig::with_partitions(3))
@@ -603,7 +603,7 @@ fn create_topic_interrupted_at_every_op_leaves_all_or_nothing() {
                 "{what}: create_topic reported success, yet the topic is gone"
             );
             assert!(
-                !fs.exists(&subject_dir),
+                !fs.exists(&subject_dir).unwrap(),
                 "{what}: the topic is not listed but its directory is left: {:?}",
                 fs.read_dir(&subject_dir)
             );

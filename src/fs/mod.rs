@@ -60,10 +60,12 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>>;
     /// Make the directory's entries (creates, renames, removes) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
-    /// Whether a file or directory exists at `path`.
-    fn exists(&self, path: &Path) -> bool;
-    /// Whether `path` is a directory.
-    fn is_dir(&self, path: &Path) -> bool;
+    /// Whether a file or directory exists at `path`. `Ok(false)` only when nothing is there; a
+    /// failed lookup (EIO, EACCES) is an error, so a caller never mistakes it for absence.
+    fn exists(&self, path: &Path) -> io::Result<bool>;
+    /// Whether `path` is a directory (`Ok(false)` when nothing is there or it is a file); a failed
+    /// lookup is an error.
+    fn is_dir(&self, path: &Path) -> io::Result<bool>;
     /// Take an exclusive lock on the file at `path` (created if missing), held until the returned
     /// guard is dropped or the process dies. Fails with `ErrorKind::WouldBlock` while anyone else —
     /// another handle in this process or another process — holds it.
@@ -159,14 +161,14 @@ pub(crate) fn write_atomic(fs: &dyn FileSystem, path: &Path, contents: &[u8]) ->
 /// Create `dir` and any missing ancestors, and make every new directory entry durable by syncing
 /// the parent of each directory created.
 pub(crate) fn create_dir_all_durable(fs: &dyn FileSystem, dir: &Path) -> io::Result<()> {
-    if fs.is_dir(dir) {
+    if fs.is_dir(dir)? {
         return Ok(());
     }
     // The highest missing ancestor: everything below it is new.
     let mut missing = vec![dir];
     let mut cur = dir;
     while let Some(parent) = cur.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if fs.is_dir(parent) {
+        if fs.is_dir(parent)? {
             break;
         }
         missing.push(parent);

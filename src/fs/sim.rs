@@ -52,6 +52,11 @@ pub enum FaultOp {
     SetLen,
     /// Every mutating operation.
     Any,
+    /// Looking a path up ([`FileSystem::exists`], [`FileSystem::is_dir`]), as `stat(2)` does: to
+    /// test that a failed lookup is reported, never taken for "absent". Not a mutating operation:
+    /// [`FaultOp::Any`] does not match it, a power cut does not stop it and
+    /// [`SimFs::mutating_ops`] does not count it.
+    Stat,
 }
 
 /// A failure to inject with [`SimFs::inject`].
@@ -325,13 +330,14 @@ impl State {
 
     /// Admits a mutating operation or fails it with the power cut or an injected fault.
     fn gate(&mut self, op: FaultOp, paths: &[&Path]) -> io::Result<()> {
-        if self.power_cut_at.is_some_and(|cut| self.ops >= cut) {
+        if op != FaultOp::Stat && self.power_cut_at.is_some_and(|cut| self.ops >= cut) {
             return Err(io::Error::other(POWER_CUT_MSG));
         }
         let mut failure = None;
         for armed in &mut self.faults {
             let f = &armed.fault;
-            if f.op != FaultOp::Any && f.op != op {
+            let matches = f.op == op || (f.op == FaultOp::Any && op != FaultOp::Stat);
+            if !matches {
                 continue;
             }
             if let Some(needle) = &f.path_contains {
@@ -551,6 +557,30 @@ impl SimFs {
         if let Some(d) = st.dirs.get_mut(&dir) {
             d.entries.insert(name.clone(), Entry::File(ino));
             d.durable_entries.insert(name.clone(), Entry::File(ino));
+        }
+    }
+}
+
+impl SimFs {
+    /// What `path` names, `None` if nothing (a missing component, or a file where a directory
+    /// was expected, as `stat(2)` reports ENOENT/ENOTDIR); injected `Stat` faults fail it.
+    fn stat(&self, path: &Path) -> io::Result<Option<Entry>> {
+        let mut st = self.lock();
+        st.gate(FaultOp::Stat, &[path])?;
+        let Ok(comps) = components(path) else {
+            return Ok(None);
+        };
+        match st.lookup(&comps, path) {
+            Ok(e) => Ok(Some(e)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 }
@@ -776,18 +806,12 @@ impl FileSystem for SimFs {
         Ok(())
     }
 
-    fn exists(&self, path: &Path) -> bool {
-        let Ok(comps) = components(path) else {
-            return false;
-        };
-        self.lock().lookup(&comps, path).is_ok()
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        Ok(self.stat(path)?.is_some())
     }
 
-    fn is_dir(&self, path: &Path) -> bool {
-        let Ok(comps) = components(path) else {
-            return false;
-        };
-        matches!(self.lock().lookup(&comps, path), Ok(Entry::Dir(_)))
+    fn is_dir(&self, path: &Path) -> io::Result<bool> {
+        Ok(matches!(self.stat(path)?, Some(Entry::Dir(_))))
     }
 }
 
@@ -1042,7 +1066,7 @@ mod tests {
         a.write_all_at(b"aaa", 0).unwrap();
         a.sync_all().unwrap(); // data durable, but not the name
         fs.crash(CrashMode::LoseUnsynced);
-        assert!(!fs.exists(p("/d/a")));
+        assert!(!fs.exists(p("/d/a")).unwrap());
 
         let b = fs.open(p("/d/b"), OpenMode::CreateNew).unwrap();
         b.write_all_at(b"bbb", 0).unwrap();
@@ -1058,16 +1082,16 @@ mod tests {
         let fs = with_dir(1);
         fs.write_file(p("/d/old"), b"content");
         fs.rename(p("/d/old"), p("/d/new")).unwrap();
-        assert!(!fs.exists(p("/d/old")));
+        assert!(!fs.exists(p("/d/old")).unwrap());
         assert_eq!(fs.read_file(p("/d/new")).unwrap(), b"content");
         fs.crash(CrashMode::LoseUnsynced);
         assert_eq!(fs.read_file(p("/d/old")).unwrap(), b"content");
-        assert!(!fs.exists(p("/d/new")));
+        assert!(!fs.exists(p("/d/new")).unwrap());
 
         fs.rename(p("/d/old"), p("/d/new")).unwrap();
         fs.sync_dir(p("/d")).unwrap();
         fs.crash(CrashMode::LoseUnsynced);
-        assert!(!fs.exists(p("/d/old")));
+        assert!(!fs.exists(p("/d/old")).unwrap());
         assert_eq!(fs.read_file(p("/d/new")).unwrap(), b"content");
     }
 
@@ -1095,8 +1119,8 @@ mod tests {
         fs.write_file(p("/a/x/f"), b"f");
         fs.rename(p("/a/x"), p("/b")).unwrap();
         assert_eq!(fs.read_file(p("/b/f")).unwrap(), b"f");
-        assert!(!fs.exists(p("/a/x")));
-        assert!(fs.is_dir(p("/b")));
+        assert!(!fs.exists(p("/a/x")).unwrap());
+        assert!(fs.is_dir(p("/b")).unwrap());
         assert_eq!(
             fs.rename(p("/b"), p("/b/inner")).unwrap_err().kind(),
             io::ErrorKind::InvalidInput
@@ -1105,7 +1129,7 @@ mod tests {
         fs.sync_dir(p("/a")).unwrap();
         fs.crash(CrashMode::LoseUnsynced);
         assert_eq!(fs.read_file(p("/b/f")).unwrap(), b"f");
-        assert!(!fs.exists(p("/a/x")));
+        assert!(!fs.exists(p("/a/x")).unwrap());
     }
 
     #[test]
@@ -1116,7 +1140,7 @@ mod tests {
         fs.sync_dir(p("/")).unwrap(); // durable in the new parent, not removed from the old one
         fs.crash(CrashMode::LoseUnsynced);
         // Exactly one of the two names survives; the crash does not loop or panic.
-        assert!(fs.exists(p("/a/x")) != fs.exists(p("/b")));
+        assert!(fs.exists(p("/a/x")).unwrap() != fs.exists(p("/b")).unwrap());
     }
 
     #[test]
@@ -1255,7 +1279,7 @@ mod tests {
         let fs = SimFs::new(1);
         fs.inject(Fault::new(FaultOp::Any, 0));
         assert!(fs.create_dir_all(p("/x")).is_err());
-        assert!(!fs.exists(p("/x")));
+        assert!(!fs.exists(p("/x")).unwrap());
         fs.create_dir_all(p("/x")).unwrap();
         fs.inject(Fault {
             sticky: true,
@@ -1338,14 +1362,14 @@ mod tests {
         f.sync_all().unwrap();
         fs.sync_dir(p("/top/mid/leaf")).unwrap();
         fs.crash(CrashMode::Torn);
-        assert!(fs.is_dir(p("/top")));
-        assert!(!fs.exists(p("/top/mid")));
+        assert!(fs.is_dir(p("/top")).unwrap());
+        assert!(!fs.exists(p("/top/mid")).unwrap());
         assert!(fs.read_dir(p("/top")).unwrap().is_empty());
 
         fs.create_dir_all(p("/top/mid")).unwrap();
         fs.sync_dir(p("/top")).unwrap();
         fs.crash(CrashMode::LoseUnsynced);
-        assert!(fs.is_dir(p("/top/mid")));
+        assert!(fs.is_dir(p("/top/mid")).unwrap());
     }
 
     #[test]
@@ -1434,20 +1458,20 @@ mod tests {
             K::NotADirectory
         );
         fs.rename(p("/d/full"), p("/d/empty")).unwrap();
-        assert!(fs.is_dir(p("/d/empty/x")));
+        assert!(fs.is_dir(p("/d/empty/x")).unwrap());
         fs.rename(p("/d/f"), p("/d/f")).unwrap();
-        assert!(fs.exists(p("/d/f")));
-        assert!(fs.exists(p("/")));
-        assert!(fs.is_dir(p("/")));
-        assert!(!fs.is_dir(p("/d/f")));
+        assert!(fs.exists(p("/d/f")).unwrap());
+        assert!(fs.exists(p("/")).unwrap());
+        assert!(fs.is_dir(p("/")).unwrap());
+        assert!(!fs.is_dir(p("/d/f")).unwrap());
     }
 
     #[test]
     fn relative_and_absolute_paths_agree() {
         let fs = SimFs::new(1);
         fs.create_dir_all(p("tmp/x")).unwrap();
-        assert!(fs.is_dir(p("/tmp/x")));
-        assert!(fs.is_dir(p("/tmp/./x/../x")));
+        assert!(fs.is_dir(p("/tmp/x")).unwrap());
+        assert!(fs.is_dir(p("/tmp/./x/../x")).unwrap());
         fs.write_file(p("/tmp/x/b"), b"1");
         fs.write_file(p("tmp/x/a"), b"2");
         assert_eq!(
@@ -1459,7 +1483,7 @@ mod tests {
         f.sync_all().unwrap();
         fs.sync_dir(Path::new("top").parent().unwrap()).unwrap();
         fs.crash(CrashMode::LoseUnsynced);
-        assert!(fs.exists(p("/top")));
+        assert!(fs.exists(p("/top")).unwrap());
     }
 
     #[test]

@@ -74,12 +74,12 @@ impl FileSystem for StdFs {
         fs::File::open(path)?.sync_all()
     }
 
-    fn exists(&self, path: &Path) -> bool {
-        path.exists()
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        Ok(stat(path)?.is_some())
     }
 
-    fn is_dir(&self, path: &Path) -> bool {
-        path.is_dir()
+    fn is_dir(&self, path: &Path) -> io::Result<bool> {
+        Ok(stat(path)?.is_some_and(|m| m.is_dir()))
     }
 
     fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
@@ -171,5 +171,22 @@ impl File for StdFile {
         // keeps its length) and only its never-read preallocated tail is trimmed in place.
         let map = unsafe { memmap2::MmapOptions::new().len(len).map(&self.file)? };
         Ok(Some(Bytes::from_owner(map)))
+    }
+}
+
+/// `stat(2)` of `path`: `None` if nothing is there (ENOENT, or ENOTDIR for a file where a directory
+/// was expected); any other failure (EIO, EACCES, ...) is an error, never "absent".
+fn stat(path: &Path) -> io::Result<Option<fs::Metadata>> {
+    match fs::metadata(path) {
+        Ok(m) => Ok(Some(m)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }

@@ -59,7 +59,7 @@ impl Checkpoint {
     /// Read the checkpoint in `dir`: `Ok(None)` if there is none.
     pub fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Checkpoint>> {
         let path = dir.join(FILE_NAME);
-        if !fs.exists(&path) {
+        if !fs.exists(&path).at(&path)? {
             return Ok(None);
         }
         let bytes = read_small_file(fs, &path, 4096)?;

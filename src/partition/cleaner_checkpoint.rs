@@ -116,7 +116,7 @@ impl CleanerCheckpoint {
     /// Read the cleaner checkpoint in `dir`: `Ok(None)` if there is none.
     pub fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Option<CleanerCheckpoint>> {
         let path = dir.join(FILE_NAME);
-        if !fs.exists(&path) {
+        if !fs.exists(&path).at(&path)? {
             return Ok(None);
         }
         let max = (FIXED_LEN + MAX_HORIZONS * HORIZON_LEN + 4) as u64;

@@ -271,7 +271,7 @@ impl ProducerTable {
     /// Read the snapshot in `dir`: `Ok(None)` if there is none.
     pub fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Option<(u64, ProducerTable)>> {
         let path = dir.join(FILE_NAME);
-        if !fs.exists(&path) {
+        if !fs.exists(&path).at(&path)? {
             return Ok(None);
         }
         let bytes = read_small_file(fs, &path, MAX_SNAPSHOT_BYTES)?;

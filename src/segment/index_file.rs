@@ -50,8 +50,7 @@ impl IndexFile {
     ) -> Result<IndexFile> {
         let max_entries = (max_bytes / entry_len).max(1);
         let mut buf = Vec::new();
-        if fs.exists(path) {
-            let file = fs.open(path, OpenMode::Read).at(path)?;
+        if let Some(file) = open_if_exists(&*fs, path)? {
             let len = file.len().at(path)?;
             let keep = (len.min(((max_entries + slack) * entry_len) as u64) as usize / entry_len)
                 * entry_len;
@@ -103,8 +102,7 @@ impl IndexFile {
         max_bytes: usize,
     ) -> Result<IndexFile> {
         let max_entries = (max_bytes / entry_len).max(1);
-        let bytes = if fs.exists(path) {
-            let file = fs.open(path, OpenMode::Read).at(path)?;
+        let bytes = if let Some(file) = open_if_exists(&*fs, path)? {
             let len = file.len().at(path)?;
             let whole = (len / entry_len as u64) * entry_len as u64;
             file.map_readonly(whole).at(path)?
@@ -230,5 +228,14 @@ impl IndexFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io(&self.path, e)),
         }
+    }
+}
+
+/// Open `path` read-only, `None` if it does not exist (a missing index is rebuilt, not an error).
+fn open_if_exists(fs: &dyn FileSystem, path: &Path) -> Result<Option<Arc<dyn crate::fs::File>>> {
+    match fs.open(path, OpenMode::Read) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(crate::Error::io(path, e)),
     }
 }

@@ -441,7 +441,8 @@ impl Segment {
         if offset.sanity_check(size).is_err() {
             return false;
         }
-        if size > 0 && !self.fs.exists(&self.index_path) {
+        if size > 0 && !self.fs.exists(&self.index_path).unwrap_or(false) {
+            // A failed lookup also means "rebuild": the index is derived data.
             return false;
         }
         if offset.entry(0).is_some_and(|e| e.position == 0) {

@@ -62,7 +62,7 @@ impl StoreInner {
     fn next_producer_id(&self) -> Result<i64> {
         let _admin = self.admin.lock();
         let path = self.dir.join(PRODUCER_IDS_FILE);
-        let next = if self.fs.exists(&path) {
+        let next = if self.fs.exists(&path).at(&path)? {
             let b = read_small_file(&*self.fs, &path, 64)?;
             if b.len() != 12
                 || crc32fast::hash(&b[..8]) != u32::from_le_bytes([b[8], b[9], b[10], b[11]])

@@ -382,7 +382,7 @@ impl Store {
         let fs = options.file_system.clone();
         create_dir_all_durable(&*fs, &dir).at(&dir)?;
         let lock_path = dir.join(LOCK_FILE);
-        if !fs.exists(&lock_path) && !fs.read_dir(&dir).at(&dir)?.is_empty() {
+        if !fs.exists(&lock_path).at(&lock_path)? && !fs.read_dir(&dir).at(&dir)?.is_empty() {
             // Never treat someone else's directory as a store: opening would remove its
             // topic-looking subdirectories.
             return Err(Error::NotAStore { path: dir });
@@ -402,11 +402,14 @@ impl Store {
         let mut removed_any = false;
         for name in fs.read_dir(&dir).at(&dir)? {
             let path = dir.join(&name);
-            if validate_topic_name(&name).is_err() || name == LOCK_FILE || !fs.is_dir(&path) {
+            if validate_topic_name(&name).is_err()
+                || name == LOCK_FILE
+                || !fs.is_dir(&path).at(&path)?
+            {
                 continue;
             }
             let conf_path = path.join(CONFIG_FILE);
-            if !fs.exists(&conf_path) {
+            if !fs.exists(&conf_path).at(&conf_path)? {
                 // A topic whose creation or deletion was interrupted — if it looks like one: only
                 // partition directories and a config temp file. Anything else is not ours.
                 if looks_like_half_topic(&*fs, &path)? {
@@ -418,7 +421,7 @@ impl Store {
             let config = read_topic_config(&*fs, &conf_path)?;
             remove_extra_partitions(&*fs, &path, config.partitions)?;
             let tmp = path.join("topic.conf.tmp");
-            if fs.exists(&tmp) {
+            if fs.exists(&tmp).at(&tmp)? {
                 fs.remove_file(&tmp).at(&tmp)?;
             }
             let pconfig = options.partition_config(&config);
@@ -535,7 +538,7 @@ impl StoreInner {
         }
         let fs = &*inner.fs;
         let path = inner.dir.join(name);
-        if fs.exists(&path) {
+        if fs.exists(&path).at(&path)? {
             // Left over from an interrupted operation in this run.
             fs.remove_dir_all(&path).at(&path)?;
         }
@@ -873,11 +876,14 @@ fn read_topic_config(fs: &dyn FileSystem, path: &Path) -> Result<TopicConfig> {
 /// Whether a directory without `topic.conf` holds only what topiclog puts in a topic directory
 /// (numbered partition directories, a config temp file).
 fn looks_like_half_topic(fs: &dyn FileSystem, dir: &Path) -> Result<bool> {
-    Ok(fs.read_dir(dir).at(dir)?.iter().all(|name| {
-        name == "topic.conf.tmp"
-            || (name.parse::<u32>().is_ok_and(|n| n.to_string() == *name)
-                && fs.is_dir(&dir.join(name)))
-    }))
+    for name in fs.read_dir(dir).at(dir)? {
+        let partition = name.parse::<u32>().is_ok_and(|n| n.to_string() == name);
+        let path = dir.join(&name);
+        if !(name == "topic.conf.tmp" || (partition && fs.is_dir(&path).at(&path)?)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Remove partition directories at or above `count`, left by an interrupted `add_partitions`.
