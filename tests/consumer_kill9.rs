@@ -35,7 +35,11 @@ const SEED: u64 = 0x636f_6e73_756d_6539;
 const TOPIC: &str = "t";
 const GROUP: &str = "g";
 const PARTITIONS: u32 = 4;
-const RECORDS: u32 = 2_000;
+const RECORDS: u32 = 4_000;
+/// The child rests this long after each commit, so however fast the machine, a run makes at most
+/// 12 + 24 ms / 2 ms = 24 commits of 16 records before its kill: the 8 killed runs never reach
+/// the end on their own.
+const PACE: Duration = Duration::from_millis(2);
 /// Records per poll, so there are many commits to kill between.
 const MAX_POLL_RECORDS: usize = 16;
 /// Kills before the run to completion.
@@ -131,6 +135,7 @@ fn child_consumer() {
                 .expect("child: side file");
             consumer.commit_sync().expect("child: commit_sync");
             report(&format!("committed {}", records.len()));
+            thread::sleep(PACE);
         }
         let assignment = consumer.assignment();
         let done = assignment.len() == PARTITIONS as usize
