@@ -40,3 +40,55 @@ fn keyless_records_are_refused_on_compacted_topics_only() {
         .unwrap();
     plain.send(Record::new("no key")).unwrap();
 }
+
+/// The check lives in the partition, the one place every path goes through: a partition handle
+/// taken from a compacted topic refuses keyless records too (compaction used to drop them
+/// silently), and so does a standalone partition configured as compacted.
+#[test]
+fn keyless_records_are_refused_through_partition_handles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path().join("s")).unwrap();
+    let topic = store
+        .create_topic(
+            "c",
+            TopicConfig {
+                partitions: 1,
+                cleanup_policy: Some(CleanupPolicy::Compact),
+                ..TopicConfig::default()
+            },
+        )
+        .unwrap();
+    let p = topic.partition(0).unwrap();
+    assert!(matches!(
+        p.append(Record::new("no key")),
+        Err(Error::MissingKey { .. })
+    ));
+    assert!(matches!(
+        p.append_batch(&[Record::new("v").with_key("k"), Record::new("no key")]),
+        Err(Error::MissingKey { .. })
+    ));
+    assert_eq!(p.end_offset(), 0, "nothing was written");
+    p.append(Record::new("v").with_key("k")).unwrap();
+    store.close().unwrap();
+
+    let dir = tmp.path().join("standalone");
+    let log = topiclog::Partition::open_with(
+        &dir,
+        topiclog::PartitionConfig {
+            compacted: true,
+            ..topiclog::PartitionConfig::default()
+        },
+    )
+    .unwrap();
+    match log.append(Record::new("no key")) {
+        Err(Error::MissingKey { topic }) => assert!(topic.contains("standalone"), "{topic}"),
+        other => panic!("expected MissingKey, got {other:?}"),
+    }
+    // Turning the requirement off (a topic altered to `delete`) takes effect at once.
+    log.set_config(topiclog::PartitionConfig {
+        compacted: false,
+        ..(*log.config()).clone()
+    })
+    .unwrap();
+    assert_eq!(log.append(Record::new("no key")).unwrap(), 0);
+}

@@ -415,7 +415,7 @@ impl Inner {
         segments: &[Arc<Segment>],
         sources: &[(usize, Arc<Segment>)],
     ) -> Result<()> {
-        let cfg = &self.config;
+        let cfg = self.config();
         let max_entries =
             u64::from(cfg.max_index_bytes) / crate::format::TIME_INDEX_ENTRY_LEN as u64;
         let fits = |bytes: u64, base: u64, end: u64| {
@@ -443,7 +443,7 @@ impl Inner {
             if out.is_none() {
                 let seg_config = SegmentConfig {
                     preallocate_bytes: 0,
-                    ..self.config.segment_config()
+                    ..cfg.segment_config()
                 };
                 out = Some(
                     Segment::create_with_suffix(
@@ -550,7 +550,7 @@ impl Inner {
                 &self.dir,
                 base,
                 end,
-                self.config.segment_config(),
+                self.config().segment_config(),
             )
         })();
         let cleaned = match swapped {

@@ -80,6 +80,11 @@ pub struct PartitionConfig {
     /// Whose timestamps records keep. Default [`TimestampType::CreateTime`]. Kafka:
     /// `message.timestamp.type`.
     pub timestamp_type: TimestampType,
+    /// The partition is compacted (Kafka: `cleanup.policy` includes `compact`): compaction keeps
+    /// the latest record per key, so an append of a record without a key is refused with
+    /// [`Error::MissingKey`](crate::Error::MissingKey) instead of being dropped by the next pass,
+    /// as Kafka refuses it. Default `false`.
+    pub compacted: bool,
     /// The file system. Default the real one, [`StdFs`].
     pub file_system: Arc<dyn FileSystem>,
     /// The clock, for timestamps and time-based rolling. Default [`SystemClock`].
@@ -98,6 +103,7 @@ impl Default for PartitionConfig {
             preallocate: true,
             recovery: Recovery::Strict,
             timestamp_type: TimestampType::CreateTime,
+            compacted: false,
             file_system: Arc::new(StdFs),
             clock: Arc::new(SystemClock),
         }

@@ -206,7 +206,8 @@ pub struct Partition {
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
-    config: PartitionConfig,
+    /// Replaced whole by [`Partition::set_config`]; readers take a snapshot.
+    config: RwLock<Arc<PartitionConfig>>,
     fs: Arc<dyn FileSystem>,
     /// Snapshot for readers; the last segment is the active one.
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
@@ -548,7 +549,7 @@ impl Partition {
                 watchers: Mutex::new(Vec::new()),
                 watcher_count: AtomicUsize::new(0),
                 report,
-                config,
+                config: RwLock::new(Arc::new(config)),
             }),
         };
         if let Some((offset, table)) = snapshot {
@@ -566,9 +567,32 @@ impl Partition {
         &self.inner.dir
     }
 
-    /// The configuration it was opened with.
-    pub fn config(&self) -> &PartitionConfig {
-        &self.inner.config
+    /// The configuration in force: the one it was opened with, or the last
+    /// [`set_config`](Self::set_config).
+    pub fn config(&self) -> Arc<PartitionConfig> {
+        self.inner.config()
+    }
+
+    /// Change the configuration of the open partition. Durability, timestamp type, the key
+    /// requirement and the batch size limit apply from the next append; segment size and age
+    /// from the next roll decision; index settings and preallocation from the next segment.
+    /// The file system, clock and recovery mode are those it was opened with (the ones in
+    /// `config` are ignored). Nothing is persisted: a [`Store`](crate::Store) persists topic
+    /// configs itself ([`Store::alter_topic_config`](crate::Store::alter_topic_config)).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] if `config` does not validate; the old config stays.
+    pub fn set_config(&self, config: PartitionConfig) -> Result<()> {
+        config.validate()?;
+        let mut current = self.inner.config.write();
+        let next = PartitionConfig {
+            file_system: current.file_system.clone(),
+            clock: current.clock.clone(),
+            recovery: current.recovery,
+            ..config
+        };
+        *current = Arc::new(next);
+        Ok(())
     }
 
     /// What the last open found and repaired.
@@ -604,6 +628,13 @@ impl Partition {
         self.inner.segments.read().as_ref().clone()
     }
 
+    /// The largest idempotent producer id this partition remembers (see
+    /// [`append_idempotent`](Self::append_idempotent)), `None` if it remembers none. A store
+    /// never hands out an id at or below it again.
+    pub(crate) fn max_producer_id(&self) -> Option<i64> {
+        self.inner.writer.lock().producers.max_producer_id()
+    }
+
     /// Number of segments.
     pub fn segment_count(&self) -> usize {
         self.inner.segments.read().len()
@@ -625,7 +656,7 @@ impl Partition {
     /// # Errors
     /// As [`append_batch_with`](Self::append_batch_with).
     pub fn append_batch<R: Borrow<Record>>(&self, records: &[R]) -> Result<AppendInfo> {
-        self.append_batch_with(records, self.inner.config.durability)
+        self.append_inner(records, None, None)
     }
 
     /// Append records as one batch with an explicit durability for this call.
@@ -641,7 +672,7 @@ impl Partition {
         records: &[R],
         durability: Durability,
     ) -> Result<AppendInfo> {
-        self.append_inner(records, durability, None)
+        self.append_inner(records, Some(durability), None)
     }
 
     /// Append records as one batch from an idempotent producer: if the partition already holds
@@ -680,29 +711,38 @@ impl Partition {
                 "producer_id and base_sequence must be non-negative",
             ));
         }
-        self.append_inner(records, durability, Some(producer))
+        self.append_inner(records, Some(durability), Some(producer))
     }
 
+    /// `durability` `None` means the configured one.
     fn append_inner<R: Borrow<Record>>(
         &self,
         records: &[R],
-        durability: Durability,
+        durability: Option<Durability>,
         producer: Option<ProducerBatch>,
     ) -> Result<AppendInfo> {
         let inner = &*self.inner;
         if records.is_empty() {
             return Err(Error::EmptyBatch);
         }
-        let now = inner.config.clock.now_ms();
+        let config = inner.config();
+        if config.compacted && records.iter().any(|r| r.borrow().key().is_none()) {
+            // Compaction keeps records by key: a keyless one would be dropped by the next pass.
+            return Err(Error::MissingKey {
+                topic: inner.dir.display().to_string(),
+            });
+        }
+        let durability = durability.unwrap_or(config.durability);
+        let now = config.clock.now_ms();
         let mut meta = BatchMeta::new(now);
-        meta.log_append_time = inner.config.timestamp_type == TimestampType::LogAppendTime;
+        meta.log_append_time = config.timestamp_type == TimestampType::LogAppendTime;
         if let Some(p) = producer {
             meta.producer_id = p.producer_id;
             meta.producer_epoch = p.epoch;
             meta.base_sequence = p.base_sequence;
         }
         let len = encoded_batch_len(records, &meta);
-        let max = inner.config.max_batch_bytes as usize;
+        let max = config.max_batch_bytes as usize;
         if len > max || records.len() > u32::MAX as usize {
             return Err(Error::RecordTooLarge { size: len, max });
         }
@@ -735,7 +775,7 @@ impl Partition {
                 }
             }
             let base = inner.end_offset.load(Ordering::Acquire);
-            if inner.should_roll(&w.active, len as u64, count, now)? {
+            if inner.should_roll(&config, &w.active, len as u64, count, now)? {
                 inner.roll(&mut w).inspect_err(|e| inner.poison(e))?;
             }
             patch_base_offset(&mut buf, base);
@@ -980,9 +1020,10 @@ impl Partition {
                 .write(&*inner.fs, &inner.dir, offset)
                 .inspect_err(|e| inner.poison(e))?;
         }
-        let now = inner.config.clock.now_ms();
+        let config = inner.config();
+        let now = config.clock.now_ms();
         let since_sync = now.saturating_sub(inner.last_sync_ms.load(Ordering::Acquire));
-        let due = match inner.config.durability {
+        let due = match config.durability {
             Durability::Interval(d) => since_sync >= d.as_millis() as i64,
             Durability::Always | Durability::None | Durability::EveryMessages(_) => false,
         };
@@ -1032,6 +1073,11 @@ pub(crate) fn remove_if_exists(fs: &dyn FileSystem, path: &Path) -> Result<()> {
 }
 
 impl Inner {
+    /// A snapshot of the configuration in force.
+    fn config(&self) -> Arc<PartitionConfig> {
+        self.config.read().clone()
+    }
+
     /// `table` (as of `offset`) plus every batch from `offset` to the end.
     fn replay_producers(&self, mut table: ProducerTable, offset: u64) -> Result<ProducerTable> {
         let start = self.start_offset.load(Ordering::Acquire);
@@ -1132,14 +1178,21 @@ impl Inner {
         }
     }
 
-    fn should_roll(&self, active: &Segment, batch_len: u64, count: u64, now: i64) -> Result<bool> {
+    fn should_roll(
+        &self,
+        config: &PartitionConfig,
+        active: &Segment,
+        batch_len: u64,
+        count: u64,
+        now: i64,
+    ) -> Result<bool> {
         if active.is_empty() {
             return Ok(false);
         }
         let end = self.end_offset.load(Ordering::Acquire);
         let last_rel = end + count - 1 - active.base_offset();
-        let by_size = active.size() + batch_len > self.config.segment_bytes;
-        let by_time = match (self.config.segment_ms, active.first_append_ms()) {
+        let by_size = active.size() + batch_len > config.segment_bytes;
+        let by_time = match (config.segment_ms, active.first_append_ms()) {
             (Some(ms), Some(first)) => now.saturating_sub(first) >= ms.as_millis() as i64,
             _ => false,
         };
@@ -1157,14 +1210,15 @@ impl Inner {
         let old = w.active.clone();
         old.seal_unsynced()?;
         let base = self.end_offset.load(Ordering::Acquire);
+        let config = self.config();
         let seg = Arc::new(Segment::create(
             self.fs.clone(),
             &self.dir,
             base,
-            self.config.segment_config(),
+            config.segment_config(),
         )?);
         self.fs.sync_dir(&self.dir).at(&self.dir)?;
-        map_active(&self.config, &seg);
+        map_active(&config, &seg);
         self.unsynced_sealed.lock().push(old);
         if !w.producers.is_empty() {
             w.snapshot_wanted = true;
@@ -1241,7 +1295,7 @@ impl Inner {
                         self.release_pending(st.synced);
                     }
                     self.last_sync_ms
-                        .store(self.config.clock.now_ms(), Ordering::Release);
+                        .store(self.config().clock.now_ms(), Ordering::Release);
                     self.sync_done.notify_all();
                 }
                 Err(e) => {
@@ -1300,7 +1354,7 @@ impl Inner {
         }
         let active = if target.is_sealed() || target.is_mapped() {
             let seg = Arc::new(target.truncated_copy(&self.dir, offset)?);
-            map_active(&self.config, &seg);
+            map_active(&self.config(), &seg);
             seg
         } else {
             target.truncate_to(offset)?;
@@ -1372,9 +1426,15 @@ impl Inner {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
+        // Tailers and watching consumers wake up and see the close.
         {
             let _g = self.tail.lock();
             self.tail_cv.notify_all();
+        }
+        for w in self.watchers.lock().iter() {
+            if let Some(n) = w.upgrade() {
+                n.notify();
+            }
         }
         if self.poisoned.load(Ordering::Acquire) {
             // Leave no clean marker: the next open must re-read what really is on disk.

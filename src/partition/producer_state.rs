@@ -89,6 +89,11 @@ impl ProducerTable {
         self.producers.is_empty()
     }
 
+    /// The largest producer id in the table.
+    pub fn max_producer_id(&self) -> Option<i64> {
+        self.producers.keys().copied().max()
+    }
+
     /// Decide what to do with a batch of `count` records from `p` (under the append lock).
     pub fn check(&self, p: ProducerBatch, count: u32, path: &Path) -> Result<Check> {
         let Some(e) = self.producers.get(&p.producer_id) else {

@@ -82,6 +82,23 @@ impl StoreInner {
                 "producer id counter is out of range",
             ));
         }
+        // Never hand out an id some partition still remembers, whatever the counter says (a
+        // lost counter file would otherwise restart at 0, and a new producer's first batch would
+        // be "recognised" as the old producer's and acknowledged at its offset, unwritten).
+        let in_use = self
+            .topics
+            .read()
+            .values()
+            .flat_map(|t| t.partitions())
+            .filter_map(|p| p.max_producer_id())
+            .max();
+        let next = match in_use {
+            Some(id) if id >= next => id
+                .checked_add(1)
+                .filter(|n| *n < i64::MAX)
+                .ok_or_else(|| Error::corrupt(&path, 0, "producer ids are exhausted"))?,
+            _ => next,
+        };
         let mut b = (next + 1).to_le_bytes().to_vec();
         let crc = crc32fast::hash(&b);
         b.extend_from_slice(&crc.to_le_bytes());

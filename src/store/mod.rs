@@ -204,6 +204,7 @@ impl StoreOptions {
             preallocate: topic.preallocate.unwrap_or(self.preallocate),
             recovery: self.recovery,
             timestamp_type: topic.timestamp_type.unwrap_or(self.timestamp_type),
+            compacted: self.cleanup_policy(topic) != CleanupPolicy::Delete,
             file_system: self.file_system.clone(),
             clock: self.clock.clone(),
         }
