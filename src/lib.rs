@@ -65,8 +65,8 @@ pub use partition::{
 };
 pub use producer::{Acks, Compression, Producer, ProducerConfig, SendHandle};
 pub use segment::{
-    OffsetIndex, OffsetPosition, Recovery, Segment, SegmentConfig, SegmentRecovery, TimeIndex,
-    TimestampOffset,
+    OffsetIndex, OffsetPosition, Recovery, Segment, SegmentConfig, SegmentRecovery, SegmentView,
+    TimeIndex, TimestampOffset,
 };
 pub use store::{PartitionLag, Store, StoreOptions};
 pub use topic::{

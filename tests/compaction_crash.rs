@@ -29,7 +29,7 @@ use topiclog::format::{parse_segment_file_name, SegmentFileKind};
 use topiclog::fs::{CrashMode, Fault, FaultOp, FileSystem, SimFs, StdFs};
 use topiclog::{
     CompactionPolicy, CompactionReport, Durability, Error, ManualClock, Partition, PartitionConfig,
-    Record, RecordBatch, Segment, MIN_MAP_BUDGET_BYTES,
+    Record, RecordBatch, SegmentView, MIN_MAP_BUDGET_BYTES,
 };
 
 const DIR: &str = "/data/p0";
@@ -846,7 +846,7 @@ fn check_record(r: &topiclog::StoredRecord) {
 }
 
 /// Everything a sealed segment holds, as batch bytes.
-fn segment_bytes(seg: &Segment) -> Vec<bytes::Bytes> {
+fn segment_bytes(seg: &SegmentView) -> Vec<bytes::Bytes> {
     let mut out = Vec::new();
     let mut at = seg.base_offset();
     loop {
@@ -926,7 +926,7 @@ fn readers_keep_reading_correct_data_across_swaps() {
             }
         })
     };
-    type Snapshot = (Vec<Arc<Segment>>, Vec<Vec<bytes::Bytes>>);
+    type Snapshot = (Vec<SegmentView>, Vec<Vec<bytes::Bytes>>);
     let (tx, rx) = mpsc::channel::<Snapshot>();
     let snapshot_reader = {
         let stop = stop.clone();

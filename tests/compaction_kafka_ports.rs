@@ -698,7 +698,7 @@ fn test_cleaning_beyond_missing_offsets() {
         for pair in segments.windows(2) {
             let (seg, next) = (&pair[0], &pair[1]);
             assert!(seg.base_offset() < next.base_offset());
-            assert!(seg.next_offset() <= next.base_offset());
+            assert!(seg.end_offset() <= next.base_offset());
             for r in want
                 .iter()
                 .filter(|r| r.offset >= seg.base_offset() && r.offset < next.base_offset())

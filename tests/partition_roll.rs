@@ -12,7 +12,9 @@ use std::time::Duration;
 use common::{both_fs, brute_force_offset_for_time, record_views, RecordView, TestRng};
 use topiclog::format::{parse_segment_file_name, segment_file_name, SegmentFileKind};
 use topiclog::fs::FileSystem;
-use topiclog::{Durability, ManualClock, Partition, PartitionConfig, Record, RecordBatch, Segment};
+use topiclog::{
+    Durability, ManualClock, Partition, PartitionConfig, Record, RecordBatch, SegmentView,
+};
 
 const SEGMENT_BYTES: u64 = 4096;
 
@@ -30,7 +32,7 @@ fn size_config(fs: &Arc<dyn FileSystem>, preallocate: bool) -> PartitionConfig {
 }
 
 /// All batches of a segment.
-fn batches_of(seg: &Segment) -> Vec<RecordBatch> {
+fn batches_of(seg: &SegmentView) -> Vec<RecordBatch> {
     seg.read(seg.base_offset(), usize::MAX).unwrap()
 }
 
@@ -78,7 +80,7 @@ fn assert_dense(log: &Partition) {
             assert_eq!(b.base_offset(), expected_base, "segment {i}: a gap");
             expected_base = b.next_offset();
         }
-        assert_eq!(seg.next_offset(), expected_base, "segment {i}");
+        assert_eq!(seg.end_offset(), expected_base, "segment {i}");
     }
     assert_eq!(expected_base, log.end_offset());
 }

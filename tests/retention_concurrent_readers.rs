@@ -18,7 +18,7 @@ use topiclog::format::{parse_segment_file_name, SegmentFileKind};
 use topiclog::fs::FileSystem;
 use topiclog::{
     Batches, Durability, Error, ManualClock, Partition, PartitionConfig, Record, RecordBatch,
-    RetentionPolicy, Segment,
+    RetentionPolicy, SegmentView,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -87,7 +87,7 @@ fn files_by_kind(fs: &dyn FileSystem, dir: &Path) -> Vec<(u64, SegmentFileKind)>
 
 /// What readers hold from before the pass, and what they saw then.
 struct Held {
-    segments: Vec<Arc<Segment>>,
+    segments: Vec<SegmentView>,
     segment_bytes: Vec<Vec<Vec<u8>>>,
     reads: Vec<(Batches, Vec<Vec<u8>>)>,
 }
@@ -151,7 +151,7 @@ fn retention_then_read_held(fs: &Arc<dyn FileSystem>, dir: &Path, log: &Partitio
         );
         assert_records_correct(&whole);
         // A read from the middle, through the index.
-        let mid = (seg.base_offset() + seg.next_offset()) / 2;
+        let mid = (seg.base_offset() + seg.end_offset()) / 2;
         let part = seg.read(mid, 1).unwrap();
         assert!(part[0].base_offset() <= mid && mid <= part[0].last_offset());
         assert!(seg.max_timestamp().unwrap().is_some());

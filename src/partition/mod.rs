@@ -42,7 +42,7 @@ use crate::format::{
     BatchMeta, Record, RecordBatch, SegmentFileKind, StoredRecord,
 };
 use crate::fs::{create_dir_all_durable, FileSystem, OpenMode};
-use crate::segment::{Segment, TimestampOffset};
+use crate::segment::{Segment, SegmentView, TimestampOffset};
 
 use checkpoint::Checkpoint;
 use cleaner_checkpoint::CleanerCheckpoint;
@@ -623,9 +623,14 @@ impl Partition {
             .min(self.inner.end_offset.load(Ordering::SeqCst))
     }
 
-    /// The segments, oldest first; the last is active.
-    pub fn segments(&self) -> Vec<Arc<Segment>> {
-        self.inner.segments.read().as_ref().clone()
+    /// Read-only views of the segments, oldest first; the last is active.
+    pub fn segments(&self) -> Vec<SegmentView> {
+        self.inner
+            .segments
+            .read()
+            .iter()
+            .map(|s| SegmentView::new(s.clone()))
+            .collect()
     }
 
     /// The largest idempotent producer id this partition remembers (see

@@ -11,9 +11,11 @@
 mod index_file;
 mod offset_index;
 mod time_index;
+mod view;
 
 pub use offset_index::{OffsetIndex, OffsetPosition};
 pub use time_index::{TimeIndex, TimestampOffset};
+pub use view::SegmentView;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
