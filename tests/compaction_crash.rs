@@ -960,7 +960,7 @@ fn readers_keep_reading_correct_data_across_swaps() {
         std::thread::sleep(Duration::from_millis(20));
         let snapshot = log.segments();
         let sealed = snapshot[..snapshot.len() - 1].to_vec();
-        let expected: Vec<_> = sealed.iter().map(|s| segment_bytes(s)).collect();
+        let expected: Vec<_> = sealed.iter().map(segment_bytes).collect();
         tx.send((sealed.clone(), expected.clone())).unwrap();
         let report = log.compact(T0 + round, &policy(0, 1 << 20)).unwrap();
         if report.segments_written > 0 {
