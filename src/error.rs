@@ -147,11 +147,14 @@ pub enum Error {
         partitions: u32,
     },
 
-    /// Another `Store` (in this process or another) has the directory open. Close it first; a
-    /// crashed holder's lock is released by the operating system.
-    #[error("store {} is already open (its LOCK file is held); close the other handle first", path.display())]
+    /// Another handle (in this process or another) has the store or partition directory open for
+    /// writing: two writers would hand out the same offsets to different records. Close the other
+    /// handle first (a `Store` owns its partitions: use its `Topic`s and `Partition`s instead of
+    /// opening a partition directory of an open store); a crashed holder's lock is released by the
+    /// operating system.
+    #[error("{} is already open by another handle or process (its lock file is held); close the other handle first", path.display())]
     AlreadyOpen {
-        /// The store directory.
+        /// The store or partition directory.
         path: PathBuf,
     },
 

@@ -103,7 +103,7 @@ fn keeps_latest_value_per_key_and_preserves_offsets() {
         // And after an unclean stop.
         let log = Partition::open_with(dir, config(fs)).unwrap();
         assert_eq!(dump(&log)[..got.len()], got[..]);
-        std::mem::forget(log);
+        log.abandon();
     });
 }
 

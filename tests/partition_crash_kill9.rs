@@ -366,7 +366,7 @@ fn kill9_during_appends_keeps_every_acknowledged_record() {
             log.close().expect("clean close");
         } else {
             // Leave without a clean close, so the next child must recover before appending.
-            std::mem::forget(log);
+            log.abandon();
         }
     }
 

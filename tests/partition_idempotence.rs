@@ -101,7 +101,7 @@ fn producer_state_survives_a_crash_after_rolls() {
             }
         }
         assert!(log.segment_count() > 3);
-        std::mem::forget(log);
+        log.abandon();
         fs.crash(CrashMode::LoseUnsynced);
         let log = Partition::open_with(dir, config(Arc::new(fs.clone()))).unwrap();
         assert_eq!(log.end_offset(), 120, "every append was durable");

@@ -778,7 +778,7 @@ impl Harness {
     /// Simulated power loss, then open.
     fn crash(&mut self, mode: CrashMode) -> R {
         if let Some(p) = self.log.take() {
-            std::mem::forget(p);
+            p.abandon();
         }
         self.fs.crash(mode);
         self.faults = false;
@@ -1247,7 +1247,7 @@ fn created_directories_survive_a_crash() {
     let p = Partition::open_with(dir, config.clone()).expect("open");
     p.append_batch_with(&[Record::new("x")], Durability::Always)
         .expect("append");
-    std::mem::forget(p);
+    p.abandon();
     fs.crash(CrashMode::LoseUnsynced);
     let p = Partition::open_with(dir, config).expect("reopen");
     assert_eq!(

@@ -18,7 +18,7 @@ fn nested_new_directories_survive_a_crash() {
     };
     let log = Partition::open_with("/a/b/c/p0", config.clone()).unwrap();
     log.append(Record::new("durable")).unwrap();
-    std::mem::forget(log);
+    log.abandon();
     sim.crash(CrashMode::LoseUnsynced);
     let log = Partition::open_with(Path::new("/a/b/c/p0"), config).unwrap();
     assert_eq!(log.end_offset(), 1);

@@ -13,6 +13,7 @@
 //! <dir>/checkpoint                                          log start offset + recovery point
 //! <dir>/cleaner-checkpoint                                  compaction progress (see `compaction`)
 //! <dir>/.clean_shutdown                                     present only between a clean close and the next open
+//! <dir>/.lock                                               flock'ed by the one handle that may write
 //! ```
 
 mod checkpoint;
@@ -41,7 +42,7 @@ use crate::format::{
     encode_batch, encoded_batch_len, parse_segment_file_name, patch_base_offset, segment_file_name,
     BatchMeta, Record, RecordBatch, SegmentFileKind, StoredRecord,
 };
-use crate::fs::{create_dir_all_durable, FileSystem, OpenMode};
+use crate::fs::{create_dir_all_durable, FileLock, FileSystem, OpenMode};
 use crate::segment::{Segment, SegmentView, TimestampOffset};
 
 use checkpoint::Checkpoint;
@@ -50,6 +51,8 @@ use producer_state::{Check, ProducerTable};
 
 /// Name of the clean-shutdown marker.
 const CLEAN_SHUTDOWN: &str = ".clean_shutdown";
+/// Name of the lock file every writer of a partition directory holds.
+pub(crate) const LOCK_FILE: &str = ".lock";
 
 /// Where an append landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -230,6 +233,9 @@ struct Inner {
     /// `close` has begun: a compaction pass stops at its next check.
     closing: AtomicBool,
     closed: AtomicBool,
+    /// The directory lock: held from open until close, so no second writer (handle or process)
+    /// can open the directory and hand out the same offsets.
+    lock: Mutex<Option<Box<dyn FileLock>>>,
     poisoned: AtomicBool,
     poison_cause: Mutex<Option<String>>,
     sync: Mutex<SyncState>,
@@ -295,6 +301,15 @@ impl Partition {
         let dir = dir.as_ref().to_owned();
         let fs = config.file_system.clone();
         create_dir_all_durable(&*fs, &dir).at(&dir)?;
+        // Before anything is read: a second writer must not even run recovery.
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = match fs.try_lock(&lock_path) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(Error::AlreadyOpen { path: dir });
+            }
+            Err(e) => return Err(Error::io(lock_path, e)),
+        };
         let names = fs.read_dir(&dir).at(&dir)?;
         let clean = names.iter().any(|n| n == CLEAN_SHUTDOWN);
         let mut report = RecoveryReport {
@@ -531,6 +546,7 @@ impl Partition {
                 cleaner: Mutex::new(cleaner),
                 closing: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
+                lock: Mutex::new(Some(lock)),
                 poisoned: AtomicBool::new(false),
                 poison_cause: Mutex::new(None),
                 sync: Mutex::new(SyncState {
@@ -1051,6 +1067,25 @@ impl Partition {
         Ok(false)
     }
 
+    /// Stop using this partition as a process crash would, for crash tests: nothing more is
+    /// written or synced (no clean-shutdown marker), every handle gets [`Error::Closed`]
+    /// afterwards, and the directory lock is released so the directory can be opened again in
+    /// this process. What the next open finds is what a `kill -9` would leave (a power loss too,
+    /// on a [`SimFs`](crate::fs::SimFs) after its `crash`).
+    #[doc(hidden)]
+    pub fn abandon(&self) {
+        let inner = &*self.inner;
+        inner.closing.store(true, Ordering::Release);
+        // Wait for a compaction pass and an appender to let go, as a crash would end them.
+        let _cleaner = inner.cleaner.lock();
+        let _w = inner.writer.lock();
+        inner.closed.store(true, Ordering::SeqCst);
+        inner.lock.lock().take();
+        inner.notify_tailers();
+        let _g = inner.tail.lock();
+        inner.tail_cv.notify_all();
+    }
+
     /// Close cleanly: sync everything, write indexes, cut the preallocated tail and leave a
     /// clean-shutdown marker so the next open skips the rescan. Other clones get
     /// [`Error::Closed`] afterwards. Dropping the last clone closes too (ignoring errors).
@@ -1431,6 +1466,8 @@ impl Inner {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
+        // Whatever happens below, the directory is free for the next opener afterwards.
+        let _lock = self.lock.lock().take();
         // Tailers and watching consumers wake up and see the close.
         {
             let _g = self.tail.lock();

@@ -242,9 +242,10 @@ pub fn file_bytes(fs: &dyn FileSystem, path: &Path) -> Vec<u8> {
 }
 
 /// Stop using `log` without a clean close, as a crash would: no clean-shutdown marker is written,
-/// nothing more is synced, and its handles are never used again. (Dropping would close cleanly.)
+/// nothing more is synced, its handles are never used again, and its directory lock is released
+/// (as the OS releases a dead process's locks). Dropping it would close cleanly instead.
 pub fn crash_without_close(log: Partition) {
-    std::mem::forget(log);
+    log.abandon();
 }
 
 /// Assert that two [`Lookups`] agree, naming the first lookup that differs (and how many do)
