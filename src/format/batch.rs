@@ -453,6 +453,14 @@ pub(crate) fn encode_retained(
 /// `crc32(bytes after the CRC field) ^ base_offset_crc(base offset)`, so the base offset is
 /// protected too, yet can be assigned after encoding at the cost of hashing 8 bytes.
 #[inline]
+/// Whether `bytes` is exactly the batch `header` describes and its CRC matches: every header
+/// field (the base offset included) is then what the writer wrote. Checks no record framing.
+pub(crate) fn crc_matches(bytes: &[u8], header: &BatchHeader) -> bool {
+    bytes.len() == header.total_len()
+        && crc32fast::hash(&bytes[BATCH_PREFIX_LEN..]) ^ base_offset_crc(header.base_offset)
+            == header.crc
+}
+
 pub(crate) fn base_offset_crc(base_offset: u64) -> u32 {
     crc32fast::hash(&base_offset.to_le_bytes())
 }

@@ -15,8 +15,8 @@ pub use names::{parse_segment_file_name, segment_file_name, SegmentFileKind};
 pub use record::{Header, HeaderIter, Record, StoredRecord};
 
 pub(crate) use batch::{
-    encode_batch, encode_retained, encoded_batch_len, patch_base_offset, peek_frame, BatchMeta,
-    Frame,
+    crc_matches, encode_batch, encode_retained, encoded_batch_len, patch_base_offset, peek_frame,
+    BatchMeta, Frame,
 };
 
 /// Current (and only) batch format version.

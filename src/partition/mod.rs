@@ -594,7 +594,7 @@ impl Partition {
     /// from the next roll decision; index settings and preallocation from the next segment.
     /// The file system, clock and recovery mode are those it was opened with (the ones in
     /// `config` are ignored). Nothing is persisted: a [`Store`](crate::Store) persists topic
-    /// configs itself ([`Store::alter_topic_config`](crate::Store::alter_topic_config)).
+    /// configs itself (`Store::alter_topic_config`).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] if `config` does not validate; the old config stays.

@@ -26,7 +26,7 @@ use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
-    peek_frame, segment_file_name, BatchHeader, Frame, RecordBatch, SegmentFileKind,
+    crc_matches, peek_frame, segment_file_name, BatchHeader, Frame, RecordBatch, SegmentFileKind,
     BATCH_HEADER_LEN, MAX_BATCH_BYTES_LIMIT,
 };
 use crate::fs::{File, FileSystem, OpenMode};
@@ -531,11 +531,15 @@ impl Segment {
         let (mut idx, mut ws) = self.empty_indexes();
         let mut max_ts = i64::MIN;
         let mut pos = 0u64;
+        let mut expected = self.base_offset;
         let mut reader = WindowReader::new(self.source(), 1 << 20, limit);
         while pos < limit {
             let (h, _) = reader.batch_at(pos, &self.log_path, true)?;
-            self.index_batch(&mut idx, &mut ws, &mut max_ts, &h, pos)?;
+            self.check_follows(&h, expected, pos)?;
+            self.index_batch(&mut idx, &mut ws, &mut max_ts, &h, pos)
+                .map_err(|e| self.index_error_is_damage(e, pos))?;
             pos += h.total_len() as u64;
+            expected = h.next_offset();
         }
         if max_ts != i64::MIN {
             let _ = idx.time.append_final(max_ts, ws.max_timestamp_offset);
@@ -683,12 +687,17 @@ impl Segment {
         }
         let window = max_bytes.clamp(4096, 1 << 20) + self.config.index_interval_bytes as usize;
         let mut reader = WindowReader::new(self.source(), window, limit);
-        let mut pos = self.start_position(offset, &mut reader)?;
+        let (mut pos, mut expected) = self.start_position(offset, &mut reader)?;
         let mut total = 0usize;
         while pos < limit {
             let h = reader.header_at(pos, &self.log_path)?;
+            self.check_follows(&h, expected, pos)?;
+            expected = h.next_offset();
             let len = h.total_len();
             if h.next_offset() <= offset {
+                // Skipped on its header's word, so the header must be the writer's: a damaged
+                // offset or length would make the read skip (or misplace) records silently.
+                reader.verify(pos, &h, &self.log_path)?;
                 pos += len as u64;
                 continue;
             }
@@ -736,9 +745,12 @@ impl Segment {
         } else {
             start_offset
         };
-        let mut pos = self.start_position(from, &mut reader)?;
+        let (mut pos, mut expected) = self.start_position(from, &mut reader)?;
         while pos < limit {
-            let h = reader.header_at(pos, &self.log_path)?;
+            // Every header is checked: its offsets and maximum timestamp decide what is skipped.
+            let h = reader.verified_header_at(pos, &self.log_path)?;
+            self.check_follows(&h, expected, pos)?;
+            expected = h.next_offset();
             if h.next_offset() > from && h.max_timestamp >= timestamp && h.record_count > 0 {
                 let (_, batch) = reader.batch_at(pos, &self.log_path, true)?;
                 if let Some(b) = batch {
@@ -761,16 +773,57 @@ impl Segment {
     /// batch with exactly the entry's base offset starts there (the writer only makes such
     /// entries). A damaged entry must never make a read skip records, so on a mismatch the scan
     /// starts at the beginning of the segment instead.
-    fn start_position(&self, offset: u64, reader: &mut WindowReader<'_>) -> Result<u64> {
+    ///
+    /// Returns the position and the smallest base offset a batch there may have (the entry's
+    /// offset, or the segment's base offset at position 0), for [`check_follows`](Self::check_follows).
+    fn start_position(&self, offset: u64, reader: &mut WindowReader<'_>) -> Result<(u64, u64)> {
         let entry = self.with_indexes(|i| i.offset.lookup(offset))?;
         if entry.position == 0 {
-            return Ok(0);
+            return Ok((0, self.base_offset));
         }
         match reader.header_at(u64::from(entry.position), &self.log_path) {
             Ok(h) if h.base_offset == entry.offset && entry.offset <= offset => {
-                Ok(u64::from(entry.position))
+                Ok((u64::from(entry.position), entry.offset))
             }
-            _ => Ok(0),
+            _ => Ok((0, self.base_offset)),
+        }
+    }
+
+    /// A batch at `pos` must start at or after `expected` (the end of the batch before it, the
+    /// index entry it was found from, or the segment's base) and stay within the segment's `u32`
+    /// relative offsets: otherwise its header is damaged, and trusting it would skip, repeat or
+    /// misplace records.
+    fn check_follows(&self, h: &BatchHeader, expected: u64, pos: u64) -> Result<()> {
+        if h.base_offset < expected {
+            return Err(Error::corrupt(
+                &self.log_path,
+                pos,
+                format!(
+                    "batch claims base offset {} where offset {expected} or later must follow",
+                    h.base_offset
+                ),
+            ));
+        }
+        if h.last_offset() - self.base_offset > u64::from(u32::MAX) {
+            return Err(Error::corrupt(
+                &self.log_path,
+                pos,
+                format!(
+                    "batch ends at offset {}, past the segment's range from {}",
+                    h.last_offset(),
+                    self.base_offset
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An index that rejects an entry made from bytes read off the disk means the bytes are
+    /// damaged (the writer never makes such entries): report the data, not the index.
+    fn index_error_is_damage(&self, e: Error, pos: u64) -> Error {
+        match e {
+            Error::IndexAppend { reason, .. } => Error::corrupt(&self.log_path, pos, reason),
+            e => e,
         }
     }
 
@@ -782,9 +835,9 @@ impl Segment {
         limit: u64,
         reader: &mut WindowReader<'_>,
     ) -> Result<bool> {
-        let mut pos = self.start_position(entry.offset, reader)?;
+        let (mut pos, _) = self.start_position(entry.offset, reader)?;
         while pos < limit {
-            let Ok(h) = reader.header_at(pos, &self.log_path) else {
+            let Ok(h) = reader.verified_header_at(pos, &self.log_path) else {
                 return Ok(false);
             };
             if h.base_offset >= entry.offset {
@@ -800,12 +853,14 @@ impl Segment {
     fn position_of(&self, offset: u64) -> Result<Option<(u64, u64)>> {
         let limit = self.size();
         let mut reader = WindowReader::new(self.source(), 64 << 10, limit);
-        let mut pos = self.start_position(offset, &mut reader)?;
+        let (mut pos, mut expected) = self.start_position(offset, &mut reader)?;
         while pos < limit {
-            let h = reader.header_at(pos, &self.log_path)?;
+            let h = reader.verified_header_at(pos, &self.log_path)?;
+            self.check_follows(&h, expected, pos)?;
             if h.last_offset() >= offset {
                 return Ok(Some((pos, h.base_offset)));
             }
+            expected = h.next_offset();
             pos += h.total_len() as u64;
         }
         Ok(None)
@@ -870,10 +925,18 @@ impl Segment {
         ws.max_timestamp_offset = idx.time.last_entry().map_or(self.base_offset, |e| e.offset);
         let mut pos = u64::from(last.position);
         let mut next = self.base_offset;
+        let mut expected = if pos == 0 {
+            self.base_offset
+        } else {
+            last.offset
+        };
         let mut since = 0u64;
         let mut reader = WindowReader::new(self.source(), 1 << 20, limit);
         while pos < limit {
-            let h = reader.header_at(pos, &self.log_path)?;
+            // Verified: the end offset of the whole log comes from these headers.
+            let h = reader.verified_header_at(pos, &self.log_path)?;
+            self.check_follows(&h, expected, pos)?;
+            expected = h.next_offset();
             if h.max_timestamp > max_ts && h.record_count > 0 {
                 max_ts = h.max_timestamp;
                 ws.max_timestamp_offset = h.base_offset;
@@ -971,7 +1034,8 @@ impl Segment {
                 }
                 break;
             };
-            self.index_batch(&mut idx, &mut ws, &mut max_ts, &h, pos)?;
+            self.index_batch(&mut idx, &mut ws, &mut max_ts, &h, pos)
+                .map_err(|e| self.index_error_is_damage(e, pos))?;
             pos += h.total_len() as u64;
             expected = h.next_offset();
         }
@@ -1313,6 +1377,23 @@ impl<'a> WindowReader<'a> {
             Frame::ShortHeader => Err(Error::corrupt(path, pos, "truncated batch header")),
             Frame::Invalid(reason) => Err(Error::corrupt(path, pos, reason)),
         }
+    }
+
+    /// The header at `pos` after checking its whole batch's CRC, so that every field (offsets,
+    /// length, timestamps) is what the writer wrote. Record framing is not checked.
+    fn verified_header_at(&mut self, pos: u64, path: &Path) -> Result<BatchHeader> {
+        let h = self.header_at(pos, path)?;
+        self.verify(pos, &h, path)?;
+        Ok(h)
+    }
+
+    /// Check the CRC of the batch at `pos` whose header is `h`.
+    fn verify(&mut self, pos: u64, h: &BatchHeader, path: &Path) -> Result<()> {
+        let b = self.bytes(pos, h.total_len(), path)?;
+        if !crc_matches(&b, h) {
+            return Err(Error::corrupt(path, pos, "batch CRC mismatch"));
+        }
+        Ok(())
     }
 
     /// The batch at `pos`, fully validated when `verify` (CRC and framing).
