@@ -111,6 +111,10 @@ pub struct ConsumerConfig {
     pub auto_offset_reset: AutoOffsetReset,
     /// Commit the positions of what `poll` returned every `auto_commit_interval`, before a
     /// rebalance revokes partitions, and on close. Default `true`. Kafka: `enable.auto.commit`.
+    ///
+    /// Never while the thread is panicking: a consumer dropped during unwinding leaves its group
+    /// without committing, so the records after the last commit are delivered again (the panic
+    /// may have struck at any record of the last poll).
     pub enable_auto_commit: bool,
     /// Default 5 s. Kafka: `auto.commit.interval.ms`.
     pub auto_commit_interval: Duration,
@@ -316,6 +320,13 @@ struct Membership {
 
 /// A consumer: one per thread, like Kafka's (`Send`, not `Sync`). Created by
 /// [`Store::consumer`](crate::Store::consumer). Dropping it closes it.
+///
+/// Delivery is at-least-once: a record is delivered again unless a commit covered it. Commits
+/// happen when you make them and, with [`enable_auto_commit`](ConsumerConfig::enable_auto_commit),
+/// on the auto-commit interval, before a rebalance revokes partitions, and on close or drop. None
+/// of these implicit commits happens while the thread is panicking: a consumer dropped during
+/// unwinding leaves its group (or drops its assignment) without committing and without calling
+/// the [`RebalanceListener`], so every record after the last commit is delivered again.
 ///
 /// # Examples
 /// ```
@@ -676,7 +687,8 @@ impl Consumer {
     }
 
     /// Commit (with auto-commit on), run `on_revoked`, leave the group. Dropping the consumer does
-    /// the same, ignoring errors.
+    /// the same, ignoring errors — except while the thread is panicking, when it leaves without
+    /// committing or calling the listener.
     ///
     /// # Errors
     /// A failed auto-commit (the consumer is closed anyway).
@@ -742,7 +754,9 @@ impl Consumer {
 
     fn auto_commit(&mut self) -> Result<()> {
         self.last_auto_commit = Instant::now();
-        if self.config.group_id.is_none() || self.owned.is_empty() {
+        // The positions cover everything `poll` returned, and a panic may have struck at any of
+        // those records: committing while unwinding would skip the unprocessed ones for good.
+        if std::thread::panicking() || self.config.group_id.is_none() || self.owned.is_empty() {
             return Ok(());
         }
         match self.commit_sync() {
@@ -752,8 +766,13 @@ impl Consumer {
         }
     }
 
-    /// Before giving partitions up: auto-commit, then the listener.
+    /// Before giving partitions up: auto-commit, then the listener. Neither while the thread is
+    /// panicking (a drop during unwinding): the listener's `on_revoked` is where users commit, and
+    /// a callback that panicked during unwinding would abort the process.
     fn before_revoke(&mut self, partitions: &[TopicPartition], lost: bool) -> Result<()> {
+        if std::thread::panicking() {
+            return Ok(());
+        }
         let result = if self.config.enable_auto_commit && !lost {
             self.auto_commit()
         } else {
