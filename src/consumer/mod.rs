@@ -328,6 +328,10 @@ struct Membership {
 /// unwinding leaves its group (or drops its assignment) without committing and without calling
 /// the [`RebalanceListener`], so every record after the last commit is delivered again.
 ///
+/// A consumer does not outlive its store: after [`Store::close`](crate::Store::close) its calls
+/// fail with [`Error::Closed`] naming the store directory, and a `poll` blocked at the time returns
+/// that at once.
+///
 /// # Examples
 /// ```
 /// use std::time::Duration;
@@ -372,10 +376,12 @@ impl fmt::Debug for Consumer {
 impl Consumer {
     pub(crate) fn new(store: Store, config: ConsumerConfig) -> Result<Consumer> {
         config.validate()?;
+        let notify = Notify::new();
+        store.notify_on_close(&notify);
         Ok(Consumer {
             store,
             config,
-            notify: Notify::new(),
+            notify,
             owned: BTreeMap::new(),
             membership: None,
             listener: None,
@@ -494,17 +500,28 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::NoOffset`] / [`Error::OffsetOutOfRange`] under [`AutoOffsetReset::None`]; a
-    /// failed auto-commit; read errors.
+    /// failed auto-commit; read errors; [`Error::Closed`] (naming the store directory) once the
+    /// store or this consumer is closed — at once, also for a poll blocked when the store closes
+    /// on another thread.
     pub fn poll(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
         self.check_open()?;
-        let deadline = Instant::now() + timeout;
+        let result = self.poll_until(deadline_after(timeout));
+        // Whatever failed after the store closed (a commit or read of a closed partition) failed
+        // because of the close: say that, naming the store.
+        result.map_err(|e| self.store.check_open().err().unwrap_or(e))
+    }
+
+    fn poll_until(&mut self, deadline: Instant) -> Result<ConsumerRecords> {
         loop {
+            // Read before the checks below: a close that lands after them moves the sequence
+            // number, so the wait at the end returns at once.
+            let seen = self.notify.seq();
+            self.store.check_open()?;
             if self.config.enable_auto_commit
                 && self.last_auto_commit.elapsed() >= self.config.auto_commit_interval
             {
                 self.auto_commit()?;
             }
-            let seen = self.notify.seq();
             self.group_step()?;
             let records = self.fetch()?;
             if !records.is_empty() {
@@ -529,7 +546,8 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::CommitFailed`] if the group took a partition away; [`Error::InvalidConfig`]
-    /// without a `group_id`; I/O errors.
+    /// without a `group_id`; [`Error::Closed`] once the store or this consumer is closed; I/O
+    /// errors.
     pub fn commit_sync(&self) -> Result<()> {
         let now = self.store.now_ms();
         let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = self
@@ -557,6 +575,7 @@ impl Consumer {
     /// # Errors
     /// As [`commit_sync`](Self::commit_sync).
     pub fn commit(&self, offsets: &[(TopicPartition, OffsetAndMetadata)]) -> Result<()> {
+        self.check_open()?;
         let group_id = self
             .config
             .group_id
@@ -589,8 +608,10 @@ impl Consumer {
     /// The committed offset of `tp` in this consumer's group.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] without a `group_id`; I/O errors creating the offsets topic.
+    /// [`Error::InvalidConfig`] without a `group_id`; [`Error::Closed`]; I/O errors creating the
+    /// offsets topic.
     pub fn committed(&self, tp: &TopicPartition) -> Result<Option<OffsetAndMetadata>> {
+        self.check_open()?;
         let group_id = self
             .config
             .group_id
@@ -605,14 +626,16 @@ impl Consumer {
     /// # Errors
     /// [`Error::NotAssigned`]; as [`poll`](Self::poll).
     pub fn position(&mut self, tp: &TopicPartition) -> Result<u64> {
+        self.check_open()?;
         self.resolve(tp)
     }
 
     /// Read `tp` from `offset` next.
     ///
     /// # Errors
-    /// [`Error::NotAssigned`].
+    /// [`Error::NotAssigned`]; [`Error::Closed`].
     pub fn seek(&mut self, tp: &TopicPartition, offset: u64) -> Result<()> {
+        self.check_open()?;
         self.owned_mut(tp)?.position = Some(offset);
         Ok(())
     }
@@ -620,8 +643,9 @@ impl Consumer {
     /// Read `partitions` (all assigned ones if empty) from their log start.
     ///
     /// # Errors
-    /// [`Error::NotAssigned`].
+    /// [`Error::NotAssigned`]; [`Error::Closed`].
     pub fn seek_to_beginning(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.check_open()?;
         for tp in self.targets(partitions) {
             let o = self.owned_mut(&tp)?;
             o.position = Some(o.partition.start_offset());
@@ -632,8 +656,9 @@ impl Consumer {
     /// Read `partitions` (all assigned ones if empty) from their end: only new records.
     ///
     /// # Errors
-    /// [`Error::NotAssigned`].
+    /// [`Error::NotAssigned`]; [`Error::Closed`].
     pub fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.check_open()?;
         for tp in self.targets(partitions) {
             let o = self.owned_mut(&tp)?;
             o.position = Some(o.partition.end_offset());
@@ -645,8 +670,9 @@ impl Consumer {
     /// end if none), like Kafka's `offsetsForTimes` + `seek`.
     ///
     /// # Errors
-    /// Read errors.
+    /// Read errors; [`Error::Closed`].
     pub fn seek_to_time(&mut self, timestamp: i64) -> Result<()> {
+        self.check_open()?;
         for o in self.owned.values_mut() {
             let at = o.partition.offset_for_time(timestamp)?;
             o.position = Some(at.map_or_else(|| o.partition.end_offset(), |t| t.offset));
@@ -658,8 +684,9 @@ impl Consumer {
     /// assigned).
     ///
     /// # Errors
-    /// [`Error::NotAssigned`].
+    /// [`Error::NotAssigned`]; [`Error::Closed`].
     pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.check_open()?;
         for tp in partitions {
             self.owned_mut(tp)?.paused = true;
         }
@@ -669,8 +696,9 @@ impl Consumer {
     /// Return records from `partitions` again.
     ///
     /// # Errors
-    /// [`Error::NotAssigned`].
+    /// [`Error::NotAssigned`]; [`Error::Closed`].
     pub fn resume(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.check_open()?;
         for tp in partitions {
             self.owned_mut(tp)?.paused = false;
         }
@@ -701,13 +729,14 @@ impl Consumer {
         result
     }
 
+    /// [`Error::Closed`] (naming the store directory) once this consumer or its store is closed.
     fn check_open(&self) -> Result<()> {
         if self.closed {
             return Err(Error::Closed {
                 path: self.store.dir().to_owned(),
             });
         }
-        Ok(())
+        self.store.check_open()
     }
 
     fn targets(&self, partitions: &[TopicPartition]) -> Vec<TopicPartition> {
@@ -1017,6 +1046,16 @@ impl Consumer {
         }
         Ok(())
     }
+}
+
+/// `timeout` from now; a timeout too long to represent (such as `Duration::MAX`, "until records
+/// arrive") is capped at a century.
+fn deadline_after(timeout: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(timeout.min(CENTURY))
+        .or_else(|| now.checked_add(Duration::from_secs(24 * 3600)))
+        .unwrap_or(now)
 }
 
 impl Drop for Consumer {
