@@ -1,6 +1,7 @@
 //! A consumer outliving its store's `close()` fails with `Error::Closed` naming the store
-//! directory: a `poll` blocked on another thread returns promptly (well under its timeout) —
-//! whether the consumer reads partitions, belongs to a group, or reads nothing — and every later
+//! directory: a `poll` blocked on another thread returns promptly (well under its timeout, even
+//! `Duration::MAX`) — whether the consumer reads partitions, belongs to a group, or reads nothing —
+//! and every later
 //! `poll`, commit, seek or position call fails at once; closing or dropping it does not hang.
 
 use std::path::Path;
@@ -66,14 +67,14 @@ fn drain(c: &mut Consumer) {
     while !c.poll(Duration::from_millis(200)).unwrap().is_empty() {}
 }
 
-/// Block `c` in `poll(LONG)` on another thread, close the store, and check the poll returns
+/// Block `c` in `poll(timeout)` on another thread, close the store, and check the poll returns
 /// `Closed` promptly. Returns the consumer.
-fn close_under_blocked_poll(store: &Store, mut c: Consumer) -> Consumer {
+fn close_under_blocked_poll(store: &Store, mut c: Consumer, timeout: Duration) -> Consumer {
     let (started, started_rx) = mpsc::channel();
     let poller = thread::spawn(move || {
         started.send(()).unwrap();
         let begun = Instant::now();
-        let r = c.poll(LONG);
+        let r = c.poll(timeout);
         (c, r, begun.elapsed())
     });
     started_rx.recv().unwrap();
@@ -92,7 +93,7 @@ fn store_close_ends_a_blocked_poll_of_assigned_partitions() {
     let mut c = store.consumer(config()).unwrap();
     c.assign(&[tp(0), tp(1)]).unwrap();
     drain(&mut c);
-    close_under_blocked_poll(&store, c);
+    close_under_blocked_poll(&store, c, LONG);
 }
 
 #[test]
@@ -102,7 +103,7 @@ fn store_close_ends_a_blocked_poll_of_a_group_member() {
     c.subscribe(&["t"]).unwrap();
     drain(&mut c);
     assert_eq!(c.assignment().len(), 2);
-    close_under_blocked_poll(&store, c);
+    close_under_blocked_poll(&store, c, LONG);
 }
 
 #[test]
@@ -110,7 +111,17 @@ fn store_close_ends_a_blocked_poll_of_a_consumer_with_nothing_assigned() {
     let (_dir, store) = setup();
     let mut c = store.consumer(config()).unwrap();
     c.assign(&[]).unwrap();
-    close_under_blocked_poll(&store, c);
+    close_under_blocked_poll(&store, c, LONG);
+}
+
+#[test]
+fn store_close_ends_a_poll_without_timeout() {
+    let (_dir, store) = setup();
+    let mut c = store.consumer(config()).unwrap();
+    c.assign(&[tp(0), tp(1)]).unwrap();
+    drain(&mut c);
+    // `Duration::MAX`: block until records arrive (it used to overflow the deadline and panic).
+    close_under_blocked_poll(&store, c, Duration::MAX);
 }
 
 #[test]
