@@ -231,6 +231,14 @@ pub enum Error {
         current: i16,
     },
 
+    /// [`ConsumerWaker::wakeup`](crate::ConsumerWaker::wakeup) interrupted a
+    /// [`Consumer::poll`](crate::Consumer::poll) (Kafka's `WakeupException`). The poll returned no
+    /// records and moved no position: poll again to go on, or close the consumer.
+    #[error(
+        "poll was interrupted by wakeup(); no records were lost: poll again, or close the consumer"
+    )]
+    Wakeup,
+
     /// The handle was closed: a partition after its `close` (or its topic's deletion), or any
     /// handle of a store — topics, producers, consumers — after
     /// [`Store::close`](crate::Store::close), or a producer or consumer after its own `close`

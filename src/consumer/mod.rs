@@ -9,16 +9,19 @@
 mod assignor;
 mod coordinator;
 mod offsets;
+mod waker;
 
 pub use assignor::AssignmentStrategy;
 pub use coordinator::MemberDescription;
 pub use offsets::MAX_METADATA_BYTES;
+pub use waker::ConsumerWaker;
 
 pub(crate) use coordinator::{Coordinator, Group, Step};
 pub(crate) use offsets::OffsetStore;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -330,7 +333,8 @@ struct Membership {
 ///
 /// A consumer does not outlive its store: after [`Store::close`](crate::Store::close) its calls
 /// fail with [`Error::Closed`] naming the store directory, and a `poll` blocked at the time returns
-/// that at once.
+/// that at once. Another thread can interrupt a blocked `poll` through a [`ConsumerWaker`]
+/// (see [`waker`](Consumer::waker)).
 ///
 /// # Examples
 /// ```
@@ -355,6 +359,8 @@ pub struct Consumer {
     store: Store,
     config: ConsumerConfig,
     notify: Arc<Notify>,
+    /// Set by [`ConsumerWaker::wakeup`]; the next poll to see it clears it and fails.
+    wakeup: Arc<AtomicBool>,
     owned: BTreeMap<TopicPartition, Owned>,
     membership: Option<Membership>,
     listener: Option<Box<dyn RebalanceListener>>,
@@ -382,6 +388,7 @@ impl Consumer {
             store,
             config,
             notify,
+            wakeup: Arc::new(AtomicBool::new(false)),
             owned: BTreeMap::new(),
             membership: None,
             listener: None,
@@ -394,6 +401,12 @@ impl Consumer {
     /// The configuration.
     pub fn config(&self) -> &ConsumerConfig {
         &self.config
+    }
+
+    /// A handle another thread can use to interrupt [`poll`](Self::poll) (Kafka's `wakeup()`,
+    /// which needs a handle here because a consumer is not `Sync`). See [`ConsumerWaker`].
+    pub fn waker(&self) -> ConsumerWaker {
+        ConsumerWaker::new(self.wakeup.clone(), self.notify.clone())
     }
 
     /// Join the group and let it assign partitions of `topics` (replacing any earlier
@@ -502,7 +515,8 @@ impl Consumer {
     /// [`Error::NoOffset`] / [`Error::OffsetOutOfRange`] under [`AutoOffsetReset::None`]; a
     /// failed auto-commit; read errors; [`Error::Closed`] (naming the store directory) once the
     /// store or this consumer is closed — at once, also for a poll blocked when the store closes
-    /// on another thread.
+    /// on another thread; [`Error::Wakeup`] after [`ConsumerWaker::wakeup`], with no records
+    /// returned or positions moved (only `poll` waits, so only `poll` is interrupted).
     pub fn poll(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
         self.check_open()?;
         let result = self.poll_until(deadline_after(timeout));
@@ -513,10 +527,14 @@ impl Consumer {
 
     fn poll_until(&mut self, deadline: Instant) -> Result<ConsumerRecords> {
         loop {
-            // Read before the checks below: a close that lands after them moves the sequence
-            // number, so the wait at the end returns at once.
+            // Read before the checks below: a close or wakeup that lands after them moves the
+            // sequence number, so the wait at the end returns at once.
             let seen = self.notify.seq();
             self.store.check_open()?;
+            // Before anything moves a position: an interrupted poll loses no records.
+            if self.wakeup.swap(false, Ordering::SeqCst) {
+                return Err(Error::Wakeup);
+            }
             if self.config.enable_auto_commit
                 && self.last_auto_commit.elapsed() >= self.config.auto_commit_interval
             {

@@ -271,4 +271,5 @@ const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send::<Consumer>();
     send_sync::<Producer>();
+    send_sync::<crate::consumer::ConsumerWaker>();
 };
