@@ -239,15 +239,15 @@ pub enum Error {
     )]
     Wakeup,
 
-    /// The handle was closed: a partition after its `close` (or its topic's deletion), or any
-    /// handle of a store — topics, producers, consumers — after
-    /// [`Store::close`](crate::Store::close), or a producer or consumer after its own `close`
-    /// (these name the store directory, which may still be open). A blocking
+    /// The handle was closed: a partition after its `close` (or its topic's deletion), any handle
+    /// of a store (topics, producers, consumers) after [`Store::close`](crate::Store::close), or a
+    /// producer or consumer after its own `close`. A blocking
     /// [`Consumer::poll`](crate::Consumer::poll) returns this at once when its store closes. Open
     /// the store (or partition) again for new handles.
     #[error("{} is closed", path.display())]
     Closed {
-        /// The partition directory, or the store directory for store-level handles.
+        /// The partition directory; the store directory for the store itself, a producer or a
+        /// consumer (a closed producer or consumer names it even if the store is still open).
         path: PathBuf,
     },
 }

@@ -29,7 +29,7 @@ use crate::partition::Notify;
 /// });
 /// loop {
 ///     match consumer.poll(Duration::MAX) {
-///         Ok(records) => { /* process */ }
+///         Ok(records) => println!("{} records", records.len()),
 ///         Err(Error::Wakeup) => break, // asked to stop: nothing was lost
 ///         Err(e) => return Err(e.into()),
 ///     }
