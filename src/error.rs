@@ -234,10 +234,23 @@ pub enum Error {
         current: i16,
     },
 
-    /// The handle was closed.
+    /// [`ConsumerWaker::wakeup`](crate::ConsumerWaker::wakeup) interrupted a
+    /// [`Consumer::poll`](crate::Consumer::poll) (Kafka's `WakeupException`). The poll returned no
+    /// records and moved no position: poll again to go on, or close the consumer.
+    #[error(
+        "poll was interrupted by wakeup(); no records were lost: poll again, or close the consumer"
+    )]
+    Wakeup,
+
+    /// The handle was closed: a partition after its `close` (or its topic's deletion), any handle
+    /// of a store (topics, producers, consumers) after [`Store::close`](crate::Store::close), or a
+    /// producer or consumer after its own `close`. A blocking
+    /// [`Consumer::poll`](crate::Consumer::poll) returns this at once when its store closes. Open
+    /// the store (or partition) again for new handles.
     #[error("{} is closed", path.display())]
     Closed {
-        /// The partition directory.
+        /// The partition directory; the store directory for the store itself, a producer or a
+        /// consumer (a closed producer or consumer names it even if the store is still open).
         path: PathBuf,
     },
 }

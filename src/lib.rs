@@ -53,8 +53,8 @@ mod topic;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consumer::{
     AssignmentStrategy, AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords,
-    Isolation, MemberDescription, OffsetAndMetadata, RebalanceListener, TopicPartition,
-    MAX_METADATA_BYTES,
+    ConsumerWaker, Isolation, MemberDescription, OffsetAndMetadata, RebalanceListener,
+    TopicPartition, MAX_METADATA_BYTES,
 };
 pub use error::{Error, Result};
 pub use format::{Header, Record, RecordBatch, StoredRecord};

@@ -9,16 +9,19 @@
 mod assignor;
 mod coordinator;
 mod offsets;
+mod waker;
 
 pub use assignor::AssignmentStrategy;
 pub use coordinator::MemberDescription;
 pub use offsets::MAX_METADATA_BYTES;
+pub use waker::ConsumerWaker;
 
 pub(crate) use coordinator::{Coordinator, Group, Step};
 pub(crate) use offsets::OffsetStore;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -111,6 +114,10 @@ pub struct ConsumerConfig {
     pub auto_offset_reset: AutoOffsetReset,
     /// Commit the positions of what `poll` returned every `auto_commit_interval`, before a
     /// rebalance revokes partitions, and on close. Default `true`. Kafka: `enable.auto.commit`.
+    ///
+    /// Never while the thread is panicking: a consumer dropped during unwinding leaves its group
+    /// without committing, so the records after the last commit are delivered again (the panic
+    /// may have struck at any record of the last poll).
     pub enable_auto_commit: bool,
     /// Default 5 s. Kafka: `auto.commit.interval.ms`.
     pub auto_commit_interval: Duration,
@@ -317,6 +324,18 @@ struct Membership {
 /// A consumer: one per thread, like Kafka's (`Send`, not `Sync`). Created by
 /// [`Store::consumer`](crate::Store::consumer). Dropping it closes it.
 ///
+/// Delivery is at-least-once: a record is delivered again unless a commit covered it. Commits
+/// happen when you make them and, with [`enable_auto_commit`](ConsumerConfig::enable_auto_commit),
+/// on the auto-commit interval, before a rebalance revokes partitions, and on close or drop. None
+/// of these implicit commits happens while the thread is panicking: a consumer dropped during
+/// unwinding leaves its group (or drops its assignment) without committing and without calling
+/// the [`RebalanceListener`], so every record after the last commit is delivered again.
+///
+/// A consumer does not outlive its store: after [`Store::close`](crate::Store::close) its calls
+/// fail with [`Error::Closed`] naming the store directory, and a `poll` blocked at the time returns
+/// that at once. Another thread can interrupt a blocked `poll` through a [`ConsumerWaker`]
+/// (see [`waker`](Consumer::waker)).
+///
 /// # Examples
 /// ```
 /// use std::time::Duration;
@@ -340,6 +359,8 @@ pub struct Consumer {
     store: Store,
     config: ConsumerConfig,
     notify: Arc<Notify>,
+    /// Set by [`ConsumerWaker::wakeup`]; the next poll to see it clears it and fails.
+    wakeup: Arc<AtomicBool>,
     owned: BTreeMap<TopicPartition, Owned>,
     membership: Option<Membership>,
     listener: Option<Box<dyn RebalanceListener>>,
@@ -361,10 +382,13 @@ impl fmt::Debug for Consumer {
 impl Consumer {
     pub(crate) fn new(store: Store, config: ConsumerConfig) -> Result<Consumer> {
         config.validate()?;
+        let notify = Notify::new();
+        store.notify_on_close(&notify);
         Ok(Consumer {
             store,
             config,
-            notify: Notify::new(),
+            notify,
+            wakeup: Arc::new(AtomicBool::new(false)),
             owned: BTreeMap::new(),
             membership: None,
             listener: None,
@@ -377,6 +401,12 @@ impl Consumer {
     /// The configuration.
     pub fn config(&self) -> &ConsumerConfig {
         &self.config
+    }
+
+    /// A handle another thread can use to interrupt [`poll`](Self::poll) (Kafka's `wakeup()`,
+    /// which needs a handle here because a consumer is not `Sync`). See [`ConsumerWaker`].
+    pub fn waker(&self) -> ConsumerWaker {
+        ConsumerWaker::new(self.wakeup.clone(), self.notify.clone())
     }
 
     /// Join the group and let it assign partitions of `topics` (replacing any earlier
@@ -483,17 +513,33 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::NoOffset`] / [`Error::OffsetOutOfRange`] under [`AutoOffsetReset::None`]; a
-    /// failed auto-commit; read errors.
+    /// failed auto-commit; read errors; [`Error::Closed`] (naming the store directory) once the
+    /// store or this consumer is closed — at once, also for a poll blocked when the store closes
+    /// on another thread; [`Error::Wakeup`] after [`ConsumerWaker::wakeup`], with no records
+    /// returned or positions moved (only `poll` waits, so only `poll` is interrupted).
     pub fn poll(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
         self.check_open()?;
-        let deadline = Instant::now() + timeout;
+        let result = self.poll_until(deadline_after(timeout));
+        // Whatever failed after the store closed (a commit or read of a closed partition) failed
+        // because of the close: say that, naming the store.
+        result.map_err(|e| self.store.check_open().err().unwrap_or(e))
+    }
+
+    fn poll_until(&mut self, deadline: Instant) -> Result<ConsumerRecords> {
         loop {
+            // Read before the checks below: a close or wakeup that lands after them moves the
+            // sequence number, so the wait at the end returns at once.
+            let seen = self.notify.seq();
+            self.store.check_open()?;
+            // Before anything moves a position: an interrupted poll loses no records.
+            if self.wakeup.swap(false, Ordering::SeqCst) {
+                return Err(Error::Wakeup);
+            }
             if self.config.enable_auto_commit
                 && self.last_auto_commit.elapsed() >= self.config.auto_commit_interval
             {
                 self.auto_commit()?;
             }
-            let seen = self.notify.seq();
             self.group_step()?;
             let records = self.fetch()?;
             if !records.is_empty() {
@@ -518,7 +564,8 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::CommitFailed`] if the group took a partition away; [`Error::InvalidConfig`]
-    /// without a `group_id`; I/O errors.
+    /// without a `group_id`; [`Error::Closed`] once the store or this consumer is closed; I/O
+    /// errors.
     pub fn commit_sync(&self) -> Result<()> {
         let now = self.store.now_ms();
         let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = self
@@ -546,6 +593,7 @@ impl Consumer {
     /// # Errors
     /// As [`commit_sync`](Self::commit_sync).
     pub fn commit(&self, offsets: &[(TopicPartition, OffsetAndMetadata)]) -> Result<()> {
+        self.check_open()?;
         let group_id = self
             .config
             .group_id
@@ -578,8 +626,10 @@ impl Consumer {
     /// The committed offset of `tp` in this consumer's group.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] without a `group_id`; I/O errors creating the offsets topic.
+    /// [`Error::InvalidConfig`] without a `group_id`; [`Error::Closed`]; I/O errors creating the
+    /// offsets topic.
     pub fn committed(&self, tp: &TopicPartition) -> Result<Option<OffsetAndMetadata>> {
+        self.check_open()?;
         let group_id = self
             .config
             .group_id
@@ -594,14 +644,16 @@ impl Consumer {
     /// # Errors
     /// [`Error::NotAssigned`]; as [`poll`](Self::poll).
     pub fn position(&mut self, tp: &TopicPartition) -> Result<u64> {
+        self.check_open()?;
         self.resolve(tp)
     }
 
     /// Read `tp` from `offset` next.
     ///
     /// # Errors
-    /// [`Error::NotAssigned`].
+    /// [`Error::NotAssigned`]; [`Error::Closed`].
     pub fn seek(&mut self, tp: &TopicPartition, offset: u64) -> Result<()> {
+        self.check_open()?;
         self.owned_mut(tp)?.position = Some(offset);
         Ok(())
     }
@@ -609,8 +661,9 @@ impl Consumer {
     /// Read `partitions` (all assigned ones if empty) from their log start.
     ///
     /// # Errors
-    /// [`Error::NotAssigned`].
+    /// [`Error::NotAssigned`]; [`Error::Closed`].
     pub fn seek_to_beginning(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.check_open()?;
         for tp in self.targets(partitions) {
             let o = self.owned_mut(&tp)?;
             o.position = Some(o.partition.start_offset());
@@ -621,8 +674,9 @@ impl Consumer {
     /// Read `partitions` (all assigned ones if empty) from their end: only new records.
     ///
     /// # Errors
-    /// [`Error::NotAssigned`].
+    /// [`Error::NotAssigned`]; [`Error::Closed`].
     pub fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.check_open()?;
         for tp in self.targets(partitions) {
             let o = self.owned_mut(&tp)?;
             o.position = Some(o.partition.end_offset());
@@ -634,8 +688,9 @@ impl Consumer {
     /// end if none), like Kafka's `offsetsForTimes` + `seek`.
     ///
     /// # Errors
-    /// Read errors.
+    /// Read errors; [`Error::Closed`].
     pub fn seek_to_time(&mut self, timestamp: i64) -> Result<()> {
+        self.check_open()?;
         for o in self.owned.values_mut() {
             let at = o.partition.offset_for_time(timestamp)?;
             o.position = Some(at.map_or_else(|| o.partition.end_offset(), |t| t.offset));
@@ -647,8 +702,9 @@ impl Consumer {
     /// assigned).
     ///
     /// # Errors
-    /// [`Error::NotAssigned`].
+    /// [`Error::NotAssigned`]; [`Error::Closed`].
     pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.check_open()?;
         for tp in partitions {
             self.owned_mut(tp)?.paused = true;
         }
@@ -658,8 +714,9 @@ impl Consumer {
     /// Return records from `partitions` again.
     ///
     /// # Errors
-    /// [`Error::NotAssigned`].
+    /// [`Error::NotAssigned`]; [`Error::Closed`].
     pub fn resume(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.check_open()?;
         for tp in partitions {
             self.owned_mut(tp)?.paused = false;
         }
@@ -676,7 +733,8 @@ impl Consumer {
     }
 
     /// Commit (with auto-commit on), run `on_revoked`, leave the group. Dropping the consumer does
-    /// the same, ignoring errors.
+    /// the same, ignoring errors — except while the thread is panicking, when it leaves without
+    /// committing or calling the listener.
     ///
     /// # Errors
     /// A failed auto-commit (the consumer is closed anyway).
@@ -689,13 +747,14 @@ impl Consumer {
         result
     }
 
+    /// [`Error::Closed`] (naming the store directory) once this consumer or its store is closed.
     fn check_open(&self) -> Result<()> {
         if self.closed {
             return Err(Error::Closed {
                 path: self.store.dir().to_owned(),
             });
         }
-        Ok(())
+        self.store.check_open()
     }
 
     fn targets(&self, partitions: &[TopicPartition]) -> Vec<TopicPartition> {
@@ -742,7 +801,9 @@ impl Consumer {
 
     fn auto_commit(&mut self) -> Result<()> {
         self.last_auto_commit = Instant::now();
-        if self.config.group_id.is_none() || self.owned.is_empty() {
+        // The positions cover everything `poll` returned, and a panic may have struck at any of
+        // those records: committing while unwinding would skip the unprocessed ones for good.
+        if std::thread::panicking() || self.config.group_id.is_none() || self.owned.is_empty() {
             return Ok(());
         }
         match self.commit_sync() {
@@ -752,8 +813,13 @@ impl Consumer {
         }
     }
 
-    /// Before giving partitions up: auto-commit, then the listener.
+    /// Before giving partitions up: auto-commit, then the listener. Neither while the thread is
+    /// panicking (a drop during unwinding): the listener's `on_revoked` is where users commit, and
+    /// a callback that panicked during unwinding would abort the process.
     fn before_revoke(&mut self, partitions: &[TopicPartition], lost: bool) -> Result<()> {
+        if std::thread::panicking() {
+            return Ok(());
+        }
         let result = if self.config.enable_auto_commit && !lost {
             self.auto_commit()
         } else {
@@ -998,6 +1064,16 @@ impl Consumer {
         }
         Ok(())
     }
+}
+
+/// `timeout` from now; a timeout too long to represent (such as `Duration::MAX`, "until records
+/// arrive") is capped at a century.
+fn deadline_after(timeout: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(timeout.min(CENTURY))
+        .or_else(|| now.checked_add(Duration::from_secs(24 * 3600)))
+        .unwrap_or(now)
 }
 
 impl Drop for Consumer {

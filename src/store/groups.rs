@@ -11,7 +11,7 @@ use crate::consumer::{
 use crate::error::IoContext;
 use crate::error::{Error, Result};
 use crate::fs::{read_small_file, write_atomic};
-use crate::partition::Durability;
+use crate::partition::{Durability, Notify};
 use crate::producer::{Producer, ProducerConfig};
 use crate::topic::{CleanupPolicy, TopicConfig};
 
@@ -240,6 +240,18 @@ impl Store {
         Producer::new(self.clone(), config, id, self.inner.partitioner.clone())
     }
 
+    /// [`Error::Closed`] (naming the store directory) once the store is closed.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        self.inner.check_open()
+    }
+
+    /// Fire `notify` when the store closes (until `notify` is dropped).
+    pub(crate) fn notify_on_close(&self, notify: &Arc<Notify>) {
+        let mut consumers = self.inner.consumers.lock();
+        consumers.retain(|n| n.strong_count() > 0);
+        consumers.push(Arc::downgrade(notify));
+    }
+
     pub(crate) fn coordinator(&self) -> &Coordinator {
         &self.inner.coordinator
     }
@@ -259,4 +271,5 @@ const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send::<Consumer>();
     send_sync::<Producer>();
+    send_sync::<crate::consumer::ConsumerWaker>();
 };

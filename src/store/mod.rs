@@ -18,7 +18,7 @@ pub use groups::PartitionLag;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{create_dir_all_durable, read_all, write_atomic, FileLock, FileSystem, StdFs};
 use crate::partition::{
-    CompactionPolicy, Durability, PartitionConfig, RetentionPolicy, TimestampType,
+    CompactionPolicy, Durability, Notify, PartitionConfig, RetentionPolicy, TimestampType,
 };
 use crate::segment::Recovery;
 use crate::topic::{
@@ -357,6 +357,9 @@ struct StoreInner {
     coordinator: crate::consumer::Coordinator,
     /// Committed offsets, loaded (or created) on first use.
     offsets: Mutex<Option<Arc<crate::consumer::OffsetStore>>>,
+    /// The wake-up signals of live consumers, fired by `close` so a consumer blocked in `poll`
+    /// sees the close at once, even one that watches no partition.
+    consumers: Mutex<Vec<Weak<Notify>>>,
 }
 
 impl Store {
@@ -450,6 +453,7 @@ impl Store {
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<StoreInner>| StoreInner {
             coordinator: groups::coordinator(weak.clone()),
             offsets: Mutex::new(None),
+            consumers: Mutex::new(Vec::new()),
             dir,
             fs,
             partitioner,
@@ -785,6 +789,11 @@ impl StoreInner {
         let _admin = self.admin.lock();
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
+        }
+        // After the flag: a consumer reads its signal's sequence number before it checks the flag
+        // and sleeps on that number, so it either sees the flag or is woken.
+        for n in self.consumers.lock().iter().filter_map(Weak::upgrade) {
+            n.notify();
         }
         {
             let (stopped, cv) = &*self.stop;
