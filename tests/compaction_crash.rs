@@ -104,6 +104,11 @@ fn dump(log: &Partition) -> Dump {
             if let Some(last) = out.last() {
                 assert!(last.1 <= batch.base_offset(), "batches out of order");
             }
+            if batch.record_count() == 0 {
+                // An empty batch ending a cleaned segment: where passes put them depends on
+                // how they grouped segments; it holds nothing to compare.
+                continue;
+            }
             out.push((
                 batch.base_offset(),
                 batch.next_offset(),
@@ -302,12 +307,15 @@ impl Scenario {
                 b.1
             );
         }
-        // A point read returns the first batch ending after the offset (every third offset,
-        // which third varying from call to call).
+        // A point read returns the first batch holding a record at or after the offset (every
+        // third offset, which third varying from call to call).
         let phase = what.len() as u64 % 3;
         for o in (0..self.end).filter(|o| o % 3 == phase) {
             let b = log.read(o, 1).unwrap();
-            let want = got.iter().find(|b| b.1 > o).map(|b| (b.0, b.1));
+            let want = got
+                .iter()
+                .find(|b| b.2.iter().any(|r| r.offset >= o))
+                .map(|b| (b.0, b.1));
             let have = b
                 .batches()
                 .first()

@@ -313,19 +313,14 @@ impl Model {
         self.mapped_end = self.mapped_end.max(map_end).max(clean_end);
     }
 
-    /// The first present batch, as `(base, next)`, whose range ends after `offset`: what a read
-    /// at `offset` must return first.
+    /// The present batch, as `(base, next)`, holding the first record at or after `offset`:
+    /// what a read at `offset` must return first (a batch holding only records below `offset`
+    /// is passed over).
     fn batch_after(&self, offset: u64) -> Option<(u64, u64)> {
-        // Batches do not overlap: the candidate is the last one starting at or before `offset`,
-        // else the first one after it.
-        if let Some((&b, &n)) = self.batches.range(..=offset).next_back() {
-            if n > offset {
-                return Some((b, n));
-            }
-        }
+        let (&first, _) = self.recs.range(offset..).next()?;
         self.batches
-            .range(offset + 1..)
-            .next()
+            .range(..=first)
+            .next_back()
             .map(|(&b, &n)| (b, n))
     }
 
@@ -370,6 +365,10 @@ fn scan(p: &Partition) -> R<Vec<(u64, u64, Vec<RecordView>)>> {
                 batch.base_offset(),
                 out.last().map(|l| (l.0, l.1))
             );
+            if batch.record_count() == 0 {
+                // An empty batch ending a cleaned segment: the model has no such batches.
+                continue;
+            }
             let recs: Vec<RecordView> = batch.records().map(|r| RecordView::of(&r)).collect();
             out.push((batch.base_offset(), batch.next_offset(), recs));
         }

@@ -422,8 +422,10 @@ fn write_header(h: &mut [u8], fields: &BatchHeader) {
 /// Encode the `retained` records of a batch whose header is `original` as a new batch at the end
 /// of `buf`: same base offset, offset range (`last offset delta`), attributes, first timestamp and
 /// producer fields, so offsets and the log's shape survive; record count, length, maximum
-/// timestamp and CRC describe what is left. Used by compaction. `retained` must be non-empty, in
-/// offset order, and lie inside `original`'s offset range.
+/// timestamp and CRC describe what is left. Used by compaction. `retained` must be in offset
+/// order and lie inside `original`'s offset range; empty, it makes an empty batch (no records)
+/// that still spans the offset range, which compaction uses to end a cleaned segment exactly
+/// where the next one begins.
 pub(crate) fn encode_retained(
     buf: &mut Vec<u8>,
     original: &BatchHeader,
@@ -449,10 +451,6 @@ pub(crate) fn encode_retained(
     write_header(&mut buf[start..], &fields);
 }
 
-/// CRC-32 of a base offset's 8 little-endian bytes. The stored CRC is
-/// `crc32(bytes after the CRC field) ^ base_offset_crc(base offset)`, so the base offset is
-/// protected too, yet can be assigned after encoding at the cost of hashing 8 bytes.
-#[inline]
 /// Whether `bytes` is exactly the batch `header` describes and its CRC matches: every header
 /// field (the base offset included) is then what the writer wrote. Checks no record framing.
 pub(crate) fn crc_matches(bytes: &[u8], header: &BatchHeader) -> bool {
@@ -461,6 +459,10 @@ pub(crate) fn crc_matches(bytes: &[u8], header: &BatchHeader) -> bool {
             == header.crc
 }
 
+/// CRC-32 of a base offset's 8 little-endian bytes. The stored CRC is
+/// `crc32(bytes after the CRC field) ^ base_offset_crc(base offset)`, so the base offset is
+/// protected too, yet can be assigned after encoding at the cost of hashing 8 bytes.
+#[inline]
 pub(crate) fn base_offset_crc(base_offset: u64) -> u32 {
     crc32fast::hash(&base_offset.to_le_bytes())
 }

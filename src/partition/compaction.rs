@@ -17,6 +17,9 @@
 //!    (or newer); a tombstone also goes once its horizon passed; a keyless record goes (as in
 //!    Kafka: a compacted log cannot hold them). A batch whose records all survive is copied
 //!    verbatim; otherwise the survivors are re-encoded in a batch with the same offset range.
+//!    A batch with no survivor goes; if the last batches of a cleaned segment go, an empty batch
+//!    (no records) spanning their offsets ends it, so every segment still ends exactly where the
+//!    next one begins — the invariant recovery and reads check to tell damage from compaction.
 //! 6. Swap each group in (below), then advance the first dirty offset and record the horizon of
 //!    the tombstones this pass saw first: `now + delete_retention`.
 //!
@@ -41,7 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::{encode_retained, RecordBatch, StoredRecord};
+use crate::format::{encode_retained, BatchHeader, RecordBatch, StoredRecord};
 use crate::fs::FileSystem;
 use crate::hash::FastHasher;
 use crate::segment::{suffixed, Segment, SegmentConfig};
@@ -388,6 +391,7 @@ impl Inner {
             report: &mut report,
             retained: Vec::new(),
             buf: Vec::new(),
+            last_dropped: None,
             last_changed: false,
         };
         self.clean_sources(&mut cleaner, &segments, &sources)?;
@@ -496,7 +500,7 @@ impl Inner {
         let end = segments
             .get(last_index + 1)
             .map_or(first.next_offset(), |n| n.base_offset());
-        if let Err(e) = out.seal() {
+        if let Err(e) = cleaner.end_at(&out, end).and_then(|()| out.seal()) {
             drop(out);
             self.discard_cleaned(base);
             return Err(e);
@@ -605,6 +609,9 @@ struct Cleaner<'a> {
     report: &'a mut CompactionReport,
     retained: Vec<StoredRecord>,
     buf: Vec<u8>,
+    /// The header of the last batch of which no record survived (for the timestamps of an empty
+    /// batch that ends a cleaned segment).
+    last_dropped: Option<BatchHeader>,
     /// Whether the last [`copy_segment`](Self::copy_segment) removed anything.
     last_changed: bool,
 }
@@ -630,6 +637,12 @@ impl Cleaner<'_> {
     }
 
     fn copy_batch(&mut self, batch: &RecordBatch, out: &Segment) -> Result<bool> {
+        if batch.record_count() == 0 {
+            // An empty batch that ended a segment of an earlier pass: the output gets its own
+            // (see `end_at`). Dropping it removes no record, so it changes nothing.
+            self.last_dropped = Some(*batch.header());
+            return Ok(false);
+        }
         self.retained.clear();
         let mut removed = 0u64;
         for r in batch.records() {
@@ -645,12 +658,48 @@ impl Cleaner<'_> {
             out.append(batch.as_bytes(), self.now_ms)?;
             return Ok(false);
         }
-        if !self.retained.is_empty() {
+        if self.retained.is_empty() {
+            self.last_dropped = Some(*batch.header());
+        } else {
             self.buf.clear();
             encode_retained(&mut self.buf, batch.header(), &self.retained);
             out.append(&self.buf, self.now_ms)?;
         }
         Ok(true)
+    }
+
+    /// End `out` exactly at `end` (where the next segment begins): if its last batches went,
+    /// append an empty batch spanning `[its end, end)`. Recovery and reads take a segment that
+    /// ends early for lost data, so a cleaned segment never does.
+    fn end_at(&mut self, out: &Segment, end: u64) -> Result<()> {
+        let next = out.next_offset();
+        if next >= end {
+            return Ok(());
+        }
+        let ts = self.last_dropped.map_or(0, |h| h.max_timestamp);
+        let span = BatchHeader {
+            base_offset: next,
+            length: 0,
+            crc: 0,
+            version: crate::format::BATCH_VERSION,
+            attributes: 0,
+            last_offset_delta: u32::try_from(end - 1 - next).map_err(|_| {
+                Error::corrupt(
+                    out.log_path(),
+                    0,
+                    "cleaned segment spans more than u32 offsets",
+                )
+            })?,
+            first_timestamp: ts,
+            max_timestamp: ts,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            record_count: 0,
+        };
+        self.buf.clear();
+        encode_retained(&mut self.buf, &span, &[]);
+        out.append(&self.buf, self.now_ms)
     }
 
     fn keep(&mut self, r: &StoredRecord) -> bool {

@@ -889,17 +889,44 @@ impl Partition {
         let mut i = segments
             .partition_point(|s| s.base_offset() <= offset)
             .saturating_sub(1);
-        while i < segments.len() {
-            let mut batches = segments[i].read(offset, max_bytes)?;
+        // Where to look next: moves past batches that hold nothing at or after `offset`
+        // (compaction keeps a batch's offset range, so the batch holding `offset` may hold only
+        // records below it, or none), so that the first surviving record >= `offset` is found
+        // whenever one exists, in this segment or a later one.
+        let mut at = offset;
+        while let Some(seg) = segments.get(i) {
+            // Every segment ends exactly where the next begins, the last at the end offset.
+            let seg_end = segments
+                .get(i + 1)
+                .map_or(end, |n| n.base_offset().min(end));
+            if at >= seg_end {
+                i += 1;
+                continue;
+            }
+            let mut batches = seg.read(at, max_bytes)?;
             // The segment may hold batches that are written but not yet visible.
             batches.retain(|b| b.base_offset() < end);
-            if !batches.is_empty() {
-                out.batches = batches;
-                return Ok(out);
+            let Some(last) = batches.last() else {
+                return Err(Error::corrupt(
+                    seg.log_path(),
+                    seg.size(),
+                    format!(
+                        "the segment holds no batch at or after offset {at}, but it must reach \
+                         offset {seg_end} (where the next segment or the log ends): data is missing"
+                    ),
+                ));
+            };
+            let next = last.next_offset();
+            match batches.iter().position(|b| holds_records_from(b, offset)) {
+                Some(first) => {
+                    batches.drain(..first);
+                    out.batches = batches;
+                    return Ok(out);
+                }
+                None => at = next,
             }
-            i += 1;
         }
-        // Nothing from `offset` to the end: a compaction gap reaching the end.
+        // Nothing from `offset` to the end: compaction removed every record in between.
         out.next_if_empty = end;
         Ok(out)
     }
@@ -1095,6 +1122,12 @@ impl Partition {
     pub fn close(&self) -> Result<()> {
         self.inner.close()
     }
+}
+
+/// Whether `batch` holds a record at or after `offset`.
+fn holds_records_from(batch: &RecordBatch, offset: u64) -> bool {
+    batch.record_count() > 0
+        && (batch.base_offset() >= offset || batch.records().any(|r| r.offset() >= offset))
 }
 
 /// Read the active segment through a shared map where the file system supports it. A failure to
