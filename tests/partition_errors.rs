@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{both_fs, record_views, RecordView};
 use topiclog::format::MAX_BATCH_BYTES_LIMIT;
 use topiclog::fs::{CrashMode, Fault, FaultOp, FileSystem, SimFs};
-use topiclog::{Durability, Error, Partition, PartitionConfig, Record, Segment, SegmentConfig};
+use topiclog::{Durability, Error, Partition, PartitionConfig, Record};
 
 fn config(fs: &Arc<dyn FileSystem>) -> PartitionConfig {
     PartitionConfig {
@@ -96,15 +96,6 @@ fn empty_batch_is_rejected() {
     });
 }
 
-/// Encode `records` as one batch starting at `base`, as the partition would write it.
-fn encode(records: &[Record], base: u64) -> Vec<u8> {
-    let now = topiclog::Clock::now_ms(&topiclog::SystemClock);
-    topiclog::RecordBatch::build(records, base, now)
-        .unwrap()
-        .as_bytes()
-        .to_vec()
-}
-
 fn assert_out_of_range(result: topiclog::Result<impl std::fmt::Debug>, expected: (u64, u64, u64)) {
     match result {
         Err(Error::OffsetOutOfRange {
@@ -125,14 +116,19 @@ fn offset_out_of_range_reports_requested_start_and_end() {
         assert_out_of_range(empty.read(1, 100), (1, 0, 0));
         assert_out_of_range(empty.read(u64::MAX, 100), (u64::MAX, 0, 0));
 
-        // A log whose first segment starts at 100 (earlier ones were deleted).
+        // A log whose first segment starts at 100 (earlier ones were deleted by retention).
         let dir = dir.join("from-100");
-        fs.create_dir_all(&dir).unwrap();
-        let seg = Segment::create(fs.clone(), &dir, 100, SegmentConfig::default()).unwrap();
+        let log = Partition::open_with(&dir, config(&fs)).unwrap();
+        let old: Vec<Record> = (0..100).map(|i| Record::new(format!("old{i}"))).collect();
+        log.append_batch(&old).unwrap();
+        log.delete_records(100).unwrap();
+        log.apply_retention(0, &topiclog::RetentionPolicy::default())
+            .unwrap();
+        assert_eq!(log.segments()[0].base_offset(), 100);
         let records: Vec<Record> = (0..5).map(|i| Record::new(format!("v{i}"))).collect();
-        seg.append(&encode(&records, 100), 0).unwrap();
-        seg.seal().unwrap();
-        drop(seg);
+        log.append_batch(&records).unwrap();
+        log.close().unwrap();
+        drop(log);
         let log = Partition::open_with(&dir, config(&fs)).unwrap();
         assert_eq!((log.start_offset(), log.end_offset()), (100, 105));
         for requested in [0, 50, 99] {

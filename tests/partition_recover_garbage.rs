@@ -42,8 +42,12 @@ fn random_garbage(rng: &mut TestRng, len: usize) -> Vec<u8> {
     garbage
 }
 
+/// Random bytes after the valid data are not a torn tail of this log (a torn write leaves a prefix
+/// of the batch being written, then zeros): a `Strict` open refuses them and leaves the file as it
+/// is; `TruncateCorrupt` cuts them and reports the cut as corruption. (Kafka's `testCorruptLog`
+/// cuts such garbage silently; topiclog cuts only what it can tell is its own torn write.)
 #[test]
-fn random_bytes_after_the_log_data_are_truncated_on_unclean_open() {
+fn random_bytes_after_the_log_data_are_refused_or_cut_as_corruption_on_unclean_open() {
     both_fs(|fs, dir| {
         let mut rng = TestRng::new(0x6a5b);
         for preallocate in [false, true] {
@@ -61,11 +65,30 @@ fn random_bytes_after_the_log_data_are_truncated_on_unclean_open() {
 
             let garbage = random_garbage(&mut rng, 300);
             overwrite(&*fs, &path, valid, &garbage);
+            let damaged = file_bytes(&*fs, &path);
 
-            let log = Partition::open_with(&dir, config.clone()).unwrap();
+            match Partition::open_with(&dir, config.clone()) {
+                Err(topiclog::Error::Corrupt {
+                    path: p, position, ..
+                }) => {
+                    assert_eq!((p, position), (path.clone(), valid));
+                }
+                other => panic!("Strict open of a log ending in garbage: {other:?}"),
+            }
+            assert_eq!(
+                file_bytes(&*fs, &path),
+                damaged,
+                "the refused open changed the file"
+            );
+
+            let cut = PartitionConfig {
+                recovery: topiclog::Recovery::TruncateCorrupt,
+                ..config.clone()
+            };
+            let log = Partition::open_with(&dir, cut).unwrap();
             let report = log.recovery_report();
             assert!(!report.clean_shutdown);
-            assert!(!report.corruption_cut, "a torn tail is not corruption");
+            assert!(report.corruption_cut, "garbage is not a torn tail");
             assert!(report.bytes_truncated >= 300, "{report:?}");
             assert_eq!(log.end_offset(), end);
             assert_eq!(record_views(&log, 0), records);
@@ -84,6 +107,50 @@ fn random_bytes_after_the_log_data_are_truncated_on_unclean_open() {
             let read = log.read(end, 1 << 10).unwrap();
             let value = read.records().next().unwrap().value().unwrap().clone();
             assert_eq!(value.as_ref(), b"after");
+        }
+    });
+}
+
+/// A torn write of the next batch (any prefix of it, then zeros or the end of the file) is cut
+/// silently on an unclean open, under `Strict` too: it was never acknowledged.
+#[test]
+fn a_torn_next_batch_is_cut_silently_on_unclean_open() {
+    both_fs(|fs, dir| {
+        for preallocate in [false, true] {
+            let base_dir = dir.join(format!("torn-preallocate-{preallocate}"));
+            let config = config(&fs, preallocate);
+            let log = Partition::open_with(&base_dir, config.clone()).unwrap();
+            let records = append_random_batches(&log, 20, 12);
+            let end = log.end_offset();
+            let active = log.segments().last().unwrap().clone();
+            let (path, valid) = (active.log_path().to_owned(), active.size());
+            drop(active);
+            crash_without_close(log);
+            let next = topiclog::RecordBatch::build(
+                &[Record::new("torn").with_key("k"), Record::new("write")],
+                end,
+                1_000_000,
+            )
+            .unwrap();
+            let next = next.as_bytes().to_vec();
+            let image = file_bytes(&*fs, &path);
+            for n in [1, 8, 10, 17, 30, 61, next.len() - 2, next.len() - 1] {
+                if next[n..].iter().all(|&b| b == 0) {
+                    // The zeros that follow complete the batch: it was not torn.
+                    continue;
+                }
+                let f = fs.open(&path, topiclog::fs::OpenMode::ReadWrite).unwrap();
+                f.set_len(0).unwrap();
+                f.write_all_at(&image, 0).unwrap();
+                overwrite(&*fs, &path, valid, &next[..n]);
+                let log = Partition::open_with(&base_dir, config.clone())
+                    .unwrap_or_else(|e| panic!("a torn prefix of {n} bytes: {e}"));
+                let report = log.recovery_report();
+                assert!(!report.corruption_cut, "{n}: {report:?}");
+                assert_eq!(log.end_offset(), end, "{n}");
+                assert_eq!(record_views(&log, 0), records, "{n}");
+                crash_without_close(log);
+            }
         }
     });
 }

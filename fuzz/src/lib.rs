@@ -23,7 +23,7 @@ use bytes::Bytes;
 use topiclog::format::{
     segment_file_name, BatchHeader, SegmentFileKind, ATTR_LOG_APPEND_TIME, BATCH_HEADER_LEN,
     BATCH_PREFIX_LEN, BATCH_VERSION, CRC_OFFSET, LENGTH_OFFSET, MAX_BATCH_BYTES_LIMIT,
-    MIN_BATCH_LENGTH_FIELD, RECORDS_OFFSET,
+    MIN_BATCH_LENGTH_FIELD, RECORDS_OFFSET, VERSION_OFFSET,
 };
 use topiclog::fs::{FileSystem, SimFs};
 use topiclog::{
@@ -1128,6 +1128,37 @@ pub fn ref_scan(log: &[u8], seg_base: u64) -> (Vec<RefBatch>, usize, u64) {
     (out, pos, expected)
 }
 
+/// Whether the bytes at `pos` of a `.log` (where a batch based at `expected` belongs, but no
+/// valid one is) could be what a torn write of that batch left: zeros, or a header whose written
+/// bytes agree with such a batch (base offset, version, a plausible length), with zeros where it
+/// was not written. A complete, checksummed batch the scan refused (offsets going backwards or
+/// past the segment's range) is not.
+pub fn torn_compatible(log: &[u8], pos: usize, expected: u64) -> bool {
+    let rest = &log[pos..];
+    if let Ok(h) = BatchHeader::parse(rest) {
+        if h.total_len() <= rest.len()
+            && RecordBatch::decode(Bytes::copy_from_slice(&rest[..h.total_len()])).is_ok()
+        {
+            return false;
+        }
+    }
+    let h = &rest[..rest.len().min(BATCH_HEADER_LEN)];
+    let base_ok = h
+        .iter()
+        .zip(expected.to_le_bytes())
+        .all(|(&got, want)| got == want || got == 0);
+    let version = h.get(VERSION_OFFSET).copied();
+    let version_ok = version.is_none_or(|v| v == BATCH_VERSION || v == 0);
+    let length_ok = match (h.get(LENGTH_OFFSET..LENGTH_OFFSET + 4), version) {
+        (Some(l), Some(v)) if v != 0 => {
+            let len = u32::from_le_bytes([l[0], l[1], l[2], l[3]]);
+            (MIN_BATCH_LENGTH_FIELD..=MAX_BATCH_BYTES_LIMIT as u32).contains(&len)
+        }
+        _ => true,
+    };
+    base_ok && version_ok && length_ok
+}
+
 /// Arbitrary bytes as a `.log`, recovered after an unclean stop.
 ///
 /// Input: `[knobs0, knobs1, body..]`. The segment file is 0-3 pristine batches (knobs0 bits 0-1)
@@ -1138,10 +1169,13 @@ pub fn ref_scan(log: &[u8], seg_base: u64) -> (Vec<RefBatch>, usize, u64) {
 /// 4096, 36, 12); bit 6 the checkpoint's log start offset is the same number; bit 7
 /// `max_batch_bytes` 200.
 ///
-/// Opens with both `Recovery` modes. `TruncateCorrupt` must open; `Strict` may fail only when the
-/// file holds more than valid batches, and must fail when they end below the recovery point. What
-/// opens must hold exactly the reference prefix: every read, a sequential scan, `offset_for_time`,
-/// then append, close, reopen and read again.
+/// Opens with both `Recovery` modes. Without a valid checkpoint, a partition holding data must not
+/// open (its log start offset is unknown), nor a first segment that is not in topiclog's format
+/// (neither valid nor a torn batch from its first byte). Otherwise `TruncateCorrupt` must open;
+/// `Strict` may fail only when the file holds more than valid batches or the first segment ends
+/// before the second begins below the recovery point, and must fail when its batches end below
+/// the recovery point. What opens must hold exactly the reference prefix: every read, a
+/// sequential scan, `offset_for_time`, then append, close, reopen and read again.
 pub fn segment_recover(data: &[u8]) {
     let k0 = data.first().copied().unwrap_or(0);
     let k1 = data.get(1).copied().unwrap_or(0);
@@ -1209,13 +1243,26 @@ pub fn segment_recover(data: &[u8]) {
     // The segment holding the offset just below the recovery point is rescanned too.
     let first_scanned = !two_segments || base2 >= recovery_point;
     // A first segment that ends before the second starts (here: an empty one) leaves a hole: the
-    // second is dropped too.
+    // second is dropped too. Below the recovery point the hole is damage.
     let hole = two_segments && expected1 < base2;
-    let cut1 = (leftover1 && (!zero_tail1 || expected1 < recovery_point)) || hole;
+    let hole_is_damage = hole && expected1 < recovery_point;
+    let cut1 = hole;
+    // Data (a batch's first bytes) and no valid checkpoint: the log start offset is unknown.
+    let holds_data = two_segments
+        || log1[..log1.len().min(BATCH_HEADER_LEN)]
+            .iter()
+            .any(|&b| b != 0);
+    let checkpoint_lost = matches!((k0 >> 4) & 3, 0 | 3) && holds_data;
+    // Bytes recovery cannot take for a torn tail of this log: never cut silently, and at the
+    // first byte never cut at all.
+    let foreign1 = leftover1 && !torn_compatible(&log1, end1, expected1);
+    let foreign_at_start = foreign1 && end1 == 0 && first_scanned;
     let mut content = ref1;
     if two_segments && !cut1 {
         content.extend(ref2);
     }
+    // A log that ends below the recovery point lost durable records: damage.
+    let ends_below = content.last().map_or(0, |b| b.next) < recovery_point;
 
     let mut config = PartitionConfig {
         segment_bytes: 4096,
@@ -1249,18 +1296,29 @@ pub fn segment_recover(data: &[u8]) {
             Ok(log) => log,
             Err(Error::IndexAppend { .. }) if lenient() => continue, // index-full-recovery
             Err(e) => {
+                assert!(is_corrupt(&e), "recovery failed with {e}");
+                if checkpoint_lost || foreign_at_start {
+                    continue;
+                }
                 assert!(
                     mode == Recovery::Strict,
                     "TruncateCorrupt recovery failed: {e}"
                 );
-                assert!(is_corrupt(&e), "Strict recovery failed with {e}");
                 assert!(
-                    leftover1 || !first_scanned,
+                    leftover1 || !first_scanned || hole_is_damage || ends_below,
                     "Strict recovery failed on a log of valid batches: {e}"
                 );
                 continue;
             }
         };
+        assert!(
+            !checkpoint_lost,
+            "a partition holding data opened without a valid checkpoint"
+        );
+        assert!(
+            !foreign_at_start,
+            "a segment not in topiclog's format from its first byte opened"
+        );
         let report = log.recovery_report();
         assert!(!report.clean_shutdown);
         if !first_scanned {
@@ -1272,6 +1330,11 @@ pub fn segment_recover(data: &[u8]) {
         assert!(
             !(mode == Recovery::Strict && leftover1 && expected1 < recovery_point),
             "Strict recovery cut data below the recovery point {recovery_point} (valid up to {expected1})"
+        );
+        assert!(
+            !(mode == Recovery::Strict && (hole_is_damage || foreign1 || ends_below)),
+            "Strict recovery cut damage silently (hole below the recovery point: {hole_is_damage}, \
+             bytes not of this log: {foreign1})"
         );
         let truncated1 = if leftover1 && !zero_tail1 {
             (log1.len() - end1) as u64

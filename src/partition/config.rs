@@ -85,6 +85,10 @@ pub struct PartitionConfig {
     /// [`Error::MissingKey`](crate::Error::MissingKey) instead of being dropped by the next pass,
     /// as Kafka refuses it. Default `false`.
     pub compacted: bool,
+    /// How long an idempotent producer's state is kept after its last write; afterwards a batch
+    /// from it is taken as new (a replay is no longer recognised), as in Kafka. Default 1 day.
+    /// Kafka: `producer.id.expiration.ms`.
+    pub producer_id_expiration: Duration,
     /// The file system. Default the real one, [`StdFs`].
     pub file_system: Arc<dyn FileSystem>,
     /// The clock, for timestamps and time-based rolling. Default [`SystemClock`].
@@ -104,6 +108,7 @@ impl Default for PartitionConfig {
             recovery: Recovery::Strict,
             timestamp_type: TimestampType::CreateTime,
             compacted: false,
+            producer_id_expiration: Duration::from_secs(24 * 3600),
             file_system: Arc::new(StdFs),
             clock: Arc::new(SystemClock),
         }
@@ -156,6 +161,9 @@ impl PartitionConfig {
                 ))
             }
             _ => {}
+        }
+        if self.producer_id_expiration.is_zero() {
+            return Err(Error::config("producer_id_expiration", "must be positive"));
         }
         if self.segment_ms.is_some_and(|d| d.is_zero()) {
             return Err(Error::config("segment_ms", "must be positive, or None"));

@@ -20,6 +20,7 @@ mod checkpoint;
 mod cleaner_checkpoint;
 mod compaction;
 mod config;
+mod open;
 mod producer_state;
 mod retention;
 
@@ -42,15 +43,14 @@ use crate::format::{
     encode_batch, encoded_batch_len, parse_segment_file_name, patch_base_offset, segment_file_name,
     BatchMeta, Record, RecordBatch, SegmentFileKind, StoredRecord,
 };
-use crate::fs::{create_dir_all_durable, FileLock, FileSystem, OpenMode};
-use crate::segment::{Segment, SegmentView, TimestampOffset};
+use crate::fs::{create_dir_all_durable, FileLock, FileSystem};
+use crate::segment::{Recovery, Segment, SegmentView, TimestampOffset};
 
-use checkpoint::Checkpoint;
+use checkpoint::{Checkpoint, CleanShutdown, CLEAN_SHUTDOWN};
 use cleaner_checkpoint::CleanerCheckpoint;
+use open::{load_clean, load_rescanning, resolve_checkpoint};
 use producer_state::{Check, ProducerTable};
 
-/// Name of the clean-shutdown marker.
-const CLEAN_SHUTDOWN: &str = ".clean_shutdown";
 /// Name of the lock file every writer of a partition directory holds.
 pub(crate) const LOCK_FILE: &str = ".lock";
 
@@ -125,8 +125,13 @@ pub struct RecoveryReport {
     pub segments_deleted: usize,
     /// Damage other than a torn tail was cut (only under [`Recovery::TruncateCorrupt`](crate::Recovery::TruncateCorrupt)).
     pub corruption_cut: bool,
-    /// The checkpoint file was unreadable and the whole log was rescanned instead.
+    /// The checkpoint file was missing or damaged and was rewritten: from the clean-shutdown
+    /// marker (which holds the same values after a clean close), or afresh in a partition that
+    /// never held data. (With data and no clean marker, open fails instead.)
     pub checkpoint_damaged: bool,
+    /// The idempotent producers' state was rebuilt from the batches in the log (bounded by the
+    /// producer id expiration) because its snapshot was missing, damaged or stale.
+    pub producer_state_rebuilt: bool,
 }
 
 /// The result of a read: whole batches in offset order.
@@ -253,6 +258,8 @@ struct Inner {
     /// Signals to fire when records are published (see [`Partition::watch`]).
     watchers: Mutex<Vec<Weak<Notify>>>,
     watcher_count: AtomicUsize,
+    /// Clock time producer expiry last ran (see [`Partition::flush_if_due`]).
+    last_expiry_ms: AtomicI64,
     report: RecoveryReport,
 }
 
@@ -263,8 +270,9 @@ struct Writer {
     producers: ProducerTable,
     /// A roll happened with producers known: the next sync takes a snapshot.
     snapshot_wanted: bool,
-    /// A producer snapshot file exists (so open must read it and scan after it).
-    has_snapshot: bool,
+    /// Idempotent producers have written here (the checkpoint says from where), so producer
+    /// snapshots are kept and open rebuilds their state.
+    tracks_producers: bool,
 }
 
 #[derive(Debug, Default)]
@@ -288,14 +296,26 @@ impl Partition {
 
     /// Open (or create) the partition in `dir`.
     ///
-    /// After a clean [`close`](Self::close) this trusts the files and reads only the active
-    /// segment's tail. Otherwise it rescans every segment from the recovery point, verifying each
-    /// batch's CRC, cuts a torn tail, rebuilds indexes and syncs the result; see
-    /// [`recovery_report`](Self::recovery_report).
+    /// After a clean [`close`](Self::close) this trusts the files once they match what the close
+    /// recorded, reading only the active segment's tail. Otherwise it rescans every segment from
+    /// the recovery point, verifying each batch's CRC, cuts a torn tail, rebuilds indexes and syncs
+    /// the result; see [`recovery_report`](Self::recovery_report).
+    ///
+    /// Open never loses data because a file is damaged: it cuts only a torn tail of batches that
+    /// were not yet durable, and reports anything else (under
+    /// [`Recovery::TruncateCorrupt`](crate::Recovery::TruncateCorrupt) it cuts at the damage and
+    /// says so in the report).
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for a bad config; [`Error::Corrupt`] for damage to data that was
-    /// durable (under [`Recovery::Strict`](crate::Recovery::Strict)); [`Error::Io`] on I/O failure.
+    /// - [`Error::AlreadyOpen`] if another handle or process has the directory open;
+    /// - [`Error::InvalidConfig`] for a bad config;
+    /// - [`Error::Corrupt`] for damage to data that was durable (under
+    ///   [`Recovery::Strict`](crate::Recovery::Strict)): a damaged batch below the recovery point,
+    ///   a segment that ends before the next begins or before the recovery point, missing
+    ///   segments, a `.log` that is not in topiclog's format (left untouched), and a missing or
+    ///   damaged `checkpoint` in a partition that holds data (its log start offset would be
+    ///   unknown) unless a clean close's marker vouches for it;
+    /// - [`Error::Io`] on I/O failure.
     pub fn open_with(dir: impl AsRef<Path>, config: PartitionConfig) -> Result<Partition> {
         config.validate()?;
         let dir = dir.as_ref().to_owned();
@@ -311,21 +331,16 @@ impl Partition {
             Err(e) => return Err(Error::io(lock_path, e)),
         };
         let names = fs.read_dir(&dir).at(&dir)?;
-        let clean = names.iter().any(|n| n == CLEAN_SHUTDOWN);
-        let mut report = RecoveryReport {
-            clean_shutdown: clean,
-            ..RecoveryReport::default()
-        };
-        let checkpoint = match Checkpoint::read(&*fs, &dir) {
-            Ok(c) => c,
-            Err(Error::Corrupt { .. }) => {
-                report.checkpoint_damaged = true;
-                None
-            }
+        let mut report = RecoveryReport::default();
+
+        // What the last clean close saw, if that verifies; otherwise open as after a crash.
+        let marker = match CleanShutdown::read(&*fs, &dir) {
+            Ok(m) => m,
+            Err(Error::Corrupt { .. }) => None,
             Err(e) => return Err(e),
         };
-        let clean = clean && !report.checkpoint_damaged;
-        report.clean_shutdown = clean;
+        let checkpoint = resolve_checkpoint(&*fs, &dir, &names, marker, &mut report)?;
+        let clean = marker.is_some_and(|m| Some(m.checkpoint()) == checkpoint);
 
         // Finish or roll back a compaction swap a crash interrupted.
         let (cleaner_cp, cleaner_damaged) = match CleanerCheckpoint::read(&*fs, &dir) {
@@ -336,18 +351,11 @@ impl Partition {
         let mut cleaner =
             compaction::recover_swap(&*fs, &dir, &names, cleaner_cp, cleaner_damaged)?;
         if cleaner_damaged {
-            // Cleaned segments lie below the recovery point; start the cleaner over.
-            cleaner = CleanerCheckpoint {
-                hole_exempt_end: checkpoint.map_or(0, |c| c.recovery_point),
-                ..CleanerCheckpoint::default()
-            };
+            // Start the cleaner over: it re-maps the log (tombstones are kept until a pass has
+            // seen them again, never dropped early).
+            cleaner = CleanerCheckpoint::default();
             cleaner.write(&*fs, &dir)?;
         }
-        // Cleaned segments always lie below the recovery point: never let a damaged checkpoint
-        // exempt a lost tail after it from the hole check.
-        cleaner.hole_exempt_end = cleaner
-            .hole_exempt_end
-            .min(checkpoint.map_or(0, |c| c.recovery_point));
         let names = if names.iter().any(|n| {
             n.ends_with(compaction::CLEANED_SUFFIX) || n.ends_with(compaction::SWAP_SUFFIX)
         }) {
@@ -372,9 +380,9 @@ impl Partition {
             }
         }
         bases.sort_unstable();
-        // Whole segments below the log start offset: left by a retention pass that a crash
-        // interrupted after it moved the start offset. Finish the job.
         if let Some(cp) = checkpoint {
+            // Whole segments below the log start offset: left by a retention pass that a crash
+            // interrupted after it moved the start offset. Finish the job.
             let mut dropped = false;
             while bases.len() > 1 && bases[1] <= cp.log_start_offset {
                 for kind in [
@@ -390,6 +398,28 @@ impl Partition {
             if dropped {
                 fs.sync_dir(&dir).at(&dir)?;
             }
+            // The first segment holds the log start offset: retention moves the start before it
+            // deletes a segment, so a first segment starting later means segments went missing.
+            let missing_from = match bases.first() {
+                Some(&first) if first > cp.log_start_offset => Some(first),
+                None if cp.recovery_point > cp.log_start_offset => Some(cp.recovery_point),
+                _ => None,
+            };
+            if let Some(first) = missing_from {
+                if config.recovery == Recovery::Strict {
+                    return Err(Error::corrupt(
+                        &dir,
+                        0,
+                        format!(
+                            "the segments holding offsets {} to {first} are missing (the log \
+                             starts at {}); restore them, or reopen with \
+                             Recovery::TruncateCorrupt to start the log at {first}",
+                            cp.log_start_offset, cp.log_start_offset
+                        ),
+                    ));
+                }
+                report.corruption_cut = true;
+            }
         }
         for (base, name) in index_bases {
             if bases.binary_search(&base).is_err() {
@@ -399,78 +429,28 @@ impl Partition {
         }
 
         let seg_config = config.segment_config();
-        let recovery_point = if clean {
-            u64::MAX
-        } else {
-            checkpoint.map_or(0, |c| c.recovery_point)
+        let loaded = match marker.filter(|_| clean) {
+            Some(m) => match load_clean(&fs, &dir, &bases, seg_config, &m) {
+                Ok(segments) => Some(segments),
+                // Not what the close left: rescan as after a crash, which cuts only what was
+                // not durable and reports the rest.
+                Err(Error::Corrupt { .. }) | Err(Error::IndexAppend { .. }) => None,
+                Err(e) => return Err(e),
+            },
+            None => None,
         };
-        let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len().max(1));
-        let mut i = 0;
-        while i < bases.len() {
-            let base = bases[i];
-            let next_base = bases.get(i + 1).copied();
-            let is_last = next_base.is_none();
-            // Rescan every segment holding offsets at or after the recovery point, and the one
-            // holding the offset just below it: that segment was active when the checkpoint was
-            // written, so its data is durable but its indexes (written when it was sealed) may
-            // not be.
-            let may_hold_unsynced = next_base.is_none_or(|nb| nb >= recovery_point);
-            if !clean && may_hold_unsynced {
-                let seg = Segment::open_for_recovery(fs.clone(), &dir, base, seg_config)?;
-                let r = seg.recover(recovery_point, config.recovery)?;
-                report.segments_scanned += 1;
-                report.bytes_scanned += r.valid_bytes + r.truncated_bytes;
-                report.bytes_truncated += r.truncated_bytes;
-                report.corruption_cut |= r.cut_corruption;
-                // A segment that ends before the next one starts lost its tail (a roll does not
-                // sync the old segment): what follows would sit after a hole. Segments the
-                // cleaner wrote may legitimately end early; they all end at or below
-                // `hole_exempt_end`.
-                let hole =
-                    next_base.is_some_and(|nb| r.next_offset < nb && nb > cleaner.hole_exempt_end);
-                let cut = r.truncated_bytes > 0 || r.cut_corruption || hole;
-                if !is_last && cut {
-                    // Everything after a cut would leave a hole in the offsets: drop it.
-                    for &later in &bases[i + 1..] {
-                        let s = Segment::open_for_recovery(fs.clone(), &dir, later, seg_config)?;
-                        s.delete()?;
-                        report.segments_deleted += 1;
-                    }
-                    bases.truncate(i + 1);
-                    seg.flush_indexes(true)?;
-                    segments.push(Arc::new(seg));
-                    break;
-                }
-                if is_last {
-                    seg.flush_indexes(true)?;
-                } else {
-                    seg.seal()?;
-                }
-                segments.push(Arc::new(seg));
-            } else if is_last {
-                segments.push(Arc::new(Segment::open_active(
-                    fs.clone(),
-                    &dir,
-                    base,
-                    seg_config,
-                )?));
-            } else {
-                let next = next_base.unwrap_or(base);
-                segments.push(Arc::new(Segment::open_sealed(
-                    fs.clone(),
-                    &dir,
-                    base,
-                    next,
-                    seg_config,
-                )?));
+        report.clean_shutdown = loaded.is_some();
+        let mut segments = match loaded {
+            Some(segments) => segments,
+            None => {
+                let recovery_point = checkpoint.map_or(0, |c| c.recovery_point);
+                load_rescanning(&fs, &dir, &bases, &config, recovery_point, &mut report)?
             }
-            i += 1;
-        }
-        if report.segments_deleted > 0 {
-            fs.sync_dir(&dir).at(&dir)?;
-        }
+        };
         if segments.is_empty() {
-            let base = checkpoint.map_or(0, |c| c.log_start_offset);
+            // A new log; or (under TruncateCorrupt) one whose segments all went missing, which
+            // goes on after the last offset it ever handed out.
+            let base = checkpoint.map_or(0, |c| c.log_start_offset.max(c.recovery_point));
             segments.push(Arc::new(Segment::create(
                 fs.clone(),
                 &dir,
@@ -500,32 +480,49 @@ impl Partition {
         let start = checkpoint
             .map_or(first_base, |c| c.log_start_offset.max(first_base))
             .min(end);
+        let producers_from = checkpoint.and_then(|c| c.producers_from);
 
         // From here on a crash is an unclean stop again.
-        if clean {
-            fs.remove_file(&dir.join(CLEAN_SHUTDOWN)).at(&dir)?;
+        if marker.is_some() || names.iter().any(|n| n == CLEAN_SHUTDOWN) {
+            remove_if_exists(&*fs, &dir.join(CLEAN_SHUTDOWN))?;
         }
         let cp = Checkpoint {
             log_start_offset: start,
             recovery_point: end,
+            producers_from,
         };
-        if checkpoint != Some(cp) {
+        if checkpoint != Some(cp) || report.checkpoint_damaged {
             cp.write(&*fs, &dir)?; // syncs the directory too
-        } else if clean {
+        } else {
             fs.sync_dir(&dir).at(&dir)?; // the marker's removal
         }
 
         let now = config.clock.now_ms();
+        // Idempotent producers' state: the snapshot plus the batches after it; rebuilt from the
+        // log (as Kafka does) when the snapshot is missing, damaged or stale.
         let snapshot = match ProducerTable::read(&*fs, &dir) {
-            // A snapshot must describe batches below its offset, which must not be past the end
-            // (recovery may have cut the log below it); otherwise it is rebuilt like a damaged one.
-            Ok(Some((offset, table))) if offset > end || !table.lies_below(offset) => {
-                Some((0, ProducerTable::default()))
+            // A snapshot describes batches below its offset, which must not be past the end
+            // (recovery may have cut the log below it).
+            Ok(Some((offset, table))) if offset <= end && table.lies_below(offset) => {
+                Some((offset, table))
             }
-            Ok(s) => s,
-            // Derived data: rebuild from the whole log instead.
-            Err(Error::Corrupt { .. }) => Some((0, ProducerTable::default())),
+            Ok(found) => {
+                report.producer_state_rebuilt = found.is_some() || producers_from.is_some();
+                None
+            }
+            Err(Error::Corrupt { .. }) => {
+                report.producer_state_rebuilt = true;
+                None
+            }
             Err(e) => return Err(e),
+        };
+        let replay_from = match (snapshot, producers_from) {
+            (Some((offset, table)), _) => Some((offset, table)),
+            (None, Some(from)) => Some((from.max(start), ProducerTable::default())),
+            (None, None) if report.producer_state_rebuilt => {
+                Some((start, ProducerTable::default()))
+            }
+            (None, None) => None,
         };
         let partition = Partition {
             inner: Arc::new(Inner {
@@ -536,7 +533,7 @@ impl Partition {
                     active,
                     producers: ProducerTable::default(),
                     snapshot_wanted: false,
-                    has_snapshot: false,
+                    tracks_producers: false,
                 }),
                 end_offset: AtomicU64::new(end),
                 visible_end: AtomicU64::new(end),
@@ -564,16 +561,19 @@ impl Partition {
                 pending_snapshot: Mutex::new(None),
                 watchers: Mutex::new(Vec::new()),
                 watcher_count: AtomicUsize::new(0),
+                last_expiry_ms: AtomicI64::new(now),
                 report,
                 config: RwLock::new(Arc::new(config)),
             }),
         };
-        if let Some((offset, table)) = snapshot {
-            // Idempotent producers wrote here: the snapshot plus the batches after it.
-            let table = partition.inner.replay_producers(table, offset)?;
-            let mut w = partition.inner.writer.lock();
+        if let Some((offset, table)) = replay_from {
+            let inner = &*partition.inner;
+            let config = inner.config();
+            let mut table = inner.replay_producers(table, offset, now, &config)?;
+            table.remove_expired(now, config.producer_id_expiration);
+            let mut w = inner.writer.lock();
             w.producers = table;
-            w.has_snapshot = true;
+            w.tracks_producers = true;
         }
         Ok(partition)
     }
@@ -775,7 +775,14 @@ impl Partition {
             let mut w = inner.writer.lock();
             inner.check_writable()?;
             if let Some(p) = producer {
-                match w.producers.check(p, count as u32, &inner.dir)? {
+                let checked = w.producers.check(
+                    p,
+                    count as u32,
+                    &inner.dir,
+                    now,
+                    config.producer_id_expiration,
+                )?;
+                match checked {
                     Check::Fresh => {}
                     Check::Duplicate(info) => {
                         drop(w);
@@ -785,14 +792,16 @@ impl Partition {
                         return Ok(info);
                     }
                 }
-                if !w.has_snapshot {
-                    // The first idempotent batch here: mark where the producer state starts, so
-                    // open knows to rebuild it (and from where).
+                if !w.tracks_producers {
+                    // The first idempotent batch here: record durably where the producer state
+                    // starts, so open rebuilds it from the log even if the snapshot goes missing,
+                    // and start with an empty snapshot there.
                     let from = inner.end_offset.load(Ordering::Acquire);
-                    w.producers
-                        .write(&*inner.fs, &inner.dir, from)
+                    inner
+                        .update_checkpoint(|cp| cp.producers_from = Some(from))
+                        .and_then(|()| w.producers.write(&*inner.fs, &inner.dir, from))
                         .inspect_err(|e| inner.poison(e))?;
-                    w.has_snapshot = true;
+                    w.tracks_producers = true;
                 }
             }
             let base = inner.end_offset.load(Ordering::Acquire);
@@ -832,7 +841,7 @@ impl Partition {
                     append_time: now,
                     duplicate: false,
                 };
-                w.producers.record(p, count as u32, &info);
+                w.producers.record(p, count as u32, &info, now);
             }
             (base, end, needs_sync)
         };
@@ -1063,13 +1072,25 @@ impl Partition {
     pub fn flush_if_due(&self) -> Result<bool> {
         let inner = &*self.inner;
         inner.check_writable()?;
-        if let Some((offset, table)) = inner.pending_snapshot.lock().take() {
+        let config = inner.config();
+        let now = config.clock.now_ms();
+        if let Some((offset, mut table)) = inner.pending_snapshot.lock().take() {
+            table.remove_expired(now, config.producer_id_expiration);
             table
                 .write(&*inner.fs, &inner.dir, offset)
                 .inspect_err(|e| inner.poison(e))?;
         }
-        let config = inner.config();
-        let now = config.clock.now_ms();
+        // Idle producers expire (looked for at most once a minute of the partition's clock; an
+        // append from an expired one is taken as new at once either way).
+        let last_expiry = inner.last_expiry_ms.load(Ordering::Acquire);
+        if now.saturating_sub(last_expiry) >= 60_000 {
+            inner.last_expiry_ms.store(now, Ordering::Release);
+            let mut w = inner.writer.lock();
+            if !w.producers.is_empty() {
+                w.producers
+                    .remove_expired(now, config.producer_id_expiration);
+            }
+        }
         let since_sync = now.saturating_sub(inner.last_sync_ms.load(Ordering::Acquire));
         let due = match config.durability {
             Durability::Interval(d) => since_sync >= d.as_millis() as i64,
@@ -1152,7 +1173,19 @@ impl Inner {
     }
 
     /// `table` (as of `offset`) plus every batch from `offset` to the end.
-    fn replay_producers(&self, mut table: ProducerTable, offset: u64) -> Result<ProducerTable> {
+    ///
+    /// Segments nothing in which was written within the producer id expiration window are
+    /// skipped: every producer they could name has expired (a producer's latest batches, which
+    /// its state is made of, lie in later segments).
+    fn replay_producers(
+        &self,
+        mut table: ProducerTable,
+        offset: u64,
+        now_ms: i64,
+        config: &PartitionConfig,
+    ) -> Result<ProducerTable> {
+        let window = i64::try_from(config.producer_id_expiration.as_millis()).unwrap_or(i64::MAX);
+        let horizon = now_ms.saturating_sub(window);
         let start = self.start_offset.load(Ordering::Acquire);
         let end = self.end_offset.load(Ordering::SeqCst);
         let segments = self.segments.read().clone();
@@ -1160,20 +1193,44 @@ impl Inner {
         let mut i = segments
             .partition_point(|s| s.base_offset() <= next)
             .saturating_sub(1);
-        while i < segments.len() && next < end {
-            let batches = segments[i].read(next, 1 << 20)?;
+        while let Some(seg) = segments.get(i).filter(|_| next < end) {
+            let modified = seg.last_modified_ms();
+            let newest = match (seg.max_timestamp()?, modified) {
+                (Some(t), Some(m)) => Some(t.max(m)),
+                (t, m) => t.or(m),
+            };
+            let later = segments.get(i + 1);
+            if let Some(later) = later.filter(|_| newest.is_some_and(|n| n < horizon)) {
+                next = next.max(later.base_offset());
+                i += 1;
+                continue;
+            }
+            let batches = seg.read(next, 1 << 20)?;
             if batches.is_empty() {
                 i += 1;
                 continue;
             }
             for b in &batches {
                 if b.base_offset() >= offset {
-                    table.replay(b.header());
+                    table.replay(b.header(), modified.unwrap_or(i64::MIN));
                 }
                 next = b.next_offset();
             }
         }
         Ok(table)
+    }
+
+    /// Change the checkpoint with `f` and make it durable (an atomic replace; nothing is written
+    /// if nothing changed).
+    fn update_checkpoint(&self, f: impl FnOnce(&mut Checkpoint)) -> Result<()> {
+        let mut cp = self.checkpoint.lock();
+        let mut next = *cp;
+        f(&mut next);
+        if next != *cp {
+            next.write(&*self.fs, &self.dir)?;
+            *cp = next;
+        }
+        Ok(())
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -1305,16 +1362,11 @@ impl Inner {
     }
 
     fn write_recovery_point(&self, point: u64) -> Result<()> {
-        let mut cp = self.checkpoint.lock();
-        let next = Checkpoint {
-            log_start_offset: self.start_offset.load(Ordering::Acquire),
-            recovery_point: point,
-        };
-        if next != *cp {
-            next.write(&*self.fs, &self.dir)?;
-            *cp = next;
-        }
-        Ok(())
+        let start = self.start_offset.load(Ordering::Acquire);
+        self.update_checkpoint(|cp| {
+            cp.log_start_offset = start;
+            cp.recovery_point = point;
+        })
     }
 
     /// Wait until every offset below `target` is durable, syncing as the group-commit leader if
@@ -1398,17 +1450,9 @@ impl Inner {
         let target = segments[keep].clone();
         // Lower the recovery point before cutting anything, so a crash mid-truncation rescans
         // the cut region instead of judging its zeros to be damage below the durable point.
-        {
-            let mut cp = self.checkpoint.lock();
-            if cp.recovery_point > target.base_offset() {
-                let lowered = Checkpoint {
-                    log_start_offset: cp.log_start_offset,
-                    recovery_point: target.base_offset(),
-                };
-                lowered.write(&*self.fs, &self.dir)?;
-                *cp = lowered;
-            }
-        }
+        self.update_checkpoint(|cp| {
+            cp.recovery_point = cp.recovery_point.min(target.base_offset());
+        })?;
         // The cleaner forgets what it knew about the cut offsets; cleaned segments before the
         // target stay exempt from the hole check, segments rolled after the cut do not.
         {
@@ -1442,7 +1486,7 @@ impl Inner {
         }
         w.active = active;
         self.end_offset.store(new_end, Ordering::SeqCst);
-        if w.has_snapshot {
+        if w.tracks_producers {
             // Forget the cut batches; on disk, restart from an empty snapshot at the log start
             // (the next unclean open rescans), since what is left need not be durable yet.
             w.producers.truncate(new_end);
@@ -1469,15 +1513,10 @@ impl Inner {
         self.visible_end.store(visible, Ordering::SeqCst);
         drop(pending);
         let start = self.start_offset.load(Ordering::Acquire);
-        {
-            let mut cp = self.checkpoint.lock();
-            let next = Checkpoint {
-                log_start_offset: start,
-                recovery_point: cp.recovery_point.min(new_end),
-            };
-            next.write(&*self.fs, &self.dir)?;
-            *cp = next;
-        }
+        self.update_checkpoint(|cp| {
+            cp.log_start_offset = start;
+            cp.recovery_point = cp.recovery_point.min(new_end);
+        })?;
         if new_end < start {
             // The batch holding `offset` straddled the log start (or compaction left a gap down
             // to it): all that is left lies below the start. Go on with an empty segment at the
@@ -1530,13 +1569,22 @@ impl Inner {
             }
             self.release_pending(end);
             self.write_recovery_point(end)?;
-            if w.has_snapshot {
-                w.producers.write(&*self.fs, &self.dir, end)?;
+            if w.tracks_producers {
+                let now = self.config().clock.now_ms();
+                let mut table = w.producers.clone();
+                table.remove_expired(now, self.config().producer_id_expiration);
+                table.write(&*self.fs, &self.dir, end)?;
             }
-            let marker = self.dir.join(CLEAN_SHUTDOWN);
-            let f = self.fs.open(&marker, OpenMode::Create).at(&marker)?;
-            f.sync_all().at(&marker)?;
-            self.fs.sync_dir(&self.dir).at(&self.dir)
+            // Last: what the next open may trust without rescanning, checked against the files.
+            let cp = *self.checkpoint.lock();
+            CleanShutdown {
+                log_start_offset: cp.log_start_offset,
+                end_offset: end,
+                producers_from: cp.producers_from,
+                active_base: w.active.base_offset(),
+                active_size: w.active.size(),
+            }
+            .write(&*self.fs, &self.dir)
         })();
         if let Err(e) = &result {
             self.poison(e);

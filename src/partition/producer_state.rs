@@ -2,14 +2,19 @@
 //! and offsets, so a replayed batch is recognised and answered with its original offsets.
 //!
 //! The table lives under the append lock. It is rebuilt at open from a snapshot file plus the batch
-//! headers after it (`producer_id >= 0`), and the snapshot is rewritten at a clean close and, in
-//! the background, after a roll (taken at a point that was then made durable, so it never names a
-//! batch a crash could take back).
+//! headers after it (`producer_id >= 0`), or from the batch headers alone when the snapshot is
+//! missing, damaged or stale (as Kafka does), and the snapshot is rewritten at a clean close and,
+//! in the background, after a roll (taken at a point that was then made durable, so it never
+//! names a batch a crash could take back).
 //!
-//! Snapshot layout (little-endian): magic `TLPS` (4) | version u8 (1) | offset u64 (8) |
-//! producer count u32 (4) | per producer: id i64, epoch i16, batch count u8, per batch: first
-//! sequence i32, last sequence i32, base offset u64, last offset u64, append time i64 |
-//! CRC-32 of everything before it (4).
+//! A producer that has not written for `producer_id_expiration` (Kafka's
+//! `producer.id.expiration.ms`) is forgotten: a batch from it afterwards is taken as new.
+//!
+//! Snapshot layout (little-endian, version 2): magic `TLPS` (4) | version u8 (1) | offset u64 (8) |
+//! producer count u32 (4) | per producer: id i64, epoch i16, last seen ms i64, batch count u8,
+//! per batch: first sequence i32, last sequence i32, base offset u64, last offset u64, append time
+//! i64 | CRC-32 of everything before it (4). Version 1 lacks "last seen" (taken as the newest
+//! append time).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -25,7 +30,7 @@ pub const PRODUCER_BATCHES_KEPT: usize = 5;
 /// Name of the snapshot file in a partition directory.
 pub(crate) const FILE_NAME: &str = "producer-snapshot";
 const MAGIC: &[u8; 4] = b"TLPS";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const BATCH_LEN: usize = 4 + 4 + 8 + 8 + 8;
 /// Largest snapshot read (a guard against a damaged length).
 const MAX_SNAPSHOT_BYTES: u64 = 256 << 20;
@@ -53,6 +58,9 @@ struct CachedBatch {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Entry {
     epoch: i16,
+    /// When the producer last wrote (the log's clock; for batches read back from the log, the
+    /// newest of their maximum timestamp and their segment's last modification).
+    last_seen_ms: i64,
     batches: VecDeque<CachedBatch>,
 }
 
@@ -94,8 +102,31 @@ impl ProducerTable {
         self.producers.keys().copied().max()
     }
 
-    /// Decide what to do with a batch of `count` records from `p` (under the append lock).
-    pub fn check(&self, p: ProducerBatch, count: u32, path: &Path) -> Result<Check> {
+    /// Forget producers that have not written for `expiration` as of `now_ms`.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration: std::time::Duration) {
+        let window = i64::try_from(expiration.as_millis()).unwrap_or(i64::MAX);
+        let horizon = now_ms.saturating_sub(window);
+        self.producers.retain(|_, e| e.last_seen_ms >= horizon);
+    }
+
+    /// Decide what to do with a batch of `count` records from `p` (under the append lock). A
+    /// producer idle longer than `expiration` is unknown again: its batch is new.
+    pub fn check(
+        &mut self,
+        p: ProducerBatch,
+        count: u32,
+        path: &Path,
+        now_ms: i64,
+        expiration: std::time::Duration,
+    ) -> Result<Check> {
+        let window = i64::try_from(expiration.as_millis()).unwrap_or(i64::MAX);
+        if self
+            .producers
+            .get(&p.producer_id)
+            .is_some_and(|e| e.last_seen_ms < now_ms.saturating_sub(window))
+        {
+            self.producers.remove(&p.producer_id);
+        }
         let Some(e) = self.producers.get(&p.producer_id) else {
             return Ok(Check::Fresh);
         };
@@ -143,15 +174,17 @@ impl ProducerTable {
         Ok(Check::Fresh)
     }
 
-    /// Remember an appended batch.
-    pub fn record(&mut self, p: ProducerBatch, count: u32, info: &AppendInfo) {
+    /// Remember an appended batch, written at `seen_ms`.
+    pub fn record(&mut self, p: ProducerBatch, count: u32, info: &AppendInfo, seen_ms: i64) {
         let e = self
             .producers
             .entry(p.producer_id)
             .or_insert_with(|| Entry {
                 epoch: p.epoch,
+                last_seen_ms: seen_ms,
                 batches: VecDeque::new(),
             });
+        e.last_seen_ms = e.last_seen_ms.max(seen_ms);
         if p.epoch != e.epoch {
             e.epoch = p.epoch;
             e.batches.clear();
@@ -168,8 +201,9 @@ impl ProducerTable {
         }
     }
 
-    /// Account a batch read back from the log (rebuilding the table).
-    pub fn replay(&mut self, h: &BatchHeader) {
+    /// Account a batch read back from the log (rebuilding the table); `seen_ms` is when it was
+    /// written, as far as the log can tell.
+    pub fn replay(&mut self, h: &BatchHeader, seen_ms: i64) {
         if h.producer_id < 0 || h.base_sequence < 0 {
             return;
         }
@@ -197,6 +231,7 @@ impl ProducerTable {
                 append_time: h.max_timestamp,
                 duplicate: false,
             },
+            seen_ms.max(h.max_timestamp),
         );
     }
 
@@ -212,6 +247,7 @@ impl ProducerTable {
             let e = &self.producers[id];
             b.extend_from_slice(&id.to_le_bytes());
             b.extend_from_slice(&e.epoch.to_le_bytes());
+            b.extend_from_slice(&e.last_seen_ms.to_le_bytes());
             b.push(e.batches.len() as u8);
             for c in &e.batches {
                 b.extend_from_slice(&c.first_seq.to_le_bytes());
@@ -232,9 +268,11 @@ impl ProducerTable {
         if b.len() < 4 + 1 + 8 + 4 + 4 {
             return Err(bad("producer snapshot is truncated"));
         }
-        if &b[..4] != MAGIC || b[4] != VERSION {
+        if &b[..4] != MAGIC || !(b[4] == VERSION || b[4] == 1) {
             return Err(bad("not a topiclog producer snapshot"));
         }
+        let has_last_seen = b[4] == VERSION;
+        let fixed = if has_last_seen { 19 } else { 11 };
         let body = b.len() - 4;
         if crc32fast::hash(&b[..body]) != get_u32(b, body) {
             return Err(bad("producer snapshot CRC mismatch"));
@@ -244,13 +282,14 @@ impl ProducerTable {
         let mut pos = 17;
         let mut table = ProducerTable::default();
         for _ in 0..count {
-            if pos + 11 > body {
+            if pos + fixed > body {
                 return Err(bad("producer snapshot entry is truncated"));
             }
             let id = get_i64(b, pos);
             let epoch = i16::from_le_bytes([b[pos + 8], b[pos + 9]]);
-            let n = b[pos + 10] as usize;
-            pos += 11;
+            let last_seen = has_last_seen.then(|| get_i64(b, pos + 10));
+            let n = b[pos + fixed - 1] as usize;
+            pos += fixed;
             if n > PRODUCER_BATCHES_KEPT || pos + n * BATCH_LEN > body {
                 return Err(bad("producer snapshot batch list is damaged"));
             }
@@ -265,7 +304,16 @@ impl ProducerTable {
                 });
                 pos += BATCH_LEN;
             }
-            table.producers.insert(id, Entry { epoch, batches });
+            let newest = batches.iter().map(|c| c.append_time).max();
+            let last_seen_ms = last_seen.or(newest).unwrap_or(i64::MIN);
+            table.producers.insert(
+                id,
+                Entry {
+                    epoch,
+                    last_seen_ms,
+                    batches,
+                },
+            );
         }
         if pos != body {
             return Err(bad("producer snapshot has bytes left over"));
@@ -321,6 +369,9 @@ mod tests {
         }
     }
 
+    const NOW: i64 = 1_000;
+    const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
     fn pb(seq: i32) -> ProducerBatch {
         ProducerBatch {
             producer_id: 9,
@@ -333,42 +384,71 @@ mod tests {
     fn duplicates_order_and_fencing() {
         let p = Path::new("x");
         let mut t = ProducerTable::default();
-        assert!(matches!(t.check(pb(0), 3, p), Ok(Check::Fresh)));
-        t.record(pb(0), 3, &info(10, 12));
-        match t.check(pb(0), 3, p) {
+        assert!(matches!(t.check(pb(0), 3, p, NOW, DAY), Ok(Check::Fresh)));
+        t.record(pb(0), 3, &info(10, 12), NOW);
+        match t.check(pb(0), 3, p, NOW, DAY) {
             Ok(Check::Duplicate(i)) => assert_eq!((i.base_offset, i.last_offset), (10, 12)),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            t.check(pb(4), 1, p),
+            t.check(pb(4), 1, p, NOW, DAY),
             Err(Error::OutOfOrderSequence {
                 expected: 3,
                 got: 4,
                 ..
             })
         ));
-        assert!(matches!(t.check(pb(3), 2, p), Ok(Check::Fresh)));
+        assert!(matches!(t.check(pb(3), 2, p, NOW, DAY), Ok(Check::Fresh)));
         for i in 0..10 {
-            t.record(pb(3 + i), 1, &info(20 + i as u64, 20 + i as u64));
+            t.record(pb(3 + i), 1, &info(20 + i as u64, 20 + i as u64), NOW);
         }
         // Only the last five batches are remembered.
         assert!(matches!(
-            t.check(pb(0), 3, p),
+            t.check(pb(0), 3, p, NOW, DAY),
             Err(Error::OutOfOrderSequence { .. })
         ));
-        assert!(matches!(t.check(pb(12), 1, p), Ok(Check::Duplicate(_))));
+        assert!(matches!(
+            t.check(pb(12), 1, p, NOW, DAY),
+            Ok(Check::Duplicate(_))
+        ));
         // A new epoch restarts at 0 and fences the old one.
         let e1 = ProducerBatch { epoch: 1, ..pb(0) };
         assert!(matches!(
-            t.check(ProducerBatch { epoch: 1, ..pb(5) }, 1, p),
+            t.check(ProducerBatch { epoch: 1, ..pb(5) }, 1, p, NOW, DAY),
             Err(Error::OutOfOrderSequence { .. })
         ));
-        assert!(matches!(t.check(e1, 1, p), Ok(Check::Fresh)));
-        t.record(e1, 1, &info(40, 40));
+        assert!(matches!(t.check(e1, 1, p, NOW, DAY), Ok(Check::Fresh)));
+        t.record(e1, 1, &info(40, 40), NOW);
         assert!(matches!(
-            t.check(pb(13), 1, p),
+            t.check(pb(13), 1, p, NOW, DAY),
             Err(Error::ProducerFenced { current: 1, .. })
         ));
+    }
+
+    #[test]
+    fn idle_producers_expire() {
+        let p = Path::new("x");
+        let hour = std::time::Duration::from_secs(3600);
+        let mut t = ProducerTable::default();
+        t.record(pb(0), 1, &info(0, 0), NOW);
+        let other = ProducerBatch {
+            producer_id: 3,
+            ..pb(0)
+        };
+        t.record(other, 1, &info(1, 1), NOW + 3_600_000);
+        // Within the window the replay is a duplicate.
+        assert!(matches!(
+            t.check(pb(0), 1, p, NOW + 3_600_000, hour),
+            Ok(Check::Duplicate(_))
+        ));
+        // Idle past it, the producer is unknown: its batch (any sequence) is new.
+        assert!(matches!(
+            t.check(pb(7), 1, p, NOW + 3_600_001, hour),
+            Ok(Check::Fresh)
+        ));
+        assert_eq!(t.max_producer_id(), Some(3));
+        t.remove_expired(NOW + 2 * 3_600_000 + 1, hour);
+        assert!(t.is_empty());
     }
 
     #[test]
@@ -381,7 +461,7 @@ mod tests {
     #[test]
     fn snapshot_round_trip_and_damage() {
         let mut t = ProducerTable::default();
-        t.record(pb(0), 3, &info(10, 12));
+        t.record(pb(0), 3, &info(10, 12), NOW);
         t.record(
             ProducerBatch {
                 producer_id: 3,
@@ -389,6 +469,7 @@ mod tests {
             },
             1,
             &info(13, 13),
+            NOW,
         );
         let b = t.encode(14);
         assert_eq!(

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::error::{Error, IoContext, Result};
 
-use super::{Checkpoint, Inner, Partition};
+use super::{Inner, Partition};
 
 /// How long and how much a partition keeps. Applied by [`Partition::apply_retention`], whole
 /// segments at a time, oldest first.
@@ -175,13 +175,7 @@ impl Inner {
 
     /// Move the log start offset to `start`, durably (checkpoint first, then readers see it).
     pub(super) fn set_start_offset(&self, start: u64) -> Result<()> {
-        let mut cp = self.checkpoint.lock();
-        let next = Checkpoint {
-            log_start_offset: start,
-            recovery_point: cp.recovery_point,
-        };
-        next.write(&*self.fs, &self.dir)?;
-        *cp = next;
+        self.update_checkpoint(|cp| cp.log_start_offset = start)?;
         self.start_offset.store(start, Ordering::Release);
         Ok(())
     }

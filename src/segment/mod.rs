@@ -1016,7 +1016,21 @@ impl Segment {
                 Err(_) => None,
             };
             let Some(h) = valid else {
-                let corrupt = backwards
+                // A torn write leaves a prefix of the batch the writer meant to put here, then
+                // zeros (or the end of the file). Bytes that cannot be that are not a torn tail.
+                let ours = !backwards && self.torn_batch_compatible(pos, expected, file_len)?;
+                if !ours && pos == 0 {
+                    // Not a single batch of ours: another format (a Kafka broker's segment, a
+                    // later version's), or damage from the first byte. Never erase it.
+                    return Err(Error::corrupt(
+                        &self.log_path,
+                        0,
+                        "the file does not start with a topiclog record batch (another format, \
+                         or damaged from its first byte); it was left untouched: move it out of \
+                         the partition directory or restore it",
+                    ));
+                }
+                let corrupt = !ours
                     || expected < durable_offset
                     || self.valid_batch_follows(pos, file_len)?;
                 if corrupt {
@@ -1072,6 +1086,33 @@ impl Segment {
             cut_corruption,
             next_offset: expected,
         })
+    }
+
+    /// Whether the bytes at `pos` (where a batch based at `expected` was to be written) could be
+    /// what a torn write of it left: zeros, or a header whose written bytes agree with such a
+    /// batch (its base offset, the format version, a plausible length) and zeros where it was not
+    /// written. Anything else is not a torn tail of this log.
+    fn torn_batch_compatible(&self, pos: u64, expected: u64, file_len: u64) -> Result<bool> {
+        use crate::format::{LENGTH_OFFSET, MIN_BATCH_LENGTH_FIELD, VERSION_OFFSET};
+        let n = (file_len - pos).min(BATCH_HEADER_LEN as u64) as usize;
+        let mut h = vec![0u8; n];
+        self.file.read_exact_at(&mut h, pos).at(&self.log_path)?;
+        let base = expected.to_le_bytes();
+        let base_ok = h
+            .iter()
+            .zip(base)
+            .all(|(&got, want)| got == want || got == 0);
+        let version = h.get(VERSION_OFFSET).copied();
+        let version_ok = version.is_none_or(|v| v == crate::format::BATCH_VERSION || v == 0);
+        // The length is judged only when the header was written past it (the version byte is).
+        let length_ok = match (h.get(LENGTH_OFFSET..LENGTH_OFFSET + 4), version) {
+            (Some(l), Some(v)) if v != 0 => {
+                let len = u32::from_le_bytes([l[0], l[1], l[2], l[3]]);
+                (MIN_BATCH_LENGTH_FIELD..=MAX_BATCH_BYTES_LIMIT as u32).contains(&len)
+            }
+            _ => true,
+        };
+        Ok(base_ok && version_ok && length_ok)
     }
 
     /// After an invalid batch at `pos`: does a valid batch (CRC-checked, base offset included) start

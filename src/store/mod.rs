@@ -205,6 +205,7 @@ impl StoreOptions {
             recovery: self.recovery,
             timestamp_type: topic.timestamp_type.unwrap_or(self.timestamp_type),
             compacted: self.cleanup_policy(topic) != CleanupPolicy::Delete,
+            producer_id_expiration: PartitionConfig::default().producer_id_expiration,
             file_system: self.file_system.clone(),
             clock: self.clock.clone(),
         }
