@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! <store>/LOCK                 flock'ed while a Store has the directory open
+//! <store>/__producer_ids       the next producer id (names starting with `__` are the store's)
 //! <store>/<topic>/topic.conf   a topic exists exactly when its topic.conf does
 //! <store>/<topic>/<n>/...      partition n
 //! ```
@@ -32,17 +33,14 @@ use crate::partition::{
 };
 use crate::segment::Recovery;
 use crate::topic::{
-    validate_topic_name, CleanupPolicy, DefaultPartitioner, Partitioner, Topic, TopicConfig,
-    TopicPolicies, CONFIG_FILE, MAX_PARTITIONS,
+    check_name_syntax, validate_topic_name, CleanupPolicy, DefaultPartitioner, Partitioner, Topic,
+    TopicConfig, TopicPolicies, CONFIG_FILE, LOCK_FILE, MAX_PARTITIONS, RESERVED_PREFIX,
 };
-
-/// Name of the lock file in the store directory.
-const LOCK_FILE: &str = "LOCK";
 
 /// Topics named `__...` belong to the store (like Kafka's `__consumer_offsets`): users cannot
 /// create, open, write or delete them.
 pub(crate) fn is_internal(name: &str) -> bool {
-    name.starts_with("__")
+    name.starts_with(RESERVED_PREFIX)
 }
 
 /// Store-wide settings: defaults for every topic (a [`TopicConfig`] field left `None` takes the
@@ -401,12 +399,21 @@ impl Store {
 
         let mut topics = BTreeMap::new();
         let mut removed_any = false;
+        let mut legacy_producer_ids = false;
         for name in fs.read_dir(&dir).at(&dir)? {
             let path = dir.join(&name);
-            if validate_topic_name(&name).is_err()
-                || name == LOCK_FILE
-                || !fs.is_dir(&path).at(&path)?
-            {
+            if name == groups::LEGACY_PRODUCER_IDS_FILE && !fs.is_dir(&path).at(&path)? {
+                legacy_producer_ids = true;
+                continue;
+            }
+            // `__consumer_offsets` is the one internal topic; other `__` names are store files
+            // (`__producer_ids`) or reserved for later versions.
+            let topic_name = if is_internal(&name) {
+                name == groups::OFFSETS_TOPIC
+            } else {
+                check_name_syntax(&name).is_ok()
+            };
+            if !topic_name || !fs.is_dir(&path).at(&path)? {
                 continue;
             }
             let conf_path = path.join(CONFIG_FILE);
@@ -445,6 +452,9 @@ impl Store {
         }
         if removed_any {
             fs.sync_dir(&dir).at(&dir)?;
+        }
+        if legacy_producer_ids {
+            groups::migrate_legacy_producer_ids(&*fs, &dir)?;
         }
 
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<StoreInner>| StoreInner {
@@ -500,25 +510,13 @@ impl Store {
     /// Create a topic.
     ///
     /// # Errors
-    /// [`Error::InvalidTopicName`], [`Error::TopicExists`], [`Error::InvalidConfig`],
+    /// [`Error::InvalidTopicName`] (see [`validate_topic_name`]), [`Error::TopicExists`], [`Error::InvalidConfig`],
     /// [`Error::Closed`], or an I/O error.
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
         let inner = &*self.inner;
         let _admin = inner.admin.lock();
         inner.check_open()?;
         validate_topic_name(name)?;
-        if name == LOCK_FILE {
-            return Err(Error::InvalidTopicName {
-                name: name.to_owned(),
-                reason: "is reserved: the store's lock file has this name",
-            });
-        }
-        if is_internal(name) {
-            return Err(Error::InvalidTopicName {
-                name: name.to_owned(),
-                reason: "names starting with '__' are reserved for internal topics",
-            });
-        }
         inner.create_topic_locked(name, config)
     }
 }

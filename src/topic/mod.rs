@@ -30,8 +30,18 @@ use crate::partition::{
 /// Longest topic name (Kafka's limit).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
-/// Check a topic name: 1 to 249 characters of `[A-Za-z0-9._-]`, not `.` or `..`. Such a name can
-/// never escape the store directory.
+/// Names starting with this belong to the store: internal topics (`__consumer_offsets`, as in
+/// Kafka) and store-level files (`__producer_ids`, staging directories). No user topic can take one.
+pub(crate) const RESERVED_PREFIX: &str = "__";
+
+/// The store's lock file, next to the topic directories. Reserved in every letter case, since a
+/// case-insensitive file system would take `lock` for it.
+pub(crate) const LOCK_FILE: &str = "LOCK";
+
+/// Check a topic name: 1 to 249 characters of `[A-Za-z0-9._-]`, not `.` or `..` (so it can never
+/// escape the store directory), not starting with `__` (reserved for the store's internal topics
+/// and files, like Kafka's `__consumer_offsets`) and not `LOCK` in any letter case (the store's
+/// lock file).
 ///
 /// # Errors
 /// [`Error::InvalidTopicName`] saying what is wrong.
@@ -40,8 +50,34 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 /// ```
 /// assert!(topiclog::validate_topic_name("orders.v2").is_ok());
 /// assert!(topiclog::validate_topic_name("../etc").is_err());
+/// assert!(topiclog::validate_topic_name("__consumer_offsets").is_err());
+/// assert!(topiclog::validate_topic_name("lock").is_err());
 /// ```
 pub fn validate_topic_name(name: &str) -> Result<()> {
+    check_name_syntax(name)?;
+    let reject = |reason| {
+        Err(Error::InvalidTopicName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.starts_with(RESERVED_PREFIX) {
+        return reject(
+            "names starting with '__' are reserved for the store's internal topics and files",
+        );
+    }
+    if name.eq_ignore_ascii_case(LOCK_FILE) {
+        return reject(
+            "is reserved: the store's lock file is called LOCK (in any letter case, for \
+             case-insensitive file systems)",
+        );
+    }
+    Ok(())
+}
+
+/// The characters and length rules alone: what a topic directory's name must satisfy to be opened
+/// (a topic an earlier version let through, such as `lock`, still opens).
+pub(crate) fn check_name_syntax(name: &str) -> Result<()> {
     let reject = |reason| {
         Err(Error::InvalidTopicName {
             name: name.to_owned(),
