@@ -240,7 +240,10 @@ fn topic_or_create_creates_once_with_the_default_partition_count() {
         let store = Store::open_with(dir, opts.clone()).unwrap();
         let t = store.topic_or_create("auto").unwrap();
         assert_eq!(t.partition_count(), 3);
-        assert_eq!(t.config(), TopicConfig::with_partitions(3));
+        assert_eq!(
+            t.config(),
+            opts.resolve_topic_config(&TopicConfig::with_partitions(3))
+        );
         let sent = send_some(&t, "auto", 12);
 
         // The second call returns the same topic, data and all.
@@ -592,7 +595,12 @@ fn create_topic_interrupted_at_every_op_leaves_all_or_nothing() {
         if store.topics().contains(&"subject".to_owned()) {
             let t = store.topic("subject").unwrap();
             assert_eq!(t.partition_count(), 3, "{what}");
-            assert_eq!(t.config(), TopicConfig::with_partitions(3), "{what}");
+            assert_eq!(
+                t.config(),
+                options(Arc::new(fs.clone()))
+                    .resolve_topic_config(&TopicConfig::with_partitions(3)),
+                "{what}"
+            );
             assert_eq!(t.end_offsets(), vec![0, 0, 0], "{what}");
             assert_eq!(partition_dirs(&fs, "subject"), vec![0, 1, 2], "{what}");
             assert_usable(&t, &what);

@@ -33,8 +33,9 @@ use crate::partition::{
 };
 use crate::segment::Recovery;
 use crate::topic::{
-    check_name_syntax, validate_topic_name, CleanupPolicy, DefaultPartitioner, Partitioner, Topic,
-    TopicConfig, TopicPolicies, CONFIG_FILE, LOCK_FILE, MAX_PARTITIONS, RESERVED_PREFIX,
+    check_name_syntax, validate_topic_name, whole_millis, CleanupPolicy, DefaultPartitioner,
+    Partitioner, Policies, Topic, TopicConfig, TopicSettings, CONFIG_FILE, LEGACY_CONFIG_FORMAT,
+    LOCK_FILE, MAX_PARTITIONS, RESERVED_PREFIX,
 };
 
 /// Topics named `__...` belong to the store (like Kafka's `__consumer_offsets`): users cannot
@@ -43,8 +44,11 @@ pub(crate) fn is_internal(name: &str) -> bool {
     name.starts_with(RESERVED_PREFIX)
 }
 
-/// Store-wide settings: defaults for every topic (a [`TopicConfig`] field left `None` takes the
-/// value here) and the store's own behaviour. Every field documents its default and its Kafka
+/// Store-wide settings: the defaults a topic takes **when it is created** (a [`TopicConfig`]
+/// field left `None` takes the value here, and the resolved config is persisted with the topic,
+/// so options passed to later opens never change an existing topic), and the store's own
+/// behaviour (recovery, the cleaner's memory, background threads, file system, clock), which
+/// applies to every topic on every open. Every field documents its default and its Kafka
 /// counterpart.
 ///
 /// # Examples
@@ -174,6 +178,81 @@ impl Default for StoreOptions {
 }
 
 impl StoreOptions {
+    /// The config a topic created with `topic` gets: every field `topic` leaves `None` set from
+    /// these defaults ("never"/"forever" as `Duration::MAX`, "unlimited" as `u64::MAX`), and
+    /// every duration in whole milliseconds (rounded up). This is what
+    /// [`Store::create_topic`] persists in `topic.conf`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{StoreOptions, TopicConfig};
+    /// let options = StoreOptions { retention: None, ..StoreOptions::default() };
+    /// let resolved = options.resolve_topic_config(&TopicConfig::with_partitions(2));
+    /// assert_eq!(resolved.retention, Some(Duration::MAX)); // forever, from the store default
+    /// assert_eq!(resolved.segment_bytes, Some(options.segment_bytes));
+    /// ```
+    pub fn resolve_topic_config(&self, topic: &TopicConfig) -> TopicConfig {
+        let millis = |d: Option<Duration>| Some(whole_millis(d.unwrap_or(Duration::MAX)));
+        let durability = match topic.durability.unwrap_or(self.durability) {
+            Durability::Interval(d) => Durability::Interval(whole_millis(d)),
+            other => other,
+        };
+        TopicConfig {
+            partitions: topic.partitions,
+            segment_bytes: Some(topic.segment_bytes.unwrap_or(self.segment_bytes)),
+            segment_ms: millis(topic.segment_ms.or(self.segment_ms)),
+            index_interval_bytes: Some(
+                topic
+                    .index_interval_bytes
+                    .unwrap_or(self.index_interval_bytes),
+            ),
+            max_index_bytes: Some(topic.max_index_bytes.unwrap_or(self.max_index_bytes)),
+            max_batch_bytes: Some(topic.max_batch_bytes.unwrap_or(self.max_batch_bytes)),
+            durability: Some(durability),
+            preallocate: Some(topic.preallocate.unwrap_or(self.preallocate)),
+            retention: millis(topic.retention.or(self.retention)),
+            retention_bytes: Some(
+                topic
+                    .retention_bytes
+                    .or(self.retention_bytes)
+                    .unwrap_or(u64::MAX),
+            ),
+            cleanup_policy: Some(topic.cleanup_policy.unwrap_or(self.cleanup_policy)),
+            timestamp_type: Some(topic.timestamp_type.unwrap_or(self.timestamp_type)),
+            delete_retention: millis(Some(
+                topic.delete_retention.unwrap_or(self.delete_retention),
+            )),
+            min_compaction_lag: millis(Some(
+                topic.min_compaction_lag.unwrap_or(self.min_compaction_lag),
+            )),
+            max_compaction_lag: millis(topic.max_compaction_lag.or(self.max_compaction_lag)),
+            min_cleanable_dirty_ratio: Some(
+                topic
+                    .min_cleanable_dirty_ratio
+                    .unwrap_or(self.min_cleanable_dirty_ratio),
+            ),
+        }
+    }
+
+    /// What a topic with the resolved config `config` runs with, every part validated.
+    pub(crate) fn topic_settings(&self, config: &TopicConfig) -> Result<TopicSettings> {
+        config.validate()?;
+        let partition = self.partition_config(config);
+        partition.validate()?;
+        let policies = Policies {
+            retention: self.retention_policy(config),
+            cleanup: self.cleanup_policy(config),
+            compaction: self.compaction_policy(config),
+        };
+        policies.compaction.validate()?;
+        Ok(TopicSettings {
+            config: config.clone(),
+            partition: Arc::new(partition),
+            policies,
+        })
+    }
+
     /// The effective partition configuration of a topic: its overrides applied to these defaults.
     pub fn partition_config(&self, topic: &TopicConfig) -> PartitionConfig {
         let segment_ms = match topic.segment_ms {
@@ -245,14 +324,6 @@ impl StoreOptions {
                 .min_cleanable_dirty_ratio
                 .unwrap_or(self.min_cleanable_dirty_ratio),
             map_budget_bytes: self.cleaner_buffer_bytes,
-        }
-    }
-
-    pub(crate) fn policies(&self, topic: &TopicConfig) -> TopicPolicies {
-        TopicPolicies {
-            retention: self.retention_policy(topic),
-            cleanup: self.cleanup_policy(topic),
-            compaction: self.compaction_policy(topic),
         }
     }
 
@@ -370,10 +441,16 @@ impl Store {
     /// every topic, finish any interrupted topic creation or deletion, and start background
     /// maintenance if enabled.
     ///
+    /// Every topic runs with the config persisted in its `topic.conf`; the topic defaults in
+    /// `options` apply only to topics created from now on. A `topic.conf` written by an earlier
+    /// version (format 1, where a missing key meant "the default of each open") is resolved once
+    /// against `options` and rewritten as format 2.
+    ///
     /// # Errors
     /// - [`Error::AlreadyOpen`] if another `Store` holds the directory;
     /// - [`Error::InvalidConfig`] for bad options;
-    /// - [`Error::InvalidConfigFile`] for a damaged or hand-broken `topic.conf`;
+    /// - [`Error::InvalidConfigFile`] for a damaged (checksum, syntax, values) or hand-broken
+    ///   `topic.conf`;
     /// - anything [`Partition::open_with`](crate::Partition::open_with) returns.
     pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         options.validate()?;
@@ -426,28 +503,7 @@ impl Store {
                 }
                 continue;
             }
-            let config = read_topic_config(&*fs, &conf_path)?;
-            remove_extra_partitions(&*fs, &path, config.partitions)?;
-            let tmp = path.join("topic.conf.tmp");
-            if fs.exists(&tmp).at(&tmp)? {
-                fs.remove_file(&tmp).at(&tmp)?;
-            }
-            let pconfig = options.partition_config(&config);
-            pconfig.validate().map_err(|e| Error::InvalidConfigFile {
-                path: conf_path.clone(),
-                line: 0,
-                reason: e.to_string(),
-            })?;
-            let policies = options.policies(&config);
-            policies
-                .compaction
-                .validate()
-                .map_err(|e| Error::InvalidConfigFile {
-                    path: conf_path.clone(),
-                    line: 0,
-                    reason: e.to_string(),
-                })?;
-            let topic = Topic::open(&name, &path, config, pconfig, partitioner.clone(), policies)?;
+            let topic = load_topic(&options, &name, &path, partitioner.clone())?;
             topics.insert(name, topic);
         }
         if removed_any {
@@ -507,7 +563,10 @@ impl Store {
         &self.inner.options
     }
 
-    /// Create a topic.
+    /// Create a topic. Every setting `config` leaves `None` is taken from the store's options
+    /// now ([`StoreOptions::resolve_topic_config`]) and persisted with the topic: later opens
+    /// with other options do not change it; [`alter_topic_config`](Self::alter_topic_config)
+    /// does.
     ///
     /// # Errors
     /// [`Error::InvalidTopicName`] (see [`validate_topic_name`]), [`Error::TopicExists`], [`Error::InvalidConfig`],
@@ -525,11 +584,8 @@ impl StoreInner {
     /// Create a topic; the caller holds the admin lock and checked the name.
     fn create_topic_locked(&self, name: &str, config: TopicConfig) -> Result<Topic> {
         let inner = self;
-        config.validate()?;
-        let pconfig = inner.options.partition_config(&config);
-        pconfig.validate()?;
-        let policies = inner.options.policies(&config);
-        policies.compaction.validate()?;
+        let resolved = inner.options.resolve_topic_config(&config);
+        let settings = inner.options.topic_settings(&resolved)?;
         if inner.topics.read().contains_key(name) {
             return Err(Error::TopicExists {
                 name: name.to_owned(),
@@ -543,17 +599,10 @@ impl StoreInner {
         }
         fs.create_dir_all(&path).at(&path)?;
         fs.sync_dir(&inner.dir).at(&inner.dir)?;
-        let topic = Topic::open(
-            name,
-            &path,
-            config.clone(),
-            pconfig,
-            inner.partitioner.clone(),
-            policies,
-        )?;
+        let topic = Topic::open(name, &path, settings, inner.partitioner.clone())?;
         // The topic exists from the moment its config is durable.
         let conf_path = path.join(CONFIG_FILE);
-        write_atomic(fs, &conf_path, config.encode().as_bytes()).at(&conf_path)?;
+        write_atomic(fs, &conf_path, resolved.encode().as_bytes()).at(&conf_path)?;
         inner.topics.write().insert(name.to_owned(), topic.clone());
         Ok(topic)
     }
@@ -674,6 +723,71 @@ impl Store {
         write_atomic(&*inner.fs, &conf_path, config.encode().as_bytes()).at(&conf_path)?;
         topic.add_opened_partitions(opened, config);
         Ok(())
+    }
+
+    /// Change a topic's configuration, like Kafka's `incrementalAlterConfigs`: `change` gets the
+    /// current config (resolved, every field `Some`) and edits it; a field it sets to `None`
+    /// takes the store's default of this open. The result is validated, persisted durably
+    /// (`topic.conf` replaced atomically), and only then applied to the running topic: retention,
+    /// cleanup and compaction policies from the next maintenance pass; durability, timestamp
+    /// type, key requirement and batch size limit from the next append; segment size and age
+    /// from the next roll; index settings and preallocation from the next segment. Returns the
+    /// new config. It stays in force across reopens, whatever options they pass.
+    ///
+    /// `change` runs under the store's admin lock: it must not call this store.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{CleanupPolicy, Store, TopicConfig};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// store.create_topic("events", TopicConfig::with_partitions(1))?;
+    /// let config = store.alter_topic_config("events", |c| {
+    ///     c.retention = Some(Duration::from_secs(24 * 3600));
+    ///     c.cleanup_policy = Some(CleanupPolicy::CompactDelete);
+    /// })?;
+    /// assert_eq!(config, store.topic("events")?.config());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a value out of range or a contradiction, or a changed
+    /// `partitions` (grow a topic with [`add_partitions`](Self::add_partitions)): the old config
+    /// stays, on disk and live. [`Error::UnknownTopic`] (internal topics included);
+    /// [`Error::Closed`]; an I/O error persisting the config: the topic keeps running with the
+    /// old config, but the new one may have reached the disk (call again to settle it).
+    pub fn alter_topic_config(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut TopicConfig),
+    ) -> Result<TopicConfig> {
+        let inner = &*self.inner;
+        let _admin = inner.admin.lock();
+        inner.check_open()?;
+        let topic = self.topic(name)?;
+        let current = topic.config();
+        let mut next = current.clone();
+        change(&mut next);
+        if next.partitions != current.partitions {
+            return Err(Error::config(
+                "partitions",
+                format!(
+                    "alter_topic_config cannot change the partition count of {name:?} ({} to \
+                     {}); grow a topic with Store::add_partitions",
+                    current.partitions, next.partitions
+                ),
+            ));
+        }
+        let next = inner.options.resolve_topic_config(&next);
+        let settings = inner.options.topic_settings(&next)?;
+        if next == current {
+            return Ok(next);
+        }
+        let conf_path = topic.dir().join(CONFIG_FILE);
+        write_atomic(&*inner.fs, &conf_path, next.encode().as_bytes()).at(&conf_path)?;
+        topic.apply_settings(settings)?;
+        Ok(next)
     }
 
     /// Run maintenance once, now: interval flushes, background sync of rolled segments,
@@ -863,11 +977,50 @@ fn spawn_cleaner(
         })
 }
 
-fn read_topic_config(fs: &dyn FileSystem, path: &Path) -> Result<TopicConfig> {
-    let bytes = read_all(fs, path, 64 << 10).map_err(|e| Error::InvalidConfigFile {
-        path: path.to_owned(),
-        line: 0,
-        reason: format!("cannot read: {e}"),
+/// Load the topic in `path` (whose `topic.conf` exists) at store open.
+fn load_topic(
+    options: &StoreOptions,
+    name: &str,
+    path: &Path,
+    partitioner: Arc<dyn Partitioner>,
+) -> Result<Topic> {
+    let fs = &*options.file_system;
+    let conf_path = path.join(CONFIG_FILE);
+    let (config, format) = read_topic_config(fs, &conf_path)?;
+    // A format 1 file left unset keys to the options of each open: pin them now, once.
+    let config = if format == LEGACY_CONFIG_FORMAT {
+        options.resolve_topic_config(&config)
+    } else {
+        config
+    };
+    let settings = options
+        .topic_settings(&config)
+        .map_err(|e| Error::InvalidConfigFile {
+            path: conf_path.clone(),
+            line: 0,
+            reason: e.to_string(),
+        })?;
+    remove_extra_partitions(fs, path, config.partitions)?;
+    let tmp = path.join("topic.conf.tmp");
+    if fs.exists(&tmp).at(&tmp)? {
+        fs.remove_file(&tmp).at(&tmp)?;
+    }
+    if format == LEGACY_CONFIG_FORMAT {
+        write_atomic(fs, &conf_path, config.encode().as_bytes()).at(&conf_path)?;
+    }
+    Topic::open(name, path, settings, partitioner)
+}
+
+/// Read and check `topic.conf`: damage is [`Error::InvalidConfigFile`], a failed read
+/// [`Error::Io`].
+fn read_topic_config(fs: &dyn FileSystem, path: &Path) -> Result<(TopicConfig, u32)> {
+    let bytes = read_all(fs, path, 64 << 10).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => Error::InvalidConfigFile {
+            path: path.to_owned(),
+            line: 0,
+            reason: e.to_string(),
+        },
+        _ => Error::io(path, e),
     })?;
     TopicConfig::decode(&bytes, path)
 }

@@ -2,8 +2,8 @@
 //!
 //! Directory layout, inside the store directory:
 //! ```text
-//! <topic>/topic.conf     the topic's configuration; a topic exists exactly when this file does
-//! <topic>/<n>/...        partition n (segments, checkpoint)
+//! <topic>/topic.conf     the topic's resolved configuration (format 2: every key, checksummed)
+//! <topic>/<n>/...        partition n (segments, checkpoint), for every n below the partition count
 //! ```
 
 mod config;
@@ -12,8 +12,9 @@ mod partitioner;
 pub use config::{CleanupPolicy, TopicConfig, MAX_PARTITIONS};
 pub use partitioner::{key_partition, murmur2, DefaultPartitioner, Partitioner};
 
-pub(crate) use config::FILE_NAME as CONFIG_FILE;
-pub(crate) use Policies as TopicPolicies;
+pub(crate) use config::{
+    whole_millis, FILE_NAME as CONFIG_FILE, LEGACY_FORMAT as LEGACY_CONFIG_FORMAT,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -134,15 +135,23 @@ pub struct Topic {
 struct TopicInner {
     name: String,
     dir: PathBuf,
-    config: RwLock<TopicConfig>,
-    partition_config: PartitionConfig,
+    /// Replaced whole by [`Store::alter_topic_config`](crate::Store::alter_topic_config) and
+    /// `add_partitions`; readers take a snapshot.
+    settings: RwLock<Arc<TopicSettings>>,
     partitions: RwLock<Arc<Vec<Partition>>>,
     partitioner: Arc<dyn Partitioner>,
-    policies: Policies,
 }
 
-/// A topic's effective retention, cleanup and compaction settings (its overrides applied to the
-/// store's defaults).
+/// What a topic runs with: its resolved config (every field `Some`, as in `topic.conf`) and what
+/// the store derives from it.
+#[derive(Clone, Debug)]
+pub(crate) struct TopicSettings {
+    pub config: TopicConfig,
+    pub partition: Arc<PartitionConfig>,
+    pub policies: Policies,
+}
+
+/// A topic's effective retention, cleanup and compaction settings.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Policies {
     pub retention: RetentionPolicy,
@@ -151,46 +160,38 @@ pub(crate) struct Policies {
 }
 
 impl Topic {
-    /// Open the topic's partitions (creating missing partition directories).
+    /// Open the topic's partitions, `0..settings.config.partitions`, in `dir` (creating missing
+    /// partition directories: the caller checked which may be created).
     pub(crate) fn open(
         name: &str,
         dir: &Path,
-        config: TopicConfig,
-        partition_config: PartitionConfig,
+        settings: TopicSettings,
         partitioner: Arc<dyn Partitioner>,
-        policies: Policies,
     ) -> Result<Topic> {
-        let mut partitions = Vec::with_capacity(config.partitions as usize);
-        for i in 0..config.partitions {
-            partitions.push(Partition::open_with(
-                dir.join(i.to_string()),
-                partition_config.clone(),
-            )?);
-        }
+        let partitions = open_partitions(dir, 0..settings.config.partitions, &settings.partition)?;
         Ok(Topic {
             inner: Arc::new(TopicInner {
                 name: name.to_owned(),
                 dir: dir.to_owned(),
-                config: RwLock::new(config),
-                partition_config,
+                settings: RwLock::new(Arc::new(settings)),
                 partitions: RwLock::new(Arc::new(partitions)),
                 partitioner,
-                policies,
             }),
         })
+    }
+
+    fn settings(&self) -> Arc<TopicSettings> {
+        self.inner.settings.read().clone()
     }
 
     /// Open partitions `current..new_count` without making them live yet.
     pub(crate) fn open_new_partitions(&self, new_count: u32) -> Result<Vec<Partition>> {
         let current = self.partition_count();
-        (current..new_count)
-            .map(|i| {
-                Partition::open_with(
-                    self.inner.dir.join(i.to_string()),
-                    self.inner.partition_config.clone(),
-                )
-            })
-            .collect()
+        open_partitions(
+            &self.inner.dir,
+            current..new_count,
+            &self.settings().partition,
+        )
     }
 
     /// Make partitions opened by [`open_new_partitions`](Self::open_new_partitions) live (after
@@ -199,7 +200,24 @@ impl Topic {
         let mut list = self.inner.partitions.read().as_ref().clone();
         list.extend(opened);
         *self.inner.partitions.write() = Arc::new(list);
-        *self.inner.config.write() = config;
+        let mut settings = self.inner.settings.write();
+        *settings = Arc::new(TopicSettings {
+            config,
+            ..(**settings).clone()
+        });
+    }
+
+    /// Run with `settings` from now on (after the caller persisted its config): every
+    /// partition's configuration, then the topic's policies.
+    ///
+    /// # Errors
+    /// As [`Partition::set_config`] (the caller validated `settings`, so in practice none).
+    pub(crate) fn apply_settings(&self, settings: TopicSettings) -> Result<()> {
+        for p in self.partitions() {
+            p.set_config((*settings.partition).clone())?;
+        }
+        *self.inner.settings.write() = Arc::new(settings);
+        Ok(())
     }
 
     /// Whether `other` is a handle to this very topic (not one deleted and recreated under the
@@ -218,31 +236,35 @@ impl Topic {
         &self.inner.dir
     }
 
-    /// The topic's own settings (overrides of the store defaults), as persisted.
+    /// The topic's configuration as persisted in `topic.conf`: resolved against the store
+    /// defaults when the topic was created (every field `Some`), changed only by
+    /// [`Store::alter_topic_config`](crate::Store::alter_topic_config) and
+    /// [`Store::add_partitions`](crate::Store::add_partitions).
     pub fn config(&self) -> TopicConfig {
-        self.inner.config.read().clone()
+        self.settings().config.clone()
     }
 
-    /// The effective settings of each partition: the topic's overrides applied to the store
-    /// defaults.
-    pub fn partition_config(&self) -> &PartitionConfig {
-        &self.inner.partition_config
+    /// The configuration every partition runs with, derived from [`config`](Self::config) (plus
+    /// the store's recovery mode, file system and clock). A snapshot: an
+    /// [`alter_topic_config`](crate::Store::alter_topic_config) replaces it.
+    pub fn partition_config(&self) -> Arc<PartitionConfig> {
+        self.settings().partition.clone()
     }
 
-    /// The effective retention policy (topic overrides applied to store defaults).
+    /// The retention policy in force.
     pub fn retention_policy(&self) -> RetentionPolicy {
-        self.inner.policies.retention
+        self.settings().policies.retention
     }
 
-    /// The effective cleanup policy.
+    /// The cleanup policy in force.
     pub fn cleanup_policy(&self) -> CleanupPolicy {
-        self.inner.policies.cleanup
+        self.settings().policies.cleanup
     }
 
-    /// The effective compaction policy (topic overrides applied to store defaults); used only if
-    /// the cleanup policy compacts.
+    /// The compaction policy in force (with the store's `cleaner_buffer_bytes`); used only if the
+    /// cleanup policy compacts.
     pub fn compaction_policy(&self) -> CompactionPolicy {
-        self.inner.policies.compaction
+        self.settings().policies.compaction
     }
 
     /// Run a compaction pass on every partition whose triggers fire, if the cleanup policy
@@ -254,13 +276,14 @@ impl Topic {
     /// The first error a partition reported; every partition is still visited.
     pub fn compact(&self, now_ms: i64) -> Result<CompactionReport> {
         let mut total = CompactionReport::default();
-        if self.inner.policies.cleanup == CleanupPolicy::Delete {
+        let policies = self.settings().policies;
+        if policies.cleanup == CleanupPolicy::Delete {
             return Ok(total);
         }
         let mut first_err = None;
         let mut first_dirty = u64::MAX;
         for p in self.partitions() {
-            match p.compact(now_ms, &self.inner.policies.compaction) {
+            match p.compact(now_ms, &policies.compaction) {
                 Ok(r) => {
                     total.cleaned |= r.cleaned;
                     total.dirty_ratio = total.dirty_ratio.max(r.dirty_ratio);
@@ -300,10 +323,11 @@ impl Topic {
         let mut total = RetentionReport::default();
         // A compacted topic keeps records by key, not by age or size; but segments wholly below
         // its log start offset (delete_records) still go, as in Kafka.
-        let policy = if self.inner.policies.cleanup == CleanupPolicy::Compact {
+        let policies = self.settings().policies;
+        let policy = if policies.cleanup == CleanupPolicy::Compact {
             RetentionPolicy::default()
         } else {
-            self.inner.policies.retention
+            policies.retention
         };
         let mut first_err = None;
         for p in self.partitions() {
@@ -473,7 +497,7 @@ impl Topic {
     /// A compacted topic keeps records by key: refuse keyless ones before anything is written.
     fn check_keys(&self, records: &[Record]) -> Result<()> {
         let compacted = matches!(
-            self.inner.policies.cleanup,
+            self.cleanup_policy(),
             CleanupPolicy::Compact | CleanupPolicy::CompactDelete
         );
         if compacted && records.iter().any(|r| r.key().is_none()) {
@@ -485,7 +509,7 @@ impl Topic {
     }
 
     fn timestamp_type(&self) -> TimestampType {
-        self.inner.partition_config.timestamp_type
+        self.settings().partition.timestamp_type
     }
 
     fn choose(&self, record: &Record, partitions: u32) -> u32 {
@@ -523,6 +547,17 @@ impl Topic {
             ),
         })
     }
+}
+
+/// Open partitions `range` of the topic in `dir`.
+fn open_partitions(
+    dir: &Path,
+    range: std::ops::Range<u32>,
+    config: &PartitionConfig,
+) -> Result<Vec<Partition>> {
+    range
+        .map(|i| Partition::open_with(dir.join(i.to_string()), config.clone()))
+        .collect()
 }
 
 fn stored_timestamp(record: &Record, append_time: i64, log_append: bool) -> i64 {
