@@ -397,7 +397,8 @@ impl Topic {
     /// [`Error::MissingKey`] for a record without a key on a compacted topic; otherwise as
     /// [`Partition::append_batch_with`].
     pub fn send(&self, record: Record) -> Result<RecordMetadata> {
-        self.check_keys(std::slice::from_ref(&record))?;
+        let settings = self.settings();
+        self.check_keys(&settings, std::slice::from_ref(&record))?;
         let partitions = self.inner.partitions.read().clone();
         let p = self.choose(&record, partitions.len() as u32);
         Self::append_one(
@@ -405,7 +406,7 @@ impl Topic {
             p,
             &self.inner.name,
             record,
-            self.timestamp_type(),
+            settings.partition.timestamp_type,
         )
     }
 
@@ -414,14 +415,15 @@ impl Topic {
     /// # Errors
     /// [`Error::InvalidPartition`], or as [`Partition::append_batch_with`].
     pub fn send_to(&self, partition: u32, record: Record) -> Result<RecordMetadata> {
-        self.check_keys(std::slice::from_ref(&record))?;
+        let settings = self.settings();
+        self.check_keys(&settings, std::slice::from_ref(&record))?;
         let partitions = self.inner.partitions.read().clone();
         Self::append_one(
             &partitions,
             partition,
             &self.inner.name,
             record,
-            self.timestamp_type(),
+            settings.partition.timestamp_type,
         )
     }
 
@@ -435,7 +437,8 @@ impl Topic {
     /// [`Error::MissingKey`] for a record without a key on a compacted topic; otherwise as
     /// [`Partition::append_batch_with`].
     pub fn send_batch(&self, records: &[Record]) -> Result<Vec<RecordMetadata>> {
-        self.check_keys(records)?;
+        let settings = self.settings();
+        self.check_keys(&settings, records)?;
         let partitions = self.inner.partitions.read().clone();
         let n = partitions.len() as u32;
         let mut chosen = Vec::with_capacity(records.len());
@@ -445,7 +448,7 @@ impl Topic {
             chosen.push(p);
             groups[p as usize].push(r);
         }
-        let log_append = self.timestamp_type() == TimestampType::LogAppendTime;
+        let log_append = settings.partition.timestamp_type == TimestampType::LogAppendTime;
         // Per partition: offset of its first record and the append time.
         let mut firsts = vec![(0u64, 0i64); n as usize];
         for (p, group) in groups.iter().enumerate() {
@@ -495,9 +498,9 @@ impl Topic {
     }
 
     /// A compacted topic keeps records by key: refuse keyless ones before anything is written.
-    fn check_keys(&self, records: &[Record]) -> Result<()> {
+    fn check_keys(&self, settings: &TopicSettings, records: &[Record]) -> Result<()> {
         let compacted = matches!(
-            self.cleanup_policy(),
+            settings.policies.cleanup,
             CleanupPolicy::Compact | CleanupPolicy::CompactDelete
         );
         if compacted && records.iter().any(|r| r.key().is_none()) {
@@ -506,10 +509,6 @@ impl Topic {
             });
         }
         Ok(())
-    }
-
-    fn timestamp_type(&self) -> TimestampType {
-        self.settings().partition.timestamp_type
     }
 
     fn choose(&self, record: &Record, partitions: u32) -> u32 {
