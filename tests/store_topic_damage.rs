@@ -264,7 +264,8 @@ fn a_missing_partition_directory_fails_open() {
 
 /// Directories that are not topiclog's stay untouched and are not topics: an empty one, one with
 /// only files topiclog never writes, and names in the store's reserved `__` namespace other than
-/// its own (kept for later versions).
+/// its own (kept for later versions). Creating a topic of such a name is refused (the old code
+/// removed the directory, taking it for a leftover).
 #[test]
 fn directories_that_are_not_topics_are_left_alone() {
     both_fs(|fs, dir| {
@@ -281,6 +282,16 @@ fn directories_that_are_not_topics_are_left_alone() {
         let store = Store::open_with(dir, options(fs.clone())).unwrap();
         assert_eq!(store.topics(), vec!["orders"]);
         assert_orders_intact(&store, &metas);
+        // Creating a topic over one of them is refused, not a reason to remove it.
+        for name in ["notes", "empty"] {
+            match store.create_topic(name, TopicConfig::with_partitions(1)) {
+                Err(Error::Io { path, source }) => {
+                    assert_eq!(path, dir.join(name));
+                    assert_eq!(source.kind(), std::io::ErrorKind::AlreadyExists);
+                }
+                other => panic!("{name}: expected AlreadyExists, got {other:?}"),
+            }
+        }
         let after = tree(&*fs, dir);
         for path in before.keys() {
             let orders = path.starts_with(dir.join("orders"));
