@@ -104,8 +104,9 @@ pub enum Error {
         reason: String,
     },
 
-    /// A topic name is not 1 to 249 characters of `[A-Za-z0-9._-]`, is `.` or `..`, or (when
-    /// creating a topic in a store) is `LOCK`, the name of the store's lock file.
+    /// A topic name is not 1 to 249 characters of `[A-Za-z0-9._-]`, is `.` or `..`, or is
+    /// reserved for the store's own files: it starts with `__` (internal topics such as
+    /// `__consumer_offsets`, `__producer_ids`) or is `LOCK` in any letter case (the lock file).
     #[error("invalid topic name {name:?}: {reason}")]
     InvalidTopicName {
         /// The rejected name.

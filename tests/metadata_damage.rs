@@ -1,6 +1,6 @@
 //! Damage to the small metadata files must never panic, hang or allocate absurdly: a partition's
 //! `cleaner-checkpoint` and `producer-snapshot`, compaction's transient `.cleaned`/`.swap` files,
-//! and the store's `producer-ids` and `__consumer_offsets` topic (layouts in docs/FORMAT.md).
+//! and the store's `__producer_ids` and `__consumer_offsets` topic (layouts in docs/FORMAT.md).
 //!
 //! 1. The partition scenarios start from two images (on `SimFs`) of a compacted partition that
 //!    idempotent producers wrote to, so both metadata files exist: one after a clean close, one
@@ -13,7 +13,7 @@
 //! 2. A `<base>.log.swap` the cleaner checkpoint does not name is refused with `Corrupt` naming
 //!    the file, and the refused open changes nothing; `.cleaned` files of any content and index
 //!    `.swap` files without their log are removed on open.
-//! 3. A damaged `producer-ids` makes `Store::producer` fail with an error naming the file; the
+//! 3. A damaged `__producer_ids` makes `Store::producer` fail with an error naming the file; the
 //!    offsets topic is out of reach of the public API; a CRC-valid offsets batch whose key or
 //!    value does not decode makes loading the offsets fail with `Corrupt`, never panic.
 //!
@@ -1241,7 +1241,7 @@ fn index_swap_files_without_their_log_are_removed_on_open() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 3. Store-level files: `producer-ids` and the offsets topic
+// 3. Store-level files: `__producer_ids` and the offsets topic
 // ---------------------------------------------------------------------------------------------
 
 const STORE: &str = "/s";
@@ -1270,7 +1270,7 @@ fn damaged_producer_ids_is_a_clear_error() {
     let p = store.producer(ProducerConfig::default()).unwrap();
     assert_eq!(p.producer_id(), Some(0));
     p.close().unwrap();
-    let path = Path::new(STORE).join("producer-ids");
+    let path = Path::new(STORE).join("__producer_ids");
     let valid = fs.read_file(&path).unwrap();
     assert_eq!(valid.len(), 12);
 
@@ -1320,7 +1320,7 @@ fn damaged_producer_ids_is_a_clear_error() {
             }
             other => panic!("{what}: expected Corrupt, got {other:?}"),
         }
-        assert!(message.contains("producer-ids"), "{what}: {message}");
+        assert!(message.contains("__producer_ids"), "{what}: {message}");
         // The damaged counter is left for a human, not silently reset or reused.
         assert_eq!(
             fs.read_file(&path).as_deref(),

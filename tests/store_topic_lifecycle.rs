@@ -1,7 +1,8 @@
 //! A topic's life in a store: created, listed, reopened, deleted and re-created, with the errors
 //! each step can give; and, on the crashable file system, topic creation, deletion and growth
 //! interrupted by a power cut before every one of their mutating file-system operations: the next
-//! open always succeeds and finds the topic either wholly before or wholly after the operation.
+//! open always succeeds and finds the topic either wholly before or wholly after the operation,
+//! with no staging directory (`__creating.<n>`, `__deleting.<n>`) left behind.
 
 mod common;
 
@@ -240,7 +241,10 @@ fn topic_or_create_creates_once_with_the_default_partition_count() {
         let store = Store::open_with(dir, opts.clone()).unwrap();
         let t = store.topic_or_create("auto").unwrap();
         assert_eq!(t.partition_count(), 3);
-        assert_eq!(t.config(), TopicConfig::with_partitions(3));
+        assert_eq!(
+            t.config(),
+            opts.resolve_topic_config(&TopicConfig::with_partitions(3))
+        );
         let sent = send_some(&t, "auto", 12);
 
         // The second call returns the same topic, data and all.
@@ -517,6 +521,14 @@ fn interrupt(
     s.fs.crash(mode);
     let store = Store::open_with(STORE, options(Arc::new(s.fs.clone())))
         .unwrap_or_else(|e| panic!("cut after {n} ops ({mode:?}): reopen failed: {e}"));
+    let mut entries = s.fs.read_dir(Path::new(STORE)).unwrap();
+    entries.sort();
+    assert!(
+        entries
+            .iter()
+            .all(|e| ["LOCK", "keeper", "subject"].contains(&e.as_str())),
+        "cut after {n} ops: the store directory holds {entries:?}"
+    );
     assert_holds_exactly(
         &store.topic("keeper").unwrap(),
         &s.keeper,
@@ -592,7 +604,12 @@ fn create_topic_interrupted_at_every_op_leaves_all_or_nothing() {
         if store.topics().contains(&"subject".to_owned()) {
             let t = store.topic("subject").unwrap();
             assert_eq!(t.partition_count(), 3, "{what}");
-            assert_eq!(t.config(), TopicConfig::with_partitions(3), "{what}");
+            assert_eq!(
+                t.config(),
+                options(Arc::new(fs.clone()))
+                    .resolve_topic_config(&TopicConfig::with_partitions(3)),
+                "{what}"
+            );
             assert_eq!(t.end_offsets(), vec![0, 0, 0], "{what}");
             assert_eq!(partition_dirs(&fs, "subject"), vec![0, 1, 2], "{what}");
             assert_usable(&t, &what);
@@ -756,10 +773,17 @@ fn a_failed_add_partitions_changes_nothing() {
 #[test]
 fn a_failed_delete_topic_can_be_retried() {
     let s = scenario(1, true, 3);
-    s.fs.inject(fail_every(FaultOp::Remove, "topic.conf"));
+    // The first step, renaming the topic out of the way, fails: nothing changed.
+    s.fs.inject(fail_every(FaultOp::Rename, "/store/subject"));
     assert!(s.store.delete_topic("subject").is_err());
     s.fs.clear_faults();
     let listed_after_failure = s.store.topics();
+    assert_eq!(listed_after_failure, vec!["keeper", "subject"]);
+    assert_holds_exactly(
+        &s.store.topic("subject").unwrap(),
+        &s.subject,
+        "after the failed delete",
+    );
 
     let retry = s.store.delete_topic("subject");
     assert!(
@@ -774,6 +798,43 @@ fn a_failed_delete_topic_can_be_retried() {
         store.topics(),
         vec!["keeper"],
         "the deleted topic stays deleted"
+    );
+    store.close().unwrap();
+}
+
+/// A `delete_topic` whose file removal fails after the topic was renamed away reports the error,
+/// the topic is gone all the same (the rename was durable), and the next open removes the files.
+#[test]
+fn a_delete_topic_whose_removal_fails_is_finished_by_the_next_open() {
+    let s = scenario(1, true, 3);
+    s.fs.inject(fail_every(FaultOp::Remove, "__deleting"));
+    assert!(s.store.delete_topic("subject").is_err());
+    s.fs.clear_faults();
+    assert_eq!(s.store.topics(), vec!["keeper"]);
+    let leftovers: Vec<String> =
+        s.fs.read_dir(Path::new(STORE))
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.starts_with("__deleting."))
+            .collect();
+    assert_eq!(leftovers.len(), 1, "the renamed topic waits for removal");
+    // The name is free at once.
+    let t = s
+        .store
+        .create_topic("subject", TopicConfig::with_partitions(1))
+        .unwrap();
+    assert_eq!(t.end_offsets(), vec![0]);
+    s.store.close().unwrap();
+    let store = Store::open_with(STORE, options(Arc::new(s.fs.clone()))).unwrap();
+    assert_eq!(store.topics(), vec!["keeper", "subject"]);
+    assert_eq!(store.topic("subject").unwrap().end_offsets(), vec![0]);
+    assert!(
+        !s.fs
+            .read_dir(Path::new(STORE))
+            .unwrap()
+            .iter()
+            .any(|n| n.starts_with("__")),
+        "open removed the leftover"
     );
     store.close().unwrap();
 }

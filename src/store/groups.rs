@@ -1,6 +1,7 @@
 //! The store's consumer-group services: the offsets topic, the coordinator, lag reporting.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -10,15 +11,21 @@ use crate::consumer::{
 };
 use crate::error::IoContext;
 use crate::error::{Error, Result};
-use crate::fs::{read_small_file, write_atomic};
+use crate::fs::{read_small_file, write_atomic, FileSystem};
 use crate::partition::{Durability, Notify};
 use crate::producer::{Producer, ProducerConfig};
 use crate::topic::{CleanupPolicy, TopicConfig};
 
 use super::{Store, StoreInner};
 
-/// Name of the file holding the next producer id.
-const PRODUCER_IDS_FILE: &str = "producer-ids";
+/// Name of the file holding the next producer id (in the store's reserved `__` namespace, so no
+/// topic can take it).
+const PRODUCER_IDS_FILE: &str = "__producer_ids";
+
+/// Where earlier versions kept the counter, a name a topic may now take. Open moves a valid
+/// counter from there to [`PRODUCER_IDS_FILE`]; a damaged one is left for
+/// [`Store::producer`] to report.
+pub(super) const LEGACY_PRODUCER_IDS_FILE: &str = "producer-ids";
 
 /// Name of the internal topic holding committed offsets.
 pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -57,30 +64,70 @@ pub(super) fn coordinator(store: Weak<StoreInner>) -> Coordinator {
     }))
 }
 
+/// Read a producer id counter file: the next id, `i64` LE, then the CRC-32 of those 8 bytes.
+fn read_counter(fs: &dyn FileSystem, path: &Path) -> Result<i64> {
+    let b = read_small_file(fs, path, 64)?;
+    if b.len() != 12 || crc32fast::hash(&b[..8]) != u32::from_le_bytes([b[8], b[9], b[10], b[11]]) {
+        return Err(Error::corrupt(path, 0, "producer id counter is damaged"));
+    }
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    let next = i64::from_le_bytes(a);
+    if next < 0 || next == i64::MAX {
+        return Err(Error::corrupt(
+            path,
+            0,
+            "producer id counter is out of range",
+        ));
+    }
+    Ok(next)
+}
+
+/// Replace the counter file at `path` with `next`, durably.
+fn write_counter(fs: &dyn FileSystem, path: &Path, next: i64) -> Result<()> {
+    let mut b = next.to_le_bytes().to_vec();
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    write_atomic(fs, path, &b).at(path)
+}
+
+/// Move an earlier version's counter (`producer-ids`, a file) to `__producer_ids`, keeping the
+/// larger of the two so ids never go backwards. A crash in between leaves both, and the next
+/// open does it again. A damaged legacy counter is left where it is: [`Store::producer`] reports
+/// it, as it did before.
+pub(super) fn migrate_legacy_producer_ids(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    let legacy = dir.join(LEGACY_PRODUCER_IDS_FILE);
+    let from_legacy = match read_counter(fs, &legacy) {
+        Ok(next) => next,
+        Err(Error::Corrupt { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let path = dir.join(PRODUCER_IDS_FILE);
+    let current = if fs.exists(&path).at(&path)? {
+        read_counter(fs, &path)?
+    } else {
+        0
+    };
+    write_counter(fs, &path, from_legacy.max(current))?;
+    fs.remove_file(&legacy).at(&legacy)?;
+    fs.sync_dir(dir).at(dir)
+}
+
 impl StoreInner {
     /// A fresh producer id: the persisted counter is advanced (durably) before the id is used.
     fn next_producer_id(&self) -> Result<i64> {
         let _admin = self.admin.lock();
+        let fs = &*self.fs;
         let path = self.dir.join(PRODUCER_IDS_FILE);
-        let next = if self.fs.exists(&path).at(&path)? {
-            let b = read_small_file(&*self.fs, &path, 64)?;
-            if b.len() != 12
-                || crc32fast::hash(&b[..8]) != u32::from_le_bytes([b[8], b[9], b[10], b[11]])
-            {
-                return Err(Error::corrupt(&path, 0, "producer id counter is damaged"));
-            }
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&b[..8]);
-            i64::from_le_bytes(a)
+        let mut next = if fs.exists(&path).at(&path)? {
+            read_counter(fs, &path)?
         } else {
             0
         };
-        if next < 0 || next == i64::MAX {
-            return Err(Error::corrupt(
-                &path,
-                0,
-                "producer id counter is out of range",
-            ));
+        // A legacy counter open could not migrate (damaged) still counts, or is reported.
+        let legacy = self.dir.join(LEGACY_PRODUCER_IDS_FILE);
+        if fs.exists(&legacy).at(&legacy)? && !fs.is_dir(&legacy).at(&legacy)? {
+            next = next.max(read_counter(fs, &legacy)?);
         }
         // Never hand out an id some partition still remembers, whatever the counter says (a
         // lost counter file would otherwise restart at 0, and a new producer's first batch would
@@ -99,10 +146,7 @@ impl StoreInner {
                 .ok_or_else(|| Error::corrupt(&path, 0, "producer ids are exhausted"))?,
             _ => next,
         };
-        let mut b = (next + 1).to_le_bytes().to_vec();
-        let crc = crc32fast::hash(&b);
-        b.extend_from_slice(&crc.to_le_bytes());
-        write_atomic(&*self.fs, &path, &b).at(&path)?;
+        write_counter(fs, &path, next + 1)?;
         Ok(next)
     }
 

@@ -3,13 +3,18 @@
 //!
 //! ```text
 //! <store>/LOCK                 flock'ed while a Store has the directory open
-//! <store>/<topic>/topic.conf   a topic exists exactly when its topic.conf does
+//! <store>/__producer_ids       the next producer id (names starting with `__` are the store's)
+//! <store>/__creating.<n>/      a topic being created (removed by open: it never held data)
+//! <store>/__deleting.<n>/      a topic being deleted (removed by open: it is already gone)
+//! <store>/<topic>/topic.conf   the topic's resolved configuration
 //! <store>/<topic>/<n>/...      partition n
 //! ```
 //!
-//! Topic creation writes `topic.conf` last and deletion removes it first, so a crash at any point of
-//! either leaves a directory without `topic.conf`, which the next open removes: a half-created or
-//! half-deleted topic never reopens as valid.
+//! A directory named like a topic is always a whole topic: creation builds the topic (partitions
+//! and `topic.conf`) in a `__creating.<n>` staging directory and renames it into place; deletion
+//! first renames the topic to `__deleting.<n>`. A crash at any point therefore reopens with the
+//! topic complete or absent, and a topic directory without a valid `topic.conf` is damage that
+//! open reports, never a leftover it may delete.
 
 mod groups;
 
@@ -17,7 +22,7 @@ pub use groups::PartitionLag;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -26,27 +31,36 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, IoContext, Result};
-use crate::fs::{create_dir_all_durable, read_all, write_atomic, FileLock, FileSystem, StdFs};
+use crate::fs::{
+    create_dir_all_durable, read_all, write_atomic, FileLock, FileSystem, OpenMode, StdFs,
+};
 use crate::partition::{
-    CompactionPolicy, Durability, Notify, PartitionConfig, RetentionPolicy, TimestampType,
+    CompactionPolicy, Durability, Notify, Partition, PartitionConfig, RetentionPolicy,
+    TimestampType,
 };
 use crate::segment::Recovery;
 use crate::topic::{
-    validate_topic_name, CleanupPolicy, DefaultPartitioner, Partitioner, Topic, TopicConfig,
-    TopicPolicies, CONFIG_FILE, MAX_PARTITIONS,
+    check_name_syntax, validate_topic_name, whole_millis, CleanupPolicy, DefaultPartitioner,
+    Partitioner, Policies, Topic, TopicConfig, TopicSettings, CONFIG_FILE, LEGACY_CONFIG_FORMAT,
+    LOCK_FILE, MAX_PARTITIONS, RESERVED_PREFIX,
 };
 
-/// Name of the lock file in the store directory.
-const LOCK_FILE: &str = "LOCK";
+/// Prefix of the staging directory a topic is built in before it is renamed into place.
+const CREATING_PREFIX: &str = "__creating.";
+/// Prefix of the directory a topic is renamed to when it is deleted, before its files go.
+const DELETING_PREFIX: &str = "__deleting.";
 
 /// Topics named `__...` belong to the store (like Kafka's `__consumer_offsets`): users cannot
 /// create, open, write or delete them.
 pub(crate) fn is_internal(name: &str) -> bool {
-    name.starts_with("__")
+    name.starts_with(RESERVED_PREFIX)
 }
 
-/// Store-wide settings: defaults for every topic (a [`TopicConfig`] field left `None` takes the
-/// value here) and the store's own behaviour. Every field documents its default and its Kafka
+/// Store-wide settings: the defaults a topic takes **when it is created** (a [`TopicConfig`]
+/// field left `None` takes the value here, and the resolved config is persisted with the topic,
+/// so options passed to later opens never change an existing topic), and the store's own
+/// behaviour (recovery, the cleaner's memory, background threads, file system, clock), which
+/// applies to every topic on every open. Every field documents its default and its Kafka
 /// counterpart.
 ///
 /// # Examples
@@ -176,6 +190,81 @@ impl Default for StoreOptions {
 }
 
 impl StoreOptions {
+    /// The config a topic created with `topic` gets: every field `topic` leaves `None` set from
+    /// these defaults ("never"/"forever" as `Duration::MAX`, "unlimited" as `u64::MAX`), and
+    /// every duration in whole milliseconds (rounded up). This is what
+    /// [`Store::create_topic`] persists in `topic.conf`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{StoreOptions, TopicConfig};
+    /// let options = StoreOptions { retention: None, ..StoreOptions::default() };
+    /// let resolved = options.resolve_topic_config(&TopicConfig::with_partitions(2));
+    /// assert_eq!(resolved.retention, Some(Duration::MAX)); // forever, from the store default
+    /// assert_eq!(resolved.segment_bytes, Some(options.segment_bytes));
+    /// ```
+    pub fn resolve_topic_config(&self, topic: &TopicConfig) -> TopicConfig {
+        let millis = |d: Option<Duration>| Some(whole_millis(d.unwrap_or(Duration::MAX)));
+        let durability = match topic.durability.unwrap_or(self.durability) {
+            Durability::Interval(d) => Durability::Interval(whole_millis(d)),
+            other => other,
+        };
+        TopicConfig {
+            partitions: topic.partitions,
+            segment_bytes: Some(topic.segment_bytes.unwrap_or(self.segment_bytes)),
+            segment_ms: millis(topic.segment_ms.or(self.segment_ms)),
+            index_interval_bytes: Some(
+                topic
+                    .index_interval_bytes
+                    .unwrap_or(self.index_interval_bytes),
+            ),
+            max_index_bytes: Some(topic.max_index_bytes.unwrap_or(self.max_index_bytes)),
+            max_batch_bytes: Some(topic.max_batch_bytes.unwrap_or(self.max_batch_bytes)),
+            durability: Some(durability),
+            preallocate: Some(topic.preallocate.unwrap_or(self.preallocate)),
+            retention: millis(topic.retention.or(self.retention)),
+            retention_bytes: Some(
+                topic
+                    .retention_bytes
+                    .or(self.retention_bytes)
+                    .unwrap_or(u64::MAX),
+            ),
+            cleanup_policy: Some(topic.cleanup_policy.unwrap_or(self.cleanup_policy)),
+            timestamp_type: Some(topic.timestamp_type.unwrap_or(self.timestamp_type)),
+            delete_retention: millis(Some(
+                topic.delete_retention.unwrap_or(self.delete_retention),
+            )),
+            min_compaction_lag: millis(Some(
+                topic.min_compaction_lag.unwrap_or(self.min_compaction_lag),
+            )),
+            max_compaction_lag: millis(topic.max_compaction_lag.or(self.max_compaction_lag)),
+            min_cleanable_dirty_ratio: Some(
+                topic
+                    .min_cleanable_dirty_ratio
+                    .unwrap_or(self.min_cleanable_dirty_ratio),
+            ),
+        }
+    }
+
+    /// What a topic with the resolved config `config` runs with, every part validated.
+    pub(crate) fn topic_settings(&self, config: &TopicConfig) -> Result<TopicSettings> {
+        config.validate()?;
+        let partition = self.partition_config(config);
+        partition.validate()?;
+        let policies = Policies {
+            retention: self.retention_policy(config),
+            cleanup: self.cleanup_policy(config),
+            compaction: self.compaction_policy(config),
+        };
+        policies.compaction.validate()?;
+        Ok(TopicSettings {
+            config: config.clone(),
+            partition: Arc::new(partition),
+            policies,
+        })
+    }
+
     /// The effective partition configuration of a topic: its overrides applied to these defaults.
     pub fn partition_config(&self, topic: &TopicConfig) -> PartitionConfig {
         let segment_ms = match topic.segment_ms {
@@ -248,14 +337,6 @@ impl StoreOptions {
                 .min_cleanable_dirty_ratio
                 .unwrap_or(self.min_cleanable_dirty_ratio),
             map_budget_bytes: self.cleaner_buffer_bytes,
-        }
-    }
-
-    pub(crate) fn policies(&self, topic: &TopicConfig) -> TopicPolicies {
-        TopicPolicies {
-            retention: self.retention_policy(topic),
-            cleanup: self.cleanup_policy(topic),
-            compaction: self.compaction_policy(topic),
         }
     }
 
@@ -361,6 +442,8 @@ struct StoreInner {
     /// The wake-up signals of live consumers, fired by `close` so a consumer blocked in `poll`
     /// sees the close at once, even one that watches no partition.
     consumers: Mutex<Vec<Weak<Notify>>>,
+    /// Numbers the `__creating.<n>` and `__deleting.<n>` directories.
+    staging_seq: AtomicU64,
 }
 
 impl Store {
@@ -373,13 +456,22 @@ impl Store {
     }
 
     /// Open (or create) a store in `dir`: take the directory lock, recover every partition of
-    /// every topic, finish any interrupted topic creation or deletion, and start background
+    /// every topic, clear away interrupted topic creations and deletions, and start background
     /// maintenance if enabled.
+    ///
+    /// Every topic runs with the config persisted in its `topic.conf`; the topic defaults in
+    /// `options` apply only to topics created from now on. A `topic.conf` written by an earlier
+    /// version (format 1, where a missing key meant "the default of each open") is resolved once
+    /// against `options` and rewritten as format 2.
     ///
     /// # Errors
     /// - [`Error::AlreadyOpen`] if another `Store` holds the directory;
+    /// - [`Error::NotAStore`] for a non-empty directory that holds no store;
     /// - [`Error::InvalidConfig`] for bad options;
-    /// - [`Error::InvalidConfigFile`] for a damaged or hand-broken `topic.conf`;
+    /// - [`Error::InvalidConfigFile`] naming a damaged (checksum, syntax, values) or missing
+    ///   `topic.conf` of a directory that holds partitions: nothing is deleted;
+    /// - [`Error::Corrupt`] naming a partition directory `topic.conf` lists but which is missing,
+    ///   or one beyond its partition count that holds records;
     /// - anything [`Partition::open_with`](crate::Partition::open_with) returns.
     pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         options.validate()?;
@@ -405,50 +497,59 @@ impl Store {
 
         let mut topics = BTreeMap::new();
         let mut removed_any = false;
+        let mut legacy_producer_ids = false;
         for name in fs.read_dir(&dir).at(&dir)? {
             let path = dir.join(&name);
-            if validate_topic_name(&name).is_err()
-                || name == LOCK_FILE
-                || !fs.is_dir(&path).at(&path)?
-            {
+            if name.starts_with(CREATING_PREFIX) || name.starts_with(DELETING_PREFIX) {
+                // An interrupted creation (never held acknowledged data) or deletion (the topic
+                // was gone once the rename was durable).
+                if fs.is_dir(&path).at(&path)? {
+                    fs.remove_dir_all(&path).at(&path)?;
+                } else {
+                    fs.remove_file(&path).at(&path)?;
+                }
+                removed_any = true;
+                continue;
+            }
+            if name == groups::LEGACY_PRODUCER_IDS_FILE && !fs.is_dir(&path).at(&path)? {
+                legacy_producer_ids = true;
+                continue;
+            }
+            // `__consumer_offsets` is the one internal topic; other `__` names are store files
+            // (`__producer_ids`) or reserved for later versions.
+            let topic_name = if is_internal(&name) {
+                name == groups::OFFSETS_TOPIC
+            } else {
+                check_name_syntax(&name).is_ok()
+            };
+            if !topic_name || !fs.is_dir(&path).at(&path)? {
                 continue;
             }
             let conf_path = path.join(CONFIG_FILE);
             if !fs.exists(&conf_path).at(&conf_path)? {
-                // A topic whose creation or deletion was interrupted — if it looks like one: only
-                // partition directories and a config temp file. Anything else is not ours.
-                if looks_like_half_topic(&*fs, &path)? {
-                    fs.remove_dir_all(&path).at(&path)?;
-                    removed_any = true;
+                if holds_partition_dirs(&*fs, &path)? {
+                    // Creation and deletion never leave a topic's directory without its config:
+                    // this is damage, and the partitions may hold acknowledged records.
+                    return Err(Error::InvalidConfigFile {
+                        path: conf_path,
+                        line: 0,
+                        reason: "missing, but the directory holds partition directories: restore \
+                                 topic.conf from a backup (or move the directory out of the store \
+                                 if the topic is not wanted); the store does not guess a config"
+                            .into(),
+                    });
                 }
+                // An empty directory, or one holding things topiclog never writes: not ours.
                 continue;
             }
-            let config = read_topic_config(&*fs, &conf_path)?;
-            remove_extra_partitions(&*fs, &path, config.partitions)?;
-            let tmp = path.join("topic.conf.tmp");
-            if fs.exists(&tmp).at(&tmp)? {
-                fs.remove_file(&tmp).at(&tmp)?;
-            }
-            let pconfig = options.partition_config(&config);
-            pconfig.validate().map_err(|e| Error::InvalidConfigFile {
-                path: conf_path.clone(),
-                line: 0,
-                reason: e.to_string(),
-            })?;
-            let policies = options.policies(&config);
-            policies
-                .compaction
-                .validate()
-                .map_err(|e| Error::InvalidConfigFile {
-                    path: conf_path.clone(),
-                    line: 0,
-                    reason: e.to_string(),
-                })?;
-            let topic = Topic::open(&name, &path, config, pconfig, partitioner.clone(), policies)?;
+            let topic = load_topic(&options, &name, &path, partitioner.clone())?;
             topics.insert(name, topic);
         }
         if removed_any {
             fs.sync_dir(&dir).at(&dir)?;
+        }
+        if legacy_producer_ids {
+            groups::migrate_legacy_producer_ids(&*fs, &dir)?;
         }
 
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<StoreInner>| StoreInner {
@@ -467,6 +568,7 @@ impl Store {
             cleaner: Mutex::new(None),
             last_maintenance_error: Mutex::new(None),
             last_retention_ms: std::sync::atomic::AtomicI64::new(options.clock.now_ms()),
+            staging_seq: AtomicU64::new(0),
             options,
         });
         if inner.options.background_maintenance {
@@ -502,28 +604,23 @@ impl Store {
         &self.inner.options
     }
 
-    /// Create a topic.
+    /// Create a topic. Every setting `config` leaves `None` is taken from the store's options
+    /// now ([`StoreOptions::resolve_topic_config`]) and persisted with the topic: later opens
+    /// with other options do not change it; [`alter_topic_config`](Self::alter_topic_config)
+    /// does.
+    ///
+    /// Crash-safe: the topic is built in a staging directory and renamed into place, so a crash
+    /// at any point reopens with the topic complete (empty) or absent.
     ///
     /// # Errors
-    /// [`Error::InvalidTopicName`], [`Error::TopicExists`], [`Error::InvalidConfig`],
-    /// [`Error::Closed`], or an I/O error.
+    /// [`Error::InvalidTopicName`] (see [`validate_topic_name`]), [`Error::TopicExists`],
+    /// [`Error::InvalidConfig`], [`Error::Closed`], or an I/O error (`AlreadyExists` if a file or
+    /// directory that is not a topic has the name: move it away).
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
         let inner = &*self.inner;
         let _admin = inner.admin.lock();
         inner.check_open()?;
         validate_topic_name(name)?;
-        if name == LOCK_FILE {
-            return Err(Error::InvalidTopicName {
-                name: name.to_owned(),
-                reason: "is reserved: the store's lock file has this name",
-            });
-        }
-        if is_internal(name) {
-            return Err(Error::InvalidTopicName {
-                name: name.to_owned(),
-                reason: "names starting with '__' are reserved for internal topics",
-            });
-        }
         inner.create_topic_locked(name, config)
     }
 }
@@ -531,38 +628,77 @@ impl Store {
 impl StoreInner {
     /// Create a topic; the caller holds the admin lock and checked the name.
     fn create_topic_locked(&self, name: &str, config: TopicConfig) -> Result<Topic> {
-        let inner = self;
-        config.validate()?;
-        let pconfig = inner.options.partition_config(&config);
-        pconfig.validate()?;
-        let policies = inner.options.policies(&config);
-        policies.compaction.validate()?;
-        if inner.topics.read().contains_key(name) {
+        let resolved = self.options.resolve_topic_config(&config);
+        let settings = self.options.topic_settings(&resolved)?;
+        if self.topics.read().contains_key(name) {
             return Err(Error::TopicExists {
                 name: name.to_owned(),
             });
         }
-        let fs = &*inner.fs;
-        let path = inner.dir.join(name);
+        let fs = &*self.fs;
+        let path = self.dir.join(name);
         if fs.exists(&path).at(&path)? {
-            // Left over from an interrupted operation in this run.
-            fs.remove_dir_all(&path).at(&path)?;
+            // Not a topic (open would have loaded it or refused to open): someone else's.
+            return Err(Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "a file or directory that is not a topic has this name in the store \
+                     directory; move it away or choose another name",
+                ),
+            ));
         }
-        fs.create_dir_all(&path).at(&path)?;
-        fs.sync_dir(&inner.dir).at(&inner.dir)?;
-        let topic = Topic::open(
-            name,
-            &path,
-            config.clone(),
-            pconfig,
-            inner.partitioner.clone(),
-            policies,
-        )?;
-        // The topic exists from the moment its config is durable.
-        let conf_path = path.join(CONFIG_FILE);
-        write_atomic(fs, &conf_path, config.encode().as_bytes()).at(&conf_path)?;
-        inner.topics.write().insert(name.to_owned(), topic.clone());
-        Ok(topic)
+        // Build the whole topic where no open mistakes it for one, then rename it into place.
+        let staging = self.staging_dir(CREATING_PREFIX)?;
+        let built = (|| {
+            fs.create_dir_all(&staging).at(&staging)?;
+            for i in 0..resolved.partitions {
+                // Closed cleanly, so the open at the final path skips the rescan.
+                Partition::open_with(staging.join(i.to_string()), (*settings.partition).clone())?
+                    .close()?;
+            }
+            let conf_path = staging.join(CONFIG_FILE);
+            write_atomic(fs, &conf_path, resolved.encode().as_bytes()).at(&conf_path)?;
+            fs.rename(&staging, &path).at(&staging)
+        })();
+        if let Err(e) = built {
+            // The next open removes what is left if this fails too.
+            let _ = fs.remove_dir_all(&staging);
+            return Err(e);
+        }
+        // The topic exists once the rename is durable.
+        let opened = fs
+            .sync_dir(&self.dir)
+            .at(&self.dir)
+            .and_then(|()| Topic::open(name, &path, settings, self.partitioner.clone()));
+        match opened {
+            Ok(topic) => {
+                self.topics.write().insert(name.to_owned(), topic.clone());
+                Ok(topic)
+            }
+            Err(e) => {
+                // Take the half-registered topic away again, as a deletion does (the next open
+                // finishes it if this fails).
+                if let Ok(trash) = self.staging_dir(DELETING_PREFIX) {
+                    if fs.rename(&path, &trash).is_ok() {
+                        let _ = fs.sync_dir(&self.dir);
+                        let _ = fs.remove_dir_all(&trash);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A fresh `<prefix><n>` path in the store directory.
+    fn staging_dir(&self, prefix: &str) -> Result<PathBuf> {
+        loop {
+            let n = self.staging_seq.fetch_add(1, Ordering::Relaxed);
+            let path = self.dir.join(format!("{prefix}{n}"));
+            if !self.fs.exists(&path).at(&path)? {
+                return Ok(path);
+            }
+        }
     }
 }
 
@@ -619,11 +755,14 @@ impl Store {
 
     /// Delete a topic and all its data. Handles to it get [`Error::Closed`] afterwards.
     ///
-    /// Crash-safe: the topic's config is removed (durably) first, so an interrupted deletion
-    /// finishes on the next open instead of leaving a half topic.
+    /// Crash-safe: the topic directory is first renamed to a `__deleting.<n>` directory (the
+    /// topic is gone once that rename is durable), then removed; an interrupted removal is
+    /// finished by the next open.
     ///
     /// # Errors
-    /// [`Error::UnknownTopic`]; [`Error::Closed`]; an I/O error.
+    /// [`Error::UnknownTopic`]; [`Error::Closed`]; an I/O error. If the rename fails, nothing
+    /// changed and the call can be retried; after it, the topic is gone from this store even if a
+    /// later step fails (a failed directory sync means a crash could still bring it back whole).
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         let inner = &*self.inner;
         let _admin = inner.admin.lock();
@@ -635,17 +774,16 @@ impl Store {
         }
         let fs = &*inner.fs;
         let path = inner.dir.join(name);
-        let conf_path = path.join(CONFIG_FILE);
-        // The topic is gone once its config's removal is durable; until then nothing changed, so
-        // a failure here leaves the topic whole and the call can be retried.
-        fs.remove_file(&conf_path).at(&conf_path)?;
+        let trash = inner.staging_dir(DELETING_PREFIX)?;
+        fs.rename(&path, &trash).at(&path)?;
         let topic = inner.topics.write().remove(name);
         if let Some(topic) = topic {
-            // Its data is about to go; a failed clean close changes nothing.
+            // Its data is about to go (and its files moved): a failed clean close changes
+            // nothing.
             let _ = topic.close();
         }
-        fs.sync_dir(&path).at(&path)?;
-        fs.remove_dir_all(&path).at(&path)?;
+        fs.sync_dir(&inner.dir).at(&inner.dir)?;
+        fs.remove_dir_all(&trash).at(&trash)?;
         fs.sync_dir(&inner.dir).at(&inner.dir)
     }
 
@@ -675,12 +813,78 @@ impl Store {
         };
         config.validate()?;
         // New partitions go live only once the config naming them is durable: records sent to
-        // them before that would be lost with them if the write failed.
+        // them before that would be lost with them if the write failed. Until then they hold no
+        // records, which is what lets open remove them after a crash.
         let opened = topic.open_new_partitions(new_count)?;
         let conf_path = topic.dir().join(CONFIG_FILE);
         write_atomic(&*inner.fs, &conf_path, config.encode().as_bytes()).at(&conf_path)?;
         topic.add_opened_partitions(opened, config);
         Ok(())
+    }
+
+    /// Change a topic's configuration, like Kafka's `incrementalAlterConfigs`: `change` gets the
+    /// current config (resolved, every field `Some`) and edits it; a field it sets to `None`
+    /// takes the store's default of this open. The result is validated, persisted durably
+    /// (`topic.conf` replaced atomically), and only then applied to the running topic: retention,
+    /// cleanup and compaction policies from the next maintenance pass; durability, timestamp
+    /// type, key requirement and batch size limit from the next append; segment size and age
+    /// from the next roll; index settings and preallocation from the next segment. Returns the
+    /// new config. It stays in force across reopens, whatever options they pass.
+    ///
+    /// `change` runs under the store's admin lock: it must not call this store.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{CleanupPolicy, Store, TopicConfig};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// store.create_topic("events", TopicConfig::with_partitions(1))?;
+    /// let config = store.alter_topic_config("events", |c| {
+    ///     c.retention = Some(Duration::from_secs(24 * 3600));
+    ///     c.cleanup_policy = Some(CleanupPolicy::CompactDelete);
+    /// })?;
+    /// assert_eq!(config, store.topic("events")?.config());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a value out of range or a contradiction, or a changed
+    /// `partitions` (grow a topic with [`add_partitions`](Self::add_partitions)): the old config
+    /// stays, on disk and live. [`Error::UnknownTopic`] (internal topics included);
+    /// [`Error::Closed`]; an I/O error persisting the config: the topic keeps running with the
+    /// old config, but the new one may have reached the disk (call again to settle it).
+    pub fn alter_topic_config(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut TopicConfig),
+    ) -> Result<TopicConfig> {
+        let inner = &*self.inner;
+        let _admin = inner.admin.lock();
+        inner.check_open()?;
+        let topic = self.topic(name)?;
+        let current = topic.config();
+        let mut next = current.clone();
+        change(&mut next);
+        if next.partitions != current.partitions {
+            return Err(Error::config(
+                "partitions",
+                format!(
+                    "alter_topic_config cannot change the partition count of {name:?} ({} to \
+                     {}); grow a topic with Store::add_partitions",
+                    current.partitions, next.partitions
+                ),
+            ));
+        }
+        let next = inner.options.resolve_topic_config(&next);
+        let settings = inner.options.topic_settings(&next)?;
+        if next == current {
+            return Ok(next);
+        }
+        let conf_path = topic.dir().join(CONFIG_FILE);
+        write_atomic(&*inner.fs, &conf_path, next.encode().as_bytes()).at(&conf_path)?;
+        topic.apply_settings(settings)?;
+        Ok(next)
     }
 
     /// Run maintenance once, now: interval flushes, background sync of rolled segments,
@@ -875,41 +1079,144 @@ fn spawn_cleaner(
         })
 }
 
-fn read_topic_config(fs: &dyn FileSystem, path: &Path) -> Result<TopicConfig> {
-    let bytes = read_all(fs, path, 64 << 10).map_err(|e| Error::InvalidConfigFile {
-        path: path.to_owned(),
-        line: 0,
-        reason: format!("cannot read: {e}"),
+/// Load the topic in `path` (whose `topic.conf` exists) at store open.
+fn load_topic(
+    options: &StoreOptions,
+    name: &str,
+    path: &Path,
+    partitioner: Arc<dyn Partitioner>,
+) -> Result<Topic> {
+    let fs = &*options.file_system;
+    let conf_path = path.join(CONFIG_FILE);
+    let (config, format) = read_topic_config(fs, &conf_path)?;
+    // A format 1 file left unset keys to the options of each open: pin them now, once.
+    let config = if format == LEGACY_CONFIG_FORMAT {
+        options.resolve_topic_config(&config)
+    } else {
+        config
+    };
+    let settings = options
+        .topic_settings(&config)
+        .map_err(|e| Error::InvalidConfigFile {
+            path: conf_path.clone(),
+            line: 0,
+            reason: e.to_string(),
+        })?;
+    // Every listed partition was created before the config listing it was written: a missing
+    // one is damage, which reopening it empty would hide.
+    for i in 0..config.partitions {
+        let p = path.join(i.to_string());
+        if !fs.is_dir(&p).at(&p)? {
+            return Err(Error::corrupt(
+                &p,
+                0,
+                format!(
+                    "partition directory missing, though {} lists {} partitions; restore it from \
+                     a backup",
+                    conf_path.display(),
+                    config.partitions
+                ),
+            ));
+        }
+    }
+    remove_unused_extra_partitions(fs, path, &conf_path, config.partitions)?;
+    let tmp = path.join("topic.conf.tmp");
+    if fs.exists(&tmp).at(&tmp)? {
+        fs.remove_file(&tmp).at(&tmp)?;
+    }
+    if format == LEGACY_CONFIG_FORMAT {
+        write_atomic(fs, &conf_path, config.encode().as_bytes()).at(&conf_path)?;
+    }
+    Topic::open(name, path, settings, partitioner)
+}
+
+/// Read and check `topic.conf`: damage is [`Error::InvalidConfigFile`], a failed read
+/// [`Error::Io`].
+fn read_topic_config(fs: &dyn FileSystem, path: &Path) -> Result<(TopicConfig, u32)> {
+    let bytes = read_all(fs, path, 64 << 10).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => Error::InvalidConfigFile {
+            path: path.to_owned(),
+            line: 0,
+            reason: e.to_string(),
+        },
+        _ => Error::io(path, e),
     })?;
     TopicConfig::decode(&bytes, path)
 }
 
-/// Whether a directory without `topic.conf` holds only what topiclog puts in a topic directory
-/// (numbered partition directories, a config temp file).
-fn looks_like_half_topic(fs: &dyn FileSystem, dir: &Path) -> Result<bool> {
-    for name in fs.read_dir(dir).at(dir)? {
-        let partition = name.parse::<u32>().is_ok_and(|n| n.to_string() == name);
-        let path = dir.join(&name);
-        if !(name == "topic.conf.tmp" || (partition && fs.is_dir(&path).at(&path)?)) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+/// Whether `name` is a partition directory's name: a number without leading zeros.
+fn is_partition_name(name: &str) -> Option<u32> {
+    name.parse::<u32>().ok().filter(|n| n.to_string() == name)
 }
 
-/// Remove partition directories at or above `count`, left by an interrupted `add_partitions`.
-fn remove_extra_partitions(fs: &dyn FileSystem, topic_dir: &Path, count: u32) -> Result<()> {
+/// Whether a directory holds numbered partition directories, as only a topic does.
+fn holds_partition_dirs(fs: &dyn FileSystem, dir: &Path) -> Result<bool> {
+    for name in fs.read_dir(dir).at(dir)? {
+        let path = dir.join(&name);
+        if is_partition_name(&name).is_some() && fs.is_dir(&path).at(&path)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Remove partition directories at or above `count`: an interrupted `add_partitions` leaves them,
+/// and they never held a record. One that holds any (a damaged or replaced `topic.conf`?) is
+/// refused: a config must never make open delete data.
+fn remove_unused_extra_partitions(
+    fs: &dyn FileSystem,
+    topic_dir: &Path,
+    conf_path: &Path,
+    count: u32,
+) -> Result<()> {
     let mut removed = false;
     for name in fs.read_dir(topic_dir).at(topic_dir)? {
-        let Ok(n) = name.parse::<u32>() else { continue };
-        if n >= count && name == n.to_string() {
-            let p = topic_dir.join(&name);
-            fs.remove_dir_all(&p).at(&p)?;
-            removed = true;
+        let path = topic_dir.join(&name);
+        if is_partition_name(&name).is_none_or(|n| n < count) || !fs.is_dir(&path).at(&path)? {
+            continue;
         }
+        if holds_records(fs, &path)? {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                format!(
+                    "partition directory holds records but {} lists only {count} partitions; \
+                     restore topic.conf from a backup, or move the directory away",
+                    conf_path.display()
+                ),
+            ));
+        }
+        fs.remove_dir_all(&path).at(&path)?;
+        removed = true;
     }
     if removed {
         fs.sync_dir(topic_dir).at(topic_dir)?;
     }
     Ok(())
+}
+
+/// Whether any log file (`*.log`, and compaction's `*.log.*`) in a partition directory holds a
+/// non-zero byte. An unused partition's logs are empty or preallocated zeros.
+fn holds_records(fs: &dyn FileSystem, dir: &Path) -> Result<bool> {
+    const CHUNK: usize = 64 << 10;
+    let mut buf = vec![0u8; CHUNK];
+    for name in fs.read_dir(dir).at(dir)? {
+        let path = dir.join(&name);
+        if !name.contains(".log") || fs.is_dir(&path).at(&path)? {
+            continue;
+        }
+        let file = fs.open(&path, OpenMode::Read).at(&path)?;
+        let len = file.len().at(&path)?;
+        let mut pos = 0u64;
+        while pos < len {
+            let n = (len - pos).min(CHUNK as u64) as usize;
+            let chunk = &mut buf[..n];
+            file.read_exact_at(chunk, pos).at(&path)?;
+            if chunk.iter().any(|&b| b != 0) {
+                return Ok(true);
+            }
+            pos += n as u64;
+        }
+    }
+    Ok(false)
 }

@@ -2,8 +2,8 @@
 //!
 //! Directory layout, inside the store directory:
 //! ```text
-//! <topic>/topic.conf     the topic's configuration; a topic exists exactly when this file does
-//! <topic>/<n>/...        partition n (segments, checkpoint)
+//! <topic>/topic.conf     the topic's resolved configuration (format 2: every key, checksummed)
+//! <topic>/<n>/...        partition n (segments, checkpoint), for every n below the partition count
 //! ```
 
 mod config;
@@ -12,8 +12,9 @@ mod partitioner;
 pub use config::{CleanupPolicy, TopicConfig, MAX_PARTITIONS};
 pub use partitioner::{key_partition, murmur2, DefaultPartitioner, Partitioner};
 
-pub(crate) use config::FILE_NAME as CONFIG_FILE;
-pub(crate) use Policies as TopicPolicies;
+pub(crate) use config::{
+    whole_millis, FILE_NAME as CONFIG_FILE, LEGACY_FORMAT as LEGACY_CONFIG_FORMAT,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,8 +31,18 @@ use crate::partition::{
 /// Longest topic name (Kafka's limit).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
-/// Check a topic name: 1 to 249 characters of `[A-Za-z0-9._-]`, not `.` or `..`. Such a name can
-/// never escape the store directory.
+/// Names starting with this belong to the store: internal topics (`__consumer_offsets`, as in
+/// Kafka) and store-level files (`__producer_ids`, staging directories). No user topic can take one.
+pub(crate) const RESERVED_PREFIX: &str = "__";
+
+/// The store's lock file, next to the topic directories. Reserved in every letter case, since a
+/// case-insensitive file system would take `lock` for it.
+pub(crate) const LOCK_FILE: &str = "LOCK";
+
+/// Check a topic name: 1 to 249 characters of `[A-Za-z0-9._-]`, not `.` or `..` (so it can never
+/// escape the store directory), not starting with `__` (reserved for the store's internal topics
+/// and files, like Kafka's `__consumer_offsets`) and not `LOCK` in any letter case (the store's
+/// lock file).
 ///
 /// # Errors
 /// [`Error::InvalidTopicName`] saying what is wrong.
@@ -40,8 +51,34 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 /// ```
 /// assert!(topiclog::validate_topic_name("orders.v2").is_ok());
 /// assert!(topiclog::validate_topic_name("../etc").is_err());
+/// assert!(topiclog::validate_topic_name("__consumer_offsets").is_err());
+/// assert!(topiclog::validate_topic_name("lock").is_err());
 /// ```
 pub fn validate_topic_name(name: &str) -> Result<()> {
+    check_name_syntax(name)?;
+    let reject = |reason| {
+        Err(Error::InvalidTopicName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.starts_with(RESERVED_PREFIX) {
+        return reject(
+            "names starting with '__' are reserved for the store's internal topics and files",
+        );
+    }
+    if name.eq_ignore_ascii_case(LOCK_FILE) {
+        return reject(
+            "is reserved: the store's lock file is called LOCK (in any letter case, for \
+             case-insensitive file systems)",
+        );
+    }
+    Ok(())
+}
+
+/// The characters and length rules alone: what a topic directory's name must satisfy to be opened
+/// (a topic an earlier version let through, such as `lock`, still opens).
+pub(crate) fn check_name_syntax(name: &str) -> Result<()> {
     let reject = |reason| {
         Err(Error::InvalidTopicName {
             name: name.to_owned(),
@@ -98,15 +135,23 @@ pub struct Topic {
 struct TopicInner {
     name: String,
     dir: PathBuf,
-    config: RwLock<TopicConfig>,
-    partition_config: PartitionConfig,
+    /// Replaced whole by [`Store::alter_topic_config`](crate::Store::alter_topic_config) and
+    /// `add_partitions`; readers take a snapshot.
+    settings: RwLock<Arc<TopicSettings>>,
     partitions: RwLock<Arc<Vec<Partition>>>,
     partitioner: Arc<dyn Partitioner>,
-    policies: Policies,
 }
 
-/// A topic's effective retention, cleanup and compaction settings (its overrides applied to the
-/// store's defaults).
+/// What a topic runs with: its resolved config (every field `Some`, as in `topic.conf`) and what
+/// the store derives from it.
+#[derive(Clone, Debug)]
+pub(crate) struct TopicSettings {
+    pub config: TopicConfig,
+    pub partition: Arc<PartitionConfig>,
+    pub policies: Policies,
+}
+
+/// A topic's effective retention, cleanup and compaction settings.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Policies {
     pub retention: RetentionPolicy,
@@ -115,46 +160,38 @@ pub(crate) struct Policies {
 }
 
 impl Topic {
-    /// Open the topic's partitions (creating missing partition directories).
+    /// Open the topic's partitions, `0..settings.config.partitions`, in `dir` (creating missing
+    /// partition directories: the caller checked which may be created).
     pub(crate) fn open(
         name: &str,
         dir: &Path,
-        config: TopicConfig,
-        partition_config: PartitionConfig,
+        settings: TopicSettings,
         partitioner: Arc<dyn Partitioner>,
-        policies: Policies,
     ) -> Result<Topic> {
-        let mut partitions = Vec::with_capacity(config.partitions as usize);
-        for i in 0..config.partitions {
-            partitions.push(Partition::open_with(
-                dir.join(i.to_string()),
-                partition_config.clone(),
-            )?);
-        }
+        let partitions = open_partitions(dir, 0..settings.config.partitions, &settings.partition)?;
         Ok(Topic {
             inner: Arc::new(TopicInner {
                 name: name.to_owned(),
                 dir: dir.to_owned(),
-                config: RwLock::new(config),
-                partition_config,
+                settings: RwLock::new(Arc::new(settings)),
                 partitions: RwLock::new(Arc::new(partitions)),
                 partitioner,
-                policies,
             }),
         })
+    }
+
+    fn settings(&self) -> Arc<TopicSettings> {
+        self.inner.settings.read().clone()
     }
 
     /// Open partitions `current..new_count` without making them live yet.
     pub(crate) fn open_new_partitions(&self, new_count: u32) -> Result<Vec<Partition>> {
         let current = self.partition_count();
-        (current..new_count)
-            .map(|i| {
-                Partition::open_with(
-                    self.inner.dir.join(i.to_string()),
-                    self.inner.partition_config.clone(),
-                )
-            })
-            .collect()
+        open_partitions(
+            &self.inner.dir,
+            current..new_count,
+            &self.settings().partition,
+        )
     }
 
     /// Make partitions opened by [`open_new_partitions`](Self::open_new_partitions) live (after
@@ -163,7 +200,24 @@ impl Topic {
         let mut list = self.inner.partitions.read().as_ref().clone();
         list.extend(opened);
         *self.inner.partitions.write() = Arc::new(list);
-        *self.inner.config.write() = config;
+        let mut settings = self.inner.settings.write();
+        *settings = Arc::new(TopicSettings {
+            config,
+            ..(**settings).clone()
+        });
+    }
+
+    /// Run with `settings` from now on (after the caller persisted its config): every
+    /// partition's configuration, then the topic's policies.
+    ///
+    /// # Errors
+    /// As [`Partition::set_config`] (the caller validated `settings`, so in practice none).
+    pub(crate) fn apply_settings(&self, settings: TopicSettings) -> Result<()> {
+        for p in self.partitions() {
+            p.set_config((*settings.partition).clone())?;
+        }
+        *self.inner.settings.write() = Arc::new(settings);
+        Ok(())
     }
 
     /// Whether `other` is a handle to this very topic (not one deleted and recreated under the
@@ -182,31 +236,35 @@ impl Topic {
         &self.inner.dir
     }
 
-    /// The topic's own settings (overrides of the store defaults), as persisted.
+    /// The topic's configuration as persisted in `topic.conf`: resolved against the store
+    /// defaults when the topic was created (every field `Some`), changed only by
+    /// [`Store::alter_topic_config`](crate::Store::alter_topic_config) and
+    /// [`Store::add_partitions`](crate::Store::add_partitions).
     pub fn config(&self) -> TopicConfig {
-        self.inner.config.read().clone()
+        self.settings().config.clone()
     }
 
-    /// The effective settings of each partition: the topic's overrides applied to the store
-    /// defaults.
-    pub fn partition_config(&self) -> &PartitionConfig {
-        &self.inner.partition_config
+    /// The configuration every partition runs with, derived from [`config`](Self::config) (plus
+    /// the store's recovery mode, file system and clock). A snapshot: an
+    /// [`alter_topic_config`](crate::Store::alter_topic_config) replaces it.
+    pub fn partition_config(&self) -> Arc<PartitionConfig> {
+        self.settings().partition.clone()
     }
 
-    /// The effective retention policy (topic overrides applied to store defaults).
+    /// The retention policy in force.
     pub fn retention_policy(&self) -> RetentionPolicy {
-        self.inner.policies.retention
+        self.settings().policies.retention
     }
 
-    /// The effective cleanup policy.
+    /// The cleanup policy in force.
     pub fn cleanup_policy(&self) -> CleanupPolicy {
-        self.inner.policies.cleanup
+        self.settings().policies.cleanup
     }
 
-    /// The effective compaction policy (topic overrides applied to store defaults); used only if
-    /// the cleanup policy compacts.
+    /// The compaction policy in force (with the store's `cleaner_buffer_bytes`); used only if the
+    /// cleanup policy compacts.
     pub fn compaction_policy(&self) -> CompactionPolicy {
-        self.inner.policies.compaction
+        self.settings().policies.compaction
     }
 
     /// Run a compaction pass on every partition whose triggers fire, if the cleanup policy
@@ -218,13 +276,14 @@ impl Topic {
     /// The first error a partition reported; every partition is still visited.
     pub fn compact(&self, now_ms: i64) -> Result<CompactionReport> {
         let mut total = CompactionReport::default();
-        if self.inner.policies.cleanup == CleanupPolicy::Delete {
+        let policies = self.settings().policies;
+        if policies.cleanup == CleanupPolicy::Delete {
             return Ok(total);
         }
         let mut first_err = None;
         let mut first_dirty = u64::MAX;
         for p in self.partitions() {
-            match p.compact(now_ms, &self.inner.policies.compaction) {
+            match p.compact(now_ms, &policies.compaction) {
                 Ok(r) => {
                     total.cleaned |= r.cleaned;
                     total.dirty_ratio = total.dirty_ratio.max(r.dirty_ratio);
@@ -264,10 +323,11 @@ impl Topic {
         let mut total = RetentionReport::default();
         // A compacted topic keeps records by key, not by age or size; but segments wholly below
         // its log start offset (delete_records) still go, as in Kafka.
-        let policy = if self.inner.policies.cleanup == CleanupPolicy::Compact {
+        let policies = self.settings().policies;
+        let policy = if policies.cleanup == CleanupPolicy::Compact {
             RetentionPolicy::default()
         } else {
-            self.inner.policies.retention
+            policies.retention
         };
         let mut first_err = None;
         for p in self.partitions() {
@@ -337,7 +397,8 @@ impl Topic {
     /// [`Error::MissingKey`] for a record without a key on a compacted topic; otherwise as
     /// [`Partition::append_batch_with`].
     pub fn send(&self, record: Record) -> Result<RecordMetadata> {
-        self.check_keys(std::slice::from_ref(&record))?;
+        let settings = self.settings();
+        self.check_keys(&settings, std::slice::from_ref(&record))?;
         let partitions = self.inner.partitions.read().clone();
         let p = self.choose(&record, partitions.len() as u32);
         Self::append_one(
@@ -345,7 +406,7 @@ impl Topic {
             p,
             &self.inner.name,
             record,
-            self.timestamp_type(),
+            settings.partition.timestamp_type,
         )
     }
 
@@ -354,14 +415,15 @@ impl Topic {
     /// # Errors
     /// [`Error::InvalidPartition`], or as [`Partition::append_batch_with`].
     pub fn send_to(&self, partition: u32, record: Record) -> Result<RecordMetadata> {
-        self.check_keys(std::slice::from_ref(&record))?;
+        let settings = self.settings();
+        self.check_keys(&settings, std::slice::from_ref(&record))?;
         let partitions = self.inner.partitions.read().clone();
         Self::append_one(
             &partitions,
             partition,
             &self.inner.name,
             record,
-            self.timestamp_type(),
+            settings.partition.timestamp_type,
         )
     }
 
@@ -375,7 +437,8 @@ impl Topic {
     /// [`Error::MissingKey`] for a record without a key on a compacted topic; otherwise as
     /// [`Partition::append_batch_with`].
     pub fn send_batch(&self, records: &[Record]) -> Result<Vec<RecordMetadata>> {
-        self.check_keys(records)?;
+        let settings = self.settings();
+        self.check_keys(&settings, records)?;
         let partitions = self.inner.partitions.read().clone();
         let n = partitions.len() as u32;
         let mut chosen = Vec::with_capacity(records.len());
@@ -385,7 +448,7 @@ impl Topic {
             chosen.push(p);
             groups[p as usize].push(r);
         }
-        let log_append = self.timestamp_type() == TimestampType::LogAppendTime;
+        let log_append = settings.partition.timestamp_type == TimestampType::LogAppendTime;
         // Per partition: offset of its first record and the append time.
         let mut firsts = vec![(0u64, 0i64); n as usize];
         for (p, group) in groups.iter().enumerate() {
@@ -435,9 +498,9 @@ impl Topic {
     }
 
     /// A compacted topic keeps records by key: refuse keyless ones before anything is written.
-    fn check_keys(&self, records: &[Record]) -> Result<()> {
+    fn check_keys(&self, settings: &TopicSettings, records: &[Record]) -> Result<()> {
         let compacted = matches!(
-            self.inner.policies.cleanup,
+            settings.policies.cleanup,
             CleanupPolicy::Compact | CleanupPolicy::CompactDelete
         );
         if compacted && records.iter().any(|r| r.key().is_none()) {
@@ -446,10 +509,6 @@ impl Topic {
             });
         }
         Ok(())
-    }
-
-    fn timestamp_type(&self) -> TimestampType {
-        self.inner.partition_config.timestamp_type
     }
 
     fn choose(&self, record: &Record, partitions: u32) -> u32 {
@@ -487,6 +546,17 @@ impl Topic {
             ),
         })
     }
+}
+
+/// Open partitions `range` of the topic in `dir`.
+fn open_partitions(
+    dir: &Path,
+    range: std::ops::Range<u32>,
+    config: &PartitionConfig,
+) -> Result<Vec<Partition>> {
+    range
+        .map(|i| Partition::open_with(dir.join(i.to_string()), config.clone()))
+        .collect()
 }
 
 fn stored_timestamp(record: &Record, append_time: i64, log_append: bool) -> i64 {
