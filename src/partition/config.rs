@@ -89,6 +89,14 @@ pub struct PartitionConfig {
     /// from it is taken as new (a replay is no longer recognised), as in Kafka. Default 1 day.
     /// Kafka: `producer.id.expiration.ms`.
     pub producer_id_expiration: Duration,
+    /// How often [`flush_if_due`](crate::Partition::flush_if_due) (the store's background
+    /// maintenance) makes the recovery point durable when more records were synced since. Records
+    /// below the recovery point are known durable, so recovery after a crash reports damage to
+    /// them instead of cutting it as a torn tail; damage to acknowledged records newer than the
+    /// last recovery point looks like a torn tail (as in Kafka). Each write is an atomic replace
+    /// of the checkpoint (two fsyncs and a directory sync), off the append path. Default 1 s.
+    /// Kafka: `log.flush.offset.checkpoint.interval.ms` (60 s).
+    pub recovery_point_interval: Duration,
     /// The file system. Default the real one, [`StdFs`].
     pub file_system: Arc<dyn FileSystem>,
     /// The clock, for timestamps and time-based rolling. Default [`SystemClock`].
@@ -109,6 +117,7 @@ impl Default for PartitionConfig {
             timestamp_type: TimestampType::CreateTime,
             compacted: false,
             producer_id_expiration: Duration::from_secs(24 * 3600),
+            recovery_point_interval: Duration::from_secs(1),
             file_system: Arc::new(StdFs),
             clock: Arc::new(SystemClock),
         }

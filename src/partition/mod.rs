@@ -260,6 +260,8 @@ struct Inner {
     watcher_count: AtomicUsize,
     /// Clock time producer expiry last ran (see [`Partition::flush_if_due`]).
     last_expiry_ms: AtomicI64,
+    /// Clock time the recovery point was last written.
+    last_recovery_point_ms: AtomicI64,
     report: RecoveryReport,
 }
 
@@ -562,6 +564,7 @@ impl Partition {
                 watchers: Mutex::new(Vec::new()),
                 watcher_count: AtomicUsize::new(0),
                 last_expiry_ms: AtomicI64::new(now),
+                last_recovery_point_ms: AtomicI64::new(now),
                 report,
                 config: RwLock::new(Arc::new(config)),
             }),
@@ -1105,11 +1108,18 @@ impl Partition {
             self.flush()?;
             return Ok(true);
         }
-        // Group commits made sealed segments durable: move the recovery point past them.
+        // Group commits made records durable: record that in the checkpoint, at once when they
+        // made sealed segments durable, otherwise every `recovery_point_interval`. Recovery
+        // treats damage below the recovery point as damage, never as a torn tail to cut.
         let active_base = inner.writer.lock().active.base_offset();
-        if inner.checkpoint.lock().recovery_point < active_base && synced >= active_base {
+        let recovery_point = inner.checkpoint.lock().recovery_point;
+        let durable = synced.min(end);
+        let interval = i64::try_from(config.recovery_point_interval.as_millis()).unwrap_or(i64::MAX);
+        let since = now.saturating_sub(inner.last_recovery_point_ms.load(Ordering::Acquire));
+        let sealed_durable = recovery_point < active_base && synced >= active_base;
+        if durable > recovery_point && (sealed_durable || since >= interval) {
             inner
-                .write_recovery_point(synced.min(end))
+                .write_recovery_point(durable)
                 .inspect_err(|e| inner.poison(e))?;
         }
         Ok(false)
@@ -1366,7 +1376,10 @@ impl Inner {
         self.update_checkpoint(|cp| {
             cp.log_start_offset = start;
             cp.recovery_point = point;
-        })
+        })?;
+        self.last_recovery_point_ms
+            .store(self.config().clock.now_ms(), Ordering::Release);
+        Ok(())
     }
 
     /// Wait until every offset below `target` is durable, syncing as the group-commit leader if

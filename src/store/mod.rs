@@ -122,6 +122,14 @@ pub struct StoreOptions {
     /// Run a background cleaner thread that compacts topics whose cleanup policy compacts,
     /// checking every `cleaner_backoff`. Default `true`.
     pub background_cleaner: bool,
+    /// How long an idempotent producer's state is kept after its last write (see
+    /// [`PartitionConfig::producer_id_expiration`]). Default 1 day. Kafka:
+    /// `producer.id.expiration.ms`.
+    pub producer_id_expiration: Duration,
+    /// How often background maintenance makes each partition's recovery point durable (see
+    /// [`PartitionConfig::recovery_point_interval`]). Default 1 s. Kafka:
+    /// `log.flush.offset.checkpoint.interval.ms`.
+    pub recovery_point_interval: Duration,
     /// How long the background cleaner sleeps when no partition needed cleaning. Default 15 s.
     /// Kafka: `log.cleaner.backoff.ms`.
     pub cleaner_backoff: Duration,
@@ -175,6 +183,8 @@ impl Default for StoreOptions {
             min_cleanable_dirty_ratio: 0.5,
             cleaner_buffer_bytes: 32 << 20,
             background_cleaner: true,
+            producer_id_expiration: p.producer_id_expiration,
+            recovery_point_interval: p.recovery_point_interval,
             cleaner_backoff: Duration::from_secs(15),
             offsets_topic_partitions: 1,
             default_partitions: 1,
@@ -294,7 +304,8 @@ impl StoreOptions {
             recovery: self.recovery,
             timestamp_type: topic.timestamp_type.unwrap_or(self.timestamp_type),
             compacted: self.cleanup_policy(topic) != CleanupPolicy::Delete,
-            producer_id_expiration: PartitionConfig::default().producer_id_expiration,
+            producer_id_expiration: self.producer_id_expiration,
+            recovery_point_interval: self.recovery_point_interval,
             file_system: self.file_system.clone(),
             clock: self.clock.clone(),
         }
@@ -885,6 +896,25 @@ impl Store {
         write_atomic(&*inner.fs, &conf_path, next.encode().as_bytes()).at(&conf_path)?;
         topic.apply_settings(settings)?;
         Ok(next)
+    }
+
+    /// Make every record of every topic durable now, the internal offsets topic included, and
+    /// record each partition's recovery point (so recovery after a crash treats damage to any of
+    /// them as damage, never as a torn tail), whatever the topics' durability.
+    ///
+    /// # Errors
+    /// [`Error::Closed`]; the first error a partition's flush reported (every partition is still
+    /// visited).
+    pub fn flush(&self) -> Result<()> {
+        self.inner.check_open()?;
+        let topics: Vec<Topic> = self.inner.topics.read().values().cloned().collect();
+        let mut first_err = None;
+        for p in topics.iter().flat_map(|t| t.partitions()) {
+            if let Err(e) = p.flush() {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Run maintenance once, now: interval flushes, background sync of rolled segments,
