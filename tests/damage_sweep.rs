@@ -29,7 +29,8 @@
 //! A trial copies one image, damages one file of it — a flipped bit, a zeroed or inverted run of
 //! bytes (in a `.log`, often inside a batch header), truncation (to 0 bytes, to a batch / entry /
 //! field / line boundary, or inside), deletion, appended random bytes or zeros, or (for a `.log`)
-//! batches rewritten in an unknown format version with valid CRCs — and re-executes this test
+//! batches rewritten in an unknown format version with valid CRCs, or a batch header's base
+//! offset, length, last offset delta or record count moved a little — and re-executes this test
 //! binary in child mode ([`sweep_child`]) on the copy, under an address-space limit and a time
 //! limit. The child opens the store with the fixture's options and reports, behind a marker:
 //! every topic's configuration; every partition's offsets and records, read from its start offset
@@ -1928,10 +1929,13 @@ enum DamageKind {
     /// Batches of a `.log` rewritten with an unknown format version and a valid CRC: a segment
     /// (or its tail) in a foreign format, which must be refused, never taken for garbage.
     ForeignVersion,
+    /// A field of a batch header that readers skip by (base offset, length, last offset delta,
+    /// record count) set to a nearby value or zero, the CRC left as it was.
+    HeaderField,
 }
 
 impl DamageKind {
-    const ALL: [DamageKind; 10] = [
+    const ALL: [DamageKind; 11] = [
         DamageKind::FlipBit,
         DamageKind::ZeroRun,
         DamageKind::InvertRun,
@@ -1942,6 +1946,7 @@ impl DamageKind {
         DamageKind::AppendRandom,
         DamageKind::AppendZeros,
         DamageKind::ForeignVersion,
+        DamageKind::HeaderField,
     ];
 
     fn label(self) -> &'static str {
@@ -1956,6 +1961,7 @@ impl DamageKind {
             DamageKind::AppendRandom => "app-random",
             DamageKind::AppendZeros => "app-zeros",
             DamageKind::ForeignVersion => "foreign-ver",
+            DamageKind::HeaderField => "hdr-field",
         }
     }
 
@@ -1969,7 +1975,7 @@ impl DamageKind {
             DamageKind::TruncateBoundary => !f.boundaries.is_empty(),
             DamageKind::TruncateInside => f.len >= 2,
             DamageKind::Delete | DamageKind::AppendRandom | DamageKind::AppendZeros => true,
-            DamageKind::ForeignVersion => !f.batches.is_empty(),
+            DamageKind::ForeignVersion | DamageKind::HeaderField => !f.batches.is_empty(),
         }
     }
 
@@ -2046,6 +2052,28 @@ impl DamageKind {
                 },
                 version: 2 + rng.below(254) as u8,
             },
+            DamageKind::HeaderField => {
+                // (name, position in the header, width): docs/FORMAT.md.
+                const FIELDS: [(&str, u64, u64); 4] = [
+                    ("base offset", 0, 8),
+                    ("length", 8, 4),
+                    ("last offset delta", 19, 4),
+                    ("record count", 53, 4),
+                ];
+                let batch = f.batches[rng.below(f.batches.len() as u64) as usize];
+                let (field, at, width) = FIELDS[rng.below(4) as usize];
+                let delta = match rng.below(3) {
+                    0 => None, // zero
+                    1 => Some(-1 - rng.below(16) as i64),
+                    _ => Some(1 + rng.below(16) as i64),
+                };
+                Damage::HeaderField {
+                    field,
+                    pos: batch + at,
+                    width,
+                    delta,
+                }
+            }
         }
     }
 }
@@ -2078,6 +2106,14 @@ enum Damage {
         from: u64,
         version: u8,
     },
+    /// The little-endian integer of `width` bytes at `pos` (a header `field`) moved by
+    /// `delta`, or zeroed for `None`.
+    HeaderField {
+        field: &'static str,
+        pos: u64,
+        width: u64,
+        delta: Option<i64>,
+    },
 }
 
 impl Damage {
@@ -2108,6 +2144,19 @@ impl Damage {
                     batch[12..16].copy_from_slice(&crc.to_le_bytes());
                 }
             }
+            Damage::HeaderField {
+                pos, width, delta, ..
+            } => {
+                let field = &mut bytes[*pos as usize..(pos + width) as usize];
+                let mut le = [0u8; 8];
+                le[..field.len()].copy_from_slice(field);
+                let value = match delta {
+                    None => 0,
+                    Some(d) => u64::from_le_bytes(le).wrapping_add_signed(*d),
+                };
+                let n = field.len();
+                field.copy_from_slice(&value.to_le_bytes()[..n]);
+            }
         }
         std::fs::write(path, bytes).unwrap();
     }
@@ -2130,6 +2179,12 @@ impl fmt::Display for Damage {
             Damage::ForeignVersion { from, version } => {
                 write!(f, "batches from byte {from} on in format version {version}")
             }
+            Damage::HeaderField {
+                field, pos, delta, ..
+            } => match delta {
+                None => write!(f, "zero the {field} at byte {pos}"),
+                Some(d) => write!(f, "{field} at byte {pos} {d:+}"),
+            },
         }
     }
 }
