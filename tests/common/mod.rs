@@ -372,3 +372,94 @@ pub fn spawn_test_child<T: Send + 'static>(
         stderr,
     }
 }
+
+// ---- Child processes under limits --------------------------------------------------------------
+
+/// How a child started by [`run_test_child_limited`] ended.
+#[derive(Debug)]
+pub struct LimitedRun {
+    /// Its exit status; `None` if it was killed at the time limit.
+    pub status: Option<std::process::ExitStatus>,
+    /// Its stdout lines that contain the mark (the text after the mark), in order.
+    pub said: Vec<String>,
+    /// Its stderr.
+    pub stderr: String,
+    /// How long it ran.
+    pub elapsed: std::time::Duration,
+}
+
+impl LimitedRun {
+    /// Whether it exited on its own with status 0.
+    pub fn succeeded(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+}
+
+/// Run the test named `test` of this binary as a child with `env` set, to completion, under an
+/// address-space limit of `memory_kib` KiB (`ulimit -v`, through `sh`, so an absurd allocation
+/// fails in the child instead of taking the machine's memory) and a time limit (the child is
+/// SIGKILLed when it passes, and `status` is `None`). Its stdout lines that contain `mark` are
+/// returned (the text after the mark); other lines are dropped.
+pub fn run_test_child_limited(
+    test: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+    mark: &str,
+    memory_kib: u64,
+    time_limit: std::time::Duration,
+) -> LimitedRun {
+    use std::io::Read;
+    let exe = std::env::current_exe().expect("current_exe");
+    let started = std::time::Instant::now();
+    // `exec` keeps the child's pid, so the kill below reaches the test binary, not the shell.
+    let mut command = std::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("ulimit -v {memory_kib} && exec \"$0\" \"$@\""))
+        .arg(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("spawn child");
+    let mut stdout = child.stdout.take().expect("child stdout");
+    let mut stderr = child.stderr.take().expect("child stderr");
+    let out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stdout.read_to_end(&mut b);
+        b
+    });
+    let err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stderr.read_to_end(&mut b);
+        b
+    });
+    let deadline = started + time_limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            Err(e) => panic!("wait for the child: {e}"),
+        }
+    };
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    let said = stdout
+        .lines()
+        .filter_map(|line| line.find(mark).map(|at| line[at + mark.len()..].to_owned()))
+        .collect();
+    LimitedRun {
+        status,
+        said,
+        stderr,
+        elapsed,
+    }
+}
