@@ -554,11 +554,10 @@ fn build_fixture(root: &Path) -> Fixture {
     }
     check_fixture(&x);
 
-    // The crashed image: everything is durable, so a copy of the open store is what a crash
-    // (of the process) now would leave. Then the clean image: the same store closed cleanly.
-    for t in [&events, &latest] {
-        t.flush().unwrap();
-    }
+    // The crashed image: everything is durable and below every partition's recovery point (the
+    // offsets topic's too), so a copy of the open store is what a crash (of the process) now
+    // would leave. Then the clean image: the same store closed cleanly.
+    store.flush().unwrap();
     copy_tree(&clean, &crashed);
     store.close().unwrap();
     Fixture {

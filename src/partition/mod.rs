@@ -1114,7 +1114,8 @@ impl Partition {
         let active_base = inner.writer.lock().active.base_offset();
         let recovery_point = inner.checkpoint.lock().recovery_point;
         let durable = synced.min(end);
-        let interval = i64::try_from(config.recovery_point_interval.as_millis()).unwrap_or(i64::MAX);
+        let interval =
+            i64::try_from(config.recovery_point_interval.as_millis()).unwrap_or(i64::MAX);
         let since = now.saturating_sub(inner.last_recovery_point_ms.load(Ordering::Acquire));
         let sealed_durable = recovery_point < active_base && synced >= active_base;
         if durable > recovery_point && (sealed_durable || since >= interval) {
