@@ -59,8 +59,11 @@ fn stop(log: Partition, how: Stop) {
     }
 }
 
-/// Every record from the start offset, as `(offset, key, value)`; `Err` if a read fails.
-fn scan(log: &Partition) -> topiclog::Result<Vec<(u64, Vec<u8>, Option<Vec<u8>>)>> {
+/// A record as `(offset, key, value)`.
+type Rec = (u64, Vec<u8>, Option<Vec<u8>>);
+
+/// Every record from the start offset; `Err` if a read fails.
+fn scan(log: &Partition) -> topiclog::Result<Vec<Rec>> {
     let mut out = Vec::new();
     let mut next = log.start_offset();
     while next < log.end_offset() {
@@ -79,7 +82,7 @@ fn scan(log: &Partition) -> topiclog::Result<Vec<(u64, Vec<u8>, Option<Vec<u8>>)
 
 /// A compacted partition of several segments, cleaned once (so some segments were rewritten and
 /// end in batches the cleaner re-encoded), with `delete_records` moving the start to 5.
-fn compacted(fs: &SimFs, clock: &ManualClock, how: Stop) -> Vec<(u64, Vec<u8>, Option<Vec<u8>>)> {
+fn compacted(fs: &SimFs, clock: &ManualClock, how: Stop) -> Vec<Rec> {
     let log = Partition::open_with(DIR, config(fs, clock)).unwrap();
     for i in 0..120u64 {
         log.append(
@@ -315,12 +318,7 @@ fn last_batch_start(bytes: &[u8]) -> usize {
 }
 
 /// Open and read everything: either an error, or exactly `records`. Never a silent gap.
-fn read_all_or_error(
-    fs: &SimFs,
-    clock: &ManualClock,
-    records: &[(u64, Vec<u8>, Option<Vec<u8>>)],
-    what: &str,
-) -> bool {
+fn read_all_or_error(fs: &SimFs, clock: &ManualClock, records: &[Rec], what: &str) -> bool {
     let log = match open(fs, clock) {
         Ok(log) => log,
         Err(Error::Corrupt { .. }) => return true,
