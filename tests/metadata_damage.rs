@@ -760,10 +760,10 @@ fn cleaner_checkpoint_with_64_pending_horizons_of_huge_counts() {
     crafted_cleaner_checkpoint(c.encode(), "64 future horizons with u64::MAX tombstones");
 }
 
-/// Cleaned segments always lie below the recovery point, so a hole-exempt end past it can only be
-/// damage (or left over from a cut); trusting it exempts a crash-lost tail from recovery's hole
-/// check: the crashed image's last sealed segment lost its tail, and the empty segment rolled
-/// after it survives, so the log claims offsets no segment holds.
+/// The cleaner checkpoint's slot at byte 13 once held a "hole-exempt end" that recovery trusted:
+/// a huge value exempted a crash-lost tail from the hole check, so the log claimed offsets no
+/// segment holds. Cleaned segments now end where the next begins and the slot is ignored: any
+/// value there changes nothing.
 #[test]
 fn cleaner_checkpoint_hole_exempt_end_past_the_recovery_point() {
     let fx = &fixtures()[1];

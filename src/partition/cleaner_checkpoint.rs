@@ -1,7 +1,7 @@
 //! The cleaner checkpoint: where compaction stands, replaced atomically.
 //!
 //! Layout (little-endian): magic `TLCC` (4) | version u8 (1) | first dirty offset u64 (8) |
-//! hole-exempt end u64 (8) | swap flag u8 (1) | swap base u64 (8) | swap end u64 (8) |
+//! unused u64 (8; once a "hole-exempt end", written 0 and ignored) | swap flag u8 (1) | swap base u64 (8) | swap end u64 (8) |
 //! horizon count u32 (4) | per horizon: end offset u64, horizon ms i64, tombstones u64 (24 each) |
 //! CRC-32 of everything before it (4).
 
@@ -36,9 +36,6 @@ pub(crate) struct Horizon {
 pub(crate) struct CleanerCheckpoint {
     /// Records below this offset have been through a cleaner pass's key map.
     pub first_dirty: u64,
-    /// Segments ending at or below this offset may have been written by the cleaner, so they may
-    /// legitimately end before the next segment starts (recovery's hole check skips them).
-    pub hole_exempt_end: u64,
     /// A swap in progress: the cleaned segment's base offset and the end of the range it replaces.
     pub swap: Option<(u64, u64)>,
     /// Tombstone horizons, by increasing `end`.
@@ -51,7 +48,7 @@ impl CleanerCheckpoint {
         b.extend_from_slice(MAGIC);
         b.push(VERSION);
         b.extend_from_slice(&self.first_dirty.to_le_bytes());
-        b.extend_from_slice(&self.hole_exempt_end.to_le_bytes());
+        b.extend_from_slice(&0u64.to_le_bytes());
         let (flag, base, end) = self.swap.map_or((0u8, 0, 0), |(b, e)| (1, b, e));
         b.push(flag);
         b.extend_from_slice(&base.to_le_bytes());
@@ -107,7 +104,6 @@ impl CleanerCheckpoint {
         }
         Ok(CleanerCheckpoint {
             first_dirty: get_u64(b, 5),
-            hole_exempt_end: get_u64(b, 13),
             swap,
             horizons,
         })
@@ -185,10 +181,9 @@ impl CleanerCheckpoint {
     }
 
     /// Forget everything at or after `offset` (the log was truncated there).
-    pub fn truncate(&mut self, offset: u64, exempt_end: u64) -> bool {
+    pub fn truncate(&mut self, offset: u64) -> bool {
         let before = self.clone();
         self.first_dirty = self.first_dirty.min(offset);
-        self.hole_exempt_end = self.hole_exempt_end.min(exempt_end);
         if let Some(i) = self.horizons.iter().position(|h| h.end > offset) {
             self.horizons[i].end = offset;
             self.horizons.truncate(i + 1);
@@ -207,7 +202,6 @@ mod tests {
     fn sample() -> CleanerCheckpoint {
         CleanerCheckpoint {
             first_dirty: 500,
-            hole_exempt_end: 400,
             swap: Some((100, 400)),
             horizons: vec![
                 Horizon {
@@ -296,14 +290,13 @@ mod tests {
     #[test]
     fn truncate_forgets_the_tail() {
         let mut c = sample();
-        assert!(c.truncate(300, 200));
+        assert!(c.truncate(300));
         assert_eq!(c.first_dirty, 300);
-        assert_eq!(c.hole_exempt_end, 200);
         assert_eq!(c.horizons.last().unwrap().end, 300);
-        assert!(c.truncate(100, 100));
+        assert!(c.truncate(100));
         assert_eq!(c.horizons.len(), 1);
-        assert!(c.truncate(0, 0));
+        assert!(c.truncate(0));
         assert!(c.horizons.is_empty());
-        assert!(!c.truncate(0, 0));
+        assert!(!c.truncate(0));
     }
 }

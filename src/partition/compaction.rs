@@ -518,7 +518,6 @@ impl Inner {
         let prepared = (|| {
             let mut next = cleaner.state.clone();
             next.swap = Some((base, end));
-            next.hole_exempt_end = next.hole_exempt_end.max(end);
             next.write(&*self.fs, &self.dir)?;
             *cleaner.state = next;
             for (_, seg) in &group {

@@ -474,7 +474,7 @@ impl Partition {
             // cleaner knew from the active segment on, as a truncation does, so records appended
             // there are mapped (and their tombstones get horizons) like any new data.
             let from = active.base_offset().min(end);
-            if cleaner.truncate(from, from) {
+            if cleaner.truncate(from) {
                 cleaner.write(&*fs, &dir)?;
             }
         }
@@ -1467,13 +1467,12 @@ impl Inner {
         self.update_checkpoint(|cp| {
             cp.recovery_point = cp.recovery_point.min(target.base_offset());
         })?;
-        // The cleaner forgets what it knew about the cut offsets; cleaned segments before the
-        // target stay exempt from the hole check, segments rolled after the cut do not.
+        // The cleaner forgets what it knew about the cut offsets.
         {
             let mut next = cleaner.clone();
             // The batch holding `offset` goes whole, so the cut can land anywhere in the target
             // segment: forget from its base.
-            if next.truncate(target.base_offset(), target.base_offset()) {
+            if next.truncate(target.base_offset()) {
                 next.write(&*self.fs, &self.dir)?;
                 *cleaner = next;
             }

@@ -490,9 +490,8 @@ impl Store {
         let fs = options.file_system.clone();
         create_dir_all_durable(&*fs, &dir).at(&dir)?;
         let lock_path = dir.join(LOCK_FILE);
-        if !fs.exists(&lock_path).at(&lock_path)? && !fs.read_dir(&dir).at(&dir)?.is_empty() {
-            // Never treat someone else's directory as a store: opening would remove its
-            // topic-looking subdirectories.
+        if !fs.exists(&lock_path).at(&lock_path)? && !holds_a_store(&*fs, &dir)? {
+            // Never treat someone else's directory as a store.
             return Err(Error::NotAStore { path: dir });
         }
         let lock = match fs.try_lock(&lock_path) {
@@ -1184,6 +1183,27 @@ fn holds_partition_dirs(fs: &dyn FileSystem, dir: &Path) -> Result<bool> {
     for name in fs.read_dir(dir).at(dir)? {
         let path = dir.join(&name);
         if is_partition_name(&name).is_some() && fs.is_dir(&path).at(&path)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether `dir` is empty or holds a store whose `LOCK` file went missing: the lock file only
+/// guards against a second opener (the next open recreates it), so a directory holding a topic
+/// (a subdirectory with a `topic.conf`) or a store file (`__producer_ids`, `__consumer_offsets`)
+/// is still a store.
+fn holds_a_store(fs: &dyn FileSystem, dir: &Path) -> Result<bool> {
+    let names = fs.read_dir(dir).at(dir)?;
+    if names.is_empty() {
+        return Ok(true);
+    }
+    for name in &names {
+        if name.starts_with("__producer_ids") || name == groups::OFFSETS_TOPIC {
+            return Ok(true);
+        }
+        let conf = dir.join(name).join(CONFIG_FILE);
+        if fs.exists(&conf).at(&conf)? {
             return Ok(true);
         }
     }
