@@ -4,6 +4,8 @@
 //! again (at-least-once), whether the panic is caught (`catch_unwind`) or ends the thread. An
 //! ordinary drop still auto-commits.
 
+mod common;
+
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,33 +13,16 @@ use std::thread;
 use std::time::Duration;
 
 use topiclog::{
-    AutoOffsetReset, Consumer, ConsumerConfig, Durability, OffsetAndMetadata, RebalanceListener,
-    Record, Store, StoreOptions, TopicConfig, TopicPartition,
+    AutoOffsetReset, Consumer, ConsumerConfig, OffsetAndMetadata, RebalanceListener, Store,
+    TopicPartition,
 };
 
 const RECORDS: u64 = 100;
 const PANIC_AT: u64 = 10;
 
-fn options() -> StoreOptions {
-    StoreOptions {
-        durability: Durability::None,
-        background_maintenance: false,
-        background_cleaner: false,
-        ..StoreOptions::default()
-    }
-}
-
 /// A store with topic `t` (one partition) holding `RECORDS` records.
 fn setup() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(dir.path(), options()).unwrap();
-    let t = store
-        .create_topic("t", TopicConfig::with_partitions(1))
-        .unwrap();
-    for i in 0..RECORDS {
-        t.send_to(0, Record::new(format!("v{i}"))).unwrap();
-    }
-    (dir, store)
+    common::store_with_topic_t(1, RECORDS)
 }
 
 fn tp() -> TopicPartition {

@@ -4,14 +4,16 @@
 //! and every later
 //! `poll`, commit, seek or position call fails at once; closing or dropping it does not hang.
 
+mod common;
+
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use topiclog::{
-    AutoOffsetReset, Consumer, ConsumerConfig, Durability, Error, OffsetAndMetadata, Record,
-    Result, Store, StoreOptions, TopicConfig, TopicPartition,
+    AutoOffsetReset, Consumer, ConsumerConfig, Error, OffsetAndMetadata, Result, Store,
+    TopicPartition,
 };
 
 /// What a poll blocked on another thread is given: far longer than any test should take.
@@ -19,26 +21,9 @@ const LONG: Duration = Duration::from_secs(30);
 /// "Promptly": generous for a loaded machine, a fraction of `LONG`.
 const PROMPT: Duration = Duration::from_secs(5);
 
-fn options() -> StoreOptions {
-    StoreOptions {
-        durability: Durability::None,
-        background_maintenance: false,
-        background_cleaner: false,
-        ..StoreOptions::default()
-    }
-}
-
 /// A store with topic `t` (two partitions, one record each).
 fn setup() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(dir.path(), options()).unwrap();
-    let t = store
-        .create_topic("t", TopicConfig::with_partitions(2))
-        .unwrap();
-    for p in 0..2 {
-        t.send_to(p, Record::new("v")).unwrap();
-    }
-    (dir, store)
+    common::store_with_topic_t(2, 1)
 }
 
 fn tp(p: u32) -> TopicPartition {

@@ -5,13 +5,15 @@
 //! a wakeup that arrives after a poll found records lets that poll return them); calls that do not
 //! wait are not interrupted.
 
+mod common;
+
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use topiclog::{
-    AutoOffsetReset, Consumer, ConsumerConfig, ConsumerWaker, Durability, Error, RebalanceListener,
-    Record, Store, StoreOptions, TopicConfig, TopicPartition,
+    AutoOffsetReset, Consumer, ConsumerConfig, ConsumerWaker, Error, RebalanceListener, Record,
+    Store, TopicPartition,
 };
 
 /// What a blocked poll is given: far longer than any test should take.
@@ -20,26 +22,9 @@ const LONG: Duration = Duration::from_secs(30);
 const PROMPT: Duration = Duration::from_secs(5);
 const RECORDS: u64 = 20;
 
-fn options() -> StoreOptions {
-    StoreOptions {
-        durability: Durability::None,
-        background_maintenance: false,
-        background_cleaner: false,
-        ..StoreOptions::default()
-    }
-}
-
 /// A store with topic `t` (one partition) holding `RECORDS` records.
 fn setup() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(dir.path(), options()).unwrap();
-    let t = store
-        .create_topic("t", TopicConfig::with_partitions(1))
-        .unwrap();
-    for i in 0..RECORDS {
-        t.send_to(0, Record::new(format!("v{i}"))).unwrap();
-    }
-    (dir, store)
+    common::store_with_topic_t(1, RECORDS)
 }
 
 fn tp() -> TopicPartition {

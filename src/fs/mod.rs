@@ -139,6 +139,23 @@ pub trait File: Send + Sync + fmt::Debug {
     }
 }
 
+/// `Some` of what a lookup found; `None` for ENOENT, or ENOTDIR (a file where a directory was
+/// expected): nothing is there. Any other failure stays an error, never "absent".
+pub(crate) fn found<T>(lookup: io::Result<T>) -> io::Result<Option<T>> {
+    match lookup {
+        Ok(v) => Ok(Some(v)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Atomically replace `path` with `contents`: write `path.tmp`, sync it, rename it over `path`, sync
 /// the directory. A crash at any point leaves either the old or the new contents.
 pub(crate) fn write_atomic(fs: &dyn FileSystem, path: &Path, contents: &[u8]) -> io::Result<()> {

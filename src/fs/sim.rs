@@ -570,18 +570,7 @@ impl SimFs {
         let Ok(comps) = components(path) else {
             return Ok(None);
         };
-        match st.lookup(&comps, path) {
-            Ok(e) => Ok(Some(e)),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
+        super::found(st.lookup(&comps, path))
     }
 }
 

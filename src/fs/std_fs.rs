@@ -174,19 +174,8 @@ impl File for StdFile {
     }
 }
 
-/// `stat(2)` of `path`: `None` if nothing is there (ENOENT, or ENOTDIR for a file where a directory
-/// was expected); any other failure (EIO, EACCES, ...) is an error, never "absent".
+/// `stat(2)` of `path`: `None` if nothing is there; any other failure (EIO, EACCES, ...) is an
+/// error, never "absent".
 fn stat(path: &Path) -> io::Result<Option<fs::Metadata>> {
-    match fs::metadata(path) {
-        Ok(m) => Ok(Some(m)),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
+    super::found(fs::metadata(path))
 }

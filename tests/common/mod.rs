@@ -42,6 +42,38 @@ pub fn values(log: &Partition, from: u64) -> Vec<(u64, Vec<u8>)> {
     out
 }
 
+// ---- Stores ------------------------------------------------------------------------------------
+
+/// Store options for tests that drive everything themselves: no background threads, no fsync on
+/// append.
+pub fn manual_store_options() -> topiclog::StoreOptions {
+    topiclog::StoreOptions {
+        durability: topiclog::Durability::None,
+        background_maintenance: false,
+        background_cleaner: false,
+        ..topiclog::StoreOptions::default()
+    }
+}
+
+/// A store (in a temp dir, with [`manual_store_options`]) holding topic `t` with `partitions`
+/// partitions of `per_partition` records each, valued `v0`, `v1`, ...
+pub fn store_with_topic_t(
+    partitions: u32,
+    per_partition: u64,
+) -> (tempfile::TempDir, topiclog::Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = topiclog::Store::open_with(dir.path(), manual_store_options()).unwrap();
+    let t = store
+        .create_topic("t", topiclog::TopicConfig::with_partitions(partitions))
+        .unwrap();
+    for p in 0..partitions {
+        for i in 0..per_partition {
+            t.send_to(p, Record::new(format!("v{i}"))).unwrap();
+        }
+    }
+    (dir, store)
+}
+
 // ---- Helpers for the storage-layer tests (indexes, segments, recovery) -------------------------
 
 /// A deterministic splitmix64 generator: tests seed it so every run sees the same data.
