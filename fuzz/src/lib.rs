@@ -1239,7 +1239,6 @@ pub fn segment_recover(data: &[u8]) {
 
     // What recovery must keep.
     let leftover1 = end1 < log1.len();
-    let zero_tail1 = log1[end1..].iter().all(|&b| b == 0);
     // The segment holding the offset just below the recovery point is rescanned too.
     let first_scanned = !two_segments || base2 >= recovery_point;
     // A first segment that ends before the second starts (here: an empty one) leaves a hole: the
@@ -1336,7 +1335,11 @@ pub fn segment_recover(data: &[u8]) {
             "Strict recovery cut damage silently (hole below the recovery point: {hole_is_damage}, \
              bytes not of this log: {foreign1})"
         );
-        let truncated1 = if leftover1 && !zero_tail1 {
+        // Recovery reports a cut tail when it holds non-zero bytes within one maximum batch of
+        // the cut (it does not read a preallocated file to its end), or when it cut damage.
+        let probe = (config.max_batch_bytes as usize + BATCH_HEADER_LEN).min(log1.len() - end1);
+        let nonzero_near = log1[end1..end1 + probe].iter().any(|&b| b != 0);
+        let truncated1 = if leftover1 && (nonzero_near || report.corruption_cut) {
             (log1.len() - end1) as u64
         } else {
             0

@@ -48,6 +48,7 @@ use crate::segment::{Recovery, Segment, SegmentView, TimestampOffset};
 
 use checkpoint::{Checkpoint, CleanShutdown, CLEAN_SHUTDOWN};
 use cleaner_checkpoint::CleanerCheckpoint;
+pub(crate) use open::holds_data;
 use open::{load_clean, load_rescanning, resolve_checkpoint};
 use producer_state::{Check, ProducerTable};
 
@@ -919,6 +920,11 @@ impl Partition {
             // The segment may hold batches that are written but not yet visible.
             batches.retain(|b| b.base_offset() < end);
             let Some(last) = batches.last() else {
+                if !Arc::ptr_eq(&segments, &inner.segments.read()) {
+                    // A truncation replaced the segments after this read began (a retention pass
+                    // or compaction swap never removes offsets above the start): read again.
+                    return self.read(offset, max_bytes);
+                }
                 return Err(Error::corrupt(
                     seg.log_path(),
                     seg.size(),

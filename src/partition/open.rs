@@ -49,17 +49,22 @@ pub(super) fn resolve_checkpoint(
     ))
 }
 
-/// Whether any segment of the directory holds a batch (data always starts at the first byte of a
-/// segment's `.log`; a new segment is empty or preallocated zeros).
-fn holds_data(fs: &dyn FileSystem, dir: &Path, names: &[String]) -> Result<bool> {
+/// Whether any segment of the partition directory `dir` holds a batch: data always starts at the
+/// first byte of a segment's `.log` (cleaned and swapped ones included); a new segment is empty
+/// or preallocated zeros. Reads one header's worth of each.
+pub(crate) fn holds_data(fs: &dyn FileSystem, dir: &Path, names: &[String]) -> Result<bool> {
     for name in names {
-        if !matches!(
+        let segment = matches!(
             parse_segment_file_name(name),
             Some((_, SegmentFileKind::Log))
-        ) {
+        );
+        if !(segment || name.contains(".log.")) {
             continue;
         }
         let path = dir.join(name);
+        if fs.is_dir(&path).at(&path)? {
+            continue;
+        }
         let file = fs.open(&path, OpenMode::Read).at(&path)?;
         let len = file.len().at(&path)?;
         let mut head = vec![0u8; len.min(BATCH_HEADER_LEN as u64) as usize];

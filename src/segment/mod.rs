@@ -1054,10 +1054,11 @@ impl Segment {
             expected = h.next_offset();
         }
         // Report the cut, but only look one maximum batch past it for non-zero bytes: the rest of
-        // a preallocated file is zeros and reading it all would slow every recovery down.
+        // a preallocated file is zeros and reading it all would slow every recovery down. A cut
+        // of damage (valid data was found after it, possibly past that window) always counts.
         let probe_end =
             file_len.min(pos + u64::from(self.config.max_batch_bytes) + BATCH_HEADER_LEN as u64);
-        let truncated = if pos < file_len && !reader.is_zero(pos, probe_end)? {
+        let truncated = if pos < file_len && (cut_corruption || !reader.is_zero(pos, probe_end)?) {
             file_len - pos
         } else {
             0

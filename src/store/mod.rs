@@ -31,9 +31,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, IoContext, Result};
-use crate::fs::{
-    create_dir_all_durable, read_all, write_atomic, FileLock, FileSystem, OpenMode, StdFs,
-};
+use crate::fs::{create_dir_all_durable, read_all, write_atomic, FileLock, FileSystem, StdFs};
 use crate::partition::{
     CompactionPolicy, Durability, Notify, Partition, PartitionConfig, RetentionPolicy,
     TimestampType,
@@ -1245,28 +1243,9 @@ fn remove_unused_extra_partitions(
     Ok(())
 }
 
-/// Whether any log file (`*.log`, and compaction's `*.log.*`) in a partition directory holds a
-/// non-zero byte. An unused partition's logs are empty or preallocated zeros.
+/// Whether a partition directory holds records (see [`crate::partition::holds_data`]). An unused
+/// partition's logs are empty or preallocated zeros.
 fn holds_records(fs: &dyn FileSystem, dir: &Path) -> Result<bool> {
-    const CHUNK: usize = 64 << 10;
-    let mut buf = vec![0u8; CHUNK];
-    for name in fs.read_dir(dir).at(dir)? {
-        let path = dir.join(&name);
-        if !name.contains(".log") || fs.is_dir(&path).at(&path)? {
-            continue;
-        }
-        let file = fs.open(&path, OpenMode::Read).at(&path)?;
-        let len = file.len().at(&path)?;
-        let mut pos = 0u64;
-        while pos < len {
-            let n = (len - pos).min(CHUNK as u64) as usize;
-            let chunk = &mut buf[..n];
-            file.read_exact_at(chunk, pos).at(&path)?;
-            if chunk.iter().any(|&b| b != 0) {
-                return Ok(true);
-            }
-            pos += n as u64;
-        }
-    }
-    Ok(false)
+    let names = fs.read_dir(dir).at(dir)?;
+    crate::partition::holds_data(fs, dir, &names)
 }
