@@ -1375,17 +1375,38 @@ pub fn segment_recover(data: &[u8]) {
             let b = log.read(at, 1 << 20).expect("read after reopen");
             assert!(b.next_offset() > at, "no progress at {at}");
             at = b.next_offset();
-            scan.extend(b.batches().iter().map(|b| b.as_bytes().to_vec()));
+            check_batches_are_content(b.batches(), &content, end + 1, "after reopen");
+            scan.extend(b.records().map(|r| Rec::of(&r)));
         }
-        let want: Vec<&[u8]> = content
-            .iter()
-            .filter(|b| b.next > start)
-            .map(|b| &b.bytes[..])
-            .collect();
-        assert_eq!(scan.len(), want.len() + 1, "batches after reopen");
+        let want: Vec<&Rec> = content_records(&content, start);
+        assert_eq!(scan.len(), want.len() + 1, "records after reopen");
         for (got, want) in scan.iter().zip(&want) {
-            assert_eq!(&got[..], *want, "batch after reopen");
+            assert_eq!(got, *want, "record after reopen");
         }
+    }
+}
+
+/// The records of `content` at or after `start`.
+fn content_records(content: &[RefBatch], start: u64) -> Vec<&Rec> {
+    content
+        .iter()
+        .flat_map(|b| &b.records)
+        .filter(|r| r.offset >= start)
+        .collect()
+}
+
+/// Every batch a read returned is a batch of `content`, byte for byte (or, at or past `appended`,
+/// one appended after recovery).
+fn check_batches_are_content(got: &[RecordBatch], content: &[RefBatch], appended: u64, what: &str) {
+    for g in got {
+        if g.base_offset() + 1 >= appended {
+            continue;
+        }
+        let want = content
+            .iter()
+            .find(|b| b.base == g.base_offset())
+            .unwrap_or_else(|| panic!("{what}: batch at {} is not in the log", g.base_offset()));
+        assert_eq!(&g.as_bytes()[..], &want.bytes[..], "{what}: batch at {}", want.base);
     }
 }
 
@@ -1405,11 +1426,17 @@ fn check_content(log: &Partition, content: &[RefBatch], start: u64, end: u64) {
         let b = log
             .read(o, max_bytes)
             .unwrap_or_else(|e| panic!("read({o}) after recovery failed: {e}"));
-        let first = content
-            .iter()
-            .position(|b| b.next > o)
-            .expect("a batch after the offset");
+        // The first batch holding a record at or after `o` (batches holding only records below
+        // it, or none, are passed over); none: the read is empty and points at the end.
         let got = b.batches();
+        let Some(first) = content
+            .iter()
+            .position(|b| b.records.iter().any(|r| r.offset >= o))
+        else {
+            assert!(got.is_empty(), "read({o}) returned batches with no record at or after it");
+            assert_eq!(b.next_offset(), end, "read({o}) next offset");
+            continue;
+        };
         assert!(!got.is_empty(), "read({o}) returned nothing below the end");
         assert!(got.len() <= content.len() - first);
         for (g, want) in got.iter().zip(&content[first..]) {
@@ -1452,16 +1479,13 @@ fn check_content(log: &Partition, content: &[RefBatch], start: u64, end: u64) {
             .unwrap_or_else(|e| panic!("read({at}) after recovery failed: {e}"));
         assert!(b.next_offset() > at, "read({at}) made no progress");
         at = b.next_offset();
-        scan.extend(b.batches().iter().map(|b| b.as_bytes().to_vec()));
+        check_batches_are_content(b.batches(), content, u64::MAX, "sequential scan");
+        scan.extend(b.records().map(|r| Rec::of(&r)));
     }
-    let want: Vec<&[u8]> = content
-        .iter()
-        .filter(|b| b.next > start)
-        .map(|b| &b.bytes[..])
-        .collect();
-    assert_eq!(scan.len(), want.len(), "sequential scan batch count");
+    let want = content_records(content, start);
+    assert_eq!(scan.len(), want.len(), "sequential scan record count");
     for (got, want) in scan.iter().zip(&want) {
-        assert_eq!(&got[..], *want, "sequential scan batch");
+        assert_eq!(got, *want, "sequential scan record");
     }
     // offset_for_time, checked when every batch's max timestamp is its records' maximum (decode
     // does not check that; a batch that lies about it may be skipped).
