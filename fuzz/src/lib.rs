@@ -1406,7 +1406,12 @@ fn check_batches_are_content(got: &[RecordBatch], content: &[RefBatch], appended
             .iter()
             .find(|b| b.base == g.base_offset())
             .unwrap_or_else(|| panic!("{what}: batch at {} is not in the log", g.base_offset()));
-        assert_eq!(&g.as_bytes()[..], &want.bytes[..], "{what}: batch at {}", want.base);
+        assert_eq!(
+            &g.as_bytes()[..],
+            &want.bytes[..],
+            "{what}: batch at {}",
+            want.base
+        );
     }
 }
 
@@ -1433,7 +1438,10 @@ fn check_content(log: &Partition, content: &[RefBatch], start: u64, end: u64) {
             .iter()
             .position(|b| b.records.iter().any(|r| r.offset >= o))
         else {
-            assert!(got.is_empty(), "read({o}) returned batches with no record at or after it");
+            assert!(
+                got.is_empty(),
+                "read({o}) returned batches with no record at or after it"
+            );
             assert_eq!(b.next_offset(), end, "read({o}) next offset");
             continue;
         };

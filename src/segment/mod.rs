@@ -689,15 +689,26 @@ impl Segment {
         let mut reader = WindowReader::new(self.source(), window, limit);
         let (mut pos, mut expected) = self.start_position(offset, &mut reader)?;
         let mut total = 0usize;
+        // The last batch skipped on its header's word, until a batch starting exactly where it
+        // said it ends (or a served, checksummed one) vouches for that header.
+        let mut unvouched: Option<(u64, BatchHeader)> = None;
         while pos < limit {
             let h = reader.header_at(pos, &self.log_path)?;
             self.check_follows(&h, expected, pos)?;
+            if h.base_offset != expected {
+                // A gap, which only compaction makes: the batch before it must really end where
+                // its header says (a damaged length or offset would skip records silently), so
+                // check its CRC, which covers both. A batch that starts exactly where the one
+                // before it ends needs no check: damage to either header breaks that.
+                if let Some((at, before)) = unvouched {
+                    reader.verify(at, &before, &self.log_path)?;
+                }
+            }
+            unvouched = None;
             expected = h.next_offset();
             let len = h.total_len();
             if h.next_offset() <= offset {
-                // Skipped on its header's word, so the header must be the writer's: a damaged
-                // offset or length would make the read skip (or misplace) records silently.
-                reader.verify(pos, &h, &self.log_path)?;
+                unvouched = Some((pos, h));
                 pos += len as u64;
                 continue;
             }
