@@ -44,9 +44,17 @@ struct Sent {
 }
 
 /// One writer's sends; returns every record it sent with its metadata.
-fn write(topic: &Topic, w: u32) -> Vec<Sent> {
+/// Send `ROUNDS` rounds; halfway, wait (up to 30 s) until the reader has seen data, so the reader
+/// provably runs alongside the writers however the threads are scheduled.
+fn write(topic: &Topic, w: u32, reader_saw_data: &AtomicBool) -> Vec<Sent> {
     let mut sent = Vec::new();
     for round in 0..ROUNDS {
+        if round == ROUNDS / 2 {
+            let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !reader_saw_data.load(Ordering::SeqCst) && std::time::Instant::now() < give_up {
+                thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
         let record = |i: u32| {
             let r = Record::new(value(w, round, i));
             if (round + i).is_multiple_of(3) {
@@ -123,10 +131,12 @@ fn run(fs: Arc<dyn FileSystem>, dir: &Path, durability: Durability) {
         .create_topic("busy", TopicConfig::with_partitions(PARTITIONS))
         .unwrap();
     let done = Arc::new(AtomicBool::new(false));
+    let saw_data = Arc::new(AtomicBool::new(false));
 
     let reader = {
         let topic = topic.clone();
         let done = done.clone();
+        let saw_data = saw_data.clone();
         thread::spawn(move || {
             let mut next = vec![0u64; PARTITIONS as usize];
             let mut seen = HashMap::new();
@@ -135,6 +145,9 @@ fn run(fs: Arc<dyn FileSystem>, dir: &Path, durability: Durability) {
                 let finished = done.load(Ordering::SeqCst);
                 if read_new(&topic, &mut next, &mut seen) > 0 {
                     passes_with_data += 1;
+                    if !finished {
+                        saw_data.store(true, Ordering::SeqCst);
+                    }
                 }
                 if finished {
                     // One last pass after the writers stopped caught everything.
@@ -147,7 +160,8 @@ fn run(fs: Arc<dyn FileSystem>, dir: &Path, durability: Durability) {
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let topic = topic.clone();
-            thread::spawn(move || write(&topic, w))
+            let saw_data = saw_data.clone();
+            thread::spawn(move || write(&topic, w, &saw_data))
         })
         .collect();
     let sent: Vec<Sent> = writers
@@ -156,7 +170,10 @@ fn run(fs: Arc<dyn FileSystem>, dir: &Path, durability: Durability) {
         .collect();
     done.store(true, Ordering::SeqCst);
     let (seen, passes_with_data) = reader.join().unwrap();
-    assert!(passes_with_data > 1, "the reader ran alongside the writers");
+    assert!(
+        saw_data.load(Ordering::SeqCst) && passes_with_data > 1,
+        "the reader ran alongside the writers"
+    );
 
     // Every sent record exactly once, at its metadata.
     let ends = topic.end_offsets();

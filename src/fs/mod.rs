@@ -159,6 +159,19 @@ pub(crate) fn found<T>(lookup: io::Result<T>) -> io::Result<Option<T>> {
 /// Atomically replace `path` with `contents`: write `path.tmp`, sync it, rename it over `path`, sync
 /// the directory. A crash at any point leaves either the old or the new contents.
 pub(crate) fn write_atomic(fs: &dyn FileSystem, path: &Path, contents: &[u8]) -> io::Result<()> {
+    replace_file(fs, path, contents, true)
+}
+
+/// Replace `path` with `contents` by writing `path.tmp` and renaming it over `path` (so a map of the
+/// old file keeps its inode), syncing the file and then the directory if `durable`. Without
+/// `durable` nothing is synced: for derived data (indexes) that the caller syncs later or that
+/// recovery rebuilds when a crash loses it.
+pub(crate) fn replace_file(
+    fs: &dyn FileSystem,
+    path: &Path,
+    contents: &[u8],
+    durable: bool,
+) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
@@ -166,11 +179,15 @@ pub(crate) fn write_atomic(fs: &dyn FileSystem, path: &Path, contents: &[u8]) ->
         let file = fs.open(&tmp, OpenMode::Create)?;
         file.set_len(0)?;
         file.write_all_at(contents, 0)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
     }
     fs.rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        fs.sync_dir(dir)?;
+    if durable {
+        if let Some(dir) = path.parent() {
+            fs.sync_dir(dir)?;
+        }
     }
     Ok(())
 }

@@ -40,16 +40,16 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
-    encode_batch, encoded_batch_len, parse_segment_file_name, patch_base_offset, segment_file_name,
-    BatchMeta, Record, RecordBatch, SegmentFileKind, StoredRecord,
+    encode_batch, encoded_batch_len, patch_base_offset, BatchMeta, Record, RecordBatch,
+    StoredRecord,
 };
 use crate::fs::{create_dir_all_durable, FileLock, FileSystem};
-use crate::segment::{Recovery, Segment, SegmentView, TimestampOffset};
+use crate::segment::{Segment, SegmentView, TimestampOffset};
 
-use checkpoint::{Checkpoint, CleanShutdown, CLEAN_SHUTDOWN};
+use checkpoint::{Checkpoint, CleanShutdown};
 use cleaner_checkpoint::CleanerCheckpoint;
 pub(crate) use open::holds_data;
-use open::{load_clean, load_rescanning, resolve_checkpoint};
+use open::recover_dir;
 use producer_state::{Check, ProducerTable};
 
 /// Name of the lock file every writer of a partition directory holds.
@@ -236,6 +236,9 @@ struct Inner {
     /// The cleaner lock and checkpoint. Compaction holds it for a whole pass; retention, truncation
     /// and close take it first (lock order: cleaner, then writer).
     cleaner: Mutex<CleanerCheckpoint>,
+    /// A segment was created (by a roll) since the directory was last synced: the next group
+    /// commit syncs the directory before it claims any record in it durable.
+    dir_unsynced: AtomicBool,
     /// `close` has begun: a compaction pass stops at its next check.
     closing: AtomicBool,
     closed: AtomicBool,
@@ -263,7 +266,8 @@ struct Inner {
     last_expiry_ms: AtomicI64,
     /// Clock time the recovery point was last written.
     last_recovery_point_ms: AtomicI64,
-    report: RecoveryReport,
+    /// What the last open (or in-place recovery) found and repaired.
+    report: Mutex<RecoveryReport>,
 }
 
 #[derive(Debug)]
@@ -333,217 +337,27 @@ impl Partition {
             }
             Err(e) => return Err(Error::io(lock_path, e)),
         };
-        let names = fs.read_dir(&dir).at(&dir)?;
-        let mut report = RecoveryReport::default();
-
-        // What the last clean close saw, if that verifies; otherwise open as after a crash.
-        let marker = match CleanShutdown::read(&*fs, &dir) {
-            Ok(m) => m,
-            Err(Error::Corrupt { .. }) => None,
-            Err(e) => return Err(e),
-        };
-        let checkpoint = resolve_checkpoint(&*fs, &dir, &names, marker, &mut report)?;
-        let clean = marker.is_some_and(|m| Some(m.checkpoint()) == checkpoint);
-
-        // Finish or roll back a compaction swap a crash interrupted.
-        let (cleaner_cp, cleaner_damaged) = match CleanerCheckpoint::read(&*fs, &dir) {
-            Ok(c) => (c, false),
-            Err(Error::Corrupt { .. }) => (None, true),
-            Err(e) => return Err(e),
-        };
-        let mut cleaner =
-            compaction::recover_swap(&*fs, &dir, &names, cleaner_cp, cleaner_damaged)?;
-        if cleaner_damaged {
-            // Start the cleaner over: it re-maps the log (tombstones are kept until a pass has
-            // seen them again, never dropped early).
-            cleaner = CleanerCheckpoint::default();
-            cleaner.write(&*fs, &dir)?;
-        }
-        let names = if names.iter().any(|n| {
-            n.ends_with(compaction::CLEANED_SUFFIX) || n.ends_with(compaction::SWAP_SUFFIX)
-        }) {
-            fs.read_dir(&dir).at(&dir)?
-        } else {
-            names
-        };
-
-        // Sort out what is in the directory.
-        let mut bases = Vec::new();
-        let mut index_bases = Vec::new();
-        for name in &names {
-            if name.ends_with(".tmp") || name.ends_with(".truncating") {
-                // An interrupted atomic replace: the original is intact.
-                remove_if_exists(&*fs, &dir.join(name))?;
-                continue;
-            }
-            match parse_segment_file_name(name) {
-                Some((base, SegmentFileKind::Log)) => bases.push(base),
-                Some((base, _)) => index_bases.push((base, name.clone())),
-                None => {}
-            }
-        }
-        bases.sort_unstable();
-        if let Some(cp) = checkpoint {
-            // Whole segments below the log start offset: left by a retention pass that a crash
-            // interrupted after it moved the start offset. Finish the job.
-            let mut dropped = false;
-            while bases.len() > 1 && bases[1] <= cp.log_start_offset {
-                for kind in [
-                    SegmentFileKind::Log,
-                    SegmentFileKind::OffsetIndex,
-                    SegmentFileKind::TimeIndex,
-                ] {
-                    remove_if_exists(&*fs, &segment_file_name(&dir, bases[0], kind))?;
-                }
-                bases.remove(0);
-                dropped = true;
-            }
-            if dropped {
-                fs.sync_dir(&dir).at(&dir)?;
-            }
-            // The first segment holds the log start offset: retention moves the start before it
-            // deletes a segment, so a first segment starting later means segments went missing.
-            let missing_from = match bases.first() {
-                Some(&first) if first > cp.log_start_offset => Some(first),
-                None if cp.recovery_point > cp.log_start_offset => Some(cp.recovery_point),
-                _ => None,
-            };
-            if let Some(first) = missing_from {
-                if config.recovery == Recovery::Strict {
-                    return Err(Error::corrupt(
-                        &dir,
-                        0,
-                        format!(
-                            "the segments holding offsets {} to {first} are missing (the log \
-                             starts at {}); restore them, or reopen with \
-                             Recovery::TruncateCorrupt to start the log at {first}",
-                            cp.log_start_offset, cp.log_start_offset
-                        ),
-                    ));
-                }
-                report.corruption_cut = true;
-            }
-        }
-        for (base, name) in index_bases {
-            if bases.binary_search(&base).is_err() {
-                // Orphan index: its log is gone.
-                remove_if_exists(&*fs, &dir.join(name))?;
-            }
-        }
-
-        let seg_config = config.segment_config();
-        let loaded = match marker.filter(|_| clean) {
-            Some(m) => match load_clean(&fs, &dir, &bases, seg_config, &m) {
-                Ok(segments) => Some(segments),
-                // Not what the close left: rescan as after a crash, which cuts only what was
-                // not durable and reports the rest.
-                Err(Error::Corrupt { .. }) | Err(Error::IndexAppend { .. }) => None,
-                Err(e) => return Err(e),
-            },
-            None => None,
-        };
-        report.clean_shutdown = loaded.is_some();
-        let mut segments = match loaded {
-            Some(segments) => segments,
-            None => {
-                let recovery_point = checkpoint.map_or(0, |c| c.recovery_point);
-                load_rescanning(&fs, &dir, &bases, &config, recovery_point, &mut report)?
-            }
-        };
-        if segments.is_empty() {
-            // A new log; or (under TruncateCorrupt) one whose segments all went missing, which
-            // goes on after the last offset it ever handed out.
-            let base = checkpoint.map_or(0, |c| c.log_start_offset.max(c.recovery_point));
-            segments.push(Arc::new(Segment::create(
-                fs.clone(),
-                &dir,
-                base,
-                seg_config,
-            )?));
-            fs.sync_dir(&dir).at(&dir)?;
-        }
-        if let Some(last) = segments.last() {
-            map_active(&config, last);
-        }
-        let active = segments
-            .last()
-            .cloned()
-            .ok_or_else(|| Error::corrupt(&dir, 0, "no active segment"))?;
-        let end = active.next_offset();
-        if cleaner.first_dirty > end {
-            // Recovery cut the log (`Recovery::TruncateCorrupt`, or damage): forget what the
-            // cleaner knew from the active segment on, as a truncation does, so records appended
-            // there are mapped (and their tombstones get horizons) like any new data.
-            let from = active.base_offset().min(end);
-            if cleaner.truncate(from) {
-                cleaner.write(&*fs, &dir)?;
-            }
-        }
-        let first_base = segments.first().map_or(end, |s| s.base_offset());
-        let start = checkpoint
-            .map_or(first_base, |c| c.log_start_offset.max(first_base))
-            .min(end);
-        let producers_from = checkpoint.and_then(|c| c.producers_from);
-
-        // From here on a crash is an unclean stop again.
-        if marker.is_some() || names.iter().any(|n| n == CLEAN_SHUTDOWN) {
-            remove_if_exists(&*fs, &dir.join(CLEAN_SHUTDOWN))?;
-        }
-        let cp = Checkpoint {
-            log_start_offset: start,
-            recovery_point: end,
-            producers_from,
-        };
-        if checkpoint != Some(cp) || report.checkpoint_damaged {
-            cp.write(&*fs, &dir)?; // syncs the directory too
-        } else {
-            fs.sync_dir(&dir).at(&dir)?; // the marker's removal
-        }
-
+        let r = recover_dir(&fs, &dir, &config)?;
         let now = config.clock.now_ms();
-        // Idempotent producers' state: the snapshot plus the batches after it; rebuilt from the
-        // log (as Kafka does) when the snapshot is missing, damaged or stale.
-        let snapshot = match ProducerTable::read(&*fs, &dir) {
-            // A snapshot describes batches below its offset, which must not be past the end
-            // (recovery may have cut the log below it).
-            Ok(Some((offset, table))) if offset <= end && table.lies_below(offset) => {
-                Some((offset, table))
-            }
-            Ok(found) => {
-                report.producer_state_rebuilt = found.is_some() || producers_from.is_some();
-                None
-            }
-            Err(Error::Corrupt { .. }) => {
-                report.producer_state_rebuilt = true;
-                None
-            }
-            Err(e) => return Err(e),
-        };
-        let replay_from = match (snapshot, producers_from) {
-            (Some((offset, table)), _) => Some((offset, table)),
-            (None, Some(from)) => Some((from.max(start), ProducerTable::default())),
-            (None, None) if report.producer_state_rebuilt => {
-                Some((start, ProducerTable::default()))
-            }
-            (None, None) => None,
-        };
+        let (end, start) = (r.end, r.start);
         let partition = Partition {
             inner: Arc::new(Inner {
                 dir,
                 fs,
-                segments: RwLock::new(Arc::new(segments)),
+                segments: RwLock::new(Arc::new(r.segments)),
                 writer: Mutex::new(Writer {
-                    active,
-                    producers: ProducerTable::default(),
+                    active: r.active,
+                    tracks_producers: r.producers.is_some(),
+                    producers: r.producers.unwrap_or_default(),
                     snapshot_wanted: false,
-                    tracks_producers: false,
                 }),
                 end_offset: AtomicU64::new(end),
                 visible_end: AtomicU64::new(end),
                 pending: Mutex::new(BTreeMap::new()),
                 unsynced_sealed: Mutex::new(Vec::new()),
                 start_offset: AtomicU64::new(start),
-                cleaner: Mutex::new(cleaner),
+                cleaner: Mutex::new(r.cleaner),
+                dir_unsynced: AtomicBool::new(false),
                 closing: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 lock: Mutex::new(Some(lock)),
@@ -557,7 +371,7 @@ impl Partition {
                 sync_done: Condvar::new(),
                 last_sync_ms: AtomicI64::new(now),
                 synced_hint: AtomicU64::new(end),
-                checkpoint: Mutex::new(cp),
+                checkpoint: Mutex::new(r.checkpoint),
                 tail: Mutex::new(()),
                 tail_cv: Condvar::new(),
                 tail_waiters: AtomicUsize::new(0),
@@ -566,19 +380,10 @@ impl Partition {
                 watcher_count: AtomicUsize::new(0),
                 last_expiry_ms: AtomicI64::new(now),
                 last_recovery_point_ms: AtomicI64::new(now),
-                report,
+                report: Mutex::new(r.report),
                 config: RwLock::new(Arc::new(config)),
             }),
         };
-        if let Some((offset, table)) = replay_from {
-            let inner = &*partition.inner;
-            let config = inner.config();
-            let mut table = inner.replay_producers(table, offset, now, &config)?;
-            table.remove_expired(now, config.producer_id_expiration);
-            let mut w = inner.writer.lock();
-            w.producers = table;
-            w.tracks_producers = true;
-        }
         Ok(partition)
     }
 
@@ -617,7 +422,7 @@ impl Partition {
 
     /// What the last open found and repaired.
     pub fn recovery_report(&self) -> RecoveryReport {
-        self.inner.report
+        *self.inner.report.lock()
     }
 
     /// The first offset still in the log.
@@ -1189,54 +994,6 @@ impl Inner {
         self.config.read().clone()
     }
 
-    /// `table` (as of `offset`) plus every batch from `offset` to the end.
-    ///
-    /// Segments nothing in which was written within the producer id expiration window are
-    /// skipped: every producer they could name has expired (a producer's latest batches, which
-    /// its state is made of, lie in later segments).
-    fn replay_producers(
-        &self,
-        mut table: ProducerTable,
-        offset: u64,
-        now_ms: i64,
-        config: &PartitionConfig,
-    ) -> Result<ProducerTable> {
-        let window = i64::try_from(config.producer_id_expiration.as_millis()).unwrap_or(i64::MAX);
-        let horizon = now_ms.saturating_sub(window);
-        let start = self.start_offset.load(Ordering::Acquire);
-        let end = self.end_offset.load(Ordering::SeqCst);
-        let segments = self.segments.read().clone();
-        let mut next = offset.max(start);
-        let mut i = segments
-            .partition_point(|s| s.base_offset() <= next)
-            .saturating_sub(1);
-        while let Some(seg) = segments.get(i).filter(|_| next < end) {
-            let modified = seg.last_modified_ms();
-            let newest = match (seg.max_timestamp()?, modified) {
-                (Some(t), Some(m)) => Some(t.max(m)),
-                (t, m) => t.or(m),
-            };
-            let later = segments.get(i + 1);
-            if let Some(later) = later.filter(|_| newest.is_some_and(|n| n < horizon)) {
-                next = next.max(later.base_offset());
-                i += 1;
-                continue;
-            }
-            let batches = seg.read(next, 1 << 20)?;
-            if batches.is_empty() {
-                i += 1;
-                continue;
-            }
-            for b in &batches {
-                if b.base_offset() >= offset {
-                    table.replay(b.header(), modified.unwrap_or(i64::MIN));
-                }
-                next = b.next_offset();
-            }
-        }
-        Ok(table)
-    }
-
     /// Change the checkpoint with `f` and make it durable (an atomic replace; nothing is written
     /// if nothing changed).
     fn update_checkpoint(&self, f: impl FnOnce(&mut Checkpoint)) -> Result<()> {
@@ -1364,7 +1121,10 @@ impl Inner {
             base,
             config.segment_config(),
         )?);
-        self.fs.sync_dir(&self.dir).at(&self.dir)?;
+        // The new file's directory entry (and the sealed indexes' renames) become durable with
+        // the next sync, before any record in the new segment is claimed durable: no appender
+        // waits for the disk here.
+        self.dir_unsynced.store(true, Ordering::SeqCst);
         map_active(&config, &seg);
         self.unsynced_sealed.lock().push(old);
         if !w.producers.is_empty() {
@@ -1411,9 +1171,10 @@ impl Inner {
             drop(st);
             // Under the append lock, so no roll or append slips in: everything below `end` is in
             // `active` or in a sealed segment that is either already synced or in `sealed`.
-            let (end, active, sealed, snapshot) = {
+            let (end, active, sealed, snapshot, dir_unsynced) = {
                 let mut w = self.writer.lock();
                 let sealed = std::mem::take(&mut *self.unsynced_sealed.lock());
+                let dir_unsynced = self.dir_unsynced.swap(false, Ordering::SeqCst);
                 // A producer snapshot as of `end`, valid once this sync succeeds.
                 let snapshot = std::mem::take(&mut w.snapshot_wanted).then(|| w.producers.clone());
                 (
@@ -1421,11 +1182,21 @@ impl Inner {
                     w.active.clone(),
                     sealed,
                     snapshot,
+                    dir_unsynced,
                 )
             };
+            // Rolled segments' data, then the directory entries of the segments created since
+            // the last sync, then the active segment.
             let result = sealed
                 .iter()
                 .try_for_each(|seg| seg.sync())
+                .and_then(|()| {
+                    if dir_unsynced {
+                        self.fs.sync_dir(&self.dir).at(&self.dir)
+                    } else {
+                        Ok(())
+                    }
+                })
                 .and_then(|()| active.sync());
             st = self.sync.lock();
             st.leader = false;

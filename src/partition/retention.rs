@@ -98,27 +98,26 @@ impl Partition {
         policy: &RetentionPolicy,
     ) -> Result<RetentionReport> {
         let inner = &*self.inner;
+        // The cleaner lock keeps compaction and truncation out; appenders go on: the append lock
+        // is taken only to roll, when every segment goes.
         let _cleaner = inner.cleaner.lock();
-        let mut w = inner.writer.lock();
         inner.check_writable()?;
         inner
-            .retention_locked(&mut w, now_ms, policy)
+            .retention_locked(now_ms, policy)
             .inspect_err(|e| inner.poison(e))
     }
 }
 
 impl Inner {
-    fn retention_locked(
-        &self,
-        w: &mut super::Writer,
-        now_ms: i64,
-        policy: &RetentionPolicy,
-    ) -> Result<RetentionReport> {
+    /// A retention pass; the caller holds the cleaner lock. No lock appenders need is held across
+    /// its I/O (the checkpoint write, the deletions, the directory sync).
+    fn retention_locked(&self, now_ms: i64, policy: &RetentionPolicy) -> Result<RetentionReport> {
         let segments = self.segments.read().clone();
         let start = self.start_offset.load(Ordering::Acquire);
         let end = self.end_offset.load(Ordering::SeqCst);
         let mut remaining: u64 = segments.iter().map(|s| s.size()).sum();
-        let mut doomed = 0usize;
+        let active_size = segments.last().map_or(0, |s| s.size());
+        let mut doomed = 0usize; // segments from the front that go
         for (i, seg) in segments.iter().enumerate() {
             let is_active = i + 1 == segments.len();
             if seg.is_empty() && is_active {
@@ -149,17 +148,45 @@ impl Inner {
             return Ok(report);
         }
         if doomed == segments.len() {
-            // Keep the end offset: the next append continues where the log ended.
-            self.roll(w)?;
+            // Every segment goes, the active one too: roll first, so the end offset stays and the
+            // next append continues where the log ended. Unless appends reached the active
+            // segment since it was judged: then it holds records the verdict did not see, and
+            // stays for the next pass.
+            let mut w = self.writer.lock();
+            self.check_writable()?;
+            let judged = segments.last().filter(|s| Arc::ptr_eq(s, &w.active));
+            if judged.is_some_and(|s| s.size() == active_size) {
+                self.roll(&mut w)?;
+            } else {
+                doomed -= 1;
+                if doomed == 0 {
+                    return Ok(report);
+                }
+            }
         }
         let segments = self.segments.read().clone();
         let (gone, kept) = segments.split_at(doomed);
-        let new_start = kept.first().map_or(end, |s| s.base_offset()).max(start);
+        let Some(first_kept) = kept.first() else {
+            return Err(Error::corrupt(
+                &self.dir,
+                0,
+                "retention would leave no segment",
+            ));
+        };
+        let end = self.end_offset.load(Ordering::SeqCst);
+        let new_start = first_kept.base_offset().min(end).max(start);
         // Durable before any file goes: a crash mid-pass then deletes the rest on open.
         self.set_start_offset(new_start)?;
-        *self.segments.write() = Arc::new(kept.to_vec());
+        {
+            // Appends may have rolled meanwhile (they add at the end); only this pass removes
+            // from the front (the cleaner lock keeps compaction and truncation out).
+            let mut list = self.segments.write();
+            let mut next = list.as_ref().clone();
+            next.drain(..doomed);
+            *list = Arc::new(next);
+        }
         // Deleted segments need no sync.
-        let first_kept = kept.first().map_or(u64::MAX, |k| k.base_offset());
+        let first_kept = first_kept.base_offset();
         self.unsynced_sealed
             .lock()
             .retain(|s| s.base_offset() >= first_kept);

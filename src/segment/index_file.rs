@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::error::{Error, IoContext, Result};
-use crate::fs::{write_atomic, FileSystem, OpenMode};
+use crate::fs::{replace_file, FileSystem, OpenMode};
 
 #[derive(Debug)]
 enum Entries {
@@ -202,9 +202,11 @@ impl IndexFile {
         };
         if *replace {
             // Write-then-rename: never shrink a file an older segment handle may have mapped.
-            write_atomic(&*self.fs, &self.path, buf).at(&self.path)?;
+            // Synced only when asked (an index is derived data: a roll writes it without waiting
+            // for the disk, and syncs it before a recovery point passes the segment).
+            replace_file(&*self.fs, &self.path, buf, sync).at(&self.path)?;
             *replace = false;
-            *synced = true;
+            *synced = sync;
         } else if *persisted < buf.len() || (sync && !*synced) {
             let file = self.fs.open(&self.path, OpenMode::Create).at(&self.path)?;
             if *persisted < buf.len() {
