@@ -133,6 +133,10 @@ pub struct RecoveryReport {
     /// The idempotent producers' state was rebuilt from the batches in the log (bounded by the
     /// producer id expiration) because its snapshot was missing, damaged or stale.
     pub producer_state_rebuilt: bool,
+    /// An in-place recovery ([`Partition::recover`]) dropped this many offsets from the end: they
+    /// came after the last fsync that succeeded before one failed, so whether they reached the
+    /// disk is unknown (none of them was acknowledged as durable).
+    pub offsets_dropped: u64,
 }
 
 /// The result of a read: whole batches in offset order.
@@ -246,7 +250,12 @@ struct Inner {
     /// can open the directory and hand out the same offsets.
     lock: Mutex<Option<Box<dyn FileLock>>>,
     poisoned: AtomicBool,
-    poison_cause: Mutex<Option<String>>,
+    /// What poisoned the partition (the first failure).
+    poison_cause: Mutex<Option<Error>>,
+    /// Offsets below this are what the partition can vouch for after a failure: what appends
+    /// acknowledged, or, after a failed fsync, what the last good sync made durable. An in-place
+    /// recovery cuts what the disk holds beyond it. `u64::MAX` while healthy.
+    trusted_end: AtomicU64,
     sync: Mutex<SyncState>,
     sync_done: Condvar,
     last_sync_ms: AtomicI64,
@@ -363,6 +372,7 @@ impl Partition {
                 lock: Mutex::new(Some(lock)),
                 poisoned: AtomicBool::new(false),
                 poison_cause: Mutex::new(None),
+                trusted_end: AtomicU64::new(u64::MAX),
                 sync: Mutex::new(SyncState {
                     synced: end,
                     leader: false,
@@ -937,6 +947,97 @@ impl Partition {
         Ok(false)
     }
 
+    /// Whether an I/O failure (a full disk, a failed write or fsync) has latched the partition: it
+    /// refuses writes with [`Error::Poisoned`] until [`recover`](Self::recover)ed or reopened.
+    /// Reads go on.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.poisoned.load(Ordering::Acquire)
+    }
+
+    /// The failure that poisoned the partition, if it is poisoned.
+    pub fn poison_cause(&self) -> Option<Error> {
+        if !self.is_poisoned() {
+            return None;
+        }
+        self.inner.poison_cause.lock().clone()
+    }
+
+    /// Bring a poisoned partition back without reopening it, once the cause is gone (space was
+    /// freed, the device answers again): every handle to it keeps working, so producers and
+    /// consumers resume by themselves.
+    ///
+    /// It re-runs recovery from what is on disk, exactly as an open after a crash would (torn
+    /// tails cut, interrupted compaction swaps and retention passes finished, indexes and producer
+    /// state rebuilt), keeping every acknowledged record. If an fsync had failed, the records
+    /// written after the last fsync that succeeded are dropped too: the kernel may have
+    /// discarded their pages, so what the disk holds of them is unknown (none was acknowledged
+    /// as durable; under `Durability::None` they were acknowledged as written only, as after a
+    /// power loss). The returned report says what was cut ([`RecoveryReport::offsets_dropped`]).
+    /// A record whose append failed is never in the log afterwards, so retrying it stores it once.
+    ///
+    /// A partition that is not poisoned is left as it is (its last report comes back).
+    ///
+    /// # Errors
+    /// [`Error::Closed`]; whatever recovery meets ([`Error::Io`] if the disk still fails, for
+    /// instance still full: the partition then stays poisoned and the call can be repeated;
+    /// [`Error::Corrupt`] for damage).
+    pub fn recover(&self) -> Result<RecoveryReport> {
+        let inner = &*self.inner;
+        let mut cleaner = inner.cleaner.lock();
+        let mut w = inner.writer.lock();
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed {
+                path: inner.dir.clone(),
+            });
+        }
+        if !inner.poisoned.load(Ordering::Acquire) {
+            return Ok(*inner.report.lock());
+        }
+        let trusted = inner.trusted_end.load(Ordering::SeqCst);
+        let config = inner.config();
+        // The old segments stay with readers that hold them (their files are reopened, never
+        // shrunk in place under a map).
+        let r = recover_dir(&inner.fs, &inner.dir, &config)?;
+        let (end, start) = (r.end, r.start);
+        let mut report = r.report;
+        *inner.segments.write() = Arc::new(r.segments);
+        w.active = r.active;
+        w.tracks_producers = r.producers.is_some();
+        w.producers = r.producers.unwrap_or_default();
+        w.snapshot_wanted = false;
+        inner.unsynced_sealed.lock().clear();
+        inner.pending.lock().clear();
+        *inner.pending_snapshot.lock() = None;
+        inner.dir_unsynced.store(false, Ordering::SeqCst);
+        inner.end_offset.store(end, Ordering::SeqCst);
+        inner.start_offset.store(start, Ordering::Release);
+        *cleaner = r.cleaner;
+        *inner.checkpoint.lock() = r.checkpoint;
+        {
+            let mut st = inner.sync.lock();
+            st.synced = end;
+            st.leader = false;
+            // A sync still in flight on the old files must not vouch for the new state.
+            st.generation += 1;
+            inner.synced_hint.store(end, Ordering::Release);
+        }
+        let now = config.clock.now_ms();
+        inner.last_sync_ms.store(now, Ordering::Release);
+        inner.trusted_end.store(u64::MAX, Ordering::SeqCst);
+        *inner.poison_cause.lock() = None;
+        inner.poisoned.store(false, Ordering::Release);
+        inner.visible_end.store(end, Ordering::SeqCst);
+        if end > trusted {
+            let new_end = inner
+                .truncate_locked(&mut w, &mut cleaner, trusted)
+                .inspect_err(|e| inner.poison(e))?;
+            report.offsets_dropped = end - new_end;
+        }
+        *inner.report.lock() = report;
+        inner.notify_tailers();
+        Ok(report)
+    }
+
     /// Stop using this partition as a process crash would, for crash tests: nothing more is
     /// written or synced (no clean-shutdown marker), every handle gets [`Error::Closed`]
     /// afterwards, and the directory lock is released so the directory can be opened again in
@@ -1022,21 +1123,35 @@ impl Inner {
     fn poison_error(&self) -> Error {
         Error::Poisoned {
             path: self.dir.clone(),
-            cause: self.poison_cause.lock().clone().unwrap_or_default(),
+            cause: self
+                .poison_cause
+                .lock()
+                .as_ref()
+                .map_or_else(String::new, Error::to_string),
         }
     }
 
-    /// Latch an I/O failure: no more writes until reopened.
+    /// Latch an I/O failure: no more writes until recovered ([`Partition::recover`]) or reopened.
+    /// What appends acknowledged stays trusted.
     fn poison(&self, e: &Error) {
+        self.poison_at(e, self.end_offset.load(Ordering::SeqCst));
+    }
+
+    /// [`poison`](Self::poison), trusting only offsets below `trusted_end`.
+    fn poison_at(&self, e: &Error, trusted_end: u64) {
         if matches!(
             e,
             Error::Io { .. } | Error::Corrupt { .. } | Error::IndexAppend { .. }
         ) {
-            let mut cause = self.poison_cause.lock();
-            if cause.is_none() {
-                *cause = Some(e.to_string());
+            {
+                let mut cause = self.poison_cause.lock();
+                if cause.is_none() {
+                    *cause = Some(e.clone());
+                }
             }
+            self.trusted_end.fetch_min(trusted_end, Ordering::SeqCst);
             self.poisoned.store(true, Ordering::Release);
+            // Not under the poison-cause lock: `sync_to` takes that one under the sync lock.
             let _g = self.sync.lock();
             self.sync_done.notify_all();
         }
@@ -1216,8 +1331,11 @@ impl Inner {
                 }
                 Err(e) => {
                     self.sync_done.notify_all();
+                    // After a failed fsync nothing written since the last good one can be
+                    // vouched for (the kernel may have dropped the dirty pages).
+                    let last_good = st.synced;
                     drop(st);
-                    self.poison(&e);
+                    self.poison_at(&e, last_good);
                     return Err(e);
                 }
             }

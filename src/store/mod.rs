@@ -33,8 +33,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{create_dir_all_durable, read_all, write_atomic, FileLock, FileSystem, StdFs};
 use crate::partition::{
-    CompactionPolicy, Durability, Notify, Partition, PartitionConfig, RetentionPolicy,
-    TimestampType,
+    CompactionPolicy, Durability, Notify, Partition, PartitionConfig, RecoveryReport,
+    RetentionPolicy, TimestampType,
 };
 use crate::segment::Recovery;
 use crate::topic::{
@@ -52,6 +52,17 @@ const DELETING_PREFIX: &str = "__deleting.";
 /// create, open, write or delete them.
 pub(crate) fn is_internal(name: &str) -> bool {
     name.starts_with(RESERVED_PREFIX)
+}
+
+/// A partition latched by an I/O failure, from [`Store::poisoned_partitions`].
+#[derive(Clone, Debug)]
+pub struct PoisonedPartition {
+    /// The topic (possibly the internal `__consumer_offsets`).
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// The failure that latched it.
+    pub cause: Error,
 }
 
 /// Store-wide settings: the defaults a topic takes **when it is created** (a [`TopicConfig`]
@@ -645,6 +656,21 @@ impl StoreInner {
         }
         let fs = &*self.fs;
         let path = self.dir.join(name);
+        let conf_path = path.join(CONFIG_FILE);
+        if fs.exists(&conf_path).at(&conf_path)? {
+            // A whole topic whose creation failed after its rename into place (the commit
+            // point), when the directory sync or the open failed and so did taking it away
+            // (a full disk, say): adopt it, durably.
+            let topic = load_topic(&self.options, name, &path, self.partitioner.clone())?;
+            fs.sync_dir(&self.dir).at(&self.dir)?;
+            self.topics.write().insert(name.to_owned(), topic.clone());
+            if topic.config() != resolved {
+                return Err(Error::TopicExists {
+                    name: name.to_owned(),
+                });
+            }
+            return Ok(topic);
+        }
         if fs.exists(&path).at(&path)? {
             // Not a topic (open would have loaded it or refused to open): someone else's.
             return Err(Error::io(
@@ -893,6 +919,69 @@ impl Store {
         write_atomic(&*inner.fs, &conf_path, next.encode().as_bytes()).at(&conf_path)?;
         topic.apply_settings(settings)?;
         Ok(next)
+    }
+
+    /// The partitions an I/O failure (a full disk, a failed write or fsync) has latched, with what
+    /// latched them, the internal offsets topic's included: they refuse writes until
+    /// [`recover_partition`](Self::recover_partition) brings them back. Empty when all is well.
+    pub fn poisoned_partitions(&self) -> Vec<PoisonedPartition> {
+        let topics: Vec<(String, Topic)> = self
+            .inner
+            .topics
+            .read()
+            .iter()
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for (name, topic) in topics {
+            for (i, p) in topic.partitions().iter().enumerate() {
+                if let Some(cause) = p.poison_cause() {
+                    out.push(PoisonedPartition {
+                        topic: name.clone(),
+                        partition: i as u32,
+                        cause,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Bring one poisoned partition back without closing the store or any other partition (see
+    /// [`Partition::recover`](crate::Partition::recover)): recovery re-runs from what is on disk
+    /// and every acknowledged record stays. Producers and consumers of the partition get
+    /// [`Error::Poisoned`] meanwhile and carry on afterwards with the same handles. `topic` may
+    /// name the internal offsets topic (`__consumer_offsets`).
+    ///
+    /// # Examples
+    /// ```
+    /// # use topiclog::{Store, TopicConfig};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path())?;
+    /// # store.create_topic("orders", TopicConfig::with_partitions(1))?;
+    /// for p in store.poisoned_partitions() {
+    ///     eprintln!("{}-{} is latched: {}", p.topic, p.partition, p.cause);
+    ///     // ... once the disk has room again:
+    ///     store.recover_partition(&p.topic, p.partition)?;
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::InvalidPartition`], [`Error::Closed`]; recovery's errors
+    /// (the partition stays poisoned and the call can be repeated).
+    pub fn recover_partition(&self, topic: &str, partition: u32) -> Result<RecoveryReport> {
+        self.inner.check_open()?;
+        let t = self
+            .inner
+            .topics
+            .read()
+            .get(topic)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTopic {
+                name: topic.to_owned(),
+            })?;
+        t.partition(partition)?.recover()
     }
 
     /// Make every record of every topic durable now, the internal offsets topic included, and

@@ -42,6 +42,25 @@ pub fn values(log: &Partition, from: u64) -> Vec<(u64, Vec<u8>)> {
     out
 }
 
+/// A fresh simulated file system holding exactly the files below `root` of `src` (as they are now,
+/// all durable), so every trial of a scenario starts from the same bytes. Empty directories are
+/// not copied.
+pub fn copy_sim_tree(src: &SimFs, root: &Path, seed: u64) -> SimFs {
+    fn walk(src: &SimFs, dst: &SimFs, dir: &Path) {
+        for name in src.read_dir(dir).unwrap() {
+            let path = dir.join(&name);
+            if src.is_dir(&path).unwrap() {
+                walk(src, dst, &path);
+            } else if let Some(bytes) = src.read_file(&path) {
+                dst.write_file(&path, &bytes);
+            }
+        }
+    }
+    let dst = SimFs::new(seed);
+    walk(src, &dst, root);
+    dst
+}
+
 // ---- Stores ------------------------------------------------------------------------------------
 
 /// Store options for tests that drive everything themselves: no background threads, no fsync on
