@@ -338,6 +338,51 @@ pub enum Error {
         /// consumer (a closed producer or consumer names it even if the store is still open).
         path: PathBuf,
     },
+
+    /// A background task failed on one partition: maintenance (flushes, retention) or the
+    /// cleaner (compaction). [`Store::maintain`](crate::Store::maintain) returns it, and
+    /// [`Store::last_maintenance_error`](crate::Store::last_maintenance_error) keeps the last one
+    /// the store's background threads (or `maintain`) ran into. `cause` is what the partition
+    /// reported; it is also this error's [`source`](std::error::Error::source).
+    ///
+    /// Kind: the cause's (an ENOSPC during compaction is [`ErrorKind::Retriable`]: the next pass
+    /// tries again).
+    #[error("{task} of partition {partition} of topic {topic:?} failed: {cause}")]
+    Maintenance {
+        /// What was running.
+        task: MaintenanceTask,
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// What the partition reported (dereferences to the [`Error`]).
+        #[source]
+        cause: Shared<Error>,
+    },
+}
+
+/// The background task an [`Error::Maintenance`] names.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MaintenanceTask {
+    /// A flush that a partition's durability made due, a background sync of a rolled segment, or
+    /// making the recovery point durable (every `maintenance_interval`).
+    Flush,
+    /// Retention: by time and size, and of segments below the log start offset (every
+    /// `retention_check_interval`).
+    Retention,
+    /// A compaction pass (the cleaner, every `cleaner_backoff`).
+    Compaction,
+}
+
+impl fmt::Display for MaintenanceTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MaintenanceTask::Flush => "flush",
+            MaintenanceTask::Retention => "retention",
+            MaintenanceTask::Compaction => "compaction",
+        })
+    }
 }
 
 /// `Result` with the crate's [`Error`].
@@ -438,6 +483,7 @@ impl Error {
             | Error::OutOfOrderSequence { .. }
             | Error::ProducerFenced { .. } => ErrorKind::Conflict,
             Error::Closed { .. } => ErrorKind::Closed,
+            Error::Maintenance { cause, .. } => cause.kind(),
         }
     }
 
@@ -454,7 +500,7 @@ impl Error {
     }
 
     /// The operating-system error behind this one, if any: the [`io::Error`] of an
-    /// [`Error::Io`].
+    /// [`Error::Io`], also inside an [`Error::Maintenance`].
     ///
     /// # Examples
     /// ```
@@ -463,6 +509,7 @@ impl Error {
     pub fn io_error(&self) -> Option<&io::Error> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::Maintenance { cause, .. } => cause.io_error(),
             _ => None,
         }
     }
@@ -471,6 +518,20 @@ impl Error {
         Error::Io {
             path: path.into(),
             source: Shared::new(source),
+        }
+    }
+
+    pub(crate) fn maintenance(
+        task: MaintenanceTask,
+        topic: &str,
+        partition: u32,
+        cause: Error,
+    ) -> Self {
+        Error::Maintenance {
+            task,
+            topic: topic.to_owned(),
+            partition,
+            cause: Shared::new(cause),
         }
     }
 
@@ -512,7 +573,7 @@ fn io_kind(kind: io::ErrorKind) -> ErrorKind {
 }
 
 /// A cause held inside an [`Error`] and shared by the error's clones: an `Error` is `Clone` so
-/// one failure can reach every handle waiting on it, while the cause (an [`io::Error`]) is not.
+/// one failure can reach every handle waiting on it, while an [`io::Error`] is not.
 ///
 /// It dereferences to the cause. It deliberately does not implement [`std::error::Error`]: the
 /// `Error`'s [`source`](std::error::Error::source) is then the cause itself, which error-chain
@@ -716,7 +777,16 @@ mod tests {
                 ErrorKind::Conflict,
             ),
             (Error::Wakeup, ErrorKind::Retriable),
-            (Error::Closed { path }, ErrorKind::Closed),
+            (Error::Closed { path: path.clone() }, ErrorKind::Closed),
+            (
+                Error::maintenance(
+                    MaintenanceTask::Compaction,
+                    "t",
+                    0,
+                    Error::io(&path, io::Error::from(io::ErrorKind::StorageFull)),
+                ),
+                ErrorKind::Retriable,
+            ),
         ]
     }
 
@@ -748,6 +818,7 @@ mod tests {
             Error::ProducerFenced { .. } => 21,
             Error::Wakeup => 22,
             Error::Closed { .. } => 23,
+            Error::Maintenance { .. } => 24,
         }
     }
 
@@ -803,5 +874,38 @@ mod tests {
             assert_eq!(os.kind(), io::ErrorKind::StorageFull);
         }
         assert!(Error::EmptyBatch.source().is_none());
+    }
+
+    #[test]
+    fn a_maintenance_error_takes_kind_and_source_from_its_cause() {
+        use std::error::Error as _;
+        let cause = Error::corrupt("/store/t/1/00000000000000000000.log", 8, "bad CRC");
+        let e = Error::maintenance(MaintenanceTask::Retention, "t", 1, cause.clone());
+        assert_eq!(e.kind(), ErrorKind::Damaged);
+        let source = e.source().and_then(|s| s.downcast_ref::<Error>());
+        assert!(
+            matches!(source, Some(Error::Corrupt { position: 8, .. })),
+            "{source:?}"
+        );
+        assert!(e.io_error().is_none());
+        let message = e.to_string();
+        assert!(
+            message.contains("retention of partition 1 of topic \"t\""),
+            "{message}"
+        );
+        assert!(message.ends_with(&cause.to_string()), "{message}");
+
+        let e = Error::maintenance(
+            MaintenanceTask::Flush,
+            "t",
+            0,
+            Error::io("/x", io::Error::from_raw_os_error(28)),
+        );
+        assert!(e.is_retriable());
+        assert_eq!(e.io_error().and_then(io::Error::raw_os_error), Some(28));
+        // A walker finds the OS error two levels down.
+        let os = std::iter::successors(Some(&e as &dyn std::error::Error), |&e| e.source())
+            .find_map(|e| e.downcast_ref::<io::Error>());
+        assert_eq!(os.map(io::Error::kind), Some(io::ErrorKind::StorageFull));
     }
 }

@@ -56,7 +56,7 @@ pub use consumer::{
     ConsumerWaker, Isolation, MemberDescription, OffsetAndMetadata, RebalanceListener,
     TopicPartition, MAX_METADATA_BYTES,
 };
-pub use error::{Error, ErrorKind, Result, Shared};
+pub use error::{Error, ErrorKind, MaintenanceTask, Result, Shared};
 pub use format::{Header, Record, RecordBatch, StoredRecord};
 pub use partition::{
     AppendInfo, Batches, CompactionPolicy, CompactionReport, Durability, Notify, Partition,

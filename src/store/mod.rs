@@ -30,7 +30,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::clock::{Clock, SystemClock};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, MaintenanceTask, Result};
 use crate::fs::{create_dir_all_durable, read_all, write_atomic, FileLock, FileSystem, StdFs};
 use crate::partition::{
     CompactionPolicy, Durability, Notify, Partition, PartitionConfig, RetentionPolicy,
@@ -441,7 +441,8 @@ struct StoreInner {
     stop: Arc<(Mutex<bool>, Condvar)>,
     maintenance: Mutex<Option<JoinHandle<()>>>,
     cleaner: Mutex<Option<JoinHandle<()>>>,
-    last_maintenance_error: Mutex<Option<String>>,
+    /// The last error a maintenance or compaction pass ran into (see `last_maintenance_error`).
+    last_maintenance_error: Mutex<Option<Error>>,
     /// Clock time of the last retention pass.
     last_retention_ms: std::sync::atomic::AtomicI64,
     /// Consumer group membership.
@@ -921,13 +922,37 @@ impl Store {
     /// this yourself when `background_maintenance` / `background_cleaner` are off.
     ///
     /// # Errors
-    /// The first error a partition reported; every partition is still visited.
+    /// [`Error::Closed`]; otherwise the first failure, as an [`Error::Maintenance`] naming the
+    /// task, topic and partition, with the partition's error as its cause (its
+    /// [`kind`](Error::kind) is the cause's). Every partition is still visited, and every failure
+    /// is recorded for [`last_maintenance_error`](Self::last_maintenance_error).
     pub fn maintain(&self) -> Result<()> {
         self.inner.maintain(true)
     }
 
-    /// The last error background maintenance ran into, if any.
-    pub fn last_maintenance_error(&self) -> Option<String> {
+    /// The last failure of background work: a maintenance pass (flushes, retention) or a
+    /// compaction pass, whether a background thread or [`maintain`](Self::maintain) ran it. It is
+    /// an [`Error::Maintenance`] naming the task, topic and partition, its cause the partition's
+    /// typed error (so [`Error::kind`] says whether the next pass may get through, e.g. after a
+    /// full disk, and [`Error::io_error`] has the OS error). It stays until a later failure
+    /// replaces it; `None` if background work never failed since the store was opened. A
+    /// partition that a failure poisoned fails every later pass with [`Error::Poisoned`] until it
+    /// is reopened; that repeat never replaces a failure already kept, so the cause stays visible.
+    ///
+    /// # Examples
+    /// ```
+    /// use topiclog::{Error, ErrorKind, Store};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// if let Some(Error::Maintenance { task, topic, partition, cause }) =
+    ///     store.last_maintenance_error()
+    /// {
+    ///     let hint = if cause.kind() == ErrorKind::Retriable { "retrying" } else { "act now" };
+    ///     eprintln!("{task} of {topic}-{partition} failed ({hint}): {cause}");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn last_maintenance_error(&self) -> Option<Error> {
         self.inner.last_maintenance_error.lock().clone()
     }
 
@@ -956,13 +981,16 @@ impl StoreInner {
         self.check_open()?;
         let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
         let mut first_err = None;
+        let mut failed = |task, topic: &Topic, partition, cause| {
+            let e = Error::maintenance(task, topic.name(), partition, cause);
+            self.record_failure(&e);
+            first_err.get_or_insert(e);
+        };
         for topic in &topics {
-            for p in topic.partitions() {
+            for (i, p) in topic.partitions().iter().enumerate() {
                 match p.flush_if_due() {
                     Ok(_) | Err(Error::Closed { .. }) => {}
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
+                    Err(e) => failed(MaintenanceTask::Flush, topic, i as u32, e),
                 }
             }
         }
@@ -972,9 +1000,9 @@ impl StoreInner {
         if retention || due {
             self.last_retention_ms.store(now, Ordering::Release);
             for topic in &topics {
-                if let Err(e) = topic.apply_retention(now) {
-                    first_err.get_or_insert(e);
-                }
+                topic.apply_retention_each(now, |i, e| {
+                    failed(MaintenanceTask::Retention, topic, i, e)
+                });
             }
         }
         if retention {
@@ -983,37 +1011,36 @@ impl StoreInner {
                 first_err.get_or_insert(e);
             }
         }
-        match first_err {
-            Some(e) => {
-                *self.last_maintenance_error.lock() = Some(e.to_string());
-                Err(e)
-            }
-            None => Ok(()),
-        }
+        first_err.map_or(Ok(()), Err)
     }
 
     /// One compaction pass over every partition of every compacted topic whose triggers fire.
-    /// Returns whether any partition was cleaned.
+    /// Returns whether any partition was cleaned; every failure is recorded, the first returned.
     fn compact_all(&self) -> Result<bool> {
         self.check_open()?;
         let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
         let now = self.options.clock.now_ms();
         let mut cleaned = false;
         let mut first_err = None;
-        for topic in topics {
-            match topic.compact(now) {
-                Ok(r) => cleaned |= r.cleaned,
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
+        for topic in &topics {
+            let report = topic.compact_each(now, |i, cause| {
+                let e = Error::maintenance(MaintenanceTask::Compaction, topic.name(), i, cause);
+                self.record_failure(&e);
+                first_err.get_or_insert(e);
+            });
+            cleaned |= report.cleaned;
         }
-        match first_err {
-            Some(e) => {
-                *self.last_maintenance_error.lock() = Some(e.to_string());
-                Err(e)
-            }
-            None => Ok(cleaned),
+        first_err.map_or(Ok(cleaned), Err)
+    }
+
+    /// Keep `e` for [`Store::last_maintenance_error`]. A poisoned partition fails every pass
+    /// with [`Error::Poisoned`] until it is reopened: that echo never replaces a failure already
+    /// kept (which may be the one that poisoned it).
+    fn record_failure(&self, e: &Error) {
+        let echo = matches!(e, Error::Maintenance { cause, .. } if matches!(**cause, Error::Poisoned { .. }));
+        let mut last = self.last_maintenance_error.lock();
+        if !(echo && last.is_some()) {
+            *last = Some(e.clone());
         }
     }
 
@@ -1074,7 +1101,7 @@ fn spawn_maintenance(
                     return;
                 }
             }
-            // Errors are kept for `last_maintenance_error`; partitions latch their own failures.
+            // Failures are kept for `last_maintenance_error`; partitions latch their own.
             let _ = store.maintain(false);
         })
 }
@@ -1101,6 +1128,8 @@ fn spawn_cleaner(
                         return;
                     }
                 }
+                // Failures are kept for `last_maintenance_error`; a failed partition is tried
+                // again after the backoff.
                 busy = matches!(store.compact_all(), Ok(true));
             }
         })
