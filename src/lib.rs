@@ -68,7 +68,7 @@ pub use segment::{
     OffsetIndex, OffsetPosition, Recovery, Segment, SegmentConfig, SegmentRecovery, SegmentView,
     TimeIndex, TimestampOffset,
 };
-pub use store::{PartitionLag, Store, StoreOptions};
+pub use store::{PartitionLag, PartitionRecovery, Store, StoreOptions};
 pub use topic::{
     key_partition, murmur2, validate_topic_name, CleanupPolicy, DefaultPartitioner, Partitioner,
     RecordMetadata, Topic, TopicConfig, MAX_PARTITIONS, MAX_TOPIC_NAME_LEN,

@@ -33,8 +33,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, IoContext, MaintenanceTask, Result};
 use crate::fs::{create_dir_all_durable, read_all, write_atomic, FileLock, FileSystem, StdFs};
 use crate::partition::{
-    CompactionPolicy, Durability, Notify, Partition, PartitionConfig, RetentionPolicy,
-    TimestampType,
+    CompactionPolicy, Durability, Notify, Partition, PartitionConfig, RecoveryReport,
+    RetentionPolicy, TimestampType,
 };
 use crate::segment::Recovery;
 use crate::topic::{
@@ -387,6 +387,28 @@ impl StoreOptions {
     }
 }
 
+/// What [`Store::open`] repaired in one partition: an entry of [`Store::recovery_reports`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionRecovery {
+    /// The topic (`__consumer_offsets` for the committed offsets of consumer groups).
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// What the partition's open found and repaired.
+    pub report: RecoveryReport,
+}
+
+/// Whether recovery changed what the partition holds or rewrote what described it: cut bytes
+/// (a torn tail, or damage under `TruncateCorrupt`), deleted segments, rewrote the checkpoint or
+/// rebuilt producer state. A rescan that found everything intact is not a repair.
+fn repaired(report: &RecoveryReport) -> bool {
+    report.bytes_truncated > 0
+        || report.segments_deleted > 0
+        || report.corruption_cut
+        || report.checkpoint_damaged
+        || report.producer_state_rebuilt
+}
+
 /// A directory of topics. Cheap to clone; `Send + Sync`. Only one `Store` may have a directory
 /// open at a time (enforced with an OS lock on `LOCK`, released by the OS if the holder dies).
 ///
@@ -454,6 +476,8 @@ struct StoreInner {
     consumers: Mutex<Vec<Weak<Notify>>>,
     /// Numbers the `__creating.<n>` and `__deleting.<n>` directories.
     staging_seq: AtomicU64,
+    /// The partitions whose recovery at open repaired something.
+    recovery_reports: Vec<PartitionRecovery>,
 }
 
 impl Store {
@@ -473,6 +497,10 @@ impl Store {
     /// `options` apply only to topics created from now on. A `topic.conf` written by an earlier
     /// version (format 1, where a missing key meant "the default of each open") is resolved once
     /// against `options` and rewritten as format 2.
+    ///
+    /// What recovery repaired (a torn tail cut after a crash, damage cut under
+    /// [`Recovery::TruncateCorrupt`](crate::Recovery::TruncateCorrupt), ...) is listed by
+    /// [`recovery_reports`](Self::recovery_reports).
     ///
     /// # Errors
     /// - [`Error::AlreadyOpen`] if another `Store` holds the directory;
@@ -560,6 +588,18 @@ impl Store {
         if legacy_producer_ids {
             groups::migrate_legacy_producer_ids(&*fs, &dir)?;
         }
+        let recovery_reports = topics
+            .iter()
+            .flat_map(|(name, topic)| {
+                let partitions = topic.partitions().into_iter().enumerate();
+                partitions.map(move |(i, p)| PartitionRecovery {
+                    topic: name.clone(),
+                    partition: i as u32,
+                    report: p.recovery_report(),
+                })
+            })
+            .filter(|r| repaired(&r.report))
+            .collect();
 
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<StoreInner>| StoreInner {
             coordinator: groups::coordinator(weak.clone()),
@@ -578,6 +618,7 @@ impl Store {
             last_maintenance_error: Mutex::new(None),
             last_retention_ms: std::sync::atomic::AtomicI64::new(options.clock.now_ms()),
             staging_seq: AtomicU64::new(0),
+            recovery_reports,
             options,
         });
         if inner.options.background_maintenance {
@@ -611,6 +652,38 @@ impl Store {
     /// The options the store was opened with.
     pub fn options(&self) -> &StoreOptions {
         &self.inner.options
+    }
+
+    /// What this store's open repaired, one entry per partition whose recovery changed what it
+    /// holds or rewrote what describes it (see [`RecoveryReport`]), by topic and partition:
+    ///
+    /// - `bytes_truncated` / `segments_deleted`: a torn tail cut after a crash (the records an
+    ///   unsynced write left half-written; under [`Durability::Always`] none was acknowledged),
+    ///   or, with `corruption_cut`, damage cut under
+    ///   [`Recovery::TruncateCorrupt`](crate::Recovery::TruncateCorrupt): records that were
+    ///   durable are gone, so restore them from a copy if they matter;
+    /// - `checkpoint_damaged`: the checkpoint was missing or damaged and rewritten;
+    /// - `producer_state_rebuilt`: idempotent producers' state was rebuilt from the log.
+    ///
+    /// Empty after a clean shutdown, and after a crash that left every partition intact. Fixed
+    /// at open: failures after it are in
+    /// [`last_maintenance_error`](Self::last_maintenance_error) or returned by the call that
+    /// met them.
+    ///
+    /// # Examples
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let store = topiclog::Store::open(dir.path())?;
+    /// for r in store.recovery_reports() {
+    ///     if r.report.corruption_cut {
+    ///         eprintln!("{}-{}: damaged records were cut: {:?}", r.topic, r.partition, r.report);
+    ///     }
+    /// }
+    /// assert!(store.recovery_reports().is_empty()); // a new store repaired nothing
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recovery_reports(&self) -> &[PartitionRecovery] {
+        &self.inner.recovery_reports
     }
 
     /// Create a topic. Every setting `config` leaves `None` is taken from the store's options
@@ -938,6 +1011,11 @@ impl Store {
     /// replaces it; `None` if background work never failed since the store was opened. A
     /// partition that a failure poisoned fails every later pass with [`Error::Poisoned`] until it
     /// is reopened; that repeat never replaces a failure already kept, so the cause stays visible.
+    ///
+    /// Open does not report here: it either fails or opens, and what it repaired on the way (a
+    /// torn tail cut after a crash, damage cut under
+    /// [`Recovery::TruncateCorrupt`](crate::Recovery::TruncateCorrupt), a checkpoint rewritten)
+    /// is in [`recovery_reports`](Self::recovery_reports).
     ///
     /// # Examples
     /// ```
