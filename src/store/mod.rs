@@ -388,6 +388,7 @@ impl StoreOptions {
 }
 
 /// What [`Store::open`] repaired in one partition: an entry of [`Store::recovery_reports`].
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionRecovery {
     /// The topic (`__consumer_offsets` for the committed offsets of consumer groups).
