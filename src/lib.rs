@@ -34,9 +34,23 @@
 //! and [`Consumer`]s that poll, commit offsets and share partitions in consumer groups.
 //! Retention ([`Partition::apply_retention`]) and log compaction ([`Partition::compact`]) run from
 //! the store's background threads or on demand ([`Store::maintain`]).
+//!
+//! # Platforms
+//!
+//! Unix-like systems only (Linux, macOS, the BSDs): file I/O is positional (`pread`/`pwrite`
+//! through `std::os::unix::fs::FileExt`), directories are fsynced by opening them, segments are
+//! memory-mapped past their end and deleted while readers may still map them. Elsewhere the
+//! crate does not build.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+#[cfg(not(unix))]
+compile_error!(
+    "topiclog supports Unix-like systems only (Linux, macOS, the BSDs): it relies on positional \
+     file I/O (std::os::unix::fs::FileExt), fsync of directories, memory maps reaching past the \
+     end of a file and deleting files that are still mapped"
+);
 
 mod clock;
 mod consumer;
@@ -56,7 +70,7 @@ pub use consumer::{
     ConsumerWaker, Isolation, MemberDescription, OffsetAndMetadata, RebalanceListener,
     TopicPartition, MAX_METADATA_BYTES,
 };
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, MaintenanceTask, Result, Shared};
 pub use format::{Header, Record, RecordBatch, StoredRecord};
 pub use partition::{
     AppendInfo, Batches, CompactionPolicy, CompactionReport, Durability, Notify, Partition,
@@ -68,7 +82,7 @@ pub use segment::{
     OffsetIndex, OffsetPosition, Recovery, Segment, SegmentConfig, SegmentRecovery, SegmentView,
     TimeIndex, TimestampOffset,
 };
-pub use store::{PartitionLag, PoisonedPartition, Store, StoreOptions};
+pub use store::{PartitionLag, PartitionRecovery, PoisonedPartition, Store, StoreOptions};
 pub use topic::{
     key_partition, murmur2, validate_topic_name, CleanupPolicy, DefaultPartitioner, Partitioner,
     RecordMetadata, Topic, TopicConfig, MAX_PARTITIONS, MAX_TOPIC_NAME_LEN,

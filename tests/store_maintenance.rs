@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use topiclog::fs::{CrashMode, Fault, FaultOp, FileSystem, SimFs, StdFs};
 use topiclog::{
-    Durability, Error, ManualClock, Partition, Record, Store, StoreOptions, Topic, TopicConfig,
+    Durability, Error, MaintenanceTask, ManualClock, Partition, Record, Store, StoreOptions, Topic,
+    TopicConfig,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -86,7 +87,7 @@ fn background_maintenance_makes_interval_data_durable() {
     // Nobody flushes: the maintenance thread must.
     eventually("background flush", || all_durable(&partitions));
     assert_eq!(topic.end_offsets(), vec![20, 20, 20]);
-    assert_eq!(store.last_maintenance_error(), None);
+    assert_eq!(store.last_maintenance_error().map(|e| e.to_string()), None);
 
     // And again for records sent later.
     send_to_all(&topic, "b", 5);
@@ -190,7 +191,7 @@ fn maintain_flushes_when_background_maintenance_is_off() {
     clock.advance(Duration::from_secs(1));
     store.maintain().unwrap();
     assert!(all_durable(&slow_parts));
-    assert_eq!(store.last_maintenance_error(), None);
+    assert_eq!(store.last_maintenance_error().map(|e| e.to_string()), None);
 
     // What maintain made durable survives a crash. A record sent right after the slow topic's
     // flush is not due for a second, so nothing syncs it and the crash takes it.
@@ -224,18 +225,41 @@ fn maintain_reports_a_failed_flush_and_still_visits_every_partition() {
     clock.advance(INTERVAL);
     // Fail the first data sync, whichever partition it belongs to.
     fs.inject(Fault::new(FaultOp::Sync, 0));
-    match store.maintain() {
-        Err(Error::Io { .. }) => {}
-        other => panic!("expected the injected I/O error, got {other:?}"),
+    let failed = match store.maintain() {
+        Err(Error::Maintenance {
+            task: MaintenanceTask::Flush,
+            topic,
+            partition,
+            cause,
+        }) => {
+            assert_eq!(topic, "t");
+            assert!(matches!(*cause, Error::Io { .. }), "{cause:?}");
+            partition
+        }
+        other => panic!("expected the injected I/O error in a flush, got {other:?}"),
+    };
+    // The error is kept, typed, naming the partition.
+    match store.last_maintenance_error() {
+        Some(Error::Maintenance {
+            partition, cause, ..
+        }) => {
+            assert_eq!(partition, failed);
+            assert!(cause.to_string().contains("injected"), "{cause}");
+        }
+        other => panic!("expected the flush failure to be kept, got {other:?}"),
     }
-    let reported = store.last_maintenance_error().expect("the error is kept");
-    assert!(reported.contains("injected"), "{reported}");
     let partitions = topic.partitions();
-    let flushed = partitions
-        .iter()
-        .filter(|p| p.durable_offset() == p.end_offset())
-        .count();
-    assert_eq!(flushed, 2, "the other partitions were still flushed");
+    let flushed: Vec<u32> = (0..3)
+        .filter(|&i| {
+            let p = &partitions[i as usize];
+            p.durable_offset() == p.end_offset()
+        })
+        .collect();
+    assert_eq!(flushed.len(), 2, "the other partitions were still flushed");
+    assert!(
+        !flushed.contains(&failed),
+        "partition {failed} is the one that failed"
+    );
     store.close().ok();
 }
 

@@ -232,10 +232,7 @@ pub(crate) fn read_small_file(
             position: 0,
             reason: format!("{e}: not a file topiclog wrote"),
         }),
-        Err(e) => Err(crate::Error::Io {
-            path: path.to_owned(),
-            source: std::sync::Arc::new(e),
-        }),
+        Err(e) => Err(crate::Error::io(path, e)),
     }
 }
 

@@ -30,7 +30,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::clock::{Clock, SystemClock};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, MaintenanceTask, Result};
 use crate::fs::{create_dir_all_durable, read_all, write_atomic, FileLock, FileSystem, StdFs};
 use crate::partition::{
     CompactionPolicy, Durability, Notify, Partition, PartitionConfig, RecoveryReport,
@@ -398,6 +398,29 @@ impl StoreOptions {
     }
 }
 
+/// What [`Store::open`] repaired in one partition: an entry of [`Store::recovery_reports`].
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionRecovery {
+    /// The topic (`__consumer_offsets` for the committed offsets of consumer groups).
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// What the partition's open found and repaired.
+    pub report: RecoveryReport,
+}
+
+/// Whether recovery changed what the partition holds or rewrote what described it: cut bytes
+/// (a torn tail, or damage under `TruncateCorrupt`), deleted segments, rewrote the checkpoint or
+/// rebuilt producer state. A rescan that found everything intact is not a repair.
+fn repaired(report: &RecoveryReport) -> bool {
+    report.bytes_truncated > 0
+        || report.segments_deleted > 0
+        || report.corruption_cut
+        || report.checkpoint_damaged
+        || report.producer_state_rebuilt
+}
+
 /// A directory of topics. Cheap to clone; `Send + Sync`. Only one `Store` may have a directory
 /// open at a time (enforced with an OS lock on `LOCK`, released by the OS if the holder dies).
 ///
@@ -452,7 +475,8 @@ struct StoreInner {
     stop: Arc<(Mutex<bool>, Condvar)>,
     maintenance: Mutex<Option<JoinHandle<()>>>,
     cleaner: Mutex<Option<JoinHandle<()>>>,
-    last_maintenance_error: Mutex<Option<String>>,
+    /// The last error a maintenance or compaction pass ran into (see `last_maintenance_error`).
+    last_maintenance_error: Mutex<Option<Error>>,
     /// Clock time of the last retention pass.
     last_retention_ms: std::sync::atomic::AtomicI64,
     /// Consumer group membership.
@@ -464,6 +488,8 @@ struct StoreInner {
     consumers: Mutex<Vec<Weak<Notify>>>,
     /// Numbers the `__creating.<n>` and `__deleting.<n>` directories.
     staging_seq: AtomicU64,
+    /// The partitions whose recovery at open repaired something.
+    recovery_reports: Vec<PartitionRecovery>,
 }
 
 impl Store {
@@ -483,6 +509,10 @@ impl Store {
     /// `options` apply only to topics created from now on. A `topic.conf` written by an earlier
     /// version (format 1, where a missing key meant "the default of each open") is resolved once
     /// against `options` and rewritten as format 2.
+    ///
+    /// What recovery repaired (a torn tail cut after a crash, damage cut under
+    /// [`Recovery::TruncateCorrupt`](crate::Recovery::TruncateCorrupt), ...) is listed by
+    /// [`recovery_reports`](Self::recovery_reports).
     ///
     /// # Errors
     /// - [`Error::AlreadyOpen`] if another `Store` holds the directory;
@@ -570,6 +600,18 @@ impl Store {
         if legacy_producer_ids {
             groups::migrate_legacy_producer_ids(&*fs, &dir)?;
         }
+        let recovery_reports = topics
+            .iter()
+            .flat_map(|(name, topic)| {
+                let partitions = topic.partitions().into_iter().enumerate();
+                partitions.map(move |(i, p)| PartitionRecovery {
+                    topic: name.clone(),
+                    partition: i as u32,
+                    report: p.recovery_report(),
+                })
+            })
+            .filter(|r| repaired(&r.report))
+            .collect();
 
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<StoreInner>| StoreInner {
             coordinator: groups::coordinator(weak.clone()),
@@ -588,6 +630,7 @@ impl Store {
             last_maintenance_error: Mutex::new(None),
             last_retention_ms: std::sync::atomic::AtomicI64::new(options.clock.now_ms()),
             staging_seq: AtomicU64::new(0),
+            recovery_reports,
             options,
         });
         if inner.options.background_maintenance {
@@ -621,6 +664,38 @@ impl Store {
     /// The options the store was opened with.
     pub fn options(&self) -> &StoreOptions {
         &self.inner.options
+    }
+
+    /// What this store's open repaired, one entry per partition whose recovery changed what it
+    /// holds or rewrote what describes it (see [`RecoveryReport`]), by topic and partition:
+    ///
+    /// - `bytes_truncated` / `segments_deleted`: a torn tail cut after a crash (the records an
+    ///   unsynced write left half-written; under [`Durability::Always`] none was acknowledged),
+    ///   or, with `corruption_cut`, damage cut under
+    ///   [`Recovery::TruncateCorrupt`](crate::Recovery::TruncateCorrupt): records that were
+    ///   durable are gone, so restore them from a copy if they matter;
+    /// - `checkpoint_damaged`: the checkpoint was missing or damaged and rewritten;
+    /// - `producer_state_rebuilt`: idempotent producers' state was rebuilt from the log.
+    ///
+    /// Empty after a clean shutdown, and after a crash that left every partition intact. Fixed
+    /// at open: failures after it are in
+    /// [`last_maintenance_error`](Self::last_maintenance_error) or returned by the call that
+    /// met them.
+    ///
+    /// # Examples
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let store = topiclog::Store::open(dir.path())?;
+    /// for r in store.recovery_reports() {
+    ///     if r.report.corruption_cut {
+    ///         eprintln!("{}-{}: damaged records were cut: {:?}", r.topic, r.partition, r.report);
+    ///     }
+    /// }
+    /// assert!(store.recovery_reports().is_empty()); // a new store repaired nothing
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recovery_reports(&self) -> &[PartitionRecovery] {
+        &self.inner.recovery_reports
     }
 
     /// Create a topic. Every setting `config` leaves `None` is taken from the store's options
@@ -1010,13 +1085,42 @@ impl Store {
     /// this yourself when `background_maintenance` / `background_cleaner` are off.
     ///
     /// # Errors
-    /// The first error a partition reported; every partition is still visited.
+    /// [`Error::Closed`]; otherwise the first failure, as an [`Error::Maintenance`] naming the
+    /// task, topic and partition, with the partition's error as its cause (its
+    /// [`kind`](Error::kind) is the cause's). Every partition is still visited, and every failure
+    /// is recorded for [`last_maintenance_error`](Self::last_maintenance_error).
     pub fn maintain(&self) -> Result<()> {
         self.inner.maintain(true)
     }
 
-    /// The last error background maintenance ran into, if any.
-    pub fn last_maintenance_error(&self) -> Option<String> {
+    /// The last failure of background work: a maintenance pass (flushes, retention) or a
+    /// compaction pass, whether a background thread or [`maintain`](Self::maintain) ran it. It is
+    /// an [`Error::Maintenance`] naming the task, topic and partition, its cause the partition's
+    /// typed error (so [`Error::kind`] says whether the next pass may get through, e.g. after a
+    /// full disk, and [`Error::io_error`] has the OS error). It stays until a later failure
+    /// replaces it; `None` if background work never failed since the store was opened. A
+    /// partition that a failure poisoned fails every later pass with [`Error::Poisoned`] until it
+    /// is reopened; that repeat never replaces a failure already kept, so the cause stays visible.
+    ///
+    /// Open does not report here: it either fails or opens, and what it repaired on the way (a
+    /// torn tail cut after a crash, damage cut under
+    /// [`Recovery::TruncateCorrupt`](crate::Recovery::TruncateCorrupt), a checkpoint rewritten)
+    /// is in [`recovery_reports`](Self::recovery_reports).
+    ///
+    /// # Examples
+    /// ```
+    /// use topiclog::{Error, ErrorKind, Store};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// if let Some(Error::Maintenance { task, topic, partition, cause }) =
+    ///     store.last_maintenance_error()
+    /// {
+    ///     let hint = if cause.kind() == ErrorKind::Retriable { "retrying" } else { "act now" };
+    ///     eprintln!("{task} of {topic}-{partition} failed ({hint}): {cause}");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn last_maintenance_error(&self) -> Option<Error> {
         self.inner.last_maintenance_error.lock().clone()
     }
 
@@ -1045,13 +1149,16 @@ impl StoreInner {
         self.check_open()?;
         let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
         let mut first_err = None;
+        let mut failed = |task, topic: &Topic, partition, cause| {
+            let e = Error::maintenance(task, topic.name(), partition, cause);
+            self.record_failure(&e);
+            first_err.get_or_insert(e);
+        };
         for topic in &topics {
-            for p in topic.partitions() {
+            for (i, p) in topic.partitions().iter().enumerate() {
                 match p.flush_if_due() {
                     Ok(_) | Err(Error::Closed { .. }) => {}
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
+                    Err(e) => failed(MaintenanceTask::Flush, topic, i as u32, e),
                 }
             }
         }
@@ -1061,9 +1168,9 @@ impl StoreInner {
         if retention || due {
             self.last_retention_ms.store(now, Ordering::Release);
             for topic in &topics {
-                if let Err(e) = topic.apply_retention(now) {
-                    first_err.get_or_insert(e);
-                }
+                topic.apply_retention_each(now, |i, e| {
+                    failed(MaintenanceTask::Retention, topic, i, e)
+                });
             }
         }
         if retention {
@@ -1072,37 +1179,36 @@ impl StoreInner {
                 first_err.get_or_insert(e);
             }
         }
-        match first_err {
-            Some(e) => {
-                *self.last_maintenance_error.lock() = Some(e.to_string());
-                Err(e)
-            }
-            None => Ok(()),
-        }
+        first_err.map_or(Ok(()), Err)
     }
 
     /// One compaction pass over every partition of every compacted topic whose triggers fire.
-    /// Returns whether any partition was cleaned.
+    /// Returns whether any partition was cleaned; every failure is recorded, the first returned.
     fn compact_all(&self) -> Result<bool> {
         self.check_open()?;
         let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
         let now = self.options.clock.now_ms();
         let mut cleaned = false;
         let mut first_err = None;
-        for topic in topics {
-            match topic.compact(now) {
-                Ok(r) => cleaned |= r.cleaned,
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
+        for topic in &topics {
+            let report = topic.compact_each(now, |i, cause| {
+                let e = Error::maintenance(MaintenanceTask::Compaction, topic.name(), i, cause);
+                self.record_failure(&e);
+                first_err.get_or_insert(e);
+            });
+            cleaned |= report.cleaned;
         }
-        match first_err {
-            Some(e) => {
-                *self.last_maintenance_error.lock() = Some(e.to_string());
-                Err(e)
-            }
-            None => Ok(cleaned),
+        first_err.map_or(Ok(cleaned), Err)
+    }
+
+    /// Keep `e` for [`Store::last_maintenance_error`]. A poisoned partition fails every pass
+    /// with [`Error::Poisoned`] until it is reopened: that echo never replaces a failure already
+    /// kept (which may be the one that poisoned it).
+    fn record_failure(&self, e: &Error) {
+        let echo = matches!(e, Error::Maintenance { cause, .. } if matches!(**cause, Error::Poisoned { .. }));
+        let mut last = self.last_maintenance_error.lock();
+        if !(echo && last.is_some()) {
+            *last = Some(e.clone());
         }
     }
 
@@ -1163,7 +1269,7 @@ fn spawn_maintenance(
                     return;
                 }
             }
-            // Errors are kept for `last_maintenance_error`; partitions latch their own failures.
+            // Failures are kept for `last_maintenance_error`; partitions latch their own.
             let _ = store.maintain(false);
         })
 }
@@ -1190,6 +1296,8 @@ fn spawn_cleaner(
                         return;
                     }
                 }
+                // Failures are kept for `last_maintenance_error`; a failed partition is tried
+                // again after the backoff.
                 busy = matches!(store.compact_all(), Ok(true));
             }
         })

@@ -275,14 +275,27 @@ impl Topic {
     /// # Errors
     /// The first error a partition reported; every partition is still visited.
     pub fn compact(&self, now_ms: i64) -> Result<CompactionReport> {
+        let mut first_err = None;
+        let total = self.compact_each(now_ms, |_, e| {
+            first_err.get_or_insert(e);
+        });
+        first_err.map_or(Ok(total), Err)
+    }
+
+    /// [`compact`](Self::compact), handing each partition's error (but [`Error::Closed`]) to
+    /// `failed` with the partition number.
+    pub(crate) fn compact_each(
+        &self,
+        now_ms: i64,
+        mut failed: impl FnMut(u32, Error),
+    ) -> CompactionReport {
         let mut total = CompactionReport::default();
         let policies = self.settings().policies;
         if policies.cleanup == CleanupPolicy::Delete {
-            return Ok(total);
+            return total;
         }
-        let mut first_err = None;
         let mut first_dirty = u64::MAX;
-        for p in self.partitions() {
+        for (i, p) in self.partitions().iter().enumerate() {
             match p.compact(now_ms, &policies.compaction) {
                 Ok(r) => {
                     total.cleaned |= r.cleaned;
@@ -300,9 +313,7 @@ impl Topic {
                     total.keyless_removed += r.keyless_removed;
                 }
                 Err(Error::Closed { .. }) => {}
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
+                Err(e) => failed(i as u32, e),
             }
         }
         total.first_dirty_offset = if first_dirty == u64::MAX {
@@ -310,7 +321,7 @@ impl Topic {
         } else {
             first_dirty
         };
-        first_err.map_or(Ok(total), Err)
+        total
     }
 
     /// Apply the topic's retention to every partition now: by time and size if its cleanup policy
@@ -320,6 +331,20 @@ impl Topic {
     /// # Errors
     /// The first error a partition reported; every partition is still visited.
     pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionReport> {
+        let mut first_err = None;
+        let total = self.apply_retention_each(now_ms, |_, e| {
+            first_err.get_or_insert(e);
+        });
+        first_err.map_or(Ok(total), Err)
+    }
+
+    /// [`apply_retention`](Self::apply_retention), handing each partition's error (but
+    /// [`Error::Closed`]) to `failed` with the partition number.
+    pub(crate) fn apply_retention_each(
+        &self,
+        now_ms: i64,
+        mut failed: impl FnMut(u32, Error),
+    ) -> RetentionReport {
         let mut total = RetentionReport::default();
         // A compacted topic keeps records by key, not by age or size; but segments wholly below
         // its log start offset (delete_records) still go, as in Kafka.
@@ -329,20 +354,17 @@ impl Topic {
         } else {
             policies.retention
         };
-        let mut first_err = None;
-        for p in self.partitions() {
+        for (i, p) in self.partitions().iter().enumerate() {
             match p.apply_retention(now_ms, &policy) {
                 Ok(r) => {
                     total.segments_deleted += r.segments_deleted;
                     total.bytes_deleted += r.bytes_deleted;
                 }
                 Err(Error::Closed { .. }) => {}
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
+                Err(e) => failed(i as u32, e),
             }
         }
-        first_err.map_or(Ok(total), Err)
+        total
     }
 
     /// Number of partitions.

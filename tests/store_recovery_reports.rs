@@ -1,0 +1,109 @@
+//! What a store's open repaired is visible at store level: after a crash that left a torn batch
+//! at the end of one partition, `Store::recovery_reports` names that partition (topic, number)
+//! with the bytes cut, and only it; the records before the tear are all there. A clean shutdown
+//! and reopen reports nothing. Damage cut under `Recovery::TruncateCorrupt` is reported with
+//! `corruption_cut`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use topiclog::fs::{CrashMode, SimFs};
+use topiclog::{Durability, Record, Recovery, Store, StoreOptions, TopicConfig};
+
+fn options(fs: &SimFs) -> StoreOptions {
+    StoreOptions {
+        file_system: Arc::new(fs.clone()),
+        segment_bytes: 64 << 10,
+        preallocate: false,
+        durability: Durability::None,
+        background_maintenance: false,
+        background_cleaner: false,
+        ..StoreOptions::default()
+    }
+}
+
+fn first_log(topic: &str, partition: u32) -> PathBuf {
+    Path::new("/store")
+        .join(topic)
+        .join(partition.to_string())
+        .join("00000000000000000000.log")
+}
+
+/// A store with topic `t` (2 partitions of 10 records, all durable) that crashed while partition 1
+/// wrote an 11th record, leaving `torn` bytes of it. Returns the bytes of that batch.
+fn crash_with_torn_tail(fs: &SimFs, torn: usize) -> usize {
+    let store = Store::open_with("/store", options(fs)).unwrap();
+    let topic = store
+        .create_topic("t", TopicConfig::with_partitions(2))
+        .unwrap();
+    for p in 0..2 {
+        for i in 0..10 {
+            topic.send_to(p, Record::new(format!("v{i}"))).unwrap();
+        }
+    }
+    store.flush().unwrap();
+    let log = first_log("t", 1);
+    let durable = fs.read_file(&log).unwrap();
+    topic.send_to(1, Record::new("lost")).unwrap();
+    let written = fs.read_file(&log).unwrap();
+    let batch = written.len() - durable.len();
+    assert!(torn > 0 && torn < batch);
+    std::mem::forget((topic, store));
+    fs.crash(CrashMode::LoseUnsynced);
+    // The unsynced batch reached the disk in part.
+    fs.write_file(&log, &written[..durable.len() + torn]);
+    batch
+}
+
+#[test]
+fn a_torn_tail_cut_at_open_is_reported_by_the_store() {
+    let fs = SimFs::new(21);
+    crash_with_torn_tail(&fs, 7);
+
+    let store = Store::open_with("/store", options(&fs)).unwrap();
+    let reports = store.recovery_reports();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let r = &reports[0];
+    assert_eq!((r.topic.as_str(), r.partition), ("t", 1));
+    assert_eq!(r.report.bytes_truncated, 7);
+    assert!(!r.report.clean_shutdown);
+    assert!(!r.report.corruption_cut);
+    assert_eq!(store.topic("t").unwrap().end_offsets(), vec![10, 10]);
+    assert!(store.last_maintenance_error().is_none());
+    store.close().unwrap();
+
+    // A clean shutdown: nothing to repair, nothing reported.
+    let store = Store::open_with("/store", options(&fs)).unwrap();
+    assert_eq!(store.recovery_reports(), &[]);
+    store.close().unwrap();
+}
+
+#[test]
+fn damage_cut_under_truncate_corrupt_is_reported_as_such() {
+    let fs = SimFs::new(22);
+    crash_with_torn_tail(&fs, 7);
+    // Damage below the recovery point of partition 0: a bit flipped in its last batch.
+    let log = first_log("t", 0);
+    let mut bytes = fs.read_file(&log).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    fs.write_file(&log, &bytes);
+
+    let truncating = StoreOptions {
+        recovery: Recovery::TruncateCorrupt,
+        ..options(&fs)
+    };
+    let store = Store::open_with("/store", truncating).unwrap();
+    let reports = store.recovery_reports();
+    let find = |p: u32| reports.iter().find(|r| r.partition == p).map(|r| r.report);
+    let damaged = find(0).expect("partition 0 is reported");
+    assert!(damaged.corruption_cut, "{damaged:?}");
+    assert!(damaged.bytes_truncated > 0);
+    let torn = find(1).expect("partition 1 is reported");
+    assert!(
+        !torn.corruption_cut && torn.bytes_truncated == 7,
+        "{torn:?}"
+    );
+    assert_eq!(reports.len(), 2);
+    store.close().unwrap();
+}
