@@ -117,13 +117,15 @@ pub enum Error {
     },
 
     /// An earlier write or fsync failed, so the partition can no longer promise that what it holds
-    /// is on disk. It refuses every write until it is reopened (which re-reads what really is on
-    /// disk). fsync is never retried: after a failed fsync the kernel may have dropped the dirty
-    /// pages.
+    /// is on disk. It refuses every write until it is recovered in place
+    /// ([`Store::recover_partition`](crate::Store::recover_partition),
+    /// [`Partition::recover`](crate::Partition::recover)) or reopened, both of which re-read what
+    /// really is on disk. fsync is never retried: after a failed fsync the kernel may have dropped
+    /// the dirty pages. Reads go on meanwhile.
     ///
-    /// Kind: [`ErrorKind::Reopen`]: reopen the partition (or the store), then retry; `cause`
-    /// says what failed (a full disk must be given space first).
-    #[error("partition {} refuses writes after an earlier I/O failure ({cause}); reopen it", path.display())]
+    /// Kind: [`ErrorKind::Recover`]: once the cause is gone (`cause` says what failed; a full disk
+    /// must be given space first), recover the partition, then retry.
+    #[error("partition {} refuses writes after an earlier I/O failure ({cause}); once the cause is fixed, recover it (Store::recover_partition) or reopen it", path.display())]
     Poisoned {
         /// The partition directory.
         path: PathBuf,
@@ -400,13 +402,14 @@ pub enum ErrorKind {
     /// may succeed if made again, at once ([`Error::Wakeup`]), after a pause
     /// ([`Error::BufferFull`]) or once the cause passed (an [`Error::Io`] for a full disk,
     /// `StorageFull`, after space was freed). A failed write or fsync also poisons its
-    /// partition, so retrying an append after one gets an [`ErrorKind::Reopen`] error.
+    /// partition, so retrying an append after one gets an [`ErrorKind::Recover`] error.
     Retriable,
-    /// Reopen first: the partition latched an earlier write or fsync failure
-    /// ([`Error::Poisoned`]) and refuses writes until it is reopened (the partition, or the
-    /// store that holds it). Its data is intact up to what was acknowledged; after the reopen,
-    /// retry. Fix the cause first if it persists (a full disk).
-    Reopen,
+    /// Recover first: the partition latched an earlier write or fsync failure
+    /// ([`Error::Poisoned`]) and refuses writes until it is recovered in place
+    /// ([`Store::recover_partition`](crate::Store::recover_partition)) or reopened. Its data is
+    /// intact up to what was acknowledged; after the recovery, retry. Fix the cause first if it
+    /// persists (a full disk).
+    Recover,
     /// The operating system failed an I/O call in a way that does not pass by itself: permission
     /// denied, a read-only file system, a device error, a file missing. Someone must fix the
     /// environment; the [`Error::Io`] names the path and [`Error::io_error`] has the OS error.
@@ -438,7 +441,7 @@ impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ErrorKind::Retriable => "retriable",
-            ErrorKind::Reopen => "reopen",
+            ErrorKind::Recover => "recover",
             ErrorKind::Storage => "storage",
             ErrorKind::InvalidInput => "invalid input",
             ErrorKind::Damaged => "damaged",
@@ -463,7 +466,7 @@ impl Error {
         match self {
             Error::Wakeup | Error::BufferFull { .. } => ErrorKind::Retriable,
             Error::Io { source, .. } => io_kind(source.kind()),
-            Error::Poisoned { .. } => ErrorKind::Reopen,
+            Error::Poisoned { .. } => ErrorKind::Recover,
             Error::OffsetOutOfRange { .. }
             | Error::RecordTooLarge { .. }
             | Error::EmptyBatch
@@ -684,7 +687,7 @@ mod tests {
                     path: path.clone(),
                     cause: "disk full".into(),
                 },
-                ErrorKind::Reopen,
+                ErrorKind::Recover,
             ),
             (
                 Error::IndexAppend {

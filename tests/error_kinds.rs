@@ -75,7 +75,7 @@ fn a_full_disk_is_a_retriable_io_error_whose_source_downcasts() {
     // The failed write poisoned the partition: retrying says to reopen first.
     let retry = log.append(Record::new("no space")).unwrap_err();
     assert!(matches!(retry, Error::Poisoned { .. }), "{retry:?}");
-    assert_eq!(retry.kind(), ErrorKind::Reopen);
+    assert_eq!(retry.kind(), ErrorKind::Recover);
     assert!(!retry.is_retriable());
 
     // Space freed and reopened: the retry succeeds.
@@ -127,7 +127,7 @@ fn store_errors_carry_their_kind() {
         e.io_error().map(io::Error::kind),
         Some(io::ErrorKind::StorageFull)
     );
-    assert_eq!(kind(topic.send(Record::new("x"))), ErrorKind::Reopen);
+    assert_eq!(kind(topic.send(Record::new("x"))), ErrorKind::Recover);
 
     let _ = store.close();
     assert_eq!(kind(topic.send(Record::new("x"))), ErrorKind::Closed);

@@ -210,7 +210,7 @@ fn a_background_retention_failure_is_kept_typed() {
     // Partition 0 had its retention applied; partition 1 refuses writes until reopened.
     wait_until("partition 0 is trimmed", || p0.segment_count() <= 3);
     let refused = p1.append(Record::new("x")).unwrap_err();
-    assert_eq!(refused.kind(), ErrorKind::Reopen, "{refused:?}");
+    assert_eq!(refused.kind(), ErrorKind::Recover, "{refused:?}");
     // Every later pass finds partition 1 poisoned; that echo does not hide the cause.
     thread::sleep(Duration::from_millis(100));
     let kept = store.last_maintenance_error().unwrap();
