@@ -155,6 +155,11 @@ impl Latencies {
             .push(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     }
 
+    /// Add what another thread recorded.
+    pub fn extend(&mut self, other: Latencies) {
+        self.nanos.extend(other.nanos);
+    }
+
     /// Print p50/p90/p99/max and write them to `<criterion home>/topiclog-latency/<id>.tsv` for
     /// `benches/summarize.sh`. Does nothing if nothing was recorded (the bench was filtered out)
     /// or nothing was measured (a `--test` run times one operation).

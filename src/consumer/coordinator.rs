@@ -11,10 +11,27 @@
 //! its next `poll` (`on_assigned`). A partition therefore never has two owners: its new owner gets
 //! it only after its old owner let go.
 //!
-//! Commits are accepted only from a current member for partitions it owns in the current
-//! generation (checked under the group lock, which the commit holds until it is durable); a member
-//! that lost a partition gets [`Error::CommitFailed`]. A member whose own partitions did not move
-//! may commit them even before it polled the new generation.
+//! Commits are accepted only from a current member for partitions it owns (in the current
+//! generation, and not revoked for a rebalance in progress); a member that lost a partition gets
+//! [`Error::CommitFailed`]. A member whose own partitions did not move may commit them even before
+//! it polled the new generation.
+//!
+//! # Commits in flight
+//! A commit checks ownership under the group lock, registers itself as *in flight* and lets the
+//! lock go; it appends and waits for its fsync without it, so the group's other members poll,
+//! rebalance and commit meanwhile (and concurrent commits share the offsets partition's fsync).
+//! What keeps ownership exclusive is that the generation does not change under a commit:
+//!
+//! - a rebalance whose members have all revoked completes only when no in-flight commit touches a
+//!   partition its committer does not keep in the next generation (a commit of a member removed
+//!   meanwhile, or of a consumer with a manual assignment, touches everything); the last such
+//!   commit to finish completes it;
+//! - a member that has revoked partitions for the rebalance in progress may not start a commit of
+//!   them, so no new commit can hold the rebalance back once everyone has revoked.
+//!
+//! So a commit that passed its check takes effect (is durable and published) while its committer
+//! is the partition's only owner, even if the committer is removed from the group meanwhile (its
+//! partitions go to nobody until the commit is done), and the next owner starts from it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +50,12 @@ use super::TopicPartition;
 pub(crate) type PartitionCounts = dyn Fn(&BTreeSet<String>) -> BTreeMap<String, u32> + Send + Sync;
 
 /// Every group of a store.
+///
+/// # Lock order
+/// `Coordinator::groups` → `Group::state` → a member's [`Notify`] (signalled under the group
+/// lock). Nothing else is taken under `Group::state`, and it is never held while calling into the
+/// offset store or a partition: no file I/O happens under a group lock (the offset store's table
+/// lock is taken by commits after their append, with no coordinator lock held).
 pub(crate) struct Coordinator {
     groups: Mutex<HashMap<String, Arc<Group>>>,
     next_member: AtomicU64,
@@ -66,6 +89,46 @@ struct GroupState {
     target: BTreeMap<u64, Vec<TopicPartition>>,
     /// Partition counts the target was computed from.
     counts: BTreeMap<String, u32>,
+    /// Commits that passed their ownership check and whose append has not returned yet, by
+    /// ticket. See "Commits in flight" in the module docs.
+    in_flight: BTreeMap<u64, InFlight>,
+    next_ticket: u64,
+}
+
+/// A commit between its ownership check and the end of its append.
+#[derive(Debug)]
+struct InFlight {
+    /// The committing member; `None` for a consumer with a manual assignment or a group deletion,
+    /// which may touch any partition of the group.
+    member: Option<u64>,
+    partitions: Vec<TopicPartition>,
+}
+
+impl InFlight {
+    /// Whether the generation may not change before this commit is done: it touches a partition
+    /// its committer does not keep in the target assignment.
+    fn holds_back(&self, st: &GroupState) -> bool {
+        let Some(id) = self.member else {
+            return true;
+        };
+        let keep = st.target.get(&id).map_or(&[][..], Vec::as_slice);
+        self.partitions.iter().any(|tp| !keep.contains(tp))
+    }
+}
+
+/// Ends an in-flight commit when dropped (also if the commit panics), completing a rebalance the
+/// commit held back.
+struct CommitTicket<'a> {
+    group: &'a Group,
+    ticket: u64,
+}
+
+impl Drop for CommitTicket<'_> {
+    fn drop(&mut self) {
+        let mut st = self.group.state.lock();
+        st.in_flight.remove(&self.ticket);
+        Coordinator::try_complete(&mut st);
+    }
 }
 
 #[derive(Debug)]
@@ -252,9 +315,12 @@ impl Coordinator {
         Self::try_complete(&mut st);
     }
 
-    /// Run `commit` if `member` (at `generation`) may commit `partitions` now, holding the group
-    /// lock until it returns (so no rebalance completes in between). `member == None` is a
-    /// consumer with a manual assignment: allowed only while the group has no members.
+    /// Run `commit` if `member` (at `generation`) may commit `partitions` now. The check is made
+    /// under the group lock; `commit` runs without it, as an in-flight commit that holds back any
+    /// generation change taking one of `partitions` from `member` until it returns (see "Commits
+    /// in flight" in the module docs). `member == None` is a consumer with a manual assignment
+    /// (or a group deletion): allowed only while the group has no members, and it holds back
+    /// every generation change.
     ///
     /// # Errors
     /// [`Error::CommitFailed`] if not allowed; whatever `commit` returns.
@@ -265,7 +331,18 @@ impl Coordinator {
         partitions: &[TopicPartition],
         commit: impl FnOnce() -> Result<R>,
     ) -> Result<R> {
-        let st = group.state.lock();
+        let _ticket = Self::begin_commit(group, member, partitions)?;
+        commit()
+    }
+
+    /// The ownership check of [`commit_checked`](Self::commit_checked); registers the commit as
+    /// in flight until the returned ticket is dropped.
+    fn begin_commit<'g>(
+        group: &'g Group,
+        member: Option<(u64, u32)>,
+        partitions: &[TopicPartition],
+    ) -> Result<CommitTicket<'g>> {
+        let mut st = group.state.lock();
         let refuse = |reason: String| {
             Err(Error::CommitFailed {
                 group: group.name.clone(),
@@ -292,8 +369,15 @@ impl Coordinator {
                 }
                 // Ownership is what fences: a member that has not polled since the generation
                 // moved on may still commit the partitions it kept (a partition changes owner
-                // only after its old owner revoked it, or was removed from the group).
+                // only after its old owner revoked it, or was removed from the group). What it
+                // revoked for the rebalance in progress it no longer owns, although the current
+                // generation still lists it.
                 let owned = st.assignment.get(&id).map_or(&[][..], Vec::as_slice);
+                let revoked = if st.rebalancing && st.members[&id].rejoined {
+                    revocations(&st, id)
+                } else {
+                    Vec::new()
+                };
                 if let Some(tp) = partitions.iter().find(|tp| !owned.contains(tp)) {
                     return refuse(if generation != st.generation {
                         format!(
@@ -305,9 +389,24 @@ impl Coordinator {
                         format!("{tp} is not assigned to this member")
                     });
                 }
+                if let Some(tp) = partitions.iter().find(|tp| revoked.contains(tp)) {
+                    return refuse(format!(
+                        "{tp} was revoked from this member for a rebalance in progress; poll to \
+                         get the new assignment"
+                    ));
+                }
             }
         }
-        commit()
+        st.next_ticket += 1;
+        let ticket = st.next_ticket;
+        st.in_flight.insert(
+            ticket,
+            InFlight {
+                member: member.map(|(id, _)| id),
+                partitions: partitions.to_vec(),
+            },
+        );
+        Ok(CommitTicket { group, ticket })
     }
 
     /// Members and their assignments.
@@ -359,8 +458,13 @@ impl Coordinator {
         Self::try_complete(st);
     }
 
+    /// Start the next generation if every member has revoked what it must and no in-flight
+    /// commit holds it back (the last such commit to finish calls this again).
     fn try_complete(st: &mut GroupState) {
         if !st.rebalancing || st.members.values().any(|m| !m.rejoined) {
+            return;
+        }
+        if st.in_flight.values().any(|c| c.holds_back(st)) {
             return;
         }
         st.generation += 1;
@@ -393,4 +497,120 @@ fn revocations(st: &GroupState, member: u64) -> Vec<TopicPartition> {
         .filter(|tp| !keep.contains(tp))
         .cloned()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coordinator() -> Coordinator {
+        Coordinator::new(Box::new(|topics| {
+            topics
+                .iter()
+                .filter(|t| *t == "t")
+                .map(|t| (t.clone(), 4))
+                .collect()
+        }))
+    }
+
+    fn join(c: &Coordinator, g: &Group, strategy: AssignmentStrategy) -> u64 {
+        let topics = BTreeSet::from(["t".to_owned()]);
+        c.join(
+            g,
+            "m",
+            topics,
+            strategy,
+            Duration::from_secs(60),
+            Notify::new(),
+        )
+        .unwrap()
+    }
+
+    fn all() -> Vec<TopicPartition> {
+        (0..4).map(|p| TopicPartition::new("t", p)).collect()
+    }
+
+    fn generation(g: &Group) -> u32 {
+        g.state.lock().generation
+    }
+
+    #[test]
+    fn the_next_generation_waits_for_an_in_flight_commit_of_a_removed_member() {
+        let c = coordinator();
+        let g = c.group("g");
+        let a = join(&c, &g, AssignmentStrategy::CooperativeSticky);
+        assert_eq!(c.poll(&g, a, 0), Step::Assigned(1, all()));
+        let ticket = Coordinator::begin_commit(&g, Some((a, 1)), &all()).unwrap();
+        let b = join(&c, &g, AssignmentStrategy::CooperativeSticky);
+        // Removed while its commit is in flight (as by missing max_poll_interval).
+        c.leave(&g, a);
+        assert_eq!(c.poll(&g, b, 0), Step::Waiting);
+        assert_eq!(generation(&g), 1);
+        drop(ticket);
+        assert_eq!(c.poll(&g, b, 0), Step::Assigned(2, all()));
+    }
+
+    #[test]
+    fn an_in_flight_commit_of_partitions_that_stay_does_not_hold_back_a_rebalance() {
+        let c = coordinator();
+        let g = c.group("g");
+        let a = join(&c, &g, AssignmentStrategy::CooperativeSticky);
+        assert_eq!(c.poll(&g, a, 0), Step::Assigned(1, all()));
+        let b = join(&c, &g, AssignmentStrategy::CooperativeSticky);
+        let Step::Revoke(moving) = c.poll(&g, a, 1) else {
+            panic!("a must give partitions to b");
+        };
+        let kept: Vec<TopicPartition> = all()
+            .into_iter()
+            .filter(|tp| !moving.contains(tp))
+            .collect();
+        let ticket = Coordinator::begin_commit(&g, Some((a, 1)), &kept).unwrap();
+        c.rejoin(&g, a);
+        assert_eq!(c.poll(&g, b, 0), Step::Assigned(2, moving));
+        assert_eq!(c.poll(&g, a, 1), Step::Assigned(2, kept));
+        drop(ticket);
+        assert_eq!(generation(&g), 2);
+    }
+
+    #[test]
+    fn an_in_flight_commit_of_a_manual_assignment_holds_back_a_join() {
+        let c = coordinator();
+        let g = c.group("g");
+        let ticket = Coordinator::begin_commit(&g, None, &all()[..1]).unwrap();
+        let a = join(&c, &g, AssignmentStrategy::CooperativeSticky);
+        assert_eq!(c.poll(&g, a, 0), Step::Waiting);
+        drop(ticket);
+        let generation = generation(&g);
+        assert_eq!(c.poll(&g, a, 0), Step::Assigned(generation, all()));
+    }
+
+    #[test]
+    fn a_member_may_not_commit_what_it_revoked_for_a_rebalance_in_progress() {
+        let c = coordinator();
+        let g = c.group("g");
+        let range = AssignmentStrategy::Range;
+        let a = join(&c, &g, range);
+        assert_eq!(c.poll(&g, a, 0), Step::Assigned(1, all()));
+        let x = join(&c, &g, range);
+        assert_eq!(c.poll(&g, a, 1), Step::Revoke(all()));
+        c.rejoin(&g, a);
+        let Step::Assigned(2, mine) = c.poll(&g, a, 1) else {
+            panic!("a takes up generation 2");
+        };
+        let Step::Assigned(2, theirs) = c.poll(&g, x, 0) else {
+            panic!("x takes up generation 2");
+        };
+        // A third member: under an eager strategy both must revoke everything.
+        join(&c, &g, range);
+        assert_eq!(c.poll(&g, a, 2), Step::Revoke(mine.clone()));
+        c.rejoin(&g, a);
+        let refused = Coordinator::begin_commit(&g, Some((a, 2)), &mine[..1]);
+        assert!(
+            matches!(refused, Err(Error::CommitFailed { .. })),
+            "a commit of a revoked partition: {:?}",
+            refused.map(|_| ())
+        );
+        // x has not revoked yet: it still owns its partitions.
+        drop(Coordinator::begin_commit(&g, Some((x, 2)), &theirs).unwrap());
+    }
 }

@@ -560,7 +560,10 @@ impl Consumer {
     }
 
     /// Commit the positions of everything `poll` returned (for every assigned partition with a
-    /// position), durably, before returning.
+    /// position), durably, before returning. The group's other members go on polling and
+    /// committing while this commit waits for its fsync, and concurrent commits of one group share
+    /// fsyncs of the offsets topic; a rebalance that would take one of these partitions away waits
+    /// for the commit to finish.
     ///
     /// # Errors
     /// [`Error::CommitFailed`] if the group took a partition away; [`Error::InvalidConfig`]

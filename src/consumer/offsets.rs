@@ -8,6 +8,12 @@
 //! A tombstone (null value) deletes the entry. Compaction keeps the latest commit per key, so the
 //! topic stays small; recovery and durability are the log's. The store reads the whole topic at
 //! open into an in-memory table, which answers every lookup.
+//!
+//! The table follows the log: an entry is published only once its record is durable, and for
+//! each key it holds the latest record (in log order) of the appends that have returned. Appends
+//! of one group run concurrently (the coordinator does not serialize commits) and may return out
+//! of log order, so every entry keeps the offset of the record it came from and an older record
+//! never replaces a newer one; a deleted key keeps its tombstone's offset for the same reason.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -29,8 +35,36 @@ pub const MAX_METADATA_BYTES: usize = 4096;
 #[derive(Debug)]
 pub(crate) struct OffsetStore {
     topic: Topic,
-    /// group -> (topic, partition) -> committed
-    table: RwLock<HashMap<String, BTreeMap<TopicPartition, OffsetAndMetadata>>>,
+    /// group -> (topic, partition) -> the latest record. A leaf lock: held only to read or
+    /// publish entries, never across an append, and nothing is locked under it (see the
+    /// coordinator's lock order).
+    table: RwLock<HashMap<String, BTreeMap<TopicPartition, Entry>>>,
+}
+
+/// The latest record of one key the table knows.
+#[derive(Clone, Debug)]
+struct Entry {
+    /// Its offset in the offsets topic partition (all of a group's records are in one).
+    at: u64,
+    /// The commit, or `None` for a tombstone.
+    committed: Option<OffsetAndMetadata>,
+}
+
+/// Publish `committed` (at log offset `at`) for `tp` unless the table already holds a later
+/// record of it.
+fn publish(
+    group: &mut BTreeMap<TopicPartition, Entry>,
+    tp: &TopicPartition,
+    at: u64,
+    committed: Option<OffsetAndMetadata>,
+) {
+    match group.get_mut(tp) {
+        Some(e) if e.at >= at => {}
+        Some(e) => *e = Entry { at, committed },
+        None => {
+            group.insert(tp.clone(), Entry { at, committed });
+        }
+    }
 }
 
 impl OffsetStore {
@@ -39,8 +73,7 @@ impl OffsetStore {
     /// # Errors
     /// [`Error::Corrupt`] if a record of the offsets topic does not decode; read errors.
     pub fn load(topic: Topic) -> Result<OffsetStore> {
-        let mut table: HashMap<String, BTreeMap<TopicPartition, OffsetAndMetadata>> =
-            HashMap::new();
+        let mut table: HashMap<String, BTreeMap<TopicPartition, Entry>> = HashMap::new();
         for p in topic.partitions() {
             let mut next = p.start_offset();
             while next < p.end_offset() {
@@ -70,7 +103,11 @@ impl OffsetStore {
                                     "undecodable value in the offsets topic",
                                 )
                             })?;
-                            table.entry(group).or_default().insert(tp, om);
+                            let entry = Entry {
+                                at: r.offset(),
+                                committed: Some(om),
+                            };
+                            table.entry(group).or_default().insert(tp, entry);
                         }
                     }
                 }
@@ -108,12 +145,13 @@ impl OffsetStore {
             }
             records.push(Record::new(encode_value(om)).with_key(encode_key(group, tp)));
         }
-        self.partition_for(group)?
+        let appended = self
+            .partition_for(group)?
             .append_batch_with(&records, Durability::Always)?;
         let mut table = self.table.write();
         let g = table.entry(group.to_owned()).or_default();
-        for (tp, om) in offsets {
-            g.insert(tp.clone(), om.clone());
+        for ((tp, om), at) in offsets.iter().zip(appended.base_offset..) {
+            publish(g, tp, at, Some(om.clone()));
         }
         Ok(())
     }
@@ -125,13 +163,10 @@ impl OffsetStore {
             let Some(g) = table.get(group) else {
                 return Ok(0);
             };
+            let live = |tp: &TopicPartition| g.get(tp).is_some_and(|e| e.committed.is_some());
             match partitions {
-                None => g.keys().cloned().collect(),
-                Some(ps) => ps
-                    .iter()
-                    .filter(|tp| g.contains_key(*tp))
-                    .cloned()
-                    .collect(),
+                None => g.keys().filter(|tp| live(tp)).cloned().collect(),
+                Some(ps) => ps.iter().filter(|tp| live(tp)).cloned().collect(),
             }
         };
         if doomed.is_empty() {
@@ -141,30 +176,39 @@ impl OffsetStore {
             .iter()
             .map(|tp| Record::tombstone(encode_key(group, tp)))
             .collect();
-        self.partition_for(group)?
+        let appended = self
+            .partition_for(group)?
             .append_batch_with(&records, Durability::Always)?;
         let mut table = self.table.write();
-        if let Some(g) = table.get_mut(group) {
-            for tp in &doomed {
-                g.remove(tp);
-            }
-            if g.is_empty() {
-                table.remove(group);
-            }
+        let g = table.entry(group.to_owned()).or_default();
+        for (tp, at) in doomed.iter().zip(appended.base_offset..) {
+            publish(g, tp, at, None);
         }
         Ok(doomed.len())
     }
 
     pub fn committed(&self, group: &str, tp: &TopicPartition) -> Option<OffsetAndMetadata> {
-        self.table.read().get(group)?.get(tp).cloned()
+        self.table.read().get(group)?.get(tp)?.committed.clone()
     }
 
     pub fn group_offsets(&self, group: &str) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
-        self.table.read().get(group).cloned().unwrap_or_default()
+        let table = self.table.read();
+        let Some(g) = table.get(group) else {
+            return BTreeMap::new();
+        };
+        g.iter()
+            .filter_map(|(tp, e)| Some((tp.clone(), e.committed.clone()?)))
+            .collect()
     }
 
+    /// Groups with at least one committed offset.
     pub fn groups(&self) -> Vec<String> {
-        self.table.read().keys().cloned().collect()
+        self.table
+            .read()
+            .iter()
+            .filter(|(_, g)| g.values().any(|e| e.committed.is_some()))
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// The offsets topic partition that holds `group`'s commits (Kafka: hash of the group id).
@@ -291,5 +335,20 @@ mod tests {
         let mut huge = vec![VERSION];
         huge.extend_from_slice(&u16::MAX.to_le_bytes());
         assert_eq!(decode_key(&huge), None);
+    }
+
+    #[test]
+    fn an_older_record_never_replaces_a_newer_one() {
+        let tp = TopicPartition::new("orders", 0);
+        let mut g = BTreeMap::new();
+        let at = |offset| Some(OffsetAndMetadata::new(offset));
+        publish(&mut g, &tp, 5, at(50));
+        publish(&mut g, &tp, 3, at(30));
+        assert_eq!(g[&tp].committed, at(50), "an append that returned late");
+        publish(&mut g, &tp, 7, None);
+        publish(&mut g, &tp, 6, at(60));
+        assert_eq!(g[&tp].committed, None, "a commit before the tombstone");
+        publish(&mut g, &tp, 8, at(80));
+        assert_eq!(g[&tp].committed, at(80));
     }
 }
