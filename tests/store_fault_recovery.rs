@@ -255,9 +255,18 @@ fn trial(base: &SimFs, fault: Fault, what: &str) -> usize {
             "{what}: {:?}",
             p.cause
         );
-        store
+        let report = store
             .recover_partition(&p.topic, p.partition)
             .unwrap_or_else(|e| panic!("{what}: recover {}-{}: {e}", p.topic, p.partition));
+        if report.offsets_dropped > 0 {
+            // The store lists what an in-place recovery cut.
+            assert!(
+                store.recovery_reports().iter().any(|r| r.topic == p.topic
+                    && r.partition == p.partition
+                    && r.report == report),
+                "{what}"
+            );
+        }
     }
     assert!(store.poisoned_partitions().is_empty(), "{what}");
     // The same handles write again: retry what failed.

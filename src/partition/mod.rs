@@ -216,6 +216,22 @@ pub struct Partition {
     inner: Arc<Inner>,
 }
 
+/// The shared state of a partition.
+///
+/// # Lock order
+/// A thread holding one of these locks takes only locks further down the list:
+///
+/// 1. `cleaner` — compaction holds it for a pass; retention, truncation, in-place recovery and
+///    close take it first;
+/// 2. `writer` — the append lock;
+/// 3. `checkpoint` — held across the checkpoint's atomic write (no other lock is taken under it);
+/// 4. `unsynced_sealed`, then `sync`, then `pending` — a sync leader takes `sync`, *releases it*,
+///    takes `writer` for a moment to see what to sync, then does its I/O under no lock;
+/// 5. leaves, taken alone: `segments` (only for a moment: clone the list, or replace it), `tail`,
+///    `watchers`, `pending_snapshot`, `poison_cause`, `report`, `lock`, `config`.
+///
+/// No file I/O happens under `writer` except the append's own write (and truncation's, and a
+/// roll's unsynced index writes): fsyncs for a roll or a retention pass happen outside it.
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,

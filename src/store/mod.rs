@@ -398,7 +398,8 @@ impl StoreOptions {
     }
 }
 
-/// What [`Store::open`] repaired in one partition: an entry of [`Store::recovery_reports`].
+/// What [`Store::open`] (or [`Store::recover_partition`]) repaired in one partition: an entry of
+/// [`Store::recovery_reports`].
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionRecovery {
@@ -419,6 +420,7 @@ fn repaired(report: &RecoveryReport) -> bool {
         || report.corruption_cut
         || report.checkpoint_damaged
         || report.producer_state_rebuilt
+        || report.offsets_dropped > 0
 }
 
 /// A directory of topics. Cheap to clone; `Send + Sync`. Only one `Store` may have a directory
@@ -489,7 +491,8 @@ struct StoreInner {
     /// Numbers the `__creating.<n>` and `__deleting.<n>` directories.
     staging_seq: AtomicU64,
     /// The partitions whose recovery at open repaired something.
-    recovery_reports: Vec<PartitionRecovery>,
+    /// Repairs made at open, then by in-place recoveries.
+    recovery_reports: Mutex<Vec<PartitionRecovery>>,
 }
 
 impl Store {
@@ -630,7 +633,7 @@ impl Store {
             last_maintenance_error: Mutex::new(None),
             last_retention_ms: std::sync::atomic::AtomicI64::new(options.clock.now_ms()),
             staging_seq: AtomicU64::new(0),
-            recovery_reports,
+            recovery_reports: Mutex::new(recovery_reports),
             options,
         });
         if inner.options.background_maintenance {
@@ -677,8 +680,11 @@ impl Store {
     /// - `checkpoint_damaged`: the checkpoint was missing or damaged and rewritten;
     /// - `producer_state_rebuilt`: idempotent producers' state was rebuilt from the log.
     ///
-    /// Empty after a clean shutdown, and after a crash that left every partition intact. Fixed
-    /// at open: failures after it are in
+    /// - `offsets_dropped`: an in-place recovery ([`recover_partition`](Self::recover_partition))
+    ///   dropped records written after the last good fsync before one failed.
+    ///
+    /// Empty after a clean shutdown, and after a crash that left every partition intact; an
+    /// in-place recovery that repaired something adds its report. Failures are in
     /// [`last_maintenance_error`](Self::last_maintenance_error) or returned by the call that
     /// met them.
     ///
@@ -694,8 +700,8 @@ impl Store {
     /// assert!(store.recovery_reports().is_empty()); // a new store repaired nothing
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn recovery_reports(&self) -> &[PartitionRecovery] {
-        &self.inner.recovery_reports
+    pub fn recovery_reports(&self) -> Vec<PartitionRecovery> {
+        self.inner.recovery_reports.lock().clone()
     }
 
     /// Create a topic. Every setting `config` leaves `None` is taken from the store's options
@@ -1056,7 +1062,15 @@ impl Store {
             .ok_or_else(|| Error::UnknownTopic {
                 name: topic.to_owned(),
             })?;
-        t.partition(partition)?.recover()
+        let report = t.partition(partition)?.recover()?;
+        if repaired(&report) {
+            self.inner.recovery_reports.lock().push(PartitionRecovery {
+                topic: topic.to_owned(),
+                partition,
+                report,
+            });
+        }
+        Ok(report)
     }
 
     /// Make every record of every topic durable now, the internal offsets topic included, and
