@@ -31,8 +31,10 @@
 //! file-system operations, in both crash modes and on both read paths, and reports every
 //! distinct failure.
 //!
-//! Runs 128 cases on `SimFs` and 16 on `StdFs` (fsyncs are real there) from fixed seeds;
-//! `PROPTEST_CASES` and `PROPTEST_RNG_SEED` override that.
+//! Runs 128 cases on `SimFs` and 32 on `StdFs` (in a tmpfs temp dir where there is one) from
+//! fixed seeds; `PROPTEST_CASES` and `PROPTEST_RNG_SEED` override that.
+
+mod common;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -437,7 +439,7 @@ impl Harness {
                     (Backend::Sim(fs), PathBuf::from(DIR), handle)
                 }
                 FsKind::Std => {
-                    let tmp = tempfile::tempdir().expect("temp dir");
+                    let tmp = common::std_fs_temp_dir();
                     let dir = tmp.path().join("p0");
                     (Backend::Std { _temp: tmp }, dir, std::sync::Arc::new(StdFs))
                 }
@@ -1121,11 +1123,11 @@ fn proptest_config() -> ProptestConfig {
     config
 }
 
-/// Fewer cases on `StdFs`, whose fsyncs reach a real disk.
+/// Fewer cases on `StdFs`: real files and syncs cost more than the simulator's.
 fn proptest_config_std_fs() -> ProptestConfig {
     let mut config = proptest_config();
     if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = 16;
+        config.cases = 32;
     }
     if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
         config.rng_seed = RngSeed::Fixed(0x57d0_f5f5);
