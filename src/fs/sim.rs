@@ -134,8 +134,8 @@ impl Fault {
 /// makes both return real shared maps instead, so the same code takes the read path it takes on
 /// [`StdFs`](super::StdFs), where both map the file. A map that follows later writes cannot be made
 /// of immutable `Bytes` copies, and no sound in-memory view exists without `unsafe`; given that,
-/// the simulator uses the kernel's: a mapped file is mirrored into a private, already unlinked temp
-/// file, kept equal to the simulated file by every write and `set_len`, and mapped with `memmap2`
+/// the simulator uses the kernel's: a mapped file is mirrored into a private, already unlinked
+/// file (on tmpfs where possible), kept equal to the simulated file by every write and `set_len`, and mapped with `memmap2`
 /// exactly as `StdFs` maps real files. So the maps follow writes, may extend past the end of the
 /// file, and reading a page wholly past the end raises SIGBUS, as on a real file system.
 ///
@@ -504,8 +504,8 @@ impl SimFs {
 
     /// Serve [`File::map_readonly`] and [`File::map_growing`] through real shared maps, so code
     /// under test reads through maps as it does on [`StdFs`](super::StdFs); see "Maps" under
-    /// [`SimFs`]. For tests: it needs a writable temp directory, and it makes a contract-breaking
-    /// shrink of a mapped file panic.
+    /// [`SimFs`]. For tests: it needs a writable `/dev/shm` or temp directory, and it makes a
+    /// contract-breaking shrink of a mapped file panic.
     ///
     /// # Examples
     /// ```
@@ -1658,6 +1658,19 @@ mod tests {
         assert_eq!(&map[..], b"abc");
         f.set_len(0).unwrap(); // a copy does not care
         assert_eq!(mirrors(&fs), 0);
+    }
+
+    #[test]
+    fn a_new_map_shows_the_whole_content() {
+        let (_fs, f) = mapped_file();
+        f.set_len(5 * 4096 + 100).unwrap(); // preallocated: mostly zeros
+        f.write_all_at(b"first", 0).unwrap();
+        f.write_all_at(b"fourth", 3 * 4096 + 10).unwrap();
+        f.write_all_at(b"last", 5 * 4096 + 96).unwrap();
+        let mut want = vec![0u8; 5 * 4096 + 100];
+        f.read_exact_at(&mut want, 0).unwrap();
+        let map = f.map_readonly(want.len() as u64).unwrap();
+        assert_eq!(&map[..], &want[..]);
     }
 
     #[test]

@@ -1,14 +1,16 @@
-//! Real shared maps for [`SimFs`](super::SimFs) files, for [`SimFs::with_mapped_reads`].
+//! Real shared maps for [`SimFs`](super::SimFs) files, for
+//! [`SimFs::with_mapped_reads`](super::SimFs::with_mapped_reads).
 //!
 //! Why a real map: `Bytes` is immutable, so a map that follows later writes to its file (what
 //! [`File::map_growing`](super::File::map_growing) promises, and what the segment code relies on
 //! for the active segment) cannot be built from the simulator's in-memory vectors without
 //! `unsafe`; and once `unsafe` is needed, the kernel's own shared mapping is both the simplest and
-//! the most faithful model. A mapped `SimFs` file therefore gets a *mirror*: a private temp file,
-//! unlinked as soon as it is created, that holds the simulated file's current bytes and is kept
-//! equal to them by every later write and length change. Maps are `memmap2` shared maps of the
-//! mirror, exactly as [`StdFs`](super::StdFs) maps real files: they follow writes, they may extend
-//! past the end of the file, and reading a page wholly past the end raises SIGBUS.
+//! the most faithful model. A mapped `SimFs` file therefore gets a *mirror*: a private file (on
+//! tmpfs where possible), unlinked as soon as it is created, that holds the simulated file's
+//! current bytes and is kept equal to them by every later write and length change. Maps are
+//! `memmap2` shared maps of the mirror, exactly as [`StdFs`](super::StdFs) maps real files: they
+//! follow writes, they may extend past the end of the file, and reading a page wholly past the end
+//! raises SIGBUS.
 //!
 //! On top of that, every map is tracked (while any `Bytes` slice of it is alive) so that a shrink
 //! the maps' contracts forbid panics at the shrink, naming the file, instead of passing unnoticed
@@ -19,17 +21,43 @@
 //!   cutting a never-written, preallocated tail is allowed, as sealing a segment does).
 //!
 //! The mirror lives only while the file has live maps; a file that is no longer mapped drops it
-//! (the next map makes a new one), so open temp files stay bounded by the files mapped at once.
+//! (the next map makes a new one), so open mirror files stay bounded by the files mapped at once.
 #![allow(unsafe_code)]
 
 use std::fs::OpenOptions;
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
+
+const PAGE: usize = 4096;
+
+/// Where mirrors are made: tmpfs (`/dev/shm`) where it is writable, else the temp directory.
+/// Tests make and unlink thousands of mirrors; on a disk file system (ext4) each create then pays
+/// for a search among recently deleted inodes, which made a crash test three times slower.
+fn mirror_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let shm = PathBuf::from("/dev/shm");
+        let probe = shm.join(format!("topiclog-simfs-probe-{}", std::process::id()));
+        let writable = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&probe)
+            .is_ok();
+        let _ = std::fs::remove_file(&probe);
+        if writable {
+            shm
+        } else {
+            std::env::temp_dir()
+        }
+    })
+}
 
 /// Which kind of map a [`Lease`] stands for, with what its contract protects.
 #[derive(Clone, Copy, Debug)]
@@ -72,11 +100,11 @@ impl AsRef<[u8]> for MirrorMap {
 }
 
 impl Mirror {
-    /// A mirror holding `contents`: a new file in the temp directory, unlinked at once (so no
-    /// other process can open it by name, and nothing is left behind), written with `contents`.
+    /// A mirror holding `contents`: a new file in [`mirror_dir`], unlinked at once (so no other
+    /// process can open it by name, and nothing is left behind), written with `contents`.
     pub(super) fn create(contents: &[u8]) -> io::Result<Mirror> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir();
+        let dir = mirror_dir();
         let file = loop {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             let path = dir.join(format!("topiclog-simfs-map-{}-{n}", std::process::id()));
@@ -96,7 +124,13 @@ impl Mirror {
             }
         };
         file.set_len(contents.len() as u64)?;
-        file.write_all_at(contents, 0)?;
+        // Only the pages holding data: a preallocated file is mostly zeros, which the length
+        // already gives (sparsely).
+        for (i, page) in contents.chunks(PAGE).enumerate() {
+            if page.iter().any(|&b| b != 0) {
+                file.write_all_at(page, (i * PAGE) as u64)?;
+            }
+        }
         Ok(Mirror {
             file,
             leases: Vec::new(),
