@@ -221,6 +221,7 @@ impl fmt::Debug for State {
             .field("faults", &self.faults.len())
             .field("power_cut_at", &self.power_cut_at)
             .field("ops", &self.ops)
+            .field("mapped_reads", &self.mapped_reads)
             .finish_non_exhaustive()
     }
 }
