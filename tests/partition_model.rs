@@ -1,4 +1,4 @@
-//! Model test for [`Partition`] on the simulated file system.
+//! Model test for [`Partition`] on the simulated and the real file system.
 //!
 //! `partition_matches_model`: random operation sequences (append with random keys, values,
 //! headers, timestamps and per-call durability; read at any offset with any `max_bytes`; read by
@@ -16,17 +16,33 @@
 //! later write `Poisoned`; a failed append leaves no visible trace (but may survive a crash); a
 //! failed truncate leaves either the old or the truncated log.
 //!
-//! `crash_at_every_op` replays one fixed scenario with a power cut before each of its mutating
-//! file-system operations, in both crash modes, and reports every distinct failure.
+//! Read paths: half the cases (by their seed) use [`SimFs::with_mapped_reads`], so the partition
+//! reads through real maps as it does on `StdFs` (the active segment through a growing map, and
+//! truncated by copy and rename, never in place); the other half read through copies, the
+//! `pread` path. Every open checks which path was taken.
 //!
-//! Runs 128 cases from a fixed seed; `PROPTEST_CASES` and `PROPTEST_RNG_SEED` override that.
+//! `partition_matches_model_on_std_fs` runs the same operations on [`StdFs`] in a temp dir, so
+//! the real maps are read too. There a crash is a process crash: the partition is abandoned and
+//! reopened, and everything written must survive (as after kill -9), not just what was
+//! acknowledged durable. Power cuts need the simulator, so a `CrashAt` runs its steps without one
+//! before the crash.
+//!
+//! `crash_at_every_op` replays one fixed scenario with a power cut before each of its mutating
+//! file-system operations, in both crash modes and on both read paths, and reports every
+//! distinct failure.
+//!
+//! Runs 128 cases on `SimFs` and 32 on `StdFs` (in a tmpfs temp dir where there is one) from
+//! fixed seeds; `PROPTEST_CASES` and `PROPTEST_RNG_SEED` override that.
 
+mod common;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngSeed};
-use topiclog::fs::{CrashMode, SimFs};
+use topiclog::fs::{CrashMode, SimFs, StdFs};
 use topiclog::{
     Batches, Clock, Durability, Error, ManualClock, Partition, PartitionConfig, Record,
     RecordBatch, Recovery, TimestampOffset, TimestampType,
@@ -202,8 +218,18 @@ enum Op {
     },
 }
 
+/// The file system a case runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FsKind {
+    /// [`SimFs`]; with `mapped_reads`, [`SimFs::with_mapped_reads`].
+    Sim { mapped_reads: bool },
+    /// [`StdFs`] in a temp dir.
+    Std,
+}
+
 #[derive(Clone, Debug)]
 struct CaseConfig {
+    fs: FsKind,
     seed: u64,
     segment_bytes: u64,
     index_interval_bytes: u32,
@@ -369,8 +395,18 @@ fn describe_diff(what: &str, seen: &Seen, recs: &[MRec], batches: &[(u64, u64)])
 // The harness
 // ---------------------------------------------------------------------------------------------
 
+/// Where the partition lives.
+enum Backend {
+    /// A crash is a power loss ([`SimFs::crash`]); power cuts can be armed.
+    Sim(SimFs),
+    /// A crash is a process crash (abandon, reopen); the temp dir goes with the harness.
+    Std { _temp: tempfile::TempDir },
+}
+
 struct Harness {
-    fs: SimFs,
+    kind: FsKind,
+    backend: Backend,
+    dir: PathBuf,
     clock: ManualClock,
     config: PartitionConfig,
     log_append_time: bool,
@@ -388,9 +424,26 @@ struct Harness {
 
 impl Harness {
     fn new(cc: &CaseConfig) -> Harness {
-        let fs = SimFs::new(cc.seed);
-        // The data directory exists (durably) before the partition is created in it.
-        fs.write_file(std::path::Path::new("/data/.keep"), b"");
+        let (backend, dir, file_system): (_, _, std::sync::Arc<dyn topiclog::fs::FileSystem>) =
+            match cc.fs {
+                FsKind::Sim { mapped_reads } => {
+                    let fs = SimFs::new(cc.seed);
+                    let fs = if mapped_reads {
+                        fs.with_mapped_reads()
+                    } else {
+                        fs
+                    };
+                    // The data directory exists (durably) before the partition is created in it.
+                    fs.write_file(std::path::Path::new("/data/.keep"), b"");
+                    let handle = std::sync::Arc::new(fs.clone());
+                    (Backend::Sim(fs), PathBuf::from(DIR), handle)
+                }
+                FsKind::Std => {
+                    let tmp = common::std_fs_temp_dir();
+                    let dir = tmp.path().join("p0");
+                    (Backend::Std { _temp: tmp }, dir, std::sync::Arc::new(StdFs))
+                }
+            };
         let clock = ManualClock::new(T0);
         let config = PartitionConfig {
             segment_bytes: cc.segment_bytes,
@@ -405,12 +458,14 @@ impl Harness {
             } else {
                 TimestampType::CreateTime
             },
-            file_system: std::sync::Arc::new(fs.clone()),
+            file_system,
             clock: std::sync::Arc::new(clock.clone()),
             ..PartitionConfig::default()
         };
         Harness {
-            fs,
+            kind: cc.fs,
+            backend,
+            dir,
             clock,
             config,
             log_append_time: cc.log_append_time,
@@ -427,8 +482,27 @@ impl Harness {
         self.log.as_ref().expect("partition is open")
     }
 
+    /// The simulated file system, for what only it can do (power cuts, counting operations).
+    fn sim(&self) -> &SimFs {
+        match &self.backend {
+            Backend::Sim(fs) => fs,
+            Backend::Std { .. } => panic!("this scenario needs SimFs"),
+        }
+    }
+
     fn open(&self) -> R<Partition> {
-        Partition::open_with(DIR, self.config.clone()).map_err(|e| format!("open failed: {e}"))
+        let p = Partition::open_with(&self.dir, self.config.clone())
+            .map_err(|e| format!("open failed: {e}"))?;
+        if let Backend::Sim(fs) = &self.backend {
+            // The read path this case is meant to take: mapped exactly when maps are real.
+            let active = p.segments().last().map(|s| s.log_path().to_owned());
+            let mapped = active.is_some_and(|path| fs.is_mapped(&path));
+            ensure!(
+                mapped == (self.kind == FsKind::Sim { mapped_reads: true }),
+                "after open the active segment is mapped: {mapped}"
+            );
+        }
+        Ok(p)
     }
 
     fn effective(&self, dur: DurSpec) -> Durability {
@@ -775,14 +849,23 @@ impl Harness {
         Ok(())
     }
 
-    /// Simulated power loss, then open.
+    /// Simulated power loss (on `StdFs`, a process crash), then open.
     fn crash(&mut self, mode: CrashMode) -> R {
         if let Some(p) = self.log.take() {
             p.abandon();
         }
-        self.fs.crash(mode);
+        let written = match &self.backend {
+            Backend::Sim(fs) => {
+                fs.crash(mode);
+                self.trace.push(format!("crash({mode:?}) + open"));
+                None
+            }
+            Backend::Std { .. } => {
+                self.trace.push("process crash + open".into());
+                Some(self.m.end())
+            }
+        };
         self.faults = false;
-        self.trace.push(format!("crash({mode:?}) + open"));
         let p = self.open()?;
         let report = p.recovery_report();
         ensure!(
@@ -793,7 +876,17 @@ impl Harness {
         self.closed_cleanly = false;
         self.log = Some(p);
         self.failed = false;
-        self.after_reopen()
+        self.after_reopen()?;
+        if let Some(written) = written {
+            // Nothing failed (there are no faults on StdFs), and a process crash loses nothing
+            // the process wrote.
+            ensure!(
+                self.m.end() == written,
+                "a process crash kept {} of the {written} records written",
+                self.m.end()
+            );
+        }
+        Ok(())
     }
 
     /// The prefix rule: the reopened log is a prefix of `recs ++ ghost`, ending at a batch
@@ -850,9 +943,11 @@ impl Harness {
     }
 
     fn crash_at(&mut self, cut: u64, steps: &[Step], torn: bool) -> R {
-        self.trace.push(format!("power_cut_after({cut})"));
-        self.fs.power_cut_after(cut);
-        self.faults = true;
+        if let Backend::Sim(fs) = &self.backend {
+            self.trace.push(format!("power_cut_after({cut})"));
+            fs.power_cut_after(cut);
+            self.faults = true;
+        }
         for s in steps {
             self.step(s)?;
         }
@@ -996,6 +1091,11 @@ fn case_config() -> impl Strategy<Value = CaseConfig> {
                 segment_ms,
                 durability,
             )| CaseConfig {
+                // From the seed rather than drawn, so the recorded regression seeds still make
+                // the cases they recorded.
+                fs: FsKind::Sim {
+                    mapped_reads: seed & 2 == 0,
+                },
                 seed,
                 segment_bytes,
                 index_interval_bytes,
@@ -1023,11 +1123,37 @@ fn proptest_config() -> ProptestConfig {
     config
 }
 
+/// Fewer cases on `StdFs`: real files and syncs cost more than the simulator's.
+fn proptest_config_std_fs() -> ProptestConfig {
+    let mut config = proptest_config();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = 32;
+    }
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        config.rng_seed = RngSeed::Fixed(0x57d0_f5f5);
+    }
+    config
+}
+
 proptest! {
     #![proptest_config(proptest_config())]
 
     #[test]
     fn partition_matches_model(cc in case_config(), ops in prop::collection::vec(op(), 1..48)) {
+        if let Err(e) = run_case(&cc, &ops) {
+            return Err(TestCaseError::fail(e));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(proptest_config_std_fs())]
+
+    #[test]
+    fn partition_matches_model_on_std_fs(
+        cc in case_config().prop_map(|cc| CaseConfig { fs: FsKind::Std, ..cc }),
+        ops in prop::collection::vec(op(), 1..48),
+    ) {
         if let Err(e) = run_case(&cc, &ops) {
             return Err(TestCaseError::fail(e));
         }
@@ -1079,6 +1205,10 @@ fn scenario_steps() -> Vec<Step> {
 
 fn scenario_config(seed: u64, preallocate: bool) -> CaseConfig {
     CaseConfig {
+        // Crash modes alternate with the seed's lowest bit, the read path with the next one.
+        fs: FsKind::Sim {
+            mapped_reads: seed & 2 == 0,
+        },
         seed,
         segment_bytes: 1024,
         index_interval_bytes: 128,
@@ -1110,10 +1240,10 @@ fn scenario_in(
     ops: &mut Option<u64>,
 ) -> R {
     if let Some(n) = cut {
-        h.fs.power_cut_after(n);
+        h.sim().power_cut_after(n);
         h.faults = true;
     }
-    match Partition::open_with(DIR, h.config.clone()) {
+    match Partition::open_with(&h.dir, h.config.clone()) {
         Ok(p) => {
             h.trace.push("open -> Ok".into());
             h.log = Some(p);
@@ -1143,7 +1273,7 @@ fn scenario_in(
             );
         }
     }
-    *ops = Some(h.fs.mutating_ops());
+    *ops = Some(h.sim().mutating_ops());
     if cut.is_none() {
         ensure!(!h.failed, "scenario failed without a power cut");
         ensure!(

@@ -45,9 +45,15 @@ fn value(offset: u64) -> Vec<u8> {
     v
 }
 
-/// A durable log of `RECORDS` one-record batches, five to a segment.
-fn setup(seed: u64) -> SimFs {
+/// A durable log of `RECORDS` one-record batches, five to a segment; read through real maps
+/// ([`SimFs::with_mapped_reads`], the read path `StdFs` takes) or through copies.
+fn setup(seed: u64, mapped_reads: bool) -> SimFs {
     let fs = SimFs::new(seed);
+    let fs = if mapped_reads {
+        fs.with_mapped_reads()
+    } else {
+        fs
+    };
     let log = Partition::open_with(DIR, config(&fs)).unwrap();
     for o in 0..RECORDS {
         let ts = if o < FIRST_NEW { OLD } else { NOW };
@@ -168,7 +174,7 @@ fn check_reopened(fs: &SimFs, s: &Scenario, what: &str) -> Partition {
 
 fn cut_at_every_operation(s: &Scenario, seed: u64) {
     // A clean run: count its mutating operations and check where it ends.
-    let fs = setup(seed);
+    let fs = setup(seed, false);
     let log = Partition::open_with(DIR, config(&fs)).unwrap();
     let before = fs.mutating_ops();
     pass(&log, s);
@@ -185,7 +191,8 @@ fn cut_at_every_operation(s: &Scenario, seed: u64) {
             .enumerate()
         {
             let what = format!("cut after {n} of {ops} ops, {mode:?}");
-            let fs = setup(seed ^ (n << 8) ^ m as u64);
+            // Both read paths, alternating with the cut.
+            let fs = setup(seed ^ (n << 8) ^ m as u64, n % 2 == 0);
             let log = Partition::open_with(DIR, config(&fs)).unwrap();
             fs.power_cut_after(n);
             pass(&log, s);

@@ -4,6 +4,8 @@
 //! - [`StdFs`], the real one (std + memmap2), used by default;
 //! - [`SimFs`], an in-memory file system that tracks what has been synced versus merely written and
 //!   can "crash", losing unsynced bytes and unsynced directory entries, or fail chosen operations.
+//!   Its maps are copies unless [`SimFs::with_mapped_reads`] makes them real shared maps, so the
+//!   code under test reads through maps as it does on [`StdFs`].
 //!   Tests run the same scenarios over both.
 //!
 //! # Contract
@@ -15,6 +17,7 @@
 //!   and treat the data as safe.
 
 mod sim;
+mod sim_map;
 mod std_fs;
 
 pub use sim::{CrashMode, Fault, FaultOp, SimFs};

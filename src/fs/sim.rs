@@ -12,6 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 
+use super::sim_map::{MapKind, Mirror};
 use super::{File, FileLock, FileSystem, OpenMode};
 
 /// Id of the root directory.
@@ -125,6 +126,24 @@ impl Fault {
 /// The torn-write choices come from a small PRNG seeded by [`SimFs::new`], so a run is reproducible
 /// from its seed. Files live in memory: `set_len` allocates (there are no sparse files), and a
 /// file may not grow beyond 4 GiB (`FileTooLarge`).
+///
+/// # Maps
+///
+/// By default [`File::map_readonly`] returns a copy of the bytes and [`File::map_growing`] returns
+/// `None`, so the code under test reads through `pread`-style copies. [`SimFs::with_mapped_reads`]
+/// makes both return real shared maps instead, so the same code takes the read path it takes on
+/// [`StdFs`](super::StdFs), where both map the file. A map that follows later writes cannot be made
+/// of immutable `Bytes` copies, and no sound in-memory view exists without `unsafe`; given that,
+/// the simulator uses the kernel's: a mapped file is mirrored into a private, already unlinked
+/// file (on tmpfs where possible), kept equal to the simulated file by every write and `set_len`, and mapped with `memmap2`
+/// exactly as `StdFs` maps real files. So the maps follow writes, may extend past the end of the
+/// file, and reading a page wholly past the end raises SIGBUS, as on a real file system.
+///
+/// Misuse is caught where it happens: while a map (any `Bytes` slice of it) is alive, shrinking
+/// the file below a `map_readonly` map's length, or below the bytes written to a file with a
+/// `map_growing` map, panics with the file's name (trimming a never-written, preallocated tail is
+/// allowed). A crash drops every file's mirror (the process that held the maps is gone): older
+/// maps keep what they showed, new ones show the recovered content.
 #[derive(Clone, Debug)]
 pub struct SimFs {
     state: Arc<Mutex<State>>,
@@ -153,6 +172,21 @@ struct Dir {
 struct Inode {
     data: Vec<u8>,
     durable: Vec<u8>,
+    /// End of the bytes written to the file (by writes, or a crash's or `write_file`'s whole
+    /// content) and not cut since: what a reader of a growing map may be reading.
+    written_end: u64,
+    /// With mapped reads, while the file has live maps: the real file they map.
+    mirror: Option<Mirror>,
+}
+
+impl Inode {
+    /// The mirror, if the file has live maps now (one that has none is dropped).
+    fn live_mirror(&mut self) -> Option<&mut Mirror> {
+        if self.mirror.as_mut().is_some_and(|m| !m.is_mapped()) {
+            self.mirror = None;
+        }
+        self.mirror.as_mut()
+    }
 }
 
 struct ArmedFault {
@@ -174,6 +208,8 @@ struct State {
     ops: u64,
     /// Paths locked by `try_lock`; a crash (the process dying) releases them all.
     locks: std::collections::BTreeSet<Vec<String>>,
+    /// [`SimFs::with_mapped_reads`]: maps are real shared maps of a mirror file.
+    mapped_reads: bool,
 }
 
 impl fmt::Debug for State {
@@ -185,6 +221,7 @@ impl fmt::Debug for State {
             .field("faults", &self.faults.len())
             .field("power_cut_at", &self.power_cut_at)
             .field("ops", &self.ops)
+            .field("mapped_reads", &self.mapped_reads)
             .finish_non_exhaustive()
     }
 }
@@ -257,6 +294,7 @@ impl State {
             power_cut_at: None,
             ops: 0,
             locks: std::collections::BTreeSet::new(),
+            mapped_reads: false,
         }
     }
 
@@ -433,6 +471,25 @@ impl State {
                 inode.durable = torn;
             }
             inode.data = inode.durable.clone();
+            inode.written_end = inode.data.len() as u64;
+            // The process that held the maps is gone; the next one maps the file anew.
+            inode.mirror = None;
+        }
+    }
+
+    /// A real shared map of the first `len` bytes of inode `ino` (see [`SimFs::with_mapped_reads`]).
+    fn map(&mut self, ino: u64, len: u64, kind: MapKind) -> io::Result<Bytes> {
+        if self.inode_mut(ino)?.live_mirror().is_none() {
+            // Before opening another temp file, close those of files no longer mapped.
+            for inode in self.inodes.values_mut() {
+                inode.live_mirror();
+            }
+            let inode = self.inode_mut(ino)?;
+            inode.mirror = Some(Mirror::create(&inode.data)?);
+        }
+        match self.inode_mut(ino)?.mirror.as_mut() {
+            Some(mirror) => mirror.map(len, kind),
+            None => Err(internal()),
         }
     }
 }
@@ -444,6 +501,28 @@ impl SimFs {
         SimFs {
             state: Arc::new(Mutex::new(State::new(seed))),
         }
+    }
+
+    /// Serve [`File::map_readonly`] and [`File::map_growing`] through real shared maps, so code
+    /// under test reads through maps as it does on [`StdFs`](super::StdFs); see "Maps" under
+    /// [`SimFs`]. For tests: it needs a writable `/dev/shm` or temp directory, and it makes a
+    /// contract-breaking shrink of a mapped file panic.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::path::Path;
+    /// use topiclog::fs::{FileSystem, OpenMode, SimFs};
+    ///
+    /// let fs = SimFs::new(1).with_mapped_reads();
+    /// let f = fs.open(Path::new("/active.log"), OpenMode::Create)?;
+    /// let map = f.map_growing(4096)?.expect("mapped reads are on");
+    /// f.write_all_at(b"written after the map was made", 0)?;
+    /// assert_eq!(&map[..7], b"written");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn with_mapped_reads(self) -> SimFs {
+        self.lock().mapped_reads = true;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -494,6 +573,23 @@ impl SimFs {
         match st.lookup(&comps, path).ok()? {
             Entry::File(ino) => st.inode(ino).ok().map(|i| i.data.clone()),
             Entry::Dir(_) => None,
+        }
+    }
+
+    /// Whether the file at `path` has a live map (any `Bytes` slice of one is still held): always
+    /// `false` without [`SimFs::with_mapped_reads`], whose maps are real. For tests that check
+    /// which read path the code under test took.
+    pub fn is_mapped(&self, path: &Path) -> bool {
+        let mut st = self.lock();
+        let Ok(comps) = components(path) else {
+            return false;
+        };
+        match st.lookup(&comps, path) {
+            Ok(Entry::File(ino)) => st
+                .inodes
+                .get_mut(&ino)
+                .is_some_and(|i| i.live_mirror().is_some()),
+            _ => false,
         }
     }
 
@@ -553,6 +649,13 @@ impl SimFs {
         if let Some(inode) = st.inodes.get_mut(&ino) {
             inode.data = data.to_vec();
             inode.durable = data.to_vec();
+            inode.written_end = data.len() as u64;
+            // Planting is not checked against maps (a test may damage a mapped file on purpose),
+            // but maps see it, as they would see another process's write on a real system.
+            if let Some(mirror) = inode.live_mirror() {
+                mirror.set_len(data.len() as u64, path);
+                mirror.write_at(data, 0, path);
+            }
         }
         if let Some(d) = st.dirs.get_mut(&dir) {
             d.entries.insert(name.clone(), Entry::File(ino));
@@ -910,11 +1013,15 @@ impl File for SimFile {
         let start = end - buf.len();
         st.inode(self.ino)?;
         st.gate(FaultOp::Write, &[&self.path])?;
-        let data = &mut st.inode_mut(self.ino)?.data;
-        if data.len() < end {
-            resize(data, end, &self.path)?;
+        let inode = st.inode_mut(self.ino)?;
+        if inode.data.len() < end {
+            resize(&mut inode.data, end, &self.path)?;
         }
-        data[start..end].copy_from_slice(buf);
+        inode.data[start..end].copy_from_slice(buf);
+        inode.written_end = inode.written_end.max(end as u64);
+        if let Some(mirror) = inode.live_mirror() {
+            mirror.write_at(buf, start as u64, &self.path);
+        }
         st.done();
         Ok(())
     }
@@ -930,7 +1037,19 @@ impl File for SimFile {
         let len = checked_len(len, &self.path)?;
         st.inode(self.ino)?;
         st.gate(FaultOp::SetLen, &[&self.path])?;
-        resize(&mut st.inode_mut(self.ino)?.data, len, &self.path)?;
+        let inode = st.inode_mut(self.ino)?;
+        let new_len = len as u64;
+        if new_len < inode.data.len() as u64 {
+            let written_end = inode.written_end;
+            if let Some(mirror) = inode.live_mirror() {
+                mirror.check_shrink(new_len, written_end, &self.path);
+            }
+            inode.written_end = written_end.min(new_len);
+        }
+        resize(&mut inode.data, len, &self.path)?;
+        if let Some(mirror) = inode.live_mirror() {
+            mirror.set_len(new_len, &self.path);
+        }
         st.done();
         Ok(())
     }
@@ -944,16 +1063,42 @@ impl File for SimFile {
     }
 
     fn map_readonly(&self, len: u64) -> io::Result<Bytes> {
-        let st = self.lock()?;
+        let mut st = self.lock()?;
         let data = &st.inode(self.ino)?.data;
-        match usize::try_from(len).ok().and_then(|len| data.get(..len)) {
-            Some(bytes) => Ok(Bytes::copy_from_slice(bytes)),
-            None => Err(err(
-                io::ErrorKind::UnexpectedEof,
-                &format!("cannot map {len} bytes of a {}-byte file", data.len()),
-                &self.path,
-            )),
+        let bytes = match usize::try_from(len).ok().and_then(|len| data.get(..len)) {
+            Some(bytes) => bytes,
+            None => {
+                return Err(err(
+                    io::ErrorKind::UnexpectedEof,
+                    &format!("cannot map {len} bytes of a {}-byte file", data.len()),
+                    &self.path,
+                ))
+            }
+        };
+        if !st.mapped_reads {
+            return Ok(Bytes::copy_from_slice(bytes));
         }
+        if len == 0 {
+            // As `StdFs`: nothing to map.
+            return Ok(Bytes::new());
+        }
+        st.map(self.ino, len, MapKind::ReadOnly { len })
+    }
+
+    fn map_growing(&self, len: u64) -> io::Result<Option<Bytes>> {
+        let mut st = self.lock()?;
+        st.inode(self.ino)?;
+        if !st.mapped_reads || len == 0 {
+            return Ok(None);
+        }
+        if len > MAX_FILE_LEN {
+            return Err(err(
+                io::ErrorKind::InvalidInput,
+                "SimFs maps are limited to 4 GiB",
+                &self.path,
+            ));
+        }
+        st.map(self.ino, len, MapKind::Growing).map(Some)
     }
 }
 
@@ -1485,6 +1630,158 @@ mod tests {
         assert_eq!(fs.read_file(p("/a/b")), None);
         assert_eq!(fs.durable_len(p("/nope")), None);
         fs.write_file(p("/"), b"ignored");
+    }
+
+    /// A `/d/f` on a file system with mapped reads.
+    fn mapped_file() -> (SimFs, Arc<dyn File>) {
+        let fs = SimFs::new(1).with_mapped_reads();
+        fs.create_dir_all(p("/d")).unwrap();
+        let f = fs.open(p("/d/f"), OpenMode::Create).unwrap();
+        (fs, f)
+    }
+
+    fn mirrors(fs: &SimFs) -> usize {
+        fs.lock()
+            .inodes
+            .values()
+            .filter(|i| i.mirror.is_some())
+            .count()
+    }
+
+    #[test]
+    fn maps_are_copies_by_default() {
+        let fs = with_dir(1);
+        let f = durable_file(&fs);
+        f.write_all_at(b"abc", 0).unwrap();
+        assert!(f.map_growing(4096).unwrap().is_none());
+        let map = f.map_readonly(3).unwrap();
+        f.write_all_at(b"x", 0).unwrap();
+        assert_eq!(&map[..], b"abc");
+        f.set_len(0).unwrap(); // a copy does not care
+        assert_eq!(mirrors(&fs), 0);
+    }
+
+    #[test]
+    fn a_new_map_shows_the_whole_content() {
+        let (_fs, f) = mapped_file();
+        f.set_len(5 * 4096 + 100).unwrap(); // preallocated: mostly zeros
+        f.write_all_at(b"first", 0).unwrap();
+        f.write_all_at(b"fourth", 3 * 4096 + 10).unwrap();
+        f.write_all_at(b"last", 5 * 4096 + 96).unwrap();
+        let mut want = vec![0u8; 5 * 4096 + 100];
+        f.read_exact_at(&mut want, 0).unwrap();
+        let map = f.map_readonly(want.len() as u64).unwrap();
+        assert_eq!(&map[..], &want[..]);
+    }
+
+    #[test]
+    fn growing_map_follows_writes_past_the_end() {
+        let (_fs, f) = mapped_file();
+        f.set_len(100).unwrap();
+        let map = f.map_growing(3 * 4096).unwrap().expect("mapped reads");
+        assert_eq!(map.len(), 3 * 4096);
+        f.write_all_at(b"head", 0).unwrap();
+        f.write_all_at(b"tail", 5000).unwrap(); // extends the file past the first page
+        assert_eq!(&map[..4], b"head");
+        assert_eq!(&map[5000..5004], b"tail");
+        assert!(map[4..5000].iter().all(|&b| b == 0));
+        assert!(f.map_growing(0).unwrap().is_none());
+    }
+
+    #[test]
+    fn read_only_map_is_shared() {
+        let (fs, f) = mapped_file();
+        f.write_all_at(b"sealed", 0).unwrap();
+        let map = f.map_readonly(6).unwrap();
+        assert_eq!(&map[..], b"sealed");
+        assert!(f.map_readonly(7).is_err(), "past the end of the file");
+        assert!(f.map_readonly(0).unwrap().is_empty());
+        // Another handle, another map: the same pages.
+        let g = fs.open(p("/d/f"), OpenMode::Read).unwrap();
+        let again = g.map_readonly(6).unwrap();
+        f.write_all_at(b"S", 0).unwrap();
+        assert_eq!(&map[..], b"Sealed");
+        assert_eq!(&again[..], b"Sealed");
+        assert_eq!(mirrors(&fs), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "under a live read-only map of its first 6 bytes")]
+    fn shrinking_under_a_read_only_map_panics() {
+        let (_fs, f) = mapped_file();
+        f.write_all_at(b"sealed", 0).unwrap();
+        let map = f.map_readonly(6).unwrap();
+        let _slice = map.slice(0..1); // a slice keeps the map alive
+        drop(map);
+        f.set_len(6).unwrap(); // not a shrink
+        f.set_len(5).unwrap();
+    }
+
+    #[test]
+    #[should_panic(expected = "below the 300 bytes written to it, under a live map_growing map")]
+    fn shrinking_written_bytes_under_a_growing_map_panics() {
+        let (_fs, f) = mapped_file();
+        let _map = f.map_growing(4096).unwrap();
+        f.write_all_at(&[7; 300], 0).unwrap();
+        f.set_len(200).unwrap();
+    }
+
+    #[test]
+    fn trimming_a_never_written_tail_under_a_growing_map_is_allowed() {
+        let (fs, f) = mapped_file();
+        f.set_len(4096).unwrap(); // preallocated
+        let map = f.map_growing(8192).unwrap().expect("mapped reads");
+        f.write_all_at(&[7; 300], 0).unwrap();
+        f.set_len(300).unwrap(); // sealing cuts the preallocated tail
+        assert_eq!(&map[..300], &[7; 300][..]);
+        // Gone, the map no longer protects anything, and its mirror goes with the next change.
+        drop(map);
+        f.set_len(0).unwrap();
+        assert_eq!(mirrors(&fs), 0);
+    }
+
+    #[test]
+    fn a_new_mirror_closes_those_no_longer_mapped() {
+        let (fs, f) = mapped_file();
+        f.write_all_at(b"a", 0).unwrap();
+        drop(f.map_readonly(1).unwrap());
+        assert_eq!(mirrors(&fs), 1, "nothing touched the file since");
+        let g = fs.open(p("/d/g"), OpenMode::Create).unwrap();
+        g.write_all_at(b"b", 0).unwrap();
+        let _kept = g.map_readonly(1).unwrap();
+        assert_eq!(mirrors(&fs), 1, "only the mapped file keeps its mirror");
+    }
+
+    #[test]
+    fn crash_detaches_maps() {
+        let (fs, f) = mapped_file();
+        f.write_all_at(b"durable", 0).unwrap();
+        f.sync_all().unwrap();
+        fs.sync_dir(p("/d")).unwrap();
+        fs.sync_dir(p("/")).unwrap();
+        f.write_all_at(b"+lost", 7).unwrap();
+        let old = f.map_growing(4096).unwrap().expect("mapped reads");
+        fs.crash(CrashMode::LoseUnsynced);
+        assert_eq!(mirrors(&fs), 0);
+        assert_eq!(
+            &old[..12],
+            b"durable+lost",
+            "a map of the dead process stays as it was"
+        );
+        let f = fs.open(p("/d/f"), OpenMode::ReadWrite).unwrap();
+        let new = f.map_growing(4096).unwrap().expect("mapped reads");
+        assert_eq!(&new[..7], b"durable");
+    }
+
+    /// `write_file` plants content that maps see (and does not check them).
+    #[test]
+    fn planted_content_shows_in_maps() {
+        let (fs, f) = mapped_file();
+        f.write_all_at(b"0123456789", 0).unwrap();
+        let map = f.map_growing(4096).unwrap().expect("mapped reads");
+        fs.write_file(p("/d/f"), b"XY");
+        assert_eq!(&map[..2], b"XY");
+        assert_eq!(f.len().unwrap(), 2);
     }
 
     /// Exercises the whole harness: `write_atomic` cut at every operation leaves old or new.

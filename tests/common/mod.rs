@@ -17,6 +17,16 @@ pub fn both_fs(f: impl Fn(Arc<dyn FileSystem>, &Path)) {
     f(Arc::new(sim), Path::new("/sim/p0"));
 }
 
+/// A temp dir for model tests on [`StdFs`]: on tmpfs (`/dev/shm`) where there is one, so their
+/// many fsyncs cost nothing and the cases stay cheap (maps and SIGBUS behave as on a disk).
+pub fn std_fs_temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("topiclog-model-")
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .expect("temp dir")
+}
+
 /// A record keyed `k<i>` with value `<tag>-<i>`.
 pub fn keyed(i: u64, tag: &str) -> Record {
     Record::new(format!("{tag}-{i}")).with_key(format!("k{i}"))
