@@ -26,6 +26,7 @@
 
 use std::fs::OpenOptions;
 use std::io;
+#[cfg(unix)]
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
