@@ -407,3 +407,45 @@ fn other_partitions_go_on_while_one_is_poisoned() {
         Err(Error::UnknownTopic { .. })
     ));
 }
+
+/// A producer whose partition latches gets a clear error for the sends that could not be stored,
+/// and the same producer's later sends succeed once the partition is recovered.
+#[test]
+fn a_producer_resumes_after_recover_partition() {
+    let base = base_image();
+    let fs = copy(&base);
+    let store = Store::open_with(DIR, options(&fs)).unwrap();
+    let producer = store
+        .producer(topiclog::ProducerConfig {
+            acks: topiclog::Acks::Durable,
+            linger: std::time::Duration::ZERO,
+            ..topiclog::ProducerConfig::default()
+        })
+        .unwrap();
+    let send = |v: &str| {
+        producer
+            .send(EVENTS, Record::new(v.to_owned()))
+            .and_then(|h| h.wait())
+    };
+    assert_eq!(send("first").unwrap().offset, 0);
+    fs.inject(Fault {
+        path_contains: Some(format!("{EVENTS}/0/")),
+        kind: io::ErrorKind::StorageFull,
+        sticky: true,
+        ..Fault::new(FaultOp::Any, 0)
+    });
+    let failed = send("while full").unwrap_err();
+    assert!(
+        matches!(failed, Error::Io { .. } | Error::Poisoned { .. }),
+        "{failed:?}"
+    );
+    assert!(matches!(send("still full"), Err(Error::Poisoned { .. })));
+    fs.clear_faults();
+    store.recover_partition(EVENTS, 0).unwrap();
+    let meta = send("after").unwrap();
+    assert_eq!(meta.offset, 1, "the failed sends left nothing behind");
+    let events = store.topic(EVENTS).unwrap().partition(0).unwrap();
+    let values: Vec<String> = records(&events).into_values().collect();
+    assert_eq!(values, ["first", "after"]);
+    producer.close().unwrap();
+}
