@@ -66,9 +66,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use tempfile::TempDir;
+use topiclog::segment::RecordBatch;
 use topiclog::{
     CompactionPolicy, CompactionReport, Durability, Partition, PartitionConfig, Record,
-    RecordBatch, RetentionPolicy,
+    RetentionPolicy,
 };
 
 use common::{measuring, payload, scratch_dir, size_from_env, size_label, Xorshift, RAW_CHUNK};

@@ -134,7 +134,8 @@ pub enum Error {
     },
 
     /// An index entry was rejected: out of order, outside the segment's `u32` offset range, or the
-    /// index is full. This is a caller bug when using [`crate::OffsetIndex`]/[`crate::TimeIndex`]
+    /// index is full. This is a caller bug when using
+    /// [`OffsetIndex`](crate::segment::OffsetIndex)/[`TimeIndex`](crate::segment::TimeIndex)
     /// directly; the partition never triggers it.
     ///
     /// Kind: [`ErrorKind::InvalidInput`].

@@ -27,13 +27,27 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Layers, each usable on its own: [`Store`] → [`Topic`] → [`Partition`] → [`Segment`] →
-//! [`OffsetIndex`] / [`TimeIndex`];
-//! [`format`](mod@format) owns every byte layout; [`fs`] is the file-system seam (real and simulated).
+//! Layers, each usable on its own: [`Store`] → [`Topic`] → [`Partition`] →
+//! [`Segment`](segment::Segment) → [`OffsetIndex`](segment::OffsetIndex) /
+//! [`TimeIndex`](segment::TimeIndex).
 //! On top of the store, Kafka's client model in-process: a batching, idempotent [`Producer`],
 //! and [`Consumer`]s that poll, commit offsets and share partitions in consumer groups.
 //! Retention ([`Partition::apply_retention`]) and log compaction ([`Partition::compact`]) run from
 //! the store's background threads or on demand ([`Store::maintain`]).
+//!
+//! # Where things are
+//!
+//! - The crate root holds what an application names: the store, topics, partitions, records,
+//!   the producer and consumer, their configurations and reports, and [`Error`].
+//! - [`segment`] holds the building blocks of a partition, for people building their own log:
+//!   [`Segment`](segment::Segment), its [`OffsetIndex`](segment::OffsetIndex) and
+//!   [`TimeIndex`](segment::TimeIndex), the [`RecordBatch`](segment::RecordBatch) format and
+//!   segment file names.
+//! - [`fs`] is the file-system seam ([`StoreOptions::file_system`]): the real file system and
+//!   [`SimFs`](fs::SimFs), a simulated one that can crash and fail on demand, for tests.
+//! - [`limits`] lists the hard limits that configurations and inputs are checked against.
+//! - [`internals`] is plumbing for topiclog's own tests, benchmarks and fuzzers (byte-offset
+//!   constants, wake-up signals): public, but outside the semver promise.
 //!
 //! # Platforms
 //!
@@ -55,35 +69,61 @@ compile_error!(
 mod clock;
 mod consumer;
 mod error;
-pub mod format;
+mod format;
 pub mod fs;
 mod hash;
 mod partition;
 mod producer;
-mod segment;
+pub mod segment;
 mod store;
 mod topic;
 
+pub use bytes::Bytes;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consumer::{
     AssignmentStrategy, AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords,
     ConsumerWaker, Isolation, MemberDescription, OffsetAndMetadata, RebalanceListener,
-    TopicPartition, MAX_METADATA_BYTES,
+    TopicPartition,
 };
 pub use error::{Error, ErrorKind, MaintenanceTask, Result, Shared};
-pub use format::{Header, Record, RecordBatch, StoredRecord};
+pub use format::{Header, HeaderIter, Record, StoredRecord};
 pub use partition::{
-    AppendInfo, Batches, CompactionPolicy, CompactionReport, Durability, Notify, Partition,
+    AppendInfo, Batches, CompactionPolicy, CompactionReport, Durability, Partition,
     PartitionConfig, ProducerBatch, RecoveryReport, RetentionPolicy, RetentionReport,
-    TimestampType, MIN_MAP_BUDGET_BYTES, PRODUCER_BATCHES_KEPT,
+    TimestampType,
 };
 pub use producer::{Acks, Compression, Producer, ProducerConfig, SendHandle};
-pub use segment::{
-    OffsetIndex, OffsetPosition, Recovery, Segment, SegmentConfig, SegmentRecovery, SegmentView,
-    TimeIndex, TimestampOffset,
-};
+pub use segment::Recovery;
 pub use store::{PartitionLag, PartitionRecovery, PoisonedPartition, Store, StoreOptions};
 pub use topic::{
-    key_partition, murmur2, validate_topic_name, CleanupPolicy, DefaultPartitioner, Partitioner,
-    RecordMetadata, Topic, TopicConfig, MAX_PARTITIONS, MAX_TOPIC_NAME_LEN,
+    key_partition, validate_topic_name, CleanupPolicy, DefaultPartitioner, Partitioner,
+    RecordMetadata, Topic, TopicConfig,
 };
+
+pub mod limits {
+    //! Hard limits that configurations and inputs are checked against.
+    pub use crate::consumer::MAX_METADATA_BYTES;
+    pub use crate::format::MAX_BATCH_BYTES_LIMIT;
+    pub use crate::partition::{MIN_MAP_BUDGET_BYTES, PRODUCER_BATCHES_KEPT};
+    pub use crate::topic::{MAX_PARTITIONS, MAX_TOPIC_NAME_LEN};
+}
+
+pub mod internals {
+    //! Plumbing that topiclog's own integration tests, benchmarks and fuzzers reach into.
+    //!
+    //! Public so that they can (they are separate crates), but **outside the semver promise**:
+    //! anything here may change or disappear in any release. Applications should not need it.
+    //! It is always compiled rather than behind a Cargo feature: a crate cannot turn on its own
+    //! features for its integration tests, so a feature would make a plain `cargo test` skip
+    //! every test that needs it.
+    pub use crate::partition::Notify;
+    pub use crate::topic::murmur2;
+
+    pub mod format {
+        //! Every byte layout: the batch header's field offsets and lengths, index entry sizes and
+        //! file names, with the record and batch types again. `docs/FORMAT.md` describes the same
+        //! layout in prose; offsets are derived from the previous field so the two cannot drift
+        //! apart silently.
+        pub use crate::format::*;
+    }
+}

@@ -25,11 +25,12 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use common::{crash_without_close, RecordView};
-use topiclog::format::{parse_segment_file_name, SegmentFileKind};
 use topiclog::fs::{CrashMode, Fault, FaultOp, FileSystem, SimFs, StdFs};
+use topiclog::limits::MIN_MAP_BUDGET_BYTES;
+use topiclog::segment::{parse_segment_file_name, RecordBatch, SegmentFileKind, SegmentView};
 use topiclog::{
     CompactionPolicy, CompactionReport, Durability, Error, ManualClock, Partition, PartitionConfig,
-    Record, RecordBatch, SegmentView, MIN_MAP_BUDGET_BYTES,
+    Record,
 };
 
 const DIR: &str = "/data/p0";

@@ -22,11 +22,12 @@ use common::{
     assert_lookups_eq, both_fs, brute_force_offset_for_time, crash_without_close, lookups,
     record_views, RecordView, TestRng,
 };
-use topiclog::format::SegmentFileKind;
 use topiclog::fs::{CrashMode, FileSystem, SimFs};
+use topiclog::limits::MIN_MAP_BUDGET_BYTES;
+use topiclog::segment::SegmentFileKind;
 use topiclog::{
     AppendInfo, CompactionPolicy, CompactionReport, Durability, Error, ManualClock, Partition,
-    PartitionConfig, Record, TimestampType, MIN_MAP_BUDGET_BYTES,
+    PartitionConfig, Record, TimestampType,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -1388,7 +1389,7 @@ fn test_corrupt_segment_aborts_the_pass() {
         drop(log);
         // Damage a value byte in the middle of the third segment.
         let (victim, size) = segments[2];
-        let path = topiclog::format::segment_file_name(dir, victim, SegmentFileKind::Log);
+        let path = topiclog::segment::segment_file_name(dir, victim, SegmentFileKind::Log);
         let byte = common::file_bytes(&*fs, &path)[size as usize - 3];
         common::overwrite(&*fs, &path, size - 3, &[byte ^ 0x55]);
 

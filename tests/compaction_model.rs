@@ -61,11 +61,12 @@ use std::time::Duration;
 use common::{crash_without_close, RecordView};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngSeed};
-use topiclog::format::{parse_segment_file_name, SegmentFileKind};
 use topiclog::fs::{CrashMode, FileSystem, SimFs, StdFs};
+use topiclog::limits::MIN_MAP_BUDGET_BYTES;
+use topiclog::segment::{parse_segment_file_name, SegmentFileKind};
 use topiclog::{
     CompactionPolicy, CompactionReport, Durability, ManualClock, Partition, PartitionConfig,
-    Record, RetentionPolicy, MIN_MAP_BUDGET_BYTES,
+    Record, RetentionPolicy,
 };
 
 const DIR: &str = "/data/p0";

@@ -115,7 +115,7 @@ fn keeps_latest_value_per_key_and_preserves_offsets() {
 /// unclean open rescans because it holds the offset just below the recovery point.
 #[test]
 fn a_recovery_cut_below_the_first_dirty_offset_resets_the_cleaner() {
-    use topiclog::format::SegmentFileKind;
+    use topiclog::segment::SegmentFileKind;
     use topiclog::Recovery;
     let fs = topiclog::fs::SimFs::new(3);
     let cfg = || PartitionConfig {

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use topiclog::limits::MAX_METADATA_BYTES;
 use topiclog::{
     AutoOffsetReset, Consumer, ConsumerConfig, Durability, Error, Isolation, ManualClock,
     OffsetAndMetadata, Record, Store, StoreOptions, TopicConfig, TopicPartition,
-    MAX_METADATA_BYTES,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);

@@ -14,7 +14,8 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use fuzz_checks::{checkpoint_bytes, fix_crcs, pristine, set_base_offset, Pristine};
-use topiclog::format::{segment_file_name, SegmentFileKind, BATCH_PREFIX_LEN, CRC_OFFSET};
+use topiclog::internals::format::{BATCH_PREFIX_LEN, CRC_OFFSET};
+use topiclog::segment::{segment_file_name, SegmentFileKind};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -193,7 +194,7 @@ fn segment_recover_seeds_gen(p: &Pristine) -> Vec<(&'static str, Vec<u8>)> {
         let mut next = p.batches[..3]
             .iter()
             .map(|b| {
-                topiclog::format::BatchHeader::parse(b)
+                topiclog::segment::BatchHeader::parse(b)
                     .expect("batch")
                     .last_offset_delta as u64
                     + 1
@@ -203,7 +204,7 @@ fn segment_recover_seeds_gen(p: &Pristine) -> Vec<(&'static str, Vec<u8>)> {
         for b in &p.batches[3..3 + n] {
             let mut b = b.clone();
             set_base_offset(&mut b, next);
-            next += topiclog::format::BatchHeader::parse(&b)
+            next += topiclog::segment::BatchHeader::parse(&b)
                 .expect("batch")
                 .last_offset_delta as u64
                 + 1;

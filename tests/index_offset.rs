@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use common::{both_fs, TestRng};
 use topiclog::fs::{FileSystem, OpenMode, SimFs};
-use topiclog::{Error, OffsetIndex, OffsetPosition};
+use topiclog::segment::{OffsetIndex, OffsetPosition};
+use topiclog::Error;
 
 const BASE: u64 = 45;
 const ENTRY: usize = 8;

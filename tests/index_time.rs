@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use common::both_fs;
 use topiclog::fs::{FileSystem, OpenMode, SimFs};
-use topiclog::{Error, TimeIndex, TimestampOffset};
+use topiclog::segment::{TimeIndex, TimestampOffset};
+use topiclog::Error;
 
 const BASE: u64 = 45;
 const ENTRY: usize = 12;

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::both_fs;
 use topiclog::fs::{CrashMode, FileSystem, SimFs};
-use topiclog::{Durability, Partition, PartitionConfig, Record, RecordBatch, StoredRecord};
+use topiclog::segment::RecordBatch;
+use topiclog::{Durability, Partition, PartitionConfig, Record, StoredRecord};
 
 /// Long enough that only a lost wake-up or a hang can reach it.
 const TIMEOUT: Duration = Duration::from_secs(10);

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{crash_without_close, file_bytes, segment_files};
-use topiclog::format::SegmentFileKind;
 use topiclog::fs::{FileSystem, OpenMode, SimFs};
+use topiclog::segment::SegmentFileKind;
 use topiclog::{
     CompactionPolicy, Durability, Error, ManualClock, Partition, PartitionConfig, ProducerBatch,
     Record, Recovery,
@@ -310,7 +310,7 @@ fn last_batch_start(bytes: &[u8]) -> usize {
     let mut pos = 0;
     let mut last = 0;
     while pos < bytes.len() {
-        let h = topiclog::format::BatchHeader::parse(&bytes[pos..]).unwrap();
+        let h = topiclog::segment::BatchHeader::parse(&bytes[pos..]).unwrap();
         last = pos;
         pos += h.total_len();
     }

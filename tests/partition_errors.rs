@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{both_fs, record_views, RecordView};
-use topiclog::format::MAX_BATCH_BYTES_LIMIT;
 use topiclog::fs::{CrashMode, Fault, FaultOp, FileSystem, SimFs};
+use topiclog::internals::format::MAX_BATCH_BYTES_LIMIT;
 use topiclog::{Durability, Error, Partition, PartitionConfig, Record};
 
 fn config(fs: &Arc<dyn FileSystem>) -> PartitionConfig {

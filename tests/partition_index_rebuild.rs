@@ -15,9 +15,9 @@ use common::{
     append_random_batches, assert_lookups_eq, both_fs, crash_without_close, file_len, lookups,
     overwrite, record_views, segment_files, RecordView,
 };
-use topiclog::format::{segment_file_name, SegmentFileKind};
 use topiclog::fs::{FileSystem, OpenMode};
-use topiclog::{Durability, OffsetPosition, Partition, PartitionConfig, Record, TimestampOffset};
+use topiclog::segment::{segment_file_name, OffsetPosition, SegmentFileKind, TimestampOffset};
+use topiclog::{Durability, Partition, PartitionConfig, Record};
 
 const INDEX: SegmentFileKind = SegmentFileKind::OffsetIndex;
 const TIME: SegmentFileKind = SegmentFileKind::TimeIndex;

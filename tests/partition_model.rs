@@ -43,9 +43,10 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngSeed};
 use topiclog::fs::{CrashMode, SimFs, StdFs};
+use topiclog::segment::{RecordBatch, TimestampOffset};
 use topiclog::{
-    Batches, Clock, Durability, Error, ManualClock, Partition, PartitionConfig, Record,
-    RecordBatch, Recovery, TimestampOffset, TimestampType,
+    Batches, Clock, Durability, Error, ManualClock, Partition, PartitionConfig, Record, Recovery,
+    TimestampType,
 };
 
 const DIR: &str = "/data/p0";

@@ -14,8 +14,8 @@ use common::{
     append_random_batches, append_to_file, assert_lookups_eq, both_fs, crash_without_close,
     file_bytes, file_len, lookups, overwrite, record_views, segment_files, TestRng,
 };
-use topiclog::format::SegmentFileKind;
 use topiclog::fs::FileSystem;
+use topiclog::segment::SegmentFileKind;
 use topiclog::{Durability, Partition, PartitionConfig, Record};
 
 fn config(fs: &Arc<dyn FileSystem>, preallocate: bool) -> PartitionConfig {
@@ -126,7 +126,7 @@ fn a_torn_next_batch_is_cut_silently_on_unclean_open() {
             let (path, valid) = (active.log_path().to_owned(), active.size());
             drop(active);
             crash_without_close(log);
-            let next = topiclog::RecordBatch::build(
+            let next = topiclog::segment::RecordBatch::build(
                 &[Record::new("torn").with_key("k"), Record::new("write")],
                 end,
                 1_000_000,

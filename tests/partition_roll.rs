@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{both_fs, brute_force_offset_for_time, record_views, RecordView, TestRng};
-use topiclog::format::{parse_segment_file_name, segment_file_name, SegmentFileKind};
 use topiclog::fs::FileSystem;
-use topiclog::{
-    Durability, ManualClock, Partition, PartitionConfig, Record, RecordBatch, SegmentView,
+use topiclog::segment::{
+    parse_segment_file_name, segment_file_name, RecordBatch, SegmentFileKind, SegmentView,
 };
+use topiclog::{Durability, ManualClock, Partition, PartitionConfig, Record};
 
 const SEGMENT_BYTES: u64 = 4096;
 

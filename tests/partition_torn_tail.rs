@@ -15,8 +15,8 @@ use std::sync::Arc;
 use common::{
     both_fs, crash_without_close, file_bytes, overwrite, record_views, RecordView, TestRng,
 };
-use topiclog::format::LENGTH_OFFSET;
 use topiclog::fs::{FileSystem, OpenMode, SimFs, StdFs};
+use topiclog::internals::format::LENGTH_OFFSET;
 use topiclog::{Durability, Error, Partition, PartitionConfig, Record, Recovery};
 
 fn config(fs: &Arc<dyn FileSystem>, preallocate: bool, recovery: Recovery) -> PartitionConfig {

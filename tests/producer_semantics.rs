@@ -440,7 +440,7 @@ fn a_lingering_record_is_not_appended_before_the_linger_or_a_flush() {
 // ---- flush, close, drop -------------------------------------------------------------------------
 
 /// Header and encoded size of every stored batch of a partition, in offset order.
-fn stored_batches(p: &Partition) -> Vec<(topiclog::format::BatchHeader, usize)> {
+fn stored_batches(p: &Partition) -> Vec<(topiclog::segment::BatchHeader, usize)> {
     let mut out = Vec::new();
     let mut next = p.start_offset();
     while next < p.end_offset() {

@@ -14,11 +14,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{both_fs, TestRng};
-use topiclog::format::{parse_segment_file_name, SegmentFileKind};
 use topiclog::fs::FileSystem;
+use topiclog::segment::{parse_segment_file_name, RecordBatch, SegmentFileKind, SegmentView};
 use topiclog::{
-    Batches, Durability, Error, ManualClock, Partition, PartitionConfig, Record, RecordBatch,
-    RetentionPolicy, SegmentView,
+    Batches, Durability, Error, ManualClock, Partition, PartitionConfig, Record, RetentionPolicy,
 };
 
 const NOW: i64 = 1_700_000_000_000;

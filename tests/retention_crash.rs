@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::crash_without_close;
-use topiclog::format::{parse_segment_file_name, SegmentFileKind};
 use topiclog::fs::{CrashMode, FileSystem, SimFs};
+use topiclog::segment::{parse_segment_file_name, SegmentFileKind};
 use topiclog::{
     Durability, Error, ManualClock, Partition, PartitionConfig, Record, RetentionPolicy,
 };

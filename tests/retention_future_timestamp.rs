@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use topiclog::format::{segment_file_name, SegmentFileKind};
+use topiclog::segment::{segment_file_name, SegmentFileKind};
 use topiclog::{Durability, ManualClock, Partition, PartitionConfig, Record, RetentionPolicy};
 
 const T: i64 = 1_700_000_000_000;

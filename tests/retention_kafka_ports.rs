@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{both_fs, crash_without_close};
-use topiclog::format::{parse_segment_file_name, SegmentFileKind};
 use topiclog::fs::{CrashMode, FileSystem, SimFs, StdFs};
+use topiclog::segment::{parse_segment_file_name, SegmentFileKind};
 use topiclog::{
     Durability, Error, ManualClock, Partition, PartitionConfig, Record, RetentionPolicy,
 };

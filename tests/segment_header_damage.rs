@@ -15,11 +15,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::{crash_without_close, file_bytes, overwrite, segment_files, RecordView};
-use topiclog::format::{
-    BatchHeader, SegmentFileKind, BASE_OFFSET_OFFSET, LAST_OFFSET_DELTA_OFFSET, LENGTH_OFFSET,
-    MAX_TIMESTAMP_OFFSET,
-};
 use topiclog::fs::{FileSystem, SimFs};
+use topiclog::internals::format::{
+    BASE_OFFSET_OFFSET, LAST_OFFSET_DELTA_OFFSET, LENGTH_OFFSET, MAX_TIMESTAMP_OFFSET,
+};
+use topiclog::segment::{BatchHeader, SegmentFileKind};
 use topiclog::{Error, Partition, PartitionConfig, Record};
 
 const DIR: &str = "/p";

@@ -12,10 +12,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::{both_fs, brute_force_offset_for_time, RecordView, TestRng};
 use topiclog::fs::FileSystem;
-use topiclog::{
-    Durability, Partition, PartitionConfig, Record, RecordBatch, Segment, SegmentConfig,
-    TimestampOffset,
-};
+use topiclog::segment::{RecordBatch, Segment, SegmentConfig, TimestampOffset};
+use topiclog::{Durability, Partition, PartitionConfig, Record};
 
 const BASE: u64 = 40;
 

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use topiclog::fs::{FileSystem, OpenMode, SimFs, StdFs};
+use topiclog::limits::MAX_PARTITIONS;
 use topiclog::{
     CleanupPolicy, Durability, Error, ManualClock, Record, Recovery, Store, StoreOptions,
-    TimestampType, TopicConfig, MAX_PARTITIONS,
+    TimestampType, TopicConfig,
 };
 
 const NOW: i64 = 1_700_000_000_000;

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use topiclog::fs::{FileSystem, OpenMode, SimFs, StdFs};
+use topiclog::limits::MAX_TOPIC_NAME_LEN;
 use topiclog::{
     validate_topic_name, Acks, Error, ProducerConfig, Record, Store, StoreOptions, TopicConfig,
-    MAX_TOPIC_NAME_LEN,
 };
 
 fn options(fs: Arc<dyn FileSystem>) -> StoreOptions {

@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use topiclog::fs::SimFs;
+use topiclog::internals::murmur2;
 use topiclog::{
-    key_partition, murmur2, DefaultPartitioner, Error, ManualClock, Partitioner, Record,
-    RecordMetadata, Store, StoreOptions, TimestampType, Topic, TopicConfig,
+    key_partition, DefaultPartitioner, Error, ManualClock, Partitioner, Record, RecordMetadata,
+    Store, StoreOptions, TimestampType, Topic, TopicConfig,
 };
 
 const NOW: i64 = 1_700_000_000_000;

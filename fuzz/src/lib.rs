@@ -20,15 +20,17 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use topiclog::format::{
-    segment_file_name, BatchHeader, SegmentFileKind, ATTR_LOG_APPEND_TIME, BATCH_HEADER_LEN,
-    BATCH_PREFIX_LEN, BATCH_VERSION, CRC_OFFSET, LENGTH_OFFSET, MAX_BATCH_BYTES_LIMIT,
-    MIN_BATCH_LENGTH_FIELD, RECORDS_OFFSET, VERSION_OFFSET,
-};
 use topiclog::fs::{FileSystem, SimFs};
+use topiclog::internals::format::{
+    ATTR_LOG_APPEND_TIME, BATCH_HEADER_LEN, BATCH_PREFIX_LEN, BATCH_VERSION, CRC_OFFSET,
+    LENGTH_OFFSET, MAX_BATCH_BYTES_LIMIT, MIN_BATCH_LENGTH_FIELD, RECORDS_OFFSET, VERSION_OFFSET,
+};
+use topiclog::segment::{
+    segment_file_name, BatchHeader, OffsetIndex, OffsetPosition, RecordBatch, SegmentFileKind,
+    TimeIndex, TimestampOffset,
+};
 use topiclog::{
-    Durability, Error, ManualClock, OffsetIndex, OffsetPosition, Partition, PartitionConfig,
-    Record, RecordBatch, Recovery, StoredRecord, TimeIndex, TimestampOffset,
+    Durability, Error, ManualClock, Partition, PartitionConfig, Record, Recovery, StoredRecord,
 };
 
 /// Known bugs whose assertions `TOPICLOG_FUZZ_LENIENT=1` turns off (see the module docs). Empty:

@@ -176,7 +176,7 @@ impl RecordBatch {
 
     /// Encode `records` as one batch starting at `base_offset`, exactly as a partition writes it;
     /// records without a timestamp get `default_timestamp`. For building a log of your own on
-    /// [`Segment`](crate::Segment).
+    /// [`Segment`](crate::segment::Segment).
     ///
     /// # Errors
     /// [`Error::EmptyBatch`](crate::Error::EmptyBatch) for no records;
@@ -184,7 +184,7 @@ impl RecordBatch {
     ///
     /// # Examples
     /// ```
-    /// use topiclog::{Record, RecordBatch};
+    /// use topiclog::{segment::RecordBatch, Record};
     /// let batch = RecordBatch::build(&[Record::new("a"), Record::new("b")], 10, 1_000)?;
     /// assert_eq!((batch.base_offset(), batch.last_offset()), (10, 11));
     /// assert_eq!(RecordBatch::decode(batch.as_bytes().clone()).unwrap(), batch);
@@ -472,7 +472,7 @@ pub(crate) fn base_offset_crc(base_offset: u64) -> u32 {
 ///
 /// # Examples
 /// ```
-/// use topiclog::{format, Record, RecordBatch};
+/// use topiclog::{internals::format, segment::RecordBatch, Record};
 /// let mut bytes = RecordBatch::build(&[Record::new("x")], 0, 0)?.as_bytes().to_vec();
 /// assert!(format::set_base_offset(&mut bytes, 500));
 /// assert_eq!(RecordBatch::decode(bytes.into()).unwrap().base_offset(), 500);

@@ -27,7 +27,7 @@ impl SegmentFileKind {
 /// Path of a segment file in `dir`.
 ///
 /// ```
-/// use topiclog::format::{segment_file_name, SegmentFileKind};
+/// use topiclog::segment::{segment_file_name, SegmentFileKind};
 /// let p = segment_file_name(std::path::Path::new("p0"), 42, SegmentFileKind::Log);
 /// assert_eq!(p, std::path::Path::new("p0/00000000000000000042.log"));
 /// ```
@@ -38,7 +38,7 @@ pub fn segment_file_name(dir: &Path, base_offset: u64, kind: SegmentFileKind) ->
 /// Parse a file name (no directory) built by [`segment_file_name`]; `None` for anything else.
 ///
 /// ```
-/// use topiclog::format::{parse_segment_file_name, SegmentFileKind};
+/// use topiclog::segment::{parse_segment_file_name, SegmentFileKind};
 /// assert_eq!(parse_segment_file_name("00000000000000000042.index"), Some((42, SegmentFileKind::OffsetIndex)));
 /// assert_eq!(parse_segment_file_name("42.index"), None);
 /// ```

@@ -831,7 +831,8 @@ impl Partition {
 
     /// Fire `notify` whenever records become visible (or durable) in this partition, until
     /// [`unwatch`](Self::unwatch) or `notify` is dropped. Lets one thread wait for data on many
-    /// partitions at once.
+    /// partitions at once. (The consumer's plumbing: [`Notify`](crate::internals::Notify) lives in
+    /// [`internals`](crate::internals), outside the semver promise.)
     pub fn watch(&self, notify: &Arc<Notify>) {
         let mut w = self.inner.watchers.lock();
         w.retain(|x| x.strong_count() > 0);

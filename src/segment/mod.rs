@@ -1,5 +1,9 @@
 //! Segments: one `.log` of record batches plus its sparse `.index` and `.timeindex`.
 //!
+//! These are the building blocks of a [`Partition`](crate::Partition), public for people building
+//! their own log: [`Segment`], its [`OffsetIndex`] and [`TimeIndex`], the [`RecordBatch`] format
+//! they store and the segment file names.
+//!
 //! A segment is *active* (the partition appends to it; its indexes live in memory; its file may be
 //! preallocated past the data) or *sealed* (immutable; file trimmed to its data; read through a
 //! read-only map, indexes mapped lazily).
@@ -17,6 +21,10 @@ pub use offset_index::{OffsetIndex, OffsetPosition};
 pub use time_index::{TimeIndex, TimestampOffset};
 pub use view::SegmentView;
 
+pub use crate::format::{
+    parse_segment_file_name, segment_file_name, BatchHeader, RecordBatch, Records, SegmentFileKind,
+};
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -25,10 +33,7 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::{
-    crc_matches, peek_frame, segment_file_name, BatchHeader, Frame, RecordBatch, SegmentFileKind,
-    BATCH_HEADER_LEN, MAX_BATCH_BYTES_LIMIT,
-};
+use crate::format::{crc_matches, peek_frame, Frame, BATCH_HEADER_LEN, MAX_BATCH_BYTES_LIMIT};
 use crate::fs::{File, FileSystem, OpenMode};
 
 /// How recovery treats an invalid batch that is *not* a torn tail (valid data follows it, or it

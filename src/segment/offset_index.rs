@@ -29,7 +29,7 @@ pub struct OffsetPosition {
 /// # Examples
 /// ```
 /// use std::sync::Arc;
-/// use topiclog::{OffsetIndex, fs::SimFs};
+/// use topiclog::{fs::SimFs, segment::OffsetIndex};
 /// let fs = Arc::new(SimFs::new(1));
 /// let mut index = OffsetIndex::create(fs, "p/00000000000000000100.index".as_ref(), 100, 1024);
 /// index.append(100, 0).unwrap();

@@ -26,7 +26,7 @@ pub struct TimestampOffset {
 /// # Examples
 /// ```
 /// use std::sync::Arc;
-/// use topiclog::{TimeIndex, fs::SimFs};
+/// use topiclog::{fs::SimFs, segment::TimeIndex};
 /// let fs = Arc::new(SimFs::new(1));
 /// let mut index = TimeIndex::create(fs, "p/00000000000000000000.timeindex".as_ref(), 0, 1200);
 /// index.append(1_000, 0).unwrap();

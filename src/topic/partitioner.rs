@@ -32,7 +32,7 @@ pub trait Partitioner: Send + Sync + fmt::Debug {
 ///
 /// # Examples
 /// ```
-/// assert_eq!(topiclog::murmur2(b"21"), -973932308);
+/// assert_eq!(topiclog::internals::murmur2(b"21"), -973932308);
 /// ```
 pub fn murmur2(data: &[u8]) -> i32 {
     const SEED: u32 = 0x9747_b28c;

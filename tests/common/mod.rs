@@ -222,11 +222,11 @@ pub fn append_random_batches(log: &Partition, batches: u64, seed: u64) -> Vec<Re
 pub fn brute_force_offset_for_time(
     records: &[RecordView],
     ts: i64,
-) -> Option<topiclog::TimestampOffset> {
+) -> Option<topiclog::segment::TimestampOffset> {
     records
         .iter()
         .find(|r| r.timestamp >= ts)
-        .map(|r| topiclog::TimestampOffset {
+        .map(|r| topiclog::segment::TimestampOffset {
             timestamp: r.timestamp,
             offset: r.offset,
         })
@@ -238,7 +238,7 @@ pub fn brute_force_offset_for_time(
 #[derive(Debug, PartialEq, Eq)]
 pub struct Lookups {
     pub reads: Vec<(u64, usize, Vec<Vec<u8>>)>,
-    pub times: Vec<(i64, Option<topiclog::TimestampOffset>)>,
+    pub times: Vec<(i64, Option<topiclog::segment::TimestampOffset>)>,
 }
 
 /// Collect [`Lookups`] from `log`.
@@ -265,12 +265,12 @@ pub fn lookups(log: &Partition, times: std::ops::RangeInclusive<i64>) -> Lookups
 pub fn segment_files(
     fs: &dyn FileSystem,
     dir: &Path,
-    kind: topiclog::format::SegmentFileKind,
+    kind: topiclog::segment::SegmentFileKind,
 ) -> Vec<std::path::PathBuf> {
     fs.read_dir(dir)
         .unwrap()
         .into_iter()
-        .filter(|n| topiclog::format::parse_segment_file_name(n).is_some_and(|(_, k)| k == kind))
+        .filter(|n| topiclog::segment::parse_segment_file_name(n).is_some_and(|(_, k)| k == kind))
         .map(|n| dir.join(n))
         .collect()
 }
