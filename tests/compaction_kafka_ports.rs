@@ -26,8 +26,8 @@ use topiclog::fs::{CrashMode, FileSystem, SimFs};
 use topiclog::limits::MIN_MAP_BUDGET_BYTES;
 use topiclog::segment::SegmentFileKind;
 use topiclog::{
-    AppendInfo, CompactionPolicy, CompactionReport, Durability, Error, ManualClock, Partition,
-    PartitionConfig, Record, TimestampType,
+    AppendInfo, Bytes, CompactionPolicy, CompactionReport, Durability, Error, ManualClock,
+    Partition, PartitionConfig, Record, TimestampType,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -841,7 +841,7 @@ fn crash_setup() -> (Vec<(std::path::PathBuf, Vec<u8>)>, Vec<RecordView>) {
                         Record::new(v)
                             .with_key(format!("key-{}", rng.below(20)))
                             .with_timestamp(ts)
-                            .with_header("h", Some(format!("{o}")))
+                            .with_header("h", Bytes::from(format!("{o}")))
                     }
                 }
             })
@@ -1267,13 +1267,13 @@ fn append_rich(log: &Partition, appended: &mut Appended, batches: u64, seed: u64
                     .with_timestamp(ts);
                 match rng.below(4) {
                     0 => {}
-                    1 => r = r.with_header("h", Some(rng.bytes(5))),
-                    2 => r = r.with_header("h", None::<Vec<u8>>),
+                    1 => r = r.with_header("h", Bytes::from(rng.bytes(5))),
+                    2 => r = r.with_header("h", None),
                     _ => {
                         r = r
-                            .with_header("trace", Some(rng.bytes(3)))
-                            .with_header("trace", Some(rng.bytes(4)))
-                            .with_header("empty", Some(Vec::new()))
+                            .with_header("trace", Bytes::from(rng.bytes(3)))
+                            .with_header("trace", Bytes::from(rng.bytes(4)))
+                            .with_header("empty", Bytes::new())
                     }
                 }
                 r

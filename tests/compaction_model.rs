@@ -65,7 +65,7 @@ use topiclog::fs::{CrashMode, FileSystem, SimFs, StdFs};
 use topiclog::limits::MIN_MAP_BUDGET_BYTES;
 use topiclog::segment::{parse_segment_file_name, SegmentFileKind};
 use topiclog::{
-    CompactionPolicy, CompactionReport, Durability, ManualClock, Partition, PartitionConfig,
+    Bytes, CompactionPolicy, CompactionReport, Durability, ManualClock, Partition, PartitionConfig,
     Record, RetentionPolicy,
 };
 
@@ -549,7 +549,7 @@ impl Harness {
                 Vec::new()
             };
             for (hk, hv) in &headers {
-                r = r.with_header(hk.clone(), hv.clone());
+                r = r.with_header(hk.clone(), hv.clone().map(Bytes::from));
             }
             records.push(r);
             views.push(RecordView {

@@ -87,7 +87,7 @@ use std::time::{Duration, Instant};
 
 use common::{RecordView, TestRng};
 use topiclog::{
-    Acks, CleanupPolicy, Clock, ConsumerConfig, Durability, ManualClock, OffsetAndMetadata,
+    Acks, Bytes, CleanupPolicy, Clock, ConsumerConfig, Durability, ManualClock, OffsetAndMetadata,
     Partition, ProducerBatch, ProducerConfig, Record, Store, StoreOptions, TopicConfig,
     TopicPartition,
 };
@@ -300,8 +300,8 @@ fn events_batch(rng: &mut TestRng, partition: u32, batch: u64) -> Vec<Record> {
                 .with_key(format!("user-{partition}-{}", rng.below(50)))
                 .with_timestamp(ts);
             match rng.below(6) {
-                0 | 1 => r = r.with_header("trace", Some(rng.bytes(8))),
-                2 => r = r.with_header("empty", None::<Vec<u8>>),
+                0 | 1 => r = r.with_header("trace", Bytes::from(rng.bytes(8))),
+                2 => r = r.with_header("empty", None),
                 _ => {}
             }
             r
@@ -426,7 +426,7 @@ fn build_fixture(root: &Path) -> Fixture {
         let p = i % EVENTS_PARTITIONS;
         let r = Record::new(format!("produced {i}"))
             .with_key(format!("producer-key-{i}"))
-            .with_header("seq", Some(i.to_le_bytes().to_vec()))
+            .with_header("seq", Bytes::from(i.to_le_bytes().to_vec()))
             .with_timestamp(T0 + 500 * i64::from(i));
         let meta = producer
             .send_to(EVENTS, p, r.clone())

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::both_fs;
 use topiclog::fs::{CrashMode, FileSystem, SimFs};
 use topiclog::segment::RecordBatch;
-use topiclog::{Durability, Partition, PartitionConfig, Record, StoredRecord};
+use topiclog::{Bytes, Durability, Partition, PartitionConfig, Record, StoredRecord};
 
 /// Long enough that only a lost wake-up or a hang can reach it.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -106,9 +106,9 @@ fn record_for(id: Id) -> Record {
     let mut record = Record::new(value)
         .with_key(format!("writer-{}", id.writer))
         .with_timestamp(1_700_000_000_000 + i64::from(id.seq))
-        .with_header("seq", Some(id.seq.to_string()));
+        .with_header("seq", Bytes::from(id.seq.to_string()));
     if h.is_multiple_of(4) {
-        record = record.with_header("null", None::<Vec<u8>>);
+        record = record.with_header("null", None);
     }
     record
 }

@@ -22,7 +22,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use topiclog::{Durability, Partition, PartitionConfig, Record};
+use topiclog::{Bytes, Durability, Partition, PartitionConfig, Record};
 
 /// Set (to the partition directory) only in the re-executed child.
 const CHILD_ENV: &str = "TOPICLOG_CRASH_CHILD_DIR";
@@ -85,7 +85,7 @@ fn record_at(offset: u64) -> Record {
     record = record.with_timestamp(1_700_000_000_000 + (offset as i64) * 3);
     for i in 0..(h >> 20) % 4 {
         let value = (i != 2).then(|| format!("{offset}:{i}"));
-        record = record.with_header(format!("h{i}"), value);
+        record = record.with_header(format!("h{i}"), value.map(Bytes::from));
     }
     record
 }

@@ -532,7 +532,7 @@ impl Harness {
                 r = r.with_timestamp(t);
             }
             for (k, v) in &s.headers {
-                r = r.with_header(k.clone(), v.clone());
+                r = r.with_header(k.clone(), v.clone().map(Bytes::from));
             }
             records.push(r);
             model.push(MRec {

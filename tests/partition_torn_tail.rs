@@ -17,7 +17,7 @@ use common::{
 };
 use topiclog::fs::{FileSystem, OpenMode, SimFs, StdFs};
 use topiclog::internals::format::LENGTH_OFFSET;
-use topiclog::{Durability, Error, Partition, PartitionConfig, Record, Recovery};
+use topiclog::{Bytes, Durability, Error, Partition, PartitionConfig, Record, Recovery};
 
 fn config(fs: &Arc<dyn FileSystem>, preallocate: bool, recovery: Recovery) -> PartitionConfig {
     PartitionConfig {
@@ -65,7 +65,7 @@ fn write_template(dir: &Path, config: PartitionConfig) -> Template {
     let last = Record::new("last")
         .with_key("k")
         .with_timestamp(2_000_000)
-        .with_header("h", Some("v"));
+        .with_header("h", Bytes::from("v"));
     let info = log.append_batch(std::slice::from_ref(&last)).unwrap();
     records.push(RecordView {
         offset: info.base_offset,

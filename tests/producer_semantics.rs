@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use topiclog::fs::{Fault, FaultOp, SimFs};
 use topiclog::{
-    Acks, AutoOffsetReset, CleanupPolicy, ConsumerConfig, Durability, Error, Partition, Producer,
-    ProducerConfig, Record, SendHandle, Store, StoreOptions, TopicConfig,
+    Acks, AutoOffsetReset, Bytes, CleanupPolicy, ConsumerConfig, Durability, Error, Partition,
+    Producer, ProducerConfig, Record, SendHandle, Store, StoreOptions, TopicConfig,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -808,8 +808,8 @@ fn a_record_too_large_for_the_topic_fails_at_send_and_one_that_fits_is_stored() 
         let rich = probe_record_sizes(&producer, "small", MAX, 800..1100, |len| {
             Record::new(vec![b'r'; len])
                 .with_key("0123456789")
-                .with_header("h1", Some("header value"))
-                .with_header("h2", None::<Vec<u8>>)
+                .with_header("h1", Bytes::from("header value"))
+                .with_header("h2", None)
                 .with_timestamp(i64::MAX)
         });
         // The producer may keep a margin (it bounds the encoded size from above), but not much.
@@ -887,7 +887,7 @@ fn records_that_fit_are_never_batched_past_the_topic_limit() {
             r = r.with_key(format!("key-{i}"));
         }
         if i % 4 == 0 {
-            r = r.with_header("trace", Some(tag.clone()));
+            r = r.with_header("trace", Bytes::from(tag.clone()));
         }
         let h = producer.send_to("t", (i % 2) as u32, r).unwrap();
         sent.push((tag, h));

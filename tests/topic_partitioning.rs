@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use topiclog::fs::SimFs;
 use topiclog::internals::murmur2;
 use topiclog::{
-    key_partition, DefaultPartitioner, Error, ManualClock, Partitioner, Record, RecordMetadata,
-    Store, StoreOptions, TimestampType, Topic, TopicConfig,
+    key_partition, Bytes, DefaultPartitioner, Error, ManualClock, Partitioner, Record,
+    RecordMetadata, Store, StoreOptions, TimestampType, Topic, TopicConfig,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -465,8 +465,8 @@ fn send_batch_returns_metadata_in_input_order() {
         }
         if i % 5 == 2 {
             r = r
-                .with_header("h", Some(format!("{b}/{i}")))
-                .with_header("n", None::<&str>);
+                .with_header("h", Bytes::from(format!("{b}/{i}")))
+                .with_header("n", None);
         }
         if i % 11 == 10 {
             r = Record::tombstone(format!("dead-{b}-{i}"));

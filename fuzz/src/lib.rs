@@ -269,15 +269,15 @@ pub fn sample_batch(i: u64) -> Vec<Record> {
         0 => vec![Record::new(format!("value-{i}"))
             .with_key(format!("key-{i}"))
             .with_timestamp(t)
-            .with_header("trace", Some(format!("t{i}")))
-            .with_header("null", None::<Bytes>)],
+            .with_header("trace", Bytes::from(format!("t{i}")))
+            .with_header("null", None)],
         1 => vec![Record::tombstone(format!("key-{}", i - 1)).with_timestamp(t - 5_000)],
         2 => (0..3)
             .map(|j| Record::new(vec![b'x'; j * 7]).with_timestamp(t + j as i64))
             .collect(),
         3 => vec![
             Record::new(Bytes::new()),
-            Record::default().with_header("", Some("")),
+            Record::default().with_header("", Bytes::new()),
         ],
         4 => vec![Record::new(vec![i as u8; 150])
             .with_key("big")

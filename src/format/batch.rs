@@ -513,8 +513,8 @@ mod tests {
             Record::new("v0").with_key("k0").with_timestamp(5000),
             Record::tombstone("k1").with_timestamp(4000),
             Record::default()
-                .with_header("h", Some("x"))
-                .with_header("empty", None::<Bytes>),
+                .with_header("h", Bytes::from("x"))
+                .with_header("empty", None),
             Record::new(Bytes::new()),
         ];
         let batch = RecordBatch::decode(encode(&records, 77)).unwrap();

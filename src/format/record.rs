@@ -25,13 +25,18 @@ use super::varint::{get_uvarint, put_uvarint, unzigzag, uvarint_len, zigzag};
 ///
 /// # Examples
 /// ```
-/// use topiclog::Record;
+/// use topiclog::{Bytes, Record};
 /// let r = Record::new("hello")
 ///     .with_key("user-42")
 ///     .with_timestamp(1_700_000_000_000)
-///     .with_header("trace-id", Some("abc"));
+///     .with_header("trace-id", Bytes::from("abc"))
+///     .with_header("sampled", None); // a null header
 /// assert_eq!(r.value().map(|v| &v[..]), Some(&b"hello"[..]));
 /// assert_eq!(r.key().map(|k| &k[..]), Some(&b"user-42"[..]));
+/// assert_eq!(r.headers()[1], ("sampled".to_owned(), None));
+///
+/// let tombstone = Record::new("v1").with_key("user-42").with_value(None);
+/// assert_eq!(tombstone.value(), None);
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Record {
@@ -59,27 +64,32 @@ impl Record {
     }
 
     /// Set the key.
+    #[must_use]
     pub fn with_key(mut self, key: impl Into<Bytes>) -> Self {
         self.key = Some(key.into());
         self
     }
 
-    /// Set the value (`None` makes a tombstone).
-    pub fn with_value(mut self, value: Option<Bytes>) -> Self {
-        self.value = value;
+    /// Set the value: `Bytes`, `Some(Bytes)`, or `None`, which makes a tombstone.
+    #[must_use]
+    pub fn with_value(mut self, value: impl Into<Option<Bytes>>) -> Self {
+        self.value = value.into();
         self
     }
 
     /// Set the timestamp in milliseconds since the Unix epoch. Without one, the log uses its clock
     /// at append time.
+    #[must_use]
     pub fn with_timestamp(mut self, timestamp_ms: i64) -> Self {
         self.timestamp = Some(timestamp_ms);
         self
     }
 
-    /// Add a header. Keys need not be unique; order is preserved.
-    pub fn with_header(mut self, key: impl Into<String>, value: Option<impl Into<Bytes>>) -> Self {
-        self.headers.push((key.into(), value.map(Into::into)));
+    /// Add a header with a value (`Bytes` or `Some(Bytes)`), or a null header (`None`). Keys need
+    /// not be unique; order is preserved.
+    #[must_use]
+    pub fn with_header(mut self, key: impl Into<String>, value: impl Into<Option<Bytes>>) -> Self {
+        self.headers.push((key.into(), value.into()));
         self
     }
 

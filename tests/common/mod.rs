@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use topiclog::fs::{FileSystem, SimFs, StdFs};
-use topiclog::{Partition, Record};
+use topiclog::{Bytes, Partition, Record};
 
 /// Run `f` once on the real file system (in a temp dir) and once on the simulated one.
 pub fn both_fs(f: impl Fn(Arc<dyn FileSystem>, &Path)) {
@@ -195,7 +195,7 @@ pub fn append_random_batches(log: &Partition, batches: u64, seed: u64) -> Vec<Re
                 .with_key(format!("key-{}", rng.below(1000)))
                 .with_timestamp(ts);
             if rng.below(3) == 0 {
-                r = r.with_header("h", Some(rng.bytes(5)));
+                r = r.with_header("h", Bytes::from(rng.bytes(5)));
             }
             records.push(r);
         }
