@@ -41,6 +41,7 @@ pub enum Acks {
 
 /// Compression of batches. Only `None` is available in this build; codecs will come behind Cargo
 /// features.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Compression {
     /// Records are stored as sent.

@@ -537,6 +537,7 @@ fn join_and_leave(strategy: AssignmentStrategy) {
             assert!(a3[0].is_subset(&a2[0]), "{a2:?} -> {a3:?}");
             assert!(a3[1].is_subset(&a2[1]), "{a2:?} -> {a3:?}");
         }
+        other => panic!("no expected assignments written for {other:?}"),
     }
     // The members saw exactly the callbacks of their moves so far (nothing else revoked).
     let so_far = |history: &[BTreeSet<TopicPartition>]| {
@@ -572,6 +573,7 @@ fn join_and_leave(strategy: AssignmentStrategy) {
                 "{a3:?} -> {a4:?}"
             );
         }
+        other => panic!("no expected assignments written for {other:?}"),
     }
 
     // m2 is dropped without close: same as a close.

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::TopicPartition;
 
 /// How a group's partitions are divided among its members.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AssignmentStrategy {
     /// Per topic, each member gets a contiguous range of partitions (the first members one more

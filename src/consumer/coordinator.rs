@@ -158,6 +158,7 @@ pub(crate) enum Step {
 }
 
 /// A member's view of its group, for `groups()`/lag reporting.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberDescription {
     /// The member id (`<client_id>-<n>`).

@@ -80,6 +80,7 @@ impl OffsetAndMetadata {
 }
 
 /// Where a consumer starts when it has no valid position. Kafka: `auto.offset.reset`.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AutoOffsetReset {
     /// The log start offset.
@@ -93,6 +94,7 @@ pub enum AutoOffsetReset {
 }
 
 /// Which records a consumer sees. Kafka: `isolation.level`.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Isolation {
     /// Every record readers can see (Kafka's `read_uncommitted`).

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 /// The files that make up a segment, plus transient files.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SegmentFileKind {
     /// The record batches.

@@ -23,6 +23,7 @@ const STALE_MSG: &str = "stale handle after simulated crash";
 const POWER_CUT_MSG: &str = "simulated power cut";
 
 /// How [`SimFs::crash`] treats bytes written but not synced.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CrashMode {
     /// Every file reverts to exactly its synced content.
@@ -34,6 +35,7 @@ pub enum CrashMode {
 }
 
 /// The kinds of mutating operation a [`Fault`] can target.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultOp {
     /// [`File::write_all_at`].

@@ -144,6 +144,7 @@ impl CompactionPolicy {
 }
 
 /// What a compaction pass found and did.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CompactionReport {
     /// Whether a pass ran (the triggers fired and there was something to clean).

@@ -15,6 +15,7 @@ use crate::segment::{Recovery, SegmentConfig};
 ///
 /// Whatever the mode, [`Partition::flush`](crate::Partition::flush) forces a sync, and a clean
 /// [`close`](crate::Partition::close) syncs everything.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
     /// Never sync on append; the OS writes data back when it likes. Survives a process crash

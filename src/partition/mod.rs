@@ -56,6 +56,7 @@ use producer_state::{Check, ProducerTable};
 pub(crate) const LOCK_FILE: &str = ".lock";
 
 /// Where an append landed.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AppendInfo {
     /// Offset of the first record appended.
@@ -112,6 +113,7 @@ impl Notify {
 }
 
 /// What opening a partition found and repaired.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// The previous run closed cleanly, so nothing was rescanned.

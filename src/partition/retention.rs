@@ -28,6 +28,7 @@ pub struct RetentionPolicy {
 }
 
 /// What a retention pass did.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RetentionReport {
     /// Segments deleted.

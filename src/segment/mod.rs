@@ -38,6 +38,7 @@ use crate::fs::{File, FileSystem, OpenMode};
 
 /// How recovery treats an invalid batch that is *not* a torn tail (valid data follows it, or it
 /// lies below the durable point).
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Recovery {
     /// Fail the open with [`Error::Corrupt`]: acknowledged data is damaged and a human should look.
@@ -75,6 +76,7 @@ impl Default for SegmentConfig {
 }
 
 /// What [`Segment::recover`] found.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SegmentRecovery {
     /// Valid bytes kept.

@@ -31,6 +31,7 @@ pub(super) const LEGACY_PRODUCER_IDS_FILE: &str = "producer-ids";
 pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// Where a group stands on one partition.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionLag {
     /// The partition.

@@ -55,6 +55,7 @@ pub(crate) fn is_internal(name: &str) -> bool {
 }
 
 /// A partition latched by an I/O failure, from [`Store::poisoned_partitions`].
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct PoisonedPartition {
     /// The topic (possibly the internal `__consumer_offsets`).

@@ -104,6 +104,7 @@ pub(crate) fn check_name_syntax(name: &str) -> Result<()> {
 }
 
 /// Where a sent record landed.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordMetadata {
     /// The partition.
