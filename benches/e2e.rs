@@ -137,7 +137,8 @@ impl Pipeline {
             let start = Instant::now();
             let sender = s.spawn(move || {
                 for _ in 0..n {
-                    producer
+                    // Not waited on: the consumer below must receive every record.
+                    let _ = producer
                         .send(TOPIC, Record::new(value.clone()))
                         .expect("send");
                 }
@@ -277,7 +278,8 @@ fn latency_at_rate(id: &str, rate: u64, linger: Duration, warm_up: Duration, mea
                     let mut v = Vec::with_capacity(VALUE_LEN);
                     v.extend_from_slice(&at.to_le_bytes());
                     v.extend_from_slice(&filler);
-                    producer.send(TOPIC, Record::new(v)).expect("send");
+                    // Not waited on: the consumer must receive every record.
+                    let _ = producer.send(TOPIC, Record::new(v)).expect("send");
                     i += 1;
                 }
                 sent.store(i, Ordering::Release);

@@ -150,12 +150,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ..ProducerConfig::default()
             })?;
             let mut order = 0u64;
+            let mut handles = Vec::new();
             while producing.load(Ordering::SeqCst) {
                 for _ in 0..200 {
                     let record = Record::new(format!("order {order} paid"))
                         .with_key(format!("customer-{}", order % 97));
-                    producer.send(TOPIC, record)?;
+                    handles.push(producer.send(TOPIC, record)?);
                     order += 1;
+                }
+                // A send reports its error only through its handle.
+                for handle in handles.drain(..) {
+                    handle.wait()?;
                 }
                 produced.store(order, Ordering::SeqCst);
                 thread::sleep(Duration::from_millis(10));

@@ -1095,7 +1095,7 @@ fn idempotent_producer_ids_are_unique_across_producers_and_reopens() {
 
         // Batches carry their producer's id (and sequence numbers); the plain producer's do not.
         for p in [&producers[0], &plain, &producers[4], &producers[0]] {
-            p.send("t", Record::new("x")).unwrap();
+            let _ = p.send("t", Record::new("x")).unwrap();
             p.flush().unwrap();
         }
         let stamps: Vec<(i64, i32)> = stored_batches(&t.partition(0).unwrap())
@@ -1421,7 +1421,7 @@ fn a_burst_coalesces_while_the_partition_is_busy() {
         .unwrap();
     const N: usize = 20_000;
     for _ in 0..N {
-        producer.send("t", Record::new(vec![1u8; 100])).unwrap();
+        let _ = producer.send("t", Record::new(vec![1u8; 100])).unwrap();
     }
     producer.flush().unwrap();
     let p = t.partition(0).unwrap();

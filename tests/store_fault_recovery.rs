@@ -441,7 +441,7 @@ fn a_producer_resumes_after_recover_partition() {
     );
     assert!(matches!(send("still full"), Err(Error::Poisoned { .. })));
     fs.clear_faults();
-    store.recover_partition(EVENTS, 0).unwrap();
+    let _ = store.recover_partition(EVENTS, 0).unwrap();
     let meta = send("after").unwrap();
     assert_eq!(meta.offset, 1, "the failed sends left nothing behind");
     let events = store.topic(EVENTS).unwrap().partition(0).unwrap();

@@ -115,6 +115,7 @@ impl Notify {
 /// What opening a partition found and repaired.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[must_use = "the report is the only record of what recovery cut or dropped"]
 pub struct RecoveryReport {
     /// The previous run closed cleanly, so nothing was rescanned.
     pub clean_shutdown: bool,

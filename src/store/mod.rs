@@ -1044,7 +1044,8 @@ impl Store {
     /// for p in store.poisoned_partitions() {
     ///     eprintln!("{}-{} is latched: {}", p.topic, p.partition, p.cause);
     ///     // ... once the disk has room again:
-    ///     store.recover_partition(&p.topic, p.partition)?;
+    ///     let report = store.recover_partition(&p.topic, p.partition)?;
+    ///     eprintln!("dropped {} offsets whose fsync failed", report.offsets_dropped);
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
