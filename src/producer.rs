@@ -119,7 +119,7 @@ impl ProducerConfig {
 
 /// The outcome of one [`Producer::send`]: wait on it for the record's metadata.
 #[derive(Clone)]
-#[must_use = "a send reports its error only through its handle: wait on it, or drop it on purpose with `let _ =`"]
+#[must_use = "a send reports its error only through its handle: wait on it"]
 pub struct SendHandle {
     batch: Arc<BatchState>,
     index: usize,
