@@ -150,8 +150,14 @@ pub(super) fn load_rescanning(
             )?));
             continue;
         }
-        let seg = Segment::open_for_recovery(fs.clone(), dir, base, seg_config)?;
-        let r = seg.recover(recovery_point, config.recovery)?;
+        let (seg, r) = Segment::recover(
+            fs.clone(),
+            dir,
+            base,
+            seg_config,
+            recovery_point,
+            config.recovery,
+        )?;
         report.segments_scanned += 1;
         report.bytes_scanned += r.valid_bytes + r.truncated_bytes;
         report.bytes_truncated += r.truncated_bytes;
@@ -188,8 +194,7 @@ pub(super) fn load_rescanning(
             // Everything after an early end would follow a hole in the offsets: drop it, newest
             // first, so a crash meanwhile leaves a prefix.
             for &later in bases[i + 1..].iter().rev() {
-                let s = Segment::open_for_recovery(fs.clone(), dir, later, seg_config)?;
-                s.delete()?;
+                Segment::delete_files(&**fs, dir, later)?;
                 report.segments_deleted += 1;
             }
             seg.flush_indexes(true)?;

@@ -10,7 +10,7 @@
 //!
 //! # Layout of this module
 //! - `open`: the constructors, each of which hands back a ready segment;
-//! - `recover`: the rescan after an unclean stop (torn tail or damage);
+//! - `recover`: the constructor for after an unclean stop, and its rescan (torn tail or damage);
 //! - `indexes`: loading the indexes, checking them against the log, rebuilding them;
 //! - `read`: reads by offset and by timestamp;
 //! - `write`: appending, sealing, syncing, truncating, deleting;

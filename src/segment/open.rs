@@ -168,21 +168,6 @@ impl Segment {
         Ok(seg)
     }
 
-    /// Open a segment for recovery: the caller must call [`recover`](Self::recover) next.
-    ///
-    /// # Errors
-    /// [`Error::Io`] if the `.log` cannot be opened.
-    pub fn open_for_recovery(
-        fs: Arc<dyn FileSystem>,
-        dir: &Path,
-        base_offset: u64,
-        config: SegmentConfig,
-    ) -> Result<Segment> {
-        let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
-        let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
-        Ok(Segment::new(fs, dir, base_offset, file, config, false))
-    }
-
     /// For a segment opened from disk: time-based rolling counts from the first batch's maximum
     /// timestamp (as Kafka's `segment.ms` does), since its first append happened in an earlier run.
     pub(super) fn init_roll_time(&self) -> Result<()> {

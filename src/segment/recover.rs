@@ -1,25 +1,82 @@
 //! Recovery after an unclean stop: rescan the whole `.log`, keep the longest valid prefix, cut a
 //! torn tail, and tell a torn tail from damage.
 
-use crate::error::{Error, IoContext, Result};
-use crate::format::{peek_frame, Frame, RecordBatch, BATCH_HEADER_LEN, MAX_BATCH_BYTES_LIMIT};
-use bytes::Bytes;
+use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::{Error, IoContext, Result};
+use crate::format::{
+    peek_frame, segment_file_name, Frame, RecordBatch, SegmentFileKind, BATCH_HEADER_LEN,
+    MAX_BATCH_BYTES_LIMIT,
+};
+use crate::fs::{FileSystem, OpenMode};
 
 use super::window::{Source, WindowReader};
-use super::{Recovery, Segment, SegmentRecovery};
+use super::{Recovery, Segment, SegmentConfig, SegmentRecovery};
 
 impl Segment {
-    /// Scan the whole `.log`, verifying every batch (CRC and framing), rebuild both indexes, and cut
-    /// the file after the last valid batch. `durable_offset` is the offset below which data is known
-    /// to have been synced: an invalid batch below it, or one followed by valid data, is corruption
-    /// rather than a torn tail, and fails under [`Recovery::Strict`].
+    /// Open the segment at `base_offset` in `dir` after an unclean stop: scan the whole `.log`,
+    /// verifying every batch (CRC and framing), rebuild both indexes, and cut the file after the
+    /// last valid batch. `durable_offset` is the offset below which data is known to have been
+    /// synced: an invalid batch below it, or one followed by valid data, is corruption rather than
+    /// a torn tail, and fails under [`Recovery::Strict`]. Returns the active segment, ready for
+    /// appends, and what the scan found.
     ///
-    /// The file is synced afterwards, so everything kept is durable.
+    /// The file is synced afterwards, so everything kept is durable. The caller seals the segment
+    /// if it is not the last of its log.
+    ///
+    /// # Examples
+    /// A crash tore the last batch: recovery keeps the whole batches before it.
+    /// ```
+    /// use std::io::Write;
+    /// use std::sync::Arc;
+    /// use topiclog::fs::{FileSystem, StdFs};
+    /// use topiclog::{Record, RecordBatch, Recovery, Segment, SegmentConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let fs: Arc<dyn FileSystem> = Arc::new(StdFs::new());
+    /// let config = SegmentConfig::default();
+    /// let segment = Segment::create(fs.clone(), dir.path(), 0, config)?;
+    /// segment.append(RecordBatch::build(&[Record::new("a")], 0, 0)?.as_bytes(), 0)?;
+    /// let log = segment.log_path().to_owned();
+    /// drop(segment);
+    /// // The crash left the first half of the next batch.
+    /// let next = RecordBatch::build(&[Record::new("b")], 1, 0)?;
+    /// let half = &next.as_bytes()[..next.as_bytes().len() / 2];
+    /// std::fs::OpenOptions::new().append(true).open(&log)?.write_all(half)?;
+    ///
+    /// let (segment, found) = Segment::recover(fs, dir.path(), 0, config, 0, Recovery::Strict)?;
+    /// assert_eq!(segment.next_offset(), 1);
+    /// assert_eq!(found.truncated_bytes, half.len() as u64);
+    /// assert!(!found.cut_corruption);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
-    /// [`Error::Corrupt`] under [`Recovery::Strict`] as above; [`Error::Io`] on I/O failure.
-    pub fn recover(&self, durable_offset: u64, mode: Recovery) -> Result<SegmentRecovery> {
+    /// [`Error::Corrupt`] under [`Recovery::Strict`] as above, and under any mode for a `.log`
+    /// that does not start with a batch of this format (left untouched); [`Error::Io`] on I/O
+    /// failure.
+    pub fn recover(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: u64,
+        config: SegmentConfig,
+        durable_offset: u64,
+        mode: Recovery,
+    ) -> Result<(Segment, SegmentRecovery)> {
+        let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
+        let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
+        let seg = Segment::new(fs, dir, base_offset, file, config, false);
+        let found = seg.rescan(durable_offset, mode)?;
+        Ok((seg, found))
+    }
+
+    /// The scan of [`recover`](Self::recover), on a segment just opened with nothing loaded: fills
+    /// in its size, end offset, maximum timestamp and indexes.
+    fn rescan(&self, durable_offset: u64, mode: Recovery) -> Result<SegmentRecovery> {
         let file_len = self.file.len().at(&self.log_path)?;
         let (mut idx, mut ws) = self.empty_indexes();
         let mut max_ts = i64::MIN;

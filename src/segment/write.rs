@@ -1,8 +1,8 @@
 //! Changing a segment: appends, sealing, syncing, truncation, deletion.
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::BatchHeader;
-use crate::fs::OpenMode;
+use crate::format::{segment_file_name, BatchHeader, SegmentFileKind};
+use crate::fs::{FileSystem, OpenMode};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -245,11 +245,33 @@ impl Segment {
         }
         self.fs.rename(&tmp, &self.log_path).at(&self.log_path)?;
         // Indexes are rebuilt from the copied log and written by rename when flushed.
-        let seg = Segment::open_for_recovery(self.fs.clone(), dir, self.base_offset, self.config)?;
-        seg.recover(0, Recovery::TruncateCorrupt)?;
+        let (seg, _) = Segment::recover(
+            self.fs.clone(),
+            dir,
+            self.base_offset,
+            self.config,
+            0,
+            Recovery::TruncateCorrupt,
+        )?;
         seg.flush_indexes(true)?;
         self.fs.sync_dir(dir).at(dir)?;
         Ok(seg)
+    }
+
+    /// Delete the files of the segment at `base_offset` in `dir` without opening it (what is
+    /// missing already is fine). The caller syncs the directory.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a file cannot be removed.
+    pub(crate) fn delete_files(fs: &dyn FileSystem, dir: &Path, base_offset: u64) -> Result<()> {
+        for kind in [
+            SegmentFileKind::Log,
+            SegmentFileKind::OffsetIndex,
+            SegmentFileKind::TimeIndex,
+        ] {
+            remove_if_exists(fs, &segment_file_name(dir, base_offset, kind))?;
+        }
+        Ok(())
     }
 
     /// Delete the segment's files. Readers holding the segment keep reading it (open handles and
@@ -262,12 +284,17 @@ impl Segment {
         let _guard = self.indexes.write();
         self.deleted.store(true, Ordering::Release);
         for path in [&self.log_path, &self.index_path, &self.time_index_path] {
-            match self.fs.remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(path, e)),
-            }
+            remove_if_exists(&*self.fs, path)?;
         }
         Ok(())
+    }
+}
+
+/// Remove `path`; a file already gone is fine.
+fn remove_if_exists(fs: &dyn FileSystem, path: &Path) -> Result<()> {
+    match fs.remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
     }
 }
