@@ -40,6 +40,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
+#[cfg(doc)]
+use crate::error::Error;
 use crate::error::Result;
 use crate::format::BatchHeader;
 use crate::fs::{File, FileSystem};

@@ -1,6 +1,8 @@
 //! Constructors: every one hands back a ready segment (files open, size and end offset known,
 //! indexes loaded or mappable on first use).
 
+#[cfg(doc)]
+use crate::error::Error;
 use crate::error::{IoContext, Result};
 use crate::format::{segment_file_name, SegmentFileKind, BATCH_HEADER_LEN};
 use crate::fs::{File, FileSystem, OpenMode};
