@@ -604,3 +604,74 @@ fn applying_a_plan_tidies_the_directory_as_decided() {
     assert_eq!(recovered.segments.len(), 1);
     assert_eq!(recovered.report.segments_scanned, 1);
 }
+
+/// `DIR` on a fresh `SimFs` holding a segment at 0 with offsets 0..50 (one batch) and an empty
+/// one at 100: the first ends early, before the second begins.
+fn early_end(recovery_point: u64) -> (SimFs, Arc<dyn FileSystem>) {
+    use crate::format::{Record, RecordBatch};
+    let fs = sim();
+    let afs: Arc<dyn FileSystem> = Arc::new(fs.clone());
+    let config = SegmentConfig {
+        max_index_bytes: 4096,
+        ..SegmentConfig::default()
+    };
+    let records: Vec<Record> = (0..50).map(|i| Record::new(format!("r{i}"))).collect();
+    let first = Segment::create(afs.clone(), Path::new(DIR), 0, config).unwrap();
+    first
+        .append(RecordBatch::build(&records, 0, 0).unwrap().as_bytes(), 0)
+        .unwrap();
+    first.seal().unwrap();
+    Segment::create(afs.clone(), Path::new(DIR), 100, config).unwrap();
+    checkpoint(0, recovery_point)
+        .write(&fs, Path::new(DIR))
+        .unwrap();
+    (fs, afs)
+}
+
+fn open_dir(
+    fs: &SimFs,
+    afs: &Arc<dyn FileSystem>,
+    mode: Recovery,
+) -> crate::Result<super::Recovered> {
+    use super::super::PartitionConfig;
+    let config = PartitionConfig {
+        file_system: afs.clone(),
+        segment_bytes: 1 << 20,
+        max_index_bytes: 4096,
+        recovery: mode,
+        ..PartitionConfig::default()
+    };
+    let listing = DirListing::read(fs, Path::new(DIR))?;
+    let plan = RecoveryPlan::decide(&listing, &Metadata::read(fs, &listing)?, mode)?;
+    plan.apply(afs, &config)
+}
+
+#[test]
+fn a_rescanned_segment_ending_early_above_the_recovery_point_drops_what_follows() {
+    let (fs, afs) = early_end(0);
+    let recovered = open_dir(&fs, &afs, Recovery::Strict).unwrap();
+    assert_eq!(recovered.segments.len(), 1);
+    assert_eq!((recovered.start, recovered.end), (0, 50));
+    assert_eq!(recovered.report.segments_deleted, 1);
+    assert!(!recovered.report.corruption_cut, "never durable: no damage");
+    let log = segment_file_name(Path::new(DIR), 100, SegmentFileKind::Log);
+    assert!(!fs.exists(&log).unwrap());
+}
+
+#[test]
+fn a_rescanned_segment_ending_early_below_the_recovery_point_is_damage() {
+    let (fs, afs) = early_end(60);
+    match open_dir(&fs, &afs, Recovery::Strict) {
+        Err(Error::Corrupt { reason, .. }) => {
+            assert!(reason.contains("durable records are missing"), "{reason}")
+        }
+        other => panic!("{:?}", other.map(|r| r.report)),
+    }
+    let log = segment_file_name(Path::new(DIR), 100, SegmentFileKind::Log);
+    assert!(fs.exists(&log).unwrap(), "a refusal deletes nothing");
+    let recovered = open_dir(&fs, &afs, Recovery::TruncateCorrupt).unwrap();
+    assert_eq!(recovered.end, 50);
+    assert_eq!(recovered.report.segments_deleted, 1);
+    assert!(recovered.report.corruption_cut);
+    assert!(!fs.exists(&log).unwrap());
+}
