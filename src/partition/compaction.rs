@@ -766,73 +766,26 @@ fn rename_if_exists(fs: &dyn FileSystem, from: &Path, to: &Path, required: bool)
     }
 }
 
-/// Finish or roll back a compaction swap a crash interrupted (called by open before it reads the
-/// segment list). Returns the cleaner checkpoint to use.
-pub(crate) fn recover_swap(
+/// Finish the committed compaction swap of the cleaned segment at `base` (open calls this when it
+/// finds `<base>.log.swap`; see the module docs): delete `replaced`, the files of the segments it
+/// replaces, then rename its `.swap` files into place, the `.log` first. The caller syncs the
+/// directory.
+pub(crate) fn finish_swap(
     fs: &dyn FileSystem,
     dir: &Path,
-    names: &[String],
-    checkpoint: Option<CleanerCheckpoint>,
-    damaged: bool,
-) -> Result<CleanerCheckpoint> {
-    let mut state = checkpoint.clone().unwrap_or_default();
-    let mut changed = false;
-    for name in names {
-        if name.ends_with(CLEANED_SUFFIX) {
-            remove_if_exists(fs, &dir.join(name))?;
-            changed = true;
-        }
+    base: u64,
+    replaced: &[String],
+) -> Result<()> {
+    for name in replaced {
+        remove_if_exists(fs, &dir.join(name))?;
     }
-    let swap_log = |name: &str| {
-        name.strip_suffix(SWAP_SUFFIX)
-            .and_then(crate::format::parse_segment_file_name)
-            .filter(|(_, k)| *k == crate::format::SegmentFileKind::Log)
-            .map(|(b, _)| b)
-    };
-    let swaps: Vec<u64> = names.iter().filter_map(|n| swap_log(n)).collect();
-    for base in &swaps {
-        let Some((swap_base, end)) = state.swap.filter(|(b, _)| b == base) else {
-            let path = cleaned_path(dir, *base, 0, SWAP_SUFFIX);
-            let why = if damaged {
-                "a compaction swap was interrupted and the cleaner checkpoint is damaged, so the \
-                 range it replaces is unknown"
-            } else {
-                "a compaction swap file has no matching cleaner checkpoint entry"
-            };
-            return Err(Error::corrupt(&path, 0, why));
-        };
-        // Delete the replaced segments (what is left of them), then move the swap into place.
-        for name in names {
-            if let Some((b, _)) = crate::format::parse_segment_file_name(name) {
-                if b >= swap_base && b < end {
-                    remove_if_exists(fs, &dir.join(name))?;
-                }
-            }
-        }
-        fs.sync_dir(dir).at(dir)?;
-        for kind in [0usize, 1, 2] {
-            let from = cleaned_path(dir, swap_base, kind, SWAP_SUFFIX);
-            let to = cleaned_path(dir, swap_base, kind, "");
-            rename_if_exists(fs, &from, &to, kind == 0)?;
-        }
-        changed = true;
+    fs.sync_dir(dir).at(dir)?;
+    for kind in [0usize, 1, 2] {
+        let from = cleaned_path(dir, base, kind, SWAP_SUFFIX);
+        let to = cleaned_path(dir, base, kind, "");
+        rename_if_exists(fs, &from, &to, kind == 0)?;
     }
-    // Index swap files without their log: either not committed yet (the originals are intact) or
-    // the log was already moved into place (its indexes are rebuilt). Either way, drop them.
-    for name in names {
-        if name.ends_with(SWAP_SUFFIX) && swap_log(name).is_none() {
-            remove_if_exists(fs, &dir.join(name))?;
-            changed = true;
-        }
-    }
-    if changed {
-        fs.sync_dir(dir).at(dir)?;
-    }
-    if state.swap.is_some() {
-        state.swap = None;
-        state.write(fs, dir)?;
-    }
-    Ok(state)
+    Ok(())
 }
 
 /// Key → latest offset, keyed by a 128-bit hash of the key, with a fixed capacity derived from a

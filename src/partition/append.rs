@@ -1,0 +1,271 @@
+//! Appending: encoding a batch, the idempotent producer check, rolling to a new segment, and
+//! deciding whether the append waits for a sync.
+
+use std::borrow::Borrow;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::format::{encode_batch, encoded_batch_len, patch_base_offset, BatchMeta, Record};
+use crate::segment::Segment;
+
+use super::producer_state::Check;
+use super::{
+    map_active, AppendInfo, Durability, Inner, Partition, PartitionConfig, ProducerBatch,
+    TimestampType, Writer,
+};
+
+impl Partition {
+    /// Append one record with the configured durability; returns its offset.
+    ///
+    /// # Errors
+    /// As [`append_batch_with`](Self::append_batch_with).
+    pub fn append(&self, record: Record) -> Result<u64> {
+        Ok(self
+            .append_batch(std::slice::from_ref(&record))?
+            .base_offset)
+    }
+
+    /// Append records as one batch (atomically: all or none become visible), with the configured
+    /// durability. Offsets are dense and increasing.
+    ///
+    /// # Errors
+    /// As [`append_batch_with`](Self::append_batch_with).
+    pub fn append_batch<R: Borrow<Record>>(&self, records: &[R]) -> Result<AppendInfo> {
+        self.append_inner(records, None, None)
+    }
+
+    /// Append records as one batch with an explicit durability for this call.
+    ///
+    /// # Errors
+    /// - [`Error::EmptyBatch`] for no records;
+    /// - [`Error::RecordTooLarge`] if the encoded batch exceeds `max_batch_bytes`;
+    /// - [`Error::Poisoned`] after an earlier I/O failure, [`Error::Closed`] after close;
+    /// - [`Error::Io`] if the write or sync fails — the partition is then poisoned. A failed append
+    ///   is never visible to readers, and is not reported durable.
+    pub fn append_batch_with<R: Borrow<Record>>(
+        &self,
+        records: &[R],
+        durability: Durability,
+    ) -> Result<AppendInfo> {
+        self.append_inner(records, Some(durability), None)
+    }
+
+    /// Append records as one batch from an idempotent producer: if the partition already holds
+    /// this producer's batch with this sequence (one of its last [`PRODUCER_BATCHES_KEPT`](super::PRODUCER_BATCHES_KEPT)), nothing
+    /// is written and the original offsets come back with `duplicate: true` (after waiting for
+    /// `durability`, in case the original is not durable yet). The producer state survives
+    /// reopening, crashes included.
+    ///
+    /// # Errors
+    /// [`Error::OutOfOrderSequence`] if `producer.base_sequence` does not continue the producer's
+    /// last batch here; [`Error::ProducerFenced`] for an epoch below the partition's; otherwise
+    /// as [`append_batch_with`](Self::append_batch_with).
+    ///
+    /// # Examples
+    /// ```
+    /// use topiclog::{Durability, Partition, ProducerBatch, Record};
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Partition::open(dir.path())?;
+    /// let p = ProducerBatch { producer_id: 7, epoch: 0, base_sequence: 0 };
+    /// let first = log.append_idempotent(&[Record::new("a"), Record::new("b")], p, Durability::Always)?;
+    /// let again = log.append_idempotent(&[Record::new("a"), Record::new("b")], p, Durability::Always)?;
+    /// assert!(again.duplicate);
+    /// assert_eq!(again.base_offset, first.base_offset);
+    /// assert_eq!(log.end_offset(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn append_idempotent<R: Borrow<Record>>(
+        &self,
+        records: &[R],
+        producer: ProducerBatch,
+        durability: Durability,
+    ) -> Result<AppendInfo> {
+        if producer.producer_id < 0 || producer.base_sequence < 0 {
+            return Err(Error::config(
+                "producer",
+                "producer_id and base_sequence must be non-negative",
+            ));
+        }
+        self.append_inner(records, Some(durability), Some(producer))
+    }
+
+    /// `durability` `None` means the configured one.
+    fn append_inner<R: Borrow<Record>>(
+        &self,
+        records: &[R],
+        durability: Option<Durability>,
+        producer: Option<ProducerBatch>,
+    ) -> Result<AppendInfo> {
+        let inner = &*self.inner;
+        if records.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        let config = inner.config();
+        if config.compacted && records.iter().any(|r| r.borrow().key().is_none()) {
+            // Compaction keeps records by key: a keyless one would be dropped by the next pass.
+            return Err(Error::MissingKey {
+                topic: inner.dir.display().to_string(),
+            });
+        }
+        let durability = durability.unwrap_or(config.durability);
+        let now = config.clock.now_ms();
+        let mut meta = BatchMeta::new(now);
+        meta.log_append_time = config.timestamp_type == TimestampType::LogAppendTime;
+        if let Some(p) = producer {
+            meta.producer_id = p.producer_id;
+            meta.producer_epoch = p.epoch;
+            meta.base_sequence = p.base_sequence;
+        }
+        let len = encoded_batch_len(records, &meta);
+        let max = config.max_batch_bytes as usize;
+        if len > max || records.len() > u32::MAX as usize {
+            return Err(Error::RecordTooLarge { size: len, max });
+        }
+        let mut buf = Vec::with_capacity(len);
+        encode_batch(&mut buf, records, &meta);
+        let count = records.len() as u64;
+
+        let (base, end, needs_sync) = {
+            let mut w = inner.writer.lock();
+            inner.check_writable()?;
+            if let Some(p) = producer {
+                let checked = w.producers.check(
+                    p,
+                    count as u32,
+                    &inner.dir,
+                    now,
+                    config.producer_id_expiration,
+                )?;
+                match checked {
+                    Check::Fresh => {}
+                    Check::Duplicate(info) => {
+                        drop(w);
+                        if durability != Durability::None {
+                            inner.sync_to(info.last_offset.saturating_add(1))?;
+                        }
+                        return Ok(info);
+                    }
+                }
+                if !w.tracks_producers {
+                    // The first idempotent batch here: record durably where the producer state
+                    // starts, so open rebuilds it from the log even if the snapshot goes missing,
+                    // and start with an empty snapshot there.
+                    let from = inner.end_offset.load(Ordering::Acquire);
+                    inner
+                        .update_checkpoint(|cp| cp.producers_from = Some(from))
+                        .and_then(|()| w.producers.write(&*inner.fs, &inner.dir, from))
+                        .inspect_err(|e| inner.poison(e))?;
+                    w.tracks_producers = true;
+                }
+            }
+            let base = inner.end_offset.load(Ordering::Acquire);
+            if inner.should_roll(&config, &w.active, len as u64, count, now)? {
+                inner.roll(&mut w).inspect_err(|e| inner.poison(e))?;
+            }
+            patch_base_offset(&mut buf, base);
+            w.active
+                .append(&buf, now)
+                .inspect_err(|e| inner.poison(e))?;
+            let end = base + count;
+            let needs_sync = match durability {
+                Durability::None => false,
+                Durability::Always => true,
+                Durability::EveryMessages(n) => {
+                    end.saturating_sub(inner.synced_hint.load(Ordering::Acquire)) >= n
+                }
+                Durability::Interval(d) => {
+                    now.saturating_sub(inner.last_sync_ms.load(Ordering::Acquire))
+                        >= d.as_millis() as i64
+                }
+            };
+            // Register before publishing the end, so a sync leader that sees this end also sees
+            // that it must not be made visible until synced.
+            let mut pending = inner.pending.lock();
+            if needs_sync {
+                pending.insert(base, end);
+            }
+            inner.end_offset.store(end, Ordering::SeqCst);
+            let visible = pending.keys().next().copied().unwrap_or(end);
+            drop(pending);
+            inner.publish(visible);
+            if let Some(p) = producer {
+                let info = AppendInfo {
+                    base_offset: base,
+                    last_offset: end - 1,
+                    append_time: now,
+                    duplicate: false,
+                };
+                w.producers.record(p, count as u32, &info, now);
+            }
+            (base, end, needs_sync)
+        };
+        if needs_sync {
+            inner.sync_to(end)?;
+        }
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: end - 1,
+            append_time: now,
+            duplicate: false,
+        })
+    }
+}
+
+impl Inner {
+    pub(super) fn should_roll(
+        &self,
+        config: &PartitionConfig,
+        active: &Segment,
+        batch_len: u64,
+        count: u64,
+        now: i64,
+    ) -> Result<bool> {
+        if active.is_empty() {
+            return Ok(false);
+        }
+        let end = self.end_offset.load(Ordering::Acquire);
+        let last_rel = end + count - 1 - active.base_offset();
+        let by_size = active.size() + batch_len > config.segment_bytes;
+        let by_time = match (config.segment_ms, active.first_append_ms()) {
+            (Some(ms), Some(first)) => now.saturating_sub(first) >= ms.as_millis() as i64,
+            _ => false,
+        };
+        let by_offset = last_rel > u64::from(u32::MAX);
+        let by_position = active.size() + batch_len > u64::from(u32::MAX);
+        Ok(by_size || by_time || by_offset || by_position || active.indexes_full())
+    }
+
+    /// Seal the active segment and start a new one at the end offset.
+    ///
+    /// Nothing is synced here, so an append that rolls does not wait for the old segment (up to a
+    /// whole segment of dirty pages) to reach the disk: the old segment joins `unsynced_sealed`,
+    /// which the next group commit or background flush syncs before it claims any offset durable.
+    pub(super) fn roll(&self, w: &mut Writer) -> Result<()> {
+        let old = w.active.clone();
+        old.seal_unsynced()?;
+        let base = self.end_offset.load(Ordering::Acquire);
+        let config = self.config();
+        let seg = Arc::new(Segment::create(
+            self.fs.clone(),
+            &self.dir,
+            base,
+            config.segment_config(),
+        )?);
+        // The new file's directory entry (and the sealed indexes' renames) become durable with
+        // the next sync, before any record in the new segment is claimed durable: no appender
+        // waits for the disk here.
+        self.dir_unsynced.store(true, Ordering::SeqCst);
+        map_active(&config, &seg);
+        self.unsynced_sealed.lock().push(old);
+        if !w.producers.is_empty() {
+            w.snapshot_wanted = true;
+        }
+        let mut segments = self.segments.write();
+        let mut list = segments.as_ref().clone();
+        list.push(seg.clone());
+        *segments = Arc::new(list);
+        w.active = seg;
+        Ok(())
+    }
+}

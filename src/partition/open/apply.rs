@@ -1,0 +1,344 @@
+//! Step 3 of opening a partition: carry the plan out. Finish or undo what interrupted work left,
+//! open the segments (trusted after a clean close, rescanned after a crash), make the result
+//! durable, and rebuild the producer state.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{Error, IoContext, Result};
+use crate::fs::FileSystem;
+use crate::segment::{Recovery, Segment, SegmentConfig};
+
+use super::super::checkpoint::{Checkpoint, CleanShutdown, CLEAN_SHUTDOWN};
+use super::super::producer_state::ProducerTable;
+use super::super::{compaction, map_active, remove_if_exists, PartitionConfig, RecoveryReport};
+use super::listing::Stored;
+use super::plan::{ProducerReplay, RecoveryPlan, SegmentEnd};
+use super::Recovered;
+
+impl RecoveryPlan {
+    /// Carry the plan out: [`tidy`](Self::tidy), [`load`](Self::load), then
+    /// [`finish`](Self::finish).
+    ///
+    /// # Errors
+    /// [`Error::Io`] on I/O failure; [`Error::Corrupt`] for damage a segment's rescan finds
+    /// (under `Recovery::Strict`).
+    pub fn apply(self, fs: &Arc<dyn FileSystem>, config: &PartitionConfig) -> Result<Recovered> {
+        self.tidy(&**fs)?;
+        let mut report = self.report;
+        let segments = self.load(fs, config, &mut report)?;
+        self.finish(fs, config, segments, report)
+    }
+
+    /// Finish or undo what interrupted work left: a compaction swap, atomic replaces, a
+    /// retention pass, index files whose segment is gone. Each step leaves the directory
+    /// openable if a crash stops it.
+    fn tidy(&self, fs: &dyn FileSystem) -> Result<()> {
+        let dir = &self.dir;
+        for name in &self.delete_cleaned {
+            remove_if_exists(fs, &dir.join(name))?;
+        }
+        if let Some(swap) = &self.finish_swap {
+            compaction::finish_swap(fs, dir, swap.base, &swap.replaced)?;
+        }
+        for name in &self.delete_stray_swaps {
+            remove_if_exists(fs, &dir.join(name))?;
+        }
+        if !self.delete_cleaned.is_empty()
+            || self.finish_swap.is_some()
+            || !self.delete_stray_swaps.is_empty()
+        {
+            fs.sync_dir(dir).at(dir)?;
+        }
+        if self.write_cleaner {
+            self.cleaner.write(fs, dir)?;
+        }
+        for name in &self.delete_temporary {
+            remove_if_exists(fs, &dir.join(name))?;
+        }
+        for &base in &self.delete_below_start {
+            Segment::delete_files(fs, dir, base)?;
+        }
+        if !self.delete_below_start.is_empty() {
+            fs.sync_dir(dir).at(dir)?;
+        }
+        for name in &self.delete_orphans {
+            remove_if_exists(fs, &dir.join(name))?;
+        }
+        Ok(())
+    }
+
+    /// Open the segments: as they are after a clean close, if the active one is what the close
+    /// left; otherwise rescanning from the recovery point. Empty if there is none.
+    fn load(
+        &self,
+        fs: &Arc<dyn FileSystem>,
+        config: &PartitionConfig,
+        report: &mut RecoveryReport,
+    ) -> Result<Vec<Arc<Segment>>> {
+        if let Some(marker) = &self.clean {
+            match load_clean(
+                fs,
+                &self.dir,
+                &self.segments,
+                config.segment_config(),
+                marker,
+            ) {
+                Ok(segments) => {
+                    report.clean_shutdown = true;
+                    return Ok(segments);
+                }
+                // Not what the close left: rescan as after a crash, which cuts only what was
+                // not durable and reports the rest.
+                Err(Error::Corrupt { .. }) | Err(Error::IndexAppend { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.load_rescanning(fs, config, report)
+    }
+
+    /// After a crash (or when the clean state did not verify): open the trusted segments as they
+    /// are, rescan the rest, cut a torn tail, and drop segments that follow a lost one (see
+    /// [`SegmentEnd`]).
+    fn load_rescanning(
+        &self,
+        fs: &Arc<dyn FileSystem>,
+        config: &PartitionConfig,
+        report: &mut RecoveryReport,
+    ) -> Result<Vec<Arc<Segment>>> {
+        let (dir, bases) = (&self.dir, &self.segments);
+        let seg_config = config.segment_config();
+        let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len().max(1));
+        let mut deleted = false;
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
+            if let Some(nb) = next_base.filter(|_| i < self.trusted) {
+                segments.push(Arc::new(Segment::open_sealed(
+                    fs.clone(),
+                    dir,
+                    base,
+                    nb,
+                    seg_config,
+                )?));
+                continue;
+            }
+            let (seg, r) = Segment::recover(
+                fs.clone(),
+                dir,
+                base,
+                seg_config,
+                self.recovery_point,
+                config.recovery,
+            )?;
+            report.segments_scanned += 1;
+            report.bytes_scanned += r.valid_bytes + r.truncated_bytes;
+            report.bytes_truncated += r.truncated_bytes;
+            report.corruption_cut |= r.cut_corruption;
+            let end = r.next_offset;
+            if let SegmentEnd::Damaged(why) = SegmentEnd::judge(end, next_base, self.recovery_point)
+            {
+                if config.recovery == Recovery::Strict {
+                    return Err(Error::corrupt(
+                        seg.log_path(),
+                        r.valid_bytes,
+                        format!(
+                            "the segment {why}; restore it, or reopen with \
+                             Recovery::TruncateCorrupt to cut the log here"
+                        ),
+                    ));
+                }
+                report.corruption_cut = true;
+            }
+            if next_base.is_some_and(|nb| end != nb) {
+                // Everything after an early end would follow a hole in the offsets: drop it,
+                // newest first, so a crash meanwhile leaves a prefix.
+                for &later in bases[i + 1..].iter().rev() {
+                    Segment::delete_files(&**fs, dir, later)?;
+                    report.segments_deleted += 1;
+                    deleted = true;
+                }
+                seg.flush_indexes(true)?;
+                segments.push(Arc::new(seg));
+                break;
+            }
+            if next_base.is_none() {
+                seg.flush_indexes(true)?;
+            } else {
+                seg.seal()?;
+            }
+            segments.push(Arc::new(seg));
+        }
+        if deleted {
+            fs.sync_dir(dir).at(dir)?;
+        }
+        Ok(segments)
+    }
+
+    /// Make what was loaded the partition's state: an empty log gets its first segment, the
+    /// cleaner forgets what a cut removed, the clean-shutdown marker goes and the checkpoint is
+    /// brought up to date (both durably), and the producer state is rebuilt.
+    fn finish(
+        self,
+        fs: &Arc<dyn FileSystem>,
+        config: &PartitionConfig,
+        mut segments: Vec<Arc<Segment>>,
+        mut report: RecoveryReport,
+    ) -> Result<Recovered> {
+        let dir = &self.dir;
+        if segments.is_empty() {
+            segments.push(Arc::new(Segment::create(
+                fs.clone(),
+                dir,
+                self.empty_log_base(),
+                config.segment_config(),
+            )?));
+            fs.sync_dir(dir).at(dir)?;
+        }
+        if let Some(last) = segments.last() {
+            map_active(config, last);
+        }
+        let active = segments
+            .last()
+            .cloned()
+            .ok_or_else(|| Error::corrupt(dir, 0, "no active segment"))?;
+        let end = active.next_offset();
+        let mut cleaner = self.cleaner;
+        if cleaner.first_dirty > end {
+            // Recovery cut the log (`Recovery::TruncateCorrupt`, or damage): forget what the
+            // cleaner knew from the active segment on, as a truncation does, so records appended
+            // there are mapped (and their tombstones get horizons) like any new data.
+            let from = active.base_offset().min(end);
+            if cleaner.truncate(from) {
+                cleaner.write(&**fs, dir)?;
+            }
+        }
+        let checkpoint = self.checkpoint;
+        let first_base = segments.first().map_or(end, |s| s.base_offset());
+        let start = checkpoint
+            .map_or(first_base, |c| c.log_start_offset.max(first_base))
+            .min(end);
+        let producers_from = checkpoint.and_then(|c| c.producers_from);
+
+        // From here on a crash is an unclean stop again.
+        if self.remove_marker {
+            remove_if_exists(&**fs, &dir.join(CLEAN_SHUTDOWN))?;
+        }
+        let cp = Checkpoint {
+            log_start_offset: start,
+            recovery_point: end,
+            producers_from,
+        };
+        if checkpoint != Some(cp) || report.checkpoint_damaged {
+            cp.write(&**fs, dir)?; // syncs the directory too
+        } else {
+            fs.sync_dir(dir).at(dir)?; // the marker's removal
+        }
+
+        let snapshot = Stored::from_read(ProducerTable::read(&**fs, dir))?;
+        let replay = ProducerReplay::decide(snapshot, producers_from, start, end);
+        report.producer_state_rebuilt = replay.rebuilt;
+        let producers = match replay.from {
+            Some((offset, table)) => {
+                let now = config.clock.now_ms();
+                let mut table =
+                    replay_producers(&segments, start, end, table, offset, now, config)?;
+                table.remove_expired(now, config.producer_id_expiration);
+                Some(table)
+            }
+            None => None,
+        };
+        Ok(Recovered {
+            segments,
+            active,
+            end,
+            start,
+            cleaner,
+            checkpoint: cp,
+            producers,
+            report,
+        })
+    }
+}
+
+/// After a clean close: open the segments as they are, and check that the active one is exactly
+/// what the close left (base offset, size, end offset). `Err(Corrupt)` if not: the caller then
+/// rescans.
+fn load_clean(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    bases: &[u64],
+    config: SegmentConfig,
+    marker: &CleanShutdown,
+) -> Result<Vec<Arc<Segment>>> {
+    let mut segments = Vec::with_capacity(bases.len());
+    for (i, &base) in bases.iter().enumerate() {
+        let seg = match bases.get(i + 1) {
+            Some(&next) => Segment::open_sealed(fs.clone(), dir, base, next, config)?,
+            None => Segment::open_active(fs.clone(), dir, base, config)?,
+        };
+        segments.push(Arc::new(seg));
+    }
+    let Some(active) = segments.last() else {
+        return Err(Error::corrupt(dir, 0, "no segment is left"));
+    };
+    let found = (active.base_offset(), active.size(), active.next_offset());
+    let left = (marker.active_base, marker.active_size, marker.end_offset);
+    if found != left {
+        return Err(Error::corrupt(
+            active.log_path(),
+            0,
+            format!(
+                "the active segment is not what the clean close left: (base, size, end) is \
+                 {found:?}, was {left:?}"
+            ),
+        ));
+    }
+    Ok(segments)
+}
+
+/// `table` (as of `offset`) plus every batch from `offset` to the end.
+///
+/// Segments nothing in which was written within the producer id expiration window are
+/// skipped: every producer they could name has expired (a producer's latest batches, which
+/// its state is made of, lie in later segments).
+fn replay_producers(
+    segments: &[Arc<Segment>],
+    start: u64,
+    end: u64,
+    mut table: ProducerTable,
+    offset: u64,
+    now_ms: i64,
+    config: &PartitionConfig,
+) -> Result<ProducerTable> {
+    let window = i64::try_from(config.producer_id_expiration.as_millis()).unwrap_or(i64::MAX);
+    let horizon = now_ms.saturating_sub(window);
+    let mut next = offset.max(start);
+    let mut i = segments
+        .partition_point(|s| s.base_offset() <= next)
+        .saturating_sub(1);
+    while let Some(seg) = segments.get(i).filter(|_| next < end) {
+        let modified = seg.last_modified_ms();
+        let newest = match (seg.max_timestamp()?, modified) {
+            (Some(t), Some(m)) => Some(t.max(m)),
+            (t, m) => t.or(m),
+        };
+        let later = segments.get(i + 1);
+        if let Some(later) = later.filter(|_| newest.is_some_and(|n| n < horizon)) {
+            next = next.max(later.base_offset());
+            i += 1;
+            continue;
+        }
+        let batches = seg.read(next, 1 << 20)?;
+        if batches.is_empty() {
+            i += 1;
+            continue;
+        }
+        for b in &batches {
+            if b.base_offset() >= offset {
+                table.replay(b.header(), modified.unwrap_or(i64::MIN));
+            }
+            next = b.next_offset();
+        }
+    }
+    Ok(table)
+}

@@ -1,0 +1,240 @@
+//! Opening a partition, as a pipeline of small steps, each testable alone:
+//!
+//! 1. [`DirListing::read`] and [`Metadata::read`]: what the directory holds (segments, index,
+//!    temporary, compaction and metadata files; the checkpoint, clean-shutdown marker and cleaner
+//!    checkpoint as found). Changes nothing.
+//! 2. [`RecoveryPlan::decide`]: which checkpoint to trust, whether the clean close can be trusted,
+//!    which segments to open as they are and which to rescan, what to delete and what to finish.
+//!    Pure: no I/O. Refusals (damage under `Recovery::Strict`, an unknown log start) happen here,
+//!    before anything on disk changes.
+//! 3. [`RecoveryPlan::apply`]: does the I/O (tidying, loading or rescanning segments, writing the
+//!    checkpoint, rebuilding the producer state) and hands back the [`Recovered`] state and its
+//!    [`RecoveryReport`](super::RecoveryReport).
+//!
+//! [`recover_dir`] runs the three for [`Partition::open_with`], which installs the result in a new
+//! partition, and for [`Partition::recover`], which installs it in place of a poisoned one's state.
+
+mod apply;
+mod listing;
+mod plan;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fs::{create_dir_all_durable, FileSystem};
+use crate::segment::Segment;
+
+use super::checkpoint::Checkpoint;
+use super::cleaner_checkpoint::CleanerCheckpoint;
+use super::producer_state::ProducerTable;
+use super::{Inner, Partition, PartitionConfig, RecoveryReport, SyncState, Writer, LOCK_FILE};
+
+pub(crate) use listing::holds_data;
+use listing::{DirListing, Metadata};
+use plan::RecoveryPlan;
+
+/// What a partition directory holds, recovered and ready to serve: what an open installs in a new
+/// partition, and an in-place recovery in a poisoned one.
+struct Recovered {
+    pub segments: Vec<Arc<Segment>>,
+    pub active: Arc<Segment>,
+    pub end: u64,
+    pub start: u64,
+    pub cleaner: CleanerCheckpoint,
+    pub checkpoint: Checkpoint,
+    /// The idempotent producers' state, if any ever wrote here.
+    pub producers: Option<ProducerTable>,
+    pub report: RecoveryReport,
+}
+
+/// Recover the partition in `dir` (whose lock the caller holds): list it, decide, apply.
+fn recover_dir(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    config: &PartitionConfig,
+) -> Result<Recovered> {
+    let listing = DirListing::read(&**fs, dir)?;
+    let metadata = Metadata::read(&**fs, &listing)?;
+    let plan = RecoveryPlan::decide(&listing, &metadata, config.recovery)?;
+    plan.apply(fs, config)
+}
+
+impl Partition {
+    /// Open (or create) the partition in `dir` with default settings.
+    ///
+    /// # Errors
+    /// As [`open_with`](Self::open_with).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Partition> {
+        Partition::open_with(dir, PartitionConfig::default())
+    }
+
+    /// Open (or create) the partition in `dir`.
+    ///
+    /// After a clean [`close`](Self::close) this trusts the files once they match what the close
+    /// recorded, reading only the active segment's tail. Otherwise it rescans every segment from
+    /// the recovery point, verifying each batch's CRC, cuts a torn tail, rebuilds indexes and syncs
+    /// the result; see [`recovery_report`](Self::recovery_report).
+    ///
+    /// Open never loses data because a file is damaged: it cuts only a torn tail of batches that
+    /// were not yet durable, and reports anything else (under
+    /// [`Recovery::TruncateCorrupt`](crate::Recovery::TruncateCorrupt) it cuts at the damage and
+    /// says so in the report).
+    ///
+    /// # Errors
+    /// - [`Error::AlreadyOpen`] if another handle or process has the directory open;
+    /// - [`Error::InvalidConfig`] for a bad config;
+    /// - [`Error::Corrupt`] for damage to data that was durable (under
+    ///   [`Recovery::Strict`](crate::Recovery::Strict)): a damaged batch below the recovery point,
+    ///   a segment that ends before the next begins or before the recovery point, missing
+    ///   segments, a `.log` that is not in topiclog's format (left untouched), and a missing or
+    ///   damaged `checkpoint` in a partition that holds data (its log start offset would be
+    ///   unknown) unless a clean close's marker vouches for it;
+    /// - [`Error::Io`] on I/O failure.
+    pub fn open_with(dir: impl AsRef<Path>, config: PartitionConfig) -> Result<Partition> {
+        config.validate()?;
+        let dir = dir.as_ref().to_owned();
+        let fs = config.file_system.clone();
+        create_dir_all_durable(&*fs, &dir).at(&dir)?;
+        // Before anything is read: a second writer must not even run recovery.
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = match fs.try_lock(&lock_path) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(Error::AlreadyOpen { path: dir });
+            }
+            Err(e) => return Err(Error::io(lock_path, e)),
+        };
+        let r = recover_dir(&fs, &dir, &config)?;
+        let now = config.clock.now_ms();
+        let (end, start) = (r.end, r.start);
+        let partition = Partition {
+            inner: Arc::new(Inner {
+                dir,
+                fs,
+                segments: RwLock::new(Arc::new(r.segments)),
+                writer: Mutex::new(Writer {
+                    active: r.active,
+                    tracks_producers: r.producers.is_some(),
+                    producers: r.producers.unwrap_or_default(),
+                    snapshot_wanted: false,
+                }),
+                end_offset: AtomicU64::new(end),
+                visible_end: AtomicU64::new(end),
+                pending: Mutex::new(BTreeMap::new()),
+                unsynced_sealed: Mutex::new(Vec::new()),
+                start_offset: AtomicU64::new(start),
+                cleaner: Mutex::new(r.cleaner),
+                dir_unsynced: AtomicBool::new(false),
+                closing: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                lock: Mutex::new(Some(lock)),
+                poisoned: AtomicBool::new(false),
+                poison_cause: Mutex::new(None),
+                trusted_end: AtomicU64::new(u64::MAX),
+                sync: Mutex::new(SyncState {
+                    synced: end,
+                    leader: false,
+                    generation: 0,
+                }),
+                sync_done: Condvar::new(),
+                last_sync_ms: AtomicI64::new(now),
+                synced_hint: AtomicU64::new(end),
+                checkpoint: Mutex::new(r.checkpoint),
+                tail: Mutex::new(()),
+                tail_cv: Condvar::new(),
+                tail_waiters: AtomicUsize::new(0),
+                pending_snapshot: Mutex::new(None),
+                watchers: Mutex::new(Vec::new()),
+                watcher_count: AtomicUsize::new(0),
+                last_expiry_ms: AtomicI64::new(now),
+                last_recovery_point_ms: AtomicI64::new(now),
+                report: Mutex::new(r.report),
+                config: RwLock::new(Arc::new(config)),
+            }),
+        };
+        Ok(partition)
+    }
+
+    /// Bring a poisoned partition back without reopening it, once the cause is gone (space was
+    /// freed, the device answers again): every handle to it keeps working, so producers and
+    /// consumers resume by themselves.
+    ///
+    /// It re-runs recovery from what is on disk, exactly as an open after a crash would (torn
+    /// tails cut, interrupted compaction swaps and retention passes finished, indexes and producer
+    /// state rebuilt), keeping every acknowledged record. If an fsync had failed, the records
+    /// written after the last fsync that succeeded are dropped too: the kernel may have
+    /// discarded their pages, so what the disk holds of them is unknown (none was acknowledged
+    /// as durable; under `Durability::None` they were acknowledged as written only, as after a
+    /// power loss). The returned report says what was cut ([`RecoveryReport::offsets_dropped`]).
+    /// A record whose append failed is never in the log afterwards, so retrying it stores it once.
+    ///
+    /// A partition that is not poisoned is left as it is (its last report comes back).
+    ///
+    /// # Errors
+    /// [`Error::Closed`]; whatever recovery meets ([`Error::Io`] if the disk still fails, for
+    /// instance still full: the partition then stays poisoned and the call can be repeated;
+    /// [`Error::Corrupt`] for damage).
+    pub fn recover(&self) -> Result<RecoveryReport> {
+        let inner = &*self.inner;
+        let mut cleaner = inner.cleaner.lock();
+        let mut w = inner.writer.lock();
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed {
+                path: inner.dir.clone(),
+            });
+        }
+        if !inner.poisoned.load(Ordering::Acquire) {
+            return Ok(*inner.report.lock());
+        }
+        let trusted = inner.trusted_end.load(Ordering::SeqCst);
+        let config = inner.config();
+        // The old segments stay with readers that hold them (their files are reopened, never
+        // shrunk in place under a map).
+        let r = recover_dir(&inner.fs, &inner.dir, &config)?;
+        let (end, start) = (r.end, r.start);
+        let mut report = r.report;
+        *inner.segments.write() = Arc::new(r.segments);
+        w.active = r.active;
+        w.tracks_producers = r.producers.is_some();
+        w.producers = r.producers.unwrap_or_default();
+        w.snapshot_wanted = false;
+        inner.unsynced_sealed.lock().clear();
+        inner.pending.lock().clear();
+        *inner.pending_snapshot.lock() = None;
+        inner.dir_unsynced.store(false, Ordering::SeqCst);
+        inner.end_offset.store(end, Ordering::SeqCst);
+        inner.start_offset.store(start, Ordering::Release);
+        *cleaner = r.cleaner;
+        *inner.checkpoint.lock() = r.checkpoint;
+        {
+            let mut st = inner.sync.lock();
+            st.synced = end;
+            st.leader = false;
+            // A sync still in flight on the old files must not vouch for the new state.
+            st.generation += 1;
+            inner.synced_hint.store(end, Ordering::Release);
+        }
+        let now = config.clock.now_ms();
+        inner.last_sync_ms.store(now, Ordering::Release);
+        inner.trusted_end.store(u64::MAX, Ordering::SeqCst);
+        *inner.poison_cause.lock() = None;
+        inner.poisoned.store(false, Ordering::Release);
+        inner.visible_end.store(end, Ordering::SeqCst);
+        if end > trusted {
+            let new_end = inner
+                .truncate_locked(&mut w, &mut cleaner, trusted)
+                .inspect_err(|e| inner.poison(e))?;
+            report.offsets_dropped = end - new_end;
+        }
+        *inner.report.lock() = report;
+        inner.notify_tailers();
+        Ok(report)
+    }
+}

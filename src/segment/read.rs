@@ -1,0 +1,210 @@
+//! Reads: batches from an offset, the first record at a timestamp, and the checks that keep a
+//! damaged header or index entry from making a read skip or repeat records.
+
+use crate::error::{Error, Result};
+use crate::format::{BatchHeader, RecordBatch};
+
+use super::window::WindowReader;
+use super::{Segment, TimestampOffset};
+
+impl Segment {
+    /// Read whole batches starting with the one that contains `offset` (or the first batch after
+    /// it, across a compaction gap), adding batches while the total stays within `max_bytes`. The
+    /// first batch is returned even if it alone exceeds `max_bytes`, so a reader always progresses.
+    /// Returns an empty vector if the segment has nothing at or after `offset`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if a batch fails its checksum or framing; [`Error::Io`] on read failure.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Vec<RecordBatch>> {
+        let limit = self.size();
+        let mut out = Vec::new();
+        if limit == 0 || offset >= self.next_offset() {
+            return Ok(out);
+        }
+        let window = max_bytes.clamp(4096, 1 << 20) + self.config.index_interval_bytes as usize;
+        let mut reader = WindowReader::new(self.source(), window, limit);
+        let (mut pos, mut expected) = self.start_position(offset, &mut reader)?;
+        let mut total = 0usize;
+        // The last batch skipped on its header's word, until a batch starting exactly where it
+        // said it ends (or a served, checksummed one) vouches for that header.
+        let mut unvouched: Option<(u64, BatchHeader)> = None;
+        while pos < limit {
+            let h = reader.header_at(pos, &self.log_path)?;
+            self.check_follows(&h, expected, pos)?;
+            if h.base_offset != expected {
+                // A gap, which only compaction makes: the batch before it must really end where
+                // its header says (a damaged length or offset would skip records silently), so
+                // check its CRC, which covers both. A batch that starts exactly where the one
+                // before it ends needs no check: damage to either header breaks that.
+                if let Some((at, before)) = unvouched {
+                    reader.verify(at, &before, &self.log_path)?;
+                }
+            }
+            unvouched = None;
+            expected = h.next_offset();
+            let len = h.total_len();
+            if h.next_offset() <= offset {
+                unvouched = Some((pos, h));
+                pos += len as u64;
+                continue;
+            }
+            if !out.is_empty() && total + len > max_bytes {
+                break;
+            }
+            let (_, batch) = reader.batch_at(pos, &self.log_path, true)?;
+            if let Some(b) = batch {
+                out.push(b);
+            }
+            total += len;
+            pos += len as u64;
+            if total >= max_bytes {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first record at or after `start_offset` whose timestamp is `>= timestamp`, with its
+    /// timestamp; `None` if the segment has none.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Io`] as for [`read`](Self::read).
+    pub fn find_offset_by_timestamp(
+        &self,
+        timestamp: i64,
+        start_offset: u64,
+    ) -> Result<Option<TimestampOffset>> {
+        match self.max_timestamp()? {
+            Some(max) if max >= timestamp => {}
+            _ => return Ok(None),
+        }
+        let limit = self.size();
+        let entry = self.with_indexes(|i| i.time.lookup(timestamp))?;
+        let mut reader = WindowReader::new(self.source(), 64 << 10, limit);
+        // Starting at the entry skips every record before it, so the entry must be real: the
+        // batch at its offset reached exactly its timestamp (that is how entries are made). A
+        // damaged entry must never make the answer come late: then scan from the start.
+        let trusted = entry.timestamp == i64::MIN
+            || entry.offset <= start_offset
+            || self.time_entry_matches(entry, limit, &mut reader)?;
+        let from = if trusted {
+            entry.offset.max(start_offset)
+        } else {
+            start_offset
+        };
+        let (mut pos, mut expected) = self.start_position(from, &mut reader)?;
+        while pos < limit {
+            // Every header is checked: its offsets and maximum timestamp decide what is skipped.
+            let h = reader.verified_header_at(pos, &self.log_path)?;
+            self.check_follows(&h, expected, pos)?;
+            expected = h.next_offset();
+            if h.next_offset() > from && h.max_timestamp >= timestamp && h.record_count > 0 {
+                let (_, batch) = reader.batch_at(pos, &self.log_path, true)?;
+                if let Some(b) = batch {
+                    for r in b.records() {
+                        if r.offset() >= from && r.timestamp() >= timestamp {
+                            return Ok(Some(TimestampOffset {
+                                timestamp: r.timestamp(),
+                                offset: r.offset(),
+                            }));
+                        }
+                    }
+                }
+            }
+            pos += h.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Where to start scanning for `offset`: the floor index entry's position, after checking that a
+    /// batch with exactly the entry's base offset starts there (the writer only makes such
+    /// entries). A damaged entry must never make a read skip records, so on a mismatch the scan
+    /// starts at the beginning of the segment instead.
+    ///
+    /// Returns the position and the smallest base offset a batch there may have (the entry's
+    /// offset, or the segment's base offset at position 0), for [`check_follows`](Self::check_follows).
+    pub(super) fn start_position(
+        &self,
+        offset: u64,
+        reader: &mut WindowReader<'_>,
+    ) -> Result<(u64, u64)> {
+        let entry = self.with_indexes(|i| i.offset.lookup(offset))?;
+        if entry.position == 0 {
+            return Ok((0, self.base_offset));
+        }
+        match reader.header_at(u64::from(entry.position), &self.log_path) {
+            Ok(h) if h.base_offset == entry.offset && entry.offset <= offset => {
+                Ok((u64::from(entry.position), entry.offset))
+            }
+            _ => Ok((0, self.base_offset)),
+        }
+    }
+
+    /// A batch at `pos` must start at or after `expected` (the end of the batch before it, the
+    /// index entry it was found from, or the segment's base) and stay within the segment's `u32`
+    /// relative offsets: otherwise its header is damaged, and trusting it would skip, repeat or
+    /// misplace records.
+    pub(super) fn check_follows(&self, h: &BatchHeader, expected: u64, pos: u64) -> Result<()> {
+        if h.base_offset < expected {
+            return Err(Error::corrupt(
+                &self.log_path,
+                pos,
+                format!(
+                    "batch claims base offset {} where offset {expected} or later must follow",
+                    h.base_offset
+                ),
+            ));
+        }
+        if h.last_offset() - self.base_offset > u64::from(u32::MAX) {
+            return Err(Error::corrupt(
+                &self.log_path,
+                pos,
+                format!(
+                    "batch ends at offset {}, past the segment's range from {}",
+                    h.last_offset(),
+                    self.base_offset
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a batch based exactly at `entry.offset` exists and has exactly `entry.timestamp` as
+    /// its maximum timestamp.
+    pub(super) fn time_entry_matches(
+        &self,
+        entry: TimestampOffset,
+        limit: u64,
+        reader: &mut WindowReader<'_>,
+    ) -> Result<bool> {
+        let (mut pos, _) = self.start_position(entry.offset, reader)?;
+        while pos < limit {
+            let Ok(h) = reader.verified_header_at(pos, &self.log_path) else {
+                return Ok(false);
+            };
+            if h.base_offset >= entry.offset {
+                return Ok(h.base_offset == entry.offset && h.max_timestamp == entry.timestamp);
+            }
+            pos += h.total_len() as u64;
+        }
+        Ok(false)
+    }
+
+    /// Byte position of the first batch whose last offset is `>= offset`, with that batch's base
+    /// offset; `None` if every batch ends before `offset`.
+    pub(super) fn position_of(&self, offset: u64) -> Result<Option<(u64, u64)>> {
+        let limit = self.size();
+        let mut reader = WindowReader::new(self.source(), 64 << 10, limit);
+        let (mut pos, mut expected) = self.start_position(offset, &mut reader)?;
+        while pos < limit {
+            let h = reader.verified_header_at(pos, &self.log_path)?;
+            self.check_follows(&h, expected, pos)?;
+            if h.last_offset() >= offset {
+                return Ok(Some((pos, h.base_offset)));
+            }
+            expected = h.next_offset();
+            pos += h.total_len() as u64;
+        }
+        Ok(None)
+    }
+}

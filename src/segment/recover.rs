@@ -1,0 +1,252 @@
+//! Recovery after an unclean stop: rescan the whole `.log`, keep the longest valid prefix, cut a
+//! torn tail, and tell a torn tail from damage.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::{Error, IoContext, Result};
+use crate::format::{
+    peek_frame, segment_file_name, Frame, RecordBatch, SegmentFileKind, BATCH_HEADER_LEN,
+    MAX_BATCH_BYTES_LIMIT,
+};
+use crate::fs::{FileSystem, OpenMode};
+
+use super::window::{Source, WindowReader};
+use super::{Recovery, Segment, SegmentConfig, SegmentRecovery};
+
+impl Segment {
+    /// Open the segment at `base_offset` in `dir` after an unclean stop: scan the whole `.log`,
+    /// verifying every batch (CRC and framing), rebuild both indexes, and cut the file after the
+    /// last valid batch. `durable_offset` is the offset below which data is known to have been
+    /// synced: an invalid batch below it, or one followed by valid data, is corruption rather than
+    /// a torn tail, and fails under [`Recovery::Strict`]. Returns the active segment, ready for
+    /// appends, and what the scan found.
+    ///
+    /// The file is synced afterwards, so everything kept is durable. The caller seals the segment
+    /// if it is not the last of its log.
+    ///
+    /// # Examples
+    /// A crash tore the last batch: recovery keeps the whole batches before it.
+    /// ```
+    /// use std::io::Write;
+    /// use std::sync::Arc;
+    /// use topiclog::fs::{FileSystem, StdFs};
+    /// use topiclog::segment::{RecordBatch, Segment, SegmentConfig};
+    /// use topiclog::{Record, Recovery};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let fs: Arc<dyn FileSystem> = Arc::new(StdFs::new());
+    /// let config = SegmentConfig::default();
+    /// let segment = Segment::create(fs.clone(), dir.path(), 0, config)?;
+    /// segment.append(RecordBatch::build(&[Record::new("a")], 0, 0)?.as_bytes(), 0)?;
+    /// let log = segment.log_path().to_owned();
+    /// drop(segment);
+    /// // The crash left the first half of the next batch.
+    /// let next = RecordBatch::build(&[Record::new("b")], 1, 0)?;
+    /// let half = &next.as_bytes()[..next.as_bytes().len() / 2];
+    /// std::fs::OpenOptions::new().append(true).open(&log)?.write_all(half)?;
+    ///
+    /// let (segment, found) = Segment::recover(fs, dir.path(), 0, config, 0, Recovery::Strict)?;
+    /// assert_eq!(segment.next_offset(), 1);
+    /// assert_eq!(found.truncated_bytes, half.len() as u64);
+    /// assert!(!found.cut_corruption);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] under [`Recovery::Strict`] as above, and under any mode for a `.log`
+    /// that does not start with a batch of this format (left untouched); [`Error::Io`] on I/O
+    /// failure.
+    pub fn recover(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: u64,
+        config: SegmentConfig,
+        durable_offset: u64,
+        mode: Recovery,
+    ) -> Result<(Segment, SegmentRecovery)> {
+        let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
+        let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
+        let seg = Segment::new(fs, dir, base_offset, file, config, false);
+        let found = seg.rescan(durable_offset, mode)?;
+        Ok((seg, found))
+    }
+
+    /// The scan of [`recover`](Self::recover), on a segment just opened with nothing loaded: fills
+    /// in its size, end offset, maximum timestamp and indexes.
+    fn rescan(&self, durable_offset: u64, mode: Recovery) -> Result<SegmentRecovery> {
+        let file_len = self.file.len().at(&self.log_path)?;
+        let (mut idx, mut ws) = self.empty_indexes();
+        let mut max_ts = i64::MIN;
+        let mut pos = 0u64;
+        let mut expected = self.base_offset;
+        let mut cut_corruption = false;
+        let mut reader = WindowReader::new(Source::File(&*self.file), 1 << 20, file_len);
+        while pos < file_len {
+            let mut backwards = false;
+            let valid = match reader.batch_at(pos, &self.log_path, true) {
+                Ok((h, _))
+                    if h.base_offset >= expected
+                        && h.last_offset() - self.base_offset <= u64::from(u32::MAX)
+                        && pos + h.total_len() as u64 <= u64::from(u32::MAX) =>
+                {
+                    Some(h)
+                }
+                Ok(_) => {
+                    // A checksummed batch whose offsets go backwards or overflow the segment is
+                    // damage, never a torn write.
+                    backwards = true;
+                    None
+                }
+                Err(Error::Io { source, .. })
+                    if source.kind() != std::io::ErrorKind::UnexpectedEof =>
+                {
+                    return Err(Error::Io {
+                        path: self.log_path.clone(),
+                        source,
+                    })
+                }
+                Err(_) => None,
+            };
+            let Some(h) = valid else {
+                // A torn write leaves a prefix of the batch the writer meant to put here, then
+                // zeros (or the end of the file). Bytes that cannot be that are not a torn tail.
+                let ours = !backwards && self.torn_batch_compatible(pos, expected, file_len)?;
+                if !ours && pos == 0 {
+                    // Not a single batch of ours: another format (a Kafka broker's segment, a
+                    // later version's), or damage from the first byte. Never erase it.
+                    return Err(Error::corrupt(
+                        &self.log_path,
+                        0,
+                        "the file does not start with a topiclog record batch (another format, \
+                         or damaged from its first byte); it was left untouched: move it out of \
+                         the partition directory or restore it",
+                    ));
+                }
+                let corrupt = !ours
+                    || expected < durable_offset
+                    || self.valid_batch_follows(pos, file_len)?;
+                if corrupt {
+                    if mode == Recovery::Strict {
+                        return Err(Error::corrupt(
+                            &self.log_path,
+                            pos,
+                            format!(
+                                "invalid batch where offset {expected} was expected, with durable data at or after it \
+                                 (durable point {durable_offset}); reopen with Recovery::TruncateCorrupt to cut here"
+                            ),
+                        ));
+                    }
+                    cut_corruption = true;
+                }
+                break;
+            };
+            self.index_batch(&mut idx, &mut ws, &mut max_ts, &h, pos)
+                .map_err(|e| self.index_error_is_damage(e, pos))?;
+            pos += h.total_len() as u64;
+            expected = h.next_offset();
+        }
+        // Report the cut, but only look one maximum batch past it for non-zero bytes: the rest of
+        // a preallocated file is zeros and reading it all would slow every recovery down. A cut
+        // of damage (valid data was found after it, possibly past that window) always counts.
+        let probe_end =
+            file_len.min(pos + u64::from(self.config.max_batch_bytes) + BATCH_HEADER_LEN as u64);
+        let truncated = if pos < file_len && (cut_corruption || !reader.is_zero(pos, probe_end)?) {
+            file_len - pos
+        } else {
+            0
+        };
+        if pos < file_len {
+            self.file.set_len(pos).at(&self.log_path)?;
+            // Durable before re-extending (see `truncate_to`).
+            self.file.sync_all().at(&self.log_path)?;
+        }
+        if self.config.preallocate_bytes > pos {
+            self.file
+                .set_len(self.config.preallocate_bytes)
+                .at(&self.log_path)?;
+        }
+        self.file.sync_all().at(&self.log_path)?;
+        *self.writer.lock() = ws;
+        *self.indexes.write() = Some(idx);
+        self.size.store(pos, Ordering::Release);
+        self.next_offset.store(expected, Ordering::Release);
+        self.max_timestamp.store(max_ts, Ordering::Release);
+        self.max_timestamp_known.store(true, Ordering::Release);
+        self.init_roll_time()?;
+        Ok(SegmentRecovery {
+            valid_bytes: pos,
+            truncated_bytes: truncated,
+            cut_corruption,
+            next_offset: expected,
+        })
+    }
+
+    /// Whether the bytes at `pos` (where a batch based at `expected` was to be written) could be
+    /// what a torn write of it left: zeros, or a header whose written bytes agree with such a
+    /// batch (its base offset, the format version, a plausible length) and zeros where it was not
+    /// written. Anything else is not a torn tail of this log.
+    pub(super) fn torn_batch_compatible(
+        &self,
+        pos: u64,
+        expected: u64,
+        file_len: u64,
+    ) -> Result<bool> {
+        use crate::format::{LENGTH_OFFSET, MIN_BATCH_LENGTH_FIELD, VERSION_OFFSET};
+        let n = (file_len - pos).min(BATCH_HEADER_LEN as u64) as usize;
+        let mut h = vec![0u8; n];
+        self.file.read_exact_at(&mut h, pos).at(&self.log_path)?;
+        let base = expected.to_le_bytes();
+        let base_ok = h
+            .iter()
+            .zip(base)
+            .all(|(&got, want)| got == want || got == 0);
+        let version = h.get(VERSION_OFFSET).copied();
+        let version_ok = version.is_none_or(|v| v == crate::format::BATCH_VERSION || v == 0);
+        // The length is judged only when the header was written past it (the version byte is).
+        let length_ok = match (h.get(LENGTH_OFFSET..LENGTH_OFFSET + 4), version) {
+            (Some(l), Some(v)) if v != 0 => {
+                let len = u32::from_le_bytes([l[0], l[1], l[2], l[3]]);
+                (MIN_BATCH_LENGTH_FIELD..=MAX_BATCH_BYTES_LIMIT as u32).contains(&len)
+            }
+            _ => true,
+        };
+        Ok(base_ok && version_ok && length_ok)
+    }
+
+    /// After an invalid batch at `pos`: does a valid batch (CRC-checked, base offset included) start
+    /// within one maximum batch length, with no all-zero 4 KiB page (an unwritten page of a torn
+    /// write) before it? If so the invalid bytes are damage inside data that reached the disk.
+    pub(super) fn valid_batch_follows(&self, pos: u64, file_len: u64) -> Result<bool> {
+        let span =
+            (self.config.max_batch_bytes as u64 + 2 * BATCH_HEADER_LEN as u64).min(file_len - pos);
+        let mut buf = vec![0u8; span as usize];
+        self.file.read_exact_at(&mut buf, pos).at(&self.log_path)?;
+        let buf = Bytes::from(buf);
+        const PAGE: u64 = 4096;
+        let mut next_page = pos.div_ceil(PAGE) * PAGE;
+        for start in 1..buf.len() {
+            let abs = pos + start as u64;
+            // An all-zero page before any candidate: the torn-write signature. Stop looking.
+            while next_page + PAGE <= abs {
+                let s = (next_page - pos) as usize;
+                if buf[s..s + PAGE as usize].iter().all(|&b| b == 0) {
+                    return Ok(false);
+                }
+                next_page += PAGE;
+            }
+            let rest = &buf[start..];
+            if let Frame::Batch(h) = peek_frame(rest) {
+                if h.total_len() <= rest.len()
+                    && RecordBatch::decode(buf.slice(start..start + h.total_len())).is_ok()
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+}

@@ -1,0 +1,202 @@
+//! A window over a segment's `.log` (a map, or a buffer refilled by `pread`) for scans.
+
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::{Error, Result};
+use crate::format::{
+    crc_matches, peek_frame, BatchHeader, Frame, RecordBatch, BATCH_HEADER_LEN,
+    MAX_BATCH_BYTES_LIMIT,
+};
+use crate::fs::File;
+
+use super::Segment;
+
+impl Segment {
+    /// Where reads come from: the map when there is one covering the data (a sealed segment is
+    /// mapped on first use), else the file.
+    pub(super) fn source(&self) -> Source<'_> {
+        if let Some(m) = self.map.get() {
+            if m.len() as u64 >= self.size() {
+                return Source::Mapped(m);
+            }
+        }
+        if self.is_sealed() {
+            if let Ok(m) = self.file.map_readonly(self.size()) {
+                return Source::Mapped(self.map.get_or_init(|| m));
+            }
+        }
+        Source::File(&*self.file)
+    }
+}
+
+/// Where a read's bytes come from.
+pub(super) enum Source<'a> {
+    Mapped(&'a Bytes),
+    File(&'a dyn File),
+}
+
+/// Reads batch headers and batches through a window, refilling with one read per window, so a
+/// scan over a file costs one `pread` per window rather than one per batch. Over a map it slices.
+pub(super) struct WindowReader<'a> {
+    source: Source<'a>,
+    window_len: usize,
+    limit: u64,
+    buf: Bytes,
+    buf_start: u64,
+}
+
+impl<'a> WindowReader<'a> {
+    pub(super) fn new(source: Source<'a>, window_len: usize, limit: u64) -> Self {
+        WindowReader {
+            source,
+            window_len,
+            limit,
+            buf: Bytes::new(),
+            buf_start: 0,
+        }
+    }
+
+    /// Make sure the window holds `[pos, end)` (file source only).
+    fn fill(&mut self, pos: u64, end: u64, path: &Path) -> Result<()> {
+        let Source::File(f) = &self.source else {
+            return Ok(());
+        };
+        let buf_end = self.buf_start + self.buf.len() as u64;
+        if pos >= self.buf_start && end <= buf_end {
+            return Ok(());
+        }
+        let want = (self.window_len as u64)
+            .max(end - pos)
+            .min(self.limit - pos) as usize;
+        let mut b = BytesMut::zeroed(want);
+        let mut got = 0;
+        while got < want {
+            match f.read_at(&mut b[got..], pos + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        b.truncate(got);
+        self.buf = b.freeze();
+        self.buf_start = pos;
+        Ok(())
+    }
+
+    /// `[pos, pos + len)` clipped to the limit and to what exists, as a range of `window()`.
+    fn locate(&mut self, pos: u64, len: usize, path: &Path) -> Result<std::ops::Range<usize>> {
+        let end = (pos + len as u64).min(self.limit);
+        if pos >= end {
+            return Ok(0..0);
+        }
+        self.fill(pos, end, path)?;
+        let (base, avail) = match &self.source {
+            Source::Mapped(m) => (0, m.len() as u64),
+            Source::File(_) => (self.buf_start, self.buf_start + self.buf.len() as u64),
+        };
+        let e = end.min(avail);
+        if pos >= e || pos < base {
+            return Ok(0..0);
+        }
+        Ok((pos - base) as usize..(e - base) as usize)
+    }
+
+    fn window(&self) -> &Bytes {
+        match &self.source {
+            Source::Mapped(m) => m,
+            Source::File(_) => &self.buf,
+        }
+    }
+
+    /// Bytes `[pos, pos + len)`, clipped to the limit; `len` may be shorter than asked.
+    pub(super) fn bytes(&mut self, pos: u64, len: usize, path: &Path) -> Result<Bytes> {
+        let r = self.locate(pos, len, path)?;
+        Ok(self.window().slice(r))
+    }
+
+    /// The header of the batch at `pos`, structurally checked; the batch must end within the limit.
+    pub(super) fn header_at(&mut self, pos: u64, path: &Path) -> Result<BatchHeader> {
+        let r = self.locate(pos, BATCH_HEADER_LEN, path)?;
+        match peek_frame(&self.window()[r]) {
+            Frame::Batch(h) if pos + h.total_len() as u64 <= self.limit => Ok(h),
+            Frame::Batch(_) => Err(Error::corrupt(
+                path,
+                pos,
+                "batch extends past the end of the log",
+            )),
+            Frame::ShortHeader => Err(Error::corrupt(path, pos, "truncated batch header")),
+            Frame::Invalid(reason) => Err(Error::corrupt(path, pos, reason)),
+        }
+    }
+
+    /// The header at `pos` after checking its whole batch's CRC, so that every field (offsets,
+    /// length, timestamps) is what the writer wrote. Record framing is not checked.
+    pub(super) fn verified_header_at(&mut self, pos: u64, path: &Path) -> Result<BatchHeader> {
+        let h = self.header_at(pos, path)?;
+        self.verify(pos, &h, path)?;
+        Ok(h)
+    }
+
+    /// Check the CRC of the batch at `pos` whose header is `h`.
+    pub(super) fn verify(&mut self, pos: u64, h: &BatchHeader, path: &Path) -> Result<()> {
+        let b = self.bytes(pos, h.total_len(), path)?;
+        if !crc_matches(&b, h) {
+            return Err(Error::corrupt(path, pos, "batch CRC mismatch"));
+        }
+        Ok(())
+    }
+
+    /// The batch at `pos`, fully validated when `verify` (CRC and framing).
+    pub(super) fn batch_at(
+        &mut self,
+        pos: u64,
+        path: &Path,
+        verify: bool,
+    ) -> Result<(BatchHeader, Option<RecordBatch>)> {
+        let h = self.header_at(pos, path)?;
+        let len = h.total_len();
+        if len > MAX_BATCH_BYTES_LIMIT + BATCH_HEADER_LEN {
+            return Err(Error::corrupt(path, pos, "batch too large"));
+        }
+        if !verify {
+            return Ok((h, None));
+        }
+        let b = self.bytes(pos, len, path)?;
+        if b.len() != len {
+            return Err(Error::corrupt(
+                path,
+                pos,
+                "batch extends past the end of the file",
+            ));
+        }
+        match RecordBatch::decode(b) {
+            Ok(batch) => Ok((h, Some(batch))),
+            Err((at, reason)) => Err(Error::corrupt(path, pos + at as u64, reason)),
+        }
+    }
+
+    /// Whether `[pos, end)` is all zeros (a preallocated, never-written tail).
+    pub(super) fn is_zero(&mut self, mut pos: u64, end: u64) -> Result<bool> {
+        let Source::File(f) = &self.source else {
+            return Ok(false);
+        };
+        let mut buf = vec![0u8; 1 << 20];
+        while pos < end {
+            let n = ((end - pos) as usize).min(buf.len());
+            let got = f
+                .read_at(&mut buf[..n], pos)
+                .map_err(|e| Error::io(PathBuf::new(), e))?;
+            if got == 0 {
+                break;
+            }
+            if buf[..got].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            pos += got as u64;
+        }
+        Ok(true)
+    }
+}
