@@ -6,6 +6,8 @@
 //! derived from the previous field so the two cannot drift apart silently.
 
 mod batch;
+#[doc(hidden)]
+pub mod meta;
 mod names;
 mod record;
 mod varint;
