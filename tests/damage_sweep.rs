@@ -1878,7 +1878,7 @@ fn describe(rel: &Path, bytes: &[u8], last_base: &BTreeMap<PathBuf, String>) -> 
             vec![4, 5, 9, 17, 25, 26, 34, 42, 46, len.saturating_sub(4)]
         }
         Role::ProducerSnapshot => vec![4, 5, 9, 17, 21, len.saturating_sub(4)],
-        Role::ProducerIds => vec![8],
+        Role::ProducerIds => vec![4, 5, 9, 17],
         Role::TopicConf => bytes
             .iter()
             .enumerate()

@@ -1274,20 +1274,24 @@ fn damaged_producer_ids_is_a_clear_error() {
     p.close().unwrap();
     let path = Path::new(STORE).join("__producer_ids");
     let valid = fs.read_file(&path).unwrap();
-    assert_eq!(valid.len(), 12);
+    // docs/FORMAT.md: the envelope (magic `TLPI`, version, length, CRC) around the next id.
+    assert_eq!(valid.len(), 21);
 
+    // The counter as earlier versions wrote it (12 bytes: the next id, its CRC), still read.
     let counter = |v: i64| sealed(v.to_le_bytes().to_vec());
     let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
-    for len in 0..valid.len() {
-        cases.push((format!("cut to {len}"), valid[..len].to_vec()));
-    }
-    let mut long = valid.clone();
-    long.push(0);
-    cases.push(("a byte too many".into(), long));
-    for bit in 0..valid.len() * 8 {
-        let mut b = valid.clone();
-        b[bit / 8] ^= 1 << (bit % 8);
-        cases.push((format!("bit {bit} flipped"), b));
+    for (layout, valid) in [("", valid.clone()), ("12-byte ", counter(1))] {
+        for len in 0..valid.len() {
+            cases.push((format!("{layout}cut to {len}"), valid[..len].to_vec()));
+        }
+        let mut long = valid.clone();
+        long.push(0);
+        cases.push((format!("{layout}a byte too many"), long));
+        for bit in 0..valid.len() * 8 {
+            let mut b = valid.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            cases.push((format!("{layout}bit {bit} flipped"), b));
+        }
     }
     let mut rng = TestRng::new(0x1d5);
     for i in 0..64 {
