@@ -761,9 +761,9 @@ fn cleaner_checkpoint_with_64_pending_horizons_of_huge_counts() {
 }
 
 /// The cleaner checkpoint's slot at byte 17 (13 in version 1) once held a "hole-exempt end" that
-/// recovery trusted: a huge value exempted a crash-lost tail from the hole check, so the log claimed offsets no
-/// segment holds. Cleaned segments now end where the next begins and the slot is ignored: any
-/// value there changes nothing.
+/// recovery trusted: a huge value exempted a crash-lost tail from the hole check, so the log
+/// claimed offsets no segment holds. Cleaned segments now end where the next begins and the slot
+/// is ignored: any value there changes nothing.
 #[test]
 fn cleaner_checkpoint_hole_exempt_end_past_the_recovery_point() {
     let fx = &fixtures()[1];

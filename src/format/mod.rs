@@ -1,4 +1,5 @@
-//! Byte layouts: record batches, index entries and file names.
+//! Byte layouts: record batches, index entries, file names, and topiclog's own metadata files
+//! (`meta`: one checksummed envelope, one bounds-checked reader, one codec trait).
 //!
 //! This module is the only code that parses bytes read from disk. Everything it decodes is checked
 //! against the bytes that remain before it is used, so damaged input yields an error, never a panic,

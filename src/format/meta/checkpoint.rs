@@ -1,5 +1,6 @@
 //! The partition checkpoint (`checkpoint`) and the clean-shutdown marker (`.clean_shutdown`).
-//! What the fields mean, and when the files are written, is the partition's (`partition/checkpoint.rs`).
+//! What the fields mean, and when the files are written, is the partition's
+//! (`partition/checkpoint.rs`).
 
 use super::{Decode, DecodeError, Encode, Envelope, Reader, Writer};
 
