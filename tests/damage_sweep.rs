@@ -1872,11 +1872,13 @@ fn describe(rel: &Path, bytes: &[u8], last_base: &BTreeMap<PathBuf, String>) -> 
         }
         Role::Index => (1..).map(|i| 8 * i).take_while(|b| *b < len).collect(),
         Role::TimeIndex => (1..).map(|i| 12 * i).take_while(|b| *b < len).collect(),
-        // Magic, version, the fields, the CRC (docs/FORMAT.md).
-        Role::Checkpoint => vec![4, 5, 13, 21],
-        Role::CleanerCheckpoint => vec![4, 5, 13, 21, 22, 30, 38, 42, len.saturating_sub(4)],
-        Role::ProducerSnapshot => vec![4, 5, 13, 17, len.saturating_sub(4)],
-        Role::ProducerIds => vec![8],
+        // Magic, version, length (current versions), the fields, the CRC (docs/FORMAT.md).
+        Role::Checkpoint => vec![4, 5, 9, 17, 25, 33],
+        Role::CleanerCheckpoint => {
+            vec![4, 5, 9, 17, 25, 26, 34, 42, 46, len.saturating_sub(4)]
+        }
+        Role::ProducerSnapshot => vec![4, 5, 9, 17, 21, len.saturating_sub(4)],
+        Role::ProducerIds => vec![4, 5, 9, 17],
         Role::TopicConf => bytes
             .iter()
             .enumerate()

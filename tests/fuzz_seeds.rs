@@ -14,6 +14,10 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use fuzz_checks::{checkpoint_bytes, fix_crcs, pristine, set_base_offset, Pristine};
+use topiclog::internals::format::meta::{
+    CachedBatch, Checkpoint, CleanShutdown, CleanerCheckpoint, Decode, Encode, Horizon,
+    OffsetCommitKey, OffsetCommitValue, ProducerIdCounter, ProducerSnapshot, SnapshotProducer,
+};
 use topiclog::internals::format::{BATCH_PREFIX_LEN, CRC_OFFSET};
 use topiclog::segment::{segment_file_name, SegmentFileKind};
 
@@ -52,6 +56,12 @@ fn batch_decode_seeds() {
 fn index_load_seeds() {
     let n = run_dir("seeds", "index_load", fuzz_checks::index_load);
     assert!(n >= 5, "only {n} seeds in fuzz/seeds/index_load");
+}
+
+#[test]
+fn meta_decode_seeds() {
+    let n = run_dir("seeds", "meta_decode", fuzz_checks::meta_decode);
+    assert!(n >= 5, "only {n} seeds in fuzz/seeds/meta_decode");
 }
 
 #[test]
@@ -251,6 +261,161 @@ fn segment_recover_seeds_gen(p: &Pristine) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// The body of an envelope of the current version (between the length field and the CRC).
+fn body(file: &[u8]) -> &[u8] {
+    &file[9..file.len() - 4]
+}
+
+/// `[knobs, file..]`: knobs pick the envelope (bits 0-2: checkpoint, clean-shutdown marker,
+/// cleaner checkpoint, producer snapshot, producer id counter) and its version (bits 3-5: the
+/// current one, then the legacy ones, then an unknown one) for the second pass.
+fn meta_seed(knobs: u8, file: &[u8]) -> Vec<u8> {
+    [&[knobs][..], file].concat()
+}
+
+fn meta_decode_seeds_gen(p: &Pristine) -> Vec<(&'static str, Vec<u8>)> {
+    let named = |name: &str| {
+        p.files
+            .iter()
+            .find(|(f, _)| f.file_name().is_some_and(|n| n == name))
+            .map(|(_, data)| data.clone())
+            .unwrap_or_else(|| panic!("the pristine partition has a {name}"))
+    };
+    let checkpoint = named("checkpoint");
+    let marker = named(".clean_shutdown");
+    let cleaner = CleanerCheckpoint {
+        first_dirty: 500,
+        swap: Some((100, 400)),
+        horizons: vec![
+            Horizon {
+                end: 100,
+                horizon_ms: i64::MIN,
+                tombstones: 0,
+            },
+            Horizon {
+                end: 500,
+                horizon_ms: 1_700_000_000_000,
+                tombstones: 3,
+            },
+        ],
+    }
+    .encode_to_vec();
+    let batch = |base: u64| CachedBatch {
+        first_seq: 0,
+        last_seq: 2,
+        base_offset: base,
+        last_offset: base + 2,
+        append_time: 1_700_000_000_000,
+    };
+    let snapshot = ProducerSnapshot {
+        offset: 40,
+        producers: vec![
+            SnapshotProducer {
+                producer_id: 0,
+                epoch: 0,
+                last_seen_ms: 1_700_000_000_000,
+                batches: (0..5).map(|i| batch(i * 3)).collect(),
+            },
+            SnapshotProducer {
+                producer_id: 7,
+                epoch: 2,
+                last_seen_ms: 1_700_000_000_000,
+                batches: vec![batch(30)],
+            },
+        ],
+    }
+    .encode_to_vec();
+    let counter = ProducerIdCounter { next: 12 };
+    let key = OffsetCommitKey {
+        group: "readers".into(),
+        topic: "events".into(),
+        partition: 1,
+    }
+    .encode_to_vec();
+    let value = OffsetCommitValue {
+        offset: 42,
+        commit_timestamp: 1_700_000_000_000,
+        metadata: "meta".into(),
+    }
+    .encode_to_vec();
+    // Version 1 of the snapshot: the version-2 body without "last seen".
+    let mut snapshot_v1 = body(&snapshot)[..12].to_vec();
+    for (id, epoch, batches) in [(0i64, 0i16, 5u8), (7, 2, 1)] {
+        snapshot_v1.extend_from_slice(&id.to_le_bytes());
+        snapshot_v1.extend_from_slice(&epoch.to_le_bytes());
+        snapshot_v1.push(batches);
+        for i in 0..u64::from(batches) {
+            let b = batch(if id == 0 { i * 3 } else { 30 });
+            snapshot_v1.extend_from_slice(&b.first_seq.to_le_bytes());
+            snapshot_v1.extend_from_slice(&b.last_seq.to_le_bytes());
+            snapshot_v1.extend_from_slice(&b.base_offset.to_le_bytes());
+            snapshot_v1.extend_from_slice(&b.last_offset.to_le_bytes());
+            snapshot_v1.extend_from_slice(&b.append_time.to_le_bytes());
+        }
+    }
+    let snapshot_v1 = ProducerSnapshot::ENVELOPE.seal_raw(1, &snapshot_v1);
+    assert_eq!(
+        ProducerSnapshot::decode(&snapshot_v1).expect("a version-1 snapshot"),
+        ProducerSnapshot::decode(&snapshot).expect("a snapshot")
+    );
+    let mut flipped = cleaner.clone();
+    flipped[20] ^= 0x10;
+    let mut cut = snapshot.clone();
+    cut.truncate(snapshot.len() - 30);
+    vec![
+        ("checkpoint-v3", meta_seed(0x00, &checkpoint)),
+        (
+            "checkpoint-v2",
+            meta_seed(0x08, &Checkpoint::ENVELOPE.seal_raw(2, body(&checkpoint))),
+        ),
+        (
+            "checkpoint-v1",
+            meta_seed(
+                0x10,
+                &Checkpoint::ENVELOPE.seal_raw(1, &body(&checkpoint)[..16]),
+            ),
+        ),
+        ("clean-shutdown-v2", meta_seed(0x01, &marker)),
+        (
+            "clean-shutdown-v1",
+            meta_seed(0x09, &CleanShutdown::ENVELOPE.seal_raw(1, body(&marker))),
+        ),
+        ("cleaner-checkpoint-v2", meta_seed(0x02, &cleaner)),
+        (
+            "cleaner-checkpoint-v1",
+            meta_seed(
+                0x0a,
+                &CleanerCheckpoint::ENVELOPE.seal_raw(1, body(&cleaner)),
+            ),
+        ),
+        ("producer-snapshot-v3", meta_seed(0x03, &snapshot)),
+        (
+            "producer-snapshot-v2",
+            meta_seed(
+                0x13,
+                &ProducerSnapshot::ENVELOPE.seal_raw(2, body(&snapshot)),
+            ),
+        ),
+        ("producer-snapshot-v1", meta_seed(0x0b, &snapshot_v1)),
+        ("producer-ids-v1", meta_seed(0x04, &counter.encode_to_vec())),
+        (
+            "producer-ids-12-byte",
+            meta_seed(0x04, &counter.encode_unversioned()),
+        ),
+        ("offsets-key", meta_seed(0x00, &key)),
+        ("offsets-value", meta_seed(0x00, &value)),
+        // Bodies for the second pass, sealed by it.
+        ("body-checkpoint", meta_seed(0x00, body(&checkpoint))),
+        ("body-cleaner-checkpoint", meta_seed(0x02, body(&cleaner))),
+        ("body-producer-snapshot", meta_seed(0x03, body(&snapshot))),
+        ("body-unknown-version", meta_seed(0x18, body(&checkpoint))),
+        ("bit-flip-cleaner-checkpoint", meta_seed(0x02, &flipped)),
+        ("truncated-producer-snapshot", meta_seed(0x03, &cut)),
+        ("garbage", noise(9, 64)),
+        ("empty", Vec::new()),
+    ]
+}
+
 #[test]
 #[ignore = "writes fuzz/seeds/; run by hand to regenerate the seed corpora"]
 fn regenerate_seed_corpora() {
@@ -261,9 +426,12 @@ fn regenerate_seed_corpora() {
         .iter()
         .find(|(f, _)| f.ends_with("checkpoint"))
         .expect("a checkpoint");
-    let recovery_point = u64::from_le_bytes(cp.1[13..21].try_into().expect("8 bytes"));
+    let recovery_point = Checkpoint::decode(&cp.1)
+        .expect("a checkpoint")
+        .recovery_point;
     assert_eq!(cp.1, checkpoint_bytes(0, recovery_point));
     write_seeds("batch_decode", &batch_decode_seeds_gen(p));
     write_seeds("index_load", &index_load_seeds_gen(p));
+    write_seeds("meta_decode", &meta_decode_seeds_gen(p));
     write_seeds("segment_recover", &segment_recover_seeds_gen(p));
 }

@@ -42,8 +42,8 @@ const T0: i64 = 1_700_000_000_000;
 const DAY_MS: i64 = 24 * 3_600_000;
 const CLEANER_CHECKPOINT: &str = "cleaner-checkpoint";
 const PRODUCER_SNAPSHOT: &str = "producer-snapshot";
-/// Largest valid cleaner checkpoint: 46 bytes (the CRC included) and 64 horizons of 24.
-const MAX_CLEANER_CHECKPOINT_LEN: usize = 46 + 64 * 24;
+/// Largest valid cleaner checkpoint: 50 bytes (the envelope included) and 64 horizons of 24.
+const MAX_CLEANER_CHECKPOINT_LEN: usize = 50 + 64 * 24;
 /// The idempotent producers of the fixture.
 const PID: i64 = 42;
 const PID2: i64 = 7;
@@ -760,16 +760,18 @@ fn cleaner_checkpoint_with_64_pending_horizons_of_huge_counts() {
     crafted_cleaner_checkpoint(c.encode(), "64 future horizons with u64::MAX tombstones");
 }
 
-/// The cleaner checkpoint's slot at byte 13 once held a "hole-exempt end" that recovery trusted:
-/// a huge value exempted a crash-lost tail from the hole check, so the log claimed offsets no
-/// segment holds. Cleaned segments now end where the next begins and the slot is ignored: any
-/// value there changes nothing.
+/// The cleaner checkpoint's slot at byte 17 (13 in version 1) once held a "hole-exempt end" that
+/// recovery trusted: a huge value exempted a crash-lost tail from the hole check, so the log
+/// claimed offsets no segment holds. Cleaned segments now end where the next begins and the slot
+/// is ignored: any value there changes nothing.
 #[test]
 fn cleaner_checkpoint_hole_exempt_end_past_the_recovery_point() {
     let fx = &fixtures()[1];
     let valid = file_of(&fx.image, CLEANER_CHECKPOINT);
     let mut body = valid[..valid.len() - 4].to_vec();
-    body[13..21].copy_from_slice(&u64::MAX.to_le_bytes());
+    // The fixture's file is version 2: magic, version, length, first dirty offset, the slot.
+    assert_eq!(&valid[..5], b"TLCC\x02");
+    body[17..25].copy_from_slice(&u64::MAX.to_le_bytes());
     let what = "crashed image, hole-exempt end u64::MAX".to_owned();
     let checks = Checks {
         dedupe: true,
@@ -1272,20 +1274,24 @@ fn damaged_producer_ids_is_a_clear_error() {
     p.close().unwrap();
     let path = Path::new(STORE).join("__producer_ids");
     let valid = fs.read_file(&path).unwrap();
-    assert_eq!(valid.len(), 12);
+    // docs/FORMAT.md: the envelope (magic `TLPI`, version, length, CRC) around the next id.
+    assert_eq!(valid.len(), 21);
 
+    // The counter as earlier versions wrote it (12 bytes: the next id, its CRC), still read.
     let counter = |v: i64| sealed(v.to_le_bytes().to_vec());
     let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
-    for len in 0..valid.len() {
-        cases.push((format!("cut to {len}"), valid[..len].to_vec()));
-    }
-    let mut long = valid.clone();
-    long.push(0);
-    cases.push(("a byte too many".into(), long));
-    for bit in 0..valid.len() * 8 {
-        let mut b = valid.clone();
-        b[bit / 8] ^= 1 << (bit % 8);
-        cases.push((format!("bit {bit} flipped"), b));
+    for (layout, valid) in [("", valid.clone()), ("12-byte ", counter(1))] {
+        for len in 0..valid.len() {
+            cases.push((format!("{layout}cut to {len}"), valid[..len].to_vec()));
+        }
+        let mut long = valid.clone();
+        long.push(0);
+        cases.push((format!("{layout}a byte too many"), long));
+        for bit in 0..valid.len() * 8 {
+            let mut b = valid.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            cases.push((format!("{layout}bit {bit} flipped"), b));
+        }
     }
     let mut rng = TestRng::new(0x1d5);
     for i in 0..64 {

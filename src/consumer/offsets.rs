@@ -1,11 +1,8 @@
 //! Committed offsets, stored in the internal compacted topic `__consumer_offsets`.
 //!
-//! One record per commit of one partition, all partitions of a commit in one batch (atomic):
-//! ```text
-//! key   = version u8 (1) | group len u16 | group | topic len u16 | topic | partition u32
-//! value = version u8 (1) | offset u64 | commit timestamp i64 (ms) | metadata len u32 | metadata
-//! ```
-//! A tombstone (null value) deletes the entry. Compaction keeps the latest commit per key, so the
+//! One record per commit of one partition, all partitions of a commit in one batch (atomic): its
+//! key names the group and partition ([`OffsetCommitKey`]), its value is the commit
+//! ([`OffsetCommitValue`]); their bytes are [`crate::format::meta`]'s. A tombstone (null value) deletes the entry. Compaction keeps the latest commit per key, so the
 //! topic stays small; recovery and durability are the log's. The store reads the whole topic at
 //! open into an in-memory table, which answers every lookup.
 //!
@@ -21,13 +18,15 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
+use crate::format::meta::{
+    Decode, DecodeError, Encode, OffsetCommitKey, OffsetCommitValue, MAX_OFFSETS_KEY_STRING_LEN,
+};
 use crate::format::Record;
 use crate::partition::Durability;
 use crate::topic::{murmur2, Topic};
 
 use super::{OffsetAndMetadata, TopicPartition};
 
-const VERSION: u8 = 1;
 /// Longest commit metadata accepted (Kafka's `offset.metadata.max.bytes` default is 4096).
 pub const MAX_METADATA_BYTES: usize = 4096;
 
@@ -83,8 +82,12 @@ impl OffsetStore {
                 }
                 for r in batches.records() {
                     let Some(key) = r.key() else { continue };
-                    let (group, tp) = decode_key(key).ok_or_else(|| {
-                        Error::corrupt(p.dir(), r.offset(), "undecodable key in the offsets topic")
+                    let (group, tp) = decode_key(key).map_err(|e| {
+                        Error::corrupt(
+                            p.dir(),
+                            r.offset(),
+                            format!("undecodable key in the offsets topic ({e})"),
+                        )
                     })?;
                     match r.value() {
                         None => {
@@ -96,11 +99,11 @@ impl OffsetStore {
                             }
                         }
                         Some(v) => {
-                            let om = decode_value(v).ok_or_else(|| {
+                            let om = decode_value(v).map_err(|e| {
                                 Error::corrupt(
                                     p.dir(),
                                     r.offset(),
-                                    "undecodable value in the offsets topic",
+                                    format!("undecodable value in the offsets topic ({e})"),
                                 )
                             })?;
                             let entry = Entry {
@@ -123,7 +126,8 @@ impl OffsetStore {
     /// Durably record `offsets` for `group` (one batch: all or nothing), then publish them.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for oversized metadata; append errors.
+    /// [`Error::InvalidConfig`] for oversized metadata or a topic name too long for the record;
+    /// append errors.
     pub fn commit(
         &self,
         group: &str,
@@ -140,6 +144,18 @@ impl OffsetStore {
                     format!(
                         "{} bytes is more than {MAX_METADATA_BYTES}",
                         om.metadata.len()
+                    ),
+                ));
+            }
+            // The key stores the group's and topic's lengths as `u16`: a longer name would be
+            // written cut short and make the whole offsets topic undecodable.
+            if tp.topic.len() > MAX_OFFSETS_KEY_STRING_LEN {
+                return Err(Error::config(
+                    "topic",
+                    format!(
+                        "a commit for a topic name of {} bytes; at most {MAX_OFFSETS_KEY_STRING_LEN} \
+                         fit an offsets record",
+                        tp.topic.len()
                     ),
                 ));
             }
@@ -220,86 +236,34 @@ impl OffsetStore {
 }
 
 fn encode_key(group: &str, tp: &TopicPartition) -> Bytes {
-    let mut b = Vec::with_capacity(1 + 2 + group.len() + 2 + tp.topic.len() + 4);
-    b.push(VERSION);
-    b.extend_from_slice(&(group.len() as u16).to_le_bytes());
-    b.extend_from_slice(group.as_bytes());
-    b.extend_from_slice(&(tp.topic.len() as u16).to_le_bytes());
-    b.extend_from_slice(tp.topic.as_bytes());
-    b.extend_from_slice(&tp.partition.to_le_bytes());
-    Bytes::from(b)
+    let key = OffsetCommitKey {
+        group: group.to_owned(),
+        topic: tp.topic.clone(),
+        partition: tp.partition,
+    };
+    Bytes::from(key.encode_to_vec())
 }
 
 fn encode_value(om: &OffsetAndMetadata) -> Bytes {
-    let mut b = Vec::with_capacity(1 + 8 + 8 + 4 + om.metadata.len());
-    b.push(VERSION);
-    b.extend_from_slice(&om.offset.to_le_bytes());
-    b.extend_from_slice(&om.commit_timestamp.to_le_bytes());
-    b.extend_from_slice(&(om.metadata.len() as u32).to_le_bytes());
-    b.extend_from_slice(om.metadata.as_bytes());
-    Bytes::from(b)
+    let value = OffsetCommitValue {
+        offset: om.offset,
+        commit_timestamp: om.commit_timestamp,
+        metadata: om.metadata.clone(),
+    };
+    Bytes::from(value.encode_to_vec())
 }
 
-/// A cursor over untrusted bytes: every read is bounds-checked.
-struct Cursor<'a>(&'a [u8]);
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.0.len() {
-            return None;
-        }
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        let b = self.take(4)?;
-        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Some(u64::from_le_bytes(a))
-    }
-    fn str(&mut self, n: usize) -> Option<String> {
-        std::str::from_utf8(self.take(n)?).ok().map(str::to_owned)
-    }
+fn decode_key(b: &[u8]) -> std::result::Result<(String, TopicPartition), DecodeError> {
+    let key = OffsetCommitKey::decode(b)?;
+    Ok((key.group, TopicPartition::new(key.topic, key.partition)))
 }
 
-fn decode_key(b: &[u8]) -> Option<(String, TopicPartition)> {
-    let mut c = Cursor(b);
-    if c.u8()? != VERSION {
-        return None;
-    }
-    let gl = c.u16()? as usize;
-    let group = c.str(gl)?;
-    let tl = c.u16()? as usize;
-    let topic = c.str(tl)?;
-    let partition = c.u32()?;
-    c.0.is_empty()
-        .then(|| (group, TopicPartition::new(topic, partition)))
-}
-
-fn decode_value(b: &[u8]) -> Option<OffsetAndMetadata> {
-    let mut c = Cursor(b);
-    if c.u8()? != VERSION {
-        return None;
-    }
-    let offset = c.u64()?;
-    let commit_timestamp = c.u64()? as i64;
-    let ml = c.u32()? as usize;
-    let metadata = c.str(ml)?;
-    c.0.is_empty().then_some(OffsetAndMetadata {
-        offset,
-        metadata,
-        commit_timestamp,
+fn decode_value(b: &[u8]) -> std::result::Result<OffsetAndMetadata, DecodeError> {
+    let value = OffsetCommitValue::decode(b)?;
+    Ok(OffsetAndMetadata {
+        offset: value.offset,
+        metadata: value.metadata,
+        commit_timestamp: value.commit_timestamp,
     })
 }
 
@@ -308,33 +272,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codec_round_trip_and_rejects_damage() {
+    fn records_carry_the_commit() {
         let tp = TopicPartition::new("orders", 7);
         let k = encode_key("g1", &tp);
-        assert_eq!(decode_key(&k), Some(("g1".to_owned(), tp)));
+        assert_eq!(decode_key(&k), Ok(("g1".to_owned(), tp)));
         let om = OffsetAndMetadata {
             offset: 42,
             metadata: "hi".into(),
             commit_timestamp: 1_700_000_000_000,
         };
         let v = encode_value(&om);
-        assert_eq!(decode_value(&v), Some(om));
-        for n in 0..k.len() {
-            assert_eq!(decode_key(&k[..n]), None);
-        }
-        for n in 0..v.len() {
-            assert_eq!(decode_value(&v[..n]), None);
-        }
-        let mut long = v.to_vec();
-        long.push(0);
-        assert_eq!(decode_value(&long), None);
-        let mut bad = k.to_vec();
-        bad[0] = 9;
-        assert_eq!(decode_key(&bad), None);
-        // A huge length never allocates or panics.
-        let mut huge = vec![VERSION];
-        huge.extend_from_slice(&u16::MAX.to_le_bytes());
-        assert_eq!(decode_key(&huge), None);
+        assert_eq!(decode_value(&v), Ok(om));
+        assert!(decode_key(&v).is_err() && decode_value(&k).is_err());
     }
 
     #[test]

@@ -60,22 +60,30 @@ impl BatchHeader {
     /// Decode a header from the first [`BATCH_HEADER_LEN`] bytes of `b`, checking only structure
     /// (not the CRC). `Err` says what is wrong.
     pub fn parse(b: &[u8]) -> Result<BatchHeader, &'static str> {
-        if b.len() < BATCH_HEADER_LEN {
-            return Err("batch header is truncated");
+        let h = b
+            .first_chunk::<BATCH_HEADER_LEN>()
+            .ok_or("batch header is truncated")?;
+        // `h` is an array: every field position is checked against its size when compiling.
+        macro_rules! field {
+            ($at:expr, $len:literal, $ty:ty) => {{
+                let mut bytes = [0; $len];
+                bytes.copy_from_slice(&h[$at..$at + $len]);
+                <$ty>::from_le_bytes(bytes)
+            }};
         }
         let header = BatchHeader {
-            base_offset: get_u64(b, BASE_OFFSET_OFFSET),
-            length: get_u32(b, LENGTH_OFFSET),
-            crc: get_u32(b, CRC_OFFSET),
-            version: b[VERSION_OFFSET],
-            attributes: get_u16(b, ATTRIBUTES_OFFSET),
-            last_offset_delta: get_u32(b, LAST_OFFSET_DELTA_OFFSET),
-            first_timestamp: get_i64(b, FIRST_TIMESTAMP_OFFSET),
-            max_timestamp: get_i64(b, MAX_TIMESTAMP_OFFSET),
-            producer_id: get_i64(b, PRODUCER_ID_OFFSET),
-            producer_epoch: get_u16(b, PRODUCER_EPOCH_OFFSET) as i16,
-            base_sequence: get_u32(b, BASE_SEQUENCE_OFFSET) as i32,
-            record_count: get_u32(b, RECORD_COUNT_OFFSET),
+            base_offset: field!(BASE_OFFSET_OFFSET, 8, u64),
+            length: field!(LENGTH_OFFSET, 4, u32),
+            crc: field!(CRC_OFFSET, 4, u32),
+            version: h[VERSION_OFFSET],
+            attributes: field!(ATTRIBUTES_OFFSET, 2, u16),
+            last_offset_delta: field!(LAST_OFFSET_DELTA_OFFSET, 4, u32),
+            first_timestamp: field!(FIRST_TIMESTAMP_OFFSET, 8, i64),
+            max_timestamp: field!(MAX_TIMESTAMP_OFFSET, 8, i64),
+            producer_id: field!(PRODUCER_ID_OFFSET, 8, i64),
+            producer_epoch: field!(PRODUCER_EPOCH_OFFSET, 2, i16),
+            base_sequence: field!(BASE_SEQUENCE_OFFSET, 4, i32),
+            record_count: field!(RECORD_COUNT_OFFSET, 4, u32),
         };
         header.check()?;
         Ok(header)
@@ -149,8 +157,9 @@ impl RecordBatch {
                 "batch length does not match the bytes available",
             ));
         }
-        let crc = crc32fast::hash(&bytes[BATCH_PREFIX_LEN..]) ^ base_offset_crc(header.base_offset);
-        if crc != header.crc {
+        // The header parsed, so the CRC-covered region is there.
+        let covered = bytes.get(BATCH_PREFIX_LEN..).unwrap_or_default();
+        if crc32fast::hash(covered) ^ base_offset_crc(header.base_offset) != header.crc {
             return Err((CRC_OFFSET, "CRC mismatch"));
         }
         let mut pos = RECORDS_OFFSET;
@@ -389,18 +398,26 @@ pub(crate) fn encode_batch<R: Borrow<Record>>(buf: &mut Vec<u8>, records: &[R], 
         base_sequence: meta.base_sequence,
         record_count: records.len() as u32,
     };
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "`start` was the buffer's length before it grew by a header and the records"
+    )]
     write_header(&mut buf[start..], &fields);
 }
 
 /// Fill in the header of the encoded batch `h` (the whole batch, records in place) from
 /// `fields`: the length from `h`'s size, the current version, every other field, then the CRC.
 /// (`fields.length`, `crc` and `version` are not used.) The one writer of the header layout.
-fn write_header(h: &mut [u8], fields: &BatchHeader) {
+fn write_header(batch: &mut [u8], fields: &BatchHeader) {
     let f = fields;
-    let total = h.len();
+    let length = u32::try_from(batch.len() - CRC_OFFSET.min(batch.len())).unwrap_or(u32::MAX);
+    let Some((h, records)) = batch.split_first_chunk_mut::<BATCH_HEADER_LEN>() else {
+        debug_assert!(false, "callers make room for the header");
+        return;
+    };
+    // `h` is an array: every position below is checked against its size when compiling.
     h[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&f.base_offset.to_le_bytes());
-    h[LENGTH_OFFSET..LENGTH_OFFSET + 4]
-        .copy_from_slice(&((total - CRC_OFFSET) as u32).to_le_bytes());
+    h[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&length.to_le_bytes());
     h[VERSION_OFFSET] = BATCH_VERSION;
     h[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&f.attributes.to_le_bytes());
     h[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4]
@@ -415,7 +432,10 @@ fn write_header(h: &mut [u8], fields: &BatchHeader) {
     h[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
         .copy_from_slice(&f.base_sequence.to_le_bytes());
     h[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4].copy_from_slice(&f.record_count.to_le_bytes());
-    let crc = crc32fast::hash(&h[BATCH_PREFIX_LEN..]) ^ base_offset_crc(f.base_offset);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&h[BATCH_PREFIX_LEN..]);
+    crc.update(records);
+    let crc = crc.finalize() ^ base_offset_crc(f.base_offset);
     h[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -448,6 +468,10 @@ pub(crate) fn encode_retained(
         record_count: retained.len() as u32,
         ..*original
     };
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "`start` was the buffer's length before it grew by a header and the records"
+    )]
     write_header(&mut buf[start..], &fields);
 }
 
@@ -455,8 +479,9 @@ pub(crate) fn encode_retained(
 /// field (the base offset included) is then what the writer wrote. Checks no record framing.
 pub(crate) fn crc_matches(bytes: &[u8], header: &BatchHeader) -> bool {
     bytes.len() == header.total_len()
-        && crc32fast::hash(&bytes[BATCH_PREFIX_LEN..]) ^ base_offset_crc(header.base_offset)
-            == header.crc
+        && bytes.get(BATCH_PREFIX_LEN..).is_some_and(|covered| {
+            crc32fast::hash(covered) ^ base_offset_crc(header.base_offset) == header.crc
+        })
 }
 
 /// CRC-32 of a base offset's 8 little-endian bytes. The stored CRC is
@@ -486,16 +511,32 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: u64) -> bool {
     true
 }
 
-/// Set the base offset of an encoded batch, updating the CRC (see [`base_offset_crc`]).
+/// Set the base offset of an encoded batch, updating the CRC (see [`base_offset_crc`]). Bytes
+/// too short to hold a base offset and a CRC are left alone (callers pass encoded batches).
 pub(crate) fn patch_base_offset(batch: &mut [u8], base_offset: u64) {
-    let old = get_u64(batch, BASE_OFFSET_OFFSET);
-    let crc = get_u32(batch, CRC_OFFSET) ^ base_offset_crc(old) ^ base_offset_crc(base_offset);
-    batch[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&base_offset.to_le_bytes());
-    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+    let Some(prefix) = batch.first_chunk_mut::<BATCH_PREFIX_LEN>() else {
+        debug_assert!(false, "not an encoded batch");
+        return;
+    };
+    // `prefix` is an array: these positions are checked when compiling.
+    let mut old = [0; 8];
+    old.copy_from_slice(&prefix[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8]);
+    let mut crc = [0; 4];
+    crc.copy_from_slice(&prefix[CRC_OFFSET..CRC_OFFSET + 4]);
+    let crc = u32::from_le_bytes(crc)
+        ^ base_offset_crc(u64::from_le_bytes(old))
+        ^ base_offset_crc(base_offset);
+    prefix[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&base_offset.to_le_bytes());
+    prefix[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(
+        clippy::indexing_slicing,
+        reason = "tests index fixtures they built themselves"
+    )]
+
     use super::*;
 
     fn encode(records: &[Record], base: u64) -> Bytes {

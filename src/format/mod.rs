@@ -1,11 +1,16 @@
-//! Byte layouts: record batches, index entries and file names.
+//! Byte layouts: record batches, index entries, file names, and topiclog's own metadata files
+//! (`meta`: one checksummed envelope, one bounds-checked reader, one codec trait).
 //!
 //! This module is the only code that parses bytes read from disk. Everything it decodes is checked
 //! against the bytes that remain before it is used, so damaged input yields an error, never a panic,
 //! an unbounded allocation or a loop. The layout is documented in `docs/FORMAT.md`; offsets below are
 //! derived from the previous field so the two cannot drift apart silently.
 
+#![deny(clippy::indexing_slicing)]
+
 mod batch;
+#[doc(hidden)]
+pub mod meta;
 mod names;
 mod record;
 mod varint;
@@ -71,26 +76,38 @@ pub const OFFSET_INDEX_ENTRY_LEN: usize = 8;
 /// Time index entry: `i64` timestamp, `u32` offset relative to the segment base.
 pub const TIME_INDEX_ENTRY_LEN: usize = 12;
 
-#[inline]
-pub(crate) fn get_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
+// ---- Index entry fields ----------------------------------------------------------------------------
+// The segment's index readers take fields out of one entry: `entry` is a whole entry
+// (`OFFSET_INDEX_ENTRY_LEN` or `TIME_INDEX_ENTRY_LEN` bytes, as `IndexFile::entry` returns it) and
+// `at` a field position inside it. Anything else is a bug in the caller, hence the panic.
+// Everything else in the crate reads through `meta::Reader` or checked slices.
 
+/// The little-endian `u32` at `at` of an index entry.
+///
+/// # Panics
+/// If `entry` is shorter than `at + 4`.
 #[inline]
-pub(crate) fn get_u32(b: &[u8], at: usize) -> u32 {
+#[expect(
+    clippy::indexing_slicing,
+    reason = "callers pass a whole index entry and a field position inside it"
+)]
+pub(crate) fn get_u32(entry: &[u8], at: usize) -> u32 {
     let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
+    a.copy_from_slice(&entry[at..at + 4]);
     u32::from_le_bytes(a)
 }
 
+/// The little-endian `i64` at `at` of an index entry.
+///
+/// # Panics
+/// If `entry` is shorter than `at + 8`.
 #[inline]
-pub(crate) fn get_u64(b: &[u8], at: usize) -> u64 {
+#[expect(
+    clippy::indexing_slicing,
+    reason = "callers pass a whole index entry and a field position inside it"
+)]
+pub(crate) fn get_i64(entry: &[u8], at: usize) -> i64 {
     let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
-}
-
-#[inline]
-pub(crate) fn get_i64(b: &[u8], at: usize) -> i64 {
-    get_u64(b, at) as i64
+    a.copy_from_slice(&entry[at..at + 8]);
+    i64::from_le_bytes(a)
 }

@@ -305,11 +305,11 @@ pub(crate) fn parse_record(buf: &[u8], pos: &mut usize, end: usize) -> Option<Re
         return None;
     }
     let rec_end = *pos + body_len as usize;
-    let timestamp_delta = unzigzag(get_uvarint(&buf[..rec_end], pos)?);
-    let offset_delta = get_uvarint(&buf[..rec_end], pos)?;
+    let timestamp_delta = unzigzag(get_uvarint(buf.get(..rec_end)?, pos)?);
+    let offset_delta = get_uvarint(buf.get(..rec_end)?, pos)?;
     let key = parse_nullable(buf, pos, rec_end)?;
     let value = parse_nullable(buf, pos, rec_end)?;
-    let header_count = get_uvarint(&buf[..rec_end], pos)?;
+    let header_count = get_uvarint(buf.get(..rec_end)?, pos)?;
     // Every header takes at least two bytes, so a count above that is damage.
     if header_count > ((rec_end - (*pos).min(rec_end)) / 2) as u64 {
         return None;
@@ -317,7 +317,7 @@ pub(crate) fn parse_record(buf: &[u8], pos: &mut usize, end: usize) -> Option<Re
     let headers_start = *pos;
     for _ in 0..header_count {
         let (k, _) = parse_header(buf, pos, rec_end)?;
-        std::str::from_utf8(&buf[k]).ok()?;
+        std::str::from_utf8(buf.get(k)?).ok()?;
     }
     if *pos != rec_end {
         return None;
@@ -336,7 +336,7 @@ type HeaderParts = (Range<usize>, Option<Range<usize>>);
 
 fn parse_header(buf: &[u8], pos: &mut usize, end: usize) -> Option<HeaderParts> {
     let end = end.min(buf.len());
-    let klen = get_uvarint(&buf[..end], pos)?;
+    let klen = get_uvarint(buf.get(..end)?, pos)?;
     if klen > (end - (*pos).min(end)) as u64 {
         return None;
     }
@@ -349,7 +349,7 @@ fn parse_header(buf: &[u8], pos: &mut usize, end: usize) -> Option<HeaderParts> 
 /// Parse a nullable byte string; `Some(None)` is null, `None` is damage.
 fn parse_nullable(buf: &[u8], pos: &mut usize, end: usize) -> Option<Option<Range<usize>>> {
     let end = end.min(buf.len());
-    let tag = get_uvarint(&buf[..end], pos)?;
+    let tag = get_uvarint(buf.get(..end)?, pos)?;
     if tag == 0 {
         return Some(None);
     }

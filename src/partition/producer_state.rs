@@ -10,28 +10,24 @@
 //! A producer that has not written for `producer_id_expiration` (Kafka's
 //! `producer.id.expiration.ms`) is forgotten: a batch from it afterwards is taken as new.
 //!
-//! Snapshot layout (little-endian, version 2): magic `TLPS` (4) | version u8 (1) | offset u64 (8) |
-//! producer count u32 (4) | per producer: id i64, epoch i16, last seen ms i64, batch count u8,
-//! per batch: first sequence i32, last sequence i32, base offset u64, last offset u64, append time
-//! i64 | CRC-32 of everything before it (4). Version 1 lacks "last seen" (taken as the newest
-//! append time).
+//! The snapshot's bytes are [`crate::format::meta::ProducerSnapshot`]'s.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::{get_i64, get_u32, get_u64, BatchHeader};
+use crate::format::meta::{
+    CachedBatch, Decode, Encode, ProducerSnapshot, SnapshotProducer, MAX_PRODUCER_BATCHES,
+};
+use crate::format::BatchHeader;
 use crate::fs::{read_small_file, write_atomic, FileSystem};
 
 use super::AppendInfo;
 
 /// Batches remembered per producer (Kafka keeps five).
-pub const PRODUCER_BATCHES_KEPT: usize = 5;
+pub const PRODUCER_BATCHES_KEPT: usize = MAX_PRODUCER_BATCHES;
 /// Name of the snapshot file in a partition directory.
 pub(crate) const FILE_NAME: &str = "producer-snapshot";
-const MAGIC: &[u8; 4] = b"TLPS";
-const VERSION: u8 = 2;
-const BATCH_LEN: usize = 4 + 4 + 8 + 8 + 8;
 /// Largest snapshot read (a guard against a damaged length).
 const MAX_SNAPSHOT_BYTES: u64 = 256 << 20;
 
@@ -44,15 +40,6 @@ pub struct ProducerBatch {
     pub epoch: i16,
     /// Sequence number of the batch's first record; the next batch continues after its last.
     pub base_sequence: i32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct CachedBatch {
-    first_seq: i32,
-    last_seq: i32,
-    base_offset: u64,
-    last_offset: u64,
-    append_time: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -235,90 +222,38 @@ impl ProducerTable {
         );
     }
 
-    pub fn encode(&self, offset: u64) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(MAGIC);
-        b.push(VERSION);
-        b.extend_from_slice(&offset.to_le_bytes());
-        b.extend_from_slice(&(self.producers.len() as u32).to_le_bytes());
-        let mut ids: Vec<&i64> = self.producers.keys().collect();
-        ids.sort();
-        for id in ids {
-            let e = &self.producers[id];
-            b.extend_from_slice(&id.to_le_bytes());
-            b.extend_from_slice(&e.epoch.to_le_bytes());
-            b.extend_from_slice(&e.last_seen_ms.to_le_bytes());
-            b.push(e.batches.len() as u8);
-            for c in &e.batches {
-                b.extend_from_slice(&c.first_seq.to_le_bytes());
-                b.extend_from_slice(&c.last_seq.to_le_bytes());
-                b.extend_from_slice(&c.base_offset.to_le_bytes());
-                b.extend_from_slice(&c.last_offset.to_le_bytes());
-                b.extend_from_slice(&c.append_time.to_le_bytes());
-            }
-        }
-        let crc = crc32fast::hash(&b);
-        b.extend_from_slice(&crc.to_le_bytes());
-        b
+    /// The snapshot of this table as of `offset`, producers by id.
+    fn snapshot(&self, offset: u64) -> ProducerSnapshot {
+        let mut producers: Vec<SnapshotProducer> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, e)| SnapshotProducer {
+                producer_id,
+                epoch: e.epoch,
+                last_seen_ms: e.last_seen_ms,
+                batches: e.batches.iter().copied().collect(),
+            })
+            .collect();
+        producers.sort_by_key(|p| p.producer_id);
+        ProducerSnapshot { offset, producers }
     }
 
-    /// Decode a snapshot: `(offset, table)`.
-    pub fn decode(b: &[u8], path: &Path) -> Result<(u64, ProducerTable)> {
-        let bad = |reason: &str| Error::corrupt(path, 0, reason);
-        if b.len() < 4 + 1 + 8 + 4 + 4 {
-            return Err(bad("producer snapshot is truncated"));
-        }
-        if &b[..4] != MAGIC || !(b[4] == VERSION || b[4] == 1) {
-            return Err(bad("not a topiclog producer snapshot"));
-        }
-        let has_last_seen = b[4] == VERSION;
-        let fixed = if has_last_seen { 19 } else { 11 };
-        let body = b.len() - 4;
-        if crc32fast::hash(&b[..body]) != get_u32(b, body) {
-            return Err(bad("producer snapshot CRC mismatch"));
-        }
-        let offset = get_u64(b, 5);
-        let count = get_u32(b, 13) as usize;
-        let mut pos = 17;
-        let mut table = ProducerTable::default();
-        for _ in 0..count {
-            if pos + fixed > body {
-                return Err(bad("producer snapshot entry is truncated"));
-            }
-            let id = get_i64(b, pos);
-            let epoch = i16::from_le_bytes([b[pos + 8], b[pos + 9]]);
-            let last_seen = has_last_seen.then(|| get_i64(b, pos + 10));
-            let n = b[pos + fixed - 1] as usize;
-            pos += fixed;
-            if n > PRODUCER_BATCHES_KEPT || pos + n * BATCH_LEN > body {
-                return Err(bad("producer snapshot batch list is damaged"));
-            }
-            let mut batches = VecDeque::with_capacity(n);
-            for _ in 0..n {
-                batches.push_back(CachedBatch {
-                    first_seq: get_u32(b, pos) as i32,
-                    last_seq: get_u32(b, pos + 4) as i32,
-                    base_offset: get_u64(b, pos + 8),
-                    last_offset: get_u64(b, pos + 16),
-                    append_time: get_i64(b, pos + 24),
-                });
-                pos += BATCH_LEN;
-            }
-            let newest = batches.iter().map(|c| c.append_time).max();
-            let last_seen_ms = last_seen.or(newest).unwrap_or(i64::MIN);
-            table.producers.insert(
-                id,
-                Entry {
-                    epoch,
-                    last_seen_ms,
-                    batches,
-                },
-            );
-        }
-        if pos != body {
-            return Err(bad("producer snapshot has bytes left over"));
-        }
-        Ok((offset, table))
+    /// The table a snapshot holds, and its offset. A producer id written twice (only damage
+    /// could) keeps its last entry.
+    fn from_snapshot(snapshot: ProducerSnapshot) -> (u64, ProducerTable) {
+        let producers = snapshot
+            .producers
+            .into_iter()
+            .map(|p| {
+                let entry = Entry {
+                    epoch: p.epoch,
+                    last_seen_ms: p.last_seen_ms,
+                    batches: p.batches.into(),
+                };
+                (p.producer_id, entry)
+            })
+            .collect();
+        (snapshot.offset, ProducerTable { producers })
     }
 
     /// Read the snapshot in `dir`: `Ok(None)` if there is none.
@@ -328,13 +263,15 @@ impl ProducerTable {
             return Ok(None);
         }
         let bytes = read_small_file(fs, &path, MAX_SNAPSHOT_BYTES)?;
-        ProducerTable::decode(&bytes, &path).map(Some)
+        ProducerSnapshot::decode(&bytes)
+            .map(|s| Some(ProducerTable::from_snapshot(s)))
+            .map_err(|e| e.corrupt(&path, "producer snapshot"))
     }
 
     /// Replace the snapshot in `dir` with this table as of `offset`.
     pub fn write(&self, fs: &dyn FileSystem, dir: &Path, offset: u64) -> Result<()> {
         let path = dir.join(FILE_NAME);
-        write_atomic(fs, &path, &self.encode(offset)).at(&path)
+        write_atomic(fs, &path, &self.snapshot(offset).encode_to_vec()).at(&path)
     }
 
     /// Whether every remembered batch is well-formed and lies below `offset` (a snapshot taken
@@ -459,7 +396,7 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_round_trip_and_damage() {
+    fn snapshot_round_trip_by_id() {
         let mut t = ProducerTable::default();
         t.record(pb(0), 3, &info(10, 12), NOW);
         t.record(
@@ -471,19 +408,27 @@ mod tests {
             &info(13, 13),
             NOW,
         );
-        let b = t.encode(14);
+        let snapshot = t.snapshot(14);
         assert_eq!(
-            ProducerTable::decode(&b, Path::new("x")).unwrap(),
-            (14, t.clone())
+            snapshot
+                .producers
+                .iter()
+                .map(|p| p.producer_id)
+                .collect::<Vec<_>>(),
+            vec![3, 9],
+            "by id"
         );
-        for i in 0..b.len() {
-            let mut d = b.clone();
-            d[i] ^= 1;
-            assert!(ProducerTable::decode(&d, Path::new("x")).is_err(), "{i}");
-        }
-        for n in 0..b.len() {
-            assert!(ProducerTable::decode(&b[..n], Path::new("x")).is_err());
-        }
+        let back = ProducerSnapshot::decode(&snapshot.encode_to_vec()).unwrap();
+        assert_eq!(ProducerTable::from_snapshot(back), (14, t.clone()));
+        // A repeated id (damage with a valid CRC) keeps its last entry.
+        let mut twice = snapshot.clone();
+        twice.producers.push(SnapshotProducer {
+            producer_id: 3,
+            epoch: 7,
+            last_seen_ms: 0,
+            batches: Vec::new(),
+        });
+        assert_eq!(ProducerTable::from_snapshot(twice).1.producers[&3].epoch, 7);
         let mut cut = t.clone();
         cut.truncate(13);
         assert_eq!(cut.producers.len(), 1);

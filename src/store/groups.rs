@@ -11,6 +11,7 @@ use crate::consumer::{
 };
 use crate::error::IoContext;
 use crate::error::{Error, Result};
+use crate::format::meta::{Decode, Encode, ProducerIdCounter};
 use crate::fs::{read_small_file, write_atomic, FileSystem};
 use crate::partition::{Durability, Notify};
 use crate::producer::{Producer, ProducerConfig};
@@ -65,30 +66,17 @@ pub(super) fn coordinator(store: Weak<StoreInner>) -> Coordinator {
     }))
 }
 
-/// Read a producer id counter file: the next id, `i64` LE, then the CRC-32 of those 8 bytes.
+/// Read a producer id counter file (layout: [`ProducerIdCounter`]): the next id.
 fn read_counter(fs: &dyn FileSystem, path: &Path) -> Result<i64> {
     let b = read_small_file(fs, path, 64)?;
-    if b.len() != 12 || crc32fast::hash(&b[..8]) != u32::from_le_bytes([b[8], b[9], b[10], b[11]]) {
-        return Err(Error::corrupt(path, 0, "producer id counter is damaged"));
-    }
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    let next = i64::from_le_bytes(a);
-    if next < 0 || next == i64::MAX {
-        return Err(Error::corrupt(
-            path,
-            0,
-            "producer id counter is out of range",
-        ));
-    }
-    Ok(next)
+    ProducerIdCounter::decode(&b)
+        .map(|c| c.next)
+        .map_err(|e| e.corrupt(path, "producer id counter"))
 }
 
 /// Replace the counter file at `path` with `next`, durably.
 fn write_counter(fs: &dyn FileSystem, path: &Path, next: i64) -> Result<()> {
-    let mut b = next.to_le_bytes().to_vec();
-    let crc = crc32fast::hash(&b);
-    b.extend_from_slice(&crc.to_le_bytes());
+    let b = ProducerIdCounter { next }.encode_to_vec();
     write_atomic(fs, path, &b).at(path)
 }
 

@@ -3,15 +3,17 @@
 //! `topic.conf` is a small text file in Java-properties style (`key=value` lines, `#` comments) with
 //! Kafka's key names, so it is easy to inspect. Format 2 (written since configs are resolved at
 //! creation) lists every setting and ends with a `crc32=<8 hex digits>` line, the CRC-32 of every
-//! byte before that line. Format 1 (earlier versions: optional keys, no checksum) is still read;
-//! the store rewrites it as format 2 once. The file is replaced atomically and validated when
-//! read: a failed checksum, an unknown key, a missing key, a malformed value or a contradiction is
-//! an [`Error::InvalidConfigFile`] naming the file and line.
+//! byte before that line (`format::meta::crc32`, the checksum of all of topiclog's own metadata).
+//! Format 1 (earlier versions: optional keys, no checksum) is still read; the store rewrites it as
+//! format 2 once. The file is replaced atomically and validated when read: a failed checksum, an
+//! unknown key, a missing key, a malformed value or a contradiction is an
+//! [`Error::InvalidConfigFile`] naming the file and line.
 
 use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::format::meta;
 use crate::partition::{Durability, TimestampType};
 
 /// Name of the configuration file in a topic directory.
@@ -322,7 +324,7 @@ impl TopicConfig {
         if let Some(v) = self.min_cleanable_dirty_ratio {
             put("min.cleanable.dirty.ratio", v.to_string());
         }
-        let crc = crc32fast::hash(out.as_bytes());
+        let crc = meta::crc32(out.as_bytes());
         out.push_str(&format!("{CRC_KEY}={crc:08x}\n"));
         out
     }
@@ -351,7 +353,7 @@ impl TopicConfig {
                     .ok_or_else(|| {
                         bad(line_no, format!("{CRC_KEY}: {value:?} is not 8 hex digits"))
                     })?;
-                let computed = crc32fast::hash(body.as_bytes());
+                let computed = meta::crc32(body.as_bytes());
                 if stored != computed {
                     return Err(bad(
                         line_no,

@@ -1,0 +1,251 @@
+//! The partition checkpoint (`checkpoint`) and the clean-shutdown marker (`.clean_shutdown`).
+//! What the fields mean, and when the files are written, is the partition's
+//! (`partition/checkpoint.rs`).
+
+use super::{Decode, DecodeError, Encode, Envelope, Reader, Writer};
+
+/// `u64::MAX` in a "producer state from" field: no idempotent producer ever wrote.
+const NO_PRODUCERS: u64 = u64::MAX;
+
+fn producers_from(raw: u64) -> Option<u64> {
+    (raw != NO_PRODUCERS).then_some(raw)
+}
+
+/// The partition checkpoint: where the log starts, what is known durable, and where idempotent
+/// producers' state begins.
+///
+/// Body, version 3 (the envelope's, with a length field) and version 2 (legacy): log start offset
+/// `u64` | recovery point `u64` | producer state from `u64` (`u64::MAX`: none). Version 1 (legacy)
+/// ends after the recovery point.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Records below this offset are logically deleted.
+    pub log_start_offset: u64,
+    /// Every batch below this offset is known to be durable.
+    pub recovery_point: u64,
+    /// Idempotent producers have written from this offset on: their state is rebuilt from the
+    /// log from here when the producer snapshot is missing or stale. `None`: none ever did.
+    /// (`Some(u64::MAX)` is written as, and read back as, `None`.)
+    pub producers_from: Option<u64>,
+}
+
+impl Checkpoint {
+    /// Magic `TLCP`; versions 1 and 2 predate the length field.
+    pub const ENVELOPE: Envelope = Envelope {
+        magic: *b"TLCP",
+        version: 3,
+        legacy: &[1, 2],
+    };
+}
+
+impl Encode for Checkpoint {
+    fn encode_into(&self, w: &mut Writer) {
+        Self::ENVELOPE.seal(w, |w| {
+            w.u64(self.log_start_offset);
+            w.u64(self.recovery_point);
+            w.u64(self.producers_from.unwrap_or(NO_PRODUCERS));
+        });
+    }
+}
+
+impl Decode for Checkpoint {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let (version, mut body) = Self::ENVELOPE.open(r)?;
+        let checkpoint = Checkpoint {
+            log_start_offset: body.u64()?,
+            recovery_point: body.u64()?,
+            producers_from: match version {
+                1 => None,
+                _ => producers_from(body.u64()?),
+            },
+        };
+        body.finish()?;
+        Ok(checkpoint)
+    }
+}
+
+/// What a clean close saw: the next open trusts the files only if they still match it.
+///
+/// Body, version 2 (with a length field) and version 1 (legacy): log start offset `u64` | end
+/// offset `u64` | producer state from `u64` (`u64::MAX`: none) | active segment base offset
+/// `u64` | active segment size `u64`. The log start offset and the active segment's base are
+/// never past the end offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CleanShutdown {
+    /// The log start offset.
+    pub log_start_offset: u64,
+    /// The log end offset; also the recovery point (everything was synced).
+    pub end_offset: u64,
+    /// As [`Checkpoint::producers_from`].
+    pub producers_from: Option<u64>,
+    /// Base offset of the active segment.
+    pub active_base: u64,
+    /// Bytes of batches in the active segment (its file was trimmed to exactly this).
+    pub active_size: u64,
+}
+
+impl CleanShutdown {
+    /// Magic `TLCS`; version 1 predates the length field.
+    pub const ENVELOPE: Envelope = Envelope {
+        magic: *b"TLCS",
+        version: 2,
+        legacy: &[1],
+    };
+}
+
+impl Encode for CleanShutdown {
+    fn encode_into(&self, w: &mut Writer) {
+        Self::ENVELOPE.seal(w, |w| {
+            w.u64(self.log_start_offset);
+            w.u64(self.end_offset);
+            w.u64(self.producers_from.unwrap_or(NO_PRODUCERS));
+            w.u64(self.active_base);
+            w.u64(self.active_size);
+        });
+    }
+}
+
+impl Decode for CleanShutdown {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let (_, mut body) = Self::ENVELOPE.open(r)?;
+        let at = body.position();
+        let marker = CleanShutdown {
+            log_start_offset: body.u64()?,
+            end_offset: body.u64()?,
+            producers_from: producers_from(body.u64()?),
+            active_base: body.u64()?,
+            active_size: body.u64()?,
+        };
+        body.finish()?;
+        if marker.log_start_offset > marker.end_offset || marker.active_base > marker.end_offset {
+            return Err(DecodeError::new(at, "offsets are out of order"));
+        }
+        Ok(marker)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::indexing_slicing,
+        reason = "tests index fixtures they built themselves"
+    )]
+
+    use super::super::tests::check_record;
+    use super::super::{BODY_OFFSET, LEGACY_BODY_OFFSET};
+    use super::*;
+
+    fn u64_at(b: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+    }
+
+    #[test]
+    fn checkpoint_round_trip_and_damage() {
+        for producers_from in [None, Some(0), Some(12), Some(u64::MAX - 1)] {
+            check_record(&Checkpoint {
+                log_start_offset: 7,
+                recovery_point: 1 << 40,
+                producers_from,
+            });
+        }
+        check_record(&Checkpoint::default());
+    }
+
+    #[test]
+    fn checkpoint_layout_is_the_documented_one() {
+        let c = Checkpoint {
+            log_start_offset: 11,
+            recovery_point: 22,
+            producers_from: Some(33),
+        };
+        let b = c.encode_to_vec();
+        // docs/FORMAT.md: 37 bytes, fields at 9, 17, 25, the CRC at 33.
+        assert_eq!(b.len(), 37);
+        assert_eq!(&b[..5], b"TLCP\x03");
+        assert_eq!(
+            [u64_at(&b, BODY_OFFSET), u64_at(&b, 17), u64_at(&b, 25)],
+            [11, 22, 33]
+        );
+    }
+
+    #[test]
+    fn checkpoint_versions_1_and_2_are_read() {
+        let mut body = Vec::new();
+        for v in [5u64, 9, 4] {
+            body.extend_from_slice(&v.to_le_bytes());
+        }
+        let v2 = Checkpoint::ENVELOPE.seal_raw(2, &body);
+        // docs/FORMAT.md: version 2 is 33 bytes (CRC at 29), version 1 is 25 (CRC at 21).
+        assert_eq!(v2.len(), 33);
+        assert_eq!(u64_at(&v2, LEGACY_BODY_OFFSET), 5);
+        assert_eq!(
+            Checkpoint::decode(&v2),
+            Ok(Checkpoint {
+                log_start_offset: 5,
+                recovery_point: 9,
+                producers_from: Some(4),
+            })
+        );
+        let v1 = Checkpoint::ENVELOPE.seal_raw(1, &body[..16]);
+        assert_eq!(v1.len(), 25);
+        assert_eq!(
+            Checkpoint::decode(&v1),
+            Ok(Checkpoint {
+                log_start_offset: 5,
+                recovery_point: 9,
+                producers_from: None,
+            })
+        );
+        // A version-2 body under version 1 (and the reverse) has the wrong length.
+        assert!(Checkpoint::decode(&Checkpoint::ENVELOPE.seal_raw(1, &body)).is_err());
+        assert!(Checkpoint::decode(&Checkpoint::ENVELOPE.seal_raw(2, &body[..16])).is_err());
+    }
+
+    #[test]
+    fn clean_marker_round_trip_and_damage() {
+        let m = CleanShutdown {
+            log_start_offset: 3,
+            end_offset: 40,
+            producers_from: Some(4),
+            active_base: 30,
+            active_size: 777,
+        };
+        check_record(&m);
+        check_record(&CleanShutdown {
+            producers_from: None,
+            ..m
+        });
+        let b = m.encode_to_vec();
+        // docs/FORMAT.md: 53 bytes, the CRC at 49.
+        assert_eq!(b.len(), 53);
+        assert_eq!(&b[..5], b"TLCS\x02");
+        assert_eq!(u64_at(&b, 41), 777);
+    }
+
+    #[test]
+    fn clean_marker_version_1_is_read_and_order_is_checked() {
+        let body = |start: u64, end: u64, active: u64| {
+            let mut b = Vec::new();
+            for v in [start, end, u64::MAX, active, 10] {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            CleanShutdown::ENVELOPE.seal_raw(1, &b)
+        };
+        // docs/FORMAT.md: version 1 is 49 bytes.
+        assert_eq!(body(1, 2, 2).len(), 49);
+        assert_eq!(
+            CleanShutdown::decode(&body(1, 2, 2)),
+            Ok(CleanShutdown {
+                log_start_offset: 1,
+                end_offset: 2,
+                producers_from: None,
+                active_base: 2,
+                active_size: 10,
+            })
+        );
+        for bad in [body(3, 2, 0), body(0, 2, 3)] {
+            let e = CleanShutdown::decode(&bad).unwrap_err();
+            assert_eq!(e.reason, "offsets are out of order");
+        }
+    }
+}
