@@ -8,8 +8,9 @@
 //! refused; and, with producers running and members joining, closing, being dropped and stalling
 //! past `max_poll_interval`, no record is delivered again after a successful commit covered it.
 //!
-//! Two ignored tests pin a bug: a member still on the previous generation (it completed a
-//! rebalance by revoking and has not polled since) is asked to revoke for the next one.
+//! Two tests pin a bug found here, now fixed: a member still on the previous generation (it
+//! completed a rebalance by revoking and has not polled since) was asked to revoke for the next
+//! one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

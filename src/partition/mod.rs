@@ -341,13 +341,7 @@ fn map_active(config: &PartitionConfig, segment: &Segment) {
     let _ = segment.map_active(len);
 }
 
-pub(crate) fn remove_if_exists(fs: &dyn FileSystem, path: &Path) -> Result<()> {
-    match fs.remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(path, e)),
-    }
-}
+pub(crate) use crate::fs::remove_if_exists;
 
 impl Inner {
     /// A snapshot of the configuration in force.

@@ -18,9 +18,9 @@ use super::{Inner, Partition};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RetentionPolicy {
     /// Delete segments whose data is older than this; `None` keeps them forever. A segment's age
-    /// is taken from the newer of its largest record timestamp and its last append (wall clock),
-    /// whichever is *older*: so a record with a far-future timestamp cannot keep a segment
-    /// forever. Kafka: `retention.ms`.
+    /// counts from the *older* of its largest record timestamp and its last append (wall clock),
+    /// so a record with a far-future timestamp cannot keep a segment forever. Kafka:
+    /// `retention.ms`.
     pub retention: Option<Duration>,
     /// Delete the oldest segments while the rest still hold at least this many bytes; `None` is
     /// unlimited. Kafka: `retention.bytes`.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::fs::{replace_file, FileSystem, OpenMode};
 
 #[derive(Debug)]
@@ -225,11 +225,7 @@ impl IndexFile {
 
     /// Remove the file.
     pub fn delete(&self) -> Result<()> {
-        match self.fs.remove_file(&self.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(&self.path, e)),
-        }
+        crate::fs::remove_if_exists(&*self.fs, &self.path)
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::{segment_file_name, BatchHeader, SegmentFileKind};
+use crate::fs::remove_if_exists;
 use crate::fs::{FileSystem, OpenMode};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -287,14 +288,5 @@ impl Segment {
             remove_if_exists(&*self.fs, path)?;
         }
         Ok(())
-    }
-}
-
-/// Remove `path`; a file already gone is fine.
-fn remove_if_exists(fs: &dyn FileSystem, path: &Path) -> Result<()> {
-    match fs.remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(path, e)),
     }
 }
