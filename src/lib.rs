@@ -120,7 +120,7 @@ pub mod internals {
     pub use crate::topic::murmur2;
 
     pub mod format {
-        //! Every byte layout: the batch header's field offsets and lengths, index entry sizes and
+        //! Every byte layout: the batch header's field offsets and lengths, index entries and
         //! file names, with the record and batch types again. `docs/FORMAT.md` describes the same
         //! layout in prose; offsets are derived from the previous field so the two cannot drift
         //! apart silently.

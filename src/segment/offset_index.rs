@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::format::{get_u32, OFFSET_INDEX_ENTRY_LEN};
+use crate::format::{OffsetIndexEntry, OFFSET_INDEX_ENTRY_LEN};
 use crate::fs::FileSystem;
 
 use super::index_file::IndexFile;
@@ -119,12 +119,18 @@ impl OffsetIndex {
 
     /// Entry `i`, if it exists.
     pub fn entry(&self, i: usize) -> Option<OffsetPosition> {
-        let e = self.file.entry(i)?;
+        let e = self.stored(i)?;
         Some(OffsetPosition {
             // Overflow only with a base offset near u64::MAX: treat as no entry (damage).
-            offset: self.base_offset.checked_add(u64::from(get_u32(e, 0)))?,
-            position: get_u32(e, 4),
+            offset: self.base_offset.checked_add(u64::from(e.relative_offset))?,
+            position: e.position,
         })
+    }
+
+    fn stored(&self, i: usize) -> Option<OffsetIndexEntry> {
+        Some(OffsetIndexEntry::decode(
+            self.file.entry(i)?.try_into().ok()?,
+        ))
     }
 
     /// The last entry, or `(base_offset, 0)` when empty.
@@ -160,7 +166,7 @@ impl OffsetIndex {
         let (mut lo, mut hi) = (0usize, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let e = self.file.entry(mid).map_or(0, |e| get_u32(e, 0));
+            let e = self.stored(mid).map_or(0, |e| e.relative_offset);
             if u64::from(e) <= rel {
                 lo = mid + 1;
             } else {
@@ -204,10 +210,11 @@ impl OffsetIndex {
                 )));
             }
         }
-        let mut e = [0u8; OFFSET_INDEX_ENTRY_LEN];
-        e[..4].copy_from_slice(&rel.to_le_bytes());
-        e[4..].copy_from_slice(&position.to_le_bytes());
-        self.file.push(&e);
+        let e = OffsetIndexEntry {
+            relative_offset: rel,
+            position,
+        };
+        self.file.push(&e.encode());
         Ok(())
     }
 

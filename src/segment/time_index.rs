@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::format::{get_i64, get_u32, TIME_INDEX_ENTRY_LEN};
+use crate::format::{TimeIndexEntry, TIME_INDEX_ENTRY_LEN};
 use crate::fs::FileSystem;
 
 use super::index_file::IndexFile;
@@ -114,12 +114,16 @@ impl TimeIndex {
 
     /// Entry `i`.
     pub fn entry(&self, i: usize) -> Option<TimestampOffset> {
-        let e = self.file.entry(i)?;
+        let e = self.stored(i)?;
         Some(TimestampOffset {
-            timestamp: get_i64(e, 0),
+            timestamp: e.timestamp,
             // Overflow only with a base offset near u64::MAX: treat as no entry (damage).
-            offset: self.base_offset.checked_add(u64::from(get_u32(e, 8)))?,
+            offset: self.base_offset.checked_add(u64::from(e.relative_offset))?,
         })
+    }
+
+    fn stored(&self, i: usize) -> Option<TimeIndexEntry> {
+        Some(TimeIndexEntry::decode(self.file.entry(i)?.try_into().ok()?))
     }
 
     /// The last entry, if any.
@@ -133,7 +137,7 @@ impl TimeIndex {
         let (mut lo, mut hi) = (0usize, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let ts = self.file.entry(mid).map_or(i64::MIN, |e| get_i64(e, 0));
+            let ts = self.stored(mid).map_or(i64::MIN, |e| e.timestamp);
             if ts <= timestamp {
                 lo = mid + 1;
             } else {
@@ -181,10 +185,11 @@ impl TimeIndex {
                     self.base_offset
                 ))
             })?;
-        let mut e = [0u8; TIME_INDEX_ENTRY_LEN];
-        e[..8].copy_from_slice(&timestamp.to_le_bytes());
-        e[8..].copy_from_slice(&rel.to_le_bytes());
-        self.file.push(&e);
+        let e = TimeIndexEntry {
+            timestamp,
+            relative_offset: rel,
+        };
+        self.file.push(&e.encode());
         Ok(())
     }
 
