@@ -1,8 +1,8 @@
 //! Segments: one `.log` of record batches plus its sparse `.index` and `.timeindex`.
 //!
 //! These are the building blocks of a [`Partition`](crate::Partition), public for people building
-//! their own log: [`Segment`], its [`OffsetIndex`] and [`TimeIndex`], the [`RecordBatch`] format
-//! they store and the segment file names.
+//! their own log: [`Segment`], its [`OffsetIndex`] and [`TimeIndex`] (two kinds of one [`Index`]),
+//! the [`RecordBatch`] format they store and the segment file names.
 //!
 //! A segment is *active* (the partition appends to it; its indexes live in memory; its file may be
 //! preallocated past the data) or *sealed* (immutable; file trimmed to its data; read through a
@@ -19,10 +19,12 @@
 //! - `read`: reads by offset and by timestamp;
 //! - `write`: appending, sealing, syncing, truncating, deleting;
 //! - `window`: the buffered reader every scan goes through;
-//! - `offset_index`, `time_index`, `index_file`: the index files themselves;
+//! - `index`: the index files themselves, one [`Index`] type over both entry kinds, kept in memory
+//!   or mapped;
+//! - `offset_index`, `time_index`: what tells the two kinds apart (lookups, append rules, checks);
 //! - `view`: the read-only [`SegmentView`] a partition hands out.
 
-mod index_file;
+mod index;
 mod indexes;
 mod offset_index;
 mod open;
@@ -33,6 +35,7 @@ mod view;
 mod window;
 mod write;
 
+pub use index::{Index, IndexEntry};
 pub use offset_index::{OffsetIndex, OffsetPosition};
 pub use time_index::{TimeIndex, TimestampOffset};
 pub use view::SegmentView;
