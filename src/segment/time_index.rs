@@ -137,7 +137,7 @@ impl Index<TimestampOffset> {
     /// [`Error::Corrupt`] naming the first bad entry.
     pub fn sanity_check(&self, next_offset: u64) -> Result<()> {
         self.check_entries("time index entry overflows the offset range", |prev, e| {
-            if e.offset >= next_offset.max(self.base_offset() + 1) {
+            if e.offset >= next_offset.max(self.base_offset().saturating_add(1)) {
                 return Err("time index entry points past the end of the segment");
             }
             match prev {
