@@ -828,6 +828,9 @@ fn fault_after_the_commit_point_poisons_and_the_open_finishes_the_swap() {
 /// remove them. Every later offset `o` holds key `h<o % 10>`.
 const STICKY: u64 = 20;
 
+/// How many records the concurrent appender may add per compaction round.
+const APPENDS_PER_ROUND: u64 = 1000;
+
 fn key_of(o: u64) -> String {
     if o < STICKY {
         format!("s{o}")
@@ -929,11 +932,20 @@ fn readers_keep_reading_correct_data_across_swaps() {
             }
         }));
     }
+    // The appender runs concurrently with every pass but within a budget that each round raises,
+    // so the log's size (and the files open) does not depend on how slow the machine is: an
+    // unbounded appender on a slow CI runner grew the log to thousands of segments and ran out of
+    // file descriptors.
+    let budget = Arc::new(AtomicU64::new(log.end_offset() + APPENDS_PER_ROUND));
     let appender = {
-        let (log, stop) = (log.clone(), stop.clone());
+        let (log, stop, budget) = (log.clone(), stop.clone(), budget.clone());
         std::thread::spawn(move || {
             let mut o = log.end_offset();
             while !stop.load(Ordering::Relaxed) {
+                if o >= budget.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
                 assert_eq!(log.append(record_of(o)).unwrap(), o);
                 o += 1;
                 if o % 64 == 0 {
@@ -974,6 +986,7 @@ fn readers_keep_reading_correct_data_across_swaps() {
     let mut passes = 0;
     for round in 0..6 {
         std::thread::sleep(Duration::from_millis(20));
+        budget.fetch_add(APPENDS_PER_ROUND, Ordering::Relaxed);
         let snapshot = log.segments();
         let sealed = snapshot[..snapshot.len() - 1].to_vec();
         let expected: Vec<_> = sealed.iter().map(segment_bytes).collect();
