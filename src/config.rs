@@ -667,6 +667,109 @@ mod tests {
     }
 
     #[test]
+    fn validate_names_the_field() {
+        let zero = Duration::ZERO;
+        let base = LogConfig::default;
+        let cases: Vec<(&str, LogConfig)> = vec![
+            (
+                "segment_bytes",
+                LogConfig {
+                    segment_bytes: 1023,
+                    ..base()
+                },
+            ),
+            (
+                "segment_ms",
+                LogConfig {
+                    segment_ms: Deadline::After(zero),
+                    ..base()
+                },
+            ),
+            (
+                "index_interval_bytes",
+                LogConfig {
+                    index_interval_bytes: 0,
+                    ..base()
+                },
+            ),
+            (
+                "max_index_bytes",
+                LogConfig {
+                    max_index_bytes: 11,
+                    ..base()
+                },
+            ),
+            (
+                "max_batch_bytes",
+                LogConfig {
+                    max_batch_bytes: 10,
+                    ..base()
+                },
+            ),
+            (
+                "durability",
+                LogConfig {
+                    durability: Durability::Interval(zero),
+                    ..base()
+                },
+            ),
+            (
+                "retention",
+                LogConfig {
+                    retention: Retention::After(zero),
+                    ..base()
+                },
+            ),
+            (
+                "max_compaction_lag",
+                LogConfig {
+                    max_compaction_lag: Deadline::After(zero),
+                    ..base()
+                },
+            ),
+            (
+                "max_compaction_lag",
+                LogConfig {
+                    min_compaction_lag: Duration::from_secs(2),
+                    max_compaction_lag: Deadline::After(Duration::from_secs(1)),
+                    ..base()
+                },
+            ),
+            (
+                "min_cleanable_dirty_ratio",
+                LogConfig {
+                    min_cleanable_dirty_ratio: -0.1,
+                    ..base()
+                },
+            ),
+            (
+                "producer_id_expiration",
+                LogConfig {
+                    producer_id_expiration: zero,
+                    ..base()
+                },
+            ),
+        ];
+        for (field, config) in cases {
+            match config.validate() {
+                Err(Error::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        // "Never" and "forever" are valid everywhere they are allowed.
+        LogConfig {
+            segment_ms: Deadline::Never,
+            retention: Retention::Forever,
+            retention_bytes: Limit::Unlimited,
+            max_compaction_lag: Deadline::Never,
+            min_compaction_lag: Duration::from_secs(3600),
+            ..base()
+        }
+        .validate()
+        .unwrap();
+    }
+
+    #[test]
     fn retention_policy_follows_the_cleanup_policy() {
         let c = LogConfig {
             retention_bytes: Limit::Bytes(5),
