@@ -20,7 +20,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use topiclog::{
-    AssignmentStrategy, AutoOffsetReset, Consumer, ConsumerConfig, Durability, Error,
+    AssignmentStrategy, AutoOffsetReset, Consumer, ConsumerConfig, Durability, Error, LogConfig,
     RebalanceListener, Record, Store, StoreOptions, TopicConfig, TopicPartition,
 };
 
@@ -33,7 +33,10 @@ const PATIENT: Duration = Duration::from_secs(60);
 
 fn options() -> StoreOptions {
     StoreOptions {
-        durability: Durability::None,
+        log: LogConfig {
+            durability: Durability::None,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
         ..StoreOptions::default()

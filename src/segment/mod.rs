@@ -8,6 +8,10 @@
 //! preallocated past the data) or *sealed* (immutable; file trimmed to its data; read through a
 //! read-only map, indexes mapped lazily).
 //!
+//! A segment runs with the [`LogConfig`](crate::LogConfig) of its log, of which it uses the index
+//! interval and size, preallocation (to `segment_bytes`), the largest batch and the recovery mode;
+//! its file system is passed beside it, as everywhere.
+//!
 //! Concurrency: one writer at a time (the partition's append lock; the segment also serializes its
 //! own writers), any number of readers. Readers see only bytes below the published `size`, which
 //! is advanced after a batch is fully written, so they never observe a partial batch.
@@ -69,30 +73,20 @@ pub enum Recovery {
     TruncateCorrupt,
 }
 
-/// Settings a segment needs; the partition derives them from its configuration.
+/// What a segment needs from its [`LogConfig`](crate::LogConfig), derived once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SegmentConfig {
-    /// Bytes of log between offset index entries. Kafka: `index.interval.bytes`. Default 4096.
+pub(crate) struct SegmentConfig {
+    /// Bytes of log between offset index entries.
     pub index_interval_bytes: u32,
-    /// Maximum size of each index file; the segment must roll when one is full. Kafka:
-    /// `segment.index.bytes`. Default 10 MiB.
+    /// Maximum size of each index file; the segment must roll when one is full.
     pub max_index_bytes: u32,
-    /// Length to preallocate the active `.log` to (0 = no preallocation). Kafka: `preallocate`.
+    /// Length to preallocate the active `.log` to (0 = no preallocation).
     pub preallocate_bytes: u64,
     /// Largest batch the partition accepts; bounds how far recovery looks for valid data past a
-    /// damaged batch. Kafka: `max.message.bytes`.
+    /// damaged batch.
     pub max_batch_bytes: u32,
-}
-
-impl Default for SegmentConfig {
-    fn default() -> Self {
-        SegmentConfig {
-            index_interval_bytes: 4096,
-            max_index_bytes: 10 << 20,
-            preallocate_bytes: 0,
-            max_batch_bytes: 1 << 20,
-        }
-    }
+    /// What recovery does with damage that is not a torn tail.
+    pub recovery: Recovery,
 }
 
 /// What [`Segment::recover`] found.

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::config::{CleanupPolicy, Deadline, LogOverrides};
 use crate::consumer::{
     Consumer, ConsumerConfig, Coordinator, MemberDescription, OffsetAndMetadata, OffsetStore,
     TopicPartition,
@@ -15,7 +16,7 @@ use crate::format::meta::{Decode, Encode, ProducerIdCounter};
 use crate::fs::{read_small_file, write_atomic, FileSystem};
 use crate::partition::{Durability, Notify};
 use crate::producer::{Producer, ProducerConfig};
-use crate::topic::{CleanupPolicy, TopicConfig};
+use crate::topic::TopicConfig;
 
 use super::{Store, StoreInner};
 
@@ -106,7 +107,7 @@ impl StoreInner {
     /// A fresh producer id: the persisted counter is advanced (durably) before the id is used.
     fn next_producer_id(&self) -> Result<i64> {
         let _admin = self.admin.lock();
-        let fs = &*self.fs;
+        let fs = &*self.env.fs;
         let path = self.dir.join(PRODUCER_IDS_FILE);
         let mut next = if fs.exists(&path).at(&path)? {
             read_counter(fs, &path)?
@@ -155,12 +156,15 @@ impl StoreInner {
             None => self.create_topic_locked(
                 OFFSETS_TOPIC,
                 TopicConfig {
-                    cleanup_policy: Some(CleanupPolicy::Compact),
-                    durability: Some(Durability::Always),
-                    segment_bytes: Some(100 << 20),
-                    preallocate: Some(false),
-                    segment_ms: Some(Duration::from_secs(7 * 24 * 3600)),
-                    ..TopicConfig::with_partitions(self.options.offsets_topic_partitions)
+                    partitions: self.options.offsets_topic_partitions,
+                    overrides: LogOverrides {
+                        cleanup_policy: Some(CleanupPolicy::Compact),
+                        durability: Some(Durability::Always),
+                        segment_bytes: Some(100 << 20),
+                        preallocate: Some(false),
+                        segment_ms: Some(Deadline::After(Duration::from_secs(7 * 24 * 3600))),
+                        ..LogOverrides::default()
+                    },
                 },
             )?,
         };
@@ -294,7 +298,7 @@ impl Store {
     }
 
     pub(crate) fn now_ms(&self) -> i64 {
-        self.inner.options.clock.now_ms()
+        self.inner.env.clock.now_ms()
     }
 }
 
