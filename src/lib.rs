@@ -33,8 +33,11 @@
 //! Layers, each usable on its own: [`Store`] → [`Topic`] → [`Partition`] →
 //! [`Segment`](segment::Segment) → [`OffsetIndex`](segment::OffsetIndex) /
 //! [`TimeIndex`](segment::TimeIndex).
-//! On top of the store, Kafka's client model in-process: a batching, idempotent [`Producer`],
-//! and [`Consumer`]s that poll, commit offsets and share partitions in consumer groups.
+//! On top of the store, what a Kafka broker adds to its storage (a group coordinator, committed
+//! offsets in the internal topic `__consumer_offsets`, producer ids), and Kafka's client model
+//! in-process: a batching, idempotent [`Producer`], and [`Consumer`]s that poll, commit offsets
+//! and share partitions in consumer groups. [`Store::producer`], [`Store::consumer`] and the
+//! group methods ([`Store::group_lag`], ...) are where an application meets them.
 //! Retention ([`Partition::apply_retention`]) and log compaction ([`Partition::compact`]) run from
 //! the store's background threads or on demand ([`Store::maintain`]).
 //!
@@ -76,6 +79,7 @@ compile_error!(
      end of a file and deleting files that are still mapped"
 );
 
+mod broker;
 mod clock;
 mod config;
 mod consumer;
@@ -90,15 +94,17 @@ pub mod segment;
 mod store;
 mod topic;
 
+pub use broker::{
+    AssignmentStrategy, MemberDescription, OffsetAndMetadata, PartitionLag, TopicPartition,
+};
 pub use bytes::Bytes;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     CleanupPolicy, Deadline, Durability, Limit, LogConfig, LogOverrides, Retention, TimestampType,
 };
 pub use consumer::{
-    AssignmentStrategy, AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords,
-    ConsumerWaker, Isolation, MemberDescription, OffsetAndMetadata, RebalanceListener,
-    TopicPartition,
+    AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords, ConsumerWaker,
+    Isolation, RebalanceListener,
 };
 pub use env::Env;
 pub use error::{Error, ErrorKind, MaintenanceTask, Result, Shared};
@@ -109,7 +115,7 @@ pub use partition::{
 };
 pub use producer::{Acks, Compression, Producer, ProducerConfig, SendHandle};
 pub use segment::Recovery;
-pub use store::{PartitionLag, PartitionRecovery, PoisonedPartition, Store, StoreOptions};
+pub use store::{PartitionRecovery, PoisonedPartition, Store, StoreOptions};
 pub use topic::{
     key_partition, validate_topic_name, DefaultPartitioner, Partitioner, RecordMetadata, Topic,
     TopicConfig,
@@ -117,7 +123,7 @@ pub use topic::{
 
 pub mod limits {
     //! Hard limits that configurations and inputs are checked against.
-    pub use crate::consumer::MAX_METADATA_BYTES;
+    pub use crate::broker::MAX_METADATA_BYTES;
     pub use crate::format::MAX_BATCH_BYTES_LIMIT;
     pub use crate::partition::{MIN_MAP_BUDGET_BYTES, PRODUCER_BATCHES_KEPT};
     pub use crate::topic::{MAX_PARTITIONS, MAX_TOPIC_NAME_LEN};

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::broker::Broker;
 use crate::error::{Error, Result};
 use crate::format::{Record, BATCH_HEADER_LEN};
 use crate::hash::FastHasher;
@@ -314,8 +315,33 @@ impl fmt::Debug for Producer {
     }
 }
 
+impl Store {
+    /// A new producer. See [`Producer`]. An idempotent one gets a producer id no other producer
+    /// of this store ever had (a counter persisted in the store directory).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`]; [`Error::Closed`]; I/O errors persisting the id counter.
+    pub fn producer(&self, config: ProducerConfig) -> Result<Producer> {
+        self.check_open()?;
+        config.validate()?;
+        let id = if config.idempotent {
+            Some(Broker::of(self).next_producer_id(self)?)
+        } else {
+            None
+        };
+        let partitioner = self.partitioner();
+        Producer::new(self.clone(), config, id, partitioner)
+    }
+}
+
+// Producers are shared between threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Producer>();
+};
+
 impl Producer {
-    pub(crate) fn new(
+    fn new(
         store: Store,
         config: ProducerConfig,
         producer_id: Option<i64>,

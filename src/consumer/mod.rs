@@ -4,20 +4,12 @@
 //! ([`Consumer::assign`]) or by its group ([`Consumer::subscribe`]) — from a position per
 //! partition, and commits positions to the store's offsets topic (`__consumer_offsets`, an
 //! internal compacted topic) so a later consumer in the same group resumes there. The committed
-//! offset is the *next* offset to consume. See `coordinator` for the rebalance protocol.
+//! offset is the *next* offset to consume. A consumer is a client of the broker
+//! (`crate::broker`), whose coordinator runs the rebalance protocol and keeps the offsets.
 
-mod assignor;
-mod coordinator;
-mod offsets;
 mod waker;
 
-pub use assignor::AssignmentStrategy;
-pub use coordinator::MemberDescription;
-pub use offsets::MAX_METADATA_BYTES;
 pub use waker::ConsumerWaker;
-
-pub(crate) use coordinator::{Coordinator, Group, Step};
-pub(crate) use offsets::OffsetStore;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -27,57 +19,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::broker::{AssignmentStrategy, Broker, Group, OffsetAndMetadata, Step, TopicPartition};
 use crate::error::{Error, Result};
 use crate::format::{HeaderIter, StoredRecord};
 use crate::partition::{Notify, Partition};
 use crate::store::Store;
-
-/// A topic and partition number.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TopicPartition {
-    /// The topic.
-    pub topic: String,
-    /// The partition.
-    pub partition: u32,
-}
-
-impl TopicPartition {
-    /// `topic`-`partition`.
-    pub fn new(topic: impl Into<String>, partition: u32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
-
-impl fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
-
-/// A committed offset: the next offset to consume, with optional metadata.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OffsetAndMetadata {
-    /// The next offset to consume.
-    pub offset: u64,
-    /// Free text stored with the commit (at most [`MAX_METADATA_BYTES`]).
-    pub metadata: String,
-    /// When it was committed (ms, the store's clock).
-    pub commit_timestamp: i64,
-}
-
-impl OffsetAndMetadata {
-    /// `offset` with no metadata (the timestamp is set when committed).
-    pub fn new(offset: u64) -> Self {
-        OffsetAndMetadata {
-            offset,
-            metadata: String::new(),
-            commit_timestamp: 0,
-        }
-    }
-}
 
 /// Where a consumer starts when it has no valid position. Kafka: `auto.offset.reset`.
 #[non_exhaustive]
@@ -359,6 +305,7 @@ struct Membership {
 /// ```
 pub struct Consumer {
     store: Store,
+    broker: Arc<Broker>,
     config: ConsumerConfig,
     notify: Arc<Notify>,
     /// Set by [`ConsumerWaker::wakeup`]; the next poll to see it clears it and fails.
@@ -382,11 +329,12 @@ impl fmt::Debug for Consumer {
 }
 
 impl Consumer {
-    pub(crate) fn new(store: Store, config: ConsumerConfig) -> Result<Consumer> {
+    fn new(store: Store, config: ConsumerConfig) -> Result<Consumer> {
         config.validate()?;
         let notify = Notify::new();
         store.notify_on_close(&notify);
         Ok(Consumer {
+            broker: Broker::of(&store),
             store,
             config,
             notify,
@@ -442,7 +390,7 @@ impl Consumer {
         }
         self.unsubscribe()?;
         self.listener = listener;
-        let coordinator = self.store.coordinator();
+        let coordinator = self.broker.coordinator();
         let group = coordinator.group(&group_id);
         let subscription: BTreeSet<String> = topics.iter().map(|t| t.to_string()).collect();
         let member = coordinator.join(
@@ -470,7 +418,7 @@ impl Consumer {
     pub fn unsubscribe(&mut self) -> Result<()> {
         let result = self.revoke_all();
         if let Some(m) = self.membership.take() {
-            self.store.coordinator().leave(&m.group, m.member);
+            self.broker.coordinator().leave(&m.group, m.member);
         }
         self.clear_owned();
         result
@@ -608,7 +556,7 @@ impl Consumer {
             return Ok(());
         }
         let now = self.store.now_ms();
-        let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = offsets
+        let stamped: Vec<(TopicPartition, OffsetAndMetadata)> = offsets
             .iter()
             .map(|(tp, om)| {
                 let mut om = om.clone();
@@ -618,14 +566,16 @@ impl Consumer {
                 (tp.clone(), om)
             })
             .collect();
-        let tps: Vec<TopicPartition> = offsets.iter().map(|(tp, _)| tp.clone()).collect();
-        let store = self.store.offset_store()?;
-        let coordinator = self.store.coordinator();
+        let tps: Vec<TopicPartition> = stamped.iter().map(|(tp, _)| tp.clone()).collect();
+        let offset_store = self.broker.offset_store(&self.store)?;
+        let coordinator = self.broker.coordinator();
         let (group, member) = match &self.membership {
             Some(m) => (m.group.clone(), Some((m.member, m.generation))),
             None => (coordinator.group(group_id), None),
         };
-        coordinator.commit_checked(&group, member, &tps, || store.commit(group_id, &offsets))
+        coordinator.commit_checked(&group, member, &tps, || {
+            offset_store.commit(group_id, &stamped)
+        })
     }
 
     /// The committed offset of `tp` in this consumer's group.
@@ -640,7 +590,10 @@ impl Consumer {
             .group_id
             .as_deref()
             .ok_or_else(|| Error::config("group_id", "committed offsets need a group"))?;
-        Ok(self.store.offset_store()?.committed(group_id, tp))
+        Ok(self
+            .broker
+            .offset_store(&self.store)?
+            .committed(group_id, tp))
     }
 
     /// The offset the next `poll` reads from in `tp` (resolving it from the committed offset or
@@ -873,8 +826,8 @@ impl Consumer {
             return Ok(false);
         };
         let (group, member, generation) = (m.group.clone(), m.member, m.generation);
-        let store = self.store.clone();
-        let coordinator = store.coordinator();
+        let broker = self.broker.clone();
+        let coordinator = broker.coordinator();
         match coordinator.poll(&group, member, generation) {
             Step::Stable | Step::Waiting => Ok(false),
             Step::Revoke(partitions) => {
@@ -955,7 +908,7 @@ impl Consumer {
     fn resolve(&mut self, tp: &TopicPartition) -> Result<u64> {
         let committed = match &self.config.group_id {
             Some(g) if self.owned.get(tp).is_some_and(|o| o.position.is_none()) => {
-                self.store.offset_store()?.committed(g, tp)
+                self.broker.offset_store(&self.store)?.committed(g, tp)
             }
             _ => None,
         };
@@ -1080,6 +1033,29 @@ fn deadline_after(timeout: Duration) -> Instant {
         .or_else(|| now.checked_add(Duration::from_secs(24 * 3600)))
         .unwrap_or(now)
 }
+
+impl Store {
+    /// A new consumer. See [`Consumer`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`]; [`Error::Closed`].
+    pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer> {
+        self.check_open()?;
+        if config.group_id.is_some() {
+            // Create (or load) the offsets topic now, so the first poll does not.
+            Broker::of(self).offset_store(self)?;
+        }
+        Consumer::new(self.clone(), config)
+    }
+}
+
+// Consumers move between threads (one per thread, like Kafka's); their wakers are shared.
+const _: () = {
+    const fn send<T: Send>() {}
+    const fn send_sync<T: Send + Sync>() {}
+    send::<Consumer>();
+    send_sync::<ConsumerWaker>();
+};
 
 impl Drop for Consumer {
     fn drop(&mut self) {

@@ -16,9 +16,8 @@
 //! topic complete or absent, and a topic directory without a valid `topic.conf` is damage that
 //! open reports, never a leftover it may delete.
 
-mod groups;
-
-pub use groups::PartitionLag;
+mod producer_ids;
+mod upper;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +43,10 @@ use crate::topic::{
 const CREATING_PREFIX: &str = "__creating.";
 /// Prefix of the directory a topic is renamed to when it is deleted, before its files go.
 const DELETING_PREFIX: &str = "__deleting.";
+
+/// The internal topic holding the committed offsets of consumer groups (kept by the broker, a
+/// layer up): the one `__` directory open loads as a topic.
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// Topics named `__...` belong to the store (like Kafka's `__consumer_offsets`): users cannot
 /// create, open, write or delete them.
@@ -306,13 +309,12 @@ struct StoreInner {
     last_maintenance_error: Mutex<Option<Error>>,
     /// Clock time of the last retention pass.
     last_retention_ms: std::sync::atomic::AtomicI64,
-    /// Consumer group membership.
-    coordinator: crate::consumer::Coordinator,
-    /// Committed offsets, loaded (or created) on first use.
-    offsets: Mutex<Option<Arc<crate::consumer::OffsetStore>>>,
-    /// The wake-up signals of live consumers, fired by `close` so a consumer blocked in `poll`
-    /// sees the close at once, even one that watches no partition.
-    consumers: Mutex<Vec<Weak<Notify>>>,
+    /// The state of the layers above the storage (the broker's group coordinator, offsets and
+    /// producer ids), attached on first use; see [`Store::extension`].
+    extensions: Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
+    /// Signals fired by `close` (a consumer's, so a consumer blocked in `poll` sees the close at
+    /// once, even one that watches no partition).
+    close_watchers: Mutex<Vec<Weak<Notify>>>,
     /// Numbers the `__creating.<n>` and `__deleting.<n>` directories.
     staging_seq: AtomicU64,
     /// The partitions whose recovery at open repaired something.
@@ -414,14 +416,14 @@ impl Store {
                 removed_any = true;
                 continue;
             }
-            if name == groups::LEGACY_PRODUCER_IDS_FILE && !fs.is_dir(&path).at(&path)? {
+            if name == producer_ids::LEGACY_FILE && !fs.is_dir(&path).at(&path)? {
                 legacy_producer_ids = true;
                 continue;
             }
             // `__consumer_offsets` is the one internal topic; other `__` names are store files
             // (`__producer_ids`) or reserved for later versions.
             let topic_name = if is_internal(&name) {
-                name == groups::OFFSETS_TOPIC
+                name == OFFSETS_TOPIC
             } else {
                 check_name_syntax(&name).is_ok()
             };
@@ -452,7 +454,7 @@ impl Store {
             fs.sync_dir(&dir).at(&dir)?;
         }
         if legacy_producer_ids {
-            groups::migrate_legacy_producer_ids(&*fs, &dir)?;
+            producer_ids::migrate_legacy(&*fs, &dir)?;
         }
         let recovery_reports = topics
             .iter()
@@ -467,10 +469,9 @@ impl Store {
             .filter(|r| repaired(&r.report))
             .collect();
 
-        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<StoreInner>| StoreInner {
-            coordinator: groups::coordinator(weak.clone()),
-            offsets: Mutex::new(None),
-            consumers: Mutex::new(Vec::new()),
+        let inner = Arc::new(StoreInner {
+            extensions: Mutex::new(Vec::new()),
+            close_watchers: Mutex::new(Vec::new()),
             dir,
             partitioner,
             lock: Mutex::new(Some(lock)),
@@ -1114,7 +1115,7 @@ impl StoreInner {
         }
         // After the flag: a consumer reads its signal's sequence number before it checks the flag
         // and sleeps on that number, so it either sees the flag or is woken.
-        for n in self.consumers.lock().iter().filter_map(Weak::upgrade) {
+        for n in self.close_watchers.lock().iter().filter_map(Weak::upgrade) {
             n.notify();
         }
         {
@@ -1294,7 +1295,7 @@ fn holds_a_store(fs: &dyn FileSystem, dir: &Path) -> Result<bool> {
         return Ok(true);
     }
     for name in &names {
-        if name.starts_with("__producer_ids") || name == groups::OFFSETS_TOPIC {
+        if name.starts_with(producer_ids::FILE) || name == OFFSETS_TOPIC {
             return Ok(true);
         }
         let conf = dir.join(name).join(CONFIG_FILE);

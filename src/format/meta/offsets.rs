@@ -1,7 +1,7 @@
 //! The records of the internal `__consumer_offsets` topic: one per committed partition, its key
 //! naming the group and partition, its value the commit (a null value deletes it). They live in
 //! record batches, whose CRC covers them, so they carry no envelope of their own. What they mean
-//! is the consumer's (`consumer/offsets.rs`).
+//! is the broker's (`broker/offsets.rs`).
 
 use super::{Decode, DecodeError, Encode, Reader, Writer};
 

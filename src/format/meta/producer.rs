@@ -1,6 +1,7 @@
 //! Idempotent producers' files: a partition's producer snapshot (`producer-snapshot`) and the
 //! store's producer id counter (`__producer_ids`). What they mean, and when they are written, is
-//! the partition's (`partition/producer_state.rs`) and the store's (`store/groups.rs`).
+//! the partition's (`partition/producer_state.rs`), the store's (`store/producer_ids.rs`, the
+//! counter file) and the broker's (`broker/producer_ids.rs`, who gets which id).
 
 use super::{crc32, CountWidth, Decode, DecodeError, Encode, Envelope, Reader, Writer};
 
