@@ -71,7 +71,8 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn is_dir(&self, path: &Path) -> io::Result<bool>;
     /// Take an exclusive lock on the file at `path` (created if missing), held until the returned
     /// guard is dropped or the process dies. Fails with `ErrorKind::WouldBlock` while anyone else —
-    /// another handle in this process or another process — holds it.
+    /// another handle in this process or another process — holds it. Child processes do not
+    /// inherit it ([`StdFs`] takes a POSIX record lock, see its source for why not `flock`).
     fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
 }
 

@@ -84,22 +84,7 @@ impl FileSystem for StdFs {
     }
 
     fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        // flock(2): conflicts between open file descriptions, so a second open in the same process
-        // fails too; the kernel drops it when the holder dies, so a crash leaves no stale lock.
-        match file.try_lock() {
-            Ok(()) => Ok(Box::new(StdLock { _file: file })),
-            Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "lock is held by another handle",
-            )),
-            Err(fs::TryLockError::Error(e)) => Err(e),
-        }
+        lock::try_lock(path)
     }
 }
 
@@ -111,13 +96,246 @@ fn unsupported(_len: usize, _pos: u64) -> io::Error {
     )
 }
 
-/// Holds the locked file open; closing it releases the lock.
-#[derive(Debug)]
-struct StdLock {
-    _file: fs::File,
+/// Directory locks: a POSIX record lock (`fcntl(F_SETLK)`) on the whole lock file, plus a
+/// registry of the lock files this process holds.
+///
+/// Why not `flock(2)` (what `File::try_lock` takes): a flock belongs to the open file
+/// description, which every `fork` duplicates, so while any thread of the process spawns a child
+/// (until the child's `exec` closes its copy, or for ever in a child that never calls `exec`) the
+/// child holds the lock too, and a partition closed and reopened at that moment is refused as
+/// already open. A record lock belongs to the process and is not inherited by children (the same
+/// lock Kafka takes through `FileChannel.tryLock`, RocksDB and SQLite through `fcntl`).
+///
+/// Its one trap: closing *any* descriptor of the file drops the process's lock. So the lock file
+/// is opened only here, and never while this process holds it: the registry, consulted before
+/// opening, answers "held" for a file this process holds, and the descriptor is closed under the
+/// registry's lock when the guard drops. (Copying a live store's directory with the lock file
+/// *from inside the writing process* would drop its lock; copy from another process.)
+#[cfg(unix)]
+mod lock {
+    use std::collections::BTreeSet;
+    use std::fs::{self, OpenOptions};
+    use std::io;
+    use std::os::fd::AsRawFd;
+    #[cfg(unix)]
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
+
+    use parking_lot::Mutex;
+
+    use super::super::FileLock;
+
+    /// The lock files this process holds, by (device, inode).
+    static HELD: Mutex<BTreeSet<(u64, u64)>> = Mutex::new(BTreeSet::new());
+
+    fn held_elsewhere(holder: Option<i32>) -> io::Error {
+        let who = match holder {
+            Some(pid) => format!("lock is held by process {pid}"),
+            None => "lock is held by another handle in this process".to_owned(),
+        };
+        io::Error::new(io::ErrorKind::WouldBlock, who)
+    }
+
+    fn whole_file(kind: libc::c_short) -> libc::flock {
+        // SAFETY: `flock` is a plain C struct of integers, for which all-zero bytes are valid.
+        let mut l: libc::flock = unsafe { std::mem::zeroed() };
+        l.l_type = kind;
+        l.l_whence = libc::SEEK_SET as libc::c_short;
+        l.l_start = 0;
+        l.l_len = 0; // to the end of the file, however long it grows
+        l
+    }
+
+    /// The pid of a process holding a conflicting lock on `file`, if the kernel says.
+    fn holder(file: &fs::File) -> Option<i32> {
+        let mut l = whole_file(libc::F_WRLCK as libc::c_short);
+        // SAFETY: the descriptor is open for the call's duration and `l` is a valid `flock`.
+        let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut l) };
+        (r == 0 && l.l_type != libc::F_UNLCK as libc::c_short).then_some(l.l_pid)
+    }
+
+    pub(super) fn try_lock(path: &Path) -> io::Result<Box<dyn FileLock>> {
+        let mut held = HELD.lock();
+        // Before opening: a second descriptor of a file this process holds must never be closed.
+        match fs::metadata(path) {
+            Ok(m) if held.contains(&(m.dev(), m.ino())) => return Err(held_elsewhere(None)),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let m = file.metadata()?;
+        let id = (m.dev(), m.ino());
+        if held.contains(&id) {
+            // A held lock file was renamed onto `path` since the check above (topiclog never
+            // renames lock files). Closing this descriptor would drop the lock: keep it open.
+            std::mem::forget(file);
+            return Err(held_elsewhere(None));
+        }
+        let l = whole_file(libc::F_WRLCK as libc::c_short);
+        // SAFETY: the descriptor is open for the call's duration and `l` is a valid `flock`.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &l) } == -1 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EACCES | libc::EAGAIN) => Err(held_elsewhere(holder(&file))),
+                _ => Err(e),
+            };
+        }
+        held.insert(id);
+        Ok(Box::new(StdLock {
+            file: Some(file),
+            id,
+        }))
+    }
+
+    /// Holds the locked file open; dropping it closes the file, which releases the lock.
+    #[derive(Debug)]
+    struct StdLock {
+        file: Option<fs::File>,
+        id: (u64, u64),
+    }
+
+    impl Drop for StdLock {
+        fn drop(&mut self) {
+            let mut held = HELD.lock();
+            // Closed under the registry's lock: a thread that finds the file free opens it only
+            // after this close, so the close cannot drop that thread's new lock.
+            drop(self.file.take());
+            held.remove(&self.id);
+        }
+    }
+
+    impl FileLock for StdLock {}
+
+    #[cfg(test)]
+    mod tests {
+        use std::ffi::CString;
+        #[cfg(unix)]
+        use std::os::unix::ffi::OsStrExt;
+
+        use super::*;
+
+        /// Wait for child `pid`, returning its exit code (`None` if a signal ended it).
+        fn reap(pid: libc::pid_t) -> Option<i32> {
+            let mut status = 0;
+            // SAFETY: `status` is a valid out-pointer; `pid` is our child.
+            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+            assert_eq!(r, pid, "waitpid");
+            libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status))
+        }
+
+        #[test]
+        fn a_forked_child_does_not_keep_the_lock_after_the_parent_releases_it() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("LOCK");
+            let lock = try_lock(&path).unwrap();
+            // SAFETY: the child calls only async-signal-safe functions (sleep, _exit).
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // A child that never execs: with flock(2) it would hold the lock as long as it
+                // lives.
+                unsafe {
+                    libc::sleep(30);
+                    libc::_exit(0)
+                }
+            }
+            assert!(pid > 0, "fork failed");
+            drop(lock);
+            let again = try_lock(&path);
+            // SAFETY: `pid` is our child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            assert_eq!(reap(pid), None, "the child was killed");
+            assert!(again.is_ok(), "the released lock is free: {again:?}");
+        }
+
+        #[test]
+        fn a_refused_second_lock_in_the_process_keeps_the_first_one_held() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("LOCK");
+            let lock = try_lock(&path).unwrap();
+            let refused = try_lock(&path).unwrap_err();
+            assert_eq!(refused.kind(), io::ErrorKind::WouldBlock);
+            assert!(refused.to_string().contains("this process"), "{refused}");
+            // Another process still sees the lock: the refusal closed no descriptor of the file.
+            let c_path = CString::new(path.as_os_str().as_bytes()).unwrap();
+            let mut query = whole_file(libc::F_WRLCK as libc::c_short);
+            // SAFETY: the child calls only async-signal-safe functions (open, fcntl, _exit) on
+            // memory prepared before the fork.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                unsafe {
+                    let fd = libc::open(c_path.as_ptr(), libc::O_RDWR);
+                    let held = fd >= 0
+                        && libc::fcntl(fd, libc::F_GETLK, &mut query) == 0
+                        && query.l_type == libc::F_WRLCK as libc::c_short;
+                    libc::_exit(if held { 0 } else { 1 })
+                }
+            }
+            assert!(pid > 0, "fork failed");
+            assert_eq!(reap(pid), Some(0), "another process sees the lock held");
+            drop(lock);
+            assert!(try_lock(&path).is_ok(), "free once dropped");
+        }
+
+        #[test]
+        fn another_process_holding_the_lock_is_named_by_pid() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("LOCK");
+            let c_path = CString::new(path.as_os_str().as_bytes()).unwrap();
+            let l = whole_file(libc::F_WRLCK as libc::c_short);
+            let mut fds = [0; 2];
+            // SAFETY: `fds` has room for the two descriptors.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            let [ready, go] = fds;
+            // SAFETY: the child calls only async-signal-safe functions (open, fcntl, write,
+            // sleep, _exit) on memory prepared before the fork.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                unsafe {
+                    let fd = libc::open(c_path.as_ptr(), libc::O_RDWR | libc::O_CREAT, 0o644);
+                    let ok = fd >= 0 && libc::fcntl(fd, libc::F_SETLK, &l) == 0;
+                    libc::write(go, [u8::from(ok)].as_ptr().cast(), 1);
+                    libc::sleep(30);
+                    libc::_exit(0)
+                }
+            }
+            assert!(pid > 0, "fork failed");
+            let mut byte = [0u8];
+            // SAFETY: `byte` has room for one byte.
+            let n = unsafe { libc::read(ready, byte.as_mut_ptr().cast(), 1) };
+            let refused = try_lock(&path);
+            // SAFETY: `pid` is our child; the descriptors are ours.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::close(ready);
+                libc::close(go);
+            }
+            reap(pid);
+            assert_eq!((n, byte[0]), (1, 1), "the child took the lock");
+            let e = refused.unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+            assert!(e.to_string().contains(&pid.to_string()), "{e}");
+            assert!(try_lock(&path).is_ok(), "free once the holder died");
+        }
+    }
 }
 
-impl FileLock for StdLock {}
+#[cfg(not(unix))]
+mod lock {
+    use std::io;
+    use std::path::Path;
+
+    use super::super::FileLock;
+
+    pub(super) fn try_lock(_path: &Path) -> io::Result<Box<dyn FileLock>> {
+        Err(super::unsupported(0, 0))
+    }
+}
 
 impl File for StdFile {
     // Elsewhere the crate does not build (see the `compile_error!` in lib.rs); these arms only

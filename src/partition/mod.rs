@@ -13,7 +13,7 @@
 //! <dir>/checkpoint                                          log start offset + recovery point
 //! <dir>/cleaner-checkpoint                                  compaction progress (see `compaction`)
 //! <dir>/.clean_shutdown                                     present only between a clean close and the next open
-//! <dir>/.lock                                               flock'ed by the one handle that may write
+//! <dir>/.lock                                               locked (fcntl) by the one handle that may write
 //! ```
 //!
 //! # Layout of this module

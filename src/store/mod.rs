@@ -2,7 +2,7 @@
 //! maintenance thread.
 //!
 //! ```text
-//! <store>/LOCK                 flock'ed while a Store has the directory open
+//! <store>/LOCK                 locked (fcntl) while a Store has the directory open
 //! <store>/__producer_ids       the next producer id (names starting with `__` are the store's)
 //! <store>/__creating.<n>/      a topic being created (removed by open: it never held data)
 //! <store>/__deleting.<n>/      a topic being deleted (removed by open: it is already gone)
