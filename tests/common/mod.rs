@@ -387,6 +387,16 @@ pub fn assert_appends_continue(log: &Partition, what: &str) {
 
 // ---- Child processes for kill -9 tests ---------------------------------------------------------
 
+/// The name the test harness gives test `name` of the module at `module_path` (pass
+/// `module_path!()`): the module path without the crate's name, then `name`. A child process
+/// runs exactly that test with `--exact`.
+pub fn test_path(module_path: &str, name: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_crate, module)) => format!("{module}::{name}"),
+        None => name.to_owned(),
+    }
+}
+
 /// A child process running one test of this test binary, as started by [`spawn_test_child`].
 pub struct TestChild<T> {
     pub child: std::process::Child,

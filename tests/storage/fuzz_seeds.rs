@@ -5,15 +5,14 @@
 //! regression inputs are named `regression-<what it found>`.
 //!
 //! Regenerate the seeds with
-//! `cargo test --test fuzz_seeds -- --ignored regenerate_seed_corpora` (they are committed).
+//! `cargo test --test storage -- --ignored fuzz_seeds::regenerate_seed_corpora` (they are committed).
 
-#[path = "../fuzz/src/lib.rs"]
-mod fuzz_checks;
+use crate::fuzz_checks;
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use fuzz_checks::{checkpoint_bytes, fix_crcs, pristine, set_base_offset, Pristine};
+use crate::fuzz_checks::{checkpoint_bytes, fix_crcs, pristine, set_base_offset, Pristine};
 use topiclog::internals::format::meta::{
     CachedBatch, Checkpoint, CleanShutdown, CleanerCheckpoint, Decode, Encode, Horizon,
     OffsetCommitKey, OffsetCommitValue, ProducerIdCounter, ProducerSnapshot, SnapshotProducer,

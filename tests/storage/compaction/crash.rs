@@ -16,15 +16,13 @@
 //! several groups; a second pass that rewrites cleaned segments and drops tombstones whose horizon
 //! passed; a pass whose key map fills (it cleans a prefix only).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use common::{crash_without_close, RecordView};
+use crate::common::{crash_without_close, RecordView};
 use topiclog::fs::{CrashMode, Fault, FaultOp, FileSystem, SimFs};
 use topiclog::limits::MIN_MAP_BUDGET_BYTES;
 use topiclog::segment::{parse_segment_file_name, RecordBatch, SegmentFileKind, SegmentView};

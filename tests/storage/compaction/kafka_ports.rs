@@ -11,14 +11,14 @@
 //! run on the real file system and on `SimFs` where practical, with a `ManualClock` for append
 //! times and explicit record timestamps, so every run is deterministic.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     assert_lookups_eq, both_fs, brute_force_offset_for_time, crash_without_close, lookups,
     record_views, RecordView, TestRng,
 };

@@ -51,14 +51,14 @@
 //! Runs 128 cases on `SimFs` and 32 on `StdFs` (in a tmpfs temp dir where there is one) from
 //! fixed seeds; `PROPTEST_CASES` and `PROPTEST_RNG_SEED` override that.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{crash_without_close, RecordView};
+use crate::common::{crash_without_close, RecordView};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngSeed};
 use topiclog::fs::{CrashMode, FileSystem, SimFs, StdFs};

@@ -1,11 +1,11 @@
 //! Compaction basics: latest value per key, offsets preserved, reads across gaps, reopen.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use common::both_fs;
+use crate::common::both_fs;
 use topiclog::{CompactionPolicy, Durability, Env, LogConfig, Partition, Record};
 
 fn config() -> LogConfig {

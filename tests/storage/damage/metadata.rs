@@ -21,13 +21,11 @@
 //! The proptests run 128 cases from a fixed seed; `PROPTEST_CASES` and `PROPTEST_RNG_SEED`
 //! override that.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Duration;
 
-use common::{crash_without_close, TestRng};
+use crate::common::{crash_without_close, TestRng};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use topiclog::fs::{CrashMode, FileSystem, SimFs};

@@ -75,7 +75,7 @@
 //!   (default 20 s) and address-space limit (default 2 GiB).
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -85,7 +85,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{RecordView, TestRng};
+use crate::common::{RecordView, TestRng};
 use topiclog::{
     Acks, Bytes, CleanupPolicy, Clock, ConsumerConfig, Durability, Env, LogConfig, LogOverrides,
     ManualClock, OffsetAndMetadata, Partition, ProducerBatch, ProducerConfig, Record, Retention,
@@ -2305,7 +2305,7 @@ fn run_child(
         copy_tree(&store, keep);
     }
     let run = common::run_test_child_limited(
-        "sweep_child",
+        &common::test_path(module_path!(), "sweep_child"),
         &[(CHILD_ENV, store.as_os_str())],
         MARK,
         settings.child_memory_kib,
@@ -2547,7 +2547,7 @@ fn report(
             .or_insert((i, 0))
             .1 += 1;
         out.push_str(&format!(
-            "FAIL #{} {outcome}: {} {} [{row}] {}: {}{} | rerun: TOPICLOG_SWEEP_SEED={:#x} TOPICLOG_SWEEP_TRIAL={} cargo test --test damage_sweep damage_sweep -- --nocapture\n",
+            "FAIL #{} {outcome}: {} {} [{row}] {}: {}{} | rerun: TOPICLOG_SWEEP_SEED={:#x} TOPICLOG_SWEEP_TRIAL={} cargo test --test storage damage::sweep:: -- --nocapture\n",
             t.index,
             images[t.pair.image].name,
             t.file.rel.display(),

@@ -13,6 +13,7 @@
 //!   mirror file, so a read past the end of a shrunk file kills the process with SIGBUS (checked
 //!   in a child process).
 
+use crate::common;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
@@ -154,7 +155,11 @@ fn sigbus_child() {
 #[test]
 fn reading_a_mapped_page_past_the_end_raises_sigbus() {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "sigbus_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            &common::test_path(module_path!(), "sigbus_child"),
+        ])
+        .args(["--nocapture", "--test-threads=1"])
         .env(SIGBUS_CHILD_ENV, "1")
         .output()
         .unwrap();

@@ -3,13 +3,13 @@
 //! and overflowing appends, truncation, the sanity check, and persistence through flush/load/map.
 //! The scenarios follow Kafka's `OffsetIndexTest`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{both_fs, TestRng};
+use crate::common::{both_fs, TestRng};
 use topiclog::fs::{FileSystem, OpenMode, SimFs};
 use topiclog::segment::{OffsetIndex, OffsetPosition};
 use topiclog::Error;

@@ -3,13 +3,13 @@
 //! a smaller offset is rejected, a full index rejects), truncation by offset, the sanity check, and
 //! persistence through flush/load/map. The scenarios follow Kafka's `TimeIndexTest`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::both_fs;
+use crate::common::both_fs;
 use topiclog::fs::{FileSystem, OpenMode, SimFs};
 use topiclog::segment::{TimeIndex, TimestampOffset};
 use topiclog::Error;

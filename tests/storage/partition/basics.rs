@@ -1,8 +1,6 @@
 //! Basic partition behaviour on both file systems: append, read, reopen, truncate, roll.
 
-mod common;
-
-use common::{both_fs, keyed, values};
+use crate::common::{both_fs, keyed, values};
 use topiclog::{Env, Error, LogConfig, Partition, Record};
 
 #[test]

@@ -6,14 +6,12 @@
 //! writers were given; afterwards the readers' views are compared with the offsets the appends
 //! returned.
 
-mod common;
-
 use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::both_fs;
+use crate::common::both_fs;
 use topiclog::fs::{CrashMode, FileSystem, SimFs};
 use topiclog::segment::RecordBatch;
 use topiclog::{Bytes, Durability, Env, LogConfig, Partition, Record, StoredRecord};

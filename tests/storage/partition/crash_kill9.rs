@@ -12,7 +12,7 @@
 //! writes exactly what its predecessor would have.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
@@ -167,7 +167,7 @@ fn kill_schedule(run: u64) -> KillAt {
 /// Spawn this test binary in child mode on `dir`.
 fn spawn_child(dir: &Path) -> (Child, Receiver<Said>, thread::JoinHandle<String>) {
     let run = common::spawn_test_child(
-        "child_appender",
+        &common::test_path(module_path!(), "child_appender"),
         (CHILD_ENV, dir.as_os_str()),
         MARK,
         |msg| {

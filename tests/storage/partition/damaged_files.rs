@@ -14,13 +14,11 @@
 //! Every scenario runs on two images: after a clean close, and after a crash (the process died
 //! after `flush`, so everything is durable and below the recovery point).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{crash_without_close, file_bytes, segment_files};
+use crate::common::{crash_without_close, file_bytes, segment_files};
 use topiclog::fs::{FileSystem, OpenMode, SimFs};
 use topiclog::segment::SegmentFileKind;
 use topiclog::{

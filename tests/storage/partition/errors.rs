@@ -3,13 +3,11 @@
 //! use after close, and I/O failures, which poison the partition until it is reopened and leave no
 //! visible trace of the failed append.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{both_fs, record_views, RecordView};
+use crate::common::{both_fs, record_views, RecordView};
 use topiclog::fs::{CrashMode, Fault, FaultOp, SimFs};
 use topiclog::internals::format::MAX_BATCH_BYTES_LIMIT;
 use topiclog::{Deadline, Durability, Env, Error, LogConfig, Partition, Record};

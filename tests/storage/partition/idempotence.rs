@@ -2,11 +2,9 @@
 //! offsets and writes nothing — also after a clean reopen, after a crash, and across rolls whose
 //! producer snapshots were written in the background; sequence gaps and stale epochs are refused.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::both_fs;
+use crate::common::both_fs;
 use topiclog::fs::{CrashMode, SimFs};
 use topiclog::{Durability, Env, Error, LogConfig, Partition, ProducerBatch, Record};
 

@@ -5,13 +5,13 @@
 //! (`testIndexRebuild`, `testRebuildTimeIndexForOldMessages`, orphan index cleanup) and
 //! `LogSegmentTest` (`testRecoveryFixesCorruptIndex`, `testRecoveryRebuildsEmptyTimeIndex`).
 
-mod common;
+use crate::common;
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{
+use crate::common::{
     append_random_batches, assert_lookups_eq, both_fs, crash_without_close, file_len, lookups,
     overwrite, record_views, segment_files, RecordView,
 };

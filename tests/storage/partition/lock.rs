@@ -9,7 +9,7 @@
 //! sleeps until it is killed.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -118,7 +118,7 @@ fn partition_held_by_another_process_is_refused_until_it_dies() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("p");
     let mut run = common::spawn_test_child(
-        "child_holds_partition",
+        &common::test_path(module_path!(), "child_holds_partition"),
         (CHILD_ENV, dir.as_os_str()),
         MARK,
         |line| line.to_owned(),

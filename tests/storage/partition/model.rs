@@ -34,7 +34,7 @@
 //! Runs 128 cases on `SimFs` and 32 on `StdFs` (in a tmpfs temp dir where there is one) from
 //! fixed seeds; `PROPTEST_CASES` and `PROPTEST_RNG_SEED` override that.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! below the offset (`read(1)` gave a batch with offset 0 alone, `records()` yielded nothing and
 //! `next_offset()` was 2), so a caller taking "no records" for "caught up" stopped early.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -4,13 +4,13 @@
 //! must equal the answer given before the damage. The scenarios follow Kafka's `LogLoaderTest`
 //! (`testCorruptLog`, `testCorruptIndexRebuild`, `testCorruptTimeIndexRebuild`).
 
-mod common;
+use crate::common;
 
 use std::ops::RangeInclusive;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{
+use crate::common::{
     append_random_batches, append_to_file, assert_lookups_eq, both_fs, crash_without_close,
     file_bytes, file_len, lookups, overwrite, record_views, segment_files, TestRng,
 };

@@ -3,13 +3,13 @@
 //! rolls), and when an index is full; offsets stay dense across rolls and segment files are named
 //! by their base offsets. The scenarios follow Kafka's `UnifiedLogTest`/`LocalLogTest` roll tests.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{both_fs, brute_force_offset_for_time, record_views, RecordView, TestRng};
+use crate::common::{both_fs, brute_force_offset_for_time, record_views, RecordView, TestRng};
 use topiclog::fs::FileSystem;
 use topiclog::segment::{
     parse_segment_file_name, segment_file_name, RecordBatch, SegmentFileKind, SegmentView,

@@ -5,14 +5,14 @@
 //! says so. The scenarios follow Kafka's `LogLoaderTest` (unclean-shutdown recovery of a truncated
 //! or corrupted tail) and `LogSegmentTest` (`testRecoveryWithCorruptMessage`).
 
-mod common;
+use crate::common;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{
+use crate::common::{
     both_fs, crash_without_close, file_bytes, overwrite, record_views, RecordView, TestRng,
 };
 use topiclog::fs::{FileSystem, OpenMode, SimFs, StdFs};

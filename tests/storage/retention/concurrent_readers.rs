@@ -5,15 +5,13 @@
 //! `OffsetOutOfRange` for an offset below the start — never damage, an I/O error, or records after
 //! the requested one in its place.
 
-mod common;
-
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{both_fs, TestRng};
+use crate::common::{both_fs, TestRng};
 use topiclog::fs::FileSystem;
 use topiclog::segment::{parse_segment_file_name, RecordBatch, SegmentFileKind, SegmentView};
 use topiclog::{

@@ -6,13 +6,11 @@
 //! no index file outlives its `.log`, no whole segment below the start survives the open; and a
 //! retention pass run again afterwards finishes the job.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::crash_without_close;
+use crate::common::crash_without_close;
 use topiclog::fs::{CrashMode, FileSystem, SimFs};
 use topiclog::segment::{parse_segment_file_name, SegmentFileKind};
 use topiclog::{

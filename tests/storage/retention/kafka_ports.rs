@@ -9,13 +9,11 @@
 //! Every scenario runs on the real file system and on `SimFs`, with a `ManualClock` for append
 //! times and explicit record timestamps.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{both_fs, crash_without_close};
+use crate::common::{both_fs, crash_without_close};
 use topiclog::fs::{CrashMode, FileSystem, SimFs, StdFs};
 use topiclog::segment::{parse_segment_file_name, SegmentFileKind};
 use topiclog::{

@@ -9,12 +9,12 @@
 //! - `offset_for_time` trusted unverified header timestamps and answered late;
 //! - garbage after a sealed segment's data surfaced as `Error::IndexAppend`, not `Corrupt`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{crash_without_close, file_bytes, overwrite, segment_files, RecordView};
+use crate::common::{crash_without_close, file_bytes, overwrite, segment_files, RecordView};
 use topiclog::fs::{FileSystem, SimFs};
 use topiclog::internals::format::{
     BASE_OFFSET_OFFSET, LAST_OFFSET_DELTA_OFFSET, LENGTH_OFFSET, MAX_TIMESTAMP_OFFSET,

@@ -4,13 +4,13 @@
 //! sealed (read through a map), and on the sealed files reopened from disk, on both file systems.
 //! The scenarios follow Kafka's `LogSegmentTest`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::common::{both_fs, brute_force_offset_for_time, RecordView, TestRng};
 use bytes::Bytes;
-use common::{both_fs, brute_force_offset_for_time, RecordView, TestRng};
 use topiclog::fs::FileSystem;
 use topiclog::segment::{RecordBatch, Segment, TimestampOffset};
 use topiclog::{Durability, Env, LogConfig, Partition, Record};

@@ -1,0 +1,4 @@
+mod crash;
+mod kafka_ports;
+mod model;
+mod smoke;

@@ -1,0 +1,2 @@
+mod sim_mapped_reads;
+mod stat_errors;

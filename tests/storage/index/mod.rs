@@ -1,0 +1,2 @@
+mod offset;
+mod time;

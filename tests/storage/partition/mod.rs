@@ -1,0 +1,14 @@
+mod basics;
+mod concurrency;
+mod crash_kill9;
+mod damaged_files;
+mod errors;
+mod idempotence;
+mod index_rebuild;
+mod lock;
+mod model;
+mod open_dirs;
+mod read_after_compaction;
+mod recover_garbage;
+mod roll;
+mod torn_tail;

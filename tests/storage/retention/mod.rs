@@ -1,0 +1,4 @@
+mod concurrent_readers;
+mod crash;
+mod future_timestamp;
+mod kafka_ports;

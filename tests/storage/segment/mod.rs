@@ -1,0 +1,2 @@
+mod header_damage;
+mod read;
