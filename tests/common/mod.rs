@@ -1,7 +1,11 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod config;
 pub mod sync_gate;
+
+#[allow(unused_imports)] // (not every test crate uses them)
+pub use config::{persist_failures, proptest_config, small_log};
 
 use std::path::Path;
 use std::sync::Arc;

@@ -43,14 +43,7 @@ fn sim_env(fs: &SimFs) -> Env {
 }
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 1024,
-        segment_ms: Deadline::Never,
-        index_interval_bytes: 100,
-        durability: Durability::None,
-        preallocate: false,
-        ..LogConfig::default()
-    }
+    crate::common::small_log(1024, 100)
 }
 
 fn policy(delete_retention_ms: u64, map_budget_bytes: usize) -> CompactionPolicy {

@@ -60,7 +60,6 @@ use std::time::Duration;
 
 use crate::common::{crash_without_close, RecordView};
 use proptest::prelude::*;
-use proptest::test_runner::{FileFailurePersistence, RngSeed};
 use topiclog::fs::{CrashMode, FileSystem, SimFs, StdFs};
 use topiclog::limits::MIN_MAP_BUDGET_BYTES;
 use topiclog::segment::{parse_segment_file_name, SegmentFileKind};
@@ -1215,30 +1214,12 @@ fn run_case(cc: &CaseConfig, ops: &[Op]) -> R {
 }
 
 fn proptest_config() -> ProptestConfig {
-    let mut config = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = 128;
-    }
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(0xc0_4ac7);
-    }
-    config.max_shrink_iters = 4096;
-    config.failure_persistence = Some(Box::new(FileFailurePersistence::Direct(
-        "proptest-regressions/compaction_model.txt",
-    )));
-    config
+    common::persist_failures(common::proptest_config(128, 0xc0_4ac7), "compaction_model")
 }
 
 /// Fewer cases on `StdFs`: real files and syncs cost more than the simulator's.
 fn proptest_config_std_fs() -> ProptestConfig {
-    let mut config = proptest_config();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = 32;
-    }
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(0xc057_d0f5);
-    }
-    config
+    common::persist_failures(common::proptest_config(32, 0xc057_d0f5), "compaction_model")
 }
 
 proptest! {

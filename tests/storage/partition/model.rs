@@ -41,7 +41,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use proptest::test_runner::{FileFailurePersistence, RngSeed};
 use topiclog::fs::{CrashMode, SimFs, StdFs};
 use topiclog::segment::{RecordBatch, TimestampOffset};
 use topiclog::{
@@ -1116,30 +1115,12 @@ fn case_config() -> impl Strategy<Value = CaseConfig> {
 }
 
 fn proptest_config() -> ProptestConfig {
-    let mut config = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = 128;
-    }
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(0x7091_c106);
-    }
-    config.max_shrink_iters = 4096;
-    config.failure_persistence = Some(Box::new(FileFailurePersistence::Direct(
-        "proptest-regressions/partition_model.txt",
-    )));
-    config
+    common::persist_failures(common::proptest_config(128, 0x7091_c106), "partition_model")
 }
 
 /// Fewer cases on `StdFs`: real files and syncs cost more than the simulator's.
 fn proptest_config_std_fs() -> ProptestConfig {
-    let mut config = proptest_config();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = 32;
-    }
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(0x57d0_f5f5);
-    }
-    config
+    common::persist_failures(common::proptest_config(32, 0x57d0_f5f5), "partition_model")
 }
 
 proptest! {

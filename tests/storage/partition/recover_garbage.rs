@@ -16,16 +16,12 @@ use crate::common::{
 };
 use topiclog::fs::FileSystem;
 use topiclog::segment::SegmentFileKind;
-use topiclog::{Deadline, Durability, Env, LogConfig, Partition, Record};
+use topiclog::{Env, LogConfig, Partition, Record};
 
 fn config(preallocate: bool) -> LogConfig {
     LogConfig {
-        segment_bytes: 4096,
-        segment_ms: Deadline::Never,
-        index_interval_bytes: 256,
-        durability: Durability::None,
         preallocate,
-        ..LogConfig::default()
+        ..crate::common::small_log(4096, 256)
     }
 }
 

@@ -17,17 +17,13 @@ use crate::common::{
 };
 use topiclog::fs::{FileSystem, OpenMode, SimFs, StdFs};
 use topiclog::internals::format::LENGTH_OFFSET;
-use topiclog::{Bytes, Deadline, Durability, Env, Error, LogConfig, Partition, Record, Recovery};
+use topiclog::{Bytes, Env, Error, LogConfig, Partition, Record, Recovery};
 
 fn config(preallocate: bool, recovery: Recovery) -> LogConfig {
     LogConfig {
-        segment_bytes: 2048,
-        segment_ms: Deadline::Never,
-        index_interval_bytes: 128,
-        durability: Durability::None,
         preallocate,
         recovery,
-        ..LogConfig::default()
+        ..crate::common::small_log(2048, 128)
     }
 }
 

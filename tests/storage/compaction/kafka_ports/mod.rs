@@ -26,8 +26,8 @@ use topiclog::fs::{CrashMode, FileSystem, SimFs};
 use topiclog::limits::MIN_MAP_BUDGET_BYTES;
 use topiclog::segment::SegmentFileKind;
 use topiclog::{
-    AppendInfo, Bytes, CompactionPolicy, CompactionReport, Deadline, Durability, Env, Error,
-    LogConfig, ManualClock, Partition, Record, TimestampType,
+    AppendInfo, Bytes, CompactionPolicy, CompactionReport, Deadline, Env, Error, LogConfig,
+    ManualClock, Partition, Record, TimestampType,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -44,14 +44,7 @@ fn env(fs: &Arc<dyn FileSystem>, clock: &ManualClock) -> Env {
 }
 
 fn config(segment_bytes: u64) -> LogConfig {
-    LogConfig {
-        segment_bytes,
-        segment_ms: Deadline::Never,
-        index_interval_bytes: 128,
-        durability: Durability::None,
-        preallocate: false,
-        ..LogConfig::default()
-    }
+    crate::common::small_log(segment_bytes, 128)
 }
 
 fn open(fs: &Arc<dyn FileSystem>, dir: &Path, clock: &ManualClock) -> Partition {

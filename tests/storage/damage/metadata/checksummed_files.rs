@@ -33,16 +33,7 @@ fn damage() -> impl Strategy<Value = Damage> {
 }
 
 fn proptest_config() -> ProptestConfig {
-    let mut config = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = 128;
-    }
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(0x3e7a_da7a);
-    }
-    // Failures print the minimal input; nothing is written to the source tree.
-    config.failure_persistence = None;
-    config
+    crate::common::proptest_config(128, 0x3e7a_da7a)
 }
 
 proptest! {

@@ -27,7 +27,6 @@ use std::time::Duration;
 
 use crate::common::{crash_without_close, TestRng};
 use proptest::prelude::*;
-use proptest::test_runner::RngSeed;
 use topiclog::fs::{CrashMode, FileSystem, SimFs};
 use topiclog::{
     AppendInfo, CompactionPolicy, ConsumerConfig, Deadline, Durability, Env, Error, LogConfig,
@@ -54,14 +53,7 @@ const PID2: i64 = 7;
 type Image = Vec<(String, Vec<u8>)>;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 1024,
-        segment_ms: Deadline::Never,
-        index_interval_bytes: 100,
-        durability: Durability::None,
-        preallocate: false,
-        ..LogConfig::default()
-    }
+    crate::common::small_log(1024, 100)
 }
 
 /// `fs` on the fixed clock `T0`.
