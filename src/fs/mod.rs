@@ -17,7 +17,6 @@
 //!   and treat the data as safe.
 
 mod sim;
-mod sim_map;
 mod std_fs;
 
 pub use sim::{CrashMode, Fault, FaultOp, SimFs};
