@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{RecordBatch, StoredRecord};
-use crate::segment::TimestampOffset;
+use crate::segment::{Segment, TimestampOffset};
 
 use super::Partition;
 
@@ -85,13 +85,12 @@ impl Partition {
                 end,
             });
         }
-        let mut out = Batches {
-            requested: offset,
-            batches: Vec::new(),
-            next_if_empty: offset,
-        };
         if offset == end {
-            return Ok(out);
+            return Ok(Batches {
+                requested: offset,
+                batches: Vec::new(),
+                next_if_empty: offset,
+            });
         }
         let segments = inner.segments.read().clone();
         // Retention moves the start offset before it drops segments from the list: if this
@@ -104,6 +103,24 @@ impl Partition {
                 end,
             });
         }
+        self.read_snapshot(offset, max_bytes, end, &segments)
+    }
+
+    /// [`read`](Self::read) from `segments`, a snapshot of the segment list taken after `end`
+    /// was read (so it may hold batches past `end`, appended and even compacted since).
+    fn read_snapshot(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        end: u64,
+        segments: &Arc<Vec<Arc<Segment>>>,
+    ) -> Result<Batches> {
+        let inner = &*self.inner;
+        let mut out = Batches {
+            requested: offset,
+            batches: Vec::new(),
+            next_if_empty: offset,
+        };
         let mut i = segments
             .partition_point(|s| s.base_offset() <= offset)
             .saturating_sub(1);
@@ -122,10 +139,18 @@ impl Partition {
                 continue;
             }
             let mut batches = seg.read(at, max_bytes)?;
+            let holds_any = !batches.is_empty();
             // The segment may hold batches that are written but not yet visible.
             batches.retain(|b| b.base_offset() < end);
             let Some(last) = batches.last() else {
-                if !Arc::ptr_eq(&segments, &inner.segments.read()) {
+                if holds_any {
+                    // Its batches from `at` on all start at or after `end`: the records between
+                    // were compacted away (after `end` was read, the snapshot can hold a segment
+                    // cleaned since, whose first surviving batch lies past `end`). Nothing is
+                    // visible from `offset` to the end.
+                    break;
+                }
+                if !Arc::ptr_eq(segments, &inner.segments.read()) {
                     // A truncation replaced the segments after this read began (a retention pass
                     // or compaction swap never removes offsets above the start): read again.
                     return self.read(offset, max_bytes);
@@ -182,4 +207,77 @@ impl Partition {
 fn holds_records_from(batch: &RecordBatch, offset: u64) -> bool {
     batch.record_count() > 0
         && (batch.base_offset() >= offset || batch.records().any(|r| r.offset() >= offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::config::{Deadline, Durability, LogConfig};
+    use crate::env::Env;
+    use crate::fs::SimFs;
+    use crate::partition::{CompactionPolicy, Partition};
+    use crate::{ManualClock, Record};
+
+    /// Regression: a read whose end offset was read before an append and a compaction pass
+    /// cleaned the head of a segment (so its snapshot's segment starts with a batch past that
+    /// end) returned `Corrupt` ("the segment holds no batch at or after ..."), found by
+    /// `compaction::crash::readers_keep_reading_correct_data_across_swaps` under load.
+    #[test]
+    fn a_stale_end_inside_a_compacted_away_head_reads_nothing_instead_of_corrupt() {
+        let config = LogConfig {
+            segment_bytes: 1024,
+            segment_ms: Deadline::Never,
+            durability: Durability::None,
+            preallocate: false,
+            ..LogConfig::default()
+        };
+        let env = Env {
+            fs: Arc::new(SimFs::new(1)),
+            clock: Arc::new(ManualClock::new(1_700_000_000_000)),
+        };
+        let log = Partition::open_with_env("/p", config, env).unwrap();
+        let record = |o: u64| Record::new(format!("value-{o}")).with_key(format!("k{}", o % 4));
+        // Segment 0 ends, and a second segment fills with the same four keys: the head of the
+        // second segment is superseded within it.
+        let mut o = 0;
+        while log.segment_count() < 2 {
+            assert_eq!(log.append(record(o)).unwrap(), o);
+            o += 1;
+        }
+        let second = log.segments()[1].base_offset();
+        let stale_end = second + 2; // an end read when the second segment held two records
+        while log.segment_count() < 3 {
+            assert_eq!(log.append(record(o)).unwrap(), o);
+            o += 1;
+        }
+        let policy = CompactionPolicy {
+            min_cleanable_dirty_ratio: 0.0,
+            ..CompactionPolicy::default()
+        };
+        log.compact(1_700_000_000_000, &policy).unwrap();
+        let segments = log.inner.segments.read().clone();
+        let cleaned = segments
+            .iter()
+            .find(|s| s.base_offset() <= second && second < s.next_offset())
+            .unwrap();
+        let first = cleaned.read(second, 1 << 20).unwrap()[0].base_offset();
+        assert!(
+            first >= stale_end,
+            "the head of the segment was compacted away"
+        );
+
+        let got = log
+            .read_snapshot(second, 1 << 20, stale_end, &segments)
+            .unwrap();
+        assert!(got.is_empty());
+        assert_eq!(
+            got.next_offset(),
+            stale_end,
+            "nothing visible up to the end"
+        );
+        // The current end still reads what survived.
+        let now = log.read(second, 1 << 20).unwrap();
+        assert_eq!(now.records().next().unwrap().offset(), first);
+    }
 }
