@@ -1,7 +1,8 @@
 //! Byte layouts: record batches, index entries, file names, and topiclog's own metadata files
 //! (`meta`: one checksummed envelope, one bounds-checked reader, one codec trait).
 //!
-//! This module is the only code that parses bytes read from disk. Everything it decodes is checked
+//! This module is the only code that parses binary bytes read from disk (the one text file,
+//! `topic.conf`, is parsed line by line in `topic::config`, checksummed with [`meta::crc32`]). Everything it decodes is checked
 //! against the bytes that remain before it is used, so damaged input yields an error, never a panic,
 //! an unbounded allocation or a loop. The layout is documented in `docs/FORMAT.md`; offsets below are
 //! derived from the previous field so the two cannot drift apart silently.
