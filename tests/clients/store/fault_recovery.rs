@@ -17,7 +17,7 @@
 //! offsets stay dense from the log start, which never moved back; and after a power cut and a
 //! reopen all of that still holds.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io;

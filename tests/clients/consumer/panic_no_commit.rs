@@ -4,7 +4,7 @@
 //! again (at-least-once), whether the panic is caught (`catch_unwind`) or ends the thread. An
 //! ordinary drop still auto-commits.
 
-mod common;
+use crate::common;
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,8 +4,6 @@
 //! open always succeeds and finds the topic either wholly before or wholly after the operation,
 //! with no staging directory (`__creating.<n>`, `__deleting.<n>`) left behind.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,7 +13,7 @@ use topiclog::{
     Topic, TopicConfig,
 };
 
-use common::{record_views, RecordView};
+use crate::common::{record_views, RecordView};
 
 fn env(fs: Arc<dyn FileSystem>) -> Env {
     Env {

@@ -1,0 +1,2 @@
+mod compacted_keys;
+mod partitioning;
