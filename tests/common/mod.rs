@@ -13,12 +13,18 @@ use std::sync::Arc;
 use topiclog::fs::{FileSystem, SimFs, StdFs};
 use topiclog::{Bytes, Partition, Record};
 
-/// Run `f` once on the real file system (in a temp dir) and once on the simulated one.
+/// Run `f` once on the real file system (in a temp dir) and once on the simulated one, on a
+/// directory named `p0`.
 pub fn both_fs(f: impl Fn(Arc<dyn FileSystem>, &Path)) {
+    both_fs_at("p0", 7, f)
+}
+
+/// Run `f` once on the real file system (`<temp dir>/<name>`) and once on a [`SimFs`] seeded
+/// with `seed` (`/sim/<name>`).
+pub fn both_fs_at(name: &str, seed: u64, f: impl Fn(Arc<dyn FileSystem>, &Path)) {
     let tmp = tempfile::tempdir().unwrap();
-    f(Arc::new(StdFs), &tmp.path().join("p0"));
-    let sim = SimFs::new(7);
-    f(Arc::new(sim), Path::new("/sim/p0"));
+    f(Arc::new(StdFs), &tmp.path().join(name));
+    f(Arc::new(SimFs::new(seed)), &Path::new("/sim").join(name));
 }
 
 /// A temp dir for model tests on [`StdFs`]: on tmpfs (`/dev/shm`) where there is one, so their

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use topiclog::fs::{FileSystem, OpenMode, SimFs, StdFs};
+use topiclog::fs::{FileSystem, OpenMode};
 use topiclog::limits::MAX_PARTITIONS;
 use topiclog::{
     CleanupPolicy, Deadline, Durability, Env, Error, Limit, LogConfig, LogOverrides, ManualClock,
@@ -41,9 +41,7 @@ fn env(fs: Arc<dyn FileSystem>) -> Env {
 
 /// Run `f` on the real file system (in a temp dir) and on the simulated one.
 fn both_fs(f: impl Fn(Arc<dyn FileSystem>, &Path)) {
-    let tmp = tempfile::tempdir().unwrap();
-    f(Arc::new(StdFs), &tmp.path().join("store"));
-    f(Arc::new(SimFs::new(21)), Path::new("/sim/store"));
+    crate::common::both_fs_at("store", 21, f)
 }
 
 /// A topic config overriding every setting.

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use topiclog::fs::{CrashMode, FileSystem, OpenMode, SimFs, StdFs};
+use topiclog::fs::{CrashMode, FileSystem, OpenMode, SimFs};
 use topiclog::{
     CleanupPolicy, Deadline, Durability, Env, Error, Limit, LogConfig, ManualClock, Record,
     Retention, Store, StoreOptions, TopicConfig,
@@ -57,9 +57,7 @@ fn env(fs: Arc<dyn FileSystem>, clock: &ManualClock) -> Env {
 
 /// Run `f` on the real file system (in a temp dir) and on the simulated one.
 fn both_fs(f: impl Fn(Arc<dyn FileSystem>, &Path)) {
-    let tmp = tempfile::tempdir().unwrap();
-    f(Arc::new(StdFs), &tmp.path().join("store"));
-    f(Arc::new(SimFs::new(23)), Path::new("/sim/store"));
+    crate::common::both_fs_at("store", 23, f)
 }
 
 fn read_file(fs: &dyn FileSystem, path: &Path) -> Vec<u8> {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use topiclog::fs::{FileSystem, OpenMode, SimFs, StdFs};
+use topiclog::fs::{FileSystem, OpenMode};
 use topiclog::{
     ConsumerConfig, Env, Error, LogConfig, ManualClock, OffsetAndMetadata, Record, Store,
     StoreOptions, TopicConfig, TopicPartition,
@@ -40,9 +40,7 @@ fn options() -> StoreOptions {
 
 /// Run `f` on the real file system (in a temp dir) and on the simulated one.
 fn both_fs(f: impl Fn(Arc<dyn FileSystem>, &Path)) {
-    let tmp = tempfile::tempdir().unwrap();
-    f(Arc::new(StdFs), &tmp.path().join("store"));
-    f(Arc::new(SimFs::new(17)), Path::new("/sim/store"));
+    crate::common::both_fs_at("store", 17, f)
 }
 
 /// Every file under `dir` with its content, and every directory (as `None`).

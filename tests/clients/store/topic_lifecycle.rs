@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use topiclog::fs::{CrashMode, Fault, FaultOp, FileSystem, SimFs, StdFs};
+use topiclog::fs::{CrashMode, Fault, FaultOp, FileSystem, SimFs};
 use topiclog::{
     key_partition, Env, Error, LogConfig, ManualClock, Record, RecordMetadata, Store, StoreOptions,
     Topic, TopicConfig,
@@ -36,9 +36,7 @@ fn options() -> StoreOptions {
 
 /// Run `f` on the real file system (in a temp dir) and on the simulated one.
 fn both_fs(f: impl Fn(Arc<dyn FileSystem>, &Path)) {
-    let tmp = tempfile::tempdir().unwrap();
-    f(Arc::new(StdFs), &tmp.path().join("store"));
-    f(Arc::new(SimFs::new(3)), Path::new("/sim/store"));
+    crate::common::both_fs_at("store", 3, f)
 }
 
 /// A record sent and where it landed.

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use topiclog::fs::{FileSystem, OpenMode, SimFs, StdFs};
+use topiclog::fs::{FileSystem, OpenMode, SimFs};
 use topiclog::limits::MAX_TOPIC_NAME_LEN;
 use topiclog::{
     validate_topic_name, Acks, Env, Error, LogConfig, ProducerConfig, Record, Store, StoreOptions,
@@ -36,9 +36,7 @@ fn options() -> StoreOptions {
 
 /// Run `f` on the real file system (in a temp dir) and on the simulated one.
 fn both_fs(f: impl Fn(Arc<dyn FileSystem>, &Path)) {
-    let tmp = tempfile::tempdir().unwrap();
-    f(Arc::new(StdFs), &tmp.path().join("store"));
-    f(Arc::new(SimFs::new(9)), Path::new("/sim/store"));
+    crate::common::both_fs_at("store", 9, f)
 }
 
 fn invalid_names() -> Vec<String> {
