@@ -48,6 +48,19 @@ impl Notify {
         }
         true
     }
+
+    /// Sleep until the sequence number moves past `seen` or `timeout` passes (`None`: no
+    /// timeout); returns whether it moved.
+    pub fn wait_timeout(&self, seen: u64, timeout: Option<Duration>) -> bool {
+        if let Some(deadline) = timeout.and_then(|t| Instant::now().checked_add(t)) {
+            return self.wait(seen, deadline);
+        }
+        let mut s = self.seq.lock();
+        while *s == seen {
+            self.cv.wait(&mut s);
+        }
+        true
+    }
 }
 
 impl Partition {

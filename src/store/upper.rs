@@ -9,6 +9,7 @@
 use std::any::Any;
 use std::sync::{Arc, Weak};
 
+use crate::clock::Clock;
 use crate::error::Result;
 use crate::partition::Notify;
 use crate::topic::{Partitioner, Topic, TopicConfig};
@@ -70,6 +71,11 @@ impl Store {
     /// The partitioner for records sent without an explicit partition.
     pub(crate) fn partitioner(&self) -> Arc<dyn Partitioner> {
         self.inner.partitioner.clone()
+    }
+
+    /// The store's clock.
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.options.clock
     }
 
     /// Now, in ms since the Unix epoch, by the store's clock.
