@@ -31,7 +31,7 @@ use bytes::Bytes;
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use tempfile::TempDir;
-use topiclog::{Durability, Partition, PartitionConfig, Record};
+use topiclog::{Durability, LogConfig, Partition, Record};
 
 use common::{payload, scratch_dir, size_label, Latencies, RawWriter};
 
@@ -90,10 +90,10 @@ impl TopiclogSide {
         let dir = scratch_dir("append");
         let log = Partition::open_with(
             dir.path().join("log"),
-            PartitionConfig {
+            LogConfig {
                 segment_bytes: SEGMENT_BYTES,
                 durability,
-                ..PartitionConfig::default()
+                ..LogConfig::default()
             },
         )
         .expect("open the bench partition");

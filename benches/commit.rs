@@ -32,8 +32,8 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use topiclog::fs::{File, FileLock, FileSystem, OpenMode, StdFs};
 use topiclog::{
-    AssignmentStrategy, AutoOffsetReset, Consumer, ConsumerConfig, Durability, Partition, Record,
-    Store, StoreOptions, TopicConfig,
+    AssignmentStrategy, AutoOffsetReset, Consumer, ConsumerConfig, Durability, Env, LogConfig,
+    Partition, Record, Store, StoreOptions, TopicConfig,
 };
 
 use common::{scratch_dir, Latencies};
@@ -188,15 +188,18 @@ fn open_store() -> Bench {
         offsets: offsets.clone(),
         raw: raw.clone(),
     };
-    let store = Store::open_with(
+    let store = Store::open_with_env(
         dir.path(),
         StoreOptions {
-            durability: Durability::None,
+            log: LogConfig {
+                durability: Durability::None,
+                ..LogConfig::default()
+            },
             background_cleaner: false,
             background_maintenance: true,
-            file_system: Arc::new(fs),
             ..StoreOptions::default()
         },
+        Env::with_fs(Arc::new(fs)),
     )
     .expect("open the bench store");
     let t = store

@@ -68,7 +68,7 @@ use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throug
 use tempfile::TempDir;
 use topiclog::segment::RecordBatch;
 use topiclog::{
-    CompactionPolicy, CompactionReport, Durability, Partition, PartitionConfig, Record,
+    CompactionPolicy, CompactionReport, Durability, Limit, LogConfig, Partition, Record, Retention,
     RetentionPolicy,
 };
 
@@ -276,7 +276,7 @@ fn is_log_file(path: &Path) -> bool {
 struct Template {
     /// Holds `log/`; removed on drop.
     dir: TempDir,
-    config: PartitionConfig,
+    config: LogConfig,
 }
 
 impl Template {
@@ -373,11 +373,11 @@ impl CompactionData {
     fn build(layout: Shape) -> CompactionData {
         let started = Instant::now();
         let dir = scratch_dir("compaction");
-        let config = PartitionConfig {
+        let config = LogConfig {
             segment_bytes: layout.segment_bytes,
             durability: Durability::None,
             preallocate: false,
-            ..PartitionConfig::default()
+            ..LogConfig::default()
         };
         let log_dir = dir.path().join("log");
         let log = Partition::open_with(&log_dir, config.clone()).expect("open the template");
@@ -633,11 +633,11 @@ impl RetentionData {
     fn build(segments: usize) -> RetentionData {
         let started = Instant::now();
         let dir = scratch_dir("retention");
-        let config = PartitionConfig {
+        let config = LogConfig {
             segment_bytes: RETENTION_SEGMENT_BYTES,
             durability: Durability::None,
             preallocate: false,
-            ..PartitionConfig::default()
+            ..LogConfig::default()
         };
         let log_dir = dir.path().join("log");
         let log = Partition::open_with(&log_dir, config.clone()).expect("open the template");
@@ -702,8 +702,8 @@ fn retention(c: &mut Criterion) {
     group.bench_function(format!("{label}/delete"), |b| {
         let d = data();
         let policy = RetentionPolicy {
-            retention: None,
-            retention_bytes: Some(d.keep_bytes()),
+            retention: Retention::Forever,
+            retention_bytes: Limit::Bytes(d.keep_bytes()),
         };
         b.iter_custom(|iters| {
             let mut elapsed = Duration::ZERO;
@@ -758,8 +758,8 @@ fn retention(c: &mut Criterion) {
         let d = data();
         let (dir, log) = d.template.open_copy("retention-noop");
         let policy = RetentionPolicy {
-            retention: Some(Duration::from_secs(7 * 24 * 3600)),
-            retention_bytes: Some(1 << 30),
+            retention: Retention::After(Duration::from_secs(7 * 24 * 3600)),
+            retention_bytes: Limit::Bytes(1 << 30),
         };
         let now = now_ms();
         b.iter(|| {

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use topiclog::{
-    Acks, AutoOffsetReset, Consumer, ConsumerConfig, Durability, Partition, Producer,
+    Acks, AutoOffsetReset, Consumer, ConsumerConfig, Durability, LogConfig, Partition, Producer,
     ProducerConfig, Record, Store, StoreOptions, Topic, TopicConfig, TopicPartition,
 };
 
@@ -52,7 +52,10 @@ fn open_store(tag: &str) -> (tempfile::TempDir, Store) {
     let store = Store::open_with(
         dir.path(),
         StoreOptions {
-            durability: Durability::None,
+            log: LogConfig {
+                durability: Durability::None,
+                ..LogConfig::default()
+            },
             background_cleaner: false,
             // Rolled segments are synced in the background, as in production.
             background_maintenance: true,

@@ -30,7 +30,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use topiclog::{Durability, Partition, PartitionConfig, Record, RetentionPolicy};
+use topiclog::{Durability, Limit, LogConfig, Partition, Record, Retention, RetentionPolicy};
 
 use common::{payload, scratch_dir, Latencies, RawWriter};
 
@@ -47,10 +47,10 @@ fn latency(c: &mut Criterion) {
         let dir = scratch_dir("latency");
         let log = Partition::open_with(
             dir.path().join("log"),
-            PartitionConfig {
+            LogConfig {
                 segment_bytes,
                 durability,
-                ..PartitionConfig::default()
+                ..LogConfig::default()
             },
         )
         .expect("open the latency-bench log");
@@ -59,8 +59,8 @@ fn latency(c: &mut Criterion) {
             let (log, stop) = (log.clone(), stop.clone());
             thread::spawn(move || {
                 let policy = RetentionPolicy {
-                    retention: None,
-                    retention_bytes: Some(KEEP_BYTES),
+                    retention: Retention::Forever,
+                    retention_bytes: Limit::Bytes(KEEP_BYTES),
                 };
                 while !stop.load(Ordering::Relaxed) {
                     thread::sleep(HOUSEKEEPING_EVERY);

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use tempfile::TempDir;
-use topiclog::{Durability, Partition, PartitionConfig, Record};
+use topiclog::{Durability, LogConfig, Partition, Record};
 
 use common::{measuring, payload, scratch_dir, size_from_env, size_label, RAW_CHUNK};
 
@@ -42,7 +42,7 @@ const BATCH_BYTES: u64 = (VALUE_LEN * BATCH_RECORDS) as u64;
 /// A cleanly closed partition of about the requested size.
 struct Dataset {
     dir: TempDir,
-    config: PartitionConfig,
+    config: LogConfig,
     log_files: Vec<PathBuf>,
     log_bytes: u64,
     /// The checkpoint as the first open wrote it (log start 0, recovery point 0): put back with
@@ -59,10 +59,10 @@ impl Dataset {
     fn build(payload_bytes: u64) -> Dataset {
         let dir = scratch_dir("open");
         let log_dir = dir.path().join("log");
-        let config = PartitionConfig {
+        let config = LogConfig {
             segment_bytes: (payload_bytes / 4).clamp(1 << 20, 256 << 20),
             durability: Durability::None,
-            ..PartitionConfig::default()
+            ..LogConfig::default()
         };
         let log = Partition::open_with(&log_dir, config.clone()).expect("open the open-bench log");
         let first_checkpoint =

@@ -30,7 +30,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use tempfile::TempDir;
-use topiclog::{Durability, Partition, PartitionConfig, Record};
+use topiclog::{Durability, LogConfig, Partition, Record};
 
 use common::{measuring, payload, scratch_dir, size_label, RawReader, RawWriter, Xorshift};
 
@@ -59,10 +59,10 @@ impl Dataset {
         let dir = scratch_dir("read");
         let log_dir = dir.path().join("log");
         let raw_path = dir.path().join("raw.log");
-        let config = PartitionConfig {
+        let config = LogConfig {
             segment_bytes,
             durability: Durability::None,
-            ..PartitionConfig::default()
+            ..LogConfig::default()
         };
         let log = Partition::open_with(&log_dir, config.clone()).expect("open the read log");
         let mut raw = RawWriter::create(&raw_path).expect("create the raw file");

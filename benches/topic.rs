@@ -18,7 +18,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use topiclog::{key_partition, Durability, Record, Store, StoreOptions, Topic, TopicConfig};
+use topiclog::{
+    key_partition, Durability, LogConfig, Record, Store, StoreOptions, Topic, TopicConfig,
+};
 
 use common::{payload, scratch_dir};
 
@@ -59,7 +61,10 @@ fn topic_send(c: &mut Criterion) {
     let store = Store::open_with(
         dir.path(),
         StoreOptions {
-            durability: Durability::None,
+            log: LogConfig {
+                durability: Durability::None,
+                ..LogConfig::default()
+            },
             background_maintenance: false,
             ..StoreOptions::default()
         },

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use topiclog::{Acks, Durability, ProducerConfig, Record, Store, TopicConfig};
+use topiclog::{Acks, Durability, LogOverrides, ProducerConfig, Record, Store, TopicConfig};
 
 const TOPIC: &str = "metrics";
 const RECORDS: usize = 100_000;
@@ -32,9 +32,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => store.create_topic(
             TOPIC,
             TopicConfig {
-                // Appends do not fsync on their own: `Acks::Written` then means "in the page
-                // cache, readable"; the `Acks::Durable` sends below fsync anyway.
-                durability: Some(Durability::None),
+                overrides: LogOverrides {
+                    // Appends do not fsync on their own: `Acks::Written` then means "in the page
+                    // cache, readable"; the `Acks::Durable` sends below fsync anyway.
+                    durability: Some(Durability::None),
+                    ..LogOverrides::default()
+                },
                 ..TopicConfig::with_partitions(4)
             },
         )?,

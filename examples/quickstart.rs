@@ -11,7 +11,8 @@
 use std::time::{Duration, Instant};
 
 use topiclog::{
-    Acks, AutoOffsetReset, ConsumerConfig, ProducerConfig, Record, Store, StoreOptions, TopicConfig,
+    Acks, AutoOffsetReset, ConsumerConfig, LogConfig, ProducerConfig, Record, Store, StoreOptions,
+    TopicConfig,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,7 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open_with(
         &dir,
         StoreOptions {
-            segment_bytes: 64 << 20,
+            log: LogConfig {
+                segment_bytes: 64 << 20,
+                ..LogConfig::default()
+            },
             ..StoreOptions::default()
         },
     )?;

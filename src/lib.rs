@@ -5,11 +5,14 @@
 //! never returns a corrupt or partial record, and group-committed fsync.
 //!
 //! ```
-//! use topiclog::{Durability, Record, Store, StoreOptions, TopicConfig};
+//! use topiclog::{Durability, LogConfig, Record, Store, StoreOptions, TopicConfig};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let store = Store::open_with(dir.path(), StoreOptions {
-//!     durability: Durability::Always, // a send returns after fdatasync (group-committed)
+//!     log: LogConfig {
+//!         durability: Durability::Always, // a send returns after fdatasync (group-committed)
+//!         ..LogConfig::default()
+//!     },
 //!     ..StoreOptions::default()
 //! })?;
 //! let orders = store.create_topic("orders", TopicConfig::with_partitions(3))?;
@@ -42,11 +45,18 @@
 //!
 //! - The crate root holds what an application names: the store, topics, partitions, records,
 //!   the producer and consumer, their configurations and reports, and [`Error`].
+//! - Configuration: a partition (and so each topic) runs with one [`LogConfig`], every setting
+//!   concrete, documented with its default and its Kafka name; a topic sets only the
+//!   [`LogOverrides`] it wants, the rest coming from [`StoreOptions::log`] when it is created.
+//!   "Never" and "unlimited" are variants ([`Deadline::Never`], [`Retention::Forever`],
+//!   [`Limit::Unlimited`]). The file system and the clock are an [`Env`], passed beside the
+//!   config ([`Partition::open_with_env`], [`Store::open_with_env`]). Configs are plain structs
+//!   with public fields: build them from their `Default` with struct-update syntax.
 //! - [`segment`] holds the building blocks of a partition, for people building their own log:
 //!   [`Segment`](segment::Segment), its [`OffsetIndex`](segment::OffsetIndex) and
 //!   [`TimeIndex`](segment::TimeIndex), the [`RecordBatch`](segment::RecordBatch) format and
 //!   segment file names.
-//! - [`fs`] is the file-system seam ([`StoreOptions::file_system`]): the real file system and
+//! - [`fs`] is the file-system seam ([`Env::fs`]): the real file system and
 //!   [`SimFs`](fs::SimFs), a simulated one that can crash and fail on demand, for tests.
 //! - [`limits`] lists the hard limits that configurations and inputs are checked against.
 //! - [`internals`] is plumbing for topiclog's own tests, benchmarks and fuzzers (byte-offset
@@ -71,7 +81,9 @@ compile_error!(
 
 mod broker;
 mod clock;
+mod config;
 mod consumer;
+mod env;
 mod error;
 mod format;
 pub mod fs;
@@ -87,23 +99,26 @@ pub use broker::{
 };
 pub use bytes::Bytes;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{
+    CleanupPolicy, Deadline, Durability, Limit, LogConfig, LogOverrides, Retention, TimestampType,
+};
 pub use consumer::{
     AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords, ConsumerWaker,
     Isolation, RebalanceListener,
 };
+pub use env::Env;
 pub use error::{Error, ErrorKind, MaintenanceTask, Result, Shared};
 pub use format::{Header, HeaderIter, Record, StoredRecord};
 pub use partition::{
-    AppendInfo, Batches, CompactionPolicy, CompactionReport, Durability, Partition,
-    PartitionConfig, ProducerBatch, RecoveryReport, RetentionPolicy, RetentionReport,
-    TimestampType,
+    AppendInfo, Batches, CompactionPolicy, CompactionReport, Partition, ProducerBatch,
+    RecoveryReport, RetentionPolicy, RetentionReport,
 };
 pub use producer::{Acks, Compression, Producer, ProducerConfig, SendHandle};
 pub use segment::Recovery;
 pub use store::{PartitionRecovery, PoisonedPartition, Store, StoreOptions};
 pub use topic::{
-    key_partition, validate_topic_name, CleanupPolicy, DefaultPartitioner, Partitioner,
-    RecordMetadata, Topic, TopicConfig,
+    key_partition, validate_topic_name, DefaultPartitioner, Partitioner, RecordMetadata, Topic,
+    TopicConfig,
 };
 
 pub mod limits {
@@ -126,7 +141,7 @@ pub mod internals {
     pub use crate::topic::murmur2;
 
     pub mod format {
-        //! Every byte layout: the batch header's field offsets and lengths, index entry sizes and
+        //! Every byte layout: the batch header's field offsets and lengths, index entries and
         //! file names, with the record and batch types again. `docs/FORMAT.md` describes the same
         //! layout in prose; offsets are derived from the previous field so the two cannot drift
         //! apart silently.

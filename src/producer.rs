@@ -23,7 +23,7 @@ use crate::format::{Record, BATCH_HEADER_LEN};
 use crate::hash::FastHasher;
 use crate::partition::{AppendInfo, Durability, ProducerBatch, TimestampType};
 use crate::store::Store;
-use crate::topic::{CleanupPolicy, Partitioner, RecordMetadata, Topic};
+use crate::topic::{Partitioner, RecordMetadata, Topic};
 
 /// When a send counts as done. Kafka: `acks`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -466,17 +466,13 @@ impl Core {
     fn send(&self, topic_name: &str, partition: Option<u32>, record: Record) -> Result<SendHandle> {
         // Looked up each time (a read lock): a deleted and recreated topic is picked up.
         let topic = self.store.topic(topic_name)?;
-        if matches!(
-            topic.cleanup_policy(),
-            CleanupPolicy::Compact | CleanupPolicy::CompactDelete
-        ) && record.key().is_none()
-        {
+        if topic.config().cleanup_policy.compacts() && record.key().is_none() {
             return Err(Error::MissingKey {
                 topic: topic_name.to_owned(),
             });
         }
         let size = record_size(&record);
-        let max = topic.partition_config().max_batch_bytes as usize;
+        let max = topic.config().max_batch_bytes as usize;
         if BATCH_HEADER_LEN + size > max {
             return Err(Error::RecordTooLarge {
                 size: BATCH_HEADER_LEN + size,
@@ -502,8 +498,7 @@ impl Core {
                 ) % count.max(1)
             }
         };
-        let log_append_time =
-            topic.partition_config().timestamp_type == TimestampType::LogAppendTime;
+        let log_append_time = topic.config().timestamp_type == TimestampType::LogAppendTime;
         let ts = record.timestamp();
         let mut acc = self.acc.lock();
         let mut deadline = None;

@@ -25,27 +25,33 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use common::{crash_without_close, RecordView};
-use topiclog::fs::{CrashMode, Fault, FaultOp, FileSystem, SimFs, StdFs};
+use topiclog::fs::{CrashMode, Fault, FaultOp, FileSystem, SimFs};
 use topiclog::limits::MIN_MAP_BUDGET_BYTES;
 use topiclog::segment::{parse_segment_file_name, RecordBatch, SegmentFileKind, SegmentView};
 use topiclog::{
-    CompactionPolicy, CompactionReport, Durability, Error, ManualClock, Partition, PartitionConfig,
-    Record,
+    CompactionPolicy, CompactionReport, Deadline, Durability, Env, Error, LogConfig, ManualClock,
+    Partition, Record,
 };
 
 const DIR: &str = "/data/p0";
 const T0: i64 = 1_700_000_000_000;
 
-fn config(fs: &SimFs) -> PartitionConfig {
-    PartitionConfig {
-        file_system: Arc::new(fs.clone()),
+/// `fs` on the fixed clock `T0`.
+fn sim_env(fs: &SimFs) -> Env {
+    Env {
+        fs: Arc::new(fs.clone()),
+        clock: Arc::new(ManualClock::new(T0)),
+    }
+}
+
+fn config() -> LogConfig {
+    LogConfig {
         segment_bytes: 1024,
-        segment_ms: None,
+        segment_ms: Deadline::Never,
         index_interval_bytes: 100,
         durability: Durability::None,
         preallocate: false,
-        clock: Arc::new(ManualClock::new(T0)),
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
@@ -53,7 +59,7 @@ fn policy(delete_retention_ms: u64, map_budget_bytes: usize) -> CompactionPolicy
     CompactionPolicy {
         delete_retention: Duration::from_millis(delete_retention_ms),
         min_compaction_lag: Duration::ZERO,
-        max_compaction_lag: None,
+        max_compaction_lag: Deadline::Never,
         min_cleanable_dirty_ratio: 0.0,
         map_budget_bytes,
     }
@@ -235,7 +241,7 @@ impl Scenario {
         drop(log);
         let base = clone_fs(&fs, 0);
         let fs = clone_fs(&base, 0);
-        let log = Partition::open_with(DIR, config(&fs)).unwrap();
+        let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
         let pre = dump(&log);
         let pre_bases = bases(&log);
         let pre_first_dirty = log.first_dirty_offset();
@@ -267,7 +273,7 @@ impl Scenario {
         // The clean pass's result survives a reopen.
         log.close().unwrap();
         drop(log);
-        let log = Partition::open_with(DIR, config(&fs)).unwrap();
+        let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
         assert_eq!(dump(&log), s.post, "{name}: clean pass, reopened");
         s
     }
@@ -385,7 +391,7 @@ impl Scenario {
         }
         log.close().unwrap();
         drop(log);
-        let log = Partition::open_with(DIR, config(fs)).unwrap();
+        let log = Partition::open_with_env(DIR, config(), sim_env(fs)).unwrap();
         assert!(log.recovery_report().clean_shutdown, "{what}");
         check_dir(fs, &bases(&log), what);
         assert_eq!(dump(&log), self.post, "{what}: reopened");
@@ -404,7 +410,7 @@ impl Scenario {
 fn new_log(seed: u64) -> (SimFs, Partition) {
     let fs = SimFs::new(seed);
     fs.write_file(Path::new("/data/.keep"), b"");
-    let log = Partition::open_with(DIR, config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
     (fs, log)
 }
 
@@ -512,14 +518,14 @@ fn cut_at_every_operation(s: &Scenario, torn_every: u64) {
             }
             let what = format!("{}: cut after {n} of {} ops, {mode:?}", s.name, s.ops);
             let fs = clone_fs(&s.base, n * 2 + m as u64);
-            let log = Partition::open_with(DIR, config(&fs)).unwrap();
+            let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
             fs.power_cut_after(n);
             let result = log.compact(s.now, &s.policy);
             assert_eq!(result.is_ok(), n >= s.ops, "{what}: {result:?}");
             crash_without_close(log);
             fs.crash(mode);
 
-            let log = Partition::open_with(DIR, config(&fs))
+            let log = Partition::open_with_env(DIR, config(), sim_env(&fs))
                 .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
             check_dir(&fs, &bases(&log), &what);
             let recs = s.check_consistent(&log, &what);
@@ -567,14 +573,14 @@ fn crash_after_a_concurrent_directory_sync_at_every_operation() {
             s.name, s.ops
         );
         let fs = clone_fs(&s.base, n);
-        let log = Partition::open_with(DIR, config(&fs)).unwrap();
+        let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
         fs.power_cut_after(n);
         let _ = log.compact(s.now, &s.policy);
         fs.clear_faults();
         fs.sync_dir(Path::new(DIR)).unwrap();
         crash_without_close(log);
         fs.crash(CrashMode::LoseUnsynced);
-        let log = Partition::open_with(DIR, config(&fs))
+        let log = Partition::open_with_env(DIR, config(), sim_env(&fs))
             .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
         check_dir(&fs, &bases(&log), &what);
         s.check_consistent(&log, &what);
@@ -599,7 +605,7 @@ fn close_during_a_pass_leaves_a_consistent_log() {
     for delay_us in [0u64, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000] {
         let what = format!("close after {delay_us} us");
         let fs = clone_fs(&s.base, delay_us);
-        let log = Partition::open_with(DIR, config(&fs)).unwrap();
+        let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
         let pass = {
             let (log, now, policy) = (log.clone(), s.now, s.policy);
             std::thread::spawn(move || log.compact(now, &policy))
@@ -612,7 +618,7 @@ fn close_during_a_pass_leaves_a_consistent_log() {
             Err(e) => panic!("{what}: the pass failed with {e}"),
         }
         drop(log);
-        let log = Partition::open_with(DIR, config(&fs)).unwrap();
+        let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
         assert!(log.recovery_report().clean_shutdown, "{what}");
         check_dir(&fs, &bases(&log), &what);
         s.check_consistent(&log, &what);
@@ -642,7 +648,7 @@ fn fault_at_every_operation(s: &Scenario) {
     for n in 0..s.ops {
         let what = format!("{}: fault at op {n} of {}", s.name, s.ops);
         let fs = clone_fs(&s.base, n);
-        let log = Partition::open_with(DIR, config(&fs)).unwrap();
+        let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
         fs.inject(Fault::new(FaultOp::Any, n));
         let result = log.compact(s.now, &s.policy);
         fs.clear_faults();
@@ -674,7 +680,7 @@ fn fault_at_every_operation(s: &Scenario) {
                 crash_without_close(log);
                 fs.crash(CrashMode::LoseUnsynced);
             }
-            let log = Partition::open_with(DIR, config(&fs))
+            let log = Partition::open_with_env(DIR, config(), sim_env(&fs))
                 .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
             check_dir(&fs, &bases(&log), &what);
             s.check_consistent(&log, &format!("{what}, reopened"));
@@ -691,7 +697,7 @@ fn fault_at_every_operation(s: &Scenario) {
                 // Or a crash right away: the open sorts out what the failure left.
                 crash_without_close(log);
                 fs.crash(CrashMode::LoseUnsynced);
-                let log = Partition::open_with(DIR, config(&fs))
+                let log = Partition::open_with_env(DIR, config(), sim_env(&fs))
                     .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
                 check_dir(&fs, &bases(&log), &what);
                 s.check_consistent(&log, &format!("{what}, crashed"));
@@ -723,7 +729,7 @@ fn second_pass_fault_at_every_operation() {
 fn fault_before_the_commit_point_leaves_the_log_as_it_was() {
     let s = multi_group_pass();
     let fs = clone_fs(&s.base, 9);
-    let log = Partition::open_with(DIR, config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
     fs.inject(Fault {
         path_contains: Some(".log.cleaned".into()),
         ..Fault::new(FaultOp::Rename, 0)
@@ -748,7 +754,7 @@ fn fault_before_the_commit_point_leaves_the_log_as_it_was() {
     assert_eq!(got.last().unwrap().offset, s.end);
     log.close().unwrap();
     drop(log);
-    let log = Partition::open_with(DIR, config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
     assert_eq!(records(&dump(&log)), got);
 }
 
@@ -761,7 +767,7 @@ fn fault_before_the_commit_point_leaves_the_log_as_it_was() {
 fn failed_create_of_a_cleaned_segment_leaves_it_behind() {
     let s = multi_group_pass();
     let fs = clone_fs(&s.base, 11);
-    let log = Partition::open_with(DIR, config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
     fs.inject(Fault {
         path_contains: Some(".log.cleaned".into()),
         ..Fault::new(FaultOp::SetLen, 0)
@@ -781,7 +787,7 @@ fn fault_after_the_commit_point_poisons_and_the_open_finishes_the_swap() {
     let s = multi_group_pass();
     assert!(s.report.segments_written > 1, "{:?}", s.report);
     let fs = clone_fs(&s.base, 10);
-    let log = Partition::open_with(DIR, config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
     fs.inject(Fault {
         path_contains: Some(".log".into()),
         ..Fault::new(FaultOp::Remove, 0)
@@ -806,7 +812,7 @@ fn fault_after_the_commit_point_poisons_and_the_open_finishes_the_swap() {
     log.close().unwrap();
     drop(log);
 
-    let log = Partition::open_with(DIR, config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
     assert!(!log.recovery_report().clean_shutdown);
     check_dir(&fs, &bases(&log), "reopened");
     let first_group_end = s.post_bases[1];
@@ -827,6 +833,9 @@ fn fault_after_the_commit_point_poisons_and_the_open_finishes_the_swap() {
 /// Keys `s0`..`s19` are written once (offsets 0..20) and never again: compaction must never
 /// remove them. Every later offset `o` holds key `h<o % 10>`.
 const STICKY: u64 = 20;
+
+/// How many records the concurrent appender may add per compaction round.
+const APPENDS_PER_ROUND: u64 = 1000;
 
 fn key_of(o: u64) -> String {
     if o < STICKY {
@@ -886,13 +895,12 @@ fn segment_bytes(seg: &SegmentView) -> Vec<bytes::Bytes> {
 fn readers_keep_reading_correct_data_across_swaps() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("p0");
-    let config = PartitionConfig {
-        file_system: Arc::new(StdFs),
+    let config = LogConfig {
         segment_bytes: 4096,
-        segment_ms: None,
+        segment_ms: Deadline::Never,
         index_interval_bytes: 256,
         durability: Durability::None,
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     };
     let log = Partition::open_with(&dir, config.clone()).unwrap();
     for o in 0..1500 {
@@ -929,11 +937,20 @@ fn readers_keep_reading_correct_data_across_swaps() {
             }
         }));
     }
+    // The appender runs concurrently with every pass but within a budget that each round raises,
+    // so the log's size (and the files open) does not depend on how slow the machine is: an
+    // unbounded appender on a slow CI runner grew the log to thousands of segments and ran out of
+    // file descriptors.
+    let budget = Arc::new(AtomicU64::new(log.end_offset() + APPENDS_PER_ROUND));
     let appender = {
-        let (log, stop) = (log.clone(), stop.clone());
+        let (log, stop, budget) = (log.clone(), stop.clone(), budget.clone());
         std::thread::spawn(move || {
             let mut o = log.end_offset();
             while !stop.load(Ordering::Relaxed) {
+                if o >= budget.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
                 assert_eq!(log.append(record_of(o)).unwrap(), o);
                 o += 1;
                 if o % 64 == 0 {
@@ -974,6 +991,7 @@ fn readers_keep_reading_correct_data_across_swaps() {
     let mut passes = 0;
     for round in 0..6 {
         std::thread::sleep(Duration::from_millis(20));
+        budget.fetch_add(APPENDS_PER_ROUND, Ordering::Relaxed);
         let snapshot = log.segments();
         let sealed = snapshot[..snapshot.len() - 1].to_vec();
         let expected: Vec<_> = sealed.iter().map(segment_bytes).collect();

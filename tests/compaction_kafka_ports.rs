@@ -26,8 +26,8 @@ use topiclog::fs::{CrashMode, FileSystem, SimFs};
 use topiclog::limits::MIN_MAP_BUDGET_BYTES;
 use topiclog::segment::SegmentFileKind;
 use topiclog::{
-    AppendInfo, Bytes, CompactionPolicy, CompactionReport, Durability, Error, ManualClock,
-    Partition, PartitionConfig, Record, TimestampType,
+    AppendInfo, Bytes, CompactionPolicy, CompactionReport, Deadline, Durability, Env, Error,
+    LogConfig, ManualClock, Partition, Record, TimestampType,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -36,21 +36,26 @@ const HOUR_MS: i64 = 60 * MINUTE_MS;
 const DAY_MS: i64 = 24 * HOUR_MS;
 const SEGMENT_BYTES: u64 = 1024;
 
-fn config(fs: &Arc<dyn FileSystem>, clock: &ManualClock, segment_bytes: u64) -> PartitionConfig {
-    PartitionConfig {
-        file_system: fs.clone(),
+fn env(fs: &Arc<dyn FileSystem>, clock: &ManualClock) -> Env {
+    Env {
+        fs: fs.clone(),
+        clock: Arc::new(clock.clone()),
+    }
+}
+
+fn config(segment_bytes: u64) -> LogConfig {
+    LogConfig {
         segment_bytes,
-        segment_ms: None,
+        segment_ms: Deadline::Never,
         index_interval_bytes: 128,
         durability: Durability::None,
         preallocate: false,
-        clock: Arc::new(clock.clone()),
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
 fn open(fs: &Arc<dyn FileSystem>, dir: &Path, clock: &ManualClock) -> Partition {
-    Partition::open_with(dir, config(fs, clock, SEGMENT_BYTES)).unwrap()
+    Partition::open_with_env(dir, config(SEGMENT_BYTES), env(fs, clock)).unwrap()
 }
 
 /// Clean whatever is dirty (ratio 0), default retention of tombstones (1 day).
@@ -813,9 +818,16 @@ fn test_recovery_after_crash() {
 const CRASH_DIR: &str = "/data/p0";
 const CRASH_RECORDS: usize = 30;
 
-fn crash_config(fs: &SimFs) -> PartitionConfig {
-    let fs: Arc<dyn FileSystem> = Arc::new(fs.clone());
-    config(&fs, &ManualClock::new(NOW), SEGMENT_BYTES)
+fn crash_config() -> LogConfig {
+    config(SEGMENT_BYTES)
+}
+
+/// `fs` on the fixed clock `NOW`.
+fn sim_env(fs: &SimFs) -> Env {
+    Env {
+        fs: Arc::new(fs.clone()),
+        clock: Arc::new(ManualClock::new(NOW)),
+    }
 }
 
 /// The files of a durable, cleanly closed log on `SimFs`: 30 records over 20 keys (with
@@ -823,7 +835,7 @@ fn crash_config(fs: &SimFs) -> PartitionConfig {
 /// records, in batches of one to three.
 fn crash_setup() -> (Vec<(std::path::PathBuf, Vec<u8>)>, Vec<RecordView>) {
     let fs = SimFs::new(1);
-    let log = Partition::open_with(CRASH_DIR, crash_config(&fs)).unwrap();
+    let log = Partition::open_with_env(CRASH_DIR, crash_config(), sim_env(&fs)).unwrap();
     let mut appended = Appended::default();
     let mut rng = TestRng::new(42);
     while appended.0.len() < CRASH_RECORDS {
@@ -895,7 +907,7 @@ fn test_recovery_after_crash_mid_clean_torn() {
 fn crash_mid_clean(mode: CrashMode) {
     let (files, appended) = crash_setup();
     let fs = crash_fs(1, &files);
-    let log = Partition::open_with(CRASH_DIR, crash_config(&fs)).unwrap();
+    let log = Partition::open_with_env(CRASH_DIR, crash_config(), sim_env(&fs)).unwrap();
     let active = active_base(&log);
     let sealed_before = log.segment_count() - 1;
     let before = fs.mutating_ops();
@@ -915,14 +927,14 @@ fn crash_mid_clean(mode: CrashMode) {
     for n in 0..=ops {
         let what = format!("cut after {n} of {ops} ops, {mode:?}");
         let fs = crash_fs(n, &files);
-        let log = Partition::open_with(CRASH_DIR, crash_config(&fs)).unwrap();
+        let log = Partition::open_with_env(CRASH_DIR, crash_config(), sim_env(&fs)).unwrap();
         fs.power_cut_after(n);
         let _ = log.compact(NOW, &eager());
         crash_without_close(log);
         fs.crash(mode);
         fs.clear_faults();
 
-        let log = Partition::open_with(CRASH_DIR, crash_config(&fs))
+        let log = Partition::open_with_env(CRASH_DIR, crash_config(), sim_env(&fs))
             .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
         assert_eq!(
             leftovers(&fs, Path::new(CRASH_DIR)),
@@ -956,7 +968,7 @@ fn crash_mid_clean(mode: CrashMode) {
         assert_eq!(record_views(&log, 0), want, "{what}: rerun {rerun:?}");
         log.close().unwrap();
         drop(log);
-        let log = Partition::open_with(CRASH_DIR, crash_config(&fs)).unwrap();
+        let log = Partition::open_with_env(CRASH_DIR, crash_config(), sim_env(&fs)).unwrap();
         assert_eq!(record_views(&log, 0), want, "{what}: rerun, reopened");
         assert_eq!(log.first_dirty_offset(), active, "{what}");
     }
@@ -1126,7 +1138,7 @@ fn test_max_compaction_lag() {
         assert!(active > first_dirty, "some dirty sealed data");
         let policy = CompactionPolicy {
             min_cleanable_dirty_ratio: 1.0,
-            max_compaction_lag: Some(Duration::from_millis(HOUR_MS as u64)),
+            max_compaction_lag: Deadline::After(Duration::from_millis(HOUR_MS as u64)),
             ..CompactionPolicy::default()
         };
         let ratio = model_dirty_ratio(&log);
@@ -1306,12 +1318,13 @@ fn test_compaction_preserves_headers_and_timestamps() {
     });
     both_fs(|fs, dir| {
         let clock = ManualClock::new(NOW);
-        let log = Partition::open_with(
+        let log = Partition::open_with_env(
             dir,
-            PartitionConfig {
+            LogConfig {
                 timestamp_type: TimestampType::LogAppendTime,
-                ..config(&fs, &clock, SEGMENT_BYTES)
+                ..config(SEGMENT_BYTES)
             },
+            env(&fs, &clock),
         )
         .unwrap();
         let mut appended = Appended::default();
@@ -1651,7 +1664,7 @@ fn test_dirty_ratio_one_never_triggers_by_ratio() {
         }
         let policy = CompactionPolicy {
             min_cleanable_dirty_ratio: 1.0,
-            max_compaction_lag: Some(Duration::from_millis(DAY_MS as u64)),
+            max_compaction_lag: Deadline::After(Duration::from_millis(DAY_MS as u64)),
             ..CompactionPolicy::default()
         };
         let r = log.compact(NOW + HOUR_MS, &policy).unwrap();

@@ -65,8 +65,8 @@ use topiclog::fs::{CrashMode, FileSystem, SimFs, StdFs};
 use topiclog::limits::MIN_MAP_BUDGET_BYTES;
 use topiclog::segment::{parse_segment_file_name, SegmentFileKind};
 use topiclog::{
-    Bytes, CompactionPolicy, CompactionReport, Durability, ManualClock, Partition, PartitionConfig,
-    Record, RetentionPolicy,
+    Bytes, CompactionPolicy, CompactionReport, Deadline, Durability, Env, Limit, LogConfig,
+    ManualClock, Partition, Record, Retention, RetentionPolicy,
 };
 
 const DIR: &str = "/data/p0";
@@ -434,7 +434,7 @@ struct Harness {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     clock: Arc<ManualClock>,
-    config: PartitionConfig,
+    config: LogConfig,
     log: Option<Partition>,
     m: Model,
     /// The compaction clock (and the log's clock).
@@ -467,16 +467,14 @@ impl Harness {
             }
         };
         let clock = Arc::new(ManualClock::new(T0));
-        let config = PartitionConfig {
+        let config = LogConfig {
             segment_bytes: cc.segment_bytes,
-            segment_ms: None,
+            segment_ms: Deadline::Never,
             index_interval_bytes: cc.index_interval_bytes,
             max_index_bytes: cc.max_index_bytes,
             durability: Durability::None,
             preallocate: false,
-            file_system: fs.clone(),
-            clock: clock.clone(),
-            ..PartitionConfig::default()
+            ..LogConfig::default()
         };
         Harness {
             kind: cc.fs,
@@ -499,7 +497,11 @@ impl Harness {
     }
 
     fn open(&mut self) -> R {
-        let p = Partition::open_with(&self.dir, self.config.clone())
+        let env = Env {
+            fs: self.fs.clone(),
+            clock: self.clock.clone(),
+        };
+        let p = Partition::open_with_env(&self.dir, self.config.clone(), env)
             .map_err(|e| format!("open failed: {e}"))?;
         if let Backend::Sim(sim) = &self.backend {
             // The read path this case is meant to take: mapped exactly when maps are real.
@@ -630,7 +632,9 @@ impl Harness {
         let policy = CompactionPolicy {
             delete_retention: Duration::from_millis(dr),
             min_compaction_lag: Duration::ZERO,
-            max_compaction_lag: max_lag_ms.map(|ms| Duration::from_millis(ms.into())),
+            max_compaction_lag: /*FIXME*/max_lag_ms.map_or(Deadline::Never, |ms| {
+                Deadline::After(Duration::from_millis(ms.into()))
+            }),
             min_cleanable_dirty_ratio: ratio.unwrap_or(0.0),
             map_budget_bytes: if small_map {
                 MIN_MAP_BUDGET_BYTES
@@ -909,8 +913,10 @@ impl Harness {
 
     fn retention(&mut self, bytes: Option<u16>, age_ms: Option<u16>) -> R {
         let policy = RetentionPolicy {
-            retention: age_ms.map(|ms| Duration::from_millis(ms.into())),
-            retention_bytes: bytes.map(u64::from),
+            retention: /*FIXME*/age_ms.map_or(Retention::Forever, |ms| {
+                Retention::After(Duration::from_millis(ms.into()))
+            }),
+            retention_bytes: /*FIXME*/bytes.map_or(Limit::Unlimited, |b| Limit::Bytes(b.into())),
         };
         let report = self
             .p()
@@ -1116,7 +1122,7 @@ impl Harness {
         let policy = |dr: u64| CompactionPolicy {
             delete_retention: Duration::from_millis(dr),
             min_compaction_lag: Duration::ZERO,
-            max_compaction_lag: None,
+            max_compaction_lag: Deadline::Never,
             min_cleanable_dirty_ratio: 0.0,
             map_budget_bytes: LARGE_MAP,
         };
@@ -1264,16 +1270,22 @@ proptest! {
 // Focused cases
 // ---------------------------------------------------------------------------------------------
 
-fn focused_config(fs: &SimFs) -> PartitionConfig {
-    PartitionConfig {
+/// `fs` on the fixed clock `T0`.
+fn focused_env(fs: &SimFs) -> Env {
+    Env {
+        fs: Arc::new(fs.clone()),
+        clock: Arc::new(ManualClock::new(T0)),
+    }
+}
+
+fn focused_config() -> LogConfig {
+    LogConfig {
         segment_bytes: 1024,
-        segment_ms: None,
+        segment_ms: Deadline::Never,
         index_interval_bytes: 100,
         durability: Durability::None,
         preallocate: false,
-        file_system: Arc::new(fs.clone()),
-        clock: Arc::new(ManualClock::new(T0)),
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
@@ -1325,7 +1337,7 @@ fn records_of(log: &Partition, key: &str) -> Vec<(u64, Option<Vec<u8>>)> {
 #[test]
 fn truncation_into_a_compacted_batch_resurrects_a_deleted_key() {
     let fs = SimFs::new(1);
-    let log = Partition::open_with(DIR, focused_config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, focused_config(), focused_env(&fs)).unwrap();
     assert_eq!(log.append(Record::new("old").with_key("k")).unwrap(), 0);
     let batch: Vec<Record> = (0..5)
         .map(|i| Record::new("b").with_key(format!("b{i}")))
@@ -1376,7 +1388,7 @@ fn truncation_into_a_compacted_batch_resurrects_a_deleted_key() {
 #[test]
 fn a_pass_after_truncation_maps_the_active_segment_and_loses_a_durable_value() {
     let fs = SimFs::new(2);
-    let log = Partition::open_with(DIR, focused_config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, focused_config(), focused_env(&fs)).unwrap();
     assert_eq!(log.append(Record::new("old").with_key("k")).unwrap(), 0);
     assert_eq!(log.append(Record::tombstone("t")).unwrap(), 1);
     fill_to(&log, 3, "f");
@@ -1401,7 +1413,7 @@ fn a_pass_after_truncation_maps_the_active_segment_and_loses_a_durable_value() {
 
     crash_without_close(log);
     fs.crash(CrashMode::LoseUnsynced);
-    let log = Partition::open_with(DIR, focused_config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, focused_config(), focused_env(&fs)).unwrap();
     assert_eq!(log.end_offset(), x, "the unsynced append is lost");
     assert_eq!(
         records_of(&log, "k"),
@@ -1425,7 +1437,7 @@ fn a_pass_after_truncation_maps_the_active_segment_and_loses_a_durable_value() {
 #[test]
 fn truncation_below_a_start_inside_a_batch_ends_the_log_below_the_start() {
     let fs = SimFs::new(3);
-    let log = Partition::open_with(DIR, focused_config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, focused_config(), focused_env(&fs)).unwrap();
     let batch: Vec<Record> = (0..5)
         .map(|i| Record::new(format!("v{i}")).with_key(format!("k{i}")))
         .collect();

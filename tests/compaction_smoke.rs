@@ -6,14 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use common::both_fs;
-use topiclog::{CompactionPolicy, Durability, Partition, PartitionConfig, Record};
+use topiclog::{CompactionPolicy, Durability, Env, LogConfig, Partition, Record};
 
-fn config(fs: Arc<dyn topiclog::fs::FileSystem>) -> PartitionConfig {
-    PartitionConfig {
+fn config() -> LogConfig {
+    LogConfig {
         segment_bytes: 1024,
         durability: Durability::None,
-        file_system: fs,
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
@@ -46,7 +45,7 @@ fn dump(log: &Partition) -> Vec<(u64, String, Option<String>)> {
 #[test]
 fn keeps_latest_value_per_key_and_preserves_offsets() {
     both_fs(|fs, dir| {
-        let log = Partition::open_with(dir, config(fs.clone())).unwrap();
+        let log = Partition::open_with_env(dir, config(), Env::with_fs(fs.clone())).unwrap();
         let mut model = BTreeMap::new();
         let mut appended = Vec::new();
         for i in 0..300u64 {
@@ -96,12 +95,12 @@ fn keeps_latest_value_per_key_and_preserves_offsets() {
         }
         assert_eq!(log.end_offset(), 300);
         log.close().unwrap();
-        let log = Partition::open_with(dir, config(fs.clone())).unwrap();
+        let log = Partition::open_with_env(dir, config(), Env::with_fs(fs.clone())).unwrap();
         assert_eq!(dump(&log), got);
         assert_eq!(log.append(Record::new("x").with_key("k")).unwrap(), 300);
         drop(log);
         // And after an unclean stop.
-        let log = Partition::open_with(dir, config(fs)).unwrap();
+        let log = Partition::open_with_env(dir, config(), Env::with_fs(fs)).unwrap();
         assert_eq!(dump(&log)[..got.len()], got[..]);
         log.abandon();
     });
@@ -118,12 +117,13 @@ fn a_recovery_cut_below_the_first_dirty_offset_resets_the_cleaner() {
     use topiclog::segment::SegmentFileKind;
     use topiclog::Recovery;
     let fs = topiclog::fs::SimFs::new(3);
-    let cfg = || PartitionConfig {
+    let cfg = || LogConfig {
         recovery: Recovery::TruncateCorrupt,
         preallocate: false,
-        ..config(Arc::new(fs.clone()))
+        ..config()
     };
-    let log = Partition::open_with("/p", cfg()).unwrap();
+    let env = || Env::with_fs(Arc::new(fs.clone()));
+    let log = Partition::open_with_env("/p", cfg(), env()).unwrap();
     for i in 0..200u64 {
         log.append(Record::new(format!("v{i}")).with_key(format!("k{}", i % 20)))
             .unwrap();
@@ -139,7 +139,7 @@ fn a_recovery_cut_below_the_first_dirty_offset_resets_the_cleaner() {
     let victim = logs[logs.len() - 2].clone();
     assert!(common::file_len(&fs, &victim) > 100);
     common::overwrite(&fs, &victim, 40, &[0x5a; 8]);
-    let log = Partition::open_with("/p", cfg()).unwrap();
+    let log = Partition::open_with_env("/p", cfg(), env()).unwrap();
     let end = log.end_offset();
     assert!(
         end < dirty,

@@ -5,13 +5,16 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use topiclog::{
-    AutoOffsetReset, ConsumerConfig, Durability, Record, Store, StoreOptions, TopicConfig,
-    TopicPartition,
+    AutoOffsetReset, ConsumerConfig, Durability, LogConfig, Record, Store, StoreOptions,
+    TopicConfig, TopicPartition,
 };
 
 fn options() -> StoreOptions {
     StoreOptions {
-        durability: Durability::None,
+        log: LogConfig {
+            durability: Durability::None,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
         ..StoreOptions::default()

@@ -4,13 +4,16 @@
 //! before anything is written.
 
 use topiclog::{
-    ConsumerConfig, Durability, Error, OffsetAndMetadata, Store, StoreOptions, TopicConfig,
-    TopicPartition,
+    ConsumerConfig, Durability, Error, LogConfig, OffsetAndMetadata, Store, StoreOptions,
+    TopicConfig, TopicPartition,
 };
 
 fn options() -> StoreOptions {
     StoreOptions {
-        durability: Durability::None,
+        log: LogConfig {
+            durability: Durability::None,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
         ..StoreOptions::default()

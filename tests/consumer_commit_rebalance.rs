@@ -27,7 +27,7 @@ use common::sync_gate::{GatedFs, SyncGate};
 use common::{manual_store_options, TestRng};
 use topiclog::fs::{FileSystem, SimFs, StdFs};
 use topiclog::{
-    AssignmentStrategy, AutoOffsetReset, Consumer, ConsumerConfig, Error, OffsetAndMetadata,
+    AssignmentStrategy, AutoOffsetReset, Consumer, ConsumerConfig, Env, Error, OffsetAndMetadata,
     RebalanceListener, Record, Store, StoreOptions, TopicConfig, TopicPartition,
 };
 
@@ -42,13 +42,15 @@ const STRATEGIES: [AssignmentStrategy; 2] = [
     AssignmentStrategy::CooperativeSticky,
 ];
 
-fn options(inner: Arc<dyn FileSystem>, gate: &Arc<SyncGate>) -> StoreOptions {
-    StoreOptions {
-        file_system: Arc::new(GatedFs::new(inner, OFFSETS_TOPIC, gate.clone())),
-        // Preallocated segments are whole buffers in the simulated file system.
-        preallocate: false,
-        ..manual_store_options()
-    }
+fn options() -> StoreOptions {
+    let mut options = manual_store_options();
+    // Preallocated segments are whole buffers in the simulated file system.
+    options.log.preallocate = false;
+    options
+}
+
+fn env(inner: Arc<dyn FileSystem>, gate: &Arc<SyncGate>) -> Env {
+    Env::with_fs(Arc::new(GatedFs::new(inner, OFFSETS_TOPIC, gate.clone())))
 }
 
 fn member(
@@ -85,7 +87,7 @@ fn a_rebalance_waits_for_the_commit_of_a_member_removed_meanwhile() {
         ];
         for (inner, dir) in backends {
             let gate = SyncGate::new();
-            let store = Store::open_with(dir, options(inner, &gate)).unwrap();
+            let store = Store::open_with_env(dir, options(), env(inner, &gate)).unwrap();
             removed_member_commit_lands_before_the_new_owner_starts(&store, &gate, strategy);
             store.close().unwrap();
         }
@@ -386,7 +388,8 @@ fn members_joining_leaving_and_stalling_while_committing_lose_no_commit() {
             }
         });
         let dir = Path::new("/sim/store");
-        let store = Store::open_with(dir, options(Arc::new(sim.clone()), &gate)).unwrap();
+        let store =
+            Store::open_with_env(dir, options(), env(Arc::new(sim.clone()), &gate)).unwrap();
         let t = store
             .create_topic(TOPIC, TopicConfig::with_partitions(PARTITIONS))
             .unwrap();
@@ -433,7 +436,7 @@ fn members_joining_leaving_and_stalling_while_committing_lose_no_commit() {
         };
         assert_eq!(committed(&store), last, "{strategy:?}: the store's commits");
         store.close().unwrap();
-        let store = Store::open_with(dir, options(Arc::new(sim), &gate)).unwrap();
+        let store = Store::open_with_env(dir, options(), env(Arc::new(sim), &gate)).unwrap();
         assert_eq!(
             committed(&store),
             last,

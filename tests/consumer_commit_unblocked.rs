@@ -15,8 +15,8 @@ use common::sync_gate::{GatedFs, SyncGate};
 use common::{manual_store_options, TestRng};
 use topiclog::fs::{FileSystem, SimFs, StdFs};
 use topiclog::{
-    AssignmentStrategy, AutoOffsetReset, Consumer, ConsumerConfig, Record, Store, StoreOptions,
-    TopicConfig, TopicPartition,
+    AssignmentStrategy, AutoOffsetReset, Consumer, ConsumerConfig, Env, Record, Store, TopicConfig,
+    TopicPartition,
 };
 
 const TOPIC: &str = "t";
@@ -35,14 +35,13 @@ fn on_both(f: impl Fn(&Store, &SyncGate)) {
     ];
     for (inner, dir) in backends {
         let gate = SyncGate::new();
-        let store = Store::open_with(
+        let mut options = manual_store_options();
+        // Preallocated segments are whole buffers in the simulated file system.
+        options.log.preallocate = false;
+        let store = Store::open_with_env(
             dir,
-            StoreOptions {
-                file_system: Arc::new(GatedFs::new(inner, OFFSETS_TOPIC, gate.clone())),
-                // Preallocated segments are whole buffers in the simulated file system.
-                preallocate: false,
-                ..manual_store_options()
-            },
+            options,
+            Env::with_fs(Arc::new(GatedFs::new(inner, OFFSETS_TOPIC, gate.clone()))),
         )
         .unwrap();
         f(&store, &gate);

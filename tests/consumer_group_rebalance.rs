@@ -8,8 +8,9 @@
 //! refused; and, with producers running and members joining, closing, being dropped and stalling
 //! past `max_poll_interval`, no record is delivered again after a successful commit covered it.
 //!
-//! Two ignored tests pin a bug: a member still on the previous generation (it completed a
-//! rebalance by revoking and has not polled since) is asked to revoke for the next one.
+//! Two tests pin a bug found here, now fixed: a member still on the previous generation (it
+//! completed a rebalance by revoking and has not polled since) was asked to revoke for the next
+//! one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,7 +20,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use topiclog::{
-    AssignmentStrategy, AutoOffsetReset, Consumer, ConsumerConfig, Durability, Error,
+    AssignmentStrategy, AutoOffsetReset, Consumer, ConsumerConfig, Durability, Error, LogConfig,
     RebalanceListener, Record, Store, StoreOptions, TopicConfig, TopicPartition,
 };
 
@@ -32,7 +33,10 @@ const PATIENT: Duration = Duration::from_secs(60);
 
 fn options() -> StoreOptions {
     StoreOptions {
-        durability: Durability::None,
+        log: LogConfig {
+            durability: Durability::None,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
         ..StoreOptions::default()

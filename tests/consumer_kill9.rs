@@ -24,7 +24,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use topiclog::{
-    AutoOffsetReset, ConsumerConfig, Durability, Record, Store, StoreOptions, TopicConfig,
+    AutoOffsetReset, ConsumerConfig, Durability, LogConfig, Record, Store, StoreOptions,
+    TopicConfig,
 };
 
 /// Set (to the working directory) only in the re-executed child.
@@ -49,7 +50,10 @@ const STALL: Duration = Duration::from_secs(30);
 
 fn options() -> StoreOptions {
     StoreOptions {
-        durability: Durability::None,
+        log: LogConfig {
+            durability: Durability::None,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
         ..StoreOptions::default()

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use topiclog::limits::MAX_METADATA_BYTES;
 use topiclog::{
-    AutoOffsetReset, Consumer, ConsumerConfig, Durability, Error, Isolation, ManualClock,
-    OffsetAndMetadata, Record, Store, StoreOptions, TopicConfig, TopicPartition,
+    AutoOffsetReset, Consumer, ConsumerConfig, Durability, Env, Error, Isolation, LogConfig,
+    ManualClock, OffsetAndMetadata, Record, Retention, Store, StoreOptions, TopicConfig,
+    TopicPartition,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -24,7 +25,10 @@ const PROMPT: Duration = Duration::from_secs(5);
 
 fn options() -> StoreOptions {
     StoreOptions {
-        durability: Durability::None,
+        log: LogConfig {
+            durability: Durability::None,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
         ..StoreOptions::default()
@@ -161,14 +165,20 @@ fn auto_offset_reset_without_a_commit() {
 fn committed_offset_deleted_by_retention() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(NOW);
-    let store = Store::open_with(
+    let store = Store::open_with_env(
         dir.path(),
         StoreOptions {
-            clock: Arc::new(clock.clone()),
-            segment_bytes: 1024,
-            preallocate: false,
-            retention: Some(HOUR),
+            log: LogConfig {
+                segment_bytes: 1024,
+                preallocate: false,
+                retention: Retention::After(HOUR),
+                ..options().log
+            },
             ..options()
+        },
+        Env {
+            clock: Arc::new(clock.clone()),
+            ..Env::default()
         },
     )
     .unwrap();
@@ -458,11 +468,12 @@ fn manual_assignment_commits_only_while_the_group_has_no_members() {
 fn commit_metadata_round_trips_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(NOW);
-    let opts = || StoreOptions {
+    let opts = || StoreOptions { ..options() };
+    let env = || Env {
         clock: Arc::new(clock.clone()),
-        ..options()
+        ..Env::default()
     };
-    let store = Store::open_with(dir.path(), opts()).unwrap();
+    let store = Store::open_with_env(dir.path(), opts(), env()).unwrap();
     fill(&store, 2, 10);
     let c = consumer(&store, Some("g"), AutoOffsetReset::None);
     c.commit(&[
@@ -529,7 +540,7 @@ fn commit_metadata_round_trips_across_reopen() {
     store.close().unwrap();
     drop(store);
 
-    let store = Store::open_with(dir.path(), opts()).unwrap();
+    let store = Store::open_with_env(dir.path(), opts(), env()).unwrap();
     let mut c = consumer(&store, Some("g"), AutoOffsetReset::None);
     assert_eq!(c.committed(&tp(0)).unwrap(), Some(expected0.clone()));
     assert_eq!(c.committed(&tp(1)).unwrap(), Some(expected1.clone()));

@@ -87,9 +87,9 @@ use std::time::{Duration, Instant};
 
 use common::{RecordView, TestRng};
 use topiclog::{
-    Acks, Bytes, CleanupPolicy, Clock, ConsumerConfig, Durability, ManualClock, OffsetAndMetadata,
-    Partition, ProducerBatch, ProducerConfig, Record, Store, StoreOptions, TopicConfig,
-    TopicPartition,
+    Acks, Bytes, CleanupPolicy, Clock, ConsumerConfig, Durability, Env, LogConfig, LogOverrides,
+    ManualClock, OffsetAndMetadata, Partition, ProducerBatch, ProducerConfig, Record, Retention,
+    Store, StoreOptions, TopicConfig, TopicPartition,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -171,40 +171,68 @@ impl Settings {
 }
 
 /// The fixture's store options (and the child's: only the clock differs).
-fn options(clock: &ManualClock) -> StoreOptions {
+fn options() -> StoreOptions {
     StoreOptions {
-        segment_bytes: 8 << 10,
-        index_interval_bytes: 512,
-        max_index_bytes: 64 << 10,
-        durability: Durability::Always,
-        preallocate: false,
-        retention: None,
+        log: LogConfig {
+            segment_bytes: 8 << 10,
+            index_interval_bytes: 512,
+            max_index_bytes: 64 << 10,
+            durability: Durability::Always,
+            preallocate: false,
+            retention: Retention::Forever,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
-        clock: Arc::new(clock.clone()),
         ..StoreOptions::default()
+    }
+}
+
+/// The fixture's environment (and the child's: only the clock differs): the real file system.
+fn env(clock: &ManualClock) -> Env {
+    Env {
+        clock: Arc::new(clock.clone()),
+        ..Env::default()
     }
 }
 
 fn events_config() -> TopicConfig {
     TopicConfig {
-        cleanup_policy: Some(CleanupPolicy::Delete),
-        segment_bytes: Some(8 << 10),
-        preallocate: Some(true),
-        ..TopicConfig::with_partitions(EVENTS_PARTITIONS)
+        partitions: EVENTS_PARTITIONS,
+        overrides: LogOverrides {
+            cleanup_policy: Some(CleanupPolicy::Delete),
+            segment_bytes: Some(8 << 10),
+            preallocate: Some(true),
+            ..LogOverrides::default()
+        },
     }
 }
 
 fn latest_config() -> TopicConfig {
     TopicConfig {
-        cleanup_policy: Some(CleanupPolicy::Compact),
-        segment_bytes: Some(4 << 10),
-        preallocate: Some(false),
-        delete_retention: Some(Duration::from_millis(HOUR_MS as u64)),
-        min_compaction_lag: Some(Duration::ZERO),
-        min_cleanable_dirty_ratio: Some(0.0),
-        ..TopicConfig::with_partitions(1)
+        partitions: 1,
+        overrides: LogOverrides {
+            cleanup_policy: Some(CleanupPolicy::Compact),
+            segment_bytes: Some(4 << 10),
+            preallocate: Some(false),
+            delete_retention: Some(Duration::from_millis(HOUR_MS as u64)),
+            min_compaction_lag: Some(Duration::ZERO),
+            min_cleanable_dirty_ratio: Some(0.0),
+            ..LogOverrides::default()
+        },
     }
+}
+
+/// A topic's config as `topic.conf` persists it, as text: its partition count and every
+/// override.
+fn persisted_config(topic: &topiclog::Topic) -> String {
+    format!(
+        "{:?}",
+        TopicConfig {
+            partitions: topic.partition_count(),
+            overrides: topic.config().overrides(),
+        }
+    )
 }
 
 /// A partition, by topic name and number.
@@ -399,7 +427,8 @@ fn build_fixture(root: &Path) -> Fixture {
     let clean = root.join("clean");
     let crashed = root.join("crashed");
     let mut x = Expected::default();
-    let store = Store::open_with(&clean, options(&clock)).expect("open the fixture store");
+    let store =
+        Store::open_with_env(&clean, options(), env(&clock)).expect("open the fixture store");
     let events = store.create_topic(EVENTS, events_config()).unwrap();
     let latest = store.create_topic(LATEST, latest_config()).unwrap();
     let mut rng = TestRng::new(FIXTURE_SEED);
@@ -516,8 +545,7 @@ fn build_fixture(root: &Path) -> Fixture {
     x.topics = store.topics();
     assert_eq!(x.topics, [EVENTS, LATEST]);
     for (name, topic) in [(EVENTS, &events), (LATEST, &latest)] {
-        x.configs
-            .insert(name.to_owned(), format!("{:?}", topic.config()));
+        x.configs.insert(name.to_owned(), persisted_config(topic));
         for p in 0..topic.partition_count() {
             let part = topic.partition(p).unwrap();
             x.partitions.insert(
@@ -747,7 +775,7 @@ fn record_line(topic: &str, p: u32, r: &RecordView) -> String {
 }
 
 fn probe_store(dir: &Path, out: &mut Report) {
-    let store = match Store::open_with(dir, options(&ManualClock::new(T_END))) {
+    let store = match Store::open_with_env(dir, options(), env(&ManualClock::new(T_END))) {
         Ok(s) => s,
         Err(e) => return out.error("open", &e),
     };
@@ -764,7 +792,7 @@ fn probe_store(dir: &Path, out: &mut Report) {
         };
         out.line(format!(
             "config {name} {}",
-            hex(format!("{:?}", topic.config()).as_bytes())
+            hex(persisted_config(&topic).as_bytes())
         ));
         for p in 0..topic.partition_count() {
             match topic.partition(p) {

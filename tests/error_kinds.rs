@@ -8,19 +8,18 @@ use std::error::Error as _;
 use std::io;
 use std::sync::Arc;
 
-use topiclog::fs::{Fault, FaultOp, FileSystem, SimFs};
+use topiclog::fs::{Fault, FaultOp, SimFs};
 use topiclog::{
-    Durability, Error, ErrorKind, Partition, PartitionConfig, Record, Store, StoreOptions,
+    Durability, Env, Error, ErrorKind, LogConfig, Partition, Record, Store, StoreOptions,
     TopicConfig,
 };
 
-fn config(fs: &SimFs) -> PartitionConfig {
-    PartitionConfig {
-        file_system: Arc::new(fs.clone()) as Arc<dyn FileSystem>,
+fn config() -> LogConfig {
+    LogConfig {
         durability: Durability::Always,
         segment_bytes: 64 << 10,
         preallocate: false,
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
@@ -47,7 +46,7 @@ fn chain<'a>(
 #[test]
 fn a_full_disk_is_a_retriable_io_error_whose_source_downcasts() {
     let fs = SimFs::new(1);
-    let log = Partition::open_with("/p", config(&fs)).unwrap();
+    let log = Partition::open_with_env("/p", config(), Env::with_fs(Arc::new(fs.clone()))).unwrap();
     log.append(Record::new("before")).unwrap();
     fs.inject(disk_full_on_next_write());
 
@@ -80,7 +79,7 @@ fn a_full_disk_is_a_retriable_io_error_whose_source_downcasts() {
 
     // Space freed and reopened: the retry succeeds.
     let _ = log.close();
-    let log = Partition::open_with("/p", config(&fs)).unwrap();
+    let log = Partition::open_with_env("/p", config(), Env::with_fs(Arc::new(fs.clone()))).unwrap();
     assert_eq!(log.append(Record::new("no space")).unwrap(), 1);
     log.close().unwrap();
 }
@@ -89,14 +88,17 @@ fn a_full_disk_is_a_retriable_io_error_whose_source_downcasts() {
 fn store_errors_carry_their_kind() {
     let fs = SimFs::new(2);
     let options = || StoreOptions {
-        file_system: Arc::new(fs.clone()),
+        log: LogConfig {
+            segment_bytes: 64 << 10,
+            preallocate: false,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
-        segment_bytes: 64 << 10,
-        preallocate: false,
         ..StoreOptions::default()
     };
-    let store = Store::open_with("/store", options()).unwrap();
+    let env = || Env::with_fs(Arc::new(fs.clone()));
+    let store = Store::open_with_env("/store", options(), env()).unwrap();
     let topic = store
         .create_topic("t", TopicConfig::with_partitions(1))
         .unwrap();
@@ -115,7 +117,7 @@ fn store_errors_carry_their_kind() {
     assert_eq!(kind(p.append_batch::<Record>(&[])), ErrorKind::InvalidInput);
     assert_eq!(kind(p.read(5, 1024)), ErrorKind::InvalidInput);
     assert_eq!(
-        kind(Store::open_with("/store", options())),
+        kind(Store::open_with_env("/store", options(), env())),
         ErrorKind::Conflict
     );
 
@@ -131,7 +133,7 @@ fn store_errors_carry_their_kind() {
 
     let _ = store.close();
     assert_eq!(kind(topic.send(Record::new("x"))), ErrorKind::Closed);
-    let store = Store::open_with("/store", options()).unwrap();
+    let store = Store::open_with_env("/store", options(), env()).unwrap();
     store.topic("t").unwrap().send(Record::new("x")).unwrap();
     store.close().unwrap();
 }

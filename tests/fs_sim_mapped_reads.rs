@@ -19,17 +19,17 @@ use std::process::Command;
 use std::sync::Arc;
 
 use topiclog::fs::{FileSystem, OpenMode, SimFs};
-use topiclog::{Partition, PartitionConfig, Record};
+use topiclog::{Env, LogConfig, Partition, Record};
 
 const DIR: &str = "/data/p0";
 
-fn config(fs: &SimFs, preallocate: bool) -> PartitionConfig {
-    PartitionConfig {
-        file_system: Arc::new(fs.clone()),
+fn open(fs: &SimFs, preallocate: bool) -> Partition {
+    let config = LogConfig {
         segment_bytes: 2048,
         preallocate,
-        ..PartitionConfig::default()
-    }
+        ..LogConfig::default()
+    };
+    Partition::open_with_env(DIR, config, Env::with_fs(Arc::new(fs.clone()))).unwrap()
 }
 
 fn append_until_roll(log: &Partition, tag: &str) {
@@ -67,7 +67,7 @@ fn mapped(fs: &SimFs, log: &Partition) -> Vec<bool> {
 fn the_active_segment_is_read_through_a_growing_map() {
     for preallocate in [false, true] {
         let fs = SimFs::new(1).with_mapped_reads();
-        let log = Partition::open_with(DIR, config(&fs, preallocate)).unwrap();
+        let log = open(&fs, preallocate);
         assert_eq!(mapped(&fs, &log), [true], "preallocate {preallocate}");
         log.append(Record::new("first")).unwrap();
         append_until_roll(&log, "a");
@@ -77,7 +77,7 @@ fn the_active_segment_is_read_through_a_growing_map() {
         log.close().unwrap();
         drop(log);
 
-        let log = Partition::open_with(DIR, config(&fs, preallocate)).unwrap();
+        let log = open(&fs, preallocate);
         // A sealed segment opened from disk is mapped when first read.
         assert_eq!(
             mapped(&fs, &log),
@@ -90,7 +90,7 @@ fn the_active_segment_is_read_through_a_growing_map() {
 
     // Without the option the maps are copies: no file is mapped.
     let fs = SimFs::new(1);
-    let log = Partition::open_with(DIR, config(&fs, false)).unwrap();
+    let log = open(&fs, false);
     append_until_roll(&log, "a");
     values(&log);
     assert_eq!(mapped(&fs, &log), [false, false]);
@@ -100,7 +100,7 @@ fn the_active_segment_is_read_through_a_growing_map() {
 fn truncating_a_mapped_active_segment_leaves_held_batches_intact() {
     for preallocate in [false, true] {
         let fs = SimFs::new(2).with_mapped_reads();
-        let log = Partition::open_with(DIR, config(&fs, preallocate)).unwrap();
+        let log = open(&fs, preallocate);
         for i in 0..6 {
             log.append(Record::new(format!("old-{i}"))).unwrap();
         }

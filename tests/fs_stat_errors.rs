@@ -7,15 +7,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use topiclog::fs::{Fault, FaultOp, FileSystem, SimFs};
-use topiclog::{Durability, Error, Partition, PartitionConfig, ProducerBatch, Record};
+use topiclog::{Durability, Env, Error, LogConfig, Partition, ProducerBatch, Record};
 
-fn config(fs: &SimFs) -> PartitionConfig {
-    PartitionConfig {
-        file_system: Arc::new(fs.clone()),
+fn open(fs: &SimFs) -> topiclog::Result<Partition> {
+    let config = LogConfig {
         durability: Durability::Always,
         segment_bytes: 1 << 20,
-        ..PartitionConfig::default()
-    }
+        ..LogConfig::default()
+    };
+    Partition::open_with_env("/p", config, Env::with_fs(Arc::new(fs.clone())))
 }
 
 fn stat_fault(path_contains: &str, kind: io::ErrorKind) -> Fault {
@@ -31,7 +31,7 @@ fn stat_fault(path_contains: &str, kind: io::ErrorKind) -> Fault {
 /// producer snapshot.
 fn fixture() -> SimFs {
     let fs = SimFs::new(1);
-    let log = Partition::open_with("/p", config(&fs)).unwrap();
+    let log = open(&fs).unwrap();
     let p = ProducerBatch {
         producer_id: 3,
         epoch: 0,
@@ -73,13 +73,13 @@ fn sim_fs_stat_faults_fail_lookups_only() {
 fn failed_stat_of_producer_snapshot_fails_open() {
     let fs = fixture();
     fs.inject(stat_fault("producer-snapshot", io::ErrorKind::Other));
-    match Partition::open_with("/p", config(&fs)) {
+    match open(&fs) {
         Err(Error::Io { path, .. }) => assert!(path.ends_with("producer-snapshot"), "{path:?}"),
         other => panic!("expected an I/O error naming the snapshot, got {other:?}"),
     }
     // Once the file system answers again, idempotence is intact.
     fs.clear_faults();
-    let log = Partition::open_with("/p", config(&fs)).unwrap();
+    let log = open(&fs).unwrap();
     let p = ProducerBatch {
         producer_id: 3,
         epoch: 0,
@@ -96,7 +96,7 @@ fn failed_stat_of_producer_snapshot_fails_open() {
 fn failed_stat_of_checkpoint_fails_open() {
     let fs = fixture();
     fs.inject(stat_fault("checkpoint", io::ErrorKind::PermissionDenied));
-    match Partition::open_with("/p", config(&fs)) {
+    match open(&fs) {
         Err(Error::Io { path, source }) => {
             assert!(path.ends_with("checkpoint"), "{path:?}");
             assert_eq!(source.kind(), io::ErrorKind::PermissionDenied);
@@ -104,7 +104,7 @@ fn failed_stat_of_checkpoint_fails_open() {
         other => panic!("expected an I/O error naming the checkpoint, got {other:?}"),
     }
     fs.clear_faults();
-    let log = Partition::open_with("/p", config(&fs)).unwrap();
+    let log = open(&fs).unwrap();
     assert!(log.recovery_report().clean_shutdown);
     assert!(!log.recovery_report().checkpoint_damaged);
 }

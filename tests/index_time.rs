@@ -348,3 +348,20 @@ fn map_round_trips() {
         assert_eq!(empty.lookup(i64::MAX), none_before(9999));
     });
 }
+
+/// A segment named for the very last offset (a damaged or hostile directory can hold one): the
+/// sanity check reports its entry as out of range instead of overflowing.
+#[test]
+fn sanity_check_at_the_last_base_offset_does_not_overflow() {
+    let mut index = TimeIndex::create(
+        sim(),
+        Path::new("/idx/18446744073709551615.timeindex"),
+        u64::MAX,
+        MAX_ENTRIES * ENTRY,
+    );
+    index.append(1_000, u64::MAX).unwrap();
+    assert!(matches!(
+        index.sanity_check(u64::MAX),
+        Err(Error::Corrupt { .. })
+    ));
+}

@@ -32,8 +32,8 @@ use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use topiclog::fs::{CrashMode, FileSystem, SimFs};
 use topiclog::{
-    AppendInfo, CompactionPolicy, ConsumerConfig, Durability, Error, ManualClock,
-    OffsetAndMetadata, Partition, PartitionConfig, ProducerBatch, ProducerConfig, Record, Recovery,
+    AppendInfo, CompactionPolicy, ConsumerConfig, Deadline, Durability, Env, Error, LogConfig,
+    ManualClock, OffsetAndMetadata, Partition, ProducerBatch, ProducerConfig, Record, Recovery,
     Store, StoreOptions, TopicConfig, TopicPartition,
 };
 
@@ -55,16 +55,22 @@ const PID2: i64 = 7;
 /// The files of a partition directory: name and content.
 type Image = Vec<(String, Vec<u8>)>;
 
-fn config(fs: &SimFs) -> PartitionConfig {
-    PartitionConfig {
-        file_system: Arc::new(fs.clone()),
+fn config() -> LogConfig {
+    LogConfig {
         segment_bytes: 1024,
-        segment_ms: None,
+        segment_ms: Deadline::Never,
         index_interval_bytes: 100,
         durability: Durability::None,
         preallocate: false,
+        ..LogConfig::default()
+    }
+}
+
+/// `fs` on the fixed clock `T0`.
+fn sim_env(fs: &SimFs) -> Env {
+    Env {
+        fs: Arc::new(fs.clone()),
         clock: Arc::new(ManualClock::new(T0)),
-        ..PartitionConfig::default()
     }
 }
 
@@ -72,7 +78,7 @@ fn policy() -> CompactionPolicy {
     CompactionPolicy {
         delete_retention: Duration::from_millis(DAY_MS as u64),
         min_compaction_lag: Duration::ZERO,
-        max_compaction_lag: None,
+        max_compaction_lag: Deadline::Never,
         min_cleanable_dirty_ratio: 0.0,
         map_budget_bytes: 64 << 10,
     }
@@ -184,7 +190,7 @@ fn idempotent(
 /// A compacted partition with idempotent batches, closed cleanly.
 fn build_clean() -> Fixture {
     let fs = SimFs::new(1);
-    let log = Partition::open_with(DIR, config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
     for i in 0..40u64 {
         let r = if i % 9 == 4 {
             Record::tombstone(format!("k{}", i % 6))
@@ -233,7 +239,7 @@ fn build_clean() -> Fixture {
 /// The clean image reopened, compacted again, appended to (durably and not), then crashed.
 fn build_crashed(clean: &Fixture) -> Fixture {
     let fs = restore(&clean.image, 2);
-    let log = Partition::open_with(DIR, config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
     for i in 60..90u64 {
         log.append(Record::new(value(i)).with_key(format!("k{}", i % 7)))
             .unwrap();
@@ -259,7 +265,7 @@ fn build_crashed(clean: &Fixture) -> Fixture {
     file_of(&image, PRODUCER_SNAPSHOT);
     // What the undamaged image reads back after recovery.
     let fs = restore(&image, 3);
-    let log = Partition::open_with(DIR, config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
     let records = read_all_records(&log).unwrap();
     let (records_, p, info) = last.unwrap();
     assert!(info.last_offset < log.end_offset());
@@ -327,7 +333,7 @@ struct Checks {
 /// Returns whether it opened.
 fn open_damaged(fx: &Fixture, image: Image, checks: Checks, what: &str) -> Result<bool, String> {
     let fs = restore(&image, 11);
-    let log = match Partition::open_with(DIR, config(&fs)) {
+    let log = match Partition::open_with_env(DIR, config(), sim_env(&fs)) {
         Ok(log) => log,
         Err(Error::Corrupt { path, reason, .. }) => {
             if reason.is_empty() || !path.starts_with(DIR) {
@@ -396,7 +402,7 @@ fn open_damaged(fx: &Fixture, image: Image, checks: Checks, what: &str) -> Resul
             .map_err(|e| format!("{what}: compact: {e}"))?;
         let before = read_all_records(&log).map_err(|e| format!("{what}: after compact: {e}"))?;
         log.close().map_err(|e| format!("{what}: close: {e}"))?;
-        let log = Partition::open_with(DIR, config(&fs))
+        let log = Partition::open_with_env(DIR, config(), sim_env(&fs))
             .map_err(|e| format!("{what}: reopen after close: {e}"))?;
         let after = read_all_records(&log).map_err(|e| format!("{what}: after reopen: {e}"))?;
         if after != before {
@@ -636,7 +642,7 @@ fn missing_metadata_files_open() {
         for name in [CLEANER_CHECKPOINT, PRODUCER_SNAPSHOT] {
             let what = format!("{name} missing, crashed={crashed}");
             let fs = restore(&with_file(&fx.image, name, None), 5);
-            let log = Partition::open_with(DIR, config(&fs)).unwrap();
+            let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
             assert_eq!(read_all_records(&log).unwrap(), fx.records, "{what}");
             log.close().unwrap();
         }
@@ -788,7 +794,7 @@ fn cleaner_checkpoint_hole_exempt_end_past_the_recovery_point() {
 #[test]
 fn read_below_the_end_after_a_compaction_gap_at_the_tail() {
     let fs = SimFs::new(51);
-    let log = Partition::open_with(DIR, config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
     for i in 0..5u64 {
         log.append(Record::new(value(i)).with_key(format!("k{}", i % 3)))
             .unwrap();
@@ -929,7 +935,7 @@ fn replay_phantom_batch(base: u64, last: u64) -> Result<(), String> {
     let image = damaged(fx, PRODUCER_SNAPSHOT, &s.encode());
     bounded("phantom replay", Duration::from_secs(10), move || {
         let fs = restore(&image, 9);
-        let log = match Partition::open_with(DIR, config(&fs)) {
+        let log = match Partition::open_with_env(DIR, config(), sim_env(&fs)) {
             Ok(log) => log,
             Err(Error::Corrupt { .. }) => return Ok(()),
             Err(e) => return Err(format!("open: {e}")),
@@ -965,7 +971,7 @@ fn producer_snapshot_naming_offset_u64_max() {
 #[test]
 fn producer_snapshot_survives_a_truncate_corrupt_cut() {
     let fs = SimFs::new(21);
-    let log = Partition::open_with(DIR, config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
     for i in 0..5u64 {
         log.append(Record::new(value(i)).with_key(format!("k{i}")))
             .unwrap();
@@ -976,7 +982,7 @@ fn producer_snapshot_survives_a_truncate_corrupt_cut() {
         .to_vec();
     log.close().unwrap();
     // Reopen (the clean-shutdown marker goes) and crash.
-    let log = Partition::open_with(DIR, config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
     crash_without_close(log);
     fs.crash(CrashMode::LoseUnsynced);
     // Damage the idempotent batch's last byte (a record value), below the recovery point.
@@ -998,12 +1004,13 @@ fn producer_snapshot_survives_a_truncate_corrupt_cut() {
     fs.write_file(&path, &bytes);
 
     let result = bounded("replay after cut", Duration::from_secs(10), move || {
-        let log = Partition::open_with(
+        let log = Partition::open_with_env(
             DIR,
-            PartitionConfig {
+            LogConfig {
                 recovery: Recovery::TruncateCorrupt,
-                ..config(&fs)
+                ..config()
             },
+            sim_env(&fs),
         )
         .map_err(|e| format!("open: {e}"))?;
         let end = log.end_offset();
@@ -1064,7 +1071,8 @@ fn with_swap_entry(valid: &[u8], base: u64, end: u64) -> Vec<u8> {
 /// reads back as `fx.records` and that appends go on.
 fn open_expecting_cleanup(fx: &Fixture, image: &Image, gone: impl Fn(&str) -> bool, what: &str) {
     let fs = restore(image, 13);
-    let log = Partition::open_with(DIR, config(&fs)).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
     let names = fs.read_dir(Path::new(DIR)).unwrap();
     let left: Vec<&String> = names.iter().filter(|n| gone(n)).collect();
     assert!(left.is_empty(), "{what}: left behind {left:?}");
@@ -1077,7 +1085,8 @@ fn open_expecting_cleanup(fx: &Fixture, image: &Image, gone: impl Fn(&str) -> bo
     );
     log.close().unwrap();
     // And once more, cleanly.
-    let log = Partition::open_with(DIR, config(&fs)).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(log.end_offset(), end + 1, "{what}");
     crash_without_close(log);
 }
@@ -1120,7 +1129,7 @@ fn stray_log_swap_is_corrupt_naming_the_file() {
                     file_of(&fx.image, &seg_name(bases[1], ".log")).to_vec(),
                 ));
                 let fs = restore(&image, 17);
-                let err = match Partition::open_with(DIR, config(&fs)) {
+                let err = match Partition::open_with_env(DIR, config(), sim_env(&fs)) {
                     Ok(_) => panic!("{what}: opened despite a stray {swap_name}"),
                     Err(e) => e,
                 };
@@ -1249,13 +1258,21 @@ fn index_swap_files_without_their_log_are_removed_on_open() {
 const STORE: &str = "/s";
 const GROUP: &str = "group-under-test";
 
-fn store_options(fs: &SimFs) -> StoreOptions {
-    StoreOptions {
-        file_system: Arc::new(fs.clone()),
+fn store_env(fs: &SimFs) -> Env {
+    Env {
+        fs: Arc::new(fs.clone()),
         clock: Arc::new(ManualClock::new(T0)),
-        segment_bytes: 4096,
-        preallocate: false,
-        durability: Durability::None,
+    }
+}
+
+fn store_options() -> StoreOptions {
+    StoreOptions {
+        log: LogConfig {
+            segment_bytes: 4096,
+            preallocate: false,
+            durability: Durability::None,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
         ..StoreOptions::default()
@@ -1265,7 +1282,7 @@ fn store_options(fs: &SimFs) -> StoreOptions {
 #[test]
 fn damaged_producer_ids_is_a_clear_error() {
     let fs = SimFs::new(31);
-    let store = Store::open_with(STORE, store_options(&fs)).unwrap();
+    let store = Store::open_with_env(STORE, store_options(), store_env(&fs)).unwrap();
     store
         .create_topic("t", TopicConfig::with_partitions(1))
         .unwrap();
@@ -1433,7 +1450,7 @@ fn group_consumer(store: &Store) -> topiclog::Result<topiclog::Consumer> {
 /// A store whose offsets topic holds one commit of `GROUP` (then a second, valid one), closed.
 fn store_with_commits() -> SimFs {
     let fs = SimFs::new(41);
-    let store = Store::open_with(STORE, store_options(&fs)).unwrap();
+    let store = Store::open_with_env(STORE, store_options(), store_env(&fs)).unwrap();
     store
         .create_topic("t", TopicConfig::with_partitions(1))
         .unwrap();
@@ -1473,7 +1490,7 @@ fn store_with_commits() -> SimFs {
 /// the committed offset of `t-0`, or the error.
 fn load_offsets(fs: &SimFs, log: &[u8]) -> topiclog::Result<Option<u64>> {
     fs.write_file(&offsets_log(), log);
-    let store = Store::open_with(STORE, store_options(fs))?;
+    let store = Store::open_with_env(STORE, store_options(), store_env(fs))?;
     let result = group_consumer(&store)
         .and_then(|c| c.committed(&TopicPartition::new("t", 0)))
         .map(|om| om.map(|om| om.offset));

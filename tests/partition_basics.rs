@@ -3,17 +3,17 @@
 mod common;
 
 use common::{both_fs, keyed, values};
-use topiclog::{Error, Partition, PartitionConfig, Record};
+use topiclog::{Env, Error, LogConfig, Partition, Record};
 
 #[test]
 fn append_read_reopen() {
     both_fs(|fs, dir| {
-        let config = PartitionConfig {
-            file_system: fs.clone(),
+        let config = LogConfig {
             segment_bytes: 4096,
-            ..PartitionConfig::default()
+            ..LogConfig::default()
         };
-        let log = Partition::open_with(dir, config.clone()).unwrap();
+        let env = Env::with_fs(fs.clone());
+        let log = Partition::open_with_env(dir, config.clone(), env.clone()).unwrap();
         for i in 0..200u64 {
             let info = log.append_batch(&[keyed(i, "a"), keyed(i, "b")]).unwrap();
             assert_eq!(info.base_offset, 2 * i);
@@ -24,7 +24,7 @@ fn append_read_reopen() {
         assert_eq!(all.len(), 400);
         log.close().unwrap();
         drop(log);
-        let log = Partition::open_with(dir, config).unwrap();
+        let log = Partition::open_with_env(dir, config, env).unwrap();
         assert!(log.recovery_report().clean_shutdown);
         assert_eq!(log.end_offset(), 400);
         assert_eq!(values(&log, 0), all);

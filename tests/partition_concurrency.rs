@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::both_fs;
 use topiclog::fs::{CrashMode, FileSystem, SimFs};
 use topiclog::segment::RecordBatch;
-use topiclog::{Bytes, Durability, Partition, PartitionConfig, Record, StoredRecord};
+use topiclog::{Bytes, Durability, Env, LogConfig, Partition, Record, StoredRecord};
 
 /// Long enough that only a lost wake-up or a hang can reach it.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,15 +28,14 @@ const _: () = {
     assert_send_sync_clone::<Partition>();
 };
 
-fn config(fs: Arc<dyn FileSystem>, durability: Durability) -> PartitionConfig {
-    PartitionConfig {
+fn config(durability: Durability) -> LogConfig {
+    LogConfig {
         // Small segments and indexes so that rolls and index lookups happen under the readers.
         segment_bytes: 16 << 10,
         index_interval_bytes: 1024,
         max_index_bytes: 4096,
         durability,
-        file_system: fs,
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
@@ -393,7 +392,7 @@ fn readers_and_tailers_during_appends(fs: Arc<dyn FileSystem>, dir: &Path, durab
         per_writer: 500,
         singles: false,
     };
-    let log = Partition::open_with(dir, config(fs.clone(), durability)).unwrap();
+    let log = Partition::open_with_env(dir, config(durability), Env::with_fs(fs.clone())).unwrap();
     let readers = [
         Follow::Poll { max_bytes: 1 },
         Follow::Poll {
@@ -452,7 +451,7 @@ fn readers_and_tailers_during_appends(fs: Arc<dyn FileSystem>, dir: &Path, durab
     // And the same log comes back after a clean reopen.
     log.close().unwrap();
     drop(log);
-    let log = Partition::open_with(dir, config(fs, durability)).unwrap();
+    let log = Partition::open_with_env(dir, config(durability), Env::with_fs(fs)).unwrap();
     assert!(log.recovery_report().clean_shutdown);
     assert_eq!(follow(&log, workload, tail, 0), appended);
 }
@@ -470,7 +469,8 @@ fn readers_and_tailers_see_a_dense_verified_log_while_four_threads_append() {
 #[test]
 fn wait_for_wakes_promptly_when_another_thread_appends() {
     both_fs(|fs, dir| {
-        let log = Partition::open_with(dir, config(fs, Durability::None)).unwrap();
+        let log =
+            Partition::open_with_env(dir, config(Durability::None), Env::with_fs(fs)).unwrap();
         log.append(Record::new("r0")).unwrap();
         assert!(log.wait_for(0, Duration::ZERO), "offset 0 is already there");
 
@@ -515,7 +515,8 @@ fn wait_for_wakes_promptly_when_another_thread_appends() {
 #[test]
 fn wait_for_times_out_without_data_and_returns_false_once_closed() {
     both_fs(|fs, dir| {
-        let log = Partition::open_with(dir, config(fs, Durability::None)).unwrap();
+        let log =
+            Partition::open_with_env(dir, config(Durability::None), Env::with_fs(fs)).unwrap();
         assert!(!log.wait_for(0, Duration::ZERO), "empty log");
         log.append(Record::new("r0")).unwrap();
 
@@ -588,7 +589,8 @@ fn group_commit(log: &Partition) -> Vec<(u32, u32)> {
 #[test]
 fn group_commit_makes_every_concurrent_append_durable() {
     both_fs(|fs, dir| {
-        let log = Partition::open_with(dir, config(fs, Durability::Always)).unwrap();
+        let log =
+            Partition::open_with_env(dir, config(Durability::Always), Env::with_fs(fs)).unwrap();
         group_commit(&log);
     });
 }
@@ -600,13 +602,14 @@ fn group_commit_acknowledged_appends_survive_power_loss() {
     // the last directory level it creates durable, and a crash loses a fresh `/a/b` with `a`.
     let dir = Path::new("/group");
     let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
-    let log = Partition::open_with(dir, config(fs.clone(), Durability::Always)).unwrap();
+    let log = Partition::open_with_env(dir, config(Durability::Always), Env::with_fs(fs.clone()))
+        .unwrap();
     let appended = group_commit(&log);
 
     // Lose everything that was not synced; the dropped partition cannot close cleanly any more.
     sim.crash(CrashMode::LoseUnsynced);
     drop(log);
-    let log = Partition::open_with(dir, config(fs, Durability::Always)).unwrap();
+    let log = Partition::open_with_env(dir, config(Durability::Always), Env::with_fs(fs)).unwrap();
     assert!(!log.recovery_report().clean_shutdown);
     assert_eq!(log.end_offset(), GROUP_COMMIT.total());
     let tail = Follow::Tail { max_bytes: 1 << 16 };

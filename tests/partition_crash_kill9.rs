@@ -22,7 +22,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use topiclog::{Bytes, Durability, Partition, PartitionConfig, Record};
+use topiclog::{Bytes, Durability, LogConfig, Partition, Record};
 
 /// Set (to the partition directory) only in the re-executed child.
 const CHILD_ENV: &str = "TOPICLOG_CRASH_CHILD_DIR";
@@ -36,12 +36,12 @@ const RUNS: u64 = 24;
 const STALL: Duration = Duration::from_secs(30);
 const SEGMENT_BYTES: u64 = 64 << 10;
 
-fn config() -> PartitionConfig {
-    PartitionConfig {
+fn config() -> LogConfig {
+    LogConfig {
         segment_bytes: SEGMENT_BYTES,
         durability: Durability::Always,
         preallocate: true,
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 

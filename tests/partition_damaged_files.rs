@@ -24,22 +24,27 @@ use common::{crash_without_close, file_bytes, segment_files};
 use topiclog::fs::{FileSystem, OpenMode, SimFs};
 use topiclog::segment::SegmentFileKind;
 use topiclog::{
-    CompactionPolicy, Durability, Error, ManualClock, Partition, PartitionConfig, ProducerBatch,
-    Record, Recovery,
+    CleanupPolicy, CompactionPolicy, Durability, Env, Error, LogConfig, ManualClock, Partition,
+    ProducerBatch, Record, Recovery,
 };
 
 const DIR: &str = "/p";
 const T0: i64 = 1_700_000_000_000;
 
-fn config(fs: &SimFs, clock: &ManualClock) -> PartitionConfig {
-    PartitionConfig {
-        file_system: Arc::new(fs.clone()),
+fn env(fs: &SimFs, clock: &ManualClock) -> Env {
+    Env {
+        fs: Arc::new(fs.clone()),
         clock: Arc::new(clock.clone()),
+    }
+}
+
+fn config() -> LogConfig {
+    LogConfig {
         segment_bytes: 1024,
         preallocate: false,
         durability: Durability::Always,
-        compacted: true,
-        ..PartitionConfig::default()
+        cleanup_policy: CleanupPolicy::Compact,
+        ..LogConfig::default()
     }
 }
 
@@ -83,7 +88,7 @@ fn scan(log: &Partition) -> topiclog::Result<Vec<Rec>> {
 /// A compacted partition of several segments, cleaned once (so some segments were rewritten and
 /// end in batches the cleaner re-encoded), with `delete_records` moving the start to 5.
 fn compacted(fs: &SimFs, clock: &ManualClock, how: Stop) -> Vec<Rec> {
-    let log = Partition::open_with(DIR, config(fs, clock)).unwrap();
+    let log = Partition::open_with_env(DIR, config(), env(fs, clock)).unwrap();
     for i in 0..120u64 {
         log.append(
             Record::new(format!("value-{i}-{}", "x".repeat(40))).with_key(format!("k{}", i % 9)),
@@ -113,7 +118,7 @@ fn flip(fs: &SimFs, path: &Path, at: u64) {
 }
 
 fn open(fs: &SimFs, clock: &ManualClock) -> topiclog::Result<Partition> {
-    Partition::open_with(DIR, config(fs, clock))
+    Partition::open_with_env(DIR, config(), env(fs, clock))
 }
 
 fn assert_corrupt_naming(result: topiclog::Result<Partition>, file: &str, what: &str) {
@@ -172,11 +177,14 @@ fn a_damaged_checkpoint_deletes_nothing_and_brings_nothing_back() {
                         "{what}: the refused open changed files"
                     );
                     // Under TruncateCorrupt too: guessing the start could resurrect records.
-                    let cut = PartitionConfig {
+                    let cut = LogConfig {
                         recovery: Recovery::TruncateCorrupt,
-                        ..config(&fs, &clock)
+                        ..config()
                     };
-                    assert!(Partition::open_with(DIR, cut).is_err(), "{what}");
+                    assert!(
+                        Partition::open_with_env(DIR, cut, env(&fs, &clock)).is_err(),
+                        "{what}"
+                    );
                 }
             }
         }
@@ -238,11 +246,11 @@ fn a_missing_producer_snapshot_is_rebuilt_from_the_log() {
 #[test]
 fn idle_producer_ids_expire() {
     let (fs, clock) = (SimFs::new(3), ManualClock::new(T0));
-    let cfg = PartitionConfig {
+    let cfg = LogConfig {
         producer_id_expiration: Duration::from_secs(3600),
-        ..config(&fs, &clock)
+        ..config()
     };
-    let log = Partition::open_with(DIR, cfg.clone()).unwrap();
+    let log = Partition::open_with_env(DIR, cfg.clone(), env(&fs, &clock)).unwrap();
     let p = ProducerBatch {
         producer_id: 4,
         epoch: 0,
@@ -277,7 +285,7 @@ fn idle_producer_ids_expire() {
     clock.advance(Duration::from_secs(7200));
     log.close().unwrap();
     drop(log);
-    let log = Partition::open_with(DIR, cfg.clone()).unwrap();
+    let log = Partition::open_with_env(DIR, cfg.clone(), env(&fs, &clock)).unwrap();
     let b = log
         .append_idempotent(&[Record::new("b").with_key("k")], q, Durability::Always)
         .unwrap();
@@ -290,7 +298,7 @@ fn idle_producer_ids_expire() {
     fs.remove_file(&PathBuf::from(DIR).join("producer-snapshot"))
         .unwrap();
     clock.advance(Duration::from_secs(7200));
-    let log = Partition::open_with(DIR, cfg).unwrap();
+    let log = Partition::open_with_env(DIR, cfg, env(&fs, &clock)).unwrap();
     assert!(log.recovery_report().producer_state_rebuilt);
     let c = log
         .append_idempotent(&[Record::new("b").with_key("k")], q, Durability::Always)
@@ -342,12 +350,13 @@ fn a_sealed_segment_cut_or_deleted_is_reported() {
                 let what = format!("{how:?}, {damage} the {which} sealed segment");
                 let (fs, clock) = (SimFs::new(4), ManualClock::new(T0));
                 // A plain (delete-policy) log: every offset holds a record.
-                let log = Partition::open_with(
+                let log = Partition::open_with_env(
                     DIR,
-                    PartitionConfig {
-                        compacted: false,
-                        ..config(&fs, &clock)
+                    LogConfig {
+                        cleanup_policy: CleanupPolicy::Delete,
+                        ..config()
                     },
+                    env(&fs, &clock),
                 )
                 .unwrap();
                 for i in 0..60u64 {
@@ -377,11 +386,11 @@ fn a_sealed_segment_cut_or_deleted_is_reported() {
                     }
                     _ => fs.remove_file(victim).unwrap(),
                 }
-                let config = PartitionConfig {
-                    compacted: false,
-                    ..config(&fs, &clock)
+                let config = LogConfig {
+                    cleanup_policy: CleanupPolicy::Delete,
+                    ..config()
                 };
-                let detected = match Partition::open_with(DIR, config) {
+                let detected = match Partition::open_with_env(DIR, config, env(&fs, &clock)) {
                     Err(Error::Corrupt { .. }) => true,
                     Err(e) => panic!("{what}: {e:?}"),
                     Ok(log) => {
@@ -432,11 +441,11 @@ fn the_active_segment_cut_below_the_recovery_point_is_reported() {
                 "{what}: not reported"
             );
             // TruncateCorrupt opens, and says it cut damage.
-            let cut = PartitionConfig {
+            let cut = LogConfig {
                 recovery: Recovery::TruncateCorrupt,
-                ..config(&fs, &clock)
+                ..config()
             };
-            let log = Partition::open_with(DIR, cut).unwrap();
+            let log = Partition::open_with_env(DIR, cut, env(&fs, &clock)).unwrap();
             assert!(
                 log.recovery_report().corruption_cut,
                 "{what}: {:?}",
@@ -472,11 +481,11 @@ fn a_segment_in_another_format_is_refused_and_left_untouched() {
                 // A directory that looks cleanly closed too: the marker does not vouch for it.
                 fs.write_file(&PathBuf::from(DIR).join(".clean_shutdown"), b"");
             }
-            let cfg = PartitionConfig {
+            let cfg = LogConfig {
                 recovery: mode,
-                ..config(&fs, &clock)
+                ..config()
             };
-            match Partition::open_with(DIR, cfg) {
+            match Partition::open_with_env(DIR, cfg, env(&fs, &clock)) {
                 Err(Error::Corrupt { path, .. }) => {
                     assert!(
                         path.ends_with("00000000000000000000.log") || path.ends_with("checkpoint"),
@@ -501,12 +510,12 @@ fn a_segment_in_another_format_is_refused_and_left_untouched() {
     let log_path = PathBuf::from(DIR).join("00000000000000000000.log");
     fs.write_file(&log_path, &kafka);
     for mode in [Recovery::Strict, Recovery::TruncateCorrupt] {
-        let cfg = PartitionConfig {
+        let cfg = LogConfig {
             recovery: mode,
-            ..config(&fs, &clock)
+            ..config()
         };
         assert_corrupt_naming(
-            Partition::open_with(DIR, cfg),
+            Partition::open_with_env(DIR, cfg, env(&fs, &clock)),
             "00000000000000000000.log",
             "foreign",
         );

@@ -10,29 +10,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{both_fs, record_views, RecordView};
-use topiclog::fs::{CrashMode, Fault, FaultOp, FileSystem, SimFs};
+use topiclog::fs::{CrashMode, Fault, FaultOp, SimFs};
 use topiclog::internals::format::MAX_BATCH_BYTES_LIMIT;
-use topiclog::{Durability, Error, Partition, PartitionConfig, Record};
+use topiclog::{Deadline, Durability, Env, Error, LogConfig, Partition, Record};
 
-fn config(fs: &Arc<dyn FileSystem>) -> PartitionConfig {
-    PartitionConfig {
-        file_system: fs.clone(),
+fn config() -> LogConfig {
+    LogConfig {
         segment_bytes: 8192,
         durability: Durability::None,
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
 #[test]
 fn record_too_large_is_rejected_without_side_effects() {
     both_fs(|fs, dir| {
+        let env = Env::with_fs(fs.clone());
         let max = 1024u32;
-        let log = Partition::open_with(
+        let log = Partition::open_with_env(
             dir,
-            PartitionConfig {
+            LogConfig {
                 max_batch_bytes: max,
-                ..config(&fs)
+                ..config()
             },
+            env.clone(),
         )
         .unwrap();
         log.append(Record::new("first")).unwrap();
@@ -77,7 +78,8 @@ fn record_too_large_is_rejected_without_side_effects() {
 #[test]
 fn empty_batch_is_rejected() {
     both_fs(|fs, dir| {
-        let log = Partition::open_with(dir, config(&fs)).unwrap();
+        let env = Env::with_fs(fs.clone());
+        let log = Partition::open_with_env(dir, config(), env.clone()).unwrap();
         assert!(matches!(
             log.append_batch(&[] as &[Record]),
             Err(Error::EmptyBatch)
@@ -110,15 +112,16 @@ fn assert_out_of_range(result: topiclog::Result<impl std::fmt::Debug>, expected:
 #[test]
 fn offset_out_of_range_reports_requested_start_and_end() {
     both_fs(|fs, dir| {
+        let env = Env::with_fs(fs.clone());
         // An empty log.
-        let empty = Partition::open_with(dir.join("empty"), config(&fs)).unwrap();
+        let empty = Partition::open_with_env(dir.join("empty"), config(), env.clone()).unwrap();
         assert!(empty.read(0, 100).unwrap().is_empty());
         assert_out_of_range(empty.read(1, 100), (1, 0, 0));
         assert_out_of_range(empty.read(u64::MAX, 100), (u64::MAX, 0, 0));
 
         // A log whose first segment starts at 100 (earlier ones were deleted by retention).
         let dir = dir.join("from-100");
-        let log = Partition::open_with(&dir, config(&fs)).unwrap();
+        let log = Partition::open_with_env(&dir, config(), env.clone()).unwrap();
         let old: Vec<Record> = (0..100).map(|i| Record::new(format!("old{i}"))).collect();
         log.append_batch(&old).unwrap();
         log.delete_records(100).unwrap();
@@ -129,7 +132,7 @@ fn offset_out_of_range_reports_requested_start_and_end() {
         log.append_batch(&records).unwrap();
         log.close().unwrap();
         drop(log);
-        let log = Partition::open_with(&dir, config(&fs)).unwrap();
+        let log = Partition::open_with_env(&dir, config(), env.clone()).unwrap();
         assert_eq!((log.start_offset(), log.end_offset()), (100, 105));
         for requested in [0, 50, 99] {
             assert_out_of_range(log.read(requested, 100), (requested, 100, 105));
@@ -157,7 +160,8 @@ fn offset_out_of_range_reports_requested_start_and_end() {
 #[test]
 fn offset_for_time_on_empty_log_is_none() {
     both_fs(|fs, dir| {
-        let log = Partition::open_with(dir, config(&fs)).unwrap();
+        let env = Env::with_fs(fs.clone());
+        let log = Partition::open_with_env(dir, config(), env.clone()).unwrap();
         for t in [i64::MIN, -1, 0, 1_000, i64::MAX] {
             assert_eq!(
                 log.offset_for_time(t).unwrap(),
@@ -180,7 +184,7 @@ fn offset_for_time_on_empty_log_is_none() {
         // And after a reopen.
         log.close().unwrap();
         drop(log);
-        let log = Partition::open_with(dir, config(&fs)).unwrap();
+        let log = Partition::open_with_env(dir, config(), env.clone()).unwrap();
         assert_eq!(log.offset_for_time(0).unwrap(), None);
     });
 }
@@ -188,90 +192,91 @@ fn offset_for_time_on_empty_log_is_none() {
 #[test]
 fn invalid_config_is_rejected_before_touching_the_directory() {
     both_fs(|fs, dir| {
-        let base = config(&fs);
+        let env = Env::with_fs(fs.clone());
+        let base = config();
         let zero = Duration::ZERO;
-        let cases: Vec<(&str, PartitionConfig)> = vec![
+        let cases: Vec<(&str, LogConfig)> = vec![
             (
                 "segment_bytes",
-                PartitionConfig {
+                LogConfig {
                     segment_bytes: 0,
                     ..base.clone()
                 },
             ),
             (
                 "segment_bytes",
-                PartitionConfig {
+                LogConfig {
                     segment_bytes: 1023,
                     ..base.clone()
                 },
             ),
             (
                 "segment_bytes",
-                PartitionConfig {
+                LogConfig {
                     segment_bytes: (2 << 30) + 1,
                     ..base.clone()
                 },
             ),
             (
                 "index_interval_bytes",
-                PartitionConfig {
+                LogConfig {
                     index_interval_bytes: 0,
                     ..base.clone()
                 },
             ),
             (
                 "max_index_bytes",
-                PartitionConfig {
+                LogConfig {
                     max_index_bytes: 0,
                     ..base.clone()
                 },
             ),
             (
                 "max_index_bytes",
-                PartitionConfig {
+                LogConfig {
                     max_index_bytes: 11,
                     ..base.clone()
                 },
             ),
             (
                 "max_batch_bytes",
-                PartitionConfig {
+                LogConfig {
                     max_batch_bytes: 0,
                     ..base.clone()
                 },
             ),
             (
                 "max_batch_bytes",
-                PartitionConfig {
+                LogConfig {
                     max_batch_bytes: 10,
                     ..base.clone()
                 },
             ),
             (
                 "max_batch_bytes",
-                PartitionConfig {
+                LogConfig {
                     max_batch_bytes: MAX_BATCH_BYTES_LIMIT as u32 + 1,
                     ..base.clone()
                 },
             ),
             (
                 "durability",
-                PartitionConfig {
+                LogConfig {
                     durability: Durability::EveryMessages(0),
                     ..base.clone()
                 },
             ),
             (
                 "durability",
-                PartitionConfig {
+                LogConfig {
                     durability: Durability::Interval(zero),
                     ..base.clone()
                 },
             ),
             (
                 "segment_ms",
-                PartitionConfig {
-                    segment_ms: Some(zero),
+                LogConfig {
+                    segment_ms: Deadline::After(zero),
                     ..base.clone()
                 },
             ),
@@ -281,7 +286,7 @@ fn invalid_config_is_rejected_before_touching_the_directory() {
                 matches!(config.validate(), Err(Error::InvalidConfig { field: f, .. }) if f == field),
                 "validate: {field}"
             );
-            match Partition::open_with(dir, config) {
+            match Partition::open_with_env(dir, config, env.clone()) {
                 Err(Error::InvalidConfig { field: f, reason }) => {
                     assert_eq!(f, field);
                     assert!(!reason.is_empty());
@@ -296,23 +301,23 @@ fn invalid_config_is_rejected_before_touching_the_directory() {
 
         // The documented bounds themselves are valid.
         for ok in [
-            PartitionConfig {
+            LogConfig {
                 segment_bytes: 1024,
                 ..base.clone()
             },
-            PartitionConfig {
+            LogConfig {
                 segment_bytes: 2 << 30,
                 ..base.clone()
             },
-            PartitionConfig {
+            LogConfig {
                 max_index_bytes: 12,
                 ..base.clone()
             },
-            PartitionConfig {
-                segment_ms: None,
+            LogConfig {
+                segment_ms: Deadline::Never,
                 ..base.clone()
             },
-            PartitionConfig {
+            LogConfig {
                 durability: Durability::EveryMessages(1),
                 ..base.clone()
             },
@@ -325,7 +330,8 @@ fn invalid_config_is_rejected_before_touching_the_directory() {
 #[test]
 fn closed_partition_rejects_writes() {
     both_fs(|fs, dir| {
-        let log = Partition::open_with(dir, config(&fs)).unwrap();
+        let env = Env::with_fs(fs.clone());
+        let log = Partition::open_with_env(dir, config(), env.clone()).unwrap();
         log.append(Record::new("a")).unwrap();
         let other = log.clone();
         log.close().unwrap();
@@ -355,7 +361,7 @@ fn closed_partition_rejects_writes() {
         other.close().unwrap();
         drop((log, other));
 
-        let log = Partition::open_with(dir, config(&fs)).unwrap();
+        let log = Partition::open_with_env(dir, config(), env.clone()).unwrap();
         assert!(log.recovery_report().clean_shutdown);
         assert_eq!(log.end_offset(), 1);
         assert_eq!(log.append(Record::new("b")).unwrap(), 1);
@@ -363,14 +369,14 @@ fn closed_partition_rejects_writes() {
 }
 
 /// A partition on `sim` with three durable records; returns it, the records, and the config.
-fn durable_log(sim: &SimFs, dir: &Path) -> (Partition, Vec<RecordView>, PartitionConfig) {
-    let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
-    let config = PartitionConfig {
+fn durable_log(sim: &SimFs, dir: &Path) -> (Partition, Vec<RecordView>, LogConfig) {
+    let env = Env::with_fs(Arc::new(sim.clone()));
+    let config = LogConfig {
         durability: Durability::Always,
         preallocate: false,
-        ..config(&fs)
+        ..config()
     };
-    let log = Partition::open_with(dir, config.clone()).unwrap();
+    let log = Partition::open_with_env(dir, config.clone(), env.clone()).unwrap();
     for i in 0..3 {
         log.append(Record::new(format!("ok-{i}")).with_timestamp(1_000 + i))
             .unwrap();
@@ -396,6 +402,7 @@ fn failed_sync_poisons_the_partition_until_reopened() {
     let sim = SimFs::new(11);
     let dir = Path::new("/p");
     let (log, records, config) = durable_log(&sim, dir);
+    let env = Env::with_fs(Arc::new(sim.clone()));
     sim.inject(log_sync_fault());
     match log.append(failed(Record::new("lost"))) {
         Err(Error::Io { path, .. }) => assert!(path.to_string_lossy().ends_with(".log")),
@@ -423,7 +430,7 @@ fn failed_sync_poisons_the_partition_until_reopened() {
     // A crash, then a reopen: the durable records are there and the log takes writes again.
     sim.crash(CrashMode::LoseUnsynced);
     drop(log);
-    let log = Partition::open_with(dir, config).unwrap();
+    let log = Partition::open_with_env(dir, config, env.clone()).unwrap();
     assert_eq!(log.end_offset(), 3);
     assert_eq!(record_views(&log, 0), records);
     assert_eq!(log.append(Record::new("again")).unwrap(), 3);
@@ -458,6 +465,7 @@ fn failed_write_leaves_no_visible_trace() {
     let sim = SimFs::new(13);
     let dir = Path::new("/p");
     let (log, records, config) = durable_log(&sim, dir);
+    let env = Env::with_fs(Arc::new(sim.clone()));
     sim.inject(Fault {
         path_contains: Some(".log".into()),
         ..Fault::new(FaultOp::Write, 0)
@@ -478,7 +486,7 @@ fn failed_write_leaves_no_visible_trace() {
     // Reopened without a crash, the log holds exactly the records before the failure.
     drop(log);
     sim.clear_faults();
-    let log = Partition::open_with(dir, config).unwrap();
+    let log = Partition::open_with_env(dir, config, env.clone()).unwrap();
     assert_eq!(record_views(&log, 0), records);
     assert_eq!(log.append(Record::new("again")).unwrap(), 3);
 }
@@ -487,13 +495,14 @@ fn failed_write_leaves_no_visible_trace() {
 fn failed_sync_of_an_append_asking_for_durability_leaves_no_visible_trace() {
     // The partition syncs lazily, but this one append asks to be durable, and its sync fails.
     let sim = SimFs::new(14);
-    let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
-    let log = Partition::open_with(
+    let env = Env::with_fs(Arc::new(sim.clone()));
+    let log = Partition::open_with_env(
         "/p",
-        PartitionConfig {
+        LogConfig {
             preallocate: false,
-            ..config(&fs)
+            ..config()
         },
+        env.clone(),
     )
     .unwrap();
     for i in 0..3 {
@@ -520,14 +529,15 @@ fn failed_sync_under_every_messages_leaves_no_visible_trace() {
     // The third unsynced record triggers a sync, which fails: that append reports an error, so
     // its record must not be visible.
     let sim = SimFs::new(15);
-    let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
-    let log = Partition::open_with(
+    let env = Env::with_fs(Arc::new(sim.clone()));
+    let log = Partition::open_with_env(
         "/p",
-        PartitionConfig {
+        LogConfig {
             durability: Durability::EveryMessages(3),
             preallocate: false,
-            ..config(&fs)
+            ..config()
         },
+        env.clone(),
     )
     .unwrap();
     log.append(Record::new("a").with_timestamp(1)).unwrap();

@@ -8,15 +8,14 @@ use std::sync::Arc;
 
 use common::both_fs;
 use topiclog::fs::{CrashMode, SimFs};
-use topiclog::{Durability, Error, Partition, PartitionConfig, ProducerBatch, Record};
+use topiclog::{Durability, Env, Error, LogConfig, Partition, ProducerBatch, Record};
 
-fn config(fs: Arc<dyn topiclog::fs::FileSystem>) -> PartitionConfig {
-    PartitionConfig {
+fn config() -> LogConfig {
+    LogConfig {
         segment_bytes: 1024,
         durability: Durability::None,
         preallocate: false,
-        file_system: fs,
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
@@ -37,7 +36,7 @@ fn pb(id: i64, epoch: i16, seq: i32) -> ProducerBatch {
 #[test]
 fn replays_return_original_offsets_across_reopen() {
     both_fs(|fs, dir| {
-        let log = Partition::open_with(dir, config(fs.clone())).unwrap();
+        let log = Partition::open_with_env(dir, config(), Env::with_fs(fs.clone())).unwrap();
         log.append(Record::new("plain")).unwrap();
         let a = log
             .append_idempotent(&batch(0, 3), pb(1, 0, 0), Durability::Always)
@@ -69,7 +68,7 @@ fn replays_return_original_offsets_across_reopen() {
             Err(Error::ProducerFenced { current: 1, .. })
         ));
         log.close().unwrap();
-        let log = Partition::open_with(dir, config(fs.clone())).unwrap();
+        let log = Partition::open_with_env(dir, config(), Env::with_fs(fs.clone())).unwrap();
         let r = log
             .append_idempotent(&batch(0, 1), pb(1, 1, 0), Durability::None)
             .unwrap();
@@ -86,7 +85,8 @@ fn producer_state_survives_a_crash_after_rolls() {
     for seed in 0..4 {
         let fs = SimFs::new(seed);
         let dir = "/p";
-        let log = Partition::open_with(dir, config(Arc::new(fs.clone()))).unwrap();
+        let log =
+            Partition::open_with_env(dir, config(), Env::with_fs(Arc::new(fs.clone()))).unwrap();
         let mut offsets = Vec::new();
         for i in 0..60i32 {
             let id = i64::from(i % 3);
@@ -103,7 +103,8 @@ fn producer_state_survives_a_crash_after_rolls() {
         assert!(log.segment_count() > 3);
         log.abandon();
         fs.crash(CrashMode::LoseUnsynced);
-        let log = Partition::open_with(dir, config(Arc::new(fs.clone()))).unwrap();
+        let log =
+            Partition::open_with_env(dir, config(), Env::with_fs(Arc::new(fs.clone()))).unwrap();
         assert_eq!(log.end_offset(), 120, "every append was durable");
         // The last five batches of every producer are still recognised.
         for &(id, seq, base) in offsets.iter().rev().take(15) {
@@ -124,7 +125,7 @@ fn producer_state_survives_a_crash_after_rolls() {
 #[test]
 fn truncation_forgets_cut_batches() {
     both_fs(|fs, dir| {
-        let log = Partition::open_with(dir, config(fs.clone())).unwrap();
+        let log = Partition::open_with_env(dir, config(), Env::with_fs(fs.clone())).unwrap();
         for seq in 0..5 {
             log.append_idempotent(&batch(seq, 1), pb(4, 0, seq), Durability::None)
                 .unwrap();
@@ -137,7 +138,7 @@ fn truncation_forgets_cut_batches() {
         assert!(!r.duplicate);
         assert_eq!(r.base_offset, 3);
         drop(log);
-        let log = Partition::open_with(dir, config(fs.clone())).unwrap();
+        let log = Partition::open_with_env(dir, config(), Env::with_fs(fs.clone())).unwrap();
         assert!(
             log.append_idempotent(&batch(3, 1), pb(4, 0, 3), Durability::None)
                 .unwrap()

@@ -17,19 +17,18 @@ use common::{
 };
 use topiclog::fs::{FileSystem, OpenMode};
 use topiclog::segment::{segment_file_name, OffsetPosition, SegmentFileKind, TimestampOffset};
-use topiclog::{Durability, Partition, PartitionConfig, Record};
+use topiclog::{Deadline, Durability, Env, LogConfig, Partition, Record};
 
 const INDEX: SegmentFileKind = SegmentFileKind::OffsetIndex;
 const TIME: SegmentFileKind = SegmentFileKind::TimeIndex;
 
-fn config(fs: &Arc<dyn FileSystem>, index_interval_bytes: u32) -> PartitionConfig {
-    PartitionConfig {
-        file_system: fs.clone(),
+fn config(index_interval_bytes: u32) -> LogConfig {
+    LogConfig {
         segment_bytes: 4096,
-        segment_ms: None,
+        segment_ms: Deadline::Never,
         index_interval_bytes,
         durability: Durability::None,
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
@@ -76,12 +75,13 @@ fn damage_files(
 /// A log written in two runs (so that after a clean close and reopen the active segment has index
 /// files on disk and then more data), stopped as `stop` says.
 fn two_run_log(fs: &Arc<dyn FileSystem>, dir: &Path, stop: Stop) -> Vec<RecordView> {
-    let config = config(fs, 256);
-    let log = Partition::open_with(dir, config.clone()).unwrap();
+    let config = config(256);
+    let env = Env::with_fs(fs.clone());
+    let log = Partition::open_with_env(dir, config.clone(), env.clone()).unwrap();
     let mut records = append_random_batches(&log, 45, 21);
     log.close().unwrap();
     drop(log);
-    let log = Partition::open_with(dir, config).unwrap();
+    let log = Partition::open_with_env(dir, config, env.clone()).unwrap();
     // More data in the same active segment (whose index files are now on disk), short of a roll.
     let segments = log.segment_count();
     let mut seed = 22;
@@ -103,7 +103,7 @@ fn damaged_indexes_are_rebuilt(fs: Arc<dyn FileSystem>, dir: &Path, damage: Dama
     // The answers of an undamaged log, stopped the same way.
     let reference = dir.join("reference");
     let records = two_run_log(&fs, &reference, stop);
-    let log = Partition::open_with(&reference, config(&fs, 256)).unwrap();
+    let log = Partition::open_with_env(&reference, config(256), Env::with_fs(fs.clone())).unwrap();
     let expected = lookups(&log, times());
     drop(log);
 
@@ -115,14 +115,14 @@ fn damaged_indexes_are_rebuilt(fs: Arc<dyn FileSystem>, dir: &Path, damage: Dama
         let n = damage_files(&*fs, &dir, kinds, damage);
         assert_eq!(n, logs * kinds.len(), "every segment had index files");
 
-        let log = Partition::open_with(&dir, config(&fs, 256)).unwrap();
+        let log = Partition::open_with_env(&dir, config(256), Env::with_fs(fs.clone())).unwrap();
         assert_eq!(log.recovery_report().clean_shutdown, stop == Stop::Clean);
         assert_eq!(record_views(&log, 0), records, "{what}");
         assert_lookups_eq(&lookups(&log, times()), &expected, &what);
         // What was rebuilt stays right across another restart.
         log.close().unwrap();
         drop(log);
-        let log = Partition::open_with(&dir, config(&fs, 256)).unwrap();
+        let log = Partition::open_with_env(&dir, config(256), Env::with_fs(fs.clone())).unwrap();
         let restarted = format!("{what}, restarted");
         assert_lookups_eq(&lookups(&log, times()), &expected, &restarted);
         // The log keeps working: a new record is found by offset and by time.
@@ -158,8 +158,9 @@ fn zeroed_single_entry_time_indexes_are_rebuilt() {
     both_fs(|fs, dir| {
         for stop in [Stop::Clean, Stop::Unclean] {
             let dir = dir.join(format!("{stop:?}"));
-            let config = config(&fs, 1 << 20);
-            let log = Partition::open_with(&dir, config.clone()).unwrap();
+            let config = config(1 << 20);
+            let env = Env::with_fs(fs.clone());
+            let log = Partition::open_with_env(&dir, config.clone(), env.clone()).unwrap();
             let records = append_random_batches(&log, 60, 31);
             assert!(log.segment_count() > 2);
             let expected = lookups(&log, times());
@@ -175,7 +176,7 @@ fn zeroed_single_entry_time_indexes_are_rebuilt() {
             crash_without_close(log);
 
             assert!(damage_files(&*fs, &dir, &[TIME], Damage::Zero) > 2);
-            let log = Partition::open_with(&dir, config).unwrap();
+            let log = Partition::open_with_env(&dir, config, env.clone()).unwrap();
             assert_eq!(record_views(&log, 0), records);
             assert_lookups_eq(
                 &lookups(&log, times()),
@@ -192,8 +193,9 @@ fn zeroed_time_index_of_the_active_segment_is_rebuilt_on_clean_open() {
     // index entry, so only the time index remembers it. (A zeroed time index with several entries
     // is not a valid index: its timestamps do not grow.)
     both_fs(|fs, dir| {
-        let config = config(&fs, 64);
-        let log = Partition::open_with(dir, config.clone()).unwrap();
+        let config = config(64);
+        let env = Env::with_fs(fs.clone());
+        let log = Partition::open_with_env(dir, config.clone(), env.clone()).unwrap();
         for t in [3_000, 4_000, 5_000] {
             log.append(Record::new("early-but-latest").with_timestamp(t))
                 .unwrap();
@@ -216,7 +218,7 @@ fn zeroed_time_index_of_the_active_segment_is_rebuilt_on_clean_open() {
         let (_, times_before) = index_entries_of_files(&fs, dir);
         assert!(times_before > 1, "the time index has several entries");
         damage_files(&*fs, dir, &[TIME], Damage::Zero);
-        let log = Partition::open_with(dir, config).unwrap();
+        let log = Partition::open_with_env(dir, config, env.clone()).unwrap();
         assert!(log.recovery_report().clean_shutdown);
         let got: Vec<_> = (990..=5_001)
             .map(|t| log.offset_for_time(t).unwrap())
@@ -252,13 +254,14 @@ fn index_entries(log: &Partition) -> IndexEntries {
 /// Write a log in one run, close it, damage every index file as `damage` says, reopen: each
 /// segment's index entries must be exactly those written originally.
 fn rebuilt_entries_equal_the_originals(fs: Arc<dyn FileSystem>, dir: &Path, damage: Damage) {
-    let config = config(&fs, 256);
-    let log = Partition::open_with(dir, config.clone()).unwrap();
+    let config = config(256);
+    let env = Env::with_fs(fs.clone());
+    let log = Partition::open_with_env(dir, config.clone(), env.clone()).unwrap();
     append_random_batches(&log, 56, 41);
     log.close().unwrap();
     drop(log);
     // The entries as written, read back from the files.
-    let log = Partition::open_with(dir, config.clone()).unwrap();
+    let log = Partition::open_with_env(dir, config.clone(), env.clone()).unwrap();
     let original = index_entries(&log);
     assert!(original.len() > 2);
     for (base, offsets, times) in &original {
@@ -270,7 +273,7 @@ fn rebuilt_entries_equal_the_originals(fs: Arc<dyn FileSystem>, dir: &Path, dama
     drop(log);
 
     damage_files(&*fs, dir, &[INDEX, TIME], damage);
-    let log = Partition::open_with(dir, config).unwrap();
+    let log = Partition::open_with_env(dir, config, env.clone()).unwrap();
     let rebuilt = index_entries(&log);
     for (o, r) in original.iter().zip(&rebuilt) {
         let active = if o.0 == original.last().unwrap().0 {
@@ -302,8 +305,9 @@ fn orphan_index_files_are_removed_on_open() {
     both_fs(|fs, dir| {
         for stop in [Stop::Clean, Stop::Unclean] {
             let dir = dir.join(format!("{stop:?}"));
-            let config = config(&fs, 256);
-            let log = Partition::open_with(&dir, config.clone()).unwrap();
+            let config = config(256);
+            let env = Env::with_fs(fs.clone());
+            let log = Partition::open_with_env(&dir, config.clone(), env.clone()).unwrap();
             let records = append_random_batches(&log, 40, 51);
             let bases: Vec<u64> = log.segments().iter().map(|s| s.base_offset()).collect();
             assert!(bases.len() > 2);
@@ -333,7 +337,7 @@ fn orphan_index_files_are_removed_on_open() {
             let leftovers = [orphan(&dir, bases[0], INDEX), orphan(&dir, bases[0], TIME)];
             assert!(leftovers.iter().all(|p| fs.exists(p).unwrap()));
 
-            let log = Partition::open_with(&dir, config).unwrap();
+            let log = Partition::open_with_env(&dir, config, env.clone()).unwrap();
             for path in orphans.iter().chain(&leftovers) {
                 assert!(
                     !fs.exists(path).unwrap(),

@@ -15,18 +15,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use topiclog::fs::{FileSystem, SimFs, StdFs};
-use topiclog::{Error, Partition, PartitionConfig, Record, Store, StoreOptions, TopicConfig};
+use topiclog::fs::{SimFs, StdFs};
+use topiclog::{Env, Error, LogConfig, Partition, Record, Store, StoreOptions, TopicConfig};
 
 const CHILD_ENV: &str = "TOPICLOG_PARTITION_LOCK_CHILD_DIR";
 const MARK: &str = "@@topiclog-partition-lock@@ ";
 
-fn config(fs: Arc<dyn FileSystem>) -> PartitionConfig {
-    PartitionConfig {
-        file_system: fs,
+fn config() -> LogConfig {
+    LogConfig {
         segment_bytes: 64 << 10,
         preallocate: false,
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
@@ -44,21 +43,21 @@ fn assert_already_open(result: topiclog::Result<Partition>, dir: &Path, what: &s
 fn second_partition_handle_is_refused_until_the_first_closes() {
     common::both_fs(|fs, dir| {
         let dir = dir.join("p");
-        let first = Partition::open_with(&dir, config(fs.clone())).unwrap();
+        let first = Partition::open_with_env(&dir, config(), Env::with_fs(fs.clone())).unwrap();
         first.append(Record::new("a")).unwrap();
         assert_already_open(
-            Partition::open_with(&dir, config(fs.clone())),
+            Partition::open_with_env(&dir, config(), Env::with_fs(fs.clone())),
             &dir,
             "second handle",
         );
         // The refused open changed nothing: the first writer goes on at the next offset.
         assert_eq!(first.append(Record::new("b")).unwrap(), 1);
         first.close().unwrap();
-        let second = Partition::open_with(&dir, config(fs.clone())).unwrap();
+        let second = Partition::open_with_env(&dir, config(), Env::with_fs(fs.clone())).unwrap();
         assert_eq!(second.append(Record::new("c")).unwrap(), 2);
         drop(second);
         // Dropping the last handle releases it too.
-        let third = Partition::open_with(&dir, config(fs)).unwrap();
+        let third = Partition::open_with_env(&dir, config(), Env::with_fs(fs)).unwrap();
         assert_eq!(third.end_offset(), 3);
     });
 }
@@ -66,15 +65,18 @@ fn second_partition_handle_is_refused_until_the_first_closes() {
 #[test]
 fn partition_of_an_open_store_is_refused() {
     common::both_fs(|fs, dir| {
-        let store = Store::open_with(
+        let store = Store::open_with_env(
             dir,
             StoreOptions {
-                file_system: fs.clone(),
+                log: LogConfig {
+                    preallocate: false,
+                    ..LogConfig::default()
+                },
                 background_maintenance: false,
                 background_cleaner: false,
-                preallocate: false,
                 ..StoreOptions::default()
             },
+            Env::with_fs(fs.clone()),
         )
         .unwrap();
         let topic = store
@@ -83,13 +85,13 @@ fn partition_of_an_open_store_is_refused() {
         topic.send_to(1, Record::new("x")).unwrap();
         let pdir = topic.partition(1).unwrap().dir().to_owned();
         assert_already_open(
-            Partition::open_with(&pdir, config(fs.clone())),
+            Partition::open_with_env(&pdir, config(), Env::with_fs(fs.clone())),
             &pdir,
             "a partition directory of an open store",
         );
         assert_eq!(topic.send_to(1, Record::new("y")).unwrap().offset, 1);
         store.close().unwrap();
-        let p = Partition::open_with(&pdir, config(fs)).unwrap();
+        let p = Partition::open_with_env(&pdir, config(), Env::with_fs(fs)).unwrap();
         assert_eq!(p.end_offset(), 2);
     });
 }
@@ -100,7 +102,7 @@ fn child_holds_partition() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else {
         return;
     };
-    let log = Partition::open_with(Path::new(&dir), config(Arc::new(StdFs)))
+    let log = Partition::open_with_env(Path::new(&dir), config(), Env::with_fs(Arc::new(StdFs)))
         .expect("child: open the partition");
     let offset = log
         .append(Record::new("from the child"))
@@ -127,14 +129,14 @@ fn partition_held_by_another_process_is_refused_until_it_dies() {
         .expect("the child opens the partition");
     assert_eq!(said, "open 0");
     assert_already_open(
-        Partition::open_with(&dir, config(Arc::new(StdFs))),
+        Partition::open_with_env(&dir, config(), Env::with_fs(Arc::new(StdFs))),
         &dir,
         "a partition held by another process",
     );
     run.child.kill().unwrap();
     run.child.wait().unwrap();
     // SIGKILL released the lock: the next writer recovers the child's record and goes on.
-    let log = Partition::open_with(&dir, config(Arc::new(StdFs))).unwrap();
+    let log = Partition::open_with_env(&dir, config(), Env::with_fs(Arc::new(StdFs))).unwrap();
     assert_eq!(log.end_offset(), 1);
     assert_eq!(log.append(Record::new("after")).unwrap(), 1);
 }
@@ -143,10 +145,10 @@ fn partition_held_by_another_process_is_refused_until_it_dies() {
 fn sim_fs_partition_lock_is_released_by_a_crash() {
     let fs = SimFs::new(3);
     let dir = Path::new("/p");
-    let log = Partition::open_with(dir, config(Arc::new(fs.clone()))).unwrap();
+    let log = Partition::open_with_env(dir, config(), Env::with_fs(Arc::new(fs.clone()))).unwrap();
     log.append(Record::new("a")).unwrap();
     fs.crash(topiclog::fs::CrashMode::LoseUnsynced);
     common::crash_without_close(log);
-    let log = Partition::open_with(dir, config(Arc::new(fs))).unwrap();
+    let log = Partition::open_with_env(dir, config(), Env::with_fs(Arc::new(fs))).unwrap();
     assert_eq!(log.end_offset(), 1);
 }

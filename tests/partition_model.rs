@@ -45,8 +45,8 @@ use proptest::test_runner::{FileFailurePersistence, RngSeed};
 use topiclog::fs::{CrashMode, SimFs, StdFs};
 use topiclog::segment::{RecordBatch, TimestampOffset};
 use topiclog::{
-    Batches, Clock, Durability, Error, ManualClock, Partition, PartitionConfig, Record, Recovery,
-    TimestampType,
+    Batches, Clock, Deadline, Durability, Env, Error, LogConfig, ManualClock, Partition, Record,
+    Recovery, TimestampType,
 };
 
 const DIR: &str = "/data/p0";
@@ -409,7 +409,8 @@ struct Harness {
     backend: Backend,
     dir: PathBuf,
     clock: ManualClock,
-    config: PartitionConfig,
+    config: LogConfig,
+    env: Env,
     log_append_time: bool,
     log: Option<Partition>,
     m: Model,
@@ -446,9 +447,11 @@ impl Harness {
                 }
             };
         let clock = ManualClock::new(T0);
-        let config = PartitionConfig {
+        let config = LogConfig {
             segment_bytes: cc.segment_bytes,
-            segment_ms: cc.segment_ms.map(Duration::from_millis),
+            segment_ms: cc.segment_ms.map_or(Deadline::Never, |ms| {
+                Deadline::After(Duration::from_millis(ms))
+            }),
             index_interval_bytes: cc.index_interval_bytes,
             max_index_bytes: cc.max_index_bytes,
             durability: cc.durability,
@@ -459,9 +462,11 @@ impl Harness {
             } else {
                 TimestampType::CreateTime
             },
-            file_system,
+            ..LogConfig::default()
+        };
+        let env = Env {
+            fs: file_system,
             clock: std::sync::Arc::new(clock.clone()),
-            ..PartitionConfig::default()
         };
         Harness {
             kind: cc.fs,
@@ -469,6 +474,7 @@ impl Harness {
             dir,
             clock,
             config,
+            env,
             log_append_time: cc.log_append_time,
             log: None,
             m: Model::default(),
@@ -492,7 +498,7 @@ impl Harness {
     }
 
     fn open(&self) -> R<Partition> {
-        let p = Partition::open_with(&self.dir, self.config.clone())
+        let p = Partition::open_with_env(&self.dir, self.config.clone(), self.env.clone())
             .map_err(|e| format!("open failed: {e}"))?;
         if let Backend::Sim(fs) = &self.backend {
             // The read path this case is meant to take: mapped exactly when maps are real.
@@ -1244,7 +1250,7 @@ fn scenario_in(
         h.sim().power_cut_after(n);
         h.faults = true;
     }
-    match Partition::open_with(&h.dir, h.config.clone()) {
+    match Partition::open_with_env(&h.dir, h.config.clone(), h.env.clone()) {
         Ok(p) => {
             h.trace.push("open -> Ok".into());
             h.log = Some(p);
@@ -1369,18 +1375,18 @@ fn crash_at_every_op() {
 #[test]
 fn created_directories_survive_a_crash() {
     let fs = SimFs::new(1);
-    let config = PartitionConfig {
+    let config = LogConfig {
         segment_bytes: 4096,
-        file_system: std::sync::Arc::new(fs.clone()),
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     };
+    let env = Env::with_fs(std::sync::Arc::new(fs.clone()));
     let dir = "/fresh/topic/p0";
-    let p = Partition::open_with(dir, config.clone()).expect("open");
+    let p = Partition::open_with_env(dir, config.clone(), env.clone()).expect("open");
     p.append_batch_with(&[Record::new("x")], Durability::Always)
         .expect("append");
     p.abandon();
     fs.crash(CrashMode::LoseUnsynced);
-    let p = Partition::open_with(dir, config).expect("reopen");
+    let p = Partition::open_with_env(dir, config, env).expect("reopen");
     assert_eq!(
         p.end_offset(),
         1,

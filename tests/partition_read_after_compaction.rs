@@ -8,15 +8,19 @@ mod common;
 use std::sync::Arc;
 
 use topiclog::fs::SimFs;
-use topiclog::{CompactionPolicy, Partition, PartitionConfig, Record};
+use topiclog::{CleanupPolicy, CompactionPolicy, Env, LogConfig, Partition, Record};
 
-fn config(fs: &SimFs) -> PartitionConfig {
-    PartitionConfig {
-        file_system: Arc::new(fs.clone()),
+/// The simulated `fs` with the system clock.
+fn sim_env(fs: &SimFs) -> Env {
+    Env::with_fs(Arc::new(fs.clone()))
+}
+
+fn config() -> LogConfig {
+    LogConfig {
         segment_bytes: 1024,
         preallocate: false,
-        compacted: true,
-        ..PartitionConfig::default()
+        cleanup_policy: CleanupPolicy::Compact,
+        ..LogConfig::default()
     }
 }
 
@@ -49,7 +53,7 @@ fn first_record(log: &Partition, offset: u64) -> Option<(u64, Vec<u8>)> {
 #[test]
 fn read_past_a_batch_with_only_earlier_records_finds_the_next_segment() {
     let fs = SimFs::new(1);
-    let log = Partition::open_with("/p", config(&fs)).unwrap();
+    let log = Partition::open_with_env("/p", config(), sim_env(&fs)).unwrap();
     // Offsets 0 and 1 in one batch; offset 1's key is written again in the next segment.
     log.append_batch(&[
         Record::new("a0").with_key("a"),
@@ -93,7 +97,7 @@ fn read_past_a_batch_with_only_earlier_records_finds_the_next_segment() {
 #[test]
 fn read_past_a_cleaned_segment_whose_last_batches_went() {
     let fs = SimFs::new(2);
-    let log = Partition::open_with("/p", config(&fs)).unwrap();
+    let log = Partition::open_with_env("/p", config(), sim_env(&fs)).unwrap();
     log.append(Record::new("a0").with_key("a")).unwrap();
     // The last batches of the first segment are all overwritten later.
     let mut i = 0;
@@ -119,11 +123,11 @@ fn read_past_a_cleaned_segment_whose_last_batches_went() {
     assert_eq!(segments[0].end_offset(), segments[1].base_offset());
     let end = log.end_offset();
     common::crash_without_close(log);
-    let log = Partition::open_with("/p", config(&fs)).unwrap();
+    let log = Partition::open_with_env("/p", config(), sim_env(&fs)).unwrap();
     assert_eq!(log.end_offset(), end);
     assert_eq!(first_record(&log, 1).unwrap().0, o);
     log.close().unwrap();
     drop(log);
-    let log = Partition::open_with("/p", config(&fs)).unwrap();
+    let log = Partition::open_with_env("/p", config(), sim_env(&fs)).unwrap();
     assert_eq!(first_record(&log, 1).unwrap().0, o);
 }

@@ -16,17 +16,16 @@ use common::{
 };
 use topiclog::fs::FileSystem;
 use topiclog::segment::SegmentFileKind;
-use topiclog::{Durability, Partition, PartitionConfig, Record};
+use topiclog::{Deadline, Durability, Env, LogConfig, Partition, Record};
 
-fn config(fs: &Arc<dyn FileSystem>, preallocate: bool) -> PartitionConfig {
-    PartitionConfig {
-        file_system: fs.clone(),
+fn config(preallocate: bool) -> LogConfig {
+    LogConfig {
         segment_bytes: 4096,
-        segment_ms: None,
+        segment_ms: Deadline::Never,
         index_interval_bytes: 256,
         durability: Durability::None,
         preallocate,
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
@@ -52,8 +51,9 @@ fn random_bytes_after_the_log_data_are_refused_or_cut_as_corruption_on_unclean_o
         let mut rng = TestRng::new(0x6a5b);
         for preallocate in [false, true] {
             let dir = dir.join(format!("preallocate-{preallocate}"));
-            let config = config(&fs, preallocate);
-            let log = Partition::open_with(&dir, config.clone()).unwrap();
+            let config = config(preallocate);
+            let env = Env::with_fs(fs.clone());
+            let log = Partition::open_with_env(&dir, config.clone(), env.clone()).unwrap();
             let records = append_random_batches(&log, 60, 11);
             assert!(log.segment_count() > 2);
             let before = lookups(&log, times());
@@ -67,7 +67,7 @@ fn random_bytes_after_the_log_data_are_refused_or_cut_as_corruption_on_unclean_o
             overwrite(&*fs, &path, valid, &garbage);
             let damaged = file_bytes(&*fs, &path);
 
-            match Partition::open_with(&dir, config.clone()) {
+            match Partition::open_with_env(&dir, config.clone(), env.clone()) {
                 Err(topiclog::Error::Corrupt {
                     path: p, position, ..
                 }) => {
@@ -81,11 +81,11 @@ fn random_bytes_after_the_log_data_are_refused_or_cut_as_corruption_on_unclean_o
                 "the refused open changed the file"
             );
 
-            let cut = PartitionConfig {
+            let cut = LogConfig {
                 recovery: topiclog::Recovery::TruncateCorrupt,
                 ..config.clone()
             };
-            let log = Partition::open_with(&dir, cut).unwrap();
+            let log = Partition::open_with_env(&dir, cut, env.clone()).unwrap();
             let report = log.recovery_report();
             assert!(!report.clean_shutdown);
             assert!(report.corruption_cut, "garbage is not a torn tail");
@@ -118,8 +118,9 @@ fn a_torn_next_batch_is_cut_silently_on_unclean_open() {
     both_fs(|fs, dir| {
         for preallocate in [false, true] {
             let base_dir = dir.join(format!("torn-preallocate-{preallocate}"));
-            let config = config(&fs, preallocate);
-            let log = Partition::open_with(&base_dir, config.clone()).unwrap();
+            let config = config(preallocate);
+            let env = Env::with_fs(fs.clone());
+            let log = Partition::open_with_env(&base_dir, config.clone(), env.clone()).unwrap();
             let records = append_random_batches(&log, 20, 12);
             let end = log.end_offset();
             let active = log.segments().last().unwrap().clone();
@@ -143,7 +144,7 @@ fn a_torn_next_batch_is_cut_silently_on_unclean_open() {
                 f.set_len(0).unwrap();
                 f.write_all_at(&image, 0).unwrap();
                 overwrite(&*fs, &path, valid, &next[..n]);
-                let log = Partition::open_with(&base_dir, config.clone())
+                let log = Partition::open_with_env(&base_dir, config.clone(), env.clone())
                     .unwrap_or_else(|e| panic!("a torn prefix of {n} bytes: {e}"));
                 let report = log.recovery_report();
                 assert!(!report.corruption_cut, "{n}: {report:?}");
@@ -167,12 +168,13 @@ enum Stop {
 /// append more, stop it as `stop` says, append random bytes to every index file of `kind`, and
 /// check that the reopened log answers every lookup as before.
 fn garbage_in_index_files(fs: Arc<dyn FileSystem>, dir: &Path, kind: SegmentFileKind, stop: Stop) {
-    let config = config(&fs, true);
-    let log = Partition::open_with(dir, config.clone()).unwrap();
+    let config = config(true);
+    let env = Env::with_fs(fs.clone());
+    let log = Partition::open_with_env(dir, config.clone(), env.clone()).unwrap();
     let mut records = append_random_batches(&log, 45, 3);
     log.close().unwrap();
     drop(log);
-    let log = Partition::open_with(dir, config.clone()).unwrap();
+    let log = Partition::open_with_env(dir, config.clone(), env.clone()).unwrap();
     records.extend(append_random_batches(&log, 4, 4));
     assert!(log.segment_count() > 2);
     let before = lookups(&log, times());
@@ -195,14 +197,14 @@ fn garbage_in_index_files(fs: Arc<dyn FileSystem>, dir: &Path, kind: SegmentFile
         assert!(file_len(&*fs, path) > len_before);
     }
 
-    let log = Partition::open_with(dir, config.clone()).unwrap();
+    let log = Partition::open_with_env(dir, config.clone(), env.clone()).unwrap();
     assert_eq!(log.recovery_report().clean_shutdown, stop == Stop::Clean);
     assert_eq!(record_views(&log, 0), records);
     assert_lookups_eq(&lookups(&log, times()), &before, "after the damage");
     // Whatever was rewritten must stay right across another clean restart.
     log.close().unwrap();
     drop(log);
-    let log = Partition::open_with(dir, config).unwrap();
+    let log = Partition::open_with_env(dir, config, env.clone()).unwrap();
     assert_lookups_eq(&lookups(&log, times()), &before, "after a further restart");
     // And the log keeps working: new data is found by offset and by time.
     common::assert_appends_continue(&log, "after garbage in index files");

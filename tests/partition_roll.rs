@@ -14,20 +14,19 @@ use topiclog::fs::FileSystem;
 use topiclog::segment::{
     parse_segment_file_name, segment_file_name, RecordBatch, SegmentFileKind, SegmentView,
 };
-use topiclog::{Durability, ManualClock, Partition, PartitionConfig, Record};
+use topiclog::{Deadline, Durability, Env, LogConfig, ManualClock, Partition, Record};
 
 const SEGMENT_BYTES: u64 = 4096;
 
-fn size_config(fs: &Arc<dyn FileSystem>, preallocate: bool) -> PartitionConfig {
-    PartitionConfig {
-        file_system: fs.clone(),
+fn size_config(preallocate: bool) -> LogConfig {
+    LogConfig {
         segment_bytes: SEGMENT_BYTES,
-        segment_ms: None,
+        segment_ms: Deadline::Never,
         index_interval_bytes: 512,
         max_batch_bytes: 64 << 10,
         durability: Durability::None,
         preallocate,
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
@@ -122,8 +121,9 @@ fn roll_by_size_never_exceeds_segment_bytes_except_for_one_oversized_batch() {
     both_fs(|fs, dir| {
         for preallocate in [false, true] {
             let dir = dir.join(format!("preallocate-{preallocate}"));
-            let config = size_config(&fs, preallocate);
-            let log = Partition::open_with(&dir, config.clone()).unwrap();
+            let config = size_config(preallocate);
+            let env = Env::with_fs(fs.clone());
+            let log = Partition::open_with_env(&dir, config.clone(), env.clone()).unwrap();
             // Oversized batches: alone, back to back, and right at the start of a segment.
             let records = append_mixed(&log, 80, &[0, 20, 21, 50], 7);
             assert!(log.segment_count() > 8);
@@ -133,7 +133,7 @@ fn roll_by_size_never_exceeds_segment_bytes_except_for_one_oversized_batch() {
 
             log.close().unwrap();
             drop(log);
-            let log = Partition::open_with(&dir, config).unwrap();
+            let log = Partition::open_with_env(&dir, config, env.clone()).unwrap();
             assert_size_rule(&*fs, &log, preallocate);
             assert_dense(&log);
             assert_eq!(record_views(&log, 0), records);
@@ -145,16 +145,18 @@ fn roll_by_size_never_exceeds_segment_bytes_except_for_one_oversized_batch() {
 fn roll_by_time_happens_on_the_first_append_after_segment_ms() {
     both_fs(|fs, dir| {
         let clock = ManualClock::new(1_000_000);
-        let config = PartitionConfig {
-            file_system: fs.clone(),
+        let config = LogConfig {
             segment_bytes: 1 << 20,
-            segment_ms: Some(Duration::from_secs(1)),
+            segment_ms: Deadline::After(Duration::from_secs(1)),
             durability: Durability::None,
             preallocate: false,
-            clock: Arc::new(clock.clone()),
-            ..PartitionConfig::default()
+            ..LogConfig::default()
         };
-        let log = Partition::open_with(dir, config).unwrap();
+        let env = Env {
+            fs: fs.clone(),
+            clock: Arc::new(clock.clone()),
+        };
+        let log = Partition::open_with_env(dir, config, env.clone()).unwrap();
         let bases = |log: &Partition| -> Vec<u64> {
             log.segments().iter().map(|s| s.base_offset()).collect()
         };
@@ -198,18 +200,17 @@ fn roll_by_time_happens_on_the_first_append_after_segment_ms() {
     });
 }
 
-fn index_full_config(fs: &Arc<dyn FileSystem>) -> PartitionConfig {
-    PartitionConfig {
-        file_system: fs.clone(),
+fn index_full_config() -> LogConfig {
+    LogConfig {
         segment_bytes: 1 << 20,
-        segment_ms: None,
+        segment_ms: Deadline::Never,
         // An entry for every batch after the first.
         index_interval_bytes: 1,
         // Room for 4 offset index entries (8 bytes each) and 2 time index entries (12 bytes each).
         max_index_bytes: 32,
         durability: Durability::None,
         preallocate: false,
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
@@ -246,8 +247,9 @@ fn check_index_full_rolls(
 }
 
 fn index_full_rolls(fs: Arc<dyn FileSystem>, dir: &Path, timestamp: impl Fn(u64) -> i64) {
-    let config = index_full_config(&fs);
-    let log = Partition::open_with(dir, config.clone()).unwrap();
+    let config = index_full_config();
+    let env = Env::with_fs(fs.clone());
+    let log = Partition::open_with_env(dir, config.clone(), env.clone()).unwrap();
     let mut records = Vec::new();
     for i in 0..40u64 {
         let r = Record::new(format!("v{i}")).with_timestamp(timestamp(i));
@@ -266,10 +268,10 @@ fn index_full_rolls(fs: Arc<dyn FileSystem>, dir: &Path, timestamp: impl Fn(u64)
     // Clean and unclean reopen: still consistent, and appends continue.
     log.close().unwrap();
     drop(log);
-    let log = Partition::open_with(dir, config.clone()).unwrap();
+    let log = Partition::open_with_env(dir, config.clone(), env.clone()).unwrap();
     check_index_full_rolls(&log, &records, full);
     common::crash_without_close(log);
-    let log = Partition::open_with(dir, config).unwrap();
+    let log = Partition::open_with_env(dir, config, env.clone()).unwrap();
     assert!(!log.recovery_report().clean_shutdown);
     check_index_full_rolls(&log, &records, full);
     for i in 40..50u64 {
@@ -304,14 +306,17 @@ fn roll_when_the_time_index_is_full() {
 fn offsets_are_dense_across_rolls() {
     both_fs(|fs, dir| {
         let clock = ManualClock::new(1_000_000);
-        let config = PartitionConfig {
-            segment_ms: Some(Duration::from_secs(1)),
+        let config = LogConfig {
+            segment_ms: Deadline::After(Duration::from_secs(1)),
             max_index_bytes: 64,
             index_interval_bytes: 100,
-            clock: Arc::new(clock.clone()),
-            ..size_config(&fs, true)
+            ..size_config(true)
         };
-        let log = Partition::open_with(dir, config.clone()).unwrap();
+        let env = Env {
+            fs: fs.clone(),
+            clock: Arc::new(clock.clone()),
+        };
+        let log = Partition::open_with_env(dir, config.clone(), env.clone()).unwrap();
         let mut rng = TestRng::new(3);
         let mut next = 0u64;
         for i in 0..200u64 {
@@ -337,7 +342,7 @@ fn offsets_are_dense_across_rolls() {
         assert_eq!(offsets, (0..next).collect::<Vec<_>>());
         log.close().unwrap();
         drop(log);
-        let log = Partition::open_with(dir, config).unwrap();
+        let log = Partition::open_with_env(dir, config, env.clone()).unwrap();
         assert_dense(&log);
         assert_eq!(log.append(Record::new("last")).unwrap(), next);
     });
@@ -346,8 +351,9 @@ fn offsets_are_dense_across_rolls() {
 #[test]
 fn segment_files_are_named_by_base_offset() {
     both_fs(|fs, dir| {
-        let config = size_config(&fs, true);
-        let log = Partition::open_with(dir, config).unwrap();
+        let config = size_config(true);
+        let env = Env::with_fs(fs.clone());
+        let log = Partition::open_with_env(dir, config, env.clone()).unwrap();
         append_mixed(&log, 60, &[], 11);
         let bases: Vec<u64> = log.segments().iter().map(|s| s.base_offset()).collect();
         assert!(bases.len() > 3);

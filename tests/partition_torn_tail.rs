@@ -17,19 +17,23 @@ use common::{
 };
 use topiclog::fs::{FileSystem, OpenMode, SimFs, StdFs};
 use topiclog::internals::format::LENGTH_OFFSET;
-use topiclog::{Bytes, Durability, Error, Partition, PartitionConfig, Record, Recovery};
+use topiclog::{Bytes, Deadline, Durability, Env, Error, LogConfig, Partition, Record, Recovery};
 
-fn config(fs: &Arc<dyn FileSystem>, preallocate: bool, recovery: Recovery) -> PartitionConfig {
-    PartitionConfig {
-        file_system: fs.clone(),
+fn config(preallocate: bool, recovery: Recovery) -> LogConfig {
+    LogConfig {
         segment_bytes: 2048,
-        segment_ms: None,
+        segment_ms: Deadline::Never,
         index_interval_bytes: 128,
         durability: Durability::None,
         preallocate,
         recovery,
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
+}
+
+/// The partition in `dir` on `fs`.
+fn open(fs: &Arc<dyn FileSystem>, dir: &Path, config: LogConfig) -> topiclog::Result<Partition> {
+    Partition::open_with_env(dir, config, Env::with_fs(fs.clone()))
 }
 
 /// Copy every file of `from` into a fresh directory `to`.
@@ -57,8 +61,8 @@ struct Template {
 
 /// Write `batches` random batches (spanning a few segments) and then one small last batch, and
 /// stop without closing.
-fn write_template(dir: &Path, config: PartitionConfig) -> Template {
-    let log = Partition::open_with(dir, config).unwrap();
+fn write_template(fs: &Arc<dyn FileSystem>, dir: &Path, config: LogConfig) -> Template {
+    let log = open(fs, dir, config).unwrap();
     let mut records = common::append_random_batches(&log, 12, 77);
     assert!(log.segment_count() > 1, "the earlier data spans segments");
     // It ends with a non-zero byte (the header value), so zeroing any suffix of it changes it.
@@ -119,7 +123,7 @@ fn check_cut(template: &Template, preallocate: bool, cut: u64, n: usize) {
     }
     drop(file);
 
-    let log = Partition::open_with(&dir, config(&fs, preallocate, Recovery::Strict))
+    let log = open(&fs, &dir, config(preallocate, Recovery::Strict))
         .unwrap_or_else(|e| panic!("cut at {cut} of [{start}, {end}): {e}"));
     let report = log.recovery_report();
     let what = format!("preallocate {preallocate}, cut at {cut} of [{start}, {end}): {report:?}");
@@ -146,8 +150,9 @@ fn torn_tail_at_every_byte(preallocate: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let fs: Arc<dyn FileSystem> = Arc::new(StdFs);
     let template = write_template(
+        &fs,
         &tmp.path().join("template"),
-        config(&fs, preallocate, Recovery::Strict),
+        config(preallocate, Recovery::Strict),
     );
     let (start, end) = template.last_batch;
     assert!(
@@ -170,7 +175,7 @@ fn torn_tail_at_every_byte(preallocate: bool) {
     // Uncut, the last batch is there.
     let dir = tmp.path().join("uncut");
     copy_dir(&*fs, &template.dir, &dir);
-    let log = Partition::open_with(&dir, config(&fs, preallocate, Recovery::Strict)).unwrap();
+    let log = open(&fs, &dir, config(preallocate, Recovery::Strict)).unwrap();
     assert_eq!(log.recovery_report().bytes_truncated, 0);
     assert_eq!(record_views(&log, 0), template.records);
 }
@@ -192,11 +197,11 @@ fn batches_on_disk(
     dir: &Path,
     count: u64,
 ) -> (Vec<RecordView>, Vec<(u64, u64, u64)>, PathBuf) {
-    let config = PartitionConfig {
+    let config = LogConfig {
         segment_bytes: 64 << 10,
-        ..config(fs, false, Recovery::Strict)
+        ..config(false, Recovery::Strict)
     };
-    let log = Partition::open_with(dir, config).unwrap();
+    let log = open(fs, dir, config).unwrap();
     let records = common::append_random_batches(&log, count, 5);
     assert_eq!(log.segment_count(), 1);
     let mut spans = Vec::new();
@@ -243,7 +248,7 @@ fn check_flip(
         at - start
     );
 
-    match Partition::open_with(dir, config(fs, false, Recovery::Strict)) {
+    match open(fs, dir, config(false, Recovery::Strict)) {
         Err(Error::Corrupt {
             path: p, position, ..
         }) => {
@@ -266,7 +271,7 @@ fn check_flip(
         "{what}: a failed open changed the log"
     );
 
-    let log = Partition::open_with(dir, config(fs, false, Recovery::TruncateCorrupt)).unwrap();
+    let log = open(fs, dir, config(false, Recovery::TruncateCorrupt)).unwrap();
     let report = log.recovery_report();
     assert!(report.corruption_cut, "{what}: {report:?}");
     assert_eq!(log.end_offset(), base, "{what}");
@@ -333,7 +338,7 @@ fn flips_below_the_durable_point(
     bytes: impl Fn(u64) -> Vec<u64>,
 ) {
     let template = dir.join("template");
-    let log = Partition::open_with(&template, config(&fs, false, Recovery::Strict)).unwrap();
+    let log = open(&fs, &template, config(false, Recovery::Strict)).unwrap();
     let records = common::append_random_batches(&log, 10, 6);
     log.flush().unwrap();
     assert_eq!(log.durable_offset(), log.end_offset());

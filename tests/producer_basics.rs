@@ -4,15 +4,18 @@
 use std::time::Duration;
 
 use topiclog::{
-    Acks, AutoOffsetReset, ConsumerConfig, Durability, Error, ProducerConfig, Record, Store,
-    StoreOptions, TopicConfig,
+    Acks, AutoOffsetReset, ConsumerConfig, Durability, Error, LogConfig, ProducerConfig, Record,
+    Store, StoreOptions, TopicConfig,
 };
 
 fn store(dir: &std::path::Path) -> Store {
     Store::open_with(
         dir,
         StoreOptions {
-            durability: Durability::None,
+            log: LogConfig {
+                durability: Durability::None,
+                ..LogConfig::default()
+            },
             background_maintenance: false,
             background_cleaner: false,
             ..StoreOptions::default()

@@ -26,8 +26,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use topiclog::{
-    AppendInfo, Durability, Partition, ProducerBatch, ProducerConfig, Record, Store, StoreOptions,
-    TopicConfig,
+    AppendInfo, Durability, LogConfig, Partition, ProducerBatch, ProducerConfig, Record, Store,
+    StoreOptions, TopicConfig,
 };
 
 /// Set (to the store directory) only in the re-executed child.
@@ -51,11 +51,14 @@ const TOPIC: &str = "events";
 
 fn options() -> StoreOptions {
     StoreOptions {
-        // Small segments: kills land after rolls, whose producer snapshots are written in the
-        // background by maintenance.
-        segment_bytes: 32 << 10,
-        preallocate: false,
-        durability: Durability::Always,
+        log: LogConfig {
+            // Small segments: kills land after rolls, whose producer snapshots are written in the
+            // background by maintenance.
+            segment_bytes: 32 << 10,
+            preallocate: false,
+            durability: Durability::Always,
+            ..LogConfig::default()
+        },
         background_cleaner: false,
         maintenance_interval: Duration::from_millis(20),
         ..StoreOptions::default()

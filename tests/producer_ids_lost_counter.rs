@@ -5,13 +5,16 @@
 
 use std::time::Duration;
 
-use topiclog::{Acks, ProducerConfig, Record, Store, StoreOptions, TopicConfig};
+use topiclog::{Acks, LogConfig, ProducerConfig, Record, Store, StoreOptions, TopicConfig};
 
 fn options() -> StoreOptions {
     StoreOptions {
+        log: LogConfig {
+            segment_bytes: 1 << 20,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
-        segment_bytes: 1 << 20,
         ..StoreOptions::default()
     }
 }

@@ -13,15 +13,19 @@ use std::time::{Duration, Instant};
 
 use topiclog::fs::{Fault, FaultOp, SimFs};
 use topiclog::{
-    Acks, AutoOffsetReset, Bytes, CleanupPolicy, ConsumerConfig, Durability, Error, Partition,
-    Producer, ProducerConfig, Record, SendHandle, Store, StoreOptions, TopicConfig,
+    Acks, AutoOffsetReset, Bytes, CleanupPolicy, ConsumerConfig, Durability, Env, Error, LogConfig,
+    LogOverrides, Partition, Producer, ProducerConfig, Record, SendHandle, Store, StoreOptions,
+    TopicConfig,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
 
 fn options(durability: Durability) -> StoreOptions {
     StoreOptions {
-        durability,
+        log: LogConfig {
+            durability,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
         ..StoreOptions::default()
@@ -135,7 +139,10 @@ fn acks_written_is_visible_to_readers_and_consumers_when_wait_returns() {
         .create_topic(
             "synced",
             TopicConfig {
-                durability: Some(Durability::Always),
+                overrides: LogOverrides {
+                    durability: Some(Durability::Always),
+                    ..LogOverrides::default()
+                },
                 ..TopicConfig::with_partitions(1)
             },
         )
@@ -699,7 +706,10 @@ fn keyless_records_to_a_compacted_topic_fail_with_missing_key() {
             .create_topic(
                 name,
                 TopicConfig {
-                    cleanup_policy: Some(policy),
+                    overrides: LogOverrides {
+                        cleanup_policy: Some(policy),
+                        ..LogOverrides::default()
+                    },
                     ..TopicConfig::with_partitions(2)
                 },
             )
@@ -787,7 +797,10 @@ fn a_record_too_large_for_the_topic_fails_at_send_and_one_that_fits_is_stored() 
         .create_topic(
             "small",
             TopicConfig {
-                max_batch_bytes: Some(MAX as u32),
+                overrides: LogOverrides {
+                    max_batch_bytes: Some(MAX as u32),
+                    ..LogOverrides::default()
+                },
                 ..TopicConfig::with_partitions(1)
             },
         )
@@ -861,7 +874,10 @@ fn records_that_fit_are_never_batched_past_the_topic_limit() {
         .create_topic(
             "t",
             TopicConfig {
-                max_batch_bytes: Some(MAX as u32),
+                overrides: LogOverrides {
+                    max_batch_bytes: Some(MAX as u32),
+                    ..LogOverrides::default()
+                },
                 ..TopicConfig::with_partitions(2)
             },
         )
@@ -1254,13 +1270,16 @@ fn a_record_sent_after_recreation_is_not_caught_in_a_batch_open_for_the_deleted_
 fn a_failed_append_fails_every_handle_of_its_batch_and_spares_other_partitions() {
     let sim = SimFs::new(21);
     let opts = StoreOptions {
-        file_system: Arc::new(sim.clone()),
-        preallocate: false,
-        segment_bytes: 16 << 10,
+        log: LogConfig {
+            preallocate: false,
+            segment_bytes: 16 << 10,
+            ..options(Durability::None).log
+        },
         ..options(Durability::None)
     };
     let dir = Path::new("/s");
-    let store = Store::open_with(dir, opts.clone()).unwrap();
+    let env = Env::with_fs(Arc::new(sim.clone()));
+    let store = Store::open_with_env(dir, opts.clone(), env.clone()).unwrap();
     let t = store
         .create_topic("t", TopicConfig::with_partitions(2))
         .unwrap();
@@ -1357,7 +1376,7 @@ fn a_failed_append_fails_every_handle_of_its_batch_and_spares_other_partitions()
     let _ = store.close();
     drop(store);
     sim.clear_faults();
-    let store = Store::open_with(dir, opts).unwrap();
+    let store = Store::open_with_env(dir, opts, env).unwrap();
     let t = store.topic("t").unwrap();
     assert_eq!(t.end_offsets(), vec![5, 10]);
     let p0: Vec<String> = values(&t.partition(0).unwrap())

@@ -17,21 +17,28 @@ use common::{both_fs, TestRng};
 use topiclog::fs::FileSystem;
 use topiclog::segment::{parse_segment_file_name, RecordBatch, SegmentFileKind, SegmentView};
 use topiclog::{
-    Batches, Durability, Error, ManualClock, Partition, PartitionConfig, Record, RetentionPolicy,
+    Batches, Deadline, Durability, Env, Error, Limit, LogConfig, ManualClock, Partition, Record,
+    Retention, RetentionPolicy,
 };
 
 const NOW: i64 = 1_700_000_000_000;
 
-fn config(fs: &Arc<dyn FileSystem>) -> PartitionConfig {
-    PartitionConfig {
-        file_system: fs.clone(),
+/// `fs` on the fixed clock `NOW`.
+fn env(fs: &Arc<dyn FileSystem>) -> Env {
+    Env {
+        fs: fs.clone(),
+        clock: Arc::new(ManualClock::new(NOW)),
+    }
+}
+
+fn config() -> LogConfig {
+    LogConfig {
         segment_bytes: 2048,
-        segment_ms: None,
+        segment_ms: Deadline::Never,
         index_interval_bytes: 128,
         durability: Durability::None,
         preallocate: false,
-        clock: Arc::new(ManualClock::new(NOW)),
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
@@ -169,7 +176,7 @@ fn retention_then_read_held(fs: &Arc<dyn FileSystem>, dir: &Path, log: &Partitio
 #[test]
 fn held_reads_and_segments_survive_deletion_in_the_appending_process() {
     both_fs(|fs, dir| {
-        let log = Partition::open_with(dir, config(&fs)).unwrap();
+        let log = Partition::open_with_env(dir, config(), env(&fs)).unwrap();
         fill(&log, 60, 1);
         let held = hold(&log, true, Vec::new());
         retention_then_read_held(&fs, dir, &log, held);
@@ -181,7 +188,7 @@ fn held_reads_and_segments_survive_deletion_in_the_appending_process() {
 #[test]
 fn held_segments_of_a_reopened_log_survive_deletion_before_first_use() {
     both_fs(|fs, dir| {
-        let log = Partition::open_with(dir, config(&fs)).unwrap();
+        let log = Partition::open_with_env(dir, config(), env(&fs)).unwrap();
         fill(&log, 60, 2);
         let expected: Vec<_> = log
             .segments()
@@ -191,7 +198,7 @@ fn held_segments_of_a_reopened_log_survive_deletion_before_first_use() {
         log.close().unwrap();
         drop(log);
 
-        let log = Partition::open_with(dir, config(&fs)).unwrap();
+        let log = Partition::open_with_env(dir, config(), env(&fs)).unwrap();
         let held = Held {
             segments: log.segments(),
             segment_bytes: expected,
@@ -207,7 +214,7 @@ fn held_segments_of_a_reopened_log_survive_deletion_before_first_use() {
 #[test]
 fn readers_racing_retention_and_appends_see_correct_data_or_out_of_range() {
     both_fs(|fs, dir| {
-        let log = Partition::open_with(dir, config(&fs)).unwrap();
+        let log = Partition::open_with_env(dir, config(), env(&fs)).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let reads_ok = Arc::new(AtomicU64::new(0));
         let reads_oor = Arc::new(AtomicU64::new(0));
@@ -244,8 +251,8 @@ fn readers_racing_retention_and_appends_see_correct_data_or_out_of_range() {
                         log.delete_records(end - 20 - rng.below(40)).unwrap();
                     }
                     let policy = RetentionPolicy {
-                        retention: None,
-                        retention_bytes: Some(8 << 10),
+                        retention: Retention::Forever,
+                        retention_bytes: Limit::Bytes(8 << 10),
                     };
                     log.apply_retention(NOW, &policy).unwrap();
                     passes.fetch_add(1, Ordering::Relaxed);

@@ -16,7 +16,8 @@ use common::crash_without_close;
 use topiclog::fs::{CrashMode, FileSystem, SimFs};
 use topiclog::segment::{parse_segment_file_name, SegmentFileKind};
 use topiclog::{
-    Durability, Error, ManualClock, Partition, PartitionConfig, Record, RetentionPolicy,
+    Deadline, Durability, Env, Error, Limit, LogConfig, ManualClock, Partition, Record, Retention,
+    RetentionPolicy,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -26,16 +27,22 @@ const RECORDS: u64 = 30;
 const FIRST_NEW: u64 = 20;
 const DIR: &str = "/data/p0";
 
-fn config(fs: &SimFs) -> PartitionConfig {
-    PartitionConfig {
-        file_system: Arc::new(fs.clone()),
+/// `fs` on the fixed clock `NOW`.
+fn sim_env(fs: &SimFs) -> Env {
+    Env {
+        fs: Arc::new(fs.clone()),
+        clock: Arc::new(ManualClock::new(NOW)),
+    }
+}
+
+fn config() -> LogConfig {
+    LogConfig {
         segment_bytes: 1024,
-        segment_ms: None,
+        segment_ms: Deadline::Never,
         index_interval_bytes: 100,
         durability: Durability::None,
         preallocate: false,
-        clock: Arc::new(ManualClock::new(NOW)),
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
@@ -54,7 +61,7 @@ fn setup(seed: u64, mapped_reads: bool) -> SimFs {
     } else {
         fs
     };
-    let log = Partition::open_with(DIR, config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
     for o in 0..RECORDS {
         let ts = if o < FIRST_NEW { OLD } else { NOW };
         assert_eq!(
@@ -103,7 +110,7 @@ fn segment_files(fs: &SimFs, dir: &Path) -> Vec<(u64, SegmentFileKind)> {
 
 /// Everything a reopened log must satisfy after an interrupted pass.
 fn check_reopened(fs: &SimFs, s: &Scenario, what: &str) -> Partition {
-    let log = Partition::open_with(DIR, config(fs))
+    let log = Partition::open_with_env(DIR, config(), sim_env(fs))
         .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
     let start = log.start_offset();
     let end = log.end_offset();
@@ -175,7 +182,7 @@ fn check_reopened(fs: &SimFs, s: &Scenario, what: &str) -> Partition {
 fn cut_at_every_operation(s: &Scenario, seed: u64) {
     // A clean run: count its mutating operations and check where it ends.
     let fs = setup(seed, false);
-    let log = Partition::open_with(DIR, config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
     let before = fs.mutating_ops();
     pass(&log, s);
     let ops = fs.mutating_ops() - before;
@@ -193,7 +200,7 @@ fn cut_at_every_operation(s: &Scenario, seed: u64) {
             let what = format!("cut after {n} of {ops} ops, {mode:?}");
             // Both read paths, alternating with the cut.
             let fs = setup(seed ^ (n << 8) ^ m as u64, n % 2 == 0);
-            let log = Partition::open_with(DIR, config(&fs)).unwrap();
+            let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
             fs.power_cut_after(n);
             pass(&log, s);
             crash_without_close(log);
@@ -227,8 +234,8 @@ fn time_retention_after_delete_records_cut_at_every_operation() {
         &Scenario {
             delete_before: 12,
             policy: RetentionPolicy {
-                retention: Some(Duration::from_secs(3600)),
-                retention_bytes: None,
+                retention: Retention::After(Duration::from_secs(3600)),
+                retention_bytes: Limit::Unlimited,
             },
             final_start: 20,
             final_bases: vec![20, 25],
@@ -245,8 +252,8 @@ fn retention_of_every_segment_cut_at_every_operation() {
         &Scenario {
             delete_before: 7,
             policy: RetentionPolicy {
-                retention: None,
-                retention_bytes: Some(0),
+                retention: Retention::Forever,
+                retention_bytes: Limit::Bytes(0),
             },
             final_start: RECORDS,
             final_bases: vec![RECORDS],

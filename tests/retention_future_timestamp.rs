@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use topiclog::segment::{segment_file_name, SegmentFileKind};
-use topiclog::{Durability, ManualClock, Partition, PartitionConfig, Record, RetentionPolicy};
+use topiclog::{
+    Deadline, Durability, Env, Limit, LogConfig, ManualClock, Partition, Record, Retention,
+    RetentionPolicy,
+};
 
 const T: i64 = 1_700_000_000_000;
 const HOUR: i64 = 3_600_000;
@@ -18,14 +21,21 @@ const YEARS_AHEAD: i64 = 1000 * 365 * DAY;
 /// Gives every one-record batch a 1 KiB segment of its own.
 const VALUE_LEN: usize = 700;
 
-fn config(clock: &ManualClock) -> PartitionConfig {
-    PartitionConfig {
+/// The real file system on `clock`.
+fn clock_env(clock: &ManualClock) -> Env {
+    Env {
+        clock: Arc::new(clock.clone()),
+        ..Env::default()
+    }
+}
+
+fn config() -> LogConfig {
+    LogConfig {
         segment_bytes: 1024,
-        segment_ms: None,
+        segment_ms: Deadline::Never,
         durability: Durability::None,
         preallocate: false,
-        clock: Arc::new(clock.clone()),
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
@@ -37,8 +47,8 @@ fn record(offset: u64, ts: i64) -> Record {
 
 fn retention(ms: i64) -> RetentionPolicy {
     RetentionPolicy {
-        retention: Some(Duration::from_millis(ms as u64)),
-        retention_bytes: None,
+        retention: Retention::After(Duration::from_millis(ms as u64)),
+        retention_bytes: Limit::Unlimited,
     }
 }
 
@@ -63,7 +73,7 @@ fn set_log_mtime(dir: &Path, base: u64, ms: i64) {
 
 /// Three one-batch segments whose records all claim a time far in the future.
 fn future_log(dir: &Path, clock: &ManualClock, future: i64) -> Partition {
-    let log = Partition::open_with(dir, config(clock)).unwrap();
+    let log = Partition::open_with_env(dir, config(), clock_env(clock)).unwrap();
     for i in 0..3 {
         assert_eq!(log.append(record(i, future)).unwrap(), i);
     }
@@ -75,7 +85,7 @@ fn future_log(dir: &Path, clock: &ManualClock, future: i64) -> Partition {
 fn future_timestamps_do_not_pin_a_segment_appended_long_ago() {
     let tmp = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T);
-    let log = Partition::open_with(tmp.path(), config(&clock)).unwrap();
+    let log = Partition::open_with_env(tmp.path(), config(), clock_env(&clock)).unwrap();
     let future = T + YEARS_AHEAD;
     // Segment 0: a far-future record appended at T.
     log.append(record(0, future)).unwrap();
@@ -116,7 +126,7 @@ fn future_timestamps_do_not_pin_a_segment_appended_long_ago() {
 fn old_timestamps_expire_a_segment_appended_just_now() {
     let tmp = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T);
-    let log = Partition::open_with(tmp.path(), config(&clock)).unwrap();
+    let log = Partition::open_with_env(tmp.path(), config(), clock_env(&clock)).unwrap();
     log.append(record(0, T - 10 * DAY)).unwrap();
     log.append(record(1, T)).unwrap();
     let r = log.apply_retention(T, &retention(DAY)).unwrap();
@@ -139,7 +149,7 @@ fn after_reopen_the_file_mtime_ages_a_future_stamped_segment() {
     set_log_mtime(tmp.path(), 0, now - 3 * DAY);
     set_log_mtime(tmp.path(), 1, now - 2 * DAY);
 
-    let log = Partition::open_with(tmp.path(), config(&clock)).unwrap();
+    let log = Partition::open_with_env(tmp.path(), config(), clock_env(&clock)).unwrap();
     assert_eq!(bases(&log), vec![0, 1, 2]);
     let last = log.segments()[0].last_modified_ms();
     assert!(
@@ -155,7 +165,7 @@ fn after_reopen_the_file_mtime_ages_a_future_stamped_segment() {
     // And the start offset holds across another reopen.
     log.close().unwrap();
     drop(log);
-    let log = Partition::open_with(tmp.path(), config(&clock)).unwrap();
+    let log = Partition::open_with_env(tmp.path(), config(), clock_env(&clock)).unwrap();
     assert_eq!((log.start_offset(), log.end_offset()), (2, 3));
 }
 
@@ -170,7 +180,7 @@ fn after_reopen_a_far_future_now_expires_by_mtime() {
     log.close().unwrap();
     drop(log);
 
-    let log = Partition::open_with(tmp.path(), config(&clock)).unwrap();
+    let log = Partition::open_with_env(tmp.path(), config(), clock_env(&clock)).unwrap();
     // A year on, by the wall clock, with a retention of a week: not old by the records' stamps.
     let later = now + 365 * DAY;
     let r = log.apply_retention(later, &retention(7 * DAY)).unwrap();

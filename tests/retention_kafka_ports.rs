@@ -19,7 +19,8 @@ use common::{both_fs, crash_without_close};
 use topiclog::fs::{CrashMode, FileSystem, SimFs, StdFs};
 use topiclog::segment::{parse_segment_file_name, SegmentFileKind};
 use topiclog::{
-    Durability, Error, ManualClock, Partition, PartitionConfig, Record, RetentionPolicy,
+    Deadline, Durability, Env, Error, Limit, LogConfig, ManualClock, Partition, Record, Retention,
+    RetentionPolicy,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -38,14 +39,14 @@ fn value(offset: u64, len: usize) -> Vec<u8> {
 /// The encoded size of a batch of one record with a `len`-byte value and no key.
 fn batch_len(len: usize) -> u64 {
     let fs = SimFs::new(1);
-    let log = Partition::open_with(
+    let log = Partition::open_with_env(
         "/scratch",
-        PartitionConfig {
-            file_system: Arc::new(fs),
+        LogConfig {
             preallocate: false,
             durability: Durability::None,
-            ..PartitionConfig::default()
+            ..LogConfig::default()
         },
+        Env::with_fs(Arc::new(fs)),
     )
     .unwrap();
     log.append(Record::new(value(0, len)).with_timestamp(NOW))
@@ -53,22 +54,27 @@ fn batch_len(len: usize) -> u64 {
     log.segments()[0].size()
 }
 
-fn config(fs: &Arc<dyn FileSystem>, clock: &ManualClock, segment_bytes: u64) -> PartitionConfig {
-    PartitionConfig {
-        file_system: fs.clone(),
+fn env(fs: &Arc<dyn FileSystem>, clock: &ManualClock) -> Env {
+    Env {
+        fs: fs.clone(),
+        clock: Arc::new(clock.clone()),
+    }
+}
+
+fn config(segment_bytes: u64) -> LogConfig {
+    LogConfig {
         segment_bytes,
-        segment_ms: None,
+        segment_ms: Deadline::Never,
         index_interval_bytes: 256,
         durability: Durability::None,
         preallocate: false,
-        clock: Arc::new(clock.clone()),
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
 /// A partition whose segments hold exactly five one-record batches of `SMALL` values.
 fn five_per_segment(fs: &Arc<dyn FileSystem>, dir: &Path, clock: &ManualClock) -> Partition {
-    Partition::open_with(dir, config(fs, clock, 5 * batch_len(SMALL))).unwrap()
+    Partition::open_with_env(dir, config(5 * batch_len(SMALL)), env(fs, clock)).unwrap()
 }
 
 /// Append `count` one-record batches with timestamp `ts`; returns their offsets.
@@ -140,15 +146,15 @@ fn file_bases(fs: &dyn FileSystem, dir: &Path, kind: SegmentFileKind) -> Vec<u64
 
 fn by_time(ms: u64) -> RetentionPolicy {
     RetentionPolicy {
-        retention: Some(Duration::from_millis(ms)),
-        retention_bytes: None,
+        retention: Retention::After(Duration::from_millis(ms)),
+        retention_bytes: Limit::Unlimited,
     }
 }
 
 fn by_size(bytes: u64) -> RetentionPolicy {
     RetentionPolicy {
-        retention: None,
-        retention_bytes: Some(bytes),
+        retention: Retention::Forever,
+        retention_bytes: Limit::Bytes(bytes),
     }
 }
 
@@ -159,7 +165,7 @@ fn deleting_every_segment_keeps_the_end_offset_for_the_next_append() {
         for n in [0u64, 1, 25] {
             let clock = ManualClock::new(NOW);
             let dir = dir.join(format!("n{n}"));
-            let log = Partition::open_with(&dir, config(&fs, &clock, 1024)).unwrap();
+            let log = Partition::open_with_env(&dir, config(1024), env(&fs, &clock)).unwrap();
             append_n(&log, n, LARGE, NOW - 10);
             assert_eq!(log.end_offset(), n);
             let segments_before = log.segment_count();
@@ -203,7 +209,7 @@ fn deleting_every_segment_keeps_the_end_offset_for_the_next_append() {
             assert_readable(&log, LARGE);
 
             log.close().unwrap();
-            let log = Partition::open_with(&dir, config(&fs, &clock, 1024)).unwrap();
+            let log = Partition::open_with_env(&dir, config(1024), env(&fs, &clock)).unwrap();
             assert_eq!(log.start_offset(), n);
             assert_eq!(log.end_offset(), n + 1);
             assert_readable(&log, LARGE);
@@ -312,7 +318,8 @@ fn active_segment_goes_only_when_expired_and_non_empty() {
         // All fifteen records in the active segment, stamped long ago.
         let clock = ManualClock::new(NOW);
         let one = dir.join("one");
-        let log = Partition::open_with(&one, config(&fs, &clock, 15 * batch_len(SMALL))).unwrap();
+        let log = Partition::open_with_env(&one, config(15 * batch_len(SMALL)), env(&fs, &clock))
+            .unwrap();
         append_n(&log, 15, SMALL, 10);
         assert_eq!(log.segment_count(), 1);
         let report = log.apply_retention(NOW, &by_time(10_000)).unwrap();
@@ -489,7 +496,7 @@ fn delete_records_start_offset_survives_reopen_at_once() {
 fn retention_twice_deletes_nothing_more() {
     both_fs(|fs, dir| {
         let clock = ManualClock::new(NOW + 100);
-        let log = Partition::open_with(dir, config(&fs, &clock, 1024)).unwrap();
+        let log = Partition::open_with_env(dir, config(1024), env(&fs, &clock)).unwrap();
         log.append(Record::new(value(0, LARGE)).with_timestamp(NOW + 100))
             .unwrap();
         log.append(Record::new(value(1, LARGE)).with_timestamp(NOW))
@@ -581,8 +588,8 @@ fn time_and_size_retention_combine() {
         append_n(&log, 5, SMALL, NOW - 60_000); // segment 0: expired
         append_n(&log, 15, SMALL, NOW); // segments 5, 10, 15: fresh
         let policy = RetentionPolicy {
-            retention: Some(Duration::from_secs(30)),
-            retention_bytes: Some(10 * l),
+            retention: Retention::After(Duration::from_secs(30)),
+            retention_bytes: Limit::Bytes(10 * l),
         };
         let r = log.apply_retention(NOW, &policy).unwrap();
         // Segment 0 by time; segment 5 by size (10 batches remain after it).

@@ -20,17 +20,21 @@ use topiclog::internals::format::{
     BASE_OFFSET_OFFSET, LAST_OFFSET_DELTA_OFFSET, LENGTH_OFFSET, MAX_TIMESTAMP_OFFSET,
 };
 use topiclog::segment::{BatchHeader, SegmentFileKind};
-use topiclog::{Error, Partition, PartitionConfig, Record};
+use topiclog::{Env, Error, LogConfig, Partition, Record};
 
 const DIR: &str = "/p";
 
-fn config(fs: &SimFs) -> PartitionConfig {
-    PartitionConfig {
-        file_system: Arc::new(fs.clone()),
+/// The simulated `fs` with the system clock.
+fn sim_env(fs: &SimFs) -> Env {
+    Env::with_fs(Arc::new(fs.clone()))
+}
+
+fn config() -> LogConfig {
+    LogConfig {
         segment_bytes: 2048,
         index_interval_bytes: 200,
         preallocate: false,
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     }
 }
 
@@ -39,7 +43,7 @@ fn config(fs: &SimFs) -> PartitionConfig {
 /// segments. Returns the records the log holds and its end offset.
 fn build(clean: bool, compacted: bool) -> (SimFs, Vec<RecordView>, u64) {
     let fs = SimFs::new(5);
-    let log = Partition::open_with(DIR, config(&fs)).unwrap();
+    let log = Partition::open_with_env(DIR, config(), sim_env(&fs)).unwrap();
     let mut records = Vec::new();
     for b in 0..40u64 {
         let n = 1 + b % 3;
@@ -131,7 +135,7 @@ fn batches_in(bytes: &[u8]) -> Vec<(usize, BatchHeader)> {
 /// `records` are the log's records in offset order (a compacted log has gaps) and `end` its end
 /// offset. Returns whether anything reported the damage.
 fn check(fs: &SimFs, records: &[RecordView], end: u64, what: &str) -> bool {
-    let log = match Partition::open_with(DIR, config(fs)) {
+    let log = match Partition::open_with_env(DIR, config(), sim_env(fs)) {
         Ok(log) => log,
         Err(Error::Corrupt { .. }) => return true,
         Err(e) => panic!("{what}: open failed with a non-Corrupt error: {e:?}"),
@@ -299,7 +303,7 @@ fn clean_open_never_takes_the_end_from_a_damaged_header() {
     // The flip that once moved the end from 2 to 4098: bit 12 of the last offset delta.
     let at = pos + LAST_OFFSET_DELTA_OFFSET + 1;
     overwrite(&fs, active, at as u64, &[bytes[at] ^ 0x10]);
-    match Partition::open_with(DIR, config(&fs)) {
+    match Partition::open_with_env(DIR, config(), sim_env(&fs)) {
         Err(Error::Corrupt { path, .. }) => assert_eq!(&path, active),
         Ok(log) => panic!(
             "opened with end {} (was {})",

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::{both_fs, brute_force_offset_for_time, RecordView, TestRng};
 use topiclog::fs::FileSystem;
-use topiclog::segment::{RecordBatch, Segment, SegmentConfig, TimestampOffset};
-use topiclog::{Durability, Partition, PartitionConfig, Record};
+use topiclog::segment::{RecordBatch, Segment, TimestampOffset};
+use topiclog::{Durability, Env, LogConfig, Partition, Record};
 
 const BASE: u64 = 40;
 
@@ -26,12 +26,16 @@ fn encode(records: &[Record], base: u64) -> Vec<u8> {
         .to_vec()
 }
 
-fn config(index_interval_bytes: u32, preallocate_bytes: u64) -> SegmentConfig {
-    SegmentConfig {
+/// A segment's config: an index entry every `index_interval_bytes`, its `.log` preallocated to
+/// `preallocate_bytes` (0: not preallocated).
+fn config(index_interval_bytes: u32, preallocate_bytes: u64) -> LogConfig {
+    LogConfig {
         index_interval_bytes,
         max_index_bytes: 4096,
-        preallocate_bytes,
+        preallocate: preallocate_bytes > 0,
+        segment_bytes: preallocate_bytes.max(1024),
         max_batch_bytes: 1 << 20,
+        ..LogConfig::default()
     }
 }
 
@@ -53,7 +57,7 @@ fn records_at(tag: &str, timestamps: &[i64]) -> Vec<Record> {
 fn build(
     fs: &Arc<dyn FileSystem>,
     dir: &Path,
-    cfg: SegmentConfig,
+    cfg: &LogConfig,
     batches: &[(u64, Vec<Record>)],
 ) -> (Segment, Vec<RecordBatch>) {
     fs.create_dir_all(dir).unwrap();
@@ -72,7 +76,7 @@ fn build(
 fn each_state(
     fs: &Arc<dyn FileSystem>,
     dir: &Path,
-    cfg: SegmentConfig,
+    cfg: &LogConfig,
     seg: Segment,
     check: impl Fn(&Segment, &str),
 ) {
@@ -99,11 +103,11 @@ fn record_offsets(batches: &[RecordBatch]) -> Vec<u64> {
 fn read_on_empty_segment_returns_nothing() {
     both_fs(|fs, dir| {
         let cfg = config(64, 0);
-        let (seg, _) = build(&fs, dir, cfg, &[]);
+        let (seg, _) = build(&fs, dir, &cfg, &[]);
         assert_eq!(seg.size(), 0);
         assert_eq!(seg.next_offset(), BASE);
         assert_eq!(seg.max_timestamp().unwrap(), None);
-        each_state(&fs, dir, cfg, seg, |seg, state| {
+        each_state(&fs, dir, &cfg, seg, |seg, state| {
             for offset in [0, BASE - 1, BASE, BASE + 1, u64::MAX] {
                 assert!(seg.read(offset, 1 << 20).unwrap().is_empty(), "{state}");
             }
@@ -119,8 +123,8 @@ fn read_before_first_offset_returns_first_batch() {
     both_fs(|fs, dir| {
         // The first batch starts after the segment's base offset (as after compaction).
         let cfg = config(64, 0);
-        let (seg, expected) = build(&fs, dir, cfg, &[(50, records_at("a", &[1, 2, 3]))]);
-        each_state(&fs, dir, cfg, seg, |seg, state| {
+        let (seg, expected) = build(&fs, dir, &cfg, &[(50, records_at("a", &[1, 2, 3]))]);
+        each_state(&fs, dir, &cfg, seg, |seg, state| {
             for offset in [0, BASE, BASE + 1, 49, 50] {
                 let got = seg.read(offset, 1 << 20).unwrap();
                 assert_eq!(got, expected, "{state}: read({offset})");
@@ -137,14 +141,14 @@ fn read_after_last_offset_returns_nothing() {
         let (seg, expected) = build(
             &fs,
             dir,
-            cfg,
+            &cfg,
             &[
                 (BASE, records_at("a", &[1, 2, 3])),
                 (BASE + 3, records_at("b", &[4, 5])),
             ],
         );
         assert_eq!(seg.next_offset(), BASE + 5);
-        each_state(&fs, dir, cfg, seg, |seg, state| {
+        each_state(&fs, dir, &cfg, seg, |seg, state| {
             assert_eq!(
                 seg.read(BASE + 4, 1 << 20).unwrap(),
                 expected[1..],
@@ -167,13 +171,13 @@ fn read_from_gap_returns_next_batch() {
         let (seg, expected) = build(
             &fs,
             dir,
-            cfg,
+            &cfg,
             &[
                 (BASE, records_at("a", &[1, 2])),
                 (60, records_at("b", &[3, 4])),
             ],
         );
-        each_state(&fs, dir, cfg, seg, |seg, state| {
+        each_state(&fs, dir, &cfg, seg, |seg, state| {
             for offset in [BASE + 2, 45, 59, 60] {
                 let got = seg.read(offset, 1 << 20).unwrap();
                 assert_eq!(got, expected[1..], "{state}: read({offset})");
@@ -191,14 +195,14 @@ fn read_mid_batch_returns_containing_batch() {
         let (seg, expected) = build(
             &fs,
             &dir.join("segment"),
-            cfg,
+            &cfg,
             &[
                 (BASE, records_at("a", &[1; 5])),
                 (BASE + 5, records_at("b", &[2; 5])),
                 (BASE + 10, records_at("c", &[3; 5])),
             ],
         );
-        each_state(&fs, &dir.join("segment"), cfg, seg, |seg, state| {
+        each_state(&fs, &dir.join("segment"), &cfg, seg, |seg, state| {
             for offset in BASE..BASE + 15 {
                 let i = ((offset - BASE) / 5) as usize;
                 let got = seg.read(offset, 1 << 20).unwrap();
@@ -210,13 +214,13 @@ fn read_mid_batch_returns_containing_batch() {
 
         // At the partition level the whole batch comes back, and records() skips the offsets
         // below the one asked for.
-        let log = Partition::open_with(
+        let log = Partition::open_with_env(
             dir.join("partition"),
-            PartitionConfig {
-                file_system: fs.clone(),
+            LogConfig {
                 segment_bytes: 4096,
-                ..PartitionConfig::default()
+                ..LogConfig::default()
             },
+            Env::with_fs(fs.clone()),
         )
         .unwrap();
         log.append_batch(&records_at("a", &[1; 5])).unwrap();
@@ -261,9 +265,9 @@ fn read_honors_max_bytes_but_returns_at_least_one_batch() {
         }
         for (n, cfg) in [config(1, 0), config(512, 1 << 15)].into_iter().enumerate() {
             let seg_dir = dir.join(format!("s{n}"));
-            let (seg, expected) = build(&fs, &seg_dir, cfg, &batches);
+            let (seg, expected) = build(&fs, &seg_dir, &cfg, &batches);
             let lens: Vec<usize> = expected.iter().map(|b| b.as_bytes().len()).collect();
-            each_state(&fs, &seg_dir, cfg, seg, |seg, state| {
+            each_state(&fs, &seg_dir, &cfg, seg, |seg, state| {
                 for offset in BASE..next {
                     let first = expected
                         .iter()
@@ -310,14 +314,14 @@ fn check_find_by_timestamp(fs: &Arc<dyn FileSystem>, dir: &Path, batches: &[(u64
         .enumerate()
     {
         let seg_dir = dir.join(format!("s{n}"));
-        let (seg, expected) = build(fs, &seg_dir, cfg, batches);
+        let (seg, expected) = build(fs, &seg_dir, &cfg, batches);
         let records: Vec<RecordView> = expected
             .iter()
             .flat_map(|b| b.records())
             .map(|r| RecordView::of(&r))
             .collect();
         let next = seg.next_offset();
-        each_state(fs, &seg_dir, cfg, seg, |seg, state| {
+        each_state(fs, &seg_dir, &cfg, seg, |seg, state| {
             assert_eq!(
                 seg.max_timestamp().unwrap(),
                 Some(hi - 2),
@@ -384,14 +388,14 @@ fn find_offset_by_timestamp_with_random_timestamps() {
 #[test]
 fn offset_for_time_across_segments_matches_brute_force() {
     both_fs(|fs, dir| {
-        let config = PartitionConfig {
-            file_system: fs.clone(),
+        let config = LogConfig {
             segment_bytes: 2048,
             index_interval_bytes: 256,
             durability: Durability::None,
-            ..PartitionConfig::default()
+            ..LogConfig::default()
         };
-        let log = Partition::open_with(dir, config.clone()).unwrap();
+        let env = Env::with_fs(fs.clone());
+        let log = Partition::open_with_env(dir, config.clone(), env.clone()).unwrap();
         let records = common::append_random_batches(&log, 60, 5);
         assert!(log.segment_count() > 3);
         let lo = records.iter().map(|r| r.timestamp).min().unwrap() - 2;
@@ -408,7 +412,7 @@ fn offset_for_time_across_segments_matches_brute_force() {
         check(&log, "open");
         log.close().unwrap();
         drop(log);
-        let log = Partition::open_with(dir, config).unwrap();
+        let log = Partition::open_with_env(dir, config, env).unwrap();
         assert_eq!(common::record_views(&log, 0), records);
         check(&log, "reopened");
     });

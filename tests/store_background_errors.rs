@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use topiclog::fs::{Fault, FaultOp, SimFs};
 use topiclog::{
-    CleanupPolicy, Durability, Error, ErrorKind, MaintenanceTask, ManualClock, Partition, Record,
-    Store, StoreOptions, Topic, TopicConfig,
+    CleanupPolicy, Durability, Env, Error, ErrorKind, Limit, LogConfig, LogOverrides,
+    MaintenanceTask, ManualClock, Partition, Record, Store, StoreOptions, Topic, TopicConfig,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -23,13 +23,21 @@ const NOW: i64 = 1_700_000_000_000;
 const DEADLINE: Duration = Duration::from_secs(10);
 const KEYS: u32 = 10;
 
-fn options(fs: &SimFs) -> StoreOptions {
+fn env(fs: &SimFs, clock: &ManualClock) -> Env {
+    Env {
+        fs: Arc::new(fs.clone()),
+        clock: Arc::new(clock.clone()),
+    }
+}
+
+fn options() -> StoreOptions {
     StoreOptions {
-        file_system: Arc::new(fs.clone()),
-        clock: Arc::new(ManualClock::new(NOW)),
-        segment_bytes: 1024,
-        preallocate: false,
-        durability: Durability::None,
+        log: LogConfig {
+            segment_bytes: 1024,
+            preallocate: false,
+            durability: Durability::None,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: true,
         cleaner_backoff: Duration::from_millis(10),
@@ -77,7 +85,8 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 #[test]
 fn a_background_compaction_failure_is_kept_typed_and_retried() {
     let fs = SimFs::new(11);
-    let store = Store::open_with("/store", options(&fs)).unwrap();
+    let store =
+        Store::open_with_env("/store", options(), env(&fs, &ManualClock::new(NOW))).unwrap();
     // Partition 1 of "table" has no space for the cleaned segment it writes (compaction writes
     // the cleaned copy of segments 0.. to `<base>.log.cleaned` before it swaps it in).
     fs.inject(Fault {
@@ -87,7 +96,10 @@ fn a_background_compaction_failure_is_kept_typed_and_retried() {
         ..Fault::new(FaultOp::Write, 0)
     });
     let compacted = TopicConfig {
-        cleanup_policy: Some(CleanupPolicy::Compact),
+        overrides: LogOverrides {
+            cleanup_policy: Some(CleanupPolicy::Compact),
+            ..LogOverrides::default()
+        },
         ..TopicConfig::with_partitions(2)
     };
     let table = store.create_topic("table", compacted).unwrap();
@@ -147,23 +159,26 @@ fn a_background_compaction_failure_is_kept_typed_and_retried() {
 fn a_background_retention_failure_is_kept_typed() {
     let fs = SimFs::new(12);
     let clock = ManualClock::new(NOW);
-    let store = Store::open_with(
+    let store = Store::open_with_env(
         "/store",
         StoreOptions {
-            clock: Arc::new(clock.clone()),
             background_cleaner: false,
             background_maintenance: true,
             maintenance_interval: Duration::from_millis(10),
             retention_check_interval: Duration::from_secs(1),
-            ..options(&fs)
+            ..options()
         },
+        env(&fs, &clock),
     )
     .unwrap();
     let topic = store
         .create_topic(
             "t",
             TopicConfig {
-                retention_bytes: Some(2048),
+                overrides: LogOverrides {
+                    retention_bytes: Some(Limit::Bytes(2048)),
+                    ..LogOverrides::default()
+                },
                 ..TopicConfig::with_partitions(2)
             },
         )

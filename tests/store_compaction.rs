@@ -11,19 +11,28 @@ use std::time::{Duration, Instant};
 
 use topiclog::fs::{FileSystem, SimFs, StdFs};
 use topiclog::{
-    CleanupPolicy, Durability, ManualClock, Record, Store, StoreOptions, Topic, TopicConfig,
+    CleanupPolicy, Deadline, Durability, Env, LogConfig, LogOverrides, ManualClock, Record, Store,
+    StoreOptions, Topic, TopicConfig,
 };
 
 const NOW: i64 = 1_700_000_000_000;
 const DEADLINE: Duration = Duration::from_secs(10);
 
-fn options(fs: Arc<dyn FileSystem>, clock: &ManualClock) -> StoreOptions {
-    StoreOptions {
-        file_system: fs,
+fn env(fs: Arc<dyn FileSystem>, clock: &ManualClock) -> Env {
+    Env {
+        fs,
         clock: Arc::new(clock.clone()),
-        segment_bytes: 1024,
-        preallocate: false,
-        durability: Durability::None,
+    }
+}
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        log: LogConfig {
+            segment_bytes: 1024,
+            preallocate: false,
+            durability: Durability::None,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
         ..StoreOptions::default()
@@ -32,7 +41,10 @@ fn options(fs: Arc<dyn FileSystem>, clock: &ManualClock) -> StoreOptions {
 
 fn compacted(partitions: u32) -> TopicConfig {
     TopicConfig {
-        cleanup_policy: Some(CleanupPolicy::Compact),
+        overrides: LogOverrides {
+            cleanup_policy: Some(CleanupPolicy::Compact),
+            ..LogOverrides::default()
+        },
         ..TopicConfig::with_partitions(partitions)
     }
 }
@@ -94,7 +106,7 @@ fn both_fs(f: impl Fn(Arc<dyn FileSystem>, &std::path::Path)) {
 fn maintain_compacts_compacted_topics_only() {
     both_fs(|fs, dir| {
         let clock = ManualClock::new(NOW);
-        let store = Store::open_with(dir, options(fs.clone(), &clock)).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone(), &clock)).unwrap();
         let table = store.create_topic("table", compacted(2)).unwrap();
         let events = store
             .create_topic("events", TopicConfig::with_partitions(1))
@@ -111,7 +123,7 @@ fn maintain_compacts_compacted_topics_only() {
         assert_eq!(sealed_contents(&events, 0).1, events_before);
         // Survives a reopen.
         store.close().unwrap();
-        let store = Store::open_with(dir, options(fs.clone(), &clock)).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone(), &clock)).unwrap();
         let table = store.topic("table").unwrap();
         for (p, model) in models.iter().enumerate() {
             assert_eq!(&sealed_contents(&table, p as u32).0, model);
@@ -125,18 +137,24 @@ fn topic_overrides_and_store_defaults_reach_the_policy_and_survive_reopen() {
     let clock = ManualClock::new(NOW);
     let fs: Arc<dyn FileSystem> = Arc::new(SimFs::new(9));
     let opts = || StoreOptions {
-        delete_retention: Duration::from_secs(99),
-        min_cleanable_dirty_ratio: 0.7,
+        log: LogConfig {
+            delete_retention: Duration::from_secs(99),
+            min_cleanable_dirty_ratio: 0.7,
+            ..options().log
+        },
         cleaner_buffer_bytes: 1 << 20,
-        ..options(fs.clone(), &clock)
+        ..options()
     };
-    let store = Store::open_with("/s", opts()).unwrap();
+    let store = Store::open_with_env("/s", opts(), env(fs.clone(), &clock)).unwrap();
     let t = store
         .create_topic(
             "t",
             TopicConfig {
-                min_cleanable_dirty_ratio: Some(0.1),
-                max_compaction_lag: Some(Duration::from_secs(60)),
+                overrides: LogOverrides {
+                    min_cleanable_dirty_ratio: Some(0.1),
+                    max_compaction_lag: Some(Deadline::After(Duration::from_secs(60))),
+                    ..compacted(1).overrides
+                },
                 ..compacted(1)
             },
         )
@@ -145,23 +163,29 @@ fn topic_overrides_and_store_defaults_reach_the_policy_and_survive_reopen() {
         let c = t.compaction_policy();
         assert_eq!(c.delete_retention, Duration::from_secs(99));
         assert_eq!(c.min_cleanable_dirty_ratio, 0.1);
-        assert_eq!(c.max_compaction_lag, Some(Duration::from_secs(60)));
+        assert_eq!(
+            c.max_compaction_lag,
+            Deadline::After(Duration::from_secs(60))
+        );
         assert_eq!(c.map_budget_bytes, 1 << 20);
         // The active segment rolls by the maximum compaction lag at the latest.
         assert_eq!(
-            t.partition_config().segment_ms,
-            Some(Duration::from_secs(60))
+            t.config().roll_after(),
+            Deadline::After(Duration::from_secs(60))
         );
     };
     check(&t);
     store.close().unwrap();
-    let store = Store::open_with("/s", opts()).unwrap();
+    let store = Store::open_with_env("/s", opts(), env(fs.clone(), &clock)).unwrap();
     check(&store.topic("t").unwrap());
     // A bad ratio is refused up front.
     let bad = store.create_topic(
         "bad",
         TopicConfig {
-            min_cleanable_dirty_ratio: Some(2.0),
+            overrides: LogOverrides {
+                min_cleanable_dirty_ratio: Some(2.0),
+                ..compacted(1).overrides
+            },
             ..compacted(1)
         },
     );
@@ -176,13 +200,14 @@ fn topic_overrides_and_store_defaults_reach_the_policy_and_survive_reopen() {
 fn background_cleaner_compacts_without_being_asked() {
     let tmp = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(NOW);
-    let store = Store::open_with(
+    let store = Store::open_with_env(
         tmp.path(),
         StoreOptions {
             background_cleaner: true,
             cleaner_backoff: Duration::from_millis(20),
-            ..options(Arc::new(StdFs), &clock)
+            ..options()
         },
+        env(Arc::new(StdFs), &clock),
     )
     .unwrap();
     let table = store.create_topic("table", compacted(1)).unwrap();
@@ -211,10 +236,11 @@ fn closing_the_store_while_the_cleaner_runs_is_clean() {
     let opts = || StoreOptions {
         background_cleaner: true,
         cleaner_backoff: Duration::from_millis(1),
-        ..options(Arc::new(StdFs), &clock)
+        ..options()
     };
+    let real_env = || env(Arc::new(StdFs), &clock);
     for round in 0..5 {
-        let store = Store::open_with(tmp.path(), opts()).unwrap();
+        let store = Store::open_with_env(tmp.path(), opts(), real_env()).unwrap();
         let table = store.topic_or_create("table").unwrap();
         if round == 0 {
             store.delete_topic("table").unwrap();
@@ -226,7 +252,7 @@ fn closing_the_store_while_the_cleaner_runs_is_clean() {
         thread::sleep(Duration::from_millis(round * 3));
         store.close().unwrap();
         // Reopens cleanly with no leftover cleaner files.
-        let store = Store::open_with(tmp.path(), opts()).unwrap();
+        let store = Store::open_with_env(tmp.path(), opts(), real_env()).unwrap();
         let t = store.topic("table").unwrap();
         for p in t.partitions() {
             let names: Vec<_> = std::fs::read_dir(p.dir())

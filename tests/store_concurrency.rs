@@ -10,20 +10,23 @@ use std::thread;
 
 use topiclog::fs::{FileSystem, SimFs, StdFs};
 use topiclog::{
-    key_partition, Durability, Record, RecordMetadata, Store, StoreOptions, Topic, TopicConfig,
+    key_partition, Durability, Env, LogConfig, Record, RecordMetadata, Store, StoreOptions, Topic,
+    TopicConfig,
 };
 
 const PARTITIONS: u32 = 4;
 const WRITERS: u32 = 4;
 const ROUNDS: u32 = 120;
 
-fn options(fs: Arc<dyn FileSystem>, durability: Durability) -> StoreOptions {
+fn options(durability: Durability) -> StoreOptions {
     StoreOptions {
-        file_system: fs,
-        preallocate: false,
-        // Small segments, so the run rolls segments under the readers.
-        segment_bytes: 8 << 10,
-        durability,
+        log: LogConfig {
+            preallocate: false,
+            // Small segments, so the run rolls segments under the readers.
+            segment_bytes: 8 << 10,
+            durability,
+            ..LogConfig::default()
+        },
         ..StoreOptions::default()
     }
 }
@@ -126,7 +129,7 @@ fn read_new(topic: &Topic, next: &mut [u64], seen: &mut HashMap<(u32, u64), Vec<
 }
 
 fn run(fs: Arc<dyn FileSystem>, dir: &Path, durability: Durability) {
-    let store = Store::open_with(dir, options(fs.clone(), durability)).unwrap();
+    let store = Store::open_with_env(dir, options(durability), Env::with_fs(fs.clone())).unwrap();
     let topic = store
         .create_topic("busy", TopicConfig::with_partitions(PARTITIONS))
         .unwrap();
@@ -228,7 +231,7 @@ fn run(fs: Arc<dyn FileSystem>, dir: &Path, durability: Durability) {
     check(&topic, "live");
     store.close().unwrap();
 
-    let store = Store::open_with(dir, options(fs, durability)).unwrap();
+    let store = Store::open_with_env(dir, options(durability), Env::with_fs(fs)).unwrap();
     check(&store.topic("busy").unwrap(), "after reopen");
     store.close().unwrap();
 }

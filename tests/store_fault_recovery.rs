@@ -26,23 +26,30 @@ use std::sync::Arc;
 
 use topiclog::fs::{CrashMode, Fault, FaultOp, SimFs};
 use topiclog::{
-    AutoOffsetReset, CleanupPolicy, ConsumerConfig, Durability, Error, OffsetAndMetadata,
-    Partition, Record, RetentionPolicy, Store, StoreOptions, TopicConfig, TopicPartition,
+    AutoOffsetReset, CleanupPolicy, ConsumerConfig, Durability, Env, Error, LogConfig,
+    LogOverrides, OffsetAndMetadata, Partition, Record, Retention, RetentionPolicy, Store,
+    StoreOptions, TopicConfig, TopicPartition,
 };
 
 const DIR: &str = "/store";
 const EVENTS: &str = "events";
 const LATEST: &str = "latest";
 
-fn options(fs: &SimFs) -> StoreOptions {
+fn env(fs: &SimFs) -> Env {
+    Env::with_fs(Arc::new(fs.clone()))
+}
+
+fn options() -> StoreOptions {
     StoreOptions {
-        file_system: Arc::new(fs.clone()),
-        durability: Durability::Always,
-        segment_bytes: 1024,
-        preallocate: false,
+        log: LogConfig {
+            durability: Durability::Always,
+            segment_bytes: 1024,
+            preallocate: false,
+            retention: Retention::Forever,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
-        retention: None,
         ..StoreOptions::default()
     }
 }
@@ -50,7 +57,7 @@ fn options(fs: &SimFs) -> StoreOptions {
 /// The store before the scenario: both topics created, nothing written.
 fn base_image() -> SimFs {
     let fs = SimFs::new(11);
-    let store = Store::open_with(DIR, options(&fs)).unwrap();
+    let store = Store::open_with_env(DIR, options(), env(&fs)).unwrap();
     store
         .create_topic(EVENTS, TopicConfig::with_partitions(1))
         .unwrap();
@@ -59,8 +66,10 @@ fn base_image() -> SimFs {
             LATEST,
             TopicConfig {
                 partitions: 1,
-                cleanup_policy: Some(CleanupPolicy::Compact),
-                ..TopicConfig::default()
+                overrides: LogOverrides {
+                    cleanup_policy: Some(CleanupPolicy::Compact),
+                    ..LogOverrides::default()
+                },
             },
         )
         .unwrap();
@@ -241,7 +250,7 @@ fn check(store: &Store, out: &Outcome, retried: &BTreeMap<String, u64>, what: &s
 /// Runs one trial; returns how many partitions it had to recover.
 fn trial(base: &SimFs, fault: Fault, what: &str) -> usize {
     let fs = copy(base);
-    let store = Store::open_with(DIR, options(&fs)).unwrap();
+    let store = Store::open_with_env(DIR, options(), env(&fs)).unwrap();
     fs.inject(fault);
     let mut out = Outcome::default();
     scenario(&store, &mut out);
@@ -290,7 +299,7 @@ fn trial(base: &SimFs, fault: Fault, what: &str) -> usize {
     // Everything acknowledged was durable: a power cut now loses nothing.
     fs.crash(CrashMode::LoseUnsynced);
     std::mem::forget(store);
-    let store = Store::open_with(DIR, options(&fs))
+    let store = Store::open_with_env(DIR, options(), env(&fs))
         .unwrap_or_else(|e| panic!("{what}: reopen after a power cut: {e}"));
     check(
         &store,
@@ -305,7 +314,7 @@ fn trial(base: &SimFs, fault: Fault, what: &str) -> usize {
 /// Mutating operations of a fault-free scenario.
 fn scenario_ops(base: &SimFs) -> u64 {
     let fs = copy(base);
-    let store = Store::open_with(DIR, options(&fs)).unwrap();
+    let store = Store::open_with_env(DIR, options(), env(&fs)).unwrap();
     let before = fs.mutating_ops();
     let mut out = Outcome::default();
     scenario(&store, &mut out);
@@ -367,7 +376,7 @@ fn a_failed_fsync_at_every_sync_is_recovered_in_place() {
 fn other_partitions_go_on_while_one_is_poisoned() {
     let base = base_image();
     let fs = copy(&base);
-    let store = Store::open_with(DIR, options(&fs)).unwrap();
+    let store = Store::open_with_env(DIR, options(), env(&fs)).unwrap();
     let events = store.topic(EVENTS).unwrap().partition(0).unwrap();
     let latest = store.topic(LATEST).unwrap().partition(0).unwrap();
     events.append(Record::new("before")).unwrap();
@@ -414,7 +423,7 @@ fn other_partitions_go_on_while_one_is_poisoned() {
 fn a_producer_resumes_after_recover_partition() {
     let base = base_image();
     let fs = copy(&base);
-    let store = Store::open_with(DIR, options(&fs)).unwrap();
+    let store = Store::open_with_env(DIR, options(), env(&fs)).unwrap();
     let producer = store
         .producer(topiclog::ProducerConfig {
             acks: topiclog::Acks::Durable,

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use topiclog::fs::{File, FileLock, FileSystem, OpenMode, SimFs, StdFs};
-use topiclog::{Durability, Error, ManualClock, Record, Store, StoreOptions, TopicConfig};
+use topiclog::{
+    Durability, Env, Error, LogConfig, ManualClock, Record, Store, StoreOptions, TopicConfig,
+};
 
 /// Set (to the store directory) only in the re-executed child.
 const CHILD_ENV: &str = "TOPICLOG_STORE_LOCK_CHILD_DIR";
@@ -28,11 +30,17 @@ const STALL: Duration = Duration::from_secs(30);
 
 /// Background maintenance is off except where a test is about it: see
 /// [`reopen_immediately_after_drop_while_maintenance_is_busy`].
-fn options(fs: Arc<dyn FileSystem>) -> StoreOptions {
+fn env(fs: Arc<dyn FileSystem>) -> Env {
+    Env::with_fs(fs)
+}
+
+fn options() -> StoreOptions {
     StoreOptions {
-        file_system: fs,
-        preallocate: false,
-        segment_bytes: 64 << 10,
+        log: LogConfig {
+            preallocate: false,
+            segment_bytes: 64 << 10,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         ..StoreOptions::default()
     }
@@ -56,14 +64,22 @@ fn assert_already_open(result: topiclog::Result<Store>, dir: &Path, what: &str) 
 #[test]
 fn second_open_in_process_fails_with_already_open() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let topic = store
             .create_topic("t", TopicConfig::with_partitions(2))
             .unwrap();
         topic.send(Record::new("before")).unwrap();
 
-        assert_already_open(Store::open_with(dir, options(fs.clone())), dir, "second");
-        assert_already_open(Store::open_with(dir, options(fs.clone())), dir, "third");
+        assert_already_open(
+            Store::open_with_env(dir, options(), env(fs.clone())),
+            dir,
+            "second",
+        );
+        assert_already_open(
+            Store::open_with_env(dir, options(), env(fs.clone())),
+            dir,
+            "third",
+        );
 
         // The failed opens neither stole nor released the first store's lock.
         let meta = topic.send(Record::new("after")).unwrap();
@@ -74,7 +90,7 @@ fn second_open_in_process_fails_with_already_open() {
             b"after"
         );
         assert_already_open(
-            Store::open_with(dir, options(fs.clone())),
+            Store::open_with_env(dir, options(), env(fs.clone())),
             dir,
             "after sends",
         );
@@ -85,7 +101,7 @@ fn second_open_in_process_fails_with_already_open() {
 #[test]
 fn reopen_after_close_succeeds_even_while_clones_live() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let clone = store.clone();
         store
             .create_topic("t", TopicConfig::with_partitions(1))
@@ -95,17 +111,21 @@ fn reopen_after_close_succeeds_even_while_clones_live() {
         store.close().unwrap();
 
         // `close` releases the lock though `clone` is still alive; the clone is closed.
-        let reopened = Store::open_with(dir, options(fs.clone())).unwrap();
+        let reopened = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert!(matches!(clone.topic("t"), Err(Error::Closed { .. })));
         assert_eq!(reopened.topics(), vec!["t".to_owned()]);
         assert_eq!(reopened.topic("t").unwrap().end_offsets(), vec![1]);
         drop(clone);
         // Dropping the closed clone must not touch the new holder's lock.
-        assert_already_open(Store::open_with(dir, options(fs.clone())), dir, "reopened");
+        assert_already_open(
+            Store::open_with_env(dir, options(), env(fs.clone())),
+            dir,
+            "reopened",
+        );
         reopened.close().unwrap();
         // Closing twice is harmless.
         reopened.close().unwrap();
-        Store::open_with(dir, options(fs.clone()))
+        Store::open_with_env(dir, options(), env(fs.clone()))
             .unwrap()
             .close()
             .unwrap();
@@ -115,7 +135,7 @@ fn reopen_after_close_succeeds_even_while_clones_live() {
 #[test]
 fn reopen_after_dropping_the_last_handle_succeeds() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let clone = store.clone();
         let topic = store
             .create_topic("t", TopicConfig::with_partitions(1))
@@ -125,7 +145,7 @@ fn reopen_after_dropping_the_last_handle_succeeds() {
         drop(store);
         // One clone is still alive: the store is still open.
         assert_already_open(
-            Store::open_with(dir, options(fs.clone())),
+            Store::open_with_env(dir, options(), env(fs.clone())),
             dir,
             "one clone left",
         );
@@ -136,14 +156,14 @@ fn reopen_after_dropping_the_last_handle_succeeds() {
             Err(Error::Closed { .. })
         ));
 
-        let reopened = Store::open_with(dir, options(fs.clone())).unwrap();
+        let reopened = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let t = reopened.topic("t").unwrap();
         assert_eq!(t.end_offsets(), vec![1]);
         // Dropping is a clean close: the partition skipped the rescan.
         assert!(t.partition(0).unwrap().recovery_report().clean_shutdown);
         drop(t);
         drop(reopened);
-        Store::open_with(dir, options(fs.clone()))
+        Store::open_with_env(dir, options(), env(fs.clone()))
             .unwrap()
             .close()
             .unwrap();
@@ -255,14 +275,20 @@ fn reopen_immediately_after_drop_while_maintenance_is_busy() {
     });
     let clock = ManualClock::new(1_700_000_000_000);
     let opts = StoreOptions {
+        log: LogConfig {
+            durability: Durability::Interval(Duration::from_millis(50)),
+            ..options().log
+        },
         background_maintenance: true,
         maintenance_interval: Duration::from_millis(1),
-        durability: Durability::Interval(Duration::from_millis(50)),
+        ..options()
+    };
+    let env = Env {
+        fs,
         clock: Arc::new(clock.clone()),
-        ..options(fs)
     };
     let dir = Path::new("/store");
-    let store = Store::open_with(dir, opts.clone()).unwrap();
+    let store = Store::open_with_env(dir, opts.clone(), env.clone()).unwrap();
     let topic = store
         .create_topic("t", TopicConfig::with_partitions(1))
         .unwrap();
@@ -280,7 +306,7 @@ fn reopen_immediately_after_drop_while_maintenance_is_busy() {
     }
 
     drop(store);
-    let store = Store::open_with(dir, opts)
+    let store = Store::open_with_env(dir, opts, env)
         .unwrap_or_else(|e| panic!("open right after dropping the last handle: {e}"));
     let t = store.topic("t").unwrap();
     assert_eq!(t.end_offsets(), vec![1]);
@@ -299,7 +325,7 @@ fn child_holds_store_open() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else {
         return;
     };
-    let store = Store::open_with(&dir, options(Arc::new(StdFs))).expect("child: open");
+    let store = Store::open_with_env(&dir, options(), env(Arc::new(StdFs))).expect("child: open");
     store
         .topic_or_create("held")
         .expect("child: topic")
@@ -369,7 +395,7 @@ fn open_held_by_another_process_fails_until_it_is_killed() {
     let mut child = spawn_child(&dir);
     wait_until_locked(&mut child);
 
-    let open = || Store::open_with(&dir, options(Arc::new(StdFs)));
+    let open = || Store::open_with_env(&dir, options(), env(Arc::new(StdFs)));
     assert_already_open(open(), &dir, "while the child holds it");
     assert_already_open(open(), &dir, "asked again");
 

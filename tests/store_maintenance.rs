@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use topiclog::fs::{CrashMode, Fault, FaultOp, FileSystem, SimFs, StdFs};
+use topiclog::fs::{CrashMode, Fault, FaultOp, SimFs};
 use topiclog::{
-    Durability, Error, MaintenanceTask, ManualClock, Partition, Record, Store, StoreOptions, Topic,
-    TopicConfig,
+    Durability, Env, Error, LogConfig, LogOverrides, MaintenanceTask, ManualClock, Partition,
+    Record, Store, StoreOptions, Topic, TopicConfig,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -28,12 +28,22 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn options(fs: Arc<dyn FileSystem>) -> StoreOptions {
+/// The simulated file system `fs` on the store clock `clock`.
+fn sim_env(fs: &SimFs, clock: &ManualClock) -> Env {
+    Env {
+        fs: Arc::new(fs.clone()),
+        clock: Arc::new(clock.clone()),
+    }
+}
+
+fn options() -> StoreOptions {
     StoreOptions {
-        file_system: fs,
-        preallocate: false,
-        segment_bytes: 16 << 10,
-        durability: Durability::Interval(INTERVAL),
+        log: LogConfig {
+            preallocate: false,
+            segment_bytes: 16 << 10,
+            durability: Durability::Interval(INTERVAL),
+            ..LogConfig::default()
+        },
         ..StoreOptions::default()
     }
 }
@@ -78,7 +88,7 @@ fn eventually(what: &str, cond: impl Fn() -> bool) {
 fn background_maintenance_makes_interval_data_durable() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open_with(tmp.path().join("store"), options(Arc::new(StdFs))).unwrap();
+    let store = Store::open_with(tmp.path().join("store"), options()).unwrap();
     let topic = store
         .create_topic("interval", TopicConfig::with_partitions(3))
         .unwrap();
@@ -102,11 +112,10 @@ fn background_maintenance_flushes_once_the_interval_has_passed() {
     let clock = ManualClock::new(NOW);
     let fs = SimFs::new(1);
     let opts = StoreOptions {
-        clock: Arc::new(clock.clone()),
         maintenance_interval: Duration::from_millis(2),
-        ..options(Arc::new(fs.clone()))
+        ..options()
     };
-    let store = Store::open_with("/store", opts).unwrap();
+    let store = Store::open_with_env("/store", opts, sim_env(&fs, &clock)).unwrap();
     let topic = store
         .create_topic("interval", TopicConfig::with_partitions(2))
         .unwrap();
@@ -127,14 +136,8 @@ fn background_maintenance_flushes_once_the_interval_has_passed() {
     drop((topic, partitions));
     store.close().unwrap();
     fs.crash(CrashMode::LoseUnsynced);
-    let store = Store::open_with(
-        "/store",
-        StoreOptions {
-            clock: Arc::new(clock.clone()),
-            ..options(Arc::new(fs.clone()))
-        },
-    )
-    .unwrap();
+    let store =
+        Store::open_with_env("/store", StoreOptions { ..options() }, sim_env(&fs, &clock)).unwrap();
     assert_eq!(store.topic("interval").unwrap().end_offsets(), vec![10, 10]);
     store.close().unwrap();
 }
@@ -145,12 +148,11 @@ fn maintain_flushes_when_background_maintenance_is_off() {
     let clock = ManualClock::new(NOW);
     let fs = SimFs::new(2);
     let opts = StoreOptions {
-        clock: Arc::new(clock.clone()),
         background_maintenance: false,
         maintenance_interval: Duration::from_millis(2),
-        ..options(Arc::new(fs.clone()))
+        ..options()
     };
-    let store = Store::open_with("/store", opts.clone()).unwrap();
+    let store = Store::open_with_env("/store", opts.clone(), sim_env(&fs, &clock)).unwrap();
     let fast = store
         .create_topic("fast", TopicConfig::with_partitions(2))
         .unwrap();
@@ -159,8 +161,10 @@ fn maintain_flushes_when_background_maintenance_is_off() {
             "slow",
             TopicConfig {
                 partitions: 1,
-                durability: Some(Durability::Interval(Duration::from_secs(1))),
-                ..TopicConfig::default()
+                overrides: LogOverrides {
+                    durability: Some(Durability::Interval(Duration::from_secs(1))),
+                    ..LogOverrides::default()
+                },
             },
         )
         .unwrap();
@@ -200,7 +204,7 @@ fn maintain_flushes_when_background_maintenance_is_off() {
     std::mem::forget((fast, slow, fast_parts, slow_parts));
     std::mem::forget(store);
     fs.crash(CrashMode::LoseUnsynced);
-    let store = Store::open_with("/store", opts).unwrap();
+    let store = Store::open_with_env("/store", opts, sim_env(&fs, &clock)).unwrap();
     assert_eq!(store.topic("fast").unwrap().end_offsets(), vec![7, 7]);
     assert_eq!(store.topic("slow").unwrap().end_offsets(), vec![3]);
     store.close().unwrap();
@@ -213,11 +217,10 @@ fn maintain_reports_a_failed_flush_and_still_visits_every_partition() {
     let clock = ManualClock::new(NOW);
     let fs = SimFs::new(3);
     let opts = StoreOptions {
-        clock: Arc::new(clock.clone()),
         background_maintenance: false,
-        ..options(Arc::new(fs.clone()))
+        ..options()
     };
-    let store = Store::open_with("/store", opts).unwrap();
+    let store = Store::open_with_env("/store", opts, sim_env(&fs, &clock)).unwrap();
     let topic = store
         .create_topic("t", TopicConfig::with_partitions(3))
         .unwrap();
@@ -300,7 +303,7 @@ fn close_and_drop_stop_the_maintenance_thread_promptly() {
     // An interval so long that only the stop signal can end the thread's wait.
     let opts = StoreOptions {
         maintenance_interval: Duration::from_secs(3600),
-        ..options(Arc::new(StdFs))
+        ..options()
     };
     let before = maintenance_threads();
     let store = Store::open_with(&dir, opts.clone()).unwrap();
@@ -337,7 +340,12 @@ fn close_and_drop_stop_the_maintenance_thread_promptly() {
 fn durable_offset_reaches_the_end_on_the_simulated_fs_too() {
     let _serial = serial();
     let fs = SimFs::new(4);
-    let store = Store::open_with(Path::new("/store"), options(Arc::new(fs.clone()))).unwrap();
+    let store = Store::open_with_env(
+        Path::new("/store"),
+        options(),
+        Env::with_fs(Arc::new(fs.clone())),
+    )
+    .unwrap();
     let topic = store
         .create_topic("t", TopicConfig::with_partitions(2))
         .unwrap();

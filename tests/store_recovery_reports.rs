@@ -8,14 +8,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use topiclog::fs::{CrashMode, SimFs};
-use topiclog::{Durability, Record, Recovery, Store, StoreOptions, TopicConfig};
+use topiclog::{Durability, Env, LogConfig, Record, Recovery, Store, StoreOptions, TopicConfig};
 
-fn options(fs: &SimFs) -> StoreOptions {
+fn env(fs: &SimFs) -> Env {
+    Env::with_fs(Arc::new(fs.clone()))
+}
+
+fn options() -> StoreOptions {
     StoreOptions {
-        file_system: Arc::new(fs.clone()),
-        segment_bytes: 64 << 10,
-        preallocate: false,
-        durability: Durability::None,
+        log: LogConfig {
+            segment_bytes: 64 << 10,
+            preallocate: false,
+            durability: Durability::None,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
         ..StoreOptions::default()
@@ -32,7 +38,7 @@ fn first_log(topic: &str, partition: u32) -> PathBuf {
 /// A store with topic `t` (2 partitions of 10 records, all durable) that crashed while partition 1
 /// wrote an 11th record, leaving `torn` bytes of it. Returns the bytes of that batch.
 fn crash_with_torn_tail(fs: &SimFs, torn: usize) -> usize {
-    let store = Store::open_with("/store", options(fs)).unwrap();
+    let store = Store::open_with_env("/store", options(), env(fs)).unwrap();
     let topic = store
         .create_topic("t", TopicConfig::with_partitions(2))
         .unwrap();
@@ -60,7 +66,7 @@ fn a_torn_tail_cut_at_open_is_reported_by_the_store() {
     let fs = SimFs::new(21);
     crash_with_torn_tail(&fs, 7);
 
-    let store = Store::open_with("/store", options(&fs)).unwrap();
+    let store = Store::open_with_env("/store", options(), env(&fs)).unwrap();
     let reports = store.recovery_reports();
     assert_eq!(reports.len(), 1, "{reports:?}");
     let r = &reports[0];
@@ -73,7 +79,7 @@ fn a_torn_tail_cut_at_open_is_reported_by_the_store() {
     store.close().unwrap();
 
     // A clean shutdown: nothing to repair, nothing reported.
-    let store = Store::open_with("/store", options(&fs)).unwrap();
+    let store = Store::open_with_env("/store", options(), env(&fs)).unwrap();
     assert_eq!(store.recovery_reports(), &[]);
     store.close().unwrap();
 }
@@ -90,10 +96,13 @@ fn damage_cut_under_truncate_corrupt_is_reported_as_such() {
     fs.write_file(&log, &bytes);
 
     let truncating = StoreOptions {
-        recovery: Recovery::TruncateCorrupt,
-        ..options(&fs)
+        log: LogConfig {
+            recovery: Recovery::TruncateCorrupt,
+            ..options().log
+        },
+        ..options()
     };
-    let store = Store::open_with("/store", truncating).unwrap();
+    let store = Store::open_with_env("/store", truncating, env(&fs)).unwrap();
     let reports = store.recovery_reports();
     let find = |p: u32| reports.iter().find(|r| r.partition == p).map(|r| r.report);
     let damaged = find(0).expect("partition 0 is reported");

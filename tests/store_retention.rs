@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use topiclog::fs::{FileSystem, SimFs, StdFs};
 use topiclog::{
-    CleanupPolicy, Durability, ManualClock, Record, RetentionPolicy, Store, StoreOptions, Topic,
-    TopicConfig,
+    CleanupPolicy, Durability, Env, Limit, LogConfig, LogOverrides, ManualClock, Record, Retention,
+    RetentionPolicy, Store, StoreOptions, Topic, TopicConfig,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -22,15 +22,23 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 const DEADLINE: Duration = Duration::from_secs(10);
 const RECORDS: u32 = 20;
 
-fn options(fs: Arc<dyn FileSystem>, clock: &ManualClock) -> StoreOptions {
-    StoreOptions {
-        file_system: fs,
+fn env(fs: Arc<dyn FileSystem>, clock: &ManualClock) -> Env {
+    Env {
+        fs,
         clock: Arc::new(clock.clone()),
-        segment_bytes: 1024,
-        preallocate: false,
-        durability: Durability::None,
-        retention: Some(7 * DAY),
-        retention_bytes: None,
+    }
+}
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        log: LogConfig {
+            segment_bytes: 1024,
+            preallocate: false,
+            durability: Durability::None,
+            retention: Retention::After(7 * DAY),
+            retention_bytes: Limit::Unlimited,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         ..StoreOptions::default()
     }
@@ -99,12 +107,15 @@ fn maintain_applies_each_topics_override_or_the_store_default() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
     let clock = ManualClock::new(NOW);
-    let store = Store::open_with(&dir, options(Arc::new(StdFs), &clock)).unwrap();
+    let store = Store::open_with_env(&dir, options(), env(Arc::new(StdFs), &clock)).unwrap();
     let short = store
         .create_topic(
             "short",
             TopicConfig {
-                retention: Some(HOUR),
+                overrides: LogOverrides {
+                    retention: Some(Retention::After(HOUR)),
+                    ..LogOverrides::default()
+                },
                 ..topic_config(2)
             },
         )
@@ -114,31 +125,34 @@ fn maintain_applies_each_topics_override_or_the_store_default() {
         .create_topic(
             "sized",
             TopicConfig {
-                retention: Some(Duration::MAX),
-                retention_bytes: Some(1),
+                overrides: LogOverrides {
+                    retention: Some(Retention::Forever),
+                    retention_bytes: Some(Limit::Bytes(1)),
+                    ..LogOverrides::default()
+                },
                 ..topic_config(1)
             },
         )
         .unwrap();
     assert_eq!(
-        short.retention_policy(),
+        short.config().retention_policy(),
         RetentionPolicy {
-            retention: Some(HOUR),
-            retention_bytes: None
+            retention: Retention::After(HOUR),
+            retention_bytes: Limit::Unlimited
         }
     );
     assert_eq!(
-        default.retention_policy(),
+        default.config().retention_policy(),
         RetentionPolicy {
-            retention: Some(7 * DAY),
-            retention_bytes: None
+            retention: Retention::After(7 * DAY),
+            retention_bytes: Limit::Unlimited
         }
     );
     assert_eq!(
-        sized.retention_policy(),
+        sized.config().retention_policy(),
         RetentionPolicy {
-            retention: None,
-            retention_bytes: Some(1)
+            retention: Retention::Forever,
+            retention_bytes: Limit::Bytes(1)
         }
     );
     for t in [&short, &default, &sized] {
@@ -179,7 +193,7 @@ fn maintain_applies_each_topics_override_or_the_store_default() {
     drop((short, default, sized));
     store.close().unwrap();
     drop(store);
-    let store = Store::open_with(&dir, options(Arc::new(StdFs), &clock)).unwrap();
+    let store = Store::open_with_env(&dir, options(), env(Arc::new(StdFs), &clock)).unwrap();
     assert_all_deleted(&store.topic("short").unwrap(), "short reopened");
     assert_all_deleted(&store.topic("default").unwrap(), "default reopened");
     assert_eq!(
@@ -195,21 +209,25 @@ fn maintain_applies_each_topics_override_or_the_store_default() {
 fn background_maintenance_applies_retention_every_check_interval() {
     let clock = ManualClock::new(NOW);
     let fs = SimFs::new(3);
-    let store = Store::open_with(
+    let store = Store::open_with_env(
         "/store",
         StoreOptions {
             background_maintenance: true,
             maintenance_interval: Duration::from_millis(5),
             retention_check_interval: DAY,
-            ..options(Arc::new(fs), &clock)
+            ..options()
         },
+        env(Arc::new(fs), &clock),
     )
     .unwrap();
     let topic = store
         .create_topic(
             "t",
             TopicConfig {
-                retention: Some(HOUR),
+                overrides: LogOverrides {
+                    retention: Some(Retention::After(HOUR)),
+                    ..LogOverrides::default()
+                },
                 ..topic_config(2)
             },
         )
@@ -248,21 +266,25 @@ fn background_maintenance_applies_retention_every_check_interval() {
 #[test]
 fn background_retention_repeats_as_time_passes() {
     let clock = ManualClock::new(NOW);
-    let store = Store::open_with(
+    let store = Store::open_with_env(
         "/store",
         StoreOptions {
             background_maintenance: true,
             maintenance_interval: Duration::from_millis(5),
             retention_check_interval: Duration::from_secs(60),
-            ..options(Arc::new(SimFs::new(4)), &clock)
+            ..options()
         },
+        env(Arc::new(SimFs::new(4)), &clock),
     )
     .unwrap();
     let topic = store
         .create_topic(
             "t",
             TopicConfig {
-                retention: Some(HOUR),
+                overrides: LogOverrides {
+                    retention: Some(Retention::After(HOUR)),
+                    ..LogOverrides::default()
+                },
                 ..topic_config(1)
             },
         )
@@ -283,14 +305,18 @@ fn background_retention_repeats_as_time_passes() {
 #[test]
 fn compact_topics_are_left_alone_by_retention() {
     let clock = ManualClock::new(NOW);
-    let store = Store::open_with("/store", options(Arc::new(SimFs::new(5)), &clock)).unwrap();
+    let store =
+        Store::open_with_env("/store", options(), env(Arc::new(SimFs::new(5)), &clock)).unwrap();
     let compact = store
         .create_topic(
             "compact",
             TopicConfig {
-                cleanup_policy: Some(CleanupPolicy::Compact),
-                retention: Some(HOUR),
-                retention_bytes: Some(0),
+                overrides: LogOverrides {
+                    cleanup_policy: Some(CleanupPolicy::Compact),
+                    retention: Some(Retention::After(HOUR)),
+                    retention_bytes: Some(Limit::Bytes(0)),
+                    ..LogOverrides::default()
+                },
                 ..topic_config(2)
             },
         )
@@ -299,8 +325,11 @@ fn compact_topics_are_left_alone_by_retention() {
         .create_topic(
             "both",
             TopicConfig {
-                cleanup_policy: Some(CleanupPolicy::CompactDelete),
-                retention: Some(HOUR),
+                overrides: LogOverrides {
+                    cleanup_policy: Some(CleanupPolicy::CompactDelete),
+                    retention: Some(Retention::After(HOUR)),
+                    ..LogOverrides::default()
+                },
                 ..topic_config(2)
             },
         )
@@ -326,13 +355,17 @@ fn compact_topics_are_left_alone_by_retention() {
 #[test]
 fn compact_topic_drops_segments_below_the_delete_records_start() {
     let clock = ManualClock::new(NOW);
-    let store = Store::open_with("/store", options(Arc::new(SimFs::new(6)), &clock)).unwrap();
+    let store =
+        Store::open_with_env("/store", options(), env(Arc::new(SimFs::new(6)), &clock)).unwrap();
     let compact = store
         .create_topic(
             "compact",
             TopicConfig {
-                cleanup_policy: Some(CleanupPolicy::Compact),
-                retention: Some(HOUR),
+                overrides: LogOverrides {
+                    cleanup_policy: Some(CleanupPolicy::Compact),
+                    retention: Some(Retention::After(HOUR)),
+                    ..LogOverrides::default()
+                },
                 ..topic_config(1)
             },
         )
@@ -363,15 +396,21 @@ fn duration_max_keeps_records_forever() {
     let clock = ManualClock::new(NOW);
     let fs = SimFs::new(7);
     let opts = || StoreOptions {
-        retention: Some(HOUR),
-        ..options(Arc::new(fs.clone()), &clock)
+        log: LogConfig {
+            retention: Retention::After(HOUR),
+            ..options().log
+        },
+        ..options()
     };
-    let store = Store::open_with("/store", opts()).unwrap();
+    let store = Store::open_with_env("/store", opts(), env(Arc::new(fs.clone()), &clock)).unwrap();
     let forever = store
         .create_topic(
             "forever",
             TopicConfig {
-                retention: Some(Duration::MAX),
+                overrides: LogOverrides {
+                    retention: Some(Retention::Forever),
+                    ..LogOverrides::default()
+                },
                 ..topic_config(2)
             },
         )
@@ -380,16 +419,28 @@ fn duration_max_keeps_records_forever() {
         .create_topic(
             "unlimited",
             TopicConfig {
-                retention: Some(Duration::MAX),
-                retention_bytes: Some(u64::MAX),
+                overrides: LogOverrides {
+                    retention: Some(Retention::Forever),
+                    retention_bytes: Some(Limit::Unlimited),
+                    ..LogOverrides::default()
+                },
                 ..topic_config(1)
             },
         )
         .unwrap();
     let default = store.create_topic("default", topic_config(1)).unwrap();
-    assert_eq!(forever.retention_policy().retention, None);
-    assert_eq!(unlimited.retention_policy(), RetentionPolicy::default());
-    assert_eq!(default.retention_policy().retention, Some(HOUR));
+    assert_eq!(
+        forever.config().retention_policy().retention,
+        Retention::Forever
+    );
+    assert_eq!(
+        unlimited.config().retention_policy(),
+        RetentionPolicy::default()
+    );
+    assert_eq!(
+        default.config().retention_policy().retention,
+        Retention::After(HOUR)
+    );
     for t in [&forever, &unlimited, &default] {
         fill(t);
     }
@@ -405,10 +456,13 @@ fn duration_max_keeps_records_forever() {
     store.close().unwrap();
     drop(store);
 
-    let store = Store::open_with("/store", opts()).unwrap();
+    let store = Store::open_with_env("/store", opts(), env(Arc::new(fs.clone()), &clock)).unwrap();
     let forever = store.topic("forever").unwrap();
-    assert_eq!(forever.config().retention, Some(Duration::MAX));
-    assert_eq!(forever.retention_policy().retention, None);
+    assert_eq!(forever.config().retention, Retention::Forever);
+    assert_eq!(
+        forever.config().retention_policy().retention,
+        Retention::Forever
+    );
     clock.advance(100 * 365 * DAY);
     store.maintain().unwrap();
     assert_untouched(&forever, &forever_segments, "forever, reopened");

@@ -14,20 +14,28 @@ use std::time::Duration;
 use topiclog::fs::{FileSystem, OpenMode, SimFs, StdFs};
 use topiclog::limits::MAX_PARTITIONS;
 use topiclog::{
-    CleanupPolicy, Durability, Error, ManualClock, Record, Recovery, Store, StoreOptions,
-    TimestampType, TopicConfig,
+    CleanupPolicy, Deadline, Durability, Env, Error, Limit, LogConfig, LogOverrides, ManualClock,
+    Record, Recovery, Retention, Store, StoreOptions, TimestampType, TopicConfig,
 };
 
 const NOW: i64 = 1_700_000_000_000;
 
-fn options(fs: Arc<dyn FileSystem>) -> StoreOptions {
+fn options() -> StoreOptions {
     StoreOptions {
-        file_system: fs,
-        preallocate: false,
-        segment_bytes: 4096,
+        log: LogConfig {
+            preallocate: false,
+            segment_bytes: 4096,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
-        clock: Arc::new(ManualClock::new(NOW)),
         ..StoreOptions::default()
+    }
+}
+
+fn env(fs: Arc<dyn FileSystem>) -> Env {
+    Env {
+        fs,
+        clock: Arc::new(ManualClock::new(NOW)),
     }
 }
 
@@ -42,21 +50,23 @@ fn both_fs(f: impl Fn(Arc<dyn FileSystem>, &Path)) {
 fn every_override() -> TopicConfig {
     TopicConfig {
         partitions: 3,
-        segment_bytes: Some(2048),
-        segment_ms: Some(Duration::from_secs(3600)),
-        index_interval_bytes: Some(100),
-        max_index_bytes: Some(4096),
-        max_batch_bytes: Some(5000),
-        durability: Some(Durability::Interval(Duration::from_millis(250))),
-        preallocate: Some(false),
-        retention: Some(Duration::from_secs(60)),
-        retention_bytes: Some(u64::MAX),
-        cleanup_policy: Some(CleanupPolicy::CompactDelete),
-        timestamp_type: Some(TimestampType::LogAppendTime),
-        delete_retention: Some(Duration::from_secs(600)),
-        min_compaction_lag: Some(Duration::from_secs(5)),
-        max_compaction_lag: Some(Duration::from_secs(7200)),
-        min_cleanable_dirty_ratio: Some(0.3),
+        overrides: LogOverrides {
+            segment_bytes: Some(2048),
+            segment_ms: Some(Deadline::After(Duration::from_secs(3600))),
+            index_interval_bytes: Some(100),
+            max_index_bytes: Some(4096),
+            max_batch_bytes: Some(5000),
+            durability: Some(Durability::Interval(Duration::from_millis(250))),
+            preallocate: Some(false),
+            retention: Some(Retention::After(Duration::from_secs(60))),
+            retention_bytes: Some(Limit::Unlimited),
+            cleanup_policy: Some(CleanupPolicy::CompactDelete),
+            timestamp_type: Some(TimestampType::LogAppendTime),
+            delete_retention: Some(Duration::from_secs(600)),
+            min_compaction_lag: Some(Duration::from_secs(5)),
+            max_compaction_lag: Some(Deadline::After(Duration::from_secs(7200))),
+            min_cleanable_dirty_ratio: Some(0.3),
+        },
     }
 }
 
@@ -85,22 +95,26 @@ fn assert_invalid_config(r: topiclog::Result<()>, field: &str, what: &str) {
 #[test]
 fn overrides_are_persisted_and_applied() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let all = store.create_topic("all", every_override()).unwrap();
         let never = TopicConfig {
             partitions: 2,
-            segment_ms: Some(Duration::MAX),
-            retention: Some(Duration::MAX),
-            ..TopicConfig::default()
+            overrides: LogOverrides {
+                segment_ms: Some(Deadline::Never),
+                retention: Some(Retention::Forever),
+                ..LogOverrides::default()
+            },
         };
         store.create_topic("never", never.clone()).unwrap();
         let some = TopicConfig {
             partitions: 1,
-            durability: Some(Durability::None),
-            ..TopicConfig::default()
+            overrides: LogOverrides {
+                durability: Some(Durability::None),
+                ..LogOverrides::default()
+            },
         };
         store.create_topic("some", some.clone()).unwrap();
-        assert_eq!(all.config(), every_override());
+        assert_eq!(all.config(), options().resolve(&every_override().overrides));
 
         // The overrides take effect: LogAppendTime stamps records with the store clock, and
         // max_batch_bytes refuses a larger record.
@@ -114,13 +128,13 @@ fn overrides_are_persisted_and_applied() {
         }
         store.close().unwrap();
 
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let all = store.topic("all").unwrap();
-        assert_eq!(all.config(), every_override());
+        assert_eq!(all.config(), options().resolve(&every_override().overrides));
         assert_eq!(all.partition_count(), 3);
-        let pc = all.partition_config();
+        let pc = all.config();
         assert_eq!(pc.segment_bytes, 2048);
-        assert_eq!(pc.segment_ms, Some(Duration::from_secs(3600)));
+        assert_eq!(pc.segment_ms, Deadline::After(Duration::from_secs(3600)));
         assert_eq!(pc.index_interval_bytes, 100);
         assert_eq!(pc.max_index_bytes, 4096);
         assert_eq!(pc.max_batch_bytes, 5000);
@@ -143,53 +157,60 @@ fn overrides_are_persisted_and_applied() {
             .read(meta.offset, 1 << 20);
         assert_eq!(read.unwrap().records().next().unwrap().timestamp(), NOW);
 
-        // `Duration::MAX` means "never" and survives the round trip.
-        let defaults = options(fs.clone());
+        // "Never" and "forever" survive the round trip.
+        let defaults = options();
         let n = store.topic("never").unwrap();
-        assert_eq!(n.config(), defaults.resolve_topic_config(&never));
-        assert_eq!(n.config().segment_ms, Some(Duration::MAX));
-        assert_eq!(n.config().retention, Some(Duration::MAX));
-        assert_eq!(n.partition_config().segment_ms, None);
+        assert_eq!(n.config(), defaults.resolve(&never.overrides));
+        assert_eq!(n.config().segment_ms, Deadline::Never);
+        assert_eq!(n.config().retention, Retention::Forever);
+        assert_eq!(n.partition(0).unwrap().config().segment_ms, Deadline::Never);
 
         // Fields not overridden come from the store defaults of the creating open.
         let s = store.topic("some").unwrap();
-        assert_eq!(s.config(), defaults.resolve_topic_config(&some));
-        assert_eq!(s.config().durability, Some(Durability::None));
-        let pc = s.partition_config();
+        assert_eq!(s.config(), defaults.resolve(&some.overrides));
+        assert_eq!(s.config().durability, Durability::None);
+        let pc = s.partition(0).unwrap().config();
         assert_eq!(pc.durability, Durability::None);
-        assert_eq!(pc.segment_bytes, defaults.segment_bytes);
-        assert_eq!(pc.segment_ms, defaults.segment_ms);
-        assert_eq!(pc.index_interval_bytes, defaults.index_interval_bytes);
-        assert_eq!(pc.max_index_bytes, defaults.max_index_bytes);
-        assert_eq!(pc.max_batch_bytes, defaults.max_batch_bytes);
-        assert_eq!(pc.preallocate, defaults.preallocate);
-        assert_eq!(pc.timestamp_type, defaults.timestamp_type);
+        assert_eq!(pc.segment_bytes, defaults.log.segment_bytes);
+        assert_eq!(pc.segment_ms, defaults.log.segment_ms);
+        assert_eq!(pc.index_interval_bytes, defaults.log.index_interval_bytes);
+        assert_eq!(pc.max_index_bytes, defaults.log.max_index_bytes);
+        assert_eq!(pc.max_batch_bytes, defaults.log.max_batch_bytes);
+        assert_eq!(pc.preallocate, defaults.log.preallocate);
+        assert_eq!(pc.timestamp_type, defaults.log.timestamp_type);
         store.close().unwrap();
     });
 }
 
 /// Every field of a created topic's config is set, from the overrides or from the store
-/// defaults of the open that created it.
-fn assert_resolved(config: &TopicConfig, what: &str) {
+/// defaults of the open that created it: it pins every override.
+fn assert_resolved(topic: &topiclog::Topic, what: &str) {
+    let config = TopicConfig {
+        partitions: topic.partition_count(),
+        overrides: topic.config().overrides(),
+    };
     let TopicConfig {
         partitions,
-        segment_bytes,
-        segment_ms,
-        index_interval_bytes,
-        max_index_bytes,
-        max_batch_bytes,
-        durability,
-        preallocate,
-        retention,
-        retention_bytes,
-        cleanup_policy,
-        timestamp_type,
-        delete_retention,
-        min_compaction_lag,
-        max_compaction_lag,
-        min_cleanable_dirty_ratio,
+        overrides:
+            LogOverrides {
+                segment_bytes,
+                segment_ms,
+                index_interval_bytes,
+                max_index_bytes,
+                max_batch_bytes,
+                durability,
+                preallocate,
+                retention,
+                retention_bytes,
+                cleanup_policy,
+                timestamp_type,
+                delete_retention,
+                min_compaction_lag,
+                max_compaction_lag,
+                min_cleanable_dirty_ratio,
+            },
     } = config;
-    assert!(*partitions > 0, "{what}");
+    assert!(partitions > 0, "{what}");
     assert!(
         segment_bytes.is_some()
             && segment_ms.is_some()
@@ -214,97 +235,102 @@ fn assert_resolved(config: &TopicConfig, what: &str) {
 fn store_defaults_are_fixed_at_creation_and_later_opens_never_change_them() {
     both_fs(|fs, dir| {
         let creating = StoreOptions {
-            retention: None,
-            retention_bytes: Some(1 << 20),
-            segment_ms: None,
-            max_compaction_lag: None,
-            delete_retention: Duration::from_micros(1500),
-            ..options(fs.clone())
+            log: LogConfig {
+                retention: Retention::Forever,
+                retention_bytes: Limit::Bytes(1 << 20),
+                segment_ms: Deadline::Never,
+                max_compaction_lag: Deadline::Never,
+                delete_retention: Duration::from_micros(1500),
+                ..options().log
+            },
+            ..options()
         };
-        let store = Store::open_with(dir, creating.clone()).unwrap();
+        let store = Store::open_with_env(dir, creating.clone(), env(fs.clone())).unwrap();
         let plain = store
             .create_topic("plain", TopicConfig::with_partitions(2))
             .unwrap();
         let pinned_overrides = TopicConfig {
             partitions: 2,
-            segment_bytes: Some(2048),
-            durability: Some(Durability::Always),
-            timestamp_type: Some(TimestampType::CreateTime),
-            ..TopicConfig::default()
+            overrides: LogOverrides {
+                segment_bytes: Some(2048),
+                durability: Some(Durability::Always),
+                timestamp_type: Some(TimestampType::CreateTime),
+                ..LogOverrides::default()
+            },
         };
         let pinned = store
             .create_topic("pinned", pinned_overrides.clone())
             .unwrap();
         let plain_config = plain.config();
         let pinned_config = pinned.config();
-        assert_resolved(&plain_config, "plain");
-        assert_resolved(&pinned_config, "pinned");
+        assert_resolved(&plain, "plain");
+        assert_resolved(&pinned, "pinned");
         assert_eq!(
             plain_config,
-            creating.resolve_topic_config(&TopicConfig::with_partitions(2))
+            creating.resolve(&TopicConfig::with_partitions(2).overrides)
         );
-        assert_eq!(
-            pinned_config,
-            creating.resolve_topic_config(&pinned_overrides)
-        );
+        assert_eq!(pinned_config, creating.resolve(&pinned_overrides.overrides));
         // The store defaults as they were, with "forever"/"never" spelled out and durations in
         // whole milliseconds (rounded up).
-        assert_eq!(plain_config.retention, Some(Duration::MAX));
-        assert_eq!(plain_config.retention_bytes, Some(1 << 20));
-        assert_eq!(plain_config.segment_ms, Some(Duration::MAX));
-        assert_eq!(plain_config.max_compaction_lag, Some(Duration::MAX));
-        assert_eq!(
-            plain_config.delete_retention,
-            Some(Duration::from_millis(2))
-        );
-        assert_eq!(plain_config.segment_bytes, Some(4096));
-        assert_eq!(plain_config.durability, Some(Durability::Always));
-        assert_eq!(pinned_config.segment_bytes, Some(2048));
+        assert_eq!(plain_config.retention, Retention::Forever);
+        assert_eq!(plain_config.retention_bytes, Limit::Bytes(1 << 20));
+        assert_eq!(plain_config.segment_ms, Deadline::Never);
+        assert_eq!(plain_config.max_compaction_lag, Deadline::Never);
+        assert_eq!(plain_config.delete_retention, Duration::from_millis(2));
+        assert_eq!(plain_config.segment_bytes, 4096);
+        assert_eq!(plain_config.durability, Durability::Always);
+        assert_eq!(pinned_config.segment_bytes, 2048);
         store.close().unwrap();
 
         // Reopen with every topic default changed: the topics keep what they were created with.
         let changed = StoreOptions {
-            segment_bytes: 8192,
-            segment_ms: Some(Duration::from_secs(60)),
-            durability: Durability::EveryMessages(10),
-            timestamp_type: TimestampType::LogAppendTime,
-            max_batch_bytes: 3000,
-            retention: Some(Duration::from_secs(3600)),
-            retention_bytes: None,
-            cleanup_policy: CleanupPolicy::Compact,
-            delete_retention: Duration::from_secs(5),
-            max_compaction_lag: Some(Duration::from_secs(120)),
-            min_cleanable_dirty_ratio: 0.9,
-            preallocate: true,
-            index_interval_bytes: 99,
-            max_index_bytes: 1200,
-            ..options(fs.clone())
+            log: LogConfig {
+                segment_bytes: 8192,
+                segment_ms: Deadline::After(Duration::from_secs(60)),
+                durability: Durability::EveryMessages(10),
+                timestamp_type: TimestampType::LogAppendTime,
+                max_batch_bytes: 3000,
+                retention: Retention::After(Duration::from_secs(3600)),
+                retention_bytes: Limit::Unlimited,
+                cleanup_policy: CleanupPolicy::Compact,
+                delete_retention: Duration::from_secs(5),
+                max_compaction_lag: Deadline::After(Duration::from_secs(120)),
+                min_cleanable_dirty_ratio: 0.9,
+                preallocate: true,
+                index_interval_bytes: 99,
+                max_index_bytes: 1200,
+                ..options().log
+            },
+            ..options()
         };
         for round in 0..2 {
-            let store = Store::open_with(dir, changed.clone()).unwrap();
+            let store = Store::open_with_env(dir, changed.clone(), env(fs.clone())).unwrap();
             let plain = store.topic("plain").unwrap();
             assert_eq!(plain.config(), plain_config, "round {round}");
-            let pc = plain.partition_config();
+            let pc = plain.config();
             assert_eq!(pc.segment_bytes, 4096);
-            assert_eq!(pc.segment_ms, None);
+            assert_eq!(pc.segment_ms, Deadline::Never);
             assert_eq!(pc.durability, Durability::Always);
             assert_eq!(pc.timestamp_type, TimestampType::CreateTime);
-            assert_eq!(pc.max_batch_bytes, options(fs.clone()).max_batch_bytes);
-            assert!(!pc.compacted);
-            assert_eq!(plain.cleanup_policy(), CleanupPolicy::Delete);
-            assert_eq!(plain.retention_policy().retention, None);
-            assert_eq!(plain.retention_policy().retention_bytes, Some(1 << 20));
+            assert_eq!(pc.max_batch_bytes, options().log.max_batch_bytes);
+            assert!(!pc.cleanup_policy.compacts());
+            assert_eq!(plain.config().cleanup_policy, CleanupPolicy::Delete);
+            assert_eq!(
+                plain.config().retention_policy().retention,
+                Retention::Forever
+            );
+            assert_eq!(
+                plain.config().retention_policy().retention_bytes,
+                Limit::Bytes(1 << 20)
+            );
             assert_eq!(plain.partition(1).unwrap().config().segment_bytes, 4096);
             let meta = plain.send(Record::new("x").with_timestamp(1)).unwrap();
             assert_eq!(meta.timestamp, 1, "CreateTime, as created");
 
             let pinned = store.topic("pinned").unwrap();
             assert_eq!(pinned.config(), pinned_config, "round {round}");
-            assert_eq!(pinned.partition_config().segment_bytes, 2048);
-            assert_eq!(
-                pinned.partition_config().max_batch_bytes,
-                pc.max_batch_bytes
-            );
+            assert_eq!(pinned.config().segment_bytes, 2048);
+            assert_eq!(pinned.config().max_batch_bytes, pc.max_batch_bytes);
 
             // The store's own settings do apply: the compaction key map budget.
             assert_eq!(
@@ -318,9 +344,9 @@ fn store_defaults_are_fixed_at_creation_and_later_opens_never_change_them() {
                     .unwrap();
                 assert_eq!(
                     fresh.config(),
-                    changed.resolve_topic_config(&TopicConfig::with_partitions(1))
+                    changed.resolve(&TopicConfig::with_partitions(1).overrides)
                 );
-                assert_eq!(fresh.partition_config().segment_bytes, 8192);
+                assert_eq!(fresh.config().segment_bytes, 8192);
             }
             store.close().unwrap();
         }
@@ -344,9 +370,12 @@ fn regression_reopening_with_default_options_keeps_a_forever_topic_forever() {
         let store = Store::open_with(
             &dir,
             StoreOptions {
-                retention: None,
-                segment_bytes: 4096,
-                preallocate: false,
+                log: LogConfig {
+                    retention: Retention::Forever,
+                    segment_bytes: 4096,
+                    preallocate: false,
+                    ..LogConfig::default()
+                },
                 ..StoreOptions::default()
             },
         )
@@ -391,7 +420,7 @@ fn regression_reopening_with_default_options_keeps_a_forever_topic_forever() {
 #[test]
 fn a_format_1_topic_conf_is_resolved_once_and_rewritten() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let t = store
             .create_topic("old", TopicConfig::with_partitions(2))
             .unwrap();
@@ -406,23 +435,23 @@ fn a_format_1_topic_conf_is_resolved_once_and_rewritten() {
         );
 
         let first = StoreOptions {
-            durability: Durability::EveryMessages(7),
-            retention_bytes: Some(123_456),
-            ..options(fs.clone())
+            log: LogConfig {
+                durability: Durability::EveryMessages(7),
+                retention_bytes: Limit::Bytes(123_456),
+                ..options().log
+            },
+            ..options()
         };
-        let store = Store::open_with(dir, first.clone()).unwrap();
-        let expected = first.resolve_topic_config(&TopicConfig {
-            partitions: 2,
+        let store = Store::open_with_env(dir, first.clone(), env(fs.clone())).unwrap();
+        let expected = first.resolve(&LogOverrides {
             segment_bytes: Some(2048),
-            retention: Some(Duration::MAX),
-            ..TopicConfig::default()
+            retention: Some(Retention::Forever),
+            ..LogOverrides::default()
         });
         let t = store.topic("old").unwrap();
         assert_eq!(t.config(), expected);
-        assert_eq!(
-            t.partition_config().durability,
-            Durability::EveryMessages(7)
-        );
+        assert_eq!(t.partition_count(), 2);
+        assert_eq!(t.config().durability, Durability::EveryMessages(7));
         let text = String::from_utf8(read_file(&*fs, &conf)).unwrap();
         assert!(text.contains("\nformat=2\n"), "{text}");
         assert!(text.contains("\ncrc32="), "{text}");
@@ -433,13 +462,17 @@ fn a_format_1_topic_conf_is_resolved_once_and_rewritten() {
         assert_eq!(read.unwrap().records().count(), 1, "the data is untouched");
         store.close().unwrap();
 
-        let store = Store::open_with(
+        let store = Store::open_with_env(
             dir,
             StoreOptions {
-                durability: Durability::None,
-                retention_bytes: None,
-                ..options(fs.clone())
+                log: LogConfig {
+                    durability: Durability::None,
+                    retention_bytes: Limit::Unlimited,
+                    ..options().log
+                },
+                ..options()
             },
+            env(fs.clone()),
         )
         .unwrap();
         assert_eq!(store.topic("old").unwrap().config(), expected);
@@ -450,7 +483,7 @@ fn a_format_1_topic_conf_is_resolved_once_and_rewritten() {
 #[test]
 fn invalid_topic_configs_are_refused_and_create_nothing() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let before = fs.read_dir(dir).unwrap();
         let cases: Vec<(TopicConfig, &str)> = vec![
             (TopicConfig::with_partitions(0), "partitions"),
@@ -460,56 +493,80 @@ fn invalid_topic_configs_are_refused_and_create_nothing() {
             ),
             (
                 TopicConfig {
-                    segment_bytes: Some(10),
+                    overrides: LogOverrides {
+                        segment_bytes: Some(10),
+                        ..LogOverrides::default()
+                    },
                     ..TopicConfig::default()
                 },
                 "segment_bytes",
             ),
             (
                 TopicConfig {
-                    segment_bytes: Some(0),
+                    overrides: LogOverrides {
+                        segment_bytes: Some(0),
+                        ..LogOverrides::default()
+                    },
                     ..TopicConfig::default()
                 },
                 "segment_bytes",
             ),
             (
                 TopicConfig {
-                    segment_bytes: Some(3 << 30),
+                    overrides: LogOverrides {
+                        segment_bytes: Some(3 << 30),
+                        ..LogOverrides::default()
+                    },
                     ..TopicConfig::default()
                 },
                 "segment_bytes",
             ),
             (
                 TopicConfig {
-                    segment_ms: Some(Duration::ZERO),
+                    overrides: LogOverrides {
+                        segment_ms: Some(Deadline::After(Duration::ZERO)),
+                        ..LogOverrides::default()
+                    },
                     ..TopicConfig::default()
                 },
                 "segment_ms",
             ),
             (
                 TopicConfig {
-                    retention: Some(Duration::ZERO),
+                    overrides: LogOverrides {
+                        retention: Some(Retention::After(Duration::ZERO)),
+                        ..LogOverrides::default()
+                    },
                     ..TopicConfig::default()
                 },
                 "retention",
             ),
             (
                 TopicConfig {
-                    index_interval_bytes: Some(0),
+                    overrides: LogOverrides {
+                        index_interval_bytes: Some(0),
+                        ..LogOverrides::default()
+                    },
                     ..TopicConfig::default()
                 },
                 "index_interval_bytes",
             ),
             (
                 TopicConfig {
-                    max_batch_bytes: Some(1),
+                    overrides: LogOverrides {
+                        max_batch_bytes: Some(1),
+                        ..LogOverrides::default()
+                    },
                     ..TopicConfig::default()
                 },
                 "max_batch_bytes",
             ),
             (
                 TopicConfig {
-                    durability: Some(Durability::EveryMessages(0)),
+                    overrides: LogOverrides {
+                        durability: Some(Durability::EveryMessages(0)),
+                        ..LogOverrides::default()
+                    },
                     ..TopicConfig::default()
                 },
                 "durability",
@@ -529,7 +586,7 @@ fn invalid_topic_configs_are_refused_and_create_nothing() {
 fn invalid_store_options_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let base = || options(Arc::new(StdFs));
+    let base = || options();
     let cases: Vec<(StoreOptions, &str)> = vec![
         (
             StoreOptions {
@@ -540,7 +597,10 @@ fn invalid_store_options_are_refused() {
         ),
         (
             StoreOptions {
-                segment_bytes: 10,
+                log: LogConfig {
+                    segment_bytes: 10,
+                    ..base().log
+                },
                 ..base()
             },
             "segment_bytes",
@@ -554,10 +614,20 @@ fn invalid_store_options_are_refused() {
         ),
         (
             StoreOptions {
-                retention: Some(Duration::ZERO),
+                log: LogConfig {
+                    retention: Retention::After(Duration::ZERO),
+                    ..base().log
+                },
                 ..base()
             },
             "retention",
+        ),
+        (
+            StoreOptions {
+                cleaner_buffer_bytes: 100,
+                ..base()
+            },
+            "cleaner_buffer_bytes",
         ),
     ];
     for (opts, field) in cases {
@@ -570,7 +640,7 @@ fn invalid_store_options_are_refused() {
 #[test]
 fn a_damaged_topic_conf_fails_open_naming_the_file() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let t = store
             .create_topic("orders", TopicConfig::with_partitions(2))
             .unwrap();
@@ -665,7 +735,7 @@ fn a_damaged_topic_conf_fails_open_naming_the_file() {
         }
         for (what, bytes, line) in cases {
             write_file(&*fs, &conf, &bytes);
-            match Store::open_with(dir, options(fs.clone())) {
+            match Store::open_with_env(dir, options(), env(fs.clone())) {
                 Err(Error::InvalidConfigFile {
                     path,
                     line: l,
@@ -688,7 +758,7 @@ fn a_damaged_topic_conf_fails_open_naming_the_file() {
                     // Only a flip that cannot change a value is accepted: the case of a checksum
                     // hex digit, or the final newline turned into other white space.
                     let t = store.topic("orders").unwrap();
-                    assert_eq!(t.config().partitions, 2, "{what}");
+                    assert_eq!(t.partition_count(), 2, "{what}");
                     assert!(
                         bytes.len() == good.len()
                             && bytes[..crc_at] == good[..crc_at]
@@ -707,7 +777,7 @@ fn a_damaged_topic_conf_fails_open_naming_the_file() {
         // The failed opens released the lock and deleted nothing: restoring the file brings the
         // topic back whole.
         write_file(&*fs, &conf, &good);
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert_eq!(store.topics(), vec!["fine", "orders"]);
         let t = store.topic("orders").unwrap();
         assert_eq!(t.partition_count(), 2);
@@ -732,12 +802,14 @@ fn a_damaged_topic_conf_fails_open_naming_the_file() {
 #[test]
 fn add_partitions_only_grows_and_is_persisted() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let config = TopicConfig {
             partitions: 2,
-            segment_bytes: Some(2048),
-            durability: Some(Durability::None),
-            ..TopicConfig::default()
+            overrides: LogOverrides {
+                segment_bytes: Some(2048),
+                durability: Some(Durability::None),
+                ..LogOverrides::default()
+            },
         };
         let t = store.create_topic("grow", config.clone()).unwrap();
         let created = t.config();
@@ -754,10 +826,7 @@ fn add_partitions_only_grows_and_is_persisted() {
         // The handle obtained before the growth sees it too.
         assert_eq!(t.partition_count(), 5);
         assert_eq!(store.topic("grow").unwrap().partition_count(), 5);
-        let grown = TopicConfig {
-            partitions: 5,
-            ..created
-        };
+        let grown = created;
         assert_eq!(t.config(), grown, "the other overrides are kept");
         for p in 2..5 {
             let part = t.partition(p).unwrap();
@@ -789,7 +858,7 @@ fn add_partitions_only_grows_and_is_persisted() {
         assert_eq!(t.partition_count(), 5);
         store.close().unwrap();
 
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let t = store.topic("grow").unwrap();
         assert_eq!(t.partition_count(), 5);
         assert_eq!(t.config(), grown);
@@ -812,7 +881,7 @@ fn add_partitions_only_grows_and_is_persisted() {
         }
         store.add_partitions("grow", 6).unwrap();
         store.close().unwrap();
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert_eq!(store.topic("grow").unwrap().partition_count(), 6);
         store.close().unwrap();
     });

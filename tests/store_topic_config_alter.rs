@@ -10,36 +10,48 @@ use std::time::Duration;
 
 use topiclog::fs::{CrashMode, FileSystem, OpenMode, SimFs, StdFs};
 use topiclog::{
-    CleanupPolicy, Durability, Error, ManualClock, Record, Store, StoreOptions, TopicConfig,
+    CleanupPolicy, Deadline, Durability, Env, Error, Limit, LogConfig, ManualClock, Record,
+    Retention, Store, StoreOptions, TopicConfig,
 };
 
 const NOW: i64 = 1_700_000_000_000;
 const HOUR: Duration = Duration::from_secs(3600);
 
-fn options(fs: Arc<dyn FileSystem>, clock: &ManualClock) -> StoreOptions {
+fn options() -> StoreOptions {
     StoreOptions {
-        file_system: fs,
-        preallocate: false,
-        segment_bytes: 1024,
-        retention: None,
+        log: LogConfig {
+            preallocate: false,
+            segment_bytes: 1024,
+            retention: Retention::Forever,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
-        clock: Arc::new(clock.clone()),
         ..StoreOptions::default()
     }
 }
 
 /// Options whose every topic default differs from [`options`]: a reopen with them must not
 /// change an existing topic.
-fn other_options(fs: Arc<dyn FileSystem>, clock: &ManualClock) -> StoreOptions {
+fn other_options() -> StoreOptions {
     StoreOptions {
-        segment_bytes: 4096,
-        retention: Some(Duration::from_secs(60)),
-        retention_bytes: Some(1),
-        cleanup_policy: CleanupPolicy::Delete,
-        durability: Durability::None,
-        max_batch_bytes: 2000,
-        ..options(fs, clock)
+        log: LogConfig {
+            segment_bytes: 4096,
+            retention: Retention::After(Duration::from_secs(60)),
+            retention_bytes: Limit::Bytes(1),
+            cleanup_policy: CleanupPolicy::Delete,
+            durability: Durability::None,
+            max_batch_bytes: 2000,
+            ..options().log
+        },
+        ..options()
+    }
+}
+
+fn env(fs: Arc<dyn FileSystem>, clock: &ManualClock) -> Env {
+    Env {
+        fs,
+        clock: Arc::new(clock.clone()),
     }
 }
 
@@ -74,23 +86,28 @@ fn fill(store: &Store, topic: &str, count: u32, ts: i64) {
 fn alter_changes_retention_and_cleanup_policy_durably_and_live() {
     both_fs(|fs, dir| {
         let clock = ManualClock::new(NOW);
-        let store = Store::open_with(dir, options(fs.clone(), &clock)).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone(), &clock)).unwrap();
         let t = store
             .create_topic("events", TopicConfig::with_partitions(2))
             .unwrap();
-        assert_eq!(t.config().retention, Some(Duration::MAX));
+        assert_eq!(t.config().retention, Retention::Forever);
         fill(&store, "events", 40, NOW - 2 * 3600 * 1000);
         store.maintain().unwrap();
         assert_eq!(t.start_offsets(), vec![0, 0], "kept forever");
 
         // Retention: applies on the next maintenance pass.
         let altered = store
-            .alter_topic_config("events", |c| c.retention = Some(HOUR))
+            .alter_topic_config("events", |c| {
+                c.overrides.retention = Some(Retention::After(HOUR))
+            })
             .unwrap();
-        assert_eq!(altered.retention, Some(HOUR));
+        assert_eq!(altered.retention, Retention::After(HOUR));
         assert_eq!(t.config(), altered, "the handle sees the change");
         assert_eq!(store.topic("events").unwrap().config(), altered);
-        assert_eq!(t.retention_policy().retention, Some(HOUR));
+        assert_eq!(
+            t.config().retention_policy().retention,
+            Retention::After(HOUR)
+        );
         store.maintain().unwrap();
         for (p, start) in t.start_offsets().into_iter().enumerate() {
             assert!(start > 0, "partition {p}: retention applied live");
@@ -104,12 +121,16 @@ fn alter_changes_retention_and_cleanup_policy_durably_and_live() {
             .unwrap();
         let altered = store
             .alter_topic_config("events", |c| {
-                c.cleanup_policy = Some(CleanupPolicy::Compact)
+                c.overrides.cleanup_policy = Some(CleanupPolicy::Compact)
             })
             .unwrap();
-        assert_eq!(altered.retention, Some(HOUR), "the earlier change is kept");
-        assert_eq!(t.cleanup_policy(), CleanupPolicy::Compact);
-        assert!(t.partition_config().compacted);
+        assert_eq!(
+            altered.retention,
+            Retention::After(HOUR),
+            "the earlier change is kept"
+        );
+        assert_eq!(t.config().cleanup_policy, CleanupPolicy::Compact);
+        assert!(partition.config().cleanup_policy.compacts());
         assert!(matches!(
             t.send(Record::new("no key")),
             Err(Error::MissingKey { .. })
@@ -123,11 +144,12 @@ fn alter_changes_retention_and_cleanup_policy_durably_and_live() {
 
         // Reopened with different defaults: the altered config stays.
         for round in 0..2 {
-            let store = Store::open_with(dir, other_options(fs.clone(), &clock)).unwrap();
+            let store =
+                Store::open_with_env(dir, other_options(), env(fs.clone(), &clock)).unwrap();
             let t = store.topic("events").unwrap();
             assert_eq!(t.config(), altered, "round {round}");
-            assert_eq!(t.cleanup_policy(), CleanupPolicy::Compact);
-            assert_eq!(t.partition_config().segment_bytes, 1024);
+            assert_eq!(t.config().cleanup_policy, CleanupPolicy::Compact);
+            assert_eq!(t.config().segment_bytes, 1024);
             assert!(matches!(
                 t.send(Record::new("no key")),
                 Err(Error::MissingKey { .. })
@@ -141,15 +163,15 @@ fn alter_changes_retention_and_cleanup_policy_durably_and_live() {
 fn alter_reaches_every_partition_and_partitions_added_later() {
     both_fs(|fs, dir| {
         let clock = ManualClock::new(NOW);
-        let store = Store::open_with(dir, options(fs.clone(), &clock)).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone(), &clock)).unwrap();
         let t = store
             .create_topic("t", TopicConfig::with_partitions(3))
             .unwrap();
         let config = store
             .alter_topic_config("t", |c| {
-                c.max_batch_bytes = Some(500);
-                c.segment_bytes = Some(2048);
-                c.durability = Some(Durability::EveryMessages(3));
+                c.overrides.max_batch_bytes = Some(500);
+                c.overrides.segment_bytes = Some(2048);
+                c.overrides.durability = Some(Durability::EveryMessages(3));
             })
             .unwrap();
         for p in t.partitions() {
@@ -157,24 +179,19 @@ fn alter_reaches_every_partition_and_partitions_added_later() {
             assert_eq!(p.config().segment_bytes, 2048);
             assert_eq!(p.config().durability, Durability::EveryMessages(3));
         }
-        assert_eq!(t.partition_config().max_batch_bytes, 500);
+        assert_eq!(t.config().max_batch_bytes, 500);
         assert!(matches!(
             t.send_to(2, Record::new(vec![0u8; 600])),
             Err(Error::RecordTooLarge { max: 500, .. })
         ));
         store.add_partitions("t", 5).unwrap();
-        assert_eq!(
-            t.config(),
-            TopicConfig {
-                partitions: 5,
-                ..config
-            }
-        );
+        assert_eq!(t.config(), config);
+        assert_eq!(t.partition_count(), 5);
         for p in t.partitions() {
             assert_eq!(p.config().max_batch_bytes, 500, "{:?}", p.dir());
         }
         store.close().unwrap();
-        let store = Store::open_with(dir, other_options(fs.clone(), &clock)).unwrap();
+        let store = Store::open_with_env(dir, other_options(), env(fs.clone(), &clock)).unwrap();
         for p in store.topic("t").unwrap().partitions() {
             assert_eq!(p.config().max_batch_bytes, 500);
             assert_eq!(p.config().durability, Durability::EveryMessages(3));
@@ -187,22 +204,22 @@ fn alter_reaches_every_partition_and_partitions_added_later() {
 fn a_field_set_to_none_takes_the_store_default_of_this_open() {
     let clock = ManualClock::new(NOW);
     let fs: Arc<dyn FileSystem> = Arc::new(SimFs::new(5));
-    let store = Store::open_with("/s", options(fs.clone(), &clock)).unwrap();
+    let store = Store::open_with_env("/s", options(), env(fs.clone(), &clock)).unwrap();
     store
         .create_topic("t", TopicConfig::with_partitions(1))
         .unwrap();
     store.close().unwrap();
-    let other = other_options(fs.clone(), &clock);
-    let store = Store::open_with("/s", other.clone()).unwrap();
+    let other = other_options();
+    let store = Store::open_with_env("/s", other.clone(), env(fs.clone(), &clock)).unwrap();
     let config = store
         .alter_topic_config("t", |c| {
-            c.retention = None;
-            c.max_batch_bytes = None;
+            c.overrides.retention = None;
+            c.overrides.max_batch_bytes = None;
         })
         .unwrap();
-    assert_eq!(config.retention, Some(Duration::from_secs(60)));
-    assert_eq!(config.max_batch_bytes, Some(2000));
-    assert_eq!(config.segment_bytes, Some(1024), "untouched fields stay");
+    assert_eq!(config.retention, Retention::After(Duration::from_secs(60)));
+    assert_eq!(config.max_batch_bytes, 2000);
+    assert_eq!(config.segment_bytes, 1024, "untouched fields stay");
     store.close().unwrap();
 }
 
@@ -210,7 +227,7 @@ fn a_field_set_to_none_takes_the_store_default_of_this_open() {
 fn bad_changes_are_refused_and_the_old_config_stays_on_disk_and_live() {
     both_fs(|fs, dir| {
         let clock = ManualClock::new(NOW);
-        let store = Store::open_with(dir, options(fs.clone(), &clock)).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone(), &clock)).unwrap();
         let t = store
             .create_topic("t", TopicConfig::with_partitions(2))
             .unwrap();
@@ -223,27 +240,33 @@ fn bad_changes_are_refused_and_the_old_config_stays_on_disk_and_live() {
             ("partitions", Box::new(|c| c.partitions = 1)),
             (
                 "retention",
-                Box::new(|c| c.retention = Some(Duration::ZERO)),
+                Box::new(|c| c.overrides.retention = Some(Retention::After(Duration::ZERO))),
             ),
-            ("segment_bytes", Box::new(|c| c.segment_bytes = Some(10))),
+            (
+                "segment_bytes",
+                Box::new(|c| c.overrides.segment_bytes = Some(10)),
+            ),
             (
                 "segment_ms",
-                Box::new(|c| c.segment_ms = Some(Duration::ZERO)),
+                Box::new(|c| c.overrides.segment_ms = Some(Deadline::After(Duration::ZERO))),
             ),
             (
                 "durability",
-                Box::new(|c| c.durability = Some(Durability::EveryMessages(0))),
+                Box::new(|c| c.overrides.durability = Some(Durability::EveryMessages(0))),
             ),
-            ("max_batch_bytes", Box::new(|c| c.max_batch_bytes = Some(1))),
+            (
+                "max_batch_bytes",
+                Box::new(|c| c.overrides.max_batch_bytes = Some(1)),
+            ),
             (
                 "min_cleanable_dirty_ratio",
-                Box::new(|c| c.min_cleanable_dirty_ratio = Some(1.5)),
+                Box::new(|c| c.overrides.min_cleanable_dirty_ratio = Some(1.5)),
             ),
             (
                 "max_compaction_lag",
                 Box::new(|c| {
-                    c.min_compaction_lag = Some(HOUR);
-                    c.max_compaction_lag = Some(Duration::from_secs(60));
+                    c.overrides.min_compaction_lag = Some(HOUR);
+                    c.overrides.max_compaction_lag = Some(Deadline::After(Duration::from_secs(60)));
                 }),
             ),
         ];
@@ -267,7 +290,8 @@ fn bad_changes_are_refused_and_the_old_config_stays_on_disk_and_live() {
         for name in ["__consumer_offsets", "absent"] {
             assert!(
                 matches!(
-                    store.alter_topic_config(name, |c| c.retention = Some(HOUR)),
+                    store.alter_topic_config(name, |c| c.overrides.retention =
+                        Some(Retention::After(HOUR))),
                     Err(Error::UnknownTopic { .. })
                 ),
                 "{name}"
@@ -280,7 +304,8 @@ fn bad_changes_are_refused_and_the_old_config_stays_on_disk_and_live() {
             .close()
             .unwrap();
         assert!(matches!(
-            store.alter_topic_config("__consumer_offsets", |c| c.retention = Some(HOUR)),
+            store.alter_topic_config("__consumer_offsets", |c| c.overrides.retention =
+                Some(Retention::After(HOUR))),
             Err(Error::UnknownTopic { .. })
         ));
         // An unchanged config writes nothing.
@@ -292,10 +317,11 @@ fn bad_changes_are_refused_and_the_old_config_stays_on_disk_and_live() {
         let clone = store.clone();
         store.close().unwrap();
         assert!(matches!(
-            clone.alter_topic_config("t", |c| c.retention = Some(HOUR)),
+            clone.alter_topic_config("t", |c| c.overrides.retention =
+                Some(Retention::After(HOUR))),
             Err(Error::Closed { .. })
         ));
-        let store = Store::open_with(dir, options(fs.clone(), &clock)).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone(), &clock)).unwrap();
         assert_eq!(store.topic("t").unwrap().config(), before_config);
         store.close().unwrap();
     });
@@ -305,9 +331,9 @@ fn bad_changes_are_refused_and_the_old_config_stays_on_disk_and_live() {
 
 const STORE: &str = "/store";
 
-fn scenario(clock: &ManualClock) -> (SimFs, Store, TopicConfig) {
+fn scenario(clock: &ManualClock) -> (SimFs, Store, LogConfig) {
     let fs = SimFs::new(11);
-    let store = Store::open_with(STORE, options(Arc::new(fs.clone()), clock)).unwrap();
+    let store = Store::open_with_env(STORE, options(), env(Arc::new(fs.clone()), clock)).unwrap();
     let t = store
         .create_topic("t", TopicConfig::with_partitions(2))
         .unwrap();
@@ -317,9 +343,9 @@ fn scenario(clock: &ManualClock) -> (SimFs, Store, TopicConfig) {
 }
 
 fn change(c: &mut TopicConfig) {
-    c.retention = Some(HOUR);
-    c.cleanup_policy = Some(CleanupPolicy::CompactDelete);
-    c.segment_bytes = Some(4096);
+    c.overrides.retention = Some(Retention::After(HOUR));
+    c.overrides.cleanup_policy = Some(CleanupPolicy::CompactDelete);
+    c.overrides.segment_bytes = Some(4096);
 }
 
 #[test]
@@ -343,12 +369,12 @@ fn alter_interrupted_at_every_op_leaves_the_old_or_the_new_config() {
         } else {
             CrashMode::Torn
         });
-        let store = Store::open_with(STORE, options(Arc::new(fs.clone()), &clock))
+        let store = Store::open_with_env(STORE, options(), env(Arc::new(fs.clone()), &clock))
             .unwrap_or_else(|e| panic!("cut after {n} of {total} ops: reopen failed: {e}"));
         let t = store.topic("t").unwrap();
         let config = t.config();
         if config == new {
-            assert_eq!(t.cleanup_policy(), CleanupPolicy::CompactDelete);
+            assert_eq!(t.config().cleanup_policy, CleanupPolicy::CompactDelete);
             new_seen += 1;
         } else {
             assert_eq!(config, old, "cut after {n} of {total} ops");

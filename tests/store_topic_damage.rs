@@ -14,18 +14,26 @@ use std::sync::Arc;
 
 use topiclog::fs::{FileSystem, OpenMode, SimFs, StdFs};
 use topiclog::{
-    ConsumerConfig, Error, ManualClock, OffsetAndMetadata, Record, Store, StoreOptions,
-    TopicConfig, TopicPartition,
+    ConsumerConfig, Env, Error, LogConfig, ManualClock, OffsetAndMetadata, Record, Store,
+    StoreOptions, TopicConfig, TopicPartition,
 };
 
-fn options(fs: Arc<dyn FileSystem>) -> StoreOptions {
+fn env(fs: Arc<dyn FileSystem>) -> Env {
+    Env {
+        fs,
+        clock: Arc::new(ManualClock::new(1_700_000_000_000)),
+    }
+}
+
+fn options() -> StoreOptions {
     StoreOptions {
-        file_system: fs,
-        preallocate: false,
-        segment_bytes: 1024,
+        log: LogConfig {
+            preallocate: false,
+            segment_bytes: 1024,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
-        clock: Arc::new(ManualClock::new(1_700_000_000_000)),
         ..StoreOptions::default()
     }
 }
@@ -72,7 +80,7 @@ fn write_file(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) {
 
 /// A store holding topic `orders` (3 partitions, several segments each).
 fn store_with_orders(fs: &Arc<dyn FileSystem>, dir: &Path) -> Vec<(u32, u64)> {
-    let store = Store::open_with(dir, options(fs.clone())).unwrap();
+    let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
     let t = store
         .create_topic("orders", TopicConfig::with_partitions(3))
         .unwrap();
@@ -112,7 +120,7 @@ fn a_missing_topic_conf_fails_open_and_deletes_nothing() {
         let before = tree(&*fs, &dir.join("orders"));
 
         for attempt in 0..2 {
-            match Store::open_with(dir, options(fs.clone())) {
+            match Store::open_with_env(dir, options(), env(fs.clone())) {
                 Err(Error::InvalidConfigFile { path, reason, .. }) => {
                     assert_eq!(path, conf, "the error names the file");
                     assert!(reason.contains("missing"), "{reason}");
@@ -129,7 +137,7 @@ fn a_missing_topic_conf_fails_open_and_deletes_nothing() {
 
         // Restoring the file brings the topic back whole.
         write_file(&*fs, &conf, &good);
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert_eq!(store.topics(), vec!["orders"]);
         assert_orders_intact(&store, &metas);
         store.close().unwrap();
@@ -143,7 +151,7 @@ fn a_missing_consumer_offsets_conf_fails_open_and_keeps_every_commit() {
     both_fs(|fs, dir| {
         let tp = TopicPartition::new("orders", 1);
         store_with_orders(&fs, dir);
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let mut consumer = store.consumer(ConsumerConfig::group("billing")).unwrap();
         consumer.assign(std::slice::from_ref(&tp)).unwrap();
         consumer
@@ -158,7 +166,7 @@ fn a_missing_consumer_offsets_conf_fails_open_and_keeps_every_commit() {
         fs.remove_file(&conf).unwrap();
         fs.sync_dir(&offsets).unwrap();
         let before = tree(&*fs, &offsets);
-        match Store::open_with(dir, options(fs.clone())) {
+        match Store::open_with_env(dir, options(), env(fs.clone())) {
             Err(Error::InvalidConfigFile { path, .. }) => assert_eq!(path, conf),
             Err(e) => panic!("expected InvalidConfigFile, got {e}"),
             Ok(_) => panic!("open accepted an offsets topic without topic.conf"),
@@ -166,7 +174,7 @@ fn a_missing_consumer_offsets_conf_fails_open_and_keeps_every_commit() {
         assert_eq!(tree(&*fs, &offsets), before, "nothing was deleted");
 
         write_file(&*fs, &conf, &good);
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let consumer = store.consumer(ConsumerConfig::group("billing")).unwrap();
         assert_eq!(consumer.committed(&tp).unwrap().map(|c| c.offset), Some(17));
         drop(consumer);
@@ -199,7 +207,7 @@ fn an_extra_partition_with_records_fails_open_and_is_kept() {
         let text = String::from_utf8(good.clone()).unwrap();
         write_file(&*fs, &conf, &conf_with_partitions(&text, 3, 2));
         let before = tree(&*fs, &dir.join("orders"));
-        match Store::open_with(dir, options(fs.clone())) {
+        match Store::open_with_env(dir, options(), env(fs.clone())) {
             Err(Error::Corrupt { path, reason, .. }) => {
                 assert_eq!(path, dir.join("orders").join("2"), "{reason}");
                 assert!(reason.contains("holds records"), "{reason}");
@@ -210,7 +218,7 @@ fn an_extra_partition_with_records_fails_open_and_is_kept() {
         assert_eq!(tree(&*fs, &dir.join("orders")), before, "nothing deleted");
 
         write_file(&*fs, &conf, &good);
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert_orders_intact(&store, &metas);
         store.close().unwrap();
     });
@@ -236,7 +244,7 @@ fn an_unused_extra_partition_is_removed_at_open() {
             &[],
         );
         fs.sync_dir(&topic_dir).unwrap();
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert!(!fs.exists(&topic_dir.join("3")).unwrap());
         assert!(!fs.exists(&topic_dir.join("4")).unwrap());
         assert_orders_intact(&store, &metas);
@@ -253,7 +261,7 @@ fn a_missing_partition_directory_fails_open() {
         let missing = dir.join("orders").join("1");
         fs.remove_dir_all(&missing).unwrap();
         fs.sync_dir(&dir.join("orders")).unwrap();
-        match Store::open_with(dir, options(fs.clone())) {
+        match Store::open_with_env(dir, options(), env(fs.clone())) {
             Err(Error::Corrupt { path, .. }) => assert_eq!(path, missing),
             Err(e) => panic!("expected Corrupt naming the partition, got {e}"),
             Ok(_) => panic!("open re-created a lost partition empty"),
@@ -279,7 +287,7 @@ fn directories_that_are_not_topics_are_left_alone() {
         write_file(&*fs, &dir.join("__producer_ids.tmp"), b"half");
         fs.sync_dir(dir).unwrap();
         let before = tree(&*fs, dir);
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert_eq!(store.topics(), vec!["orders"]);
         assert_orders_intact(&store, &metas);
         // Creating a topic over one of them is refused, not a reason to remove it.

@@ -11,19 +11,27 @@ use std::sync::Arc;
 
 use topiclog::fs::{CrashMode, Fault, FaultOp, FileSystem, SimFs, StdFs};
 use topiclog::{
-    key_partition, Error, ManualClock, Record, RecordMetadata, Store, StoreOptions, Topic,
-    TopicConfig,
+    key_partition, Env, Error, LogConfig, ManualClock, Record, RecordMetadata, Store, StoreOptions,
+    Topic, TopicConfig,
 };
 
 use common::{record_views, RecordView};
 
-fn options(fs: Arc<dyn FileSystem>) -> StoreOptions {
-    StoreOptions {
-        file_system: fs,
-        preallocate: false,
-        segment_bytes: 1024,
-        background_maintenance: false,
+fn env(fs: Arc<dyn FileSystem>) -> Env {
+    Env {
+        fs,
         clock: Arc::new(ManualClock::new(1_700_000_000_000)),
+    }
+}
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        log: LogConfig {
+            preallocate: false,
+            segment_bytes: 1024,
+            ..LogConfig::default()
+        },
+        background_maintenance: false,
         ..StoreOptions::default()
     }
 }
@@ -128,7 +136,7 @@ fn assert_usable(topic: &Topic, what: &str) {
 #[test]
 fn create_list_reopen_delete_recreate() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert!(store.topics().is_empty());
         let a = store
             .create_topic("alpha", TopicConfig::with_partitions(2))
@@ -147,7 +155,7 @@ fn create_list_reopen_delete_recreate() {
         assert_holds_exactly(&a, &sent_a, "alpha before reopen");
         store.close().unwrap();
 
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert_eq!(store.topics(), vec!["Alpha.v2", "alpha", "beta"]);
         let a = store.topic("alpha").unwrap();
         assert_eq!(a.partition_count(), 2);
@@ -167,7 +175,7 @@ fn create_list_reopen_delete_recreate() {
         ));
         store.close().unwrap();
 
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert_eq!(store.topics(), vec!["Alpha.v2", "beta"]);
         assert!(!fs.exists(&dir.join("alpha")).unwrap());
         assert_holds_exactly(&store.topic("beta").unwrap(), &sent_b, "beta");
@@ -182,7 +190,7 @@ fn create_list_reopen_delete_recreate() {
         assert_holds_exactly(&a, &sent_new, "re-created alpha");
         store.close().unwrap();
 
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let a = store.topic("alpha").unwrap();
         assert_eq!(a.partition_count(), 3);
         assert_holds_exactly(&a, &sent_new, "re-created alpha after reopen");
@@ -193,7 +201,7 @@ fn create_list_reopen_delete_recreate() {
 #[test]
 fn delete_then_recreate_in_the_same_session_starts_empty() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let t = store
             .create_topic("events", TopicConfig::with_partitions(2))
             .unwrap();
@@ -206,14 +214,14 @@ fn delete_then_recreate_in_the_same_session_starts_empty() {
         let sent = send_some(&t, "fresh", 7);
         assert_holds_exactly(&t, &sent, "re-created");
         store.close().unwrap();
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert_holds_exactly(&store.topic("events").unwrap(), &sent, "after reopen");
         store.close().unwrap();
     });
 
     // And after a crash instead of a clean close: recovery must not bring the old data back.
     let fs = SimFs::new(5);
-    let store = Store::open_with(STORE, options(Arc::new(fs.clone()))).unwrap();
+    let store = Store::open_with_env(STORE, options(), env(Arc::new(fs.clone()))).unwrap();
     let t = store
         .create_topic("events", TopicConfig::with_partitions(2))
         .unwrap();
@@ -226,7 +234,7 @@ fn delete_then_recreate_in_the_same_session_starts_empty() {
     std::mem::forget(t);
     std::mem::forget(store);
     fs.crash(CrashMode::LoseUnsynced);
-    let store = Store::open_with(STORE, options(Arc::new(fs.clone()))).unwrap();
+    let store = Store::open_with_env(STORE, options(), env(Arc::new(fs.clone()))).unwrap();
     assert_holds_exactly(&store.topic("events").unwrap(), &sent, "after a crash");
     store.close().unwrap();
 }
@@ -236,14 +244,14 @@ fn topic_or_create_creates_once_with_the_default_partition_count() {
     both_fs(|fs, dir| {
         let opts = StoreOptions {
             default_partitions: 3,
-            ..options(fs.clone())
+            ..options()
         };
-        let store = Store::open_with(dir, opts.clone()).unwrap();
+        let store = Store::open_with_env(dir, opts.clone(), env(fs.clone())).unwrap();
         let t = store.topic_or_create("auto").unwrap();
         assert_eq!(t.partition_count(), 3);
         assert_eq!(
             t.config(),
-            opts.resolve_topic_config(&TopicConfig::with_partitions(3))
+            opts.resolve(&TopicConfig::with_partitions(3).overrides)
         );
         let sent = send_some(&t, "auto", 12);
 
@@ -283,7 +291,7 @@ fn topic_or_create_creates_once_with_the_default_partition_count() {
         assert_eq!(store.topic("raced").unwrap().end_offsets()[0], 8);
         store.close().unwrap();
 
-        let store = Store::open_with(dir, opts.clone()).unwrap();
+        let store = Store::open_with_env(dir, opts.clone(), env(fs.clone())).unwrap();
         assert_eq!(store.topics(), vec!["auto", "explicit", "raced"]);
         assert_holds_exactly(&store.topic_or_create("auto").unwrap(), &sent, "reopened");
         store.close().unwrap();
@@ -293,7 +301,7 @@ fn topic_or_create_creates_once_with_the_default_partition_count() {
 #[test]
 fn creating_an_existing_topic_fails_with_topic_exists() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let t = store
             .create_topic("dup", TopicConfig::with_partitions(2))
             .unwrap();
@@ -309,7 +317,7 @@ fn creating_an_existing_topic_fails_with_topic_exists() {
         assert_holds_exactly(&t, &sent, "after the failed creations");
         store.close().unwrap();
 
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert!(matches!(
             store.create_topic("dup", TopicConfig::with_partitions(2)),
             Err(Error::TopicExists { name }) if name == "dup"
@@ -322,7 +330,7 @@ fn creating_an_existing_topic_fails_with_topic_exists() {
 #[test]
 fn operations_on_a_missing_topic_fail_with_unknown_topic() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         store
             .create_topic("present", TopicConfig::with_partitions(1))
             .unwrap();
@@ -350,7 +358,7 @@ fn operations_on_a_missing_topic_fail_with_unknown_topic() {
 #[test]
 fn everything_fails_with_closed_after_store_close() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let t = store
             .create_topic("t", TopicConfig::with_partitions(2))
             .unwrap();
@@ -393,7 +401,7 @@ fn everything_fails_with_closed_after_store_close() {
         );
 
         // Nothing was written by the failed calls.
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert_eq!(store.topics(), vec!["t"]);
         assert_holds_exactly(&store.topic("t").unwrap(), &sent, "after reopen");
         store.close().unwrap();
@@ -403,7 +411,7 @@ fn everything_fails_with_closed_after_store_close() {
 #[test]
 fn topic_handles_fail_with_closed_after_delete_topic() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let doomed = store
             .create_topic("doomed", TopicConfig::with_partitions(2))
             .unwrap();
@@ -469,7 +477,7 @@ struct Scenario {
 
 fn scenario(seed: u64, with_subject: bool, partitions: u32) -> Scenario {
     let fs = SimFs::new(seed);
-    let store = Store::open_with(STORE, options(Arc::new(fs.clone()))).unwrap();
+    let store = Store::open_with_env(STORE, options(), env(Arc::new(fs.clone()))).unwrap();
     let keeper = store
         .create_topic("keeper", TopicConfig::with_partitions(2))
         .unwrap();
@@ -519,7 +527,7 @@ fn interrupt(
         CrashMode::Torn
     };
     s.fs.crash(mode);
-    let store = Store::open_with(STORE, options(Arc::new(s.fs.clone())))
+    let store = Store::open_with_env(STORE, options(), env(Arc::new(s.fs.clone())))
         .unwrap_or_else(|e| panic!("cut after {n} ops ({mode:?}): reopen failed: {e}"));
     let mut entries = s.fs.read_dir(Path::new(STORE)).unwrap();
     entries.sort();
@@ -606,8 +614,7 @@ fn create_topic_interrupted_at_every_op_leaves_all_or_nothing() {
             assert_eq!(t.partition_count(), 3, "{what}");
             assert_eq!(
                 t.config(),
-                options(Arc::new(fs.clone()))
-                    .resolve_topic_config(&TopicConfig::with_partitions(3)),
+                options().resolve(&TopicConfig::with_partitions(3).overrides),
                 "{what}"
             );
             assert_eq!(t.end_offsets(), vec![0, 0, 0], "{what}");
@@ -661,7 +668,7 @@ fn add_partitions_interrupted_at_every_op_leaves_old_or_new_count() {
             !ok || count == 5,
             "{what}: reported success, yet {count} partitions"
         );
-        assert_eq!(t.config().partitions, count, "{what}");
+        assert_eq!(t.partition_count(), count, "{what}");
         // No partition directory beyond the count is left behind.
         assert_eq!(
             partition_dirs(&fs, "subject"),
@@ -680,7 +687,7 @@ fn add_partitions_interrupted_at_every_op_leaves_old_or_new_count() {
         store.close().unwrap();
 
         // Whatever survived is what the next clean open sees.
-        let store = Store::open_with(STORE, options(Arc::new(fs.clone()))).unwrap();
+        let store = Store::open_with_env(STORE, options(), env(Arc::new(fs.clone()))).unwrap();
         assert_eq!(
             store.topic("subject").unwrap().partition_count(),
             5,
@@ -744,7 +751,7 @@ fn a_failed_add_partitions_changes_nothing() {
     let count_now = t.partition_count();
     s.store.close().unwrap();
 
-    let store = Store::open_with(STORE, options(Arc::new(s.fs.clone()))).unwrap();
+    let store = Store::open_with_env(STORE, options(), env(Arc::new(s.fs.clone()))).unwrap();
     let reopened = store.topic("subject").unwrap();
     for sent in &after {
         let p = reopened.partition(sent.meta.partition).unwrap_or_else(|e| {
@@ -758,7 +765,7 @@ fn a_failed_add_partitions_changes_nothing() {
         assert_eq!(got.value().unwrap().as_ref(), sent.value.as_slice());
     }
     assert_eq!(
-        (count_now, t.config().partitions),
+        (count_now, t.partition_count()),
         (2, 2),
         "the failed add_partitions left the topic at its old count"
     );
@@ -793,7 +800,7 @@ fn a_failed_delete_topic_can_be_retried() {
     );
     assert_eq!(s.store.topics(), vec!["keeper"]);
     s.store.close().unwrap();
-    let store = Store::open_with(STORE, options(Arc::new(s.fs.clone()))).unwrap();
+    let store = Store::open_with_env(STORE, options(), env(Arc::new(s.fs.clone()))).unwrap();
     assert_eq!(
         store.topics(),
         vec!["keeper"],
@@ -825,7 +832,7 @@ fn a_delete_topic_whose_removal_fails_is_finished_by_the_next_open() {
         .unwrap();
     assert_eq!(t.end_offsets(), vec![0]);
     s.store.close().unwrap();
-    let store = Store::open_with(STORE, options(Arc::new(s.fs.clone()))).unwrap();
+    let store = Store::open_with_env(STORE, options(), env(Arc::new(s.fs.clone()))).unwrap();
     assert_eq!(store.topics(), vec!["keeper", "subject"]);
     assert_eq!(store.topic("subject").unwrap().end_offsets(), vec![0]);
     assert!(
@@ -860,7 +867,7 @@ fn a_failed_create_topic_leaves_nothing() {
         .unwrap();
     let sent = send_some(&t, "second try", 10);
     s.store.close().unwrap();
-    let store = Store::open_with(STORE, options(Arc::new(s.fs.clone()))).unwrap();
+    let store = Store::open_with_env(STORE, options(), env(Arc::new(s.fs.clone()))).unwrap();
     assert_eq!(store.topics(), vec!["keeper", "subject"]);
     assert_holds_exactly(&store.topic("subject").unwrap(), &sent, "created on retry");
     store.close().unwrap();

@@ -14,14 +14,21 @@ use std::time::Duration;
 use topiclog::fs::{FileSystem, OpenMode, SimFs, StdFs};
 use topiclog::limits::MAX_TOPIC_NAME_LEN;
 use topiclog::{
-    validate_topic_name, Acks, Error, ProducerConfig, Record, Store, StoreOptions, TopicConfig,
+    validate_topic_name, Acks, Env, Error, LogConfig, ProducerConfig, Record, Store, StoreOptions,
+    TopicConfig,
 };
 
-fn options(fs: Arc<dyn FileSystem>) -> StoreOptions {
+fn env(fs: Arc<dyn FileSystem>) -> Env {
+    Env::with_fs(fs)
+}
+
+fn options() -> StoreOptions {
     StoreOptions {
-        file_system: fs,
-        preallocate: false,
-        segment_bytes: 4096,
+        log: LogConfig {
+            preallocate: false,
+            segment_bytes: 4096,
+            ..LogConfig::default()
+        },
         background_maintenance: false,
         ..StoreOptions::default()
     }
@@ -122,7 +129,7 @@ fn validate_accepts_valid_names() {
 #[test]
 fn store_rejects_invalid_names_without_touching_the_disk() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let before = fs.read_dir(dir).unwrap();
         for name in invalid_names() {
             let invalid = |r: topiclog::Result<()>, what: &str| match r {
@@ -148,7 +155,7 @@ fn store_rejects_invalid_names_without_touching_the_disk() {
 #[test]
 fn store_creates_lists_and_reopens_every_valid_name() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         for (i, name) in valid_names().iter().enumerate() {
             let t = store
                 .create_topic(name, TopicConfig::with_partitions(1))
@@ -162,7 +169,7 @@ fn store_creates_lists_and_reopens_every_valid_name() {
         assert_eq!(store.topics(), expected);
         store.close().unwrap();
 
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert_eq!(store.topics(), expected);
         for (i, name) in valid_names().iter().enumerate() {
             let t = store.topic(name).unwrap();
@@ -180,7 +187,7 @@ fn store_creates_lists_and_reopens_every_valid_name() {
         }
         assert!(store.topics().is_empty());
         store.close().unwrap();
-        Store::open_with(dir, options(fs.clone()))
+        Store::open_with_env(dir, options(), env(fs.clone()))
             .unwrap()
             .close()
             .unwrap();
@@ -194,7 +201,7 @@ fn store_creates_lists_and_reopens_every_valid_name() {
 #[test]
 fn every_store_level_name_is_refused() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         // The store's files exist: the producer id counter and the offsets topic.
         let producer = store.producer(ProducerConfig::default()).unwrap();
         producer.close().unwrap();
@@ -234,14 +241,14 @@ fn every_store_level_name_is_refused() {
         assert!(store.topics().is_empty());
         // The store still holds its directory lock, and still works.
         assert!(matches!(
-            Store::open_with(dir, options(fs.clone())),
+            Store::open_with_env(dir, options(), env(fs.clone())),
             Err(Error::AlreadyOpen { .. })
         ));
         let producer = store.producer(ProducerConfig::default()).unwrap();
         assert_eq!(producer.producer_id(), Some(1));
         producer.close().unwrap();
         store.close().unwrap();
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert!(store.topics().is_empty(), "store files are not topics");
         store.close().unwrap();
     });
@@ -262,7 +269,7 @@ fn idempotent(store: &Store) -> topiclog::Producer {
 #[test]
 fn a_topic_named_producer_ids_works_with_idempotent_producers() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let t = store
             .create_topic("producer-ids", TopicConfig::with_partitions(2))
             .unwrap();
@@ -289,7 +296,7 @@ fn a_topic_named_producer_ids_works_with_idempotent_producers() {
         assert_eq!(t.end_offsets().iter().sum::<u64>(), 10);
         store.close().unwrap();
 
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert_eq!(store.topics(), vec!["producer-ids"]);
         let producer = idempotent(&store);
         assert!(
@@ -333,14 +340,14 @@ fn write_file(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) {
 #[test]
 fn a_legacy_producer_ids_counter_is_migrated() {
     both_fs(|fs, dir| {
-        Store::open_with(dir, options(fs.clone()))
+        Store::open_with_env(dir, options(), env(fs.clone()))
             .unwrap()
             .close()
             .unwrap();
         let legacy = dir.join("producer-ids");
         let current = dir.join("__producer_ids");
         write_file(&*fs, &legacy, &counter(42));
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert!(!fs.exists(&legacy).unwrap(), "migrated");
         assert!(fs.exists(&current).unwrap());
         let producer = store.producer(ProducerConfig::default()).unwrap();
@@ -352,11 +359,11 @@ fn a_legacy_producer_ids_counter_is_migrated() {
         store.close().unwrap();
 
         // Both present (a crash during the migration, or a downgrade and back): the larger wins.
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         store.delete_topic("producer-ids").unwrap();
         store.close().unwrap();
         write_file(&*fs, &legacy, &counter(7));
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let producer = store.producer(ProducerConfig::default()).unwrap();
         assert_eq!(
             producer.producer_id(),
@@ -366,7 +373,7 @@ fn a_legacy_producer_ids_counter_is_migrated() {
         producer.close().unwrap();
         store.close().unwrap();
         write_file(&*fs, &legacy, &counter(1000));
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         let producer = store.producer(ProducerConfig::default()).unwrap();
         assert_eq!(
             producer.producer_id(),
@@ -379,7 +386,7 @@ fn a_legacy_producer_ids_counter_is_migrated() {
         // A damaged legacy counter: the store opens, and idempotent producers are refused
         // naming the file, as before.
         write_file(&*fs, &legacy, b"garbage");
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         match store.producer(ProducerConfig::default()) {
             Err(Error::Corrupt { path, .. }) => assert_eq!(path, legacy),
             other => panic!("expected Corrupt naming producer-ids, got {other:?}"),
@@ -392,7 +399,7 @@ fn a_legacy_producer_ids_counter_is_migrated() {
 #[test]
 fn open_ignores_entries_that_are_not_topics() {
     both_fs(|fs, dir| {
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         store
             .create_topic("real", TopicConfig::with_partitions(1))
             .unwrap();
@@ -411,7 +418,7 @@ fn open_ignores_entries_that_are_not_topics() {
             .write_all_at(b"notes", 0)
             .unwrap();
 
-        let store = Store::open_with(dir, options(fs.clone())).unwrap();
+        let store = Store::open_with_env(dir, options(), env(fs.clone())).unwrap();
         assert_eq!(store.topics(), vec!["real"]);
         store.close().unwrap();
         for junk in ["not a topic/keep", "lost+found/keep", "README"] {
@@ -425,7 +432,7 @@ fn open_ignores_entries_that_are_not_topics() {
 fn a_topic_an_earlier_version_named_lock_still_opens() {
     let fs = SimFs::new(3);
     let dir = Path::new("/s");
-    let store = Store::open_with(dir, options(Arc::new(fs.clone()))).unwrap();
+    let store = Store::open_with_env(dir, options(), env(Arc::new(fs.clone()))).unwrap();
     let t = store
         .create_topic("lock-to-be", TopicConfig::with_partitions(1))
         .unwrap();
@@ -434,7 +441,7 @@ fn a_topic_an_earlier_version_named_lock_still_opens() {
     fs.rename(&dir.join("lock-to-be"), &dir.join("lock"))
         .unwrap();
     fs.sync_dir(dir).unwrap();
-    let store = Store::open_with(dir, options(Arc::new(fs.clone()))).unwrap();
+    let store = Store::open_with_env(dir, options(), env(Arc::new(fs.clone()))).unwrap();
     assert_eq!(store.topics(), vec!["lock"]);
     let read = store
         .topic("lock")

@@ -1,7 +1,7 @@
 //! A compacted topic keeps records by key, so records without a key are refused before anything
 //! is written (as Kafka does); other topics take them.
 
-use topiclog::{CleanupPolicy, Error, Record, Store, TopicConfig};
+use topiclog::{CleanupPolicy, Error, LogOverrides, Record, Store, TopicConfig};
 
 #[test]
 fn keyless_records_are_refused_on_compacted_topics_only() {
@@ -14,8 +14,10 @@ fn keyless_records_are_refused_on_compacted_topics_only() {
                 &name,
                 TopicConfig {
                     partitions: 2,
-                    cleanup_policy: Some(policy),
-                    ..TopicConfig::default()
+                    overrides: LogOverrides {
+                        cleanup_policy: Some(policy),
+                        ..LogOverrides::default()
+                    },
                 },
             )
             .unwrap();
@@ -53,8 +55,10 @@ fn keyless_records_are_refused_through_partition_handles() {
             "c",
             TopicConfig {
                 partitions: 1,
-                cleanup_policy: Some(CleanupPolicy::Compact),
-                ..TopicConfig::default()
+                overrides: LogOverrides {
+                    cleanup_policy: Some(CleanupPolicy::Compact),
+                    ..LogOverrides::default()
+                },
             },
         )
         .unwrap();
@@ -74,9 +78,9 @@ fn keyless_records_are_refused_through_partition_handles() {
     let dir = tmp.path().join("standalone");
     let log = topiclog::Partition::open_with(
         &dir,
-        topiclog::PartitionConfig {
-            compacted: true,
-            ..topiclog::PartitionConfig::default()
+        topiclog::LogConfig {
+            cleanup_policy: CleanupPolicy::Compact,
+            ..topiclog::LogConfig::default()
         },
     )
     .unwrap();
@@ -85,9 +89,9 @@ fn keyless_records_are_refused_through_partition_handles() {
         other => panic!("expected MissingKey, got {other:?}"),
     }
     // Turning the requirement off (a topic altered to `delete`) takes effect at once.
-    log.set_config(topiclog::PartitionConfig {
-        compacted: false,
-        ..(*log.config()).clone()
+    log.set_config(topiclog::LogConfig {
+        cleanup_policy: CleanupPolicy::Delete,
+        ..log.config()
     })
     .unwrap();
     assert_eq!(log.append(Record::new("no key")).unwrap(), 0);

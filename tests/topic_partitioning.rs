@@ -8,20 +8,28 @@ use std::sync::{Arc, Mutex};
 use topiclog::fs::SimFs;
 use topiclog::internals::murmur2;
 use topiclog::{
-    key_partition, Bytes, DefaultPartitioner, Error, ManualClock, Partitioner, Record,
-    RecordMetadata, Store, StoreOptions, TimestampType, Topic, TopicConfig,
+    key_partition, Bytes, DefaultPartitioner, Env, Error, LogConfig, LogOverrides, ManualClock,
+    Partitioner, Record, RecordMetadata, Store, StoreOptions, TimestampType, Topic, TopicConfig,
 };
 
 const NOW: i64 = 1_700_000_000_000;
 const STORE: &str = "/store";
 
-fn options(fs: &SimFs) -> StoreOptions {
-    StoreOptions {
-        file_system: Arc::new(fs.clone()),
-        preallocate: false,
-        segment_bytes: 64 << 10,
-        background_maintenance: false,
+fn env(fs: &SimFs) -> Env {
+    Env {
+        fs: Arc::new(fs.clone()),
         clock: Arc::new(ManualClock::new(NOW)),
+    }
+}
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        log: LogConfig {
+            preallocate: false,
+            segment_bytes: 64 << 10,
+            ..LogConfig::default()
+        },
+        background_maintenance: false,
         ..StoreOptions::default()
     }
 }
@@ -86,7 +94,7 @@ fn key_partition_is_kafkas_positive_hash_modulo_count() {
 #[test]
 fn keyed_sends_land_on_the_key_partition() {
     let fs = SimFs::new(1);
-    let store = Store::open_with(STORE, options(&fs)).unwrap();
+    let store = Store::open_with_env(STORE, options(), env(&fs)).unwrap();
     let t = store
         .create_topic("keyed", TopicConfig::with_partitions(6))
         .unwrap();
@@ -127,12 +135,13 @@ fn a_key_keeps_its_partition_across_reopen() {
     let fs = SimFs::new(2);
     let keys: Vec<String> = (0..50).map(|i| format!("order-{i}")).collect();
     let first: Vec<u32> = {
-        let store = Store::open_with(
+        let store = Store::open_with_env(
             STORE,
             StoreOptions {
                 partitioner: seeded(100, 1),
-                ..options(&fs)
+                ..options()
             },
+            env(&fs),
         )
         .unwrap();
         let t = store
@@ -150,12 +159,13 @@ fn a_key_keeps_its_partition_across_reopen() {
         metas
     };
     // A different partitioner seed only changes where unkeyed records go.
-    let store = Store::open_with(
+    let store = Store::open_with_env(
         STORE,
         StoreOptions {
             partitioner: seeded(100, 999),
-            ..options(&fs)
+            ..options()
         },
+        env(&fs),
     )
     .unwrap();
     let t = store.topic("orders").unwrap();
@@ -181,7 +191,7 @@ fn a_key_keeps_its_partition_across_reopen() {
 #[test]
 fn after_add_partitions_keys_map_by_the_new_count_and_some_move() {
     let fs = SimFs::new(3);
-    let store = Store::open_with(STORE, options(&fs)).unwrap();
+    let store = Store::open_with_env(STORE, options(), env(&fs)).unwrap();
     let t = store
         .create_topic("grown", TopicConfig::with_partitions(3))
         .unwrap();
@@ -208,7 +218,7 @@ fn after_add_partitions_keys_map_by_the_new_count_and_some_move() {
     store.close().unwrap();
 
     // The mapping by the new count survives a reopen.
-    let store = Store::open_with(STORE, options(&fs)).unwrap();
+    let store = Store::open_with_env(STORE, options(), env(&fs)).unwrap();
     let t = store.topic("grown").unwrap();
     for k in &keys {
         let meta = t.send(Record::new("reopened").with_key(k.clone())).unwrap();
@@ -220,7 +230,7 @@ fn after_add_partitions_keys_map_by_the_new_count_and_some_move() {
 #[test]
 fn an_explicit_partition_wins_over_the_key_and_is_range_checked() {
     let fs = SimFs::new(4);
-    let store = Store::open_with(STORE, options(&fs)).unwrap();
+    let store = Store::open_with_env(STORE, options(), env(&fs)).unwrap();
     let t = store
         .create_topic("explicit", TopicConfig::with_partitions(4))
         .unwrap();
@@ -275,12 +285,13 @@ fn runs(metas: &[RecordMetadata]) -> Vec<(u32, usize)> {
 fn unkeyed_batches_stick_to_a_partition_then_spread_evenly() {
     let fs = SimFs::new(5);
     // 100-byte values with a 1000-byte sticky batch: a new partition every 10 records.
-    let store = Store::open_with(
+    let store = Store::open_with_env(
         STORE,
         StoreOptions {
             partitioner: seeded(1000, 42),
-            ..options(&fs)
+            ..options()
         },
+        env(&fs),
     )
     .unwrap();
     let t = store
@@ -332,12 +343,13 @@ fn unkeyed_batches_stick_to_a_partition_then_spread_evenly() {
 #[test]
 fn the_store_sticky_batch_bytes_drives_the_default_partitioner() {
     let fs = SimFs::new(6);
-    let store = Store::open_with(
+    let store = Store::open_with_env(
         STORE,
         StoreOptions {
             sticky_batch_bytes: 500,
-            ..options(&fs)
+            ..options()
         },
+        env(&fs),
     )
     .unwrap();
     let t = store
@@ -382,12 +394,13 @@ impl Partitioner for ToLast {
 fn a_custom_partitioner_is_used_when_set() {
     let fs = SimFs::new(7);
     let custom = Arc::new(ToLast::default());
-    let store = Store::open_with(
+    let store = Store::open_with_env(
         STORE,
         StoreOptions {
             partitioner: Some(custom.clone()),
-            ..options(&fs)
+            ..options()
         },
+        env(&fs),
     )
     .unwrap();
     let t = store
@@ -433,12 +446,13 @@ fn a_custom_partitioner_is_used_when_set() {
 #[test]
 fn send_batch_returns_metadata_in_input_order() {
     let fs = SimFs::new(8);
-    let store = Store::open_with(
+    let store = Store::open_with_env(
         STORE,
         StoreOptions {
             partitioner: seeded(300, 7),
-            ..options(&fs)
+            ..options()
         },
+        env(&fs),
     )
     .unwrap();
     let create_time = store
@@ -449,8 +463,10 @@ fn send_batch_returns_metadata_in_input_order() {
             "append",
             TopicConfig {
                 partitions: 5,
-                timestamp_type: Some(TimestampType::LogAppendTime),
-                ..TopicConfig::default()
+                overrides: LogOverrides {
+                    timestamp_type: Some(TimestampType::LogAppendTime),
+                    ..LogOverrides::default()
+                },
             },
         )
         .unwrap();

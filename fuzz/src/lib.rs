@@ -34,7 +34,8 @@ use topiclog::segment::{
     TimeIndex, TimestampOffset,
 };
 use topiclog::{
-    Durability, Error, ManualClock, Partition, PartitionConfig, Record, Recovery, StoredRecord,
+    Deadline, Durability, Env, Error, LogConfig, ManualClock, Partition, Record, Recovery,
+    StoredRecord,
 };
 
 /// Known bugs whose assertions `TOPICLOG_FUZZ_LENIENT=1` turns off (see the module docs). Empty:
@@ -217,16 +218,22 @@ pub struct Pristine {
 
 /// The configuration the pristine partition was written with: small segments (several of them) and
 /// an index entry after nearly every batch.
-pub fn pristine_config(fs: SimFs, clock: ManualClock) -> PartitionConfig {
-    PartitionConfig {
+pub fn pristine_config() -> LogConfig {
+    LogConfig {
         segment_bytes: 1024,
-        segment_ms: None,
+        segment_ms: Deadline::Never,
         index_interval_bytes: 64,
         durability: Durability::None,
         preallocate: true,
-        file_system: Arc::new(fs),
+        ..LogConfig::default()
+    }
+}
+
+/// The environment of a simulated partition.
+pub fn sim_env(fs: SimFs, clock: ManualClock) -> Env {
+    Env {
+        fs: Arc::new(fs),
         clock: Arc::new(clock),
-        ..PartitionConfig::default()
     }
 }
 
@@ -266,7 +273,7 @@ pub fn pristine() -> &'static Pristine {
 fn build_pristine() -> Pristine {
     let fs = SimFs::new(1);
     let clock = ManualClock::new(T0);
-    let log = Partition::open_with(DIR, pristine_config(fs.clone(), clock.clone()))
+    let log = Partition::open_with_env(DIR, pristine_config(), sim_env(fs.clone(), clock.clone()))
         .expect("open the pristine partition");
     for i in 0..PRISTINE_BATCHES {
         clock.advance(Duration::from_secs(1));
@@ -568,11 +575,12 @@ pub fn index_load(data: &[u8]) {
         }
     }
     let clock = ManualClock::new(T0 + 1_000_000);
-    let mut config = pristine_config(fs, clock);
+    let env = sim_env(fs, clock);
+    let mut config = pristine_config();
     if knobs & 0x40 != 0 {
         config.max_index_bytes = 96;
     }
-    let log = match Partition::open_with(DIR, config.clone()) {
+    let log = match Partition::open_with_env(DIR, config.clone(), env.clone()) {
         Ok(log) => log,
         Err(e) => panic!("clean open with damaged indexes failed: {e}"),
     };
@@ -602,7 +610,7 @@ pub fn index_load(data: &[u8]) {
     check_dense(&log, &expected, false);
     log.close().expect("close");
     drop(log);
-    let log = match Partition::open_with(DIR, config) {
+    let log = match Partition::open_with_env(DIR, config, env) {
         Ok(log) => log,
         Err(e) => panic!("reopen after close failed: {e}"),
     };
@@ -1246,14 +1254,14 @@ pub fn segment_recover(data: &[u8]) {
     // A log that ends below the recovery point lost durable records: damage.
     let ends_below = content.last().map_or(0, |b| b.next) < recovery_point;
 
-    let mut config = PartitionConfig {
+    let mut config = LogConfig {
         segment_bytes: 4096,
-        segment_ms: None,
+        segment_ms: Deadline::Never,
         durability: Durability::None,
         preallocate: k0 & 8 != 0,
         index_interval_bytes: if k0 & 0x80 != 0 { 64 } else { 4096 },
         max_index_bytes: [10 << 20, 4096, 36, 12][usize::from((k1 >> 4) & 3)],
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     };
     if k1 & 0x80 != 0 {
         config.max_batch_bytes = 200;
@@ -1268,13 +1276,12 @@ pub fn segment_recover(data: &[u8]) {
         if let Some(c) = &checkpoint {
             fs.write_file(&Path::new(DIR).join("checkpoint"), c);
         }
-        let config = PartitionConfig {
+        let config = LogConfig {
             recovery: mode,
-            file_system: Arc::new(fs),
-            clock: Arc::new(ManualClock::new(T0)),
             ..config.clone()
         };
-        let log = match Partition::open_with(DIR, config.clone()) {
+        let env = sim_env(fs, ManualClock::new(T0));
+        let log = match Partition::open_with_env(DIR, config.clone(), env.clone()) {
             Ok(log) => log,
             Err(Error::IndexAppend { .. }) if lenient() => continue, // index-full-recovery
             Err(e) => {
@@ -1306,7 +1313,7 @@ pub fn segment_recover(data: &[u8]) {
         if !first_scanned {
             // The first segment is below the recovery point, so it is trusted unread: exercise it,
             // but errors are fine.
-            exercise(&log, &config);
+            exercise(&log, &config, &env);
             continue;
         }
         assert!(
@@ -1350,7 +1357,7 @@ pub fn segment_recover(data: &[u8]) {
         assert_eq!(got[0].value.as_deref(), Some(&b"after"[..]));
         log.close().expect("close after recovery");
         drop(log);
-        let log = Partition::open_with(DIR, config).expect("reopen after recovery");
+        let log = Partition::open_with_env(DIR, config, env).expect("reopen after recovery");
         assert!(log.recovery_report().clean_shutdown);
         let mut scan = Vec::new();
         let mut at = start;
@@ -1516,7 +1523,7 @@ fn check_content(log: &Partition, content: &[RefBatch], start: u64, end: u64) {
 
 /// Read, search, append, close and reopen a partition whose data may be damaged: no panics, no
 /// endless loops; errors are fine.
-fn exercise(log: &Partition, config: &PartitionConfig) {
+fn exercise(log: &Partition, config: &LogConfig, env: &Env) {
     let (start, end) = (log.start_offset(), log.end_offset());
     let mut at = start;
     let mut steps = 0;
@@ -1538,7 +1545,7 @@ fn exercise(log: &Partition, config: &PartitionConfig) {
     }
     let _ = log.append(Record::new("after"));
     let _ = log.close();
-    if let Ok(again) = Partition::open_with(DIR, config.clone()) {
+    if let Ok(again) = Partition::open_with_env(DIR, config.clone(), env.clone()) {
         let _ = again.read(again.start_offset(), 1 << 20);
     }
 }

@@ -33,10 +33,11 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::config::{CleanupPolicy, Deadline, LogOverrides};
 use crate::error::Result;
 use crate::partition::Durability;
 use crate::store::{Store, OFFSETS_TOPIC};
-use crate::topic::{CleanupPolicy, TopicConfig};
+use crate::topic::TopicConfig;
 
 /// A topic and partition number.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -151,12 +152,15 @@ impl Broker {
         let topic = store.internal_topic_or_create(
             OFFSETS_TOPIC,
             TopicConfig {
-                cleanup_policy: Some(CleanupPolicy::Compact),
-                durability: Some(Durability::Always),
-                segment_bytes: Some(100 << 20),
-                preallocate: Some(false),
-                segment_ms: Some(Duration::from_secs(7 * 24 * 3600)),
-                ..TopicConfig::with_partitions(store.options().offsets_topic_partitions)
+                partitions: store.options().offsets_topic_partitions,
+                overrides: LogOverrides {
+                    cleanup_policy: Some(CleanupPolicy::Compact),
+                    durability: Some(Durability::Always),
+                    segment_bytes: Some(100 << 20),
+                    preallocate: Some(false),
+                    segment_ms: Some(Deadline::After(Duration::from_secs(7 * 24 * 3600))),
+                    ..LogOverrides::default()
+                },
             },
         )?;
         let offsets = Arc::new(OffsetStore::load(topic)?);

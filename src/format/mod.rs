@@ -9,6 +9,7 @@
 #![deny(clippy::indexing_slicing)]
 
 mod batch;
+mod index;
 #[doc(hidden)]
 pub mod meta;
 mod names;
@@ -16,6 +17,7 @@ mod record;
 mod varint;
 
 pub use batch::{set_base_offset, BatchHeader, RecordBatch, Records};
+pub use index::{OffsetIndexEntry, TimeIndexEntry, OFFSET_INDEX_ENTRY_LEN, TIME_INDEX_ENTRY_LEN};
 pub use names::{parse_segment_file_name, segment_file_name, SegmentFileKind};
 pub use record::{Header, HeaderIter, Record, StoredRecord};
 
@@ -69,45 +71,3 @@ pub const MAX_BATCH_BYTES_LIMIT: usize = 256 << 20;
 
 /// Attribute bit: timestamps were assigned by the log at append time.
 pub const ATTR_LOG_APPEND_TIME: u16 = 1 << 3;
-
-// ---- Index entry layouts -------------------------------------------------------------------------
-/// Offset index entry: `u32` offset relative to the segment base, `u32` byte position in the `.log`.
-pub const OFFSET_INDEX_ENTRY_LEN: usize = 8;
-/// Time index entry: `i64` timestamp, `u32` offset relative to the segment base.
-pub const TIME_INDEX_ENTRY_LEN: usize = 12;
-
-// ---- Index entry fields ----------------------------------------------------------------------------
-// The segment's index readers take fields out of one entry: `entry` is a whole entry
-// (`OFFSET_INDEX_ENTRY_LEN` or `TIME_INDEX_ENTRY_LEN` bytes, as `IndexFile::entry` returns it) and
-// `at` a field position inside it. Anything else is a bug in the caller, hence the panic.
-// Everything else in the crate reads through `meta::Reader` or checked slices.
-
-/// The little-endian `u32` at `at` of an index entry.
-///
-/// # Panics
-/// If `entry` is shorter than `at + 4`.
-#[inline]
-#[expect(
-    clippy::indexing_slicing,
-    reason = "callers pass a whole index entry and a field position inside it"
-)]
-pub(crate) fn get_u32(entry: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&entry[at..at + 4]);
-    u32::from_le_bytes(a)
-}
-
-/// The little-endian `i64` at `at` of an index entry.
-///
-/// # Panics
-/// If `entry` is shorter than `at + 8`.
-#[inline]
-#[expect(
-    clippy::indexing_slicing,
-    reason = "callers pass a whole index entry and a field position inside it"
-)]
-pub(crate) fn get_i64(entry: &[u8], at: usize) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&entry[at..at + 8]);
-    i64::from_le_bytes(a)
-}

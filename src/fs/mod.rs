@@ -159,6 +159,16 @@ pub(crate) fn found<T>(lookup: io::Result<T>) -> io::Result<Option<T>> {
     }
 }
 
+/// Remove the file at `path`; one already gone is fine (an interrupted operation may have
+/// removed it, or never made it).
+pub(crate) fn remove_if_exists(fs: &dyn FileSystem, path: &Path) -> crate::error::Result<()> {
+    match fs.remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(crate::Error::io(path, e)),
+    }
+}
+
 /// Atomically replace `path` with `contents`: write `path.tmp`, sync it, rename it over `path`, sync
 /// the directory. A crash at any point leaves either the old or the new contents.
 pub(crate) fn write_atomic(fs: &dyn FileSystem, path: &Path, contents: &[u8]) -> io::Result<()> {

@@ -909,8 +909,6 @@ impl FileSystem for SimFs {
     }
 }
 
-/// A handle to a [`SimFs`] file. It refers to the inode, not the name: it keeps working after the
-/// file is renamed, replaced or removed, until the next crash.
 /// A lock held in a [`SimFs`]; released on drop unless a crash already released it.
 struct SimLock {
     state: Arc<Mutex<State>>,
@@ -937,6 +935,8 @@ impl Drop for SimLock {
     }
 }
 
+/// A handle to a [`SimFs`] file. It refers to the inode, not the name: it keeps working after the
+/// file is renamed, replaced or removed, until the next crash.
 struct SimFile {
     state: Arc<Mutex<State>>,
     ino: u64,

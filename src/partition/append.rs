@@ -5,15 +5,13 @@ use std::borrow::Borrow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::config::{Durability, LogConfig, TimestampType};
 use crate::error::{Error, Result};
 use crate::format::{encode_batch, encoded_batch_len, patch_base_offset, BatchMeta, Record};
 use crate::segment::Segment;
 
 use super::producer_state::Check;
-use super::{
-    map_active, AppendInfo, Durability, Inner, Partition, PartitionConfig, ProducerBatch,
-    TimestampType, Writer,
-};
+use super::{map_active, AppendInfo, Inner, Partition, ProducerBatch, Writer};
 
 impl Partition {
     /// Append one record with the configured durability; returns its offset.
@@ -102,14 +100,14 @@ impl Partition {
             return Err(Error::EmptyBatch);
         }
         let config = inner.config();
-        if config.compacted && records.iter().any(|r| r.borrow().key().is_none()) {
+        if config.cleanup_policy.compacts() && records.iter().any(|r| r.borrow().key().is_none()) {
             // Compaction keeps records by key: a keyless one would be dropped by the next pass.
             return Err(Error::MissingKey {
                 topic: inner.dir.display().to_string(),
             });
         }
         let durability = durability.unwrap_or(config.durability);
-        let now = config.clock.now_ms();
+        let now = inner.clock.now_ms();
         let mut meta = BatchMeta::new(now);
         meta.log_append_time = config.timestamp_type == TimestampType::LogAppendTime;
         if let Some(p) = producer {
@@ -215,7 +213,7 @@ impl Partition {
 impl Inner {
     pub(super) fn should_roll(
         &self,
-        config: &PartitionConfig,
+        config: &LogConfig,
         active: &Segment,
         batch_len: u64,
         count: u64,
@@ -227,7 +225,7 @@ impl Inner {
         let end = self.end_offset.load(Ordering::Acquire);
         let last_rel = end + count - 1 - active.base_offset();
         let by_size = active.size() + batch_len > config.segment_bytes;
-        let by_time = match (config.segment_ms, active.first_append_ms()) {
+        let by_time = match (config.roll_after().duration(), active.first_append_ms()) {
             (Some(ms), Some(first)) => now.saturating_sub(first) >= ms.as_millis() as i64,
             _ => false,
         };
@@ -246,12 +244,7 @@ impl Inner {
         old.seal_unsynced()?;
         let base = self.end_offset.load(Ordering::Acquire);
         let config = self.config();
-        let seg = Arc::new(Segment::create(
-            self.fs.clone(),
-            &self.dir,
-            base,
-            config.segment_config(),
-        )?);
+        let seg = Arc::new(Segment::create(self.fs.clone(), &self.dir, base, &config)?);
         // The new file's directory entry (and the sealed indexes' renames) become durable with
         // the next sync, before any record in the new segment is claimed durable: no appender
         // waits for the disk here.

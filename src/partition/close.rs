@@ -82,7 +82,7 @@ impl Inner {
             self.release_pending(end);
             self.write_recovery_point(end)?;
             if w.tracks_producers {
-                let now = self.config().clock.now_ms();
+                let now = self.clock.now_ms();
                 let mut table = w.producers.clone();
                 table.remove_expired(now, self.config().producer_id_expiration);
                 table.write(&*self.fs, &self.dir, end)?;

@@ -43,6 +43,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::Deadline;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{encode_retained, BatchHeader, RecordBatch, StoredRecord};
 use crate::fs::FileSystem;
@@ -60,7 +61,9 @@ pub(crate) const SWAP_SUFFIX: &str = ".swap";
 /// Smallest key-map budget accepted.
 pub const MIN_MAP_BUDGET_BYTES: usize = 4 << 10;
 
-/// How a compacted partition is cleaned. Every field documents its default and Kafka name.
+/// What one compaction pass applies: a compacted log's compaction settings
+/// ([`LogConfig::compaction_policy`](crate::LogConfig::compaction_policy)) and the memory the
+/// pass may use. Every field documents its default and Kafka name.
 ///
 /// # Examples
 /// ```
@@ -85,9 +88,9 @@ pub struct CompactionPolicy {
     /// Records stay uncompacted at least this long after they were written. Default 0. Kafka:
     /// `min.compaction.lag.ms`.
     pub min_compaction_lag: Duration,
-    /// Clean regardless of the dirty ratio once the oldest dirty data is this old; `None`
-    /// never. Default `None`. Kafka: `max.compaction.lag.ms`.
-    pub max_compaction_lag: Option<Duration>,
+    /// Clean regardless of the dirty ratio once the oldest dirty data is this old. Default
+    /// [`Deadline::Never`]. Kafka: `max.compaction.lag.ms`.
+    pub max_compaction_lag: Deadline,
     /// Clean when dirty bytes / cleanable bytes exceed this ratio (0.0 ..= 1.0; 1.0 never
     /// triggers by ratio alone, as in Kafka). Default 0.5.
     /// Kafka: `min.cleanable.dirty.ratio`.
@@ -102,7 +105,7 @@ impl Default for CompactionPolicy {
         CompactionPolicy {
             delete_retention: Duration::from_secs(24 * 3600),
             min_compaction_lag: Duration::ZERO,
-            max_compaction_lag: None,
+            max_compaction_lag: Deadline::Never,
             min_cleanable_dirty_ratio: 0.5,
             map_budget_bytes: 32 << 20,
         }
@@ -132,6 +135,7 @@ impl CompactionPolicy {
         }
         if self
             .max_compaction_lag
+            .duration()
             .is_some_and(|max| max < self.min_compaction_lag)
         {
             return Err(Error::config(
@@ -296,7 +300,7 @@ impl Inner {
         };
         let has_dirty = plan.first_uncleanable > plan.first_dirty;
         let lag_due = has_dirty
-            && policy.max_compaction_lag.is_some_and(|max| {
+            && policy.max_compaction_lag.duration().is_some_and(|max| {
                 let max_ms = i64::try_from(max.as_millis()).unwrap_or(i64::MAX);
                 oldest_dirty_ms(&segments, plan.first_dirty)
                     .is_some_and(|t| t <= now_ms.saturating_sub(max_ms))
@@ -446,6 +450,7 @@ impl Inner {
                 }
             }
             if out.is_none() {
+                // Written whole, then trimmed and sealed: no preallocation.
                 let seg_config = SegmentConfig {
                     preallocate_bytes: 0,
                     ..cfg.segment_config()
@@ -549,13 +554,7 @@ impl Inner {
                 rename_if_exists(&*self.fs, &from, &to, kind == 0)?;
             }
             self.fs.sync_dir(&self.dir).at(&self.dir)?;
-            Segment::open_sealed(
-                self.fs.clone(),
-                &self.dir,
-                base,
-                end,
-                self.config().segment_config(),
-            )
+            Segment::open_sealed(self.fs.clone(), &self.dir, base, end, &self.config())
         })();
         let cleaned = match swapped {
             Ok(s) => Arc::new(s),
@@ -888,7 +887,7 @@ mod tests {
             },
             CompactionPolicy {
                 min_compaction_lag: Duration::from_secs(10),
-                max_compaction_lag: Some(Duration::from_secs(1)),
+                max_compaction_lag: Deadline::After(Duration::from_secs(1)),
                 ..CompactionPolicy::default()
             },
         ] {

@@ -23,14 +23,13 @@
 //! - `append`: appends and segment rolls; `sync`: group commit, flushes, the recovery point;
 //! - `read`: reads by offset and timestamp; `notify`: waking tailers and watchers;
 //! - `truncate`, `retention`, `compaction`: removing records; `close`: clean and crash-like stops;
-//! - `checkpoint`, `cleaner_checkpoint`, `producer_state`: the metadata files; `config`: settings.
+//! - `checkpoint`, `cleaner_checkpoint`, `producer_state`: the metadata files.
 
 mod append;
 mod checkpoint;
 mod cleaner_checkpoint;
 mod close;
 mod compaction;
-mod config;
 mod notify;
 mod open;
 mod producer_state;
@@ -40,7 +39,8 @@ mod sync;
 mod truncate;
 
 pub use compaction::{CompactionPolicy, CompactionReport, MIN_MAP_BUDGET_BYTES};
-pub use config::{Durability, PartitionConfig, TimestampType};
+// The consumer and producer name them from here.
+pub(crate) use crate::config::{Durability, TimestampType};
 pub use notify::Notify;
 pub use producer_state::{ProducerBatch, PRODUCER_BATCHES_KEPT};
 pub use read::Batches;
@@ -53,6 +53,8 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::clock::Clock;
+use crate::config::LogConfig;
 use crate::error::{Error, Result};
 use crate::fs::{FileLock, FileSystem};
 use crate::segment::{Segment, SegmentView};
@@ -153,8 +155,9 @@ pub struct Partition {
 struct Inner {
     dir: PathBuf,
     /// Replaced whole by [`Partition::set_config`]; readers take a snapshot.
-    config: RwLock<Arc<PartitionConfig>>,
+    config: RwLock<Arc<LogConfig>>,
     fs: Arc<dyn FileSystem>,
+    clock: Arc<dyn Clock>,
     /// Snapshot for readers; the last segment is the active one.
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     /// The append lock.
@@ -242,29 +245,33 @@ impl Partition {
 
     /// The configuration in force: the one it was opened with, or the last
     /// [`set_config`](Self::set_config).
-    pub fn config(&self) -> Arc<PartitionConfig> {
-        self.inner.config()
+    pub fn config(&self) -> LogConfig {
+        (*self.inner.config()).clone()
     }
 
     /// Change the configuration of the open partition. Durability, timestamp type, the key
-    /// requirement and the batch size limit apply from the next append; segment size and age
-    /// from the next roll decision; index settings and preallocation from the next segment.
-    /// The file system, clock and recovery mode are those it was opened with (the ones in
-    /// `config` are ignored). Nothing is persisted: a [`Store`](crate::Store) persists topic
-    /// configs itself (`Store::alter_topic_config`).
+    /// requirement (cleanup policy) and the batch size limit apply from the next append; segment
+    /// size and age from the next roll decision; index settings and preallocation from the next
+    /// segment; the recovery mode from the next [`recover`](Self::recover). Retention and
+    /// compaction settings are for whoever runs the passes (see
+    /// [`LogConfig::retention_policy`]). Nothing is persisted: a [`Store`](crate::Store) persists
+    /// topic configs itself (`Store::alter_topic_config`).
+    ///
+    /// # Examples
+    /// ```
+    /// use topiclog::{Durability, LogConfig, Partition};
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Partition::open(dir.path())?;
+    /// log.set_config(LogConfig { durability: Durability::None, ..log.config() })?;
+    /// assert_eq!(log.config().durability, Durability::None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] if `config` does not validate; the old config stays.
-    pub fn set_config(&self, config: PartitionConfig) -> Result<()> {
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
         config.validate()?;
-        let mut current = self.inner.config.write();
-        let next = PartitionConfig {
-            file_system: current.file_system.clone(),
-            clock: current.clock.clone(),
-            recovery: current.recovery,
-            ..config
-        };
-        *current = Arc::new(next);
+        *self.inner.config.write() = Arc::new(config);
         Ok(())
     }
 
@@ -336,22 +343,16 @@ impl Partition {
 
 /// Read the active segment through a shared map where the file system supports it. A failure to
 /// map is not an error: reads then use `pread`.
-fn map_active(config: &PartitionConfig, segment: &Segment) {
+fn map_active(config: &LogConfig, segment: &Segment) {
     let len = config.segment_bytes + u64::from(config.max_batch_bytes);
     let _ = segment.map_active(len);
 }
 
-pub(crate) fn remove_if_exists(fs: &dyn FileSystem, path: &Path) -> Result<()> {
-    match fs.remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(path, e)),
-    }
-}
+pub(crate) use crate::fs::remove_if_exists;
 
 impl Inner {
     /// A snapshot of the configuration in force.
-    fn config(&self) -> Arc<PartitionConfig> {
+    fn config(&self) -> Arc<LogConfig> {
         self.config.read().clone()
     }
 

@@ -9,22 +9,34 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::{Limit, Retention};
 use crate::error::{Error, IoContext, Result};
 
 use super::{Inner, Partition};
 
-/// How long and how much a partition keeps. Applied by [`Partition::apply_retention`], whole
-/// segments at a time, oldest first.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How long and how much a retention pass keeps, whole segments at a time, oldest first:
+/// the argument of [`Partition::apply_retention`], usually a log's
+/// [`LogConfig::retention_policy`](crate::LogConfig::retention_policy). The default keeps
+/// everything (only segments below the log start offset go).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetentionPolicy {
-    /// Delete segments whose data is older than this; `None` keeps them forever. A segment's age
-    /// is taken from the newer of its largest record timestamp and its last append (wall clock),
-    /// whichever is *older*: so a record with a far-future timestamp cannot keep a segment
-    /// forever. Kafka: `retention.ms`.
-    pub retention: Option<Duration>,
-    /// Delete the oldest segments while the rest still hold at least this many bytes; `None` is
-    /// unlimited. Kafka: `retention.bytes`.
-    pub retention_bytes: Option<u64>,
+    /// Delete segments whose data is older than this. A segment's age counts from the *older* of
+    /// its largest record timestamp and its last append (wall clock), so a record with a
+    /// far-future timestamp cannot keep a segment forever. Default
+    /// [`Retention::Forever`]. Kafka: `retention.ms`.
+    pub retention: Retention,
+    /// Delete the oldest segments while the rest still hold at least this many bytes. Default
+    /// [`Limit::Unlimited`]. Kafka: `retention.bytes`.
+    pub retention_bytes: Limit,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        RetentionPolicy {
+            retention: Retention::Forever,
+            retention_bytes: Limit::Unlimited,
+        }
+    }
 }
 
 /// What a retention pass did.
@@ -128,12 +140,13 @@ impl Inner {
             let below_start = next <= start;
             let by_time = match policy.retention {
                 // An empty sealed segment (all its records compacted away) holds nothing to keep.
-                Some(_) if seg.is_empty() => true,
-                Some(r) => expired(seg, now_ms, r)?,
-                None => false,
+                Retention::After(_) if seg.is_empty() => true,
+                Retention::After(r) => expired(seg, now_ms, r)?,
+                Retention::Forever => false,
             };
             let by_size = policy
                 .retention_bytes
+                .bytes()
                 .is_some_and(|max| remaining.saturating_sub(seg.size()) >= max);
             if !(below_start || by_time || by_size) {
                 break;

@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use crate::error::Error;
 use crate::error::{IoContext, Result};
 
-use super::{Durability, Inner, Partition};
+use crate::config::Durability;
+
+use super::{Inner, Partition};
 
 impl Partition {
     /// Make every appended record durable now and record the recovery point, whatever the
@@ -34,7 +36,7 @@ impl Partition {
         let inner = &*self.inner;
         inner.check_writable()?;
         let config = inner.config();
-        let now = config.clock.now_ms();
+        let now = inner.clock.now_ms();
         if let Some((offset, mut table)) = inner.pending_snapshot.lock().take() {
             table.remove_expired(now, config.producer_id_expiration);
             table
@@ -112,7 +114,7 @@ impl Inner {
             cp.recovery_point = point;
         })?;
         self.last_recovery_point_ms
-            .store(self.config().clock.now_ms(), Ordering::Release);
+            .store(self.clock.now_ms(), Ordering::Release);
         Ok(())
     }
 
@@ -178,7 +180,7 @@ impl Inner {
                         self.release_pending(st.synced);
                     }
                     self.last_sync_ms
-                        .store(self.config().clock.now_ms(), Ordering::Release);
+                        .store(self.clock.now_ms(), Ordering::Release);
                     self.sync_done.notify_all();
                 }
                 Err(e) => {

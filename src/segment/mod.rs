@@ -1,12 +1,16 @@
 //! Segments: one `.log` of record batches plus its sparse `.index` and `.timeindex`.
 //!
 //! These are the building blocks of a [`Partition`](crate::Partition), public for people building
-//! their own log: [`Segment`], its [`OffsetIndex`] and [`TimeIndex`], the [`RecordBatch`] format
-//! they store and the segment file names.
+//! their own log: [`Segment`], its [`OffsetIndex`] and [`TimeIndex`] (two kinds of one [`Index`]),
+//! the [`RecordBatch`] format they store and the segment file names.
 //!
 //! A segment is *active* (the partition appends to it; its indexes live in memory; its file may be
 //! preallocated past the data) or *sealed* (immutable; file trimmed to its data; read through a
 //! read-only map, indexes mapped lazily).
+//!
+//! A segment runs with the [`LogConfig`](crate::LogConfig) of its log, of which it uses the index
+//! interval and size, preallocation (to `segment_bytes`), the largest batch and the recovery mode;
+//! its file system is passed beside it, as everywhere.
 //!
 //! Concurrency: one writer at a time (the partition's append lock; the segment also serializes its
 //! own writers), any number of readers. Readers see only bytes below the published `size`, which
@@ -19,10 +23,12 @@
 //! - `read`: reads by offset and by timestamp;
 //! - `write`: appending, sealing, syncing, truncating, deleting;
 //! - `window`: the buffered reader every scan goes through;
-//! - `offset_index`, `time_index`, `index_file`: the index files themselves;
+//! - `index`: the index files themselves, one [`Index`] type over both entry kinds, kept in memory
+//!   or mapped;
+//! - `offset_index`, `time_index`: what tells the two kinds apart (lookups, append rules, checks);
 //! - `view`: the read-only [`SegmentView`] a partition hands out.
 
-mod index_file;
+mod index;
 mod indexes;
 mod offset_index;
 mod open;
@@ -33,6 +39,7 @@ mod view;
 mod window;
 mod write;
 
+pub use index::{Index, IndexEntry};
 pub use offset_index::{OffsetIndex, OffsetPosition};
 pub use time_index::{TimeIndex, TimestampOffset};
 pub use view::SegmentView;
@@ -66,30 +73,20 @@ pub enum Recovery {
     TruncateCorrupt,
 }
 
-/// Settings a segment needs; the partition derives them from its configuration.
+/// What a segment needs from its [`LogConfig`](crate::LogConfig), derived once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SegmentConfig {
-    /// Bytes of log between offset index entries. Kafka: `index.interval.bytes`. Default 4096.
+pub(crate) struct SegmentConfig {
+    /// Bytes of log between offset index entries.
     pub index_interval_bytes: u32,
-    /// Maximum size of each index file; the segment must roll when one is full. Kafka:
-    /// `segment.index.bytes`. Default 10 MiB.
+    /// Maximum size of each index file; the segment must roll when one is full.
     pub max_index_bytes: u32,
-    /// Length to preallocate the active `.log` to (0 = no preallocation). Kafka: `preallocate`.
+    /// Length to preallocate the active `.log` to (0 = no preallocation).
     pub preallocate_bytes: u64,
     /// Largest batch the partition accepts; bounds how far recovery looks for valid data past a
-    /// damaged batch. Kafka: `max.message.bytes`.
+    /// damaged batch.
     pub max_batch_bytes: u32,
-}
-
-impl Default for SegmentConfig {
-    fn default() -> Self {
-        SegmentConfig {
-            index_interval_bytes: 4096,
-            max_index_bytes: 10 << 20,
-            preallocate_bytes: 0,
-            max_batch_bytes: 1 << 20,
-        }
-    }
+    /// What recovery does with damage that is not a torn tail.
+    pub recovery: Recovery,
 }
 
 /// What [`Segment::recover`] found.

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::window::WindowReader;
+use crate::config::LogConfig;
+
 use super::{suffixed, Indexes, OffsetIndex, Segment, SegmentConfig, TimeIndex, WriteState};
 
 impl Segment {
@@ -24,9 +26,9 @@ impl Segment {
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         base_offset: u64,
-        config: SegmentConfig,
+        config: &LogConfig,
     ) -> Result<Segment> {
-        Segment::create_with_suffix(fs, dir, base_offset, config, "")
+        Segment::create_with_suffix(fs, dir, base_offset, config.segment_config(), "")
     }
 
     /// [`create`](Self::create) with `suffix` appended to each file name (compaction writes its
@@ -114,8 +116,9 @@ impl Segment {
         dir: &Path,
         base_offset: u64,
         next_offset: u64,
-        config: SegmentConfig,
+        config: &LogConfig,
     ) -> Result<Segment> {
+        let config = config.segment_config();
         let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
         let file = fs.open(&log_path, OpenMode::Read).at(&log_path)?;
         let len = file.len().at(&log_path)?;
@@ -137,8 +140,9 @@ impl Segment {
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         base_offset: u64,
-        config: SegmentConfig,
+        config: &LogConfig,
     ) -> Result<Segment> {
+        let config = config.segment_config();
         let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
         let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
         let len = file.len().at(&log_path)?;

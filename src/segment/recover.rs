@@ -15,6 +15,8 @@ use crate::format::{
 use crate::fs::{FileSystem, OpenMode};
 
 use super::window::{Source, WindowReader};
+use crate::config::LogConfig;
+
 use super::{Recovery, Segment, SegmentConfig, SegmentRecovery};
 
 impl Segment {
@@ -22,7 +24,8 @@ impl Segment {
     /// verifying every batch (CRC and framing), rebuild both indexes, and cut the file after the
     /// last valid batch. `durable_offset` is the offset below which data is known to have been
     /// synced: an invalid batch below it, or one followed by valid data, is corruption rather than
-    /// a torn tail, and fails under [`Recovery::Strict`]. Returns the active segment, ready for
+    /// a torn tail, and fails under [`Recovery::Strict`] (the config's
+    /// [`recovery`](crate::LogConfig::recovery)). Returns the active segment, ready for
     /// appends, and what the scan found.
     ///
     /// The file is synced afterwards, so everything kept is durable. The caller seals the segment
@@ -34,13 +37,13 @@ impl Segment {
     /// use std::io::Write;
     /// use std::sync::Arc;
     /// use topiclog::fs::{FileSystem, StdFs};
-    /// use topiclog::segment::{RecordBatch, Segment, SegmentConfig};
-    /// use topiclog::{Record, Recovery};
+    /// use topiclog::segment::{RecordBatch, Segment};
+    /// use topiclog::{LogConfig, Record, Recovery};
     ///
     /// let dir = tempfile::tempdir()?;
     /// let fs: Arc<dyn FileSystem> = Arc::new(StdFs::new());
-    /// let config = SegmentConfig::default();
-    /// let segment = Segment::create(fs.clone(), dir.path(), 0, config)?;
+    /// let config = LogConfig { preallocate: false, recovery: Recovery::Strict, ..LogConfig::default() };
+    /// let segment = Segment::create(fs.clone(), dir.path(), 0, &config)?;
     /// segment.append(RecordBatch::build(&[Record::new("a")], 0, 0)?.as_bytes(), 0)?;
     /// let log = segment.log_path().to_owned();
     /// drop(segment);
@@ -49,7 +52,7 @@ impl Segment {
     /// let half = &next.as_bytes()[..next.as_bytes().len() / 2];
     /// std::fs::OpenOptions::new().append(true).open(&log)?.write_all(half)?;
     ///
-    /// let (segment, found) = Segment::recover(fs, dir.path(), 0, config, 0, Recovery::Strict)?;
+    /// let (segment, found) = Segment::recover(fs, dir.path(), 0, &config, 0)?;
     /// assert_eq!(segment.next_offset(), 1);
     /// assert_eq!(found.truncated_bytes, half.len() as u64);
     /// assert!(!found.cut_corruption);
@@ -64,14 +67,30 @@ impl Segment {
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         base_offset: u64,
+        config: &LogConfig,
+        durable_offset: u64,
+    ) -> Result<(Segment, SegmentRecovery)> {
+        Segment::recover_segment(
+            fs,
+            dir,
+            base_offset,
+            config.segment_config(),
+            durable_offset,
+        )
+    }
+
+    /// [`recover`](Self::recover) with the segment's share of the config.
+    pub(crate) fn recover_segment(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: u64,
         config: SegmentConfig,
         durable_offset: u64,
-        mode: Recovery,
     ) -> Result<(Segment, SegmentRecovery)> {
         let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
         let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
         let seg = Segment::new(fs, dir, base_offset, file, config, false);
-        let found = seg.rescan(durable_offset, mode)?;
+        let found = seg.rescan(durable_offset, config.recovery)?;
         Ok((seg, found))
     }
 

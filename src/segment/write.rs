@@ -2,11 +2,12 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::{segment_file_name, BatchHeader, SegmentFileKind};
+use crate::fs::remove_if_exists;
 use crate::fs::{FileSystem, OpenMode};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use super::{track_max_timestamp, Recovery, Segment, WriteState};
+use super::{track_max_timestamp, Recovery, Segment, SegmentConfig, WriteState};
 
 impl Segment {
     /// Read the active segment through a shared map of `len` bytes (which may exceed the file)
@@ -245,14 +246,11 @@ impl Segment {
         }
         self.fs.rename(&tmp, &self.log_path).at(&self.log_path)?;
         // Indexes are rebuilt from the copied log and written by rename when flushed.
-        let (seg, _) = Segment::recover(
-            self.fs.clone(),
-            dir,
-            self.base_offset,
-            self.config,
-            0,
-            Recovery::TruncateCorrupt,
-        )?;
+        let config = SegmentConfig {
+            recovery: Recovery::TruncateCorrupt,
+            ..self.config
+        };
+        let (seg, _) = Segment::recover_segment(self.fs.clone(), dir, self.base_offset, config, 0)?;
         seg.flush_indexes(true)?;
         self.fs.sync_dir(dir).at(dir)?;
         Ok(seg)
@@ -287,14 +285,5 @@ impl Segment {
             remove_if_exists(&*self.fs, path)?;
         }
         Ok(())
-    }
-}
-
-/// Remove `path`; a file already gone is fine.
-fn remove_if_exists(fs: &dyn FileSystem, path: &Path) -> Result<()> {
-    match fs.remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(path, e)),
     }
 }

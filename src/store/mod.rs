@@ -28,18 +28,15 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::clock::{Clock, SystemClock};
+use crate::config::{LogConfig, LogOverrides};
+use crate::env::Env;
 use crate::error::{Error, IoContext, MaintenanceTask, Result};
-use crate::fs::{create_dir_all_durable, read_all, write_atomic, FileLock, FileSystem, StdFs};
-use crate::partition::{
-    CompactionPolicy, Durability, Notify, Partition, PartitionConfig, RecoveryReport,
-    RetentionPolicy, TimestampType,
-};
-use crate::segment::Recovery;
+use crate::fs::{create_dir_all_durable, read_all, write_atomic, FileLock, FileSystem};
+use crate::partition::{Notify, Partition, RecoveryReport, MIN_MAP_BUDGET_BYTES};
 use crate::topic::{
-    check_name_syntax, validate_topic_name, whole_millis, CleanupPolicy, DefaultPartitioner,
-    Partitioner, Policies, Topic, TopicConfig, TopicSettings, CONFIG_FILE, LEGACY_CONFIG_FORMAT,
-    LOCK_FILE, MAX_PARTITIONS, RESERVED_PREFIX,
+    check_name_syntax, encode_config, validate_topic_name, DefaultPartitioner, Partitioner, Topic,
+    TopicConfig, TopicSettings, CONFIG_FILE, LEGACY_CONFIG_FORMAT, LOCK_FILE, MAX_PARTITIONS,
+    RESERVED_PREFIX,
 };
 
 /// Prefix of the staging directory a topic is built in before it is renamed into place.
@@ -69,80 +66,50 @@ pub struct PoisonedPartition {
     pub cause: Error,
 }
 
-/// Store-wide settings: the defaults a topic takes **when it is created** (a [`TopicConfig`]
-/// field left `None` takes the value here, and the resolved config is persisted with the topic,
-/// so options passed to later opens never change an existing topic), and the store's own
-/// behaviour (recovery, the cleaner's memory, background threads, file system, clock), which
-/// applies to every topic on every open. Every field documents its default and its Kafka
-/// counterpart.
+/// How a store runs: the log settings every topic starts from ([`log`](Self::log)) and the
+/// store's own behaviour (background threads and their intervals, the cleaner's memory, the
+/// partitioner, the offsets topic). Every field documents its default and its Kafka counterpart.
+/// The file system and the clock are not options: they are the store's [`Env`], passed beside
+/// them to [`Store::open_with_env`].
+///
+/// The topic-level fields of `log` apply to a topic **when it is created**: a [`TopicConfig`]
+/// override left `None` takes the value here, and the resolved config is persisted with the topic,
+/// so options passed to later opens never change an existing topic. Its store-wide fields
+/// (`recovery`, `producer_id_expiration`, `recovery_point_interval`), and every other field here,
+/// apply to every topic on every open.
 ///
 /// # Examples
 /// ```
 /// use std::time::Duration;
-/// use topiclog::{Durability, StoreOptions};
+/// use topiclog::{Durability, LogConfig, Retention, Store, StoreOptions};
 /// let options = StoreOptions {
-///     durability: Durability::Interval(Duration::from_millis(200)),
-///     segment_bytes: 128 << 20,
+///     log: LogConfig {
+///         durability: Durability::Interval(Duration::from_millis(200)),
+///         segment_bytes: 128 << 20,
+///         retention: Retention::Forever,
+///         ..LogConfig::default()
+///     },
+///     background_cleaner: false,
 ///     ..StoreOptions::default()
 /// };
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open_with(dir.path(), options)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
-    /// Default segment size. Default 1 GiB. Kafka: `log.segment.bytes`.
-    pub segment_bytes: u64,
-    /// Default time after which a non-empty segment rolls. Default 7 days; `None` never. Kafka:
-    /// `log.roll.ms`.
-    pub segment_ms: Option<Duration>,
-    /// Default bytes between offset index entries. Default 4096. Kafka:
-    /// `log.index.interval.bytes`.
-    pub index_interval_bytes: u32,
-    /// Default maximum index file size. Default 10 MiB. Kafka: `log.index.size.max.bytes`.
-    pub max_index_bytes: u32,
-    /// Default largest batch. Default 1 MiB + 12. Kafka: `message.max.bytes`.
-    pub max_batch_bytes: u32,
-    /// Default durability. Default [`Durability::Always`]. Kafka: `log.flush.interval.messages` /
-    /// `log.flush.interval.ms`.
-    pub durability: Durability,
-    /// Default preallocation of segment files. Default `true`. Kafka: `log.preallocate`.
-    pub preallocate: bool,
-    /// What recovery does with damage that is not a torn tail. Default [`Recovery::Strict`].
-    pub recovery: Recovery,
-    /// Default timestamp type. Default [`TimestampType::CreateTime`]. Kafka:
-    /// `log.message.timestamp.type`.
-    pub timestamp_type: TimestampType,
-    /// Default retention time; `None` keeps records forever. Default 7 days. Kafka:
-    /// `log.retention.ms`.
-    pub retention: Option<Duration>,
-    /// Default retention size per partition; `None` is unlimited. Default `None`. Kafka:
-    /// `log.retention.bytes`.
-    pub retention_bytes: Option<u64>,
-    /// Default cleanup policy. Default [`CleanupPolicy::Delete`]. Kafka: `log.cleanup.policy`.
-    pub cleanup_policy: CleanupPolicy,
-    /// Default tombstone retention of compacted topics. Default 1 day. Kafka:
-    /// `log.cleaner.delete.retention.ms`.
-    pub delete_retention: Duration,
-    /// Default minimum compaction lag. Default 0. Kafka: `log.cleaner.min.compaction.lag.ms`.
-    pub min_compaction_lag: Duration,
-    /// Default maximum compaction lag; `None` never forces a pass. Default `None`. Kafka:
-    /// `log.cleaner.max.compaction.lag.ms`.
-    pub max_compaction_lag: Option<Duration>,
-    /// Default dirty ratio that triggers compaction. Default 0.5. Kafka:
-    /// `log.cleaner.min.cleanable.ratio`.
-    pub min_cleanable_dirty_ratio: f64,
-    /// Memory for the compaction key map (one pass runs at a time). Default 32 MiB. Kafka:
+    /// The log settings a topic takes for every override it leaves `None` when it is created
+    /// (Kafka's broker-level `log.*` defaults: `log.segment.bytes`, `log.retention.ms`, ...), and
+    /// the store-wide `recovery`, `producer_id_expiration` and `recovery_point_interval`. Default
+    /// [`LogConfig::default`].
+    pub log: LogConfig,
+    /// Memory for the compaction key map (one pass runs at a time). Default 32 MiB. At least
+    /// [`MIN_MAP_BUDGET_BYTES`](crate::limits::MIN_MAP_BUDGET_BYTES). Kafka:
     /// `log.cleaner.dedupe.buffer.size`.
     pub cleaner_buffer_bytes: usize,
     /// Run a background cleaner thread that compacts topics whose cleanup policy compacts,
     /// checking every `cleaner_backoff`. Default `true`.
     pub background_cleaner: bool,
-    /// How long an idempotent producer's state is kept after its last write (see
-    /// [`PartitionConfig::producer_id_expiration`]). Default 1 day. Kafka:
-    /// `producer.id.expiration.ms`.
-    pub producer_id_expiration: Duration,
-    /// How often background maintenance makes each partition's recovery point durable (see
-    /// [`PartitionConfig::recovery_point_interval`]). Default 1 s. Kafka:
-    /// `log.flush.offset.checkpoint.interval.ms`.
-    pub recovery_point_interval: Duration,
     /// How long the background cleaner sleeps when no partition needed cleaning. Default 15 s.
     /// Kafka: `log.cleaner.backoff.ms`.
     pub cleaner_backoff: Duration,
@@ -168,36 +135,14 @@ pub struct StoreOptions {
     /// How often background maintenance applies retention. Default 5 minutes. Kafka:
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval: Duration,
-    /// The file system. Default the real one.
-    pub file_system: Arc<dyn FileSystem>,
-    /// The clock. Default the system clock.
-    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        let p = PartitionConfig::default();
         StoreOptions {
-            segment_bytes: p.segment_bytes,
-            segment_ms: p.segment_ms,
-            index_interval_bytes: p.index_interval_bytes,
-            max_index_bytes: p.max_index_bytes,
-            max_batch_bytes: p.max_batch_bytes,
-            durability: p.durability,
-            preallocate: p.preallocate,
-            recovery: p.recovery,
-            timestamp_type: p.timestamp_type,
-            retention: Some(Duration::from_secs(7 * 24 * 3600)),
-            retention_bytes: None,
-            cleanup_policy: CleanupPolicy::Delete,
-            delete_retention: Duration::from_secs(24 * 3600),
-            min_compaction_lag: Duration::ZERO,
-            max_compaction_lag: None,
-            min_cleanable_dirty_ratio: 0.5,
+            log: LogConfig::default(),
             cleaner_buffer_bytes: 32 << 20,
             background_cleaner: true,
-            producer_id_expiration: p.producer_id_expiration,
-            recovery_point_interval: p.recovery_point_interval,
             cleaner_backoff: Duration::from_secs(15),
             offsets_topic_partitions: 1,
             default_partitions: 1,
@@ -206,170 +151,46 @@ impl Default for StoreOptions {
             background_maintenance: true,
             maintenance_interval: Duration::from_millis(100),
             retention_check_interval: Duration::from_secs(300),
-            file_system: Arc::new(StdFs),
-            clock: Arc::new(SystemClock),
         }
     }
 }
 
 impl StoreOptions {
-    /// The config a topic created with `topic` gets: every field `topic` leaves `None` set from
-    /// these defaults ("never"/"forever" as `Duration::MAX`, "unlimited" as `u64::MAX`), and
-    /// every duration in whole milliseconds (rounded up). This is what
-    /// [`Store::create_topic`] persists in `topic.conf`.
+    /// The config a topic created now with `overrides` runs with: every override it leaves
+    /// `None` taken from [`log`](Self::log), and every duration in whole milliseconds (rounded
+    /// up), as `topic.conf` keeps it. This is what [`Store::create_topic`] persists.
     ///
     /// # Examples
     /// ```
-    /// use std::time::Duration;
-    /// use topiclog::{StoreOptions, TopicConfig};
-    /// let options = StoreOptions { retention: None, ..StoreOptions::default() };
-    /// let resolved = options.resolve_topic_config(&TopicConfig::with_partitions(2));
-    /// assert_eq!(resolved.retention, Some(Duration::MAX)); // forever, from the store default
-    /// assert_eq!(resolved.segment_bytes, Some(options.segment_bytes));
+    /// use topiclog::{LogConfig, LogOverrides, Retention, StoreOptions};
+    /// let options = StoreOptions {
+    ///     log: LogConfig { retention: Retention::Forever, ..LogConfig::default() },
+    ///     ..StoreOptions::default()
+    /// };
+    /// let resolved = options.resolve(&LogOverrides::default());
+    /// assert_eq!(resolved.retention, Retention::Forever); // from the store default
+    /// assert_eq!(resolved.segment_bytes, options.log.segment_bytes);
     /// ```
-    pub fn resolve_topic_config(&self, topic: &TopicConfig) -> TopicConfig {
-        let millis = |d: Option<Duration>| Some(whole_millis(d.unwrap_or(Duration::MAX)));
-        let durability = match topic.durability.unwrap_or(self.durability) {
-            Durability::Interval(d) => Durability::Interval(whole_millis(d)),
-            other => other,
-        };
-        TopicConfig {
-            partitions: topic.partitions,
-            segment_bytes: Some(topic.segment_bytes.unwrap_or(self.segment_bytes)),
-            segment_ms: millis(topic.segment_ms.or(self.segment_ms)),
-            index_interval_bytes: Some(
-                topic
-                    .index_interval_bytes
-                    .unwrap_or(self.index_interval_bytes),
-            ),
-            max_index_bytes: Some(topic.max_index_bytes.unwrap_or(self.max_index_bytes)),
-            max_batch_bytes: Some(topic.max_batch_bytes.unwrap_or(self.max_batch_bytes)),
-            durability: Some(durability),
-            preallocate: Some(topic.preallocate.unwrap_or(self.preallocate)),
-            retention: millis(topic.retention.or(self.retention)),
-            retention_bytes: Some(
-                topic
-                    .retention_bytes
-                    .or(self.retention_bytes)
-                    .unwrap_or(u64::MAX),
-            ),
-            cleanup_policy: Some(topic.cleanup_policy.unwrap_or(self.cleanup_policy)),
-            timestamp_type: Some(topic.timestamp_type.unwrap_or(self.timestamp_type)),
-            delete_retention: millis(Some(
-                topic.delete_retention.unwrap_or(self.delete_retention),
-            )),
-            min_compaction_lag: millis(Some(
-                topic.min_compaction_lag.unwrap_or(self.min_compaction_lag),
-            )),
-            max_compaction_lag: millis(topic.max_compaction_lag.or(self.max_compaction_lag)),
-            min_cleanable_dirty_ratio: Some(
-                topic
-                    .min_cleanable_dirty_ratio
-                    .unwrap_or(self.min_cleanable_dirty_ratio),
-            ),
-        }
+    pub fn resolve(&self, overrides: &LogOverrides) -> LogConfig {
+        self.log.with_overrides(overrides).in_whole_millis()
     }
 
-    /// What a topic with the resolved config `config` runs with, every part validated.
-    pub(crate) fn topic_settings(&self, config: &TopicConfig) -> Result<TopicSettings> {
+    /// What a topic with `partitions` partitions and the resolved `config` runs with, validated.
+    fn topic_settings(&self, partitions: u32, config: LogConfig) -> Result<TopicSettings> {
+        TopicConfig::with_partitions(partitions).validate()?;
         config.validate()?;
-        let partition = self.partition_config(config);
-        partition.validate()?;
-        let policies = Policies {
-            retention: self.retention_policy(config),
-            cleanup: self.cleanup_policy(config),
-            compaction: self.compaction_policy(config),
-        };
-        policies.compaction.validate()?;
         Ok(TopicSettings {
-            config: config.clone(),
-            partition: Arc::new(partition),
-            policies,
+            partitions,
+            config: Arc::new(config),
         })
     }
 
-    /// The effective partition configuration of a topic: its overrides applied to these defaults.
-    pub fn partition_config(&self, topic: &TopicConfig) -> PartitionConfig {
-        let segment_ms = match topic.segment_ms {
-            Some(d) if d == Duration::MAX => None,
-            Some(d) => Some(d),
-            None => self.segment_ms,
-        };
-        // A compacted topic rolls its active segment by the maximum compaction lag, so the data
-        // in it can be compacted in time (Kafka does the same).
-        let segment_ms = match (self.cleanup_policy(topic), self.compaction_policy(topic)) {
-            (CleanupPolicy::Delete, _) => segment_ms,
-            (_, c) => match (segment_ms, c.max_compaction_lag) {
-                (Some(s), Some(m)) => Some(s.min(m)),
-                (s, m) => s.or(m),
-            },
-        };
-        PartitionConfig {
-            segment_bytes: topic.segment_bytes.unwrap_or(self.segment_bytes),
-            segment_ms,
-            index_interval_bytes: topic
-                .index_interval_bytes
-                .unwrap_or(self.index_interval_bytes),
-            max_index_bytes: topic.max_index_bytes.unwrap_or(self.max_index_bytes),
-            max_batch_bytes: topic.max_batch_bytes.unwrap_or(self.max_batch_bytes),
-            durability: topic.durability.unwrap_or(self.durability),
-            preallocate: topic.preallocate.unwrap_or(self.preallocate),
-            recovery: self.recovery,
-            timestamp_type: topic.timestamp_type.unwrap_or(self.timestamp_type),
-            compacted: self.cleanup_policy(topic) != CleanupPolicy::Delete,
-            producer_id_expiration: self.producer_id_expiration,
-            recovery_point_interval: self.recovery_point_interval,
-            file_system: self.file_system.clone(),
-            clock: self.clock.clone(),
-        }
-    }
-
-    /// The effective retention of a topic: its overrides applied to these defaults
-    /// (`Duration::MAX` and `u64::MAX` in a topic config mean "forever" and "unlimited").
-    pub fn retention_policy(&self, topic: &TopicConfig) -> RetentionPolicy {
-        RetentionPolicy {
-            retention: match topic.retention {
-                Some(d) if d == Duration::MAX => None,
-                Some(d) => Some(d),
-                None => self.retention,
-            },
-            retention_bytes: match topic.retention_bytes {
-                Some(u64::MAX) => None,
-                Some(b) => Some(b),
-                None => self.retention_bytes,
-            },
-        }
-    }
-
-    /// The effective cleanup policy of a topic.
-    pub fn cleanup_policy(&self, topic: &TopicConfig) -> CleanupPolicy {
-        topic.cleanup_policy.unwrap_or(self.cleanup_policy)
-    }
-
-    /// The effective compaction policy of a topic (`Duration::MAX` in a topic config means
-    /// "never" for `max_compaction_lag`).
-    pub fn compaction_policy(&self, topic: &TopicConfig) -> CompactionPolicy {
-        CompactionPolicy {
-            delete_retention: topic.delete_retention.unwrap_or(self.delete_retention),
-            min_compaction_lag: topic.min_compaction_lag.unwrap_or(self.min_compaction_lag),
-            max_compaction_lag: match topic.max_compaction_lag {
-                Some(d) if d == Duration::MAX => None,
-                Some(d) => Some(d),
-                None => self.max_compaction_lag,
-            },
-            min_cleanable_dirty_ratio: topic
-                .min_cleanable_dirty_ratio
-                .unwrap_or(self.min_cleanable_dirty_ratio),
-            map_budget_bytes: self.cleaner_buffer_bytes,
-        }
-    }
-
-    /// Check the store-wide settings.
+    /// Check every setting, the default log config's included.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] naming the field.
     pub fn validate(&self) -> Result<()> {
-        self.partition_config(&TopicConfig::default()).validate()?;
+        self.log.validate()?;
         if self.default_partitions == 0 {
             return Err(Error::config("default_partitions", "must be at least 1"));
         }
@@ -391,11 +212,13 @@ impl StoreOptions {
         if self.cleaner_backoff.is_zero() {
             return Err(Error::config("cleaner_backoff", "must be positive"));
         }
-        self.compaction_policy(&TopicConfig::default()).validate()?;
-        if self.retention.is_some_and(|d| d.is_zero()) {
+        if self.cleaner_buffer_bytes < MIN_MAP_BUDGET_BYTES {
             return Err(Error::config(
-                "retention",
-                "must be positive (None keeps records forever)",
+                "cleaner_buffer_bytes",
+                format!(
+                    "{} is below the minimum {MIN_MAP_BUDGET_BYTES}",
+                    self.cleaner_buffer_bytes
+                ),
             ));
         }
         Ok(())
@@ -471,7 +294,8 @@ impl Drop for StoreHandle {
 struct StoreInner {
     dir: PathBuf,
     options: StoreOptions,
-    fs: Arc<dyn FileSystem>,
+    /// The file system and clock of every partition of the store.
+    env: Env,
     partitioner: Arc<dyn Partitioner>,
     lock: Mutex<Option<Box<dyn FileLock>>>,
     topics: RwLock<BTreeMap<String, Topic>>,
@@ -499,22 +323,48 @@ struct StoreInner {
 }
 
 impl Store {
-    /// Open (or create) a store in `dir` with default options.
+    /// Open (or create) a store in `dir` with default options, on the real file system with the
+    /// system clock.
     ///
     /// # Errors
-    /// As [`open_with`](Self::open_with).
+    /// As [`open_with_env`](Self::open_with_env).
     pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
-        Store::open_with(dir, StoreOptions::default())
+        Store::open_with_env(dir, StoreOptions::default(), Env::default())
     }
 
-    /// Open (or create) a store in `dir`: take the directory lock, recover every partition of
-    /// every topic, clear away interrupted topic creations and deletions, and start background
-    /// maintenance if enabled.
+    /// Open (or create) a store in `dir` with `options`, on the real file system with the system
+    /// clock.
     ///
-    /// Every topic runs with the config persisted in its `topic.conf`; the topic defaults in
-    /// `options` apply only to topics created from now on. A `topic.conf` written by an earlier
-    /// version (format 1, where a missing key meant "the default of each open") is resolved once
-    /// against `options` and rewritten as format 2.
+    /// # Errors
+    /// As [`open_with_env`](Self::open_with_env).
+    pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        Store::open_with_env(dir, options, Env::default())
+    }
+
+    /// Open (or create) a store in `dir`, its files on `env.fs` and its time from `env.clock`:
+    /// take the directory lock, recover every partition of every topic, clear away interrupted
+    /// topic creations and deletions, and start background maintenance if enabled.
+    ///
+    /// Every topic runs with the config persisted in its `topic.conf` (and the store-wide log
+    /// settings of `options.log`); the topic defaults in `options.log` apply only to topics
+    /// created from now on. A `topic.conf` written by an earlier version (format 1, where a
+    /// missing key meant "the default of each open") is resolved once against `options` and
+    /// rewritten as format 2.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::Arc;
+    /// use topiclog::fs::SimFs;
+    /// use topiclog::{Env, ManualClock, Store, StoreOptions};
+    /// let env = Env {
+    ///     fs: Arc::new(SimFs::new(1)),
+    ///     clock: Arc::new(ManualClock::new(1_700_000_000_000)),
+    /// };
+    /// let options = StoreOptions { background_maintenance: false, ..StoreOptions::default() };
+    /// let store = Store::open_with_env("/sim/store", options, env)?;
+    /// assert!(store.topics().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// What recovery repaired (a torn tail cut after a crash, damage cut under
     /// [`Recovery::TruncateCorrupt`](crate::Recovery::TruncateCorrupt), ...) is listed by
@@ -528,11 +378,11 @@ impl Store {
     ///   `topic.conf` of a directory that holds partitions: nothing is deleted;
     /// - [`Error::Corrupt`] naming a partition directory `topic.conf` lists but which is missing,
     ///   or one beyond its partition count that holds records;
-    /// - anything [`Partition::open_with`](crate::Partition::open_with) returns.
-    pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+    /// - anything [`Partition::open_with_env`](crate::Partition::open_with_env) returns.
+    pub fn open_with_env(dir: impl AsRef<Path>, options: StoreOptions, env: Env) -> Result<Store> {
         options.validate()?;
         let dir = dir.as_ref().to_owned();
-        let fs = options.file_system.clone();
+        let fs = env.fs.clone();
         create_dir_all_durable(&*fs, &dir).at(&dir)?;
         let lock_path = dir.join(LOCK_FILE);
         if !fs.exists(&lock_path).at(&lock_path)? && !holds_a_store(&*fs, &dir)? {
@@ -597,7 +447,7 @@ impl Store {
                 // An empty directory, or one holding things topiclog never writes: not ours.
                 continue;
             }
-            let topic = load_topic(&options, &name, &path, partitioner.clone())?;
+            let topic = load_topic(&options, &env, &name, &path, partitioner.clone())?;
             topics.insert(name, topic);
         }
         if removed_any {
@@ -623,7 +473,6 @@ impl Store {
             extensions: Mutex::new(Vec::new()),
             close_watchers: Mutex::new(Vec::new()),
             dir,
-            fs,
             partitioner,
             lock: Mutex::new(Some(lock)),
             topics: RwLock::new(topics),
@@ -633,10 +482,11 @@ impl Store {
             maintenance: Mutex::new(None),
             cleaner: Mutex::new(None),
             last_maintenance_error: Mutex::new(None),
-            last_retention_ms: std::sync::atomic::AtomicI64::new(options.clock.now_ms()),
+            last_retention_ms: std::sync::atomic::AtomicI64::new(env.clock.now_ms()),
             staging_seq: AtomicU64::new(0),
             recovery_reports: Mutex::new(recovery_reports),
             options,
+            env,
         });
         if inner.options.background_maintenance {
             let handle = spawn_maintenance(
@@ -671,11 +521,16 @@ impl Store {
         &self.inner.options
     }
 
+    /// The file system and clock the store runs on.
+    pub fn env(&self) -> &Env {
+        &self.inner.env
+    }
+
     /// What this store's open repaired, one entry per partition whose recovery changed what it
     /// holds or rewrote what describes it (see [`RecoveryReport`]), by topic and partition:
     ///
     /// - `bytes_truncated` / `segments_deleted`: a torn tail cut after a crash (the records an
-    ///   unsynced write left half-written; under [`Durability::Always`] none was acknowledged),
+    ///   unsynced write left half-written; under [`Durability::Always`](crate::Durability::Always) none was acknowledged),
     ///   or, with `corruption_cut`, damage cut under
     ///   [`Recovery::TruncateCorrupt`](crate::Recovery::TruncateCorrupt): records that were
     ///   durable are gone, so restore them from a copy if they matter;
@@ -706,10 +561,9 @@ impl Store {
         self.inner.recovery_reports.lock().clone()
     }
 
-    /// Create a topic. Every setting `config` leaves `None` is taken from the store's options
-    /// now ([`StoreOptions::resolve_topic_config`]) and persisted with the topic: later opens
-    /// with other options do not change it; [`alter_topic_config`](Self::alter_topic_config)
-    /// does.
+    /// Create a topic. Every log setting `config` leaves `None` is taken from the store's
+    /// options now ([`StoreOptions::resolve`]) and persisted with the topic: later opens with
+    /// other options do not change it; [`alter_topic_config`](Self::alter_topic_config) does.
     ///
     /// Crash-safe: the topic is built in a staging directory and renamed into place, so a crash
     /// at any point reopens with the topic complete (empty) or absent.
@@ -730,24 +584,32 @@ impl Store {
 impl StoreInner {
     /// Create a topic; the caller holds the admin lock and checked the name.
     fn create_topic_locked(&self, name: &str, config: TopicConfig) -> Result<Topic> {
-        let resolved = self.options.resolve_topic_config(&config);
-        let settings = self.options.topic_settings(&resolved)?;
+        let settings = self
+            .options
+            .topic_settings(config.partitions, self.options.resolve(&config.overrides))?;
         if self.topics.read().contains_key(name) {
             return Err(Error::TopicExists {
                 name: name.to_owned(),
             });
         }
-        let fs = &*self.fs;
+        let fs = &*self.env.fs;
         let path = self.dir.join(name);
         let conf_path = path.join(CONFIG_FILE);
         if fs.exists(&conf_path).at(&conf_path)? {
             // A whole topic whose creation failed after its rename into place (the commit
             // point), when the directory sync or the open failed and so did taking it away
             // (a full disk, say): adopt it, durably.
-            let topic = load_topic(&self.options, name, &path, self.partitioner.clone())?;
+            let topic = load_topic(
+                &self.options,
+                &self.env,
+                name,
+                &path,
+                self.partitioner.clone(),
+            )?;
             fs.sync_dir(&self.dir).at(&self.dir)?;
             self.topics.write().insert(name.to_owned(), topic.clone());
-            if topic.config() != resolved {
+            if topic.config() != *settings.config || topic.partition_count() != settings.partitions
+            {
                 return Err(Error::TopicExists {
                     name: name.to_owned(),
                 });
@@ -769,13 +631,18 @@ impl StoreInner {
         let staging = self.staging_dir(CREATING_PREFIX)?;
         let built = (|| {
             fs.create_dir_all(&staging).at(&staging)?;
-            for i in 0..resolved.partitions {
+            for i in 0..settings.partitions {
                 // Closed cleanly, so the open at the final path skips the rescan.
-                Partition::open_with(staging.join(i.to_string()), (*settings.partition).clone())?
-                    .close()?;
+                Partition::open_with_env(
+                    staging.join(i.to_string()),
+                    (*settings.config).clone(),
+                    self.env.clone(),
+                )?
+                .close()?;
             }
             let conf_path = staging.join(CONFIG_FILE);
-            write_atomic(fs, &conf_path, resolved.encode().as_bytes()).at(&conf_path)?;
+            let text = encode_config(settings.partitions, &settings.config);
+            write_atomic(fs, &conf_path, text.as_bytes()).at(&conf_path)?;
             fs.rename(&staging, &path).at(&staging)
         })();
         if let Err(e) = built {
@@ -784,10 +651,16 @@ impl StoreInner {
             return Err(e);
         }
         // The topic exists once the rename is durable.
-        let opened = fs
-            .sync_dir(&self.dir)
-            .at(&self.dir)
-            .and_then(|()| Topic::open(name, &path, settings, self.partitioner.clone()));
+        let opened = fs.sync_dir(&self.dir).at(&self.dir).and_then(|()| {
+            Topic::open(
+                name,
+                &path,
+                settings,
+                self.partitioner.clone(),
+                &self.env,
+                self.options.cleaner_buffer_bytes,
+            )
+        });
         match opened {
             Ok(topic) => {
                 self.topics.write().insert(name.to_owned(), topic.clone());
@@ -812,7 +685,7 @@ impl StoreInner {
         loop {
             let n = self.staging_seq.fetch_add(1, Ordering::Relaxed);
             let path = self.dir.join(format!("{prefix}{n}"));
-            if !self.fs.exists(&path).at(&path)? {
+            if !self.env.fs.exists(&path).at(&path)? {
                 return Ok(path);
             }
         }
@@ -889,7 +762,7 @@ impl Store {
                 name: name.to_owned(),
             });
         }
-        let fs = &*inner.fs;
+        let fs = &*inner.env.fs;
         let path = inner.dir.join(name);
         let trash = inner.staging_dir(DELETING_PREFIX)?;
         fs.rename(&path, &trash).at(&path)?;
@@ -924,24 +797,22 @@ impl Store {
                 format!("topic {name:?} has {current} partitions; it can only grow"),
             ));
         }
-        let config = TopicConfig {
-            partitions: new_count,
-            ..topic.config()
-        };
-        config.validate()?;
+        TopicConfig::with_partitions(new_count).validate()?;
         // New partitions go live only once the config naming them is durable: records sent to
         // them before that would be lost with them if the write failed. Until then they hold no
         // records, which is what lets open remove them after a crash.
         let opened = topic.open_new_partitions(new_count)?;
         let conf_path = topic.dir().join(CONFIG_FILE);
-        write_atomic(&*inner.fs, &conf_path, config.encode().as_bytes()).at(&conf_path)?;
-        topic.add_opened_partitions(opened, config);
+        let text = encode_config(new_count, &topic.config());
+        write_atomic(&*inner.env.fs, &conf_path, text.as_bytes()).at(&conf_path)?;
+        topic.add_opened_partitions(opened);
         Ok(())
     }
 
     /// Change a topic's configuration, like Kafka's `incrementalAlterConfigs`: `change` gets the
-    /// current config (resolved, every field `Some`) and edits it; a field it sets to `None`
-    /// takes the store's default of this open. The result is validated, persisted durably
+    /// topic's config as `topic.conf` persists it (its partition count, and every override set to
+    /// the value in force) and edits the overrides; one it sets to `None` takes the store's
+    /// default of this open ([`StoreOptions::log`]). The result is validated, persisted durably
     /// (`topic.conf` replaced atomically), and only then applied to the running topic: retention,
     /// cleanup and compaction policies from the next maintenance pass; durability, timestamp
     /// type, key requirement and batch size limit from the next append; segment size and age
@@ -953,15 +824,16 @@ impl Store {
     /// # Examples
     /// ```
     /// use std::time::Duration;
-    /// use topiclog::{CleanupPolicy, Store, TopicConfig};
+    /// use topiclog::{CleanupPolicy, Retention, Store, TopicConfig};
     /// let dir = tempfile::tempdir()?;
     /// let store = Store::open(dir.path())?;
     /// store.create_topic("events", TopicConfig::with_partitions(1))?;
     /// let config = store.alter_topic_config("events", |c| {
-    ///     c.retention = Some(Duration::from_secs(24 * 3600));
-    ///     c.cleanup_policy = Some(CleanupPolicy::CompactDelete);
+    ///     c.overrides.retention = Some(Retention::After(Duration::from_secs(24 * 3600)));
+    ///     c.overrides.cleanup_policy = Some(CleanupPolicy::CompactDelete);
     /// })?;
     /// assert_eq!(config, store.topic("events")?.config());
+    /// assert_eq!(config.cleanup_policy, CleanupPolicy::CompactDelete);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
@@ -975,31 +847,38 @@ impl Store {
         &self,
         name: &str,
         change: impl FnOnce(&mut TopicConfig),
-    ) -> Result<TopicConfig> {
+    ) -> Result<LogConfig> {
         let inner = &*self.inner;
         let _admin = inner.admin.lock();
         inner.check_open()?;
         let topic = self.topic(name)?;
         let current = topic.config();
-        let mut next = current.clone();
-        change(&mut next);
-        if next.partitions != current.partitions {
+        let partitions = topic.partition_count();
+        let mut edited = TopicConfig {
+            partitions,
+            overrides: current.overrides(),
+        };
+        change(&mut edited);
+        if edited.partitions != partitions {
             return Err(Error::config(
                 "partitions",
                 format!(
-                    "alter_topic_config cannot change the partition count of {name:?} ({} to \
-                     {}); grow a topic with Store::add_partitions",
-                    current.partitions, next.partitions
+                    "alter_topic_config cannot change the partition count of {name:?} \
+                     ({partitions} to {}); grow a topic with Store::add_partitions",
+                    edited.partitions
                 ),
             ));
         }
-        let next = inner.options.resolve_topic_config(&next);
-        let settings = inner.options.topic_settings(&next)?;
-        if next == current {
-            return Ok(next);
+        let settings = inner
+            .options
+            .topic_settings(partitions, inner.options.resolve(&edited.overrides))?;
+        if *settings.config == current {
+            return Ok(current);
         }
+        let next = (*settings.config).clone();
         let conf_path = topic.dir().join(CONFIG_FILE);
-        write_atomic(&*inner.fs, &conf_path, next.encode().as_bytes()).at(&conf_path)?;
+        let text = encode_config(partitions, &next);
+        write_atomic(&*inner.env.fs, &conf_path, text.as_bytes()).at(&conf_path)?;
         topic.apply_settings(settings)?;
         Ok(next)
     }
@@ -1179,7 +1058,7 @@ impl StoreInner {
                 }
             }
         }
-        let now = self.options.clock.now_ms();
+        let now = self.env.clock.now_ms();
         let check_ms = self.options.retention_check_interval.as_millis() as i64;
         let due = now.saturating_sub(self.last_retention_ms.load(Ordering::Acquire)) >= check_ms;
         if retention || due {
@@ -1204,7 +1083,7 @@ impl StoreInner {
     fn compact_all(&self) -> Result<bool> {
         self.check_open()?;
         let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
-        let now = self.options.clock.now_ms();
+        let now = self.env.clock.now_ms();
         let mut cleaned = false;
         let mut first_err = None;
         for topic in &topics {
@@ -1323,21 +1202,18 @@ fn spawn_cleaner(
 /// Load the topic in `path` (whose `topic.conf` exists) at store open.
 fn load_topic(
     options: &StoreOptions,
+    env: &Env,
     name: &str,
     path: &Path,
     partitioner: Arc<dyn Partitioner>,
 ) -> Result<Topic> {
-    let fs = &*options.file_system;
+    let fs = &*env.fs;
     let conf_path = path.join(CONFIG_FILE);
     let (config, format) = read_topic_config(fs, &conf_path)?;
-    // A format 1 file left unset keys to the options of each open: pin them now, once.
-    let config = if format == LEGACY_CONFIG_FORMAT {
-        options.resolve_topic_config(&config)
-    } else {
-        config
-    };
+    // Format 2 sets every override, so only the store-wide settings come from `options`; a
+    // format 1 file left unset keys to the options of each open: they are pinned now, once.
     let settings = options
-        .topic_settings(&config)
+        .topic_settings(config.partitions, options.resolve(&config.overrides))
         .map_err(|e| Error::InvalidConfigFile {
             path: conf_path.clone(),
             line: 0,
@@ -1366,9 +1242,17 @@ fn load_topic(
         fs.remove_file(&tmp).at(&tmp)?;
     }
     if format == LEGACY_CONFIG_FORMAT {
-        write_atomic(fs, &conf_path, config.encode().as_bytes()).at(&conf_path)?;
+        let text = encode_config(config.partitions, &settings.config);
+        write_atomic(fs, &conf_path, text.as_bytes()).at(&conf_path)?;
     }
-    Topic::open(name, path, settings, partitioner)
+    Topic::open(
+        name,
+        path,
+        settings,
+        partitioner,
+        env,
+        options.cleaner_buffer_bytes,
+    )
 }
 
 /// Read and check `topic.conf`: damage is [`Error::InvalidConfigFile`], a failed read

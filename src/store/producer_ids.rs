@@ -69,7 +69,7 @@ impl Store {
     /// # Errors
     /// [`Error::Corrupt`] naming a damaged counter file; I/O errors.
     pub(crate) fn producer_id_counter(&self) -> Result<i64> {
-        let fs = &*self.inner.fs;
+        let fs = &*self.inner.env.fs;
         let path = self.producer_id_counter_path();
         let mut next = if fs.exists(&path).at(&path)? {
             read_counter(fs, &path)?
@@ -88,7 +88,7 @@ impl Store {
     /// # Errors
     /// I/O errors.
     pub(crate) fn set_producer_id_counter(&self, next: i64) -> Result<()> {
-        write_counter(&*self.inner.fs, &self.producer_id_counter_path(), next)
+        write_counter(&*self.inner.env.fs, &self.producer_id_counter_path(), next)
     }
 
     /// The largest producer id any partition of the store still remembers.

@@ -75,12 +75,12 @@ impl Store {
 
     /// The store's clock.
     pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
-        &self.inner.options.clock
+        &self.inner.env.clock
     }
 
     /// Now, in ms since the Unix epoch, by the store's clock.
     pub(crate) fn now_ms(&self) -> i64 {
-        self.inner.options.clock.now_ms()
+        self.inner.env.clock.now_ms()
     }
 
     /// The internal topic `name` (named `__...`), if it exists.

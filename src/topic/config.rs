@@ -12,9 +12,12 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::config::{
+    whole_millis, CleanupPolicy, Deadline, Durability, Limit, LogConfig, LogOverrides, Retention,
+    TimestampType,
+};
 use crate::error::{Error, Result};
 use crate::format::meta;
-use crate::partition::{Durability, TimestampType};
 
 /// Name of the configuration file in a topic directory.
 pub(crate) const FILE_NAME: &str = "topic.conf";
@@ -25,6 +28,8 @@ const FORMAT: u32 = 2;
 pub(crate) const LEGACY_FORMAT: u32 = 1;
 /// The key of the checksum line, the last line of a format 2 file.
 const CRC_KEY: &str = "crc32";
+/// How "never", "forever" and "unlimited" are written, as in Kafka.
+const NEVER: &str = "-1";
 
 /// Every setting's key, in the order format 2 writes them; format 2 requires all of them.
 const KEYS: [&str; 16] = [
@@ -46,118 +51,46 @@ const KEYS: [&str; 16] = [
     "min.cleanable.dirty.ratio",
 ];
 
-/// What happens to old records. Kafka: `cleanup.policy`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum CleanupPolicy {
-    /// Delete whole segments past the retention time or size.
-    #[default]
-    Delete,
-    /// Keep the latest record per key (log compaction).
-    Compact,
-    /// Both: compact, and delete segments past retention.
-    CompactDelete,
-}
-
-impl CleanupPolicy {
-    fn as_str(self) -> &'static str {
-        match self {
-            CleanupPolicy::Delete => "delete",
-            CleanupPolicy::Compact => "compact",
-            CleanupPolicy::CompactDelete => "compact,delete",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "delete" => Some(CleanupPolicy::Delete),
-            "compact" => Some(CleanupPolicy::Compact),
-            "compact,delete" | "delete,compact" => Some(CleanupPolicy::CompactDelete),
-            _ => None,
-        }
-    }
-}
-
-/// A topic's settings. `partitions` is required; every other field left `None` takes the store's
-/// default ([`StoreOptions`](crate::StoreOptions)) **when the topic is created**: the store then
-/// persists the resolved config (every field `Some`) in `topic.conf`, and later opens never change
-/// it, whatever options they pass. [`Topic::config`](crate::Topic::config) returns the resolved
-/// config; [`Store::alter_topic_config`](crate::Store::alter_topic_config) changes it.
-///
-/// `Duration::MAX` means "never"/"forever" for `segment_ms`, `retention` and
-/// `max_compaction_lag`; `u64::MAX` means "unlimited" for `retention_bytes` (Kafka's `-1`).
-/// Durations are kept in whole milliseconds, as in Kafka: a resolved config rounds a fraction of
-/// a millisecond up.
+/// A topic's settings at creation: its partition count and the log settings it overrides (every
+/// one it leaves `None` takes the store's default, [`StoreOptions::log`](crate::StoreOptions::log),
+/// **when the topic is created**). The store persists the resolved settings in `topic.conf`, and
+/// later opens never change them, whatever options they pass.
+/// [`Topic::config`](crate::Topic::config) returns what the topic runs with;
+/// [`Store::alter_topic_config`](crate::Store::alter_topic_config) changes it and
+/// [`Store::add_partitions`](crate::Store::add_partitions) grows it.
 ///
 /// # Examples
 /// ```
 /// use std::time::Duration;
-/// use topiclog::{CleanupPolicy, TopicConfig};
+/// use topiclog::{CleanupPolicy, LogOverrides, Retention, Store, TopicConfig};
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
 /// let config = TopicConfig {
 ///     partitions: 6,
-///     retention: Some(Duration::from_secs(24 * 3600)),
-///     cleanup_policy: Some(CleanupPolicy::Delete),
-///     ..TopicConfig::default()
+///     overrides: LogOverrides {
+///         retention: Some(Retention::After(Duration::from_secs(24 * 3600))),
+///         cleanup_policy: Some(CleanupPolicy::Delete),
+///         ..LogOverrides::default()
+///     },
 /// };
-/// assert!(config.validate().is_ok());
+/// let topic = store.create_topic("events", config)?;
+/// assert_eq!(topic.config().retention, Retention::After(Duration::from_secs(24 * 3600)));
+/// assert_eq!(topic.config().segment_bytes, store.options().log.segment_bytes);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct TopicConfig {
-    /// Number of partitions. Default 1. Kafka: `num.partitions`. Grow with
-    /// [`Store::add_partitions`](crate::Store::add_partitions).
+    /// Number of partitions. Default 1. Kafka: `num.partitions`. Range 1 ..= [`MAX_PARTITIONS`].
     pub partitions: u32,
-    /// Kafka: `segment.bytes`.
-    pub segment_bytes: Option<u64>,
-    /// Kafka: `segment.ms`.
-    pub segment_ms: Option<Duration>,
-    /// Kafka: `index.interval.bytes`.
-    pub index_interval_bytes: Option<u32>,
-    /// Kafka: `segment.index.bytes`.
-    pub max_index_bytes: Option<u32>,
-    /// Largest encoded batch (and so record) accepted. Kafka: `max.message.bytes`.
-    pub max_batch_bytes: Option<u32>,
-    /// Kafka: `flush.messages` / `flush.ms`.
-    pub durability: Option<Durability>,
-    /// Kafka: `preallocate`.
-    pub preallocate: Option<bool>,
-    /// Delete segments whose records are all older than this. Kafka: `retention.ms`.
-    pub retention: Option<Duration>,
-    /// Delete the oldest segments while a partition is larger than this. Kafka: `retention.bytes`.
-    pub retention_bytes: Option<u64>,
-    /// Kafka: `cleanup.policy`.
-    pub cleanup_policy: Option<CleanupPolicy>,
-    /// Kafka: `message.timestamp.type`.
-    pub timestamp_type: Option<TimestampType>,
-    /// How long a tombstone stays after compaction first saw it. Kafka: `delete.retention.ms`.
-    pub delete_retention: Option<Duration>,
-    /// Records stay uncompacted at least this long. Kafka: `min.compaction.lag.ms`.
-    pub min_compaction_lag: Option<Duration>,
-    /// Compact dirty data once it is this old, whatever the dirty ratio (and roll the active
-    /// segment by then, so it can be). Kafka: `max.compaction.lag.ms`.
-    pub max_compaction_lag: Option<Duration>,
-    /// Compact once more than this share of the cleanable log is dirty (0.0 ..= 1.0). Kafka:
-    /// `min.cleanable.dirty.ratio`.
-    pub min_cleanable_dirty_ratio: Option<f64>,
+    /// The log settings this topic sets; the rest come from the store's defaults.
+    pub overrides: LogOverrides,
 }
 
 impl Default for TopicConfig {
     fn default() -> Self {
         TopicConfig {
             partitions: 1,
-            segment_bytes: None,
-            segment_ms: None,
-            index_interval_bytes: None,
-            max_index_bytes: None,
-            max_batch_bytes: None,
-            durability: None,
-            preallocate: None,
-            retention: None,
-            retention_bytes: None,
-            cleanup_policy: None,
-            timestamp_type: None,
-            delete_retention: None,
-            min_compaction_lag: None,
-            max_compaction_lag: None,
-            min_cleanable_dirty_ratio: None,
+            overrides: LogOverrides::default(),
         }
     }
 }
@@ -175,8 +108,8 @@ impl TopicConfig {
         }
     }
 
-    /// Check the values that can be checked without the store defaults (the merged partition
-    /// configuration is validated again when the topic is opened).
+    /// Check the partition count. The overrides are checked once resolved against the store's
+    /// defaults ([`LogConfig::validate`]), when the topic is created or altered.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] naming the field.
@@ -187,151 +120,93 @@ impl TopicConfig {
                 format!("{} is outside 1 ..= {MAX_PARTITIONS}", self.partitions),
             ));
         }
-        if self.retention.is_some_and(|d| d.is_zero()) {
-            return Err(Error::config(
-                "retention",
-                "must be positive (Duration::MAX = forever)",
-            ));
-        }
-        if self.segment_ms.is_some_and(|d| d.is_zero()) {
-            return Err(Error::config(
-                "segment_ms",
-                "must be positive (Duration::MAX = never)",
-            ));
-        }
-        if self.max_compaction_lag.is_some_and(|d| d.is_zero()) {
-            return Err(Error::config(
-                "max_compaction_lag",
-                "must be positive (Duration::MAX = never)",
-            ));
-        }
-        if let Some(r) = self.min_cleanable_dirty_ratio {
-            if !(0.0..=1.0).contains(&r) {
-                return Err(Error::config(
-                    "min_cleanable_dirty_ratio",
-                    format!("{r} is outside 0.0 ..= 1.0"),
-                ));
-            }
-        }
         Ok(())
     }
+}
 
-    /// Whether every optional field is set, as in a config resolved against the store defaults.
-    pub(crate) fn is_resolved(&self) -> bool {
-        let TopicConfig {
-            partitions: _,
-            segment_bytes,
-            segment_ms,
-            index_interval_bytes,
-            max_index_bytes,
-            max_batch_bytes,
-            durability,
-            preallocate,
-            retention,
-            retention_bytes,
-            cleanup_policy,
-            timestamp_type,
-            delete_retention,
-            min_compaction_lag,
-            max_compaction_lag,
-            min_cleanable_dirty_ratio,
-        } = self;
-        segment_bytes.is_some()
-            && segment_ms.is_some()
-            && index_interval_bytes.is_some()
-            && max_index_bytes.is_some()
-            && max_batch_bytes.is_some()
-            && durability.is_some()
-            && preallocate.is_some()
-            && retention.is_some()
-            && retention_bytes.is_some()
-            && cleanup_policy.is_some()
-            && timestamp_type.is_some()
-            && delete_retention.is_some()
-            && min_compaction_lag.is_some()
-            && max_compaction_lag.is_some()
-            && min_cleanable_dirty_ratio.is_some()
-    }
+/// The `topic.conf` text (format 2) of a topic with `partitions` partitions running with
+/// `config`: every setting a topic can override, then the checksum line. The store's own settings
+/// (`recovery`, `producer_id_expiration`, `recovery_point_interval`) are not written.
+pub(crate) fn encode(partitions: u32, config: &LogConfig) -> String {
+    // Destructured whole, so a new setting cannot be forgotten here.
+    let LogConfig {
+        segment_bytes,
+        segment_ms,
+        index_interval_bytes,
+        max_index_bytes,
+        max_batch_bytes,
+        durability,
+        preallocate,
+        timestamp_type,
+        retention,
+        retention_bytes,
+        cleanup_policy,
+        delete_retention,
+        min_compaction_lag,
+        max_compaction_lag,
+        min_cleanable_dirty_ratio,
+        recovery: _,
+        producer_id_expiration: _,
+        recovery_point_interval: _,
+    } = *config;
+    let mut out = String::from(
+        "# topiclog topic configuration. Change it with Store::alter_topic_config: the crc32\n\
+         # line is a checksum of every byte before it, so a hand edit fails the next open.\n",
+    );
+    let mut put = |k: &str, v: String| {
+        out.push_str(k);
+        out.push('=');
+        out.push_str(&v);
+        out.push('\n');
+    };
+    put("format", FORMAT.to_string());
+    put("partitions", partitions.to_string());
+    put("segment.bytes", segment_bytes.to_string());
+    put("segment.ms", deadline_text(segment_ms));
+    put("index.interval.bytes", index_interval_bytes.to_string());
+    put("segment.index.bytes", max_index_bytes.to_string());
+    put("max.message.bytes", max_batch_bytes.to_string());
+    put("durability", durability_text(durability));
+    put("preallocate", preallocate.to_string());
+    put(
+        "retention.ms",
+        match retention {
+            Retention::Forever => NEVER.into(),
+            Retention::After(d) => duration_text(d),
+        },
+    );
+    put(
+        "retention.bytes",
+        match retention_bytes {
+            Limit::Unlimited => NEVER.into(),
+            Limit::Bytes(b) => b.to_string(),
+        },
+    );
+    put("cleanup.policy", cleanup_text(cleanup_policy).into());
+    put(
+        "message.timestamp.type",
+        match timestamp_type {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        }
+        .into(),
+    );
+    put("delete.retention.ms", duration_text(delete_retention));
+    put("min.compaction.lag.ms", duration_text(min_compaction_lag));
+    put("max.compaction.lag.ms", deadline_text(max_compaction_lag));
+    put(
+        "min.cleanable.dirty.ratio",
+        min_cleanable_dirty_ratio.to_string(),
+    );
+    let crc = meta::crc32(out.as_bytes());
+    out.push_str(&format!("{CRC_KEY}={crc:08x}\n"));
+    out
+}
 
-    /// The `topic.conf` text (format 2) of a resolved config: every key, then the checksum line.
-    pub(crate) fn encode(&self) -> String {
-        debug_assert!(self.is_resolved(), "only resolved configs are persisted");
-        let mut out = String::from(
-            "# topiclog topic configuration. Change it with Store::alter_topic_config: the crc32\n\
-             # line is a checksum of every byte before it, so a hand edit fails the next open.\n",
-        );
-        let mut put = |k: &str, v: String| {
-            out.push_str(k);
-            out.push('=');
-            out.push_str(&v);
-            out.push('\n');
-        };
-        put("format", FORMAT.to_string());
-        put("partitions", self.partitions.to_string());
-        if let Some(v) = self.segment_bytes {
-            put("segment.bytes", v.to_string());
-        }
-        if let Some(v) = self.segment_ms {
-            put("segment.ms", duration_text(v));
-        }
-        if let Some(v) = self.index_interval_bytes {
-            put("index.interval.bytes", v.to_string());
-        }
-        if let Some(v) = self.max_index_bytes {
-            put("segment.index.bytes", v.to_string());
-        }
-        if let Some(v) = self.max_batch_bytes {
-            put("max.message.bytes", v.to_string());
-        }
-        if let Some(v) = self.durability {
-            put("durability", durability_text(v));
-        }
-        if let Some(v) = self.preallocate {
-            put("preallocate", v.to_string());
-        }
-        if let Some(v) = self.retention {
-            put("retention.ms", duration_text(v));
-        }
-        if let Some(v) = self.retention_bytes {
-            put(
-                "retention.bytes",
-                if v == u64::MAX {
-                    "-1".into()
-                } else {
-                    v.to_string()
-                },
-            );
-        }
-        if let Some(v) = self.cleanup_policy {
-            put("cleanup.policy", v.as_str().to_string());
-        }
-        if let Some(v) = self.timestamp_type {
-            let t = match v {
-                TimestampType::CreateTime => "CreateTime",
-                TimestampType::LogAppendTime => "LogAppendTime",
-            };
-            put("message.timestamp.type", t.to_string());
-        }
-        if let Some(v) = self.delete_retention {
-            put("delete.retention.ms", duration_text(v));
-        }
-        if let Some(v) = self.min_compaction_lag {
-            put("min.compaction.lag.ms", duration_text(v));
-        }
-        if let Some(v) = self.max_compaction_lag {
-            put("max.compaction.lag.ms", duration_text(v));
-        }
-        if let Some(v) = self.min_cleanable_dirty_ratio {
-            put("min.cleanable.dirty.ratio", v.to_string());
-        }
-        let crc = meta::crc32(out.as_bytes());
-        out.push_str(&format!("{CRC_KEY}={crc:08x}\n"));
-        out
-    }
-
+impl TopicConfig {
     /// Parse `topic.conf`, naming `path` and the line in every error. Returns the config and the
-    /// file's format: a format 2 config is resolved (every field `Some`); a format 1 config holds
-    /// only the keys the file lists.
+    /// file's format: a format 2 config sets every override; a format 1 config only those the file
+    /// lists.
     pub(crate) fn decode(bytes: &[u8], path: &Path) -> Result<(TopicConfig, u32)> {
         let bad = |line: usize, reason: String| Error::InvalidConfigFile {
             path: path.to_owned(),
@@ -404,6 +279,14 @@ impl TopicConfig {
                     bad(line_no, format!("{key}: {v:?} is not milliseconds (or -1)"))
                 })
             };
+            // `-1` (and, as earlier versions read it, `u64::MAX` milliseconds) is "never".
+            let deadline = |v: &str| -> Result<Deadline> {
+                Ok(match dur(v)? {
+                    Duration::MAX => Deadline::Never,
+                    d => Deadline::After(d),
+                })
+            };
+            let o = &mut config.overrides;
             match key {
                 "format" => {
                     let f = num(value)?;
@@ -413,34 +296,45 @@ impl TopicConfig {
                     format = Some(f as u32);
                 }
                 "partitions" => config.partitions = num32(value)?,
-                "segment.bytes" => config.segment_bytes = Some(num(value)?),
-                "segment.ms" => config.segment_ms = Some(dur(value)?),
-                "index.interval.bytes" => config.index_interval_bytes = Some(num32(value)?),
-                "segment.index.bytes" => config.max_index_bytes = Some(num32(value)?),
-                "max.message.bytes" => config.max_batch_bytes = Some(num32(value)?),
+                "segment.bytes" => o.segment_bytes = Some(num(value)?),
+                "segment.ms" => o.segment_ms = Some(deadline(value)?),
+                "index.interval.bytes" => o.index_interval_bytes = Some(num32(value)?),
+                "segment.index.bytes" => o.max_index_bytes = Some(num32(value)?),
+                "max.message.bytes" => o.max_batch_bytes = Some(num32(value)?),
                 "durability" => {
-                    config.durability = Some(parse_durability(value).ok_or_else(|| {
+                    o.durability = Some(parse_durability(value).ok_or_else(|| {
                         bad(line_no, format!("durability: {value:?} is not always, none, interval:<ms> or messages:<n>"))
                     })?)
                 }
                 "preallocate" => {
-                    config.preallocate = Some(match value {
+                    o.preallocate = Some(match value {
                         "true" => true,
                         "false" => false,
                         _ => return Err(bad(line_no, format!("preallocate: {value:?} is not true or false"))),
                     })
                 }
-                "retention.ms" => config.retention = Some(dur(value)?),
+                "retention.ms" => {
+                    o.retention = Some(match deadline(value)? {
+                        Deadline::Never => Retention::Forever,
+                        Deadline::After(d) => Retention::After(d),
+                    })
+                }
                 "retention.bytes" => {
-                    config.retention_bytes = Some(if value == "-1" { u64::MAX } else { num(value)? })
+                    o.retention_bytes = Some(match value {
+                        NEVER => Limit::Unlimited,
+                        _ => match num(value)? {
+                            u64::MAX => Limit::Unlimited,
+                            b => Limit::Bytes(b),
+                        },
+                    })
                 }
                 "cleanup.policy" => {
-                    config.cleanup_policy = Some(CleanupPolicy::parse(value).ok_or_else(|| {
+                    o.cleanup_policy = Some(parse_cleanup(value).ok_or_else(|| {
                         bad(line_no, format!("cleanup.policy: {value:?} is not delete, compact or compact,delete"))
                     })?)
                 }
                 "message.timestamp.type" => {
-                    config.timestamp_type = Some(match value {
+                    o.timestamp_type = Some(match value {
                         "CreateTime" => TimestampType::CreateTime,
                         "LogAppendTime" => TimestampType::LogAppendTime,
                         _ => {
@@ -451,11 +345,11 @@ impl TopicConfig {
                         }
                     })
                 }
-                "delete.retention.ms" => config.delete_retention = Some(dur(value)?),
-                "min.compaction.lag.ms" => config.min_compaction_lag = Some(dur(value)?),
-                "max.compaction.lag.ms" => config.max_compaction_lag = Some(dur(value)?),
+                "delete.retention.ms" => o.delete_retention = Some(dur(value)?),
+                "min.compaction.lag.ms" => o.min_compaction_lag = Some(dur(value)?),
+                "max.compaction.lag.ms" => o.max_compaction_lag = Some(deadline(value)?),
                 "min.cleanable.dirty.ratio" => {
-                    config.min_cleanable_dirty_ratio = Some(value.parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)).ok_or_else(|| {
+                    o.min_cleanable_dirty_ratio = Some(value.parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)).ok_or_else(|| {
                         bad(line_no, format!("min.cleanable.dirty.ratio: {value:?} is not a number in 0.0 ..= 1.0"))
                     })?)
                 }
@@ -505,16 +399,6 @@ impl TopicConfig {
     }
 }
 
-/// `d` as topic configs keep it: whole milliseconds, a fraction rounded up; anything of
-/// `u64::MAX` milliseconds or more is `Duration::MAX` ("never"/"forever").
-pub(crate) fn whole_millis(d: Duration) -> Duration {
-    let ms = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
-    match u64::try_from(ms) {
-        Ok(ms) if ms < u64::MAX => Duration::from_millis(ms),
-        _ => Duration::MAX,
-    }
-}
-
 /// Parse milliseconds as [`duration_text`] writes them (`-1` is `Duration::MAX`).
 fn parse_millis(v: &str) -> Option<Duration> {
     if v == "-1" {
@@ -525,11 +409,36 @@ fn parse_millis(v: &str) -> Option<Duration> {
         .map(|ms| whole_millis(Duration::from_millis(ms)))
 }
 
+/// A duration in whole milliseconds; `Duration::MAX` (too long to count) is `-1`.
 fn duration_text(d: Duration) -> String {
     if d == Duration::MAX {
-        "-1".into()
+        NEVER.into()
     } else {
         d.as_millis().to_string()
+    }
+}
+
+fn deadline_text(d: Deadline) -> String {
+    match d {
+        Deadline::Never => NEVER.into(),
+        Deadline::After(d) => duration_text(d),
+    }
+}
+
+fn cleanup_text(policy: CleanupPolicy) -> &'static str {
+    match policy {
+        CleanupPolicy::Delete => "delete",
+        CleanupPolicy::Compact => "compact",
+        CleanupPolicy::CompactDelete => "compact,delete",
+    }
+}
+
+fn parse_cleanup(s: &str) -> Option<CleanupPolicy> {
+    match s {
+        "delete" => Some(CleanupPolicy::Delete),
+        "compact" => Some(CleanupPolicy::Compact),
+        "compact,delete" | "delete,compact" => Some(CleanupPolicy::CompactDelete),
+        _ => None,
     }
 }
 
@@ -561,24 +470,32 @@ fn parse_durability(s: &str) -> Option<Durability> {
 mod tests {
     use super::*;
 
-    fn every_field() -> TopicConfig {
+    fn every_field() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1 << 20,
+            segment_ms: Deadline::Never,
+            index_interval_bytes: 100,
+            max_index_bytes: 4096,
+            max_batch_bytes: 5000,
+            durability: Durability::Interval(Duration::from_millis(250)),
+            preallocate: false,
+            retention: Retention::After(Duration::from_secs(60)),
+            retention_bytes: Limit::Unlimited,
+            cleanup_policy: CleanupPolicy::CompactDelete,
+            timestamp_type: TimestampType::LogAppendTime,
+            delete_retention: Duration::from_secs(3600),
+            min_compaction_lag: Duration::from_millis(1500),
+            max_compaction_lag: Deadline::Never,
+            min_cleanable_dirty_ratio: 0.25,
+            ..LogConfig::default()
+        }
+    }
+
+    /// What a topic of 7 partitions running with `config` reads back.
+    fn pinned(config: &LogConfig) -> TopicConfig {
         TopicConfig {
             partitions: 7,
-            segment_bytes: Some(1 << 20),
-            segment_ms: Some(Duration::MAX),
-            index_interval_bytes: Some(100),
-            max_index_bytes: Some(4096),
-            max_batch_bytes: Some(5000),
-            durability: Some(Durability::Interval(Duration::from_millis(250))),
-            preallocate: Some(false),
-            retention: Some(Duration::from_secs(60)),
-            retention_bytes: Some(u64::MAX),
-            cleanup_policy: Some(CleanupPolicy::CompactDelete),
-            timestamp_type: Some(TimestampType::LogAppendTime),
-            delete_retention: Some(Duration::from_secs(3600)),
-            min_compaction_lag: Some(Duration::from_millis(1500)),
-            max_compaction_lag: Some(Duration::MAX),
-            min_cleanable_dirty_ratio: Some(0.25),
+            overrides: config.overrides(),
         }
     }
 
@@ -594,40 +511,48 @@ mod tests {
     #[test]
     fn round_trip_every_field() {
         let c = every_field();
-        assert!(c.is_resolved());
-        let text = c.encode();
+        let text = encode(7, &c);
         assert!(text.starts_with('#'));
         assert!(text.contains("\nformat=2\n"));
         for key in KEYS {
             assert!(text.contains(&format!("\n{key}=")), "{key} is written");
         }
-        assert_eq!(decode(&text).unwrap(), (c, 2));
-        let d = TopicConfig {
-            durability: Some(Durability::Interval(Duration::MAX)),
-            retention: Some(Duration::from_millis(u64::MAX - 1)),
+        assert_eq!(decode(&text).unwrap(), (pinned(&c), 2));
+        let d = LogConfig {
+            durability: Durability::Interval(Duration::MAX),
+            retention: Retention::After(Duration::from_millis(u64::MAX - 1)),
+            retention_bytes: Limit::Bytes(u64::MAX - 1),
+            segment_ms: Deadline::After(Duration::from_millis(1)),
+            max_compaction_lag: Deadline::After(Duration::from_secs(7200)),
             ..every_field()
         };
-        assert_eq!(decode(&d.encode()).unwrap(), (d, 2));
+        assert_eq!(decode(&encode(7, &d)).unwrap(), (pinned(&d), 2));
     }
 
     #[test]
-    fn whole_millis_rounds_up_and_saturates() {
-        assert_eq!(whole_millis(Duration::ZERO), Duration::ZERO);
-        assert_eq!(
-            whole_millis(Duration::from_micros(1)),
-            Duration::from_millis(1)
-        );
-        assert_eq!(
-            whole_millis(Duration::from_micros(1500)),
-            Duration::from_millis(2)
-        );
-        assert_eq!(
-            whole_millis(Duration::from_millis(7)),
-            Duration::from_millis(7)
-        );
-        assert_eq!(whole_millis(Duration::from_secs(u64::MAX)), Duration::MAX);
-        assert_eq!(whole_millis(Duration::from_millis(u64::MAX)), Duration::MAX);
-        assert_eq!(whole_millis(Duration::MAX), Duration::MAX);
+    fn never_is_written_as_minus_one_as_in_kafka() {
+        let text = encode(1, &every_field());
+        for line in [
+            "segment.ms=-1",
+            "retention.bytes=-1",
+            "max.compaction.lag.ms=-1",
+        ] {
+            assert!(text.contains(&format!("\n{line}\n")), "{line}: {text}");
+        }
+        let forever = LogConfig {
+            retention: Retention::Forever,
+            ..every_field()
+        };
+        assert!(encode(1, &forever).contains("\nretention.ms=-1\n"));
+        // Earlier versions wrote "never" as u64::MAX (ms or bytes) in hand-made format 1 files.
+        let (c, _) = decode(&format!(
+            "format=1\npartitions=1\nsegment.ms={m}\nretention.ms={m}\nretention.bytes={m}\n",
+            m = u64::MAX
+        ))
+        .unwrap();
+        assert_eq!(c.overrides.segment_ms, Some(Deadline::Never));
+        assert_eq!(c.overrides.retention, Some(Retention::Forever));
+        assert_eq!(c.overrides.retention_bytes, Some(Limit::Unlimited));
     }
 
     #[test]
@@ -637,7 +562,10 @@ mod tests {
         assert_eq!(
             c,
             TopicConfig {
-                retention: Some(Duration::from_secs(5)),
+                overrides: LogOverrides {
+                    retention: Some(Retention::After(Duration::from_secs(5))),
+                    ..LogOverrides::default()
+                },
                 ..TopicConfig::with_partitions(2)
             }
         );
@@ -645,7 +573,7 @@ mod tests {
 
     #[test]
     fn every_damage_to_a_format_2_file_is_detected() {
-        let text = every_field().encode();
+        let text = encode(7, &every_field());
         let bytes = text.as_bytes();
         for bit in 0..bytes.len() * 8 {
             let mut b = bytes.to_vec();
@@ -656,7 +584,7 @@ mod tests {
                 }
                 // Only a flip that changes the case of a checksum hex digit, or turns the final
                 // newline into other whitespace, may decode, and then to the very same config.
-                Ok((c, _)) => assert_eq!(c, every_field(), "bit {bit}"),
+                Ok((c, _)) => assert_eq!(c, pinned(&every_field()), "bit {bit}"),
                 Err(e) => panic!("bit {bit}: {e}"),
             }
         }
@@ -674,7 +602,7 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_line() {
-        let complete = every_field().encode();
+        let complete = encode(7, &every_field());
         let body_end = complete.rfind("crc32=").unwrap();
         let body = &complete[..body_end];
         let without = |key: &str| -> String {

@@ -9,11 +9,11 @@
 mod config;
 mod partitioner;
 
-pub use config::{CleanupPolicy, TopicConfig, MAX_PARTITIONS};
+pub use config::{TopicConfig, MAX_PARTITIONS};
 pub use partitioner::{key_partition, murmur2, DefaultPartitioner, Partitioner};
 
 pub(crate) use config::{
-    whole_millis, FILE_NAME as CONFIG_FILE, LEGACY_FORMAT as LEGACY_CONFIG_FORMAT,
+    encode as encode_config, FILE_NAME as CONFIG_FILE, LEGACY_FORMAT as LEGACY_CONFIG_FORMAT,
 };
 
 use std::path::{Path, PathBuf};
@@ -21,12 +21,11 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::config::{LogConfig, TimestampType};
+use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::format::Record;
-use crate::partition::{
-    CompactionPolicy, CompactionReport, Partition, PartitionConfig, RetentionPolicy,
-    RetentionReport, TimestampType,
-};
+use crate::partition::{CompactionPolicy, CompactionReport, Partition, RetentionReport};
 
 /// Longest topic name (Kafka's limit).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -141,35 +140,32 @@ struct TopicInner {
     settings: RwLock<Arc<TopicSettings>>,
     partitions: RwLock<Arc<Vec<Partition>>>,
     partitioner: Arc<dyn Partitioner>,
+    /// The store's file system and clock.
+    env: Env,
+    /// Memory for a compaction pass's key map (the store's `cleaner_buffer_bytes`).
+    map_budget_bytes: usize,
 }
 
-/// What a topic runs with: its resolved config (every field `Some`, as in `topic.conf`) and what
-/// the store derives from it.
+/// What a topic runs with: its config (validated), as persisted in `topic.conf` but for the
+/// store's own settings, which come from the store's options.
 #[derive(Clone, Debug)]
 pub(crate) struct TopicSettings {
-    pub config: TopicConfig,
-    pub partition: Arc<PartitionConfig>,
-    pub policies: Policies,
-}
-
-/// A topic's effective retention, cleanup and compaction settings.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Policies {
-    pub retention: RetentionPolicy,
-    pub cleanup: CleanupPolicy,
-    pub compaction: CompactionPolicy,
+    pub partitions: u32,
+    pub config: Arc<LogConfig>,
 }
 
 impl Topic {
-    /// Open the topic's partitions, `0..settings.config.partitions`, in `dir` (creating missing
+    /// Open the topic's partitions, `0..settings.partitions`, in `dir` (creating missing
     /// partition directories: the caller checked which may be created).
     pub(crate) fn open(
         name: &str,
         dir: &Path,
         settings: TopicSettings,
         partitioner: Arc<dyn Partitioner>,
+        env: &Env,
+        map_budget_bytes: usize,
     ) -> Result<Topic> {
-        let partitions = open_partitions(dir, 0..settings.config.partitions, &settings.partition)?;
+        let partitions = open_partitions(dir, 0..settings.partitions, &settings.config, env)?;
         Ok(Topic {
             inner: Arc::new(TopicInner {
                 name: name.to_owned(),
@@ -177,6 +173,8 @@ impl Topic {
                 settings: RwLock::new(Arc::new(settings)),
                 partitions: RwLock::new(Arc::new(partitions)),
                 partitioner,
+                env: env.clone(),
+                map_budget_bytes,
             }),
         })
     }
@@ -191,19 +189,21 @@ impl Topic {
         open_partitions(
             &self.inner.dir,
             current..new_count,
-            &self.settings().partition,
+            &self.settings().config,
+            &self.inner.env,
         )
     }
 
     /// Make partitions opened by [`open_new_partitions`](Self::open_new_partitions) live (after
-    /// the caller persisted `config`).
-    pub(crate) fn add_opened_partitions(&self, opened: Vec<Partition>, config: TopicConfig) {
+    /// the caller persisted the new partition count).
+    pub(crate) fn add_opened_partitions(&self, opened: Vec<Partition>) {
         let mut list = self.inner.partitions.read().as_ref().clone();
         list.extend(opened);
+        let count = list.len() as u32;
         *self.inner.partitions.write() = Arc::new(list);
         let mut settings = self.inner.settings.write();
         *settings = Arc::new(TopicSettings {
-            config,
+            partitions: count,
             ..(**settings).clone()
         });
     }
@@ -215,7 +215,7 @@ impl Topic {
     /// As [`Partition::set_config`] (the caller validated `settings`, so in practice none).
     pub(crate) fn apply_settings(&self, settings: TopicSettings) -> Result<()> {
         for p in self.partitions() {
-            p.set_config((*settings.partition).clone())?;
+            p.set_config((*settings.config).clone())?;
         }
         *self.inner.settings.write() = Arc::new(settings);
         Ok(())
@@ -237,35 +237,33 @@ impl Topic {
         &self.inner.dir
     }
 
-    /// The topic's configuration as persisted in `topic.conf`: resolved against the store
-    /// defaults when the topic was created (every field `Some`), changed only by
-    /// [`Store::alter_topic_config`](crate::Store::alter_topic_config) and
-    /// [`Store::add_partitions`](crate::Store::add_partitions).
-    pub fn config(&self) -> TopicConfig {
-        self.settings().config.clone()
+    /// The config every partition of the topic runs with: resolved against the store's defaults
+    /// when the topic was created and persisted in `topic.conf` (the store's own settings,
+    /// `recovery`, `producer_id_expiration` and `recovery_point_interval`, are those of this
+    /// open). A snapshot: [`Store::alter_topic_config`](crate::Store::alter_topic_config)
+    /// replaces it.
+    ///
+    /// # Examples
+    /// ```
+    /// use topiclog::{CleanupPolicy, Retention, Store, TopicConfig};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// let topic = store.create_topic("orders", TopicConfig::with_partitions(2))?;
+    /// let config = topic.config();
+    /// assert_eq!(config.cleanup_policy, CleanupPolicy::Delete);
+    /// assert_eq!(config.retention, store.options().log.retention);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn config(&self) -> LogConfig {
+        (*self.settings().config).clone()
     }
 
-    /// The configuration every partition runs with, derived from [`config`](Self::config) (plus
-    /// the store's recovery mode, file system and clock). A snapshot: an
-    /// [`alter_topic_config`](crate::Store::alter_topic_config) replaces it.
-    pub fn partition_config(&self) -> Arc<PartitionConfig> {
-        self.settings().partition.clone()
-    }
-
-    /// The retention policy in force.
-    pub fn retention_policy(&self) -> RetentionPolicy {
-        self.settings().policies.retention
-    }
-
-    /// The cleanup policy in force.
-    pub fn cleanup_policy(&self) -> CleanupPolicy {
-        self.settings().policies.cleanup
-    }
-
-    /// The compaction policy in force (with the store's `cleaner_buffer_bytes`); used only if the
-    /// cleanup policy compacts.
+    /// The compaction policy a pass applies: the config's compaction settings with the store's
+    /// `cleaner_buffer_bytes`. Used only if the cleanup policy compacts.
     pub fn compaction_policy(&self) -> CompactionPolicy {
-        self.settings().policies.compaction
+        self.settings()
+            .config
+            .compaction_policy(self.inner.map_budget_bytes)
     }
 
     /// Run a compaction pass on every partition whose triggers fire, if the cleanup policy
@@ -291,13 +289,13 @@ impl Topic {
         mut failed: impl FnMut(u32, Error),
     ) -> CompactionReport {
         let mut total = CompactionReport::default();
-        let policies = self.settings().policies;
-        if policies.cleanup == CleanupPolicy::Delete {
+        if !self.settings().config.cleanup_policy.compacts() {
             return total;
         }
+        let policy = self.compaction_policy();
         let mut first_dirty = u64::MAX;
         for (i, p) in self.partitions().iter().enumerate() {
-            match p.compact(now_ms, &policies.compaction) {
+            match p.compact(now_ms, &policy) {
                 Ok(r) => {
                     total.cleaned |= r.cleaned;
                     total.dirty_ratio = total.dirty_ratio.max(r.dirty_ratio);
@@ -349,12 +347,7 @@ impl Topic {
         let mut total = RetentionReport::default();
         // A compacted topic keeps records by key, not by age or size; but segments wholly below
         // its log start offset (delete_records) still go, as in Kafka.
-        let policies = self.settings().policies;
-        let policy = if policies.cleanup == CleanupPolicy::Compact {
-            RetentionPolicy::default()
-        } else {
-            policies.retention
-        };
+        let policy = self.settings().config.retention_policy();
         for (i, p) in self.partitions().iter().enumerate() {
             match p.apply_retention(now_ms, &policy) {
                 Ok(r) => {
@@ -429,7 +422,7 @@ impl Topic {
             p,
             &self.inner.name,
             record,
-            settings.partition.timestamp_type,
+            settings.config.timestamp_type,
         )
     }
 
@@ -446,7 +439,7 @@ impl Topic {
             partition,
             &self.inner.name,
             record,
-            settings.partition.timestamp_type,
+            settings.config.timestamp_type,
         )
     }
 
@@ -471,7 +464,7 @@ impl Topic {
             chosen.push(p);
             groups[p as usize].push(r);
         }
-        let log_append = settings.partition.timestamp_type == TimestampType::LogAppendTime;
+        let log_append = settings.config.timestamp_type == TimestampType::LogAppendTime;
         // Per partition: offset of its first record and the append time.
         let mut firsts = vec![(0u64, 0i64); n as usize];
         for (p, group) in groups.iter().enumerate() {
@@ -522,11 +515,7 @@ impl Topic {
 
     /// A compacted topic keeps records by key: refuse keyless ones before anything is written.
     fn check_keys(&self, settings: &TopicSettings, records: &[Record]) -> Result<()> {
-        let compacted = matches!(
-            settings.policies.cleanup,
-            CleanupPolicy::Compact | CleanupPolicy::CompactDelete
-        );
-        if compacted && records.iter().any(|r| r.key().is_none()) {
+        if settings.config.cleanup_policy.compacts() && records.iter().any(|r| r.key().is_none()) {
             return Err(Error::MissingKey {
                 topic: self.inner.name.clone(),
             });
@@ -575,10 +564,11 @@ impl Topic {
 fn open_partitions(
     dir: &Path,
     range: std::ops::Range<u32>,
-    config: &PartitionConfig,
+    config: &LogConfig,
+    env: &Env,
 ) -> Result<Vec<Partition>> {
     range
-        .map(|i| Partition::open_with(dir.join(i.to_string()), config.clone()))
+        .map(|i| Partition::open_with_env(dir.join(i.to_string()), config.clone(), env.clone()))
         .collect()
 }
 

@@ -79,7 +79,10 @@ pub fn copy_sim_tree(src: &SimFs, root: &Path, seed: u64) -> SimFs {
 /// append.
 pub fn manual_store_options() -> topiclog::StoreOptions {
     topiclog::StoreOptions {
-        durability: topiclog::Durability::None,
+        log: topiclog::LogConfig {
+            durability: topiclog::Durability::None,
+            ..topiclog::LogConfig::default()
+        },
         background_maintenance: false,
         background_cleaner: false,
         ..topiclog::StoreOptions::default()

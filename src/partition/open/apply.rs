@@ -7,14 +7,16 @@ use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
 use crate::fs::FileSystem;
-use crate::segment::{Recovery, Segment, SegmentConfig};
+use crate::segment::{Recovery, Segment};
 
 use super::super::checkpoint::{Checkpoint, CleanShutdown, CLEAN_SHUTDOWN};
 use super::super::producer_state::ProducerTable;
-use super::super::{compaction, map_active, remove_if_exists, PartitionConfig, RecoveryReport};
+use super::super::{compaction, map_active, remove_if_exists, RecoveryReport};
 use super::listing::Stored;
 use super::plan::{ProducerReplay, RecoveryPlan, SegmentEnd};
 use super::Recovered;
+use crate::clock::Clock;
+use crate::config::LogConfig;
 
 impl RecoveryPlan {
     /// Carry the plan out: [`tidy`](Self::tidy), [`load`](Self::load), then
@@ -23,11 +25,17 @@ impl RecoveryPlan {
     /// # Errors
     /// [`Error::Io`] on I/O failure; [`Error::Corrupt`] for damage a segment's rescan finds
     /// (under `Recovery::Strict`).
-    pub fn apply(self, fs: &Arc<dyn FileSystem>, config: &PartitionConfig) -> Result<Recovered> {
+    /// `clock` dates the rebuilt producer state (for expiry).
+    pub fn apply(
+        self,
+        fs: &Arc<dyn FileSystem>,
+        clock: &dyn Clock,
+        config: &LogConfig,
+    ) -> Result<Recovered> {
         self.tidy(&**fs)?;
         let mut report = self.report;
         let segments = self.load(fs, config, &mut report)?;
-        self.finish(fs, config, segments, report)
+        self.finish(fs, clock, config, segments, report)
     }
 
     /// Finish or undo what interrupted work left: a compaction swap, atomic replaces, a
@@ -73,17 +81,11 @@ impl RecoveryPlan {
     fn load(
         &self,
         fs: &Arc<dyn FileSystem>,
-        config: &PartitionConfig,
+        config: &LogConfig,
         report: &mut RecoveryReport,
     ) -> Result<Vec<Arc<Segment>>> {
         if let Some(marker) = &self.clean {
-            match load_clean(
-                fs,
-                &self.dir,
-                &self.segments,
-                config.segment_config(),
-                marker,
-            ) {
+            match load_clean(fs, &self.dir, &self.segments, config, marker) {
                 Ok(segments) => {
                     report.clean_shutdown = true;
                     return Ok(segments);
@@ -103,11 +105,10 @@ impl RecoveryPlan {
     fn load_rescanning(
         &self,
         fs: &Arc<dyn FileSystem>,
-        config: &PartitionConfig,
+        config: &LogConfig,
         report: &mut RecoveryReport,
     ) -> Result<Vec<Arc<Segment>>> {
         let (dir, bases) = (&self.dir, &self.segments);
-        let seg_config = config.segment_config();
         let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len().max(1));
         let mut deleted = false;
         for (i, &base) in bases.iter().enumerate() {
@@ -118,18 +119,11 @@ impl RecoveryPlan {
                     dir,
                     base,
                     nb,
-                    seg_config,
+                    config,
                 )?));
                 continue;
             }
-            let (seg, r) = Segment::recover(
-                fs.clone(),
-                dir,
-                base,
-                seg_config,
-                self.recovery_point,
-                config.recovery,
-            )?;
+            let (seg, r) = Segment::recover(fs.clone(), dir, base, config, self.recovery_point)?;
             report.segments_scanned += 1;
             report.bytes_scanned += r.valid_bytes + r.truncated_bytes;
             report.bytes_truncated += r.truncated_bytes;
@@ -180,7 +174,8 @@ impl RecoveryPlan {
     fn finish(
         self,
         fs: &Arc<dyn FileSystem>,
-        config: &PartitionConfig,
+        clock: &dyn Clock,
+        config: &LogConfig,
         mut segments: Vec<Arc<Segment>>,
         mut report: RecoveryReport,
     ) -> Result<Recovered> {
@@ -190,7 +185,7 @@ impl RecoveryPlan {
                 fs.clone(),
                 dir,
                 self.empty_log_base(),
-                config.segment_config(),
+                config,
             )?));
             fs.sync_dir(dir).at(dir)?;
         }
@@ -239,7 +234,7 @@ impl RecoveryPlan {
         report.producer_state_rebuilt = replay.rebuilt;
         let producers = match replay.from {
             Some((offset, table)) => {
-                let now = config.clock.now_ms();
+                let now = clock.now_ms();
                 let mut table =
                     replay_producers(&segments, start, end, table, offset, now, config)?;
                 table.remove_expired(now, config.producer_id_expiration);
@@ -267,7 +262,7 @@ fn load_clean(
     fs: &Arc<dyn FileSystem>,
     dir: &Path,
     bases: &[u64],
-    config: SegmentConfig,
+    config: &LogConfig,
     marker: &CleanShutdown,
 ) -> Result<Vec<Arc<Segment>>> {
     let mut segments = Vec::with_capacity(bases.len());
@@ -308,7 +303,7 @@ fn replay_producers(
     mut table: ProducerTable,
     offset: u64,
     now_ms: i64,
-    config: &PartitionConfig,
+    config: &LogConfig,
 ) -> Result<ProducerTable> {
     let window = i64::try_from(config.producer_id_expiration.as_millis()).unwrap_or(i64::MAX);
     let horizon = now_ms.saturating_sub(window);

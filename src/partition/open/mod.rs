@@ -11,7 +11,7 @@
 //!    checkpoint, rebuilding the producer state) and hands back the [`Recovered`] state and its
 //!    [`RecoveryReport`](super::RecoveryReport).
 //!
-//! [`recover_dir`] runs the three for [`Partition::open_with`], which installs the result in a new
+//! [`recover_dir`] runs the three for [`Partition::open_with_env`], which installs the result in a new
 //! partition, and for [`Partition::recover`], which installs it in place of a poisoned one's state.
 
 mod apply;
@@ -34,7 +34,11 @@ use crate::segment::Segment;
 use super::checkpoint::Checkpoint;
 use super::cleaner_checkpoint::CleanerCheckpoint;
 use super::producer_state::ProducerTable;
-use super::{Inner, Partition, PartitionConfig, RecoveryReport, SyncState, Writer, LOCK_FILE};
+use crate::clock::Clock;
+use crate::config::LogConfig;
+use crate::env::Env;
+
+use super::{Inner, Partition, RecoveryReport, SyncState, Writer, LOCK_FILE};
 
 pub(crate) use listing::holds_data;
 use listing::{DirListing, Metadata};
@@ -57,25 +61,47 @@ struct Recovered {
 /// Recover the partition in `dir` (whose lock the caller holds): list it, decide, apply.
 fn recover_dir(
     fs: &Arc<dyn FileSystem>,
+    clock: &dyn Clock,
     dir: &Path,
-    config: &PartitionConfig,
+    config: &LogConfig,
 ) -> Result<Recovered> {
     let listing = DirListing::read(&**fs, dir)?;
     let metadata = Metadata::read(&**fs, &listing)?;
     let plan = RecoveryPlan::decide(&listing, &metadata, config.recovery)?;
-    plan.apply(fs, config)
+    plan.apply(fs, clock, config)
 }
 
 impl Partition {
-    /// Open (or create) the partition in `dir` with default settings.
+    /// Open (or create) the partition in `dir` with the default [`LogConfig`], on the real file
+    /// system with the system clock.
     ///
     /// # Errors
-    /// As [`open_with`](Self::open_with).
+    /// As [`open_with_env`](Self::open_with_env).
     pub fn open(dir: impl AsRef<Path>) -> Result<Partition> {
-        Partition::open_with(dir, PartitionConfig::default())
+        Partition::open_with_env(dir, LogConfig::default(), Env::default())
     }
 
-    /// Open (or create) the partition in `dir`.
+    /// Open (or create) the partition in `dir` with `config`, on the real file system with the
+    /// system clock.
+    ///
+    /// # Examples
+    /// ```
+    /// use topiclog::{Durability, LogConfig, Partition, Record};
+    /// let dir = tempfile::tempdir()?;
+    /// let config = LogConfig { durability: Durability::None, ..LogConfig::default() };
+    /// let log = Partition::open_with(dir.path(), config)?;
+    /// assert_eq!(log.append(Record::new("a"))?, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`open_with_env`](Self::open_with_env).
+    pub fn open_with(dir: impl AsRef<Path>, config: LogConfig) -> Result<Partition> {
+        Partition::open_with_env(dir, config, Env::default())
+    }
+
+    /// Open (or create) the partition in `dir` with `config`, its files on `env.fs` and its time
+    /// from `env.clock` (see [`Env`] for an example).
     ///
     /// After a clean [`close`](Self::close) this trusts the files once they match what the close
     /// recorded, reading only the active segment's tail. Otherwise it rescans every segment from
@@ -97,10 +123,10 @@ impl Partition {
     ///   damaged `checkpoint` in a partition that holds data (its log start offset would be
     ///   unknown) unless a clean close's marker vouches for it;
     /// - [`Error::Io`] on I/O failure.
-    pub fn open_with(dir: impl AsRef<Path>, config: PartitionConfig) -> Result<Partition> {
+    pub fn open_with_env(dir: impl AsRef<Path>, config: LogConfig, env: Env) -> Result<Partition> {
         config.validate()?;
         let dir = dir.as_ref().to_owned();
-        let fs = config.file_system.clone();
+        let Env { fs, clock } = env;
         create_dir_all_durable(&*fs, &dir).at(&dir)?;
         // Before anything is read: a second writer must not even run recovery.
         let lock_path = dir.join(LOCK_FILE);
@@ -111,13 +137,14 @@ impl Partition {
             }
             Err(e) => return Err(Error::io(lock_path, e)),
         };
-        let r = recover_dir(&fs, &dir, &config)?;
-        let now = config.clock.now_ms();
+        let r = recover_dir(&fs, &*clock, &dir, &config)?;
+        let now = clock.now_ms();
         let (end, start) = (r.end, r.start);
         let partition = Partition {
             inner: Arc::new(Inner {
                 dir,
                 fs,
+                clock,
                 segments: RwLock::new(Arc::new(r.segments)),
                 writer: Mutex::new(Writer {
                     active: r.active,
@@ -197,7 +224,7 @@ impl Partition {
         let config = inner.config();
         // The old segments stay with readers that hold them (their files are reopened, never
         // shrunk in place under a map).
-        let r = recover_dir(&inner.fs, &inner.dir, &config)?;
+        let r = recover_dir(&inner.fs, &*inner.clock, &inner.dir, &config)?;
         let (end, start) = (r.end, r.start);
         let mut report = r.report;
         *inner.segments.write() = Arc::new(r.segments);
@@ -221,7 +248,7 @@ impl Partition {
             st.generation += 1;
             inner.synced_hint.store(end, Ordering::Release);
         }
-        let now = config.clock.now_ms();
+        let now = inner.clock.now_ms();
         inner.last_sync_ms.store(now, Ordering::Release);
         inner.trusted_end.store(u64::MAX, Ordering::SeqCst);
         *inner.poison_cause.lock() = None;

@@ -5,10 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::clock::SystemClock;
+use crate::config::LogConfig;
 use crate::error::Error;
 use crate::format::{segment_file_name, SegmentFileKind};
 use crate::fs::{FileSystem, OpenMode, SimFs};
-use crate::segment::{Recovery, Segment, SegmentConfig};
+use crate::segment::{Recovery, Segment};
 
 use super::super::checkpoint::{Checkpoint, CleanShutdown};
 use super::super::cleaner_checkpoint::CleanerCheckpoint;
@@ -531,14 +533,11 @@ fn a_foreign_first_segment_is_the_segments_job_to_refuse() {
     fs.write_file(&log, &foreign);
     let fs: Arc<dyn FileSystem> = Arc::new(fs);
     for mode in [Recovery::Strict, Recovery::TruncateCorrupt] {
-        let result = Segment::recover(
-            fs.clone(),
-            Path::new(DIR),
-            0,
-            SegmentConfig::default(),
-            0,
-            mode,
-        );
+        let config = LogConfig {
+            recovery: mode,
+            ..LogConfig::default()
+        };
+        let result = Segment::recover(fs.clone(), Path::new(DIR), 0, &config, 0);
         match result {
             Err(Error::Corrupt {
                 path,
@@ -559,18 +558,16 @@ fn a_foreign_first_segment_is_the_segments_job_to_refuse() {
 
 #[test]
 fn applying_a_plan_tidies_the_directory_as_decided() {
-    use super::super::PartitionConfig;
     let fs = sim();
     let dir = Path::new(DIR);
     let afs: Arc<dyn FileSystem> = Arc::new(fs.clone());
-    let config = PartitionConfig {
-        file_system: afs.clone(),
+    let config = LogConfig {
         segment_bytes: 1 << 20,
         max_index_bytes: 4096,
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     };
     for base in [0u64, 100] {
-        Segment::create(afs.clone(), dir, base, config.segment_config()).unwrap();
+        Segment::create(afs.clone(), dir, base, &config).unwrap();
     }
     checkpoint(100, 100).write(&fs, dir).unwrap();
     for leftover in [
@@ -588,7 +585,7 @@ fn applying_a_plan_tidies_the_directory_as_decided() {
     )
     .unwrap();
     assert_eq!(plan.delete_below_start, [0]);
-    let recovered = plan.apply(&afs, &config).unwrap();
+    let recovered = plan.apply(&afs, &SystemClock, &config).unwrap();
     let mut left = fs.read_dir(dir).unwrap();
     left.sort();
     assert_eq!(
@@ -611,17 +608,18 @@ fn early_end(recovery_point: u64) -> (SimFs, Arc<dyn FileSystem>) {
     use crate::format::{Record, RecordBatch};
     let fs = sim();
     let afs: Arc<dyn FileSystem> = Arc::new(fs.clone());
-    let config = SegmentConfig {
+    let config = LogConfig {
         max_index_bytes: 4096,
-        ..SegmentConfig::default()
+        preallocate: false,
+        ..LogConfig::default()
     };
     let records: Vec<Record> = (0..50).map(|i| Record::new(format!("r{i}"))).collect();
-    let first = Segment::create(afs.clone(), Path::new(DIR), 0, config).unwrap();
+    let first = Segment::create(afs.clone(), Path::new(DIR), 0, &config).unwrap();
     first
         .append(RecordBatch::build(&records, 0, 0).unwrap().as_bytes(), 0)
         .unwrap();
     first.seal().unwrap();
-    Segment::create(afs.clone(), Path::new(DIR), 100, config).unwrap();
+    Segment::create(afs.clone(), Path::new(DIR), 100, &config).unwrap();
     checkpoint(0, recovery_point)
         .write(&fs, Path::new(DIR))
         .unwrap();
@@ -633,17 +631,15 @@ fn open_dir(
     afs: &Arc<dyn FileSystem>,
     mode: Recovery,
 ) -> crate::Result<super::Recovered> {
-    use super::super::PartitionConfig;
-    let config = PartitionConfig {
-        file_system: afs.clone(),
+    let config = LogConfig {
         segment_bytes: 1 << 20,
         max_index_bytes: 4096,
         recovery: mode,
-        ..PartitionConfig::default()
+        ..LogConfig::default()
     };
     let listing = DirListing::read(fs, Path::new(DIR))?;
     let plan = RecoveryPlan::decide(&listing, &Metadata::read(fs, &listing)?, mode)?;
-    plan.apply(afs, &config)
+    plan.apply(afs, &SystemClock, &config)
 }
 
 #[test]
