@@ -195,6 +195,11 @@ impl ClockWaiter {
         }
     }
 
+    /// Whether the clock wakes this waiter as it moves (a clock that moves only when told to).
+    pub(crate) fn wakes_waiters(&self) -> bool {
+        self.wake.is_some()
+    }
+
     /// The clock's monotonic time.
     pub(crate) fn now(&self) -> Duration {
         self.clock.monotonic()
@@ -234,5 +239,95 @@ impl ClockWaiter {
             }
         }
         self.now() >= deadline
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::thread;
+
+    use super::*;
+
+    /// A lock and condition variable a waiter blocks on, and the clock's wake function for it.
+    fn waiter(clock: Arc<dyn Clock>) -> (Arc<(Mutex<()>, Condvar)>, ClockWaiter) {
+        let state = Arc::new((Mutex::new(()), Condvar::new()));
+        let weak = Arc::downgrade(&state);
+        let waiter = ClockWaiter::new(clock, move || {
+            if let Some(s) = weak.upgrade() {
+                let _g = s.0.lock();
+                s.1.notify_all();
+            }
+        });
+        (state, waiter)
+    }
+
+    #[test]
+    fn a_manual_clock_wakes_a_waiter_when_it_moves_past_the_deadline_not_before() {
+        let clock = ManualClock::new(1_000);
+        let (tx, rx) = mpsc::channel();
+        let blocked = {
+            let clock = clock.clone();
+            thread::spawn(move || {
+                let (state, w) = waiter(Arc::new(clock));
+                assert!(w.wakes_waiters());
+                let deadline = w.deadline_after(Duration::from_secs(10));
+                let mut g = state.0.lock();
+                tx.send(None).unwrap();
+                // Each wake-up before the deadline is reported, with the time it saw.
+                while !w.wait_until(&state.1, &mut g, deadline) {
+                    tx.send(Some(w.now())).unwrap();
+                }
+                w.now()
+            })
+        };
+        // Registered (its deadline read) before this: no move below is missed.
+        assert_eq!(rx.recv().unwrap(), None);
+        let real = Duration::from_secs(5);
+        clock.advance(Duration::from_secs(9));
+        assert_eq!(
+            rx.recv_timeout(real).unwrap(),
+            Some(Duration::from_secs(9)),
+            "woken by the move, its deadline not passed"
+        );
+        assert!(!blocked.is_finished());
+        clock.advance(Duration::from_millis(999));
+        assert_eq!(
+            rx.recv_timeout(real).unwrap(),
+            Some(Duration::from_millis(9_999))
+        );
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(blocked.join().unwrap(), Duration::from_secs(10));
+        assert!(
+            rx.try_recv().is_err(),
+            "no wake-up reported past the deadline"
+        );
+        assert_eq!(clock.now_ms(), 11_000);
+    }
+
+    #[test]
+    fn a_manual_clock_set_back_does_not_move_monotonic_time() {
+        let clock = ManualClock::new(5_000);
+        clock.set(4_000);
+        assert_eq!(clock.monotonic(), Duration::ZERO);
+        clock.set(6_000);
+        assert_eq!(clock.monotonic(), Duration::from_secs(2));
+        clock.advance(Duration::from_micros(1_500));
+        assert_eq!(clock.now_ms(), 6_001);
+        clock.advance(Duration::from_micros(500));
+        assert_eq!(clock.now_ms(), 6_002, "fractions of a millisecond add up");
+        assert_eq!(clock.monotonic(), Duration::from_millis(2_002));
+    }
+
+    #[test]
+    fn the_system_clock_blocks_for_the_time_left() {
+        let (state, w) = waiter(Arc::new(SystemClock));
+        assert!(!w.wakes_waiters());
+        let start = Instant::now();
+        let deadline = w.deadline_after(Duration::from_millis(30));
+        let mut g = state.0.lock();
+        while !w.wait_until(&state.1, &mut g, deadline) {}
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        assert!(w.now() >= deadline);
     }
 }

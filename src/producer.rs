@@ -140,9 +140,20 @@ impl SendHandle {
     /// Block until the send is done (per the producer's [`Acks`]) and return where the record
     /// went.
     ///
+    /// With a clock that moves only when told to (a [`ManualClock`](crate::ManualClock)), a
+    /// batch still lingering is sent at once: blocking here without a deadline, the caller could
+    /// not move the clock past its linger. (With the system clock it lingers as usual.)
+    ///
     /// # Errors
     /// The append's error (the record was not stored).
     pub fn wait(&self) -> Result<RecordMetadata> {
+        if !self.is_done() {
+            if let Some(core) = self.batch.producer.upgrade() {
+                if core.clock.wakes_waiters() {
+                    core.send_now(&self.batch);
+                }
+            }
+        }
         let mut r = self.batch.result.lock();
         while r.is_none() {
             self.batch.done.wait(&mut r);
@@ -219,6 +230,8 @@ impl SendHandle {
 struct BatchState {
     /// The store's clock, for `wait_timeout`.
     clock: Arc<dyn Clock>,
+    /// The producer it is sent by, to send it at once (see [`SendHandle::wait`]).
+    producer: Weak<Core>,
     partition: u32,
     log_append_time: bool,
     /// Records' own timestamps, by index.
@@ -280,6 +293,8 @@ struct Accumulator {
 }
 
 struct Core {
+    /// Itself, for its batches' handles.
+    me: Weak<Core>,
     store: Store,
     /// The store's clock; its moves wake `work` and `progress`.
     clock: ClockWaiter,
@@ -370,6 +385,7 @@ impl Producer {
         config.validate()?;
         let partitioner = config.partitioner.clone().unwrap_or(default_partitioner);
         let core = Arc::new_cyclic(|core: &Weak<Core>| Core {
+            me: core.clone(),
             clock: {
                 let core = core.clone();
                 ClockWaiter::new(store.clock().clone(), move || {
@@ -557,6 +573,7 @@ impl Core {
                     created: self.clock.now(),
                     state: Arc::new(BatchState {
                         clock: self.store.clock().clone(),
+                        producer: self.me.clone(),
                         partition: p,
                         log_append_time,
                         timestamps: Mutex::new(Vec::new()),
@@ -590,6 +607,7 @@ impl Core {
             return Ok(SendHandle {
                 batch: Arc::new(BatchState {
                     clock: self.store.clock().clone(),
+                    producer: Weak::new(),
                     partition: p,
                     log_append_time,
                     timestamps: Mutex::new(vec![ts]),
@@ -636,6 +654,20 @@ impl Core {
             bytes: b.bytes,
             state: b.state,
         });
+    }
+
+    /// Seal `state`'s batch if it is still open, without waiting for its linger.
+    fn send_now(&self, state: &Arc<BatchState>) {
+        let mut acc = self.acc.lock();
+        let open = acc.open.iter().find_map(|(t, m)| {
+            m.iter()
+                .find(|(_, b)| Arc::ptr_eq(&b.state, state))
+                .map(|(p, _)| (t.clone(), *p))
+        });
+        if let Some((topic, partition)) = open {
+            self.seal(&mut acc, &topic, partition);
+            self.work.notify_one();
+        }
     }
 
     /// Seal every open batch that lingered long enough, unless its partition has a batch in

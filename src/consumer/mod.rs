@@ -337,7 +337,7 @@ impl Consumer {
     fn new(store: Store, config: ConsumerConfig) -> Result<Consumer> {
         config.validate()?;
         let notify = Notify::new();
-        store.notify_on_close(&notify);
+        store.notify_on_change(&notify);
         let clock = {
             let notify = Arc::downgrade(&notify);
             ClockWaiter::new(store.clock().clone(), move || {
@@ -515,9 +515,10 @@ impl Consumer {
             if now >= deadline {
                 return Ok(records);
             }
-            // Wake on new data, a group change or a move of the clock. A member waits as a
-            // polling member (alive however long it waits), and wakes now and then to notice
-            // members that stopped polling and topics that grew.
+            // Wake on new data, a group change, a change of the store's topics or a move of the
+            // clock. A member waits as a polling member (alive however long it waits); with a
+            // clock that moves with real time it also wakes now and then, to notice members that
+            // stopped polling (a clock that wakes its waiters wakes it as it moves).
             let Some(m) = &self.membership else {
                 self.notify.wait_timeout(seen, self.clock.timeout(deadline));
                 continue;

@@ -312,9 +312,10 @@ struct StoreInner {
     /// The state of the layers above the storage (the broker's group coordinator, offsets and
     /// producer ids), attached on first use; see [`Store::extension`].
     extensions: Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
-    /// Signals fired by `close` (a consumer's, so a consumer blocked in `poll` sees the close at
-    /// once, even one that watches no partition).
-    close_watchers: Mutex<Vec<Weak<Notify>>>,
+    /// Signals fired by `close` and when a topic is created, deleted or grown (a consumer's, so a
+    /// consumer blocked in `poll` sees the close at once, even one that watches no partition, and
+    /// a group member sees its subscription's partitions change without waiting for the clock).
+    watchers: Mutex<Vec<Weak<Notify>>>,
     /// Numbers the `__creating.<n>` and `__deleting.<n>` directories.
     staging_seq: AtomicU64,
     /// The partitions whose recovery at open repaired something.
@@ -471,7 +472,7 @@ impl Store {
 
         let inner = Arc::new(StoreInner {
             extensions: Mutex::new(Vec::new()),
-            close_watchers: Mutex::new(Vec::new()),
+            watchers: Mutex::new(Vec::new()),
             dir,
             partitioner,
             lock: Mutex::new(Some(lock)),
@@ -577,11 +578,20 @@ impl Store {
         let _admin = inner.admin.lock();
         inner.check_open()?;
         validate_topic_name(name)?;
-        inner.create_topic_locked(name, config)
+        let topic = inner.create_topic_locked(name, config)?;
+        inner.notify_watchers();
+        Ok(topic)
     }
 }
 
 impl StoreInner {
+    /// Fire every signal registered with [`Store::notify_on_change`].
+    fn notify_watchers(&self) {
+        for n in self.watchers.lock().iter().filter_map(Weak::upgrade) {
+            n.notify();
+        }
+    }
+
     /// Create a topic; the caller holds the admin lock and checked the name.
     fn create_topic_locked(&self, name: &str, config: TopicConfig) -> Result<Topic> {
         let settings = self
@@ -767,6 +777,7 @@ impl Store {
         let trash = inner.staging_dir(DELETING_PREFIX)?;
         fs.rename(&path, &trash).at(&path)?;
         let topic = inner.topics.write().remove(name);
+        inner.notify_watchers();
         if let Some(topic) = topic {
             // Its data is about to go (and its files moved): a failed clean close changes
             // nothing.
@@ -806,6 +817,7 @@ impl Store {
         let text = encode_config(new_count, &topic.config());
         write_atomic(&*inner.env.fs, &conf_path, text.as_bytes()).at(&conf_path)?;
         topic.add_opened_partitions(opened);
+        inner.notify_watchers();
         Ok(())
     }
 
@@ -1115,9 +1127,7 @@ impl StoreInner {
         }
         // After the flag: a consumer reads its signal's sequence number before it checks the flag
         // and sleeps on that number, so it either sees the flag or is woken.
-        for n in self.close_watchers.lock().iter().filter_map(Weak::upgrade) {
-            n.notify();
-        }
+        self.notify_watchers();
         {
             let (stopped, cv) = &*self.stop;
             *stopped.lock() = true;

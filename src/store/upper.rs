@@ -61,9 +61,10 @@ impl Store {
         self.inner.check_open()
     }
 
-    /// Fire `notify` when the store closes (until `notify` is dropped).
-    pub(crate) fn notify_on_close(&self, notify: &Arc<Notify>) {
-        let mut watchers = self.inner.close_watchers.lock();
+    /// Fire `notify` when the store closes or a topic is created, deleted or grown (until
+    /// `notify` is dropped).
+    pub(crate) fn notify_on_change(&self, notify: &Arc<Notify>) {
+        let mut watchers = self.inner.watchers.lock();
         watchers.retain(|n| n.strong_count() > 0);
         watchers.push(Arc::downgrade(notify));
     }
