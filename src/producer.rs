@@ -10,13 +10,14 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::BuildHasherDefault;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::broker::Broker;
+use crate::clock::{Clock, ClockWaiter};
 use crate::error::{Error, Result};
 use crate::format::{Record, BATCH_HEADER_LEN};
 use crate::hash::FastHasher;
@@ -58,8 +59,8 @@ pub struct ProducerConfig {
     /// A partition's batch is appended once it holds this many bytes. Default 16 KiB. Kafka:
     /// `batch.size`.
     pub batch_bytes: usize,
-    /// How long a batch that is not full waits for more records. Default 5 ms. Kafka:
-    /// `linger.ms`.
+    /// How long a batch that is not full waits for more records (by the store's clock). Default
+    /// 5 ms. Kafka: `linger.ms`.
     pub linger: Duration,
     /// Batches (to different partitions) being appended at once: the number of sender threads.
     /// Default 5. Kafka: `max.in.flight.requests.per.connection`.
@@ -75,8 +76,8 @@ pub struct ProducerConfig {
     /// Most bytes of records buffered (not yet appended). Default 32 MiB. Kafka:
     /// `buffer.memory`.
     pub buffer_bytes: usize,
-    /// How long `send` waits for buffer space before [`Error::BufferFull`]. Default 60 s.
-    /// Kafka: `max.block.ms`.
+    /// How long `send` waits for buffer space before [`Error::BufferFull`] (by the store's
+    /// clock). Default 60 s. Kafka: `max.block.ms`.
     pub max_block: Duration,
 }
 
@@ -139,9 +140,20 @@ impl SendHandle {
     /// Block until the send is done (per the producer's [`Acks`]) and return where the record
     /// went.
     ///
+    /// With a clock that moves only when told to (a [`ManualClock`](crate::ManualClock)), a
+    /// batch still lingering is sent at once: blocking here without a deadline, the caller could
+    /// not move the clock past its linger. (With the system clock it lingers as usual.)
+    ///
     /// # Errors
     /// The append's error (the record was not stored).
     pub fn wait(&self) -> Result<RecordMetadata> {
+        if !self.is_done() {
+            if let Some(core) = self.batch.producer.upgrade() {
+                if core.clock.wakes_waiters() {
+                    core.send_now(&self.batch);
+                }
+            }
+        }
         let mut r = self.batch.result.lock();
         while r.is_none() {
             self.batch.done.wait(&mut r);
@@ -149,12 +161,26 @@ impl SendHandle {
         self.metadata(r.as_ref())
     }
 
-    /// [`wait`](Self::wait) for at most `timeout`; `None` if not done by then.
+    /// [`wait`](Self::wait) for at most `timeout` (by the store's clock: with a
+    /// [`ManualClock`](crate::ManualClock), until the clock has moved past it); `None` if not
+    /// done by then.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<RecordMetadata>> {
-        let deadline = Instant::now() + timeout;
+        if self.is_done() {
+            return Some(self.metadata(self.batch.result.lock().as_ref()));
+        }
+        let clock = {
+            let batch = Arc::downgrade(&self.batch);
+            ClockWaiter::new(self.batch.clock.clone(), move || {
+                if let Some(b) = batch.upgrade() {
+                    let _result = b.result.lock();
+                    b.done.notify_all();
+                }
+            })
+        };
+        let deadline = clock.deadline_after(timeout);
         let mut r = self.batch.result.lock();
         while r.is_none() {
-            if self.batch.done.wait_until(&mut r, deadline).timed_out() {
+            if clock.wait_until(&self.batch.done, &mut r, deadline) {
                 break;
             }
         }
@@ -202,6 +228,10 @@ impl SendHandle {
 
 /// The shared state of one batch: its result, for every record's handle.
 struct BatchState {
+    /// The store's clock, for `wait_timeout`.
+    clock: Arc<dyn Clock>,
+    /// The producer it is sent by, to send it at once (see [`SendHandle::wait`]).
+    producer: Weak<Core>,
     partition: u32,
     log_append_time: bool,
     /// Records' own timestamps, by index.
@@ -231,7 +261,8 @@ struct OpenBatch {
     timestamps: Vec<Option<i64>>,
     /// Upper bound of the encoded records' bytes (without the batch header).
     bytes: usize,
-    created: Instant,
+    /// When it was opened (the clock's monotonic time).
+    created: Duration,
     state: Arc<BatchState>,
 }
 
@@ -262,7 +293,11 @@ struct Accumulator {
 }
 
 struct Core {
+    /// Itself, for its batches' handles.
+    me: Weak<Core>,
     store: Store,
+    /// The store's clock; its moves wake `work` and `progress`.
+    clock: ClockWaiter,
     config: ProducerConfig,
     producer_id: Option<i64>,
     partitioner: Arc<dyn Partitioner>,
@@ -349,7 +384,18 @@ impl Producer {
     ) -> Result<Producer> {
         config.validate()?;
         let partitioner = config.partitioner.clone().unwrap_or(default_partitioner);
-        let core = Arc::new(Core {
+        let core = Arc::new_cyclic(|core: &Weak<Core>| Core {
+            me: core.clone(),
+            clock: {
+                let core = core.clone();
+                ClockWaiter::new(store.clock().clone(), move || {
+                    if let Some(c) = core.upgrade() {
+                        let _acc = c.acc.lock();
+                        c.work.notify_all();
+                        c.progress.notify_all();
+                    }
+                })
+            },
             store,
             producer_id,
             partitioner,
@@ -482,8 +528,9 @@ impl Core {
             if acc.buffered + size <= self.config.buffer_bytes || acc.buffered == 0 {
                 break;
             }
-            let d = *deadline.get_or_insert_with(|| Instant::now() + self.config.max_block);
-            if self.progress.wait_until(&mut acc, d).timed_out() {
+            let d =
+                *deadline.get_or_insert_with(|| self.clock.deadline_after(self.config.max_block));
+            if self.clock.wait_until(&self.progress, &mut acc, d) {
                 return Err(Error::BufferFull {
                     buffered: acc.buffered,
                     limit: self.config.buffer_bytes,
@@ -523,8 +570,10 @@ impl Core {
                     records: Vec::new(),
                     timestamps: Vec::new(),
                     bytes: 0,
-                    created: Instant::now(),
+                    created: self.clock.now(),
                     state: Arc::new(BatchState {
+                        clock: self.store.clock().clone(),
+                        producer: self.me.clone(),
                         partition: p,
                         log_append_time,
                         timestamps: Mutex::new(Vec::new()),
@@ -557,6 +606,8 @@ impl Core {
             // Done when accepted: the handle says so, with no offset.
             return Ok(SendHandle {
                 batch: Arc::new(BatchState {
+                    clock: self.store.clock().clone(),
+                    producer: Weak::new(),
                     partition: p,
                     log_append_time,
                     timestamps: Mutex::new(vec![ts]),
@@ -605,19 +656,33 @@ impl Core {
         });
     }
 
+    /// Seal `state`'s batch if it is still open, without waiting for its linger.
+    fn send_now(&self, state: &Arc<BatchState>) {
+        let mut acc = self.acc.lock();
+        let open = acc.open.iter().find_map(|(t, m)| {
+            m.iter()
+                .find(|(_, b)| Arc::ptr_eq(&b.state, state))
+                .map(|(p, _)| (t.clone(), *p))
+        });
+        if let Some((topic, partition)) = open {
+            self.seal(&mut acc, &topic, partition);
+            self.work.notify_one();
+        }
+    }
+
     /// Seal every open batch that lingered long enough, unless its partition has a batch in
     /// flight (then it keeps filling, as in Kafka) — or every open batch if `all`.
     fn seal_due(&self, acc: &mut Accumulator, all: bool) {
         if acc.open_count == 0 {
             return;
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         let due: Vec<(Arc<str>, u32)> = acc
             .open
             .iter()
             .flat_map(|(t, m)| m.iter().map(move |(p, b)| (t, *p, b)))
             .filter(|(t, p, b)| {
-                all || (now.duration_since(b.created) >= self.config.linger
+                all || (now.saturating_sub(b.created) >= self.config.linger
                     && !acc.in_flight.contains(&((*t).clone(), *p)))
             })
             .map(|(t, p, _)| (t.clone(), p))
@@ -664,13 +729,13 @@ impl Core {
                 .open
                 .values()
                 .flat_map(|m| m.values())
-                .map(|b| b.created + self.config.linger)
+                .map(|b| b.created.saturating_add(self.config.linger))
                 .min();
             match wake {
                 // A batch whose partition is in flight waits for that batch's completion, which
                 // loops back here.
-                Some(t) if t > Instant::now() => {
-                    self.work.wait_until(&mut acc, t);
+                Some(t) if t > self.clock.now() => {
+                    self.clock.wait_until(&self.work, &mut acc, t);
                 }
                 Some(_) if acc.in_flight.is_empty() => {}
                 _ => self.work.wait(&mut acc),

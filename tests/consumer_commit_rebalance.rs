@@ -4,7 +4,8 @@
 //! partition's new owner starts from exactly the offset it committed.
 //!
 //! - `a_rebalance_waits_for_the_commit_of_a_member_removed_meanwhile`: a member's commit is held
-//!   in its fsync past its `max_poll_interval`; the other member's polls remove it and start a
+//!   in its fsync past its `max_poll_interval` (on virtual time: the test moves the store's
+//!   clock); the other member's polls remove it and start a
 //!   rebalance, which does not complete (the partition goes to nobody) until the commit returns;
 //!   then the new owner reads from the committed offset. Fails before the fix (the other member's
 //!   poll blocked on the group lock for as long as the fsync took).
@@ -27,8 +28,8 @@ use common::sync_gate::{GatedFs, SyncGate};
 use common::{manual_store_options, TestRng};
 use topiclog::fs::{FileSystem, SimFs, StdFs};
 use topiclog::{
-    AssignmentStrategy, AutoOffsetReset, Consumer, ConsumerConfig, Env, Error, OffsetAndMetadata,
-    RebalanceListener, Record, Store, StoreOptions, TopicConfig, TopicPartition,
+    AssignmentStrategy, AutoOffsetReset, Clock, Consumer, ConsumerConfig, Env, Error, ManualClock,
+    OffsetAndMetadata, RebalanceListener, Record, Store, StoreOptions, TopicConfig, TopicPartition,
 };
 
 const TOPIC: &str = "t";
@@ -51,6 +52,14 @@ fn options() -> StoreOptions {
 
 fn env(inner: Arc<dyn FileSystem>, gate: &Arc<SyncGate>) -> Env {
     Env::with_fs(Arc::new(GatedFs::new(inner, OFFSETS_TOPIC, gate.clone())))
+}
+
+/// [`env`] on virtual time: the store's clock moves only when the test moves it.
+fn env_on(inner: Arc<dyn FileSystem>, gate: &Arc<SyncGate>, clock: &ManualClock) -> Env {
+    Env {
+        clock: Arc::new(clock.clone()),
+        ..env(inner, gate)
+    }
 }
 
 fn member(
@@ -87,8 +96,11 @@ fn a_rebalance_waits_for_the_commit_of_a_member_removed_meanwhile() {
         ];
         for (inner, dir) in backends {
             let gate = SyncGate::new();
-            let store = Store::open_with_env(dir, options(), env(inner, &gate)).unwrap();
-            removed_member_commit_lands_before_the_new_owner_starts(&store, &gate, strategy);
+            let clock = ManualClock::new(1_700_000_000_000);
+            let store = Store::open_with_env(dir, options(), env_on(inner, &gate, &clock)).unwrap();
+            removed_member_commit_lands_before_the_new_owner_starts(
+                &store, &gate, &clock, strategy,
+            );
             store.close().unwrap();
         }
     }
@@ -97,6 +109,7 @@ fn a_rebalance_waits_for_the_commit_of_a_member_removed_meanwhile() {
 fn removed_member_commit_lands_before_the_new_owner_starts(
     store: &Store,
     gate: &SyncGate,
+    clock: &ManualClock,
     strategy: AssignmentStrategy,
 ) {
     let t = store
@@ -113,8 +126,8 @@ fn removed_member_commit_lands_before_the_new_owner_starts(
     let mut b = member(store, "b", strategy, PATIENT);
     let start = Instant::now();
     while a.assignment().len() != 1 || b.assignment().len() != 1 {
-        a.poll(Duration::from_millis(2)).unwrap();
-        b.poll(Duration::from_millis(2)).unwrap();
+        a.poll(Duration::ZERO).unwrap();
+        b.poll(Duration::ZERO).unwrap();
         assert!(start.elapsed() < PROMPTLY, "the group did not settle");
     }
     let tp_a = a.assignment()[0].clone();
@@ -129,12 +142,15 @@ fn removed_member_commit_lands_before_the_new_owner_starts(
             (r, a)
         });
         assert!(gate.wait_until_held(PROMPTLY), "a's commit never synced");
-        // b's polls remove a (after `slow`) and start a rebalance that gives b a's partition; it
-        // must not complete while a's commit is in flight.
+        // b's polls remove a (after `slow` of the store's clock, which moves 10 ms per poll of
+        // b) and start a rebalance that gives b a's partition; it must not complete while a's
+        // commit is in flight.
         let held_from = Instant::now();
         let mut removed_at = None;
-        while removed_at.is_none_or(|at: Instant| at.elapsed() < slow) {
-            b.poll(Duration::from_millis(10)).unwrap();
+        let since = |at: Duration| clock.monotonic().saturating_sub(at);
+        while removed_at.is_none_or(|at| since(at) < slow) {
+            b.poll(Duration::ZERO).unwrap();
+            clock.advance(Duration::from_millis(10));
             assert!(
                 gate.holding(),
                 "{strategy:?}: b's poll waited for a's commit to finish its fsync"
@@ -144,7 +160,7 @@ fn removed_member_commit_lands_before_the_new_owner_starts(
                 "{strategy:?}: b took {tp_a} while a's commit of it was in flight"
             );
             if removed_at.is_none() && store.describe_group(GROUP).len() == 1 {
-                removed_at = Some(Instant::now());
+                removed_at = Some(clock.monotonic());
             }
             assert!(
                 held_from.elapsed() < PROMPTLY,
@@ -161,7 +177,7 @@ fn removed_member_commit_lands_before_the_new_owner_starts(
     let start = Instant::now();
     let mut read = Vec::new();
     while read.len() < 3 {
-        for r in &b.poll(Duration::from_millis(10)).unwrap() {
+        for r in &b.poll(Duration::ZERO).unwrap() {
             if r.topic_partition() == tp_a {
                 read.push(r.offset());
             }

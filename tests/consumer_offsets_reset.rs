@@ -7,10 +7,13 @@
 //! One ignored test pins a bug: a poll that fails on one partition loses records it had already
 //! read from others.
 
+mod common;
+
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::clock::{poll_times_out, TestClock};
 use topiclog::limits::MAX_METADATA_BYTES;
 use topiclog::{
     AutoOffsetReset, Consumer, ConsumerConfig, Durability, Env, Error, Isolation, LogConfig,
@@ -41,6 +44,15 @@ fn setup(partitions: u32, per_partition: u64) -> (tempfile::TempDir, Store) {
     let store = Store::open_with(dir.path(), options()).unwrap();
     fill(&store, partitions, per_partition);
     (dir, store)
+}
+
+/// [`setup`] on virtual time: the store's clock moves only when the test moves it.
+fn setup_virtual(partitions: u32, per_partition: u64) -> (tempfile::TempDir, Store, TestClock) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new(NOW);
+    let store = Store::open_with_env(dir.path(), options(), clock.env()).unwrap();
+    fill(&store, partitions, per_partition);
+    (dir, store, clock)
 }
 
 fn fill(store: &Store, partitions: u32, per_partition: u64) {
@@ -82,9 +94,27 @@ fn commit(store: &Store, group: &str, offsets: &[(u32, u64)]) {
 
 /// Poll until a poll returns nothing; every `(partition, offset)` returned, in order.
 fn drain(c: &mut Consumer) -> Vec<(u32, u64)> {
+    drain_within(c, Duration::from_millis(50))
+}
+
+/// [`drain`] on a store whose clock stands still: polls without waiting, until two in a row
+/// return nothing (a poll that finds no position, or one out of range, resets it and returns
+/// nothing when it has no time left to read from there: the next one does).
+fn drain_now(c: &mut Consumer) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    let mut empty = 0;
+    while empty < 2 {
+        let records = c.poll(Duration::ZERO).unwrap();
+        empty = if records.is_empty() { empty + 1 } else { 0 };
+        out.extend(records.iter().map(|r| (r.partition(), r.offset())));
+    }
+    out
+}
+
+fn drain_within(c: &mut Consumer, timeout: Duration) -> Vec<(u32, u64)> {
     let mut out = Vec::new();
     loop {
-        let records = c.poll(Duration::from_millis(50)).unwrap();
+        let records = c.poll(timeout).unwrap();
         if records.is_empty() {
             return out;
         }
@@ -205,14 +235,14 @@ fn committed_offset_deleted_by_retention() {
 
     let mut earliest = consumer(&store, Some("e"), AutoOffsetReset::Earliest);
     earliest.assign(&[tp(0)]).unwrap();
-    assert_eq!(offsets_of(&drain(&mut earliest), 0), range(start, end));
+    assert_eq!(offsets_of(&drain_now(&mut earliest), 0), range(start, end));
 
     let mut latest = consumer(&store, Some("l"), AutoOffsetReset::Latest);
     latest.assign(&[tp(0)]).unwrap();
-    assert!(drain(&mut latest).is_empty());
+    assert!(drain_now(&mut latest).is_empty());
     assert_eq!(latest.position(&tp(0)).unwrap(), end);
     t.send(Record::new("later")).unwrap();
-    assert_eq!(drain(&mut latest), [(0, end)]);
+    assert_eq!(drain_now(&mut latest), [(0, end)]);
 
     let mut none = consumer(&store, Some("n"), AutoOffsetReset::None);
     none.assign(&[tp(0)]).unwrap();
@@ -226,7 +256,10 @@ fn committed_offset_deleted_by_retention() {
     }
     // Committing a position in range (what an operator would do) lets it go on.
     none.seek(&tp(0), start + 1).unwrap();
-    assert_eq!(offsets_of(&drain(&mut none), 0), range(start + 1, end + 1));
+    assert_eq!(
+        offsets_of(&drain_now(&mut none), 0),
+        range(start + 1, end + 1)
+    );
 }
 
 /// The same through `delete_records` (the log start moves, segments stay) and subscribed
@@ -550,7 +583,7 @@ fn commit_metadata_round_trips_across_reopen() {
     assert_eq!(lag[1].committed, Some(expected1));
     // The group resumes there.
     c.assign(&[tp(0), tp(1)]).unwrap();
-    let got = drain(&mut c);
+    let got = drain_now(&mut c);
     assert_eq!(offsets_of(&got, 0), range(5, 10));
     assert_eq!(offsets_of(&got, 1), range(7, 10));
     // Other groups have nothing.
@@ -562,7 +595,7 @@ fn commit_metadata_round_trips_across_reopen() {
 /// `auto_commit_interval` (at the start of a later poll) and on close — never further.
 #[test]
 fn auto_commit_at_the_interval_and_on_close() {
-    let (_dir, store) = setup(1, 100);
+    let (_dir, store, clock) = setup_virtual(1, 100);
     let auto = |group: &str, interval: Duration| {
         store
             .consumer(ConsumerConfig {
@@ -605,7 +638,7 @@ fn auto_commit_at_the_interval_and_on_close() {
         range(0, 10)
     );
     assert_eq!(committed(&fast), None);
-    thread::sleep(Duration::from_millis(300));
+    clock.advance(Duration::from_millis(300));
     let second = fast.poll(PROMPT).unwrap();
     assert_eq!(
         second.iter().map(|r| r.offset()).collect::<Vec<_>>(),
@@ -637,7 +670,7 @@ fn auto_commit_at_the_interval_and_on_close() {
     // And nothing with auto-commit off.
     let mut off = consumer(&store, Some("off"), AutoOffsetReset::Earliest);
     off.assign(&[tp(0)]).unwrap();
-    assert_eq!(drain(&mut off).len(), 100);
+    assert_eq!(drain_now(&mut off).len(), 100);
     off.close().unwrap();
     assert_eq!(
         consumer(&store, Some("off"), AutoOffsetReset::None)
@@ -878,7 +911,7 @@ fn reserved_topic_names() {
 /// returns nothing once its timeout passes with nothing new.
 #[test]
 fn poll_wakes_on_new_data_and_times_out_without() {
-    let (_dir, store) = setup(4, 0);
+    let (_dir, store, clock) = setup_virtual(4, 0);
     let t = store.topic("t").unwrap();
     for what in ["manual", "subscribed"] {
         // Latest: only what is sent from now on.
@@ -888,21 +921,17 @@ fn poll_wakes_on_new_data_and_times_out_without() {
         } else {
             c.subscribe(&["t"]).unwrap();
         }
-        // Nothing there: empty after the timeout, not before.
-        let start = Instant::now();
-        assert!(
-            c.poll(Duration::from_millis(300)).unwrap().is_empty(),
-            "{what}"
-        );
-        let waited = start.elapsed();
-        assert!(waited >= Duration::from_millis(300), "{what}: {waited:?}");
+        // Nothing there: empty after the timeout (of the store's clock), not before.
+        let waited = poll_times_out(&mut c, &clock, Duration::from_millis(300));
         assert!(waited < PROMPT, "{what}: {waited:?}");
 
         for p in [3, 0] {
+            // Sent once the poll is waiting (it has read its deadline); the clock stands still.
+            let seen = clock.reads();
             let sender = {
-                let t = t.clone();
+                let (t, clock) = (t.clone(), clock.clone());
                 thread::spawn(move || {
-                    thread::sleep(Duration::from_millis(200));
+                    clock.await_read_past(seen);
                     t.send_to(p, Record::new("hello")).unwrap()
                 })
             };

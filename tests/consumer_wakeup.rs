@@ -4,6 +4,8 @@
 //! after it work; no record is lost or delivered twice (an interrupted poll moves no position, and
 //! a wakeup that arrives after a poll found records lets that poll return them); calls that do not
 //! wait are not interrupted.
+//!
+//! The store runs on virtual time (its clock moves only when a test moves it).
 
 mod common;
 
@@ -11,6 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::clock::{poll_times_out, TestClock};
 use topiclog::{
     AutoOffsetReset, Consumer, ConsumerConfig, ConsumerWaker, Error, RebalanceListener, Record,
     Store, TopicPartition,
@@ -22,9 +25,19 @@ const LONG: Duration = Duration::from_secs(30);
 const PROMPT: Duration = Duration::from_secs(5);
 const RECORDS: u64 = 20;
 
-/// A store with topic `t` (one partition) holding `RECORDS` records.
-fn setup() -> (tempfile::TempDir, Store) {
-    common::store_with_topic_t(1, RECORDS)
+/// A store with topic `t` (one partition) holding `RECORDS` records, and its clock.
+fn setup() -> (tempfile::TempDir, Store, TestClock) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new(1_700_000_000_000);
+    let store =
+        Store::open_with_env(dir.path(), common::manual_store_options(), clock.env()).unwrap();
+    let t = store
+        .create_topic("t", topiclog::TopicConfig::with_partitions(1))
+        .unwrap();
+    for i in 0..RECORDS {
+        t.send_to(0, Record::new(format!("v{i}"))).unwrap();
+    }
+    (dir, store, clock)
 }
 
 fn tp() -> TopicPartition {
@@ -40,21 +53,25 @@ fn config() -> ConsumerConfig {
     }
 }
 
-/// Read everything there is, so the next poll blocks; returns the offsets read.
-fn drain(c: &mut Consumer) -> Vec<u64> {
+/// Read everything there is (once assigned, the position at the end), so the next poll blocks;
+/// returns the offsets read.
+fn drain(store: &Store, c: &mut Consumer) -> Vec<u64> {
+    let end = store.topic("t").unwrap().partition(0).unwrap().end_offset();
     let mut offsets = Vec::new();
+    let begun = Instant::now();
     loop {
-        let records = c.poll(Duration::from_millis(200)).unwrap();
-        if records.is_empty() {
+        let records = c.poll(Duration::ZERO).unwrap();
+        offsets.extend(records.iter().map(|r| r.offset()));
+        if c.assignment() == [tp()] && c.position(&tp()).unwrap() == end {
             return offsets;
         }
-        offsets.extend(records.iter().map(|r| r.offset()));
+        assert!(begun.elapsed() < PROMPT, "not drained: {offsets:?}");
     }
 }
 
 /// Block `c` in `poll(timeout)` on another thread, call `wakeup`, and check the poll returns
 /// `Wakeup` promptly. Returns the consumer.
-fn wake_blocked_poll(mut c: Consumer, timeout: Duration) -> Consumer {
+fn wake_blocked_poll(clock: &TestClock, mut c: Consumer, timeout: Duration) -> Consumer {
     let waker = c.waker();
     let (started, started_rx) = mpsc::channel();
     let poller = thread::spawn(move || {
@@ -64,8 +81,9 @@ fn wake_blocked_poll(mut c: Consumer, timeout: Duration) -> Consumer {
         (c, r, begun.elapsed())
     });
     started_rx.recv().unwrap();
-    // Let it get into its wait.
-    thread::sleep(Duration::from_millis(200));
+    // Into its wait: it read its deadline, found nothing, and read the clock again to see the
+    // deadline had not passed (the clock stands still: it waits until woken).
+    clock.await_read_by(poller.thread().id(), 1);
     waker.wakeup();
     let (c, r, took) = poller.join().unwrap();
     assert!(
@@ -78,13 +96,13 @@ fn wake_blocked_poll(mut c: Consumer, timeout: Duration) -> Consumer {
 
 #[test]
 fn wakeup_interrupts_a_blocked_poll_promptly() {
-    let (_dir, store) = setup();
+    let (_dir, store, clock) = setup();
     let mut c = store.consumer(config()).unwrap();
     c.assign(&[tp()]).unwrap();
-    assert_eq!(drain(&mut c), (0..RECORDS).collect::<Vec<_>>());
-    let mut c = wake_blocked_poll(c, LONG);
+    assert_eq!(drain(&store, &mut c), (0..RECORDS).collect::<Vec<_>>());
+    let mut c = wake_blocked_poll(&clock, c, LONG);
     // Consumed: the next poll works, and sees new records.
-    assert!(c.poll(Duration::from_millis(50)).unwrap().is_empty());
+    poll_times_out(&mut c, &clock, Duration::from_millis(50));
     store
         .topic("t")
         .unwrap()
@@ -100,18 +118,18 @@ fn wakeup_interrupts_a_blocked_poll_promptly() {
 
 #[test]
 fn wakeup_interrupts_a_group_members_poll_without_timeout() {
-    let (_dir, store) = setup();
+    let (_dir, store, clock) = setup();
     let mut c = store.consumer(config()).unwrap();
     c.subscribe(&["t"]).unwrap();
-    assert_eq!(drain(&mut c).len() as u64, RECORDS);
-    let mut c = wake_blocked_poll(c, Duration::MAX);
-    assert!(c.poll(Duration::from_millis(50)).unwrap().is_empty());
+    assert_eq!(drain(&store, &mut c).len() as u64, RECORDS);
+    let mut c = wake_blocked_poll(&clock, c, Duration::MAX);
+    poll_times_out(&mut c, &clock, Duration::from_millis(50));
     assert_eq!(c.assignment(), vec![tp()], "still a member");
 }
 
 #[test]
 fn wakeup_before_poll_fails_the_next_poll_once_and_loses_nothing() {
-    let (_dir, store) = setup();
+    let (_dir, store, _clock) = setup();
     let mut c = store.consumer(config()).unwrap();
     c.assign(&[tp()]).unwrap();
     let first = c.poll(LONG).unwrap();
@@ -134,7 +152,7 @@ fn wakeup_before_poll_fails_the_next_poll_once_and_loses_nothing() {
         "the interrupted poll moved on"
     );
     // Once: the records come next, none skipped.
-    let mut rest = drain(&mut c);
+    let mut rest = drain(&store, &mut c);
     rest.sort_unstable();
     assert_eq!(rest, (5..RECORDS).collect::<Vec<_>>());
 }
@@ -151,7 +169,7 @@ impl RebalanceListener for WakeOnAssign {
 
 #[test]
 fn a_wakeup_during_a_poll_that_finds_records_fails_the_next_poll() {
-    let (_dir, store) = setup();
+    let (_dir, store, _clock) = setup();
     let mut c = store.consumer(config()).unwrap();
     let waker = c.waker();
     c.subscribe_with(&["t"], Some(Box::new(WakeOnAssign(waker))))
@@ -173,6 +191,6 @@ fn a_wakeup_during_a_poll_that_finds_records_fails_the_next_poll() {
         "the poll returned its records"
     );
     assert!(matches!(c.poll(LONG), Err(Error::Wakeup)));
-    got.extend(drain(&mut c));
+    got.extend(drain(&store, &mut c));
     assert_eq!(got, (0..RECORDS).collect::<Vec<_>>());
 }

@@ -4,13 +4,17 @@
 //! and I/O failures reported through every handle of the failed batch.
 //!
 //! Timing assertions only use bounds that cannot be violated by a slow machine: "not before the
-//! linger" (the sender never seals a batch early) and "not while the linger is an hour".
+//! linger" (the sender never seals a batch early) and "not while the linger is an hour". The
+//! linger test runs on virtual time: the store's clock moves when the test moves it.
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::clock::{times_out, TestClock};
 use topiclog::fs::{Fault, FaultOp, SimFs};
 use topiclog::{
     Acks, AutoOffsetReset, Bytes, CleanupPolicy, ConsumerConfig, Durability, Env, Error, LogConfig,
@@ -34,6 +38,11 @@ fn options(durability: Durability) -> StoreOptions {
 
 fn store(dir: &Path) -> Store {
     Store::open_with(dir, options(Durability::None)).unwrap()
+}
+
+/// [`store`] on virtual time.
+fn store_on(dir: &Path, clock: &TestClock) -> Store {
+    Store::open_with_env(dir, options(Durability::None), clock.env()).unwrap()
 }
 
 fn config(acks: Acks) -> ProducerConfig {
@@ -376,7 +385,8 @@ fn batching_writes_fewer_larger_batches() {
 #[test]
 fn a_lingering_record_is_not_appended_before_the_linger_or_a_flush() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let clock = TestClock::new(1_700_000_000_000);
+    let store = store_on(dir.path(), &clock);
     let t = store
         .create_topic("t", TopicConfig::with_partitions(1))
         .unwrap();
@@ -390,7 +400,8 @@ fn a_lingering_record_is_not_appended_before_the_linger_or_a_flush() {
         })
         .unwrap();
     let h = patient.send("t", Record::new("late")).unwrap();
-    assert!(h.wait_timeout(Duration::from_millis(150)).is_none());
+    let wait = Duration::from_millis(150);
+    assert!(times_out(&clock, wait, || h.wait_timeout(wait)).0.is_none());
     assert!(!h.is_done());
     assert_eq!(p.end_offset(), 0);
     patient.flush().unwrap();
@@ -405,18 +416,20 @@ fn a_lingering_record_is_not_appended_before_the_linger_or_a_flush() {
             ..config(Acks::Written)
         })
         .unwrap();
-    let sent = Instant::now();
     let h = lingering.send("t", Record::new("lingered")).unwrap();
+    let almost = Duration::from_millis(199);
+    assert!(
+        times_out(&clock, almost, || h.wait_timeout(almost))
+            .0
+            .is_none(),
+        "appended before the 200 ms linger"
+    );
+    clock.advance(Duration::from_millis(1));
     let m = h
         .wait_timeout(Duration::from_secs(10))
         .expect("appended once the linger passed")
         .unwrap();
-    let waited = sent.elapsed();
     assert_eq!(m.offset, 1);
-    assert!(
-        waited >= Duration::from_millis(200),
-        "appended after {waited:?}, before the 200 ms linger"
-    );
 
     // A full batch does not wait for the linger.
     let eager = store

@@ -1,7 +1,8 @@
 //! The in-process group coordinator: membership, generations and assignments of consumer groups.
 //!
 //! # Rebalance protocol
-//! A member joining or leaving, a member missing `max_poll_interval`, or a subscribed topic
+//! A member joining or leaving, a member missing `max_poll_interval` (time between polls, by the
+//! store's clock; a member waiting inside `poll` is polling), or a subscribed topic
 //! gaining partitions starts a *rebalance*: the coordinator computes the target assignment and
 //! asks every member that must give something up to *revoke* it (on its next `poll`, which runs
 //! the listener's `on_revoked` so the member can commit first). Under an eager strategy a member
@@ -36,10 +37,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::partition::Notify;
 
@@ -60,6 +62,8 @@ pub(crate) struct Coordinator {
     groups: Mutex<HashMap<String, Arc<Group>>>,
     next_member: AtomicU64,
     counts: Box<PartitionCounts>,
+    /// Times members' polls (monotonic readings).
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -135,7 +139,10 @@ impl Drop for CommitTicket<'_> {
 struct Member {
     client_id: String,
     subscription: BTreeSet<String>,
-    last_poll: Instant,
+    /// When it last polled, or stopped waiting inside a poll (the clock's monotonic time).
+    last_poll: Duration,
+    /// It is waiting inside a poll: alive, however long it waits.
+    waiting: bool,
     max_poll_interval: Duration,
     /// During a rebalance: it has revoked what it must.
     rejoined: bool,
@@ -170,11 +177,12 @@ pub struct MemberDescription {
 }
 
 impl Coordinator {
-    pub fn new(counts: Box<PartitionCounts>) -> Coordinator {
+    pub fn new(counts: Box<PartitionCounts>, clock: Arc<dyn Clock>) -> Coordinator {
         Coordinator {
             groups: Mutex::new(HashMap::new()),
             next_member: AtomicU64::new(1),
             counts,
+            clock,
         }
     }
 
@@ -231,7 +239,8 @@ impl Coordinator {
             Member {
                 client_id: client_id.to_owned(),
                 subscription,
-                last_poll: Instant::now(),
+                last_poll: self.clock.monotonic(),
+                waiting: false,
                 max_poll_interval,
                 rejoined: true,
                 notify,
@@ -254,12 +263,14 @@ impl Coordinator {
     /// partitions, and say what it must do.
     pub fn poll(&self, group: &Group, member: u64, generation: u32) -> Step {
         let mut st = group.state.lock();
-        let now = Instant::now();
+        let now = self.clock.monotonic();
         let expired: Vec<u64> = st
             .members
             .iter()
             .filter(|(id, m)| {
-                **id != member && now.duration_since(m.last_poll) > m.max_poll_interval
+                **id != member
+                    && !m.waiting
+                    && now.saturating_sub(m.last_poll) > m.max_poll_interval
             })
             .map(|(id, _)| *id)
             .collect();
@@ -305,6 +316,24 @@ impl Coordinator {
             );
         }
         Step::Stable
+    }
+
+    /// Run `wait` (a member's wait inside its poll, for records or a group change) with the
+    /// member counted as polling all along: however long it waits, it is not removed for missing
+    /// `max_poll_interval`, which counts again from when `wait` returns.
+    pub fn waiting<R>(&self, group: &Group, member: u64, wait: impl FnOnce() -> R) -> R {
+        let set = |waiting: bool| {
+            let mut st = group.state.lock();
+            let now = self.clock.monotonic();
+            if let Some(m) = st.members.get_mut(&member) {
+                m.waiting = waiting;
+                m.last_poll = now;
+            }
+        };
+        set(true);
+        let r = wait();
+        set(false);
+        r
     }
 
     /// The member revoked what [`Step::Revoke`] asked for.
@@ -505,13 +534,14 @@ mod tests {
     use super::*;
 
     fn coordinator() -> Coordinator {
-        Coordinator::new(Box::new(|topics| {
+        let counts = |topics: &BTreeSet<String>| {
             topics
                 .iter()
                 .filter(|t| *t == "t")
                 .map(|t| (t.clone(), 4))
                 .collect()
-        }))
+        };
+        Coordinator::new(Box::new(counts), Arc::new(crate::clock::SystemClock))
     }
 
     fn join(c: &Coordinator, g: &Group, strategy: AssignmentStrategy) -> u64 {

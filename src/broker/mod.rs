@@ -129,7 +129,7 @@ impl Broker {
                 .collect()
         };
         Broker {
-            coordinator: Coordinator::new(Box::new(counts)),
+            coordinator: Coordinator::new(Box::new(counts), store.clock().clone()),
             offsets: Mutex::new(None),
             producer_ids: Mutex::new(()),
         }

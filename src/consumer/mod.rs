@@ -15,11 +15,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::broker::{AssignmentStrategy, Broker, Group, OffsetAndMetadata, Step, TopicPartition};
+use crate::clock::ClockWaiter;
 use crate::error::{Error, Result};
 use crate::format::{HeaderIter, StoredRecord};
 use crate::partition::{Notify, Partition};
@@ -67,15 +68,16 @@ pub struct ConsumerConfig {
     /// without committing, so the records after the last commit are delivered again (the panic
     /// may have struck at any record of the last poll).
     pub enable_auto_commit: bool,
-    /// Default 5 s. Kafka: `auto.commit.interval.ms`.
+    /// Default 5 s (by the store's clock). Kafka: `auto.commit.interval.ms`.
     pub auto_commit_interval: Duration,
     /// Most records one `poll` returns. Default 500. Kafka: `max.poll.records`.
     pub max_poll_records: usize,
     /// About the most bytes one `poll` returns (at least one batch). Default 50 MiB. Kafka:
     /// `fetch.max.bytes`.
     pub max_poll_bytes: usize,
-    /// A member that does not poll for this long is removed from its group and its partitions
-    /// reassigned. Default 5 minutes. Kafka: `max.poll.interval.ms`.
+    /// A member that does not poll for this long (by the store's clock) is removed from its
+    /// group and its partitions reassigned. Time spent waiting inside `poll` counts as polling.
+    /// Default 5 minutes. Kafka: `max.poll.interval.ms`.
     pub max_poll_interval: Duration,
     /// Default [`Isolation::ReadUncommitted`]. Kafka: `isolation.level`.
     pub isolation: Isolation,
@@ -313,7 +315,10 @@ pub struct Consumer {
     owned: BTreeMap<TopicPartition, Owned>,
     membership: Option<Membership>,
     listener: Option<Box<dyn RebalanceListener>>,
-    last_auto_commit: Instant,
+    /// The store's clock; its moves wake `notify`.
+    clock: ClockWaiter,
+    /// When auto-commit last ran (the clock's monotonic time).
+    last_auto_commit: Duration,
     /// Where the next fetch starts, for fairness across partitions.
     cursor: usize,
     closed: bool,
@@ -332,9 +337,19 @@ impl Consumer {
     fn new(store: Store, config: ConsumerConfig) -> Result<Consumer> {
         config.validate()?;
         let notify = Notify::new();
-        store.notify_on_close(&notify);
+        store.notify_on_change(&notify);
+        let clock = {
+            let notify = Arc::downgrade(&notify);
+            ClockWaiter::new(store.clock().clone(), move || {
+                if let Some(n) = notify.upgrade() {
+                    n.notify();
+                }
+            })
+        };
         Ok(Consumer {
             broker: Broker::of(&store),
+            last_auto_commit: clock.now(),
+            clock,
             store,
             config,
             notify,
@@ -342,7 +357,6 @@ impl Consumer {
             owned: BTreeMap::new(),
             membership: None,
             listener: None,
-            last_auto_commit: Instant::now(),
             cursor: 0,
             closed: false,
         })
@@ -458,8 +472,9 @@ impl Consumer {
     }
 
     /// Records from the assigned partitions: returns as soon as any are available (at most
-    /// `max_poll_records` / about `max_poll_bytes`), or empty after `timeout`. Also where group
-    /// rebalances happen (listener callbacks run here) and auto-commits are made.
+    /// `max_poll_records` / about `max_poll_bytes`), or empty after `timeout` (by the store's
+    /// clock: with a [`ManualClock`](crate::ManualClock), once the clock has moved past it). Also
+    /// where group rebalances happen (listener callbacks run here) and auto-commits are made.
     ///
     /// # Errors
     /// [`Error::NoOffset`] / [`Error::OffsetOutOfRange`] under [`AutoOffsetReset::None`]; a
@@ -469,13 +484,13 @@ impl Consumer {
     /// returned or positions moved (only `poll` waits, so only `poll` is interrupted).
     pub fn poll(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
         self.check_open()?;
-        let result = self.poll_until(deadline_after(timeout));
+        let result = self.poll_until(self.clock.deadline_after(timeout));
         // Whatever failed after the store closed (a commit or read of a closed partition) failed
         // because of the close: say that, naming the store.
         result.map_err(|e| self.store.check_open().err().unwrap_or(e))
     }
 
-    fn poll_until(&mut self, deadline: Instant) -> Result<ConsumerRecords> {
+    fn poll_until(&mut self, deadline: Duration) -> Result<ConsumerRecords> {
         loop {
             // Read before the checks below: a close or wakeup that lands after them moves the
             // sequence number, so the wait at the end returns at once.
@@ -486,7 +501,8 @@ impl Consumer {
                 return Err(Error::Wakeup);
             }
             if self.config.enable_auto_commit
-                && self.last_auto_commit.elapsed() >= self.config.auto_commit_interval
+                && self.clock.now().saturating_sub(self.last_auto_commit)
+                    >= self.config.auto_commit_interval
             {
                 self.auto_commit()?;
             }
@@ -495,17 +511,24 @@ impl Consumer {
             if !records.is_empty() {
                 return Ok(records);
             }
-            let now = Instant::now();
+            let now = self.clock.now();
             if now >= deadline {
                 return Ok(records);
             }
-            // Wake on new data or a group change; members also wake now and then to stay alive
-            // and to notice members that stopped polling.
-            let mut until = deadline;
-            if self.membership.is_some() {
-                until = until.min(now + Duration::from_millis(100));
-            }
-            self.notify.wait(seen, until);
+            // Wake on new data, a group change, a change of the store's topics or a move of the
+            // clock. A member waits as a polling member (alive however long it waits); with a
+            // clock that moves with real time it also wakes now and then, to notice members that
+            // stopped polling (a clock that wakes its waiters wakes it as it moves).
+            let Some(m) = &self.membership else {
+                self.notify.wait_timeout(seen, self.clock.timeout(deadline));
+                continue;
+            };
+            let until = deadline.min(now.saturating_add(Duration::from_millis(100)));
+            let timeout = self.clock.timeout(until);
+            let notify = &self.notify;
+            self.broker
+                .coordinator()
+                .waiting(&m.group, m.member, || notify.wait_timeout(seen, timeout));
         }
     }
 
@@ -758,7 +781,7 @@ impl Consumer {
     }
 
     fn auto_commit(&mut self) -> Result<()> {
-        self.last_auto_commit = Instant::now();
+        self.last_auto_commit = self.clock.now();
         // The positions cover everything `poll` returned, and a panic may have struck at any of
         // those records: committing while unwinding would skip the unprocessed ones for good.
         if std::thread::panicking() || self.config.group_id.is_none() || self.owned.is_empty() {
@@ -1022,16 +1045,6 @@ impl Consumer {
         }
         Ok(())
     }
-}
-
-/// `timeout` from now; a timeout too long to represent (such as `Duration::MAX`, "until records
-/// arrive") is capped at a century.
-fn deadline_after(timeout: Duration) -> Instant {
-    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    let now = Instant::now();
-    now.checked_add(timeout.min(CENTURY))
-        .or_else(|| now.checked_add(Duration::from_secs(24 * 3600)))
-        .unwrap_or(now)
 }
 
 impl Store {

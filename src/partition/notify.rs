@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::clock::ClockWaiter;
+
 use super::{Inner, Partition};
 
 /// A wake-up signal shared by several partitions: a consumer registers one with every partition it
@@ -48,18 +50,49 @@ impl Notify {
         }
         true
     }
+
+    /// Sleep until the sequence number moves past `seen` or `timeout` passes (`None`: no
+    /// timeout), or, rarely, a little earlier: callers re-read their clock and loop. Returns
+    /// whether it moved.
+    pub fn wait_timeout(&self, seen: u64, timeout: Option<Duration>) -> bool {
+        let mut s = self.seq.lock();
+        match timeout {
+            Some(t) if *s == seen => {
+                self.cv.wait_for(&mut s, t);
+            }
+            Some(_) => {}
+            None => {
+                while *s == seen {
+                    self.cv.wait(&mut s);
+                }
+            }
+        }
+        *s != seen
+    }
 }
 
 impl Partition {
     /// Block until a record at or past `offset` exists (that is, until the end offset exceeds
-    /// `offset`), or `timeout` passes. Returns whether data is there. Returns `false` at once if
-    /// the partition is closed.
+    /// `offset`), or `timeout` passes (by the log's clock: with a
+    /// [`ManualClock`](crate::ManualClock), once the clock has moved past it). Returns whether
+    /// data is there. Returns `false` at once if the partition is closed.
     pub fn wait_for(&self, offset: u64, timeout: Duration) -> bool {
         let inner = &*self.inner;
         if inner.visible_end.load(Ordering::SeqCst) > offset {
             return true;
         }
-        let deadline = Instant::now() + timeout;
+        // Registered before the deadline is read and before the checks below: a move of the
+        // clock after that takes `tail` to wake this waiter, so it is not missed.
+        let clock = {
+            let inner = Arc::downgrade(&self.inner);
+            ClockWaiter::new(self.inner.clock.clone(), move || {
+                if let Some(inner) = inner.upgrade() {
+                    let _g = inner.tail.lock();
+                    inner.tail_cv.notify_all();
+                }
+            })
+        };
+        let deadline = clock.deadline_after(timeout);
         let mut guard = inner.tail.lock();
         inner.tail_waiters.fetch_add(1, Ordering::SeqCst);
         let found = loop {
@@ -69,7 +102,7 @@ impl Partition {
             if inner.closed.load(Ordering::SeqCst) {
                 break false;
             }
-            if inner.tail_cv.wait_until(&mut guard, deadline).timed_out() {
+            if clock.wait_until(&inner.tail_cv, &mut guard, deadline) {
                 break inner.visible_end.load(Ordering::SeqCst) > offset;
             }
         };

@@ -236,9 +236,7 @@ impl StoreInner {
         }
         // After the flag: a consumer reads its signal's sequence number before it checks the flag
         // and sleeps on that number, so it either sees the flag or is woken.
-        for n in self.close_watchers.lock().iter().filter_map(Weak::upgrade) {
-            n.notify();
-        }
+        self.notify_watchers();
         {
             let (stopped, cv) = &*self.stop;
             *stopped.lock() = true;

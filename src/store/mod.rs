@@ -321,9 +321,10 @@ struct StoreInner {
     /// The state of the layers above the storage (the broker's group coordinator, offsets and
     /// producer ids), attached on first use; see [`Store::extension`].
     extensions: Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
-    /// Signals fired by `close` (a consumer's, so a consumer blocked in `poll` sees the close at
-    /// once, even one that watches no partition).
-    close_watchers: Mutex<Vec<Weak<Notify>>>,
+    /// Signals fired by `close` and when a topic is created, deleted or grown (a consumer's, so a
+    /// consumer blocked in `poll` sees the close at once, even one that watches no partition, and
+    /// a group member sees its subscription's partitions change without waiting for the clock).
+    watchers: Mutex<Vec<Weak<Notify>>>,
     /// Numbers the `__creating.<n>` and `__deleting.<n>` directories.
     staging_seq: AtomicU64,
     /// The partitions whose recovery at open repaired something.

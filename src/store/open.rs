@@ -153,7 +153,7 @@ impl Store {
 
         let inner = Arc::new(StoreInner {
             extensions: Mutex::new(Vec::new()),
-            close_watchers: Mutex::new(Vec::new()),
+            watchers: Mutex::new(Vec::new()),
             dir,
             partitioner,
             lock: Mutex::new(Some(lock)),

@@ -21,11 +21,20 @@ impl Store {
         let _admin = inner.admin.lock();
         inner.check_open()?;
         validate_topic_name(name)?;
-        inner.create_topic_locked(name, config)
+        let topic = inner.create_topic_locked(name, config)?;
+        inner.notify_watchers();
+        Ok(topic)
     }
 }
 
 impl StoreInner {
+    /// Fire every signal registered with [`Store::notify_on_change`].
+    pub(super) fn notify_watchers(&self) {
+        for n in self.watchers.lock().iter().filter_map(Weak::upgrade) {
+            n.notify();
+        }
+    }
+
     /// Create a topic; the caller holds the admin lock and checked the name.
     pub(super) fn create_topic_locked(&self, name: &str, config: TopicConfig) -> Result<Topic> {
         let settings = self
@@ -211,6 +220,7 @@ impl Store {
         let trash = inner.staging_dir(DELETING_PREFIX)?;
         fs.rename(&path, &trash).at(&path)?;
         let topic = inner.topics.write().remove(name);
+        inner.notify_watchers();
         if let Some(topic) = topic {
             // Its data is about to go (and its files moved): a failed clean close changes
             // nothing.
@@ -250,6 +260,7 @@ impl Store {
         let text = encode_config(new_count, &topic.config());
         write_atomic(&*inner.env.fs, &conf_path, text.as_bytes()).at(&conf_path)?;
         topic.add_opened_partitions(opened);
+        inner.notify_watchers();
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 use std::any::Any;
 use std::sync::{Arc, Weak};
 
+use crate::clock::Clock;
 use crate::error::Result;
 use crate::partition::Notify;
 use crate::topic::{Partitioner, Topic, TopicConfig};
@@ -60,9 +61,10 @@ impl Store {
         self.inner.check_open()
     }
 
-    /// Fire `notify` when the store closes (until `notify` is dropped).
-    pub(crate) fn notify_on_close(&self, notify: &Arc<Notify>) {
-        let mut watchers = self.inner.close_watchers.lock();
+    /// Fire `notify` when the store closes or a topic is created, deleted or grown (until
+    /// `notify` is dropped).
+    pub(crate) fn notify_on_change(&self, notify: &Arc<Notify>) {
+        let mut watchers = self.inner.watchers.lock();
         watchers.retain(|n| n.strong_count() > 0);
         watchers.push(Arc::downgrade(notify));
     }
@@ -70,6 +72,11 @@ impl Store {
     /// The partitioner for records sent without an explicit partition.
     pub(crate) fn partitioner(&self) -> Arc<dyn Partitioner> {
         self.inner.partitioner.clone()
+    }
+
+    /// The store's clock.
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.env.clock
     }
 
     /// Now, in ms since the Unix epoch, by the store's clock.

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod clock;
 pub mod config;
 pub mod sync_gate;
 
