@@ -1,3 +1,11 @@
 mod basics;
 mod commit_long_names;
+mod commit_rebalance;
+mod commit_unblocked;
+mod group_rebalance;
+mod kill9;
+mod offsets_reset;
 mod panic_no_commit;
+mod store_close;
+mod virtual_time;
+mod wakeup;

@@ -1,2 +1,4 @@
 mod basics;
+mod idempotent_kill9;
 mod ids_lost_counter;
+mod semantics;

@@ -1,6 +1,11 @@
+mod background_errors;
+mod compaction;
+mod concurrency;
 mod fault_recovery;
+mod lock;
 mod not_a_store;
 mod recovery_reports;
+mod retention;
 mod topic_config;
 mod topic_config_alter;
 mod topic_damage;

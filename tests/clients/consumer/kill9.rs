@@ -11,7 +11,7 @@
 //! completion.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -188,7 +188,7 @@ struct Running {
 
 fn spawn_child(dir: &Path) -> Running {
     let run = common::spawn_test_child(
-        "child_consumer",
+        &common::test_path(module_path!(), "child_consumer"),
         (CHILD_ENV, dir.as_os_str()),
         MARK,
         |msg| match msg {

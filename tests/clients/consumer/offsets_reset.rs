@@ -7,13 +7,11 @@
 //! One ignored test pins a bug: a poll that fails on one partition loses records it had already
 //! read from others.
 
-mod common;
-
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::clock::{poll_times_out, TestClock};
+use crate::common::clock::{poll_times_out, TestClock};
 use topiclog::limits::MAX_METADATA_BYTES;
 use topiclog::{
     AutoOffsetReset, Consumer, ConsumerConfig, Durability, Env, Error, Isolation, LogConfig,

@@ -164,13 +164,8 @@ fn announced(side: &Path) -> Vec<u64> {
 fn spawn_child(dir: &Path, side: &Path, id: i64, start: u64) -> Child {
     let exe = std::env::current_exe().expect("current_exe");
     Command::new(exe)
-        .args([
-            "child_producer",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
+        .arg(crate::common::test_path(module_path!(), "child_producer"))
+        .args(["--exact", "--nocapture", "--test-threads=1", "-q"])
         .env(CHILD_DIR_ENV, dir)
         .env(CHILD_SIDE_ENV, side)
         .env(CHILD_PID_ENV, id.to_string())

@@ -4,15 +4,13 @@
 //! at once cost two fsyncs, not four. Both fail before the fix (the group lock was held across the
 //! fsync, so the other members blocked on it). On both file systems.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::sync_gate::{GatedFs, SyncGate};
-use common::{manual_store_options, TestRng};
+use crate::common::sync_gate::{GatedFs, SyncGate};
+use crate::common::{manual_store_options, TestRng};
 use topiclog::fs::{FileSystem, SimFs, StdFs};
 use topiclog::{
     AssignmentStrategy, AutoOffsetReset, Consumer, ConsumerConfig, Env, Record, Store, TopicConfig,

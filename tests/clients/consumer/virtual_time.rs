@@ -2,12 +2,10 @@
 //! a poll's timeout and a member's `max_poll_interval` pass when the test moves the clock, with
 //! no real time passing.
 
-mod common;
-
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::clock::{poll_times_out, TestClock};
+use crate::common::clock::{poll_times_out, TestClock};
 use topiclog::{
     AutoOffsetReset, Consumer, ConsumerConfig, Durability, LogConfig, Record, Store, StoreOptions,
     TopicConfig, TopicPartition,

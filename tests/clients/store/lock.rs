@@ -340,13 +340,11 @@ fn child_holds_store_open() {
 fn spawn_child(dir: &Path) -> Child {
     let exe = std::env::current_exe().expect("current_exe");
     Command::new(exe)
-        .args([
+        .arg(crate::common::test_path(
+            module_path!(),
             "child_holds_store_open",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
+        ))
+        .args(["--exact", "--nocapture", "--test-threads=1", "-q"])
         .env(CHILD_ENV, dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

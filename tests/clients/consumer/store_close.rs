@@ -7,14 +7,14 @@
 //! The store runs on virtual time (its clock stands still): a poll waits until the close, not
 //! until a timeout.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::clock::TestClock;
+use crate::common::clock::TestClock;
 use topiclog::{
     AutoOffsetReset, Consumer, ConsumerConfig, Error, OffsetAndMetadata, Result, Store,
     TopicPartition,

@@ -7,13 +7,13 @@
 //!
 //! The store runs on virtual time (its clock moves only when a test moves it).
 
-mod common;
+use crate::common;
 
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::clock::{poll_times_out, TestClock};
+use crate::common::clock::{poll_times_out, TestClock};
 use topiclog::{
     AutoOffsetReset, Consumer, ConsumerConfig, ConsumerWaker, Error, RebalanceListener, Record,
     Store, TopicPartition,

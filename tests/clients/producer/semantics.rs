@@ -7,14 +7,12 @@
 //! linger" (the sender never seals a batch early) and "not while the linger is an hour". The
 //! linger test runs on virtual time: the store's clock moves when the test moves it.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::clock::{times_out, TestClock};
+use crate::common::clock::{times_out, TestClock};
 use topiclog::fs::{Fault, FaultOp, SimFs};
 use topiclog::{
     Acks, AutoOffsetReset, Bytes, CleanupPolicy, ConsumerConfig, Durability, Env, Error, LogConfig,

@@ -15,8 +15,6 @@
 //!   attempted before it started, and the last successful commit is what the store holds, also
 //!   after reopening.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,8 +22,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::sync_gate::{GatedFs, SyncGate};
-use common::{manual_store_options, TestRng};
+use crate::common::sync_gate::{GatedFs, SyncGate};
+use crate::common::{manual_store_options, TestRng};
 use topiclog::fs::{FileSystem, SimFs, StdFs};
 use topiclog::{
     AssignmentStrategy, AutoOffsetReset, Clock, Consumer, ConsumerConfig, Env, Error, ManualClock,
