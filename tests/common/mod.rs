@@ -1,6 +1,45 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+/// Inside an `impl FileSystem for` a wrapper with an `inner` file system: every method but
+/// `create_dir_all` and `open` (the ones wrappers change) forwarded to `inner`.
+#[macro_export]
+macro_rules! forward_to_inner_fs {
+    () => {
+        fn remove_file(&self, path: &::std::path::Path) -> ::std::io::Result<()> {
+            self.inner.remove_file(path)
+        }
+        fn remove_dir_all(&self, path: &::std::path::Path) -> ::std::io::Result<()> {
+            self.inner.remove_dir_all(path)
+        }
+        fn rename(
+            &self,
+            from: &::std::path::Path,
+            to: &::std::path::Path,
+        ) -> ::std::io::Result<()> {
+            self.inner.rename(from, to)
+        }
+        fn read_dir(&self, path: &::std::path::Path) -> ::std::io::Result<Vec<String>> {
+            self.inner.read_dir(path)
+        }
+        fn sync_dir(&self, path: &::std::path::Path) -> ::std::io::Result<()> {
+            self.inner.sync_dir(path)
+        }
+        fn exists(&self, path: &::std::path::Path) -> ::std::io::Result<bool> {
+            self.inner.exists(path)
+        }
+        fn is_dir(&self, path: &::std::path::Path) -> ::std::io::Result<bool> {
+            self.inner.is_dir(path)
+        }
+        fn try_lock(
+            &self,
+            path: &::std::path::Path,
+        ) -> ::std::io::Result<Box<dyn ::topiclog::fs::FileLock>> {
+            self.inner.try_lock(path)
+        }
+    };
+}
+
 pub mod clock;
 pub mod config;
 pub mod sync_gate;

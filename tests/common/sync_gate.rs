@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
-use topiclog::fs::{File, FileLock, FileSystem, OpenMode};
+use topiclog::fs::{File, FileSystem, OpenMode};
 
 /// The longest a held sync waits for [`SyncGate::release`]: a test that never releases (because
 /// an assertion failed first, or the code under test blocks on the held sync) still ends.
@@ -211,28 +211,5 @@ impl FileSystem for GatedFs {
             gate: self.gated(path).then(|| self.gate.clone()),
         }))
     }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_dir_all(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        self.inner.read_dir(path)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.sync_dir(path)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn is_dir(&self, path: &Path) -> io::Result<bool> {
-        self.inner.is_dir(path)
-    }
-    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
-        self.inner.try_lock(path)
-    }
+    crate::forward_to_inner_fs!();
 }

@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use topiclog::fs::{File, FileLock, FileSystem, OpenMode, SimFs, StdFs};
+use topiclog::fs::{File, FileSystem, OpenMode, SimFs, StdFs};
 use topiclog::{
     Durability, Env, Error, LogConfig, ManualClock, Record, Store, StoreOptions, TopicConfig,
 };
@@ -238,30 +238,7 @@ impl FileSystem for SlowMaintenanceFs {
             in_maintenance_sync: self.in_maintenance_sync.clone(),
         }))
     }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_dir_all(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        self.inner.read_dir(path)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.sync_dir(path)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn is_dir(&self, path: &Path) -> io::Result<bool> {
-        self.inner.is_dir(path)
-    }
-    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
-        self.inner.try_lock(path)
-    }
+    crate::forward_to_inner_fs!();
 }
 
 /// Dropping the last handle must release the lock before `drop` returns, even while the
