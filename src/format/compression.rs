@@ -1155,47 +1155,77 @@ mod tests {
         }
     }
 
-    /// Single-bit flips all over a stream: an error, or content of at most `max_len` bytes (the
-    /// codecs without checksums over their content can decode damage to different bytes).
+    /// Flips one bit at a time all over `stream`: every result is an error that leaves `out` as
+    /// it was, or content of at most `input.len()` bytes, which must be `input` itself when
+    /// `checked` (the stream carries a checksum over its content). Returns how many flips failed.
+    fn sweep_bit_flips(codec: Compression, stream: &[u8], input: &[u8], checked: bool) -> usize {
+        let positions: Vec<usize> = (0..stream.len().min(64))
+            .chain((64..stream.len()).step_by(29))
+            .chain(stream.len().saturating_sub(16)..stream.len())
+            .collect();
+        let mut errors = 0;
+        for &at in &positions {
+            for bit in [0, 5] {
+                let mut damaged = stream.to_vec();
+                damaged[at] ^= 1 << bit;
+                let mut out = b"keep".to_vec();
+                match decompress(codec, &damaged, input.len(), &mut out) {
+                    Ok(()) => {
+                        assert!(out.len() - 4 <= input.len());
+                        assert!(
+                            !checked || out[4..] == input[..],
+                            "{codec}: damage at {at} bit {bit} decoded"
+                        );
+                    }
+                    Err(CodecError::Corrupt(_)) | Err(CodecError::TooLarge { .. }) => {
+                        assert_eq!(out, b"keep");
+                        errors += 1;
+                    }
+                    Err(e) => panic!("{codec}: {e}"),
+                }
+            }
+        }
+        errors
+    }
+
+    /// Single-bit flips all over each codec's stream. Only gzip checksums its content as Kafka
+    /// writes it; snappy, Kafka's LZ4 frames and zstd frames can decode damage to other bytes
+    /// (the batch CRC catches that), but never to more than the limit.
     #[test]
     fn bit_flips() {
         // Two LZ4 blocks, three snappy-java chunks, several deflate blocks.
         let input = json_like(70 << 10);
         for codec in codecs() {
             let stream = compressed(codec, &input);
-            let mut same = 0;
-            let mut errors = 0;
-            let positions: Vec<usize> = (0..stream.len().min(64))
-                .chain((64..stream.len()).step_by(29))
-                .chain(stream.len().saturating_sub(16)..stream.len())
-                .collect();
-            for &at in &positions {
-                for bit in [0, 5] {
-                    let mut damaged = stream.clone();
-                    damaged[at] ^= 1 << bit;
-                    let mut out = b"keep".to_vec();
-                    match decompress(codec, &damaged, input.len(), &mut out) {
-                        Ok(()) => {
-                            assert!(out.len() - 4 <= input.len());
-                            if out[4..] == input[..] {
-                                same += 1;
-                            }
-                            // gzip checks a CRC-32 over the content.
-                            assert!(
-                                codec != Compression::Gzip || out[4..] == input[..],
-                                "gzip decoded damage at {at} bit {bit}"
-                            );
-                        }
-                        Err(CodecError::Corrupt(_)) | Err(CodecError::TooLarge { .. }) => {
-                            assert_eq!(out, b"keep");
-                            errors += 1;
-                        }
-                        Err(e) => panic!("{codec}: {e}"),
-                    }
-                }
-            }
+            let checked = codec == Compression::Gzip;
+            let errors = sweep_bit_flips(codec, &stream, &input, checked);
             assert!(errors > 0, "{codec}: no flip detected");
-            let _ = same;
+        }
+    }
+
+    /// The same with the content checksums Kafka leaves out: every flip is caught.
+    #[cfg(any(feature = "lz4", feature = "zstd"))]
+    #[test]
+    fn bit_flips_with_checksums() {
+        let input = json_like(70 << 10);
+        #[cfg(feature = "lz4")]
+        {
+            use lz4_flex::frame::{FrameEncoder, FrameInfo};
+            let info = FrameInfo::new()
+                .block_checksums(true)
+                .content_checksum(true);
+            let mut encoder = FrameEncoder::with_frame_info(info, Vec::new());
+            std::io::Write::write_all(&mut encoder, &input).unwrap();
+            let frame = encoder.finish().unwrap();
+            sweep_bit_flips(Compression::Lz4, &frame, &input, true);
+        }
+        #[cfg(feature = "zstd")]
+        {
+            let mut encoder = ::zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+            encoder.include_checksum(true).unwrap();
+            std::io::Write::write_all(&mut encoder, &input).unwrap();
+            let frame = encoder.finish().unwrap();
+            sweep_bit_flips(Compression::Zstd, &frame, &input, true);
         }
     }
 
