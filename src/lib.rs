@@ -100,7 +100,8 @@ pub use broker::{
 pub use bytes::Bytes;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    CleanupPolicy, Deadline, Durability, Limit, LogConfig, LogOverrides, Retention, TimestampType,
+    CleanupPolicy, CompressionType, Deadline, Durability, Limit, LogConfig, LogOverrides,
+    Retention, TimestampType,
 };
 pub use consumer::{
     AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords, ConsumerWaker,
