@@ -110,12 +110,16 @@ pub use env::Env;
 pub use error::{Error, ErrorKind, MaintenanceTask, Result, Shared};
 pub use format::{Header, HeaderIter, Record, StoredRecord};
 pub use partition::{
-    AppendInfo, Batches, CompactionPolicy, CompactionReport, Partition, ProducerBatch,
+    AppendInfo, Batches, CompactionPolicy, CompactionReport, KafkaPartitionExport,
+    KafkaPartitionExportOptions, KafkaPartitionImport, KafkaTopicId, Partition, ProducerBatch,
     RecoveryReport, RetentionPolicy, RetentionReport,
 };
 pub use producer::{Acks, Compression, Producer, ProducerConfig, SendHandle};
 pub use segment::Recovery;
-pub use store::{PartitionRecovery, PoisonedPartition, Store, StoreOptions};
+pub use store::{
+    KafkaExportOptions, KafkaExportReport, KafkaImportOptions, KafkaImportReport,
+    PartitionRecovery, PoisonedPartition, Store, StoreOptions,
+};
 pub use topic::{
     key_partition, validate_topic_name, DefaultPartitioner, Partitioner, RecordMetadata, Topic,
     TopicConfig,

@@ -30,6 +30,7 @@ mod checkpoint;
 mod cleaner_checkpoint;
 mod close;
 mod compaction;
+mod kafka;
 mod notify;
 mod open;
 mod producer_state;
@@ -39,6 +40,12 @@ mod sync;
 mod truncate;
 
 pub use compaction::{CompactionPolicy, CompactionReport, MIN_MAP_BUDGET_BYTES};
+pub(crate) use kafka::{
+    adopt_kafka_partition, check_kafka_partition_dir, files as kafka_files, KafkaSource,
+};
+pub use kafka::{
+    KafkaPartitionExport, KafkaPartitionExportOptions, KafkaPartitionImport, KafkaTopicId,
+};
 // The consumer and producer name them from here.
 pub(crate) use crate::config::{Durability, TimestampType};
 pub use notify::Notify;
