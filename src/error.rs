@@ -435,8 +435,9 @@ pub enum ErrorKind {
     Storage,
     /// The call cannot succeed as made: change the arguments or the configuration (an offset out
     /// of range, a record too large, an empty batch, a bad config value or topic name, a missing
-    /// key, an unknown topic or partition, a partition not assigned, no offset to start from).
-    /// Retrying it unchanged fails the same way.
+    /// key, an unknown topic or partition, a partition not assigned, no offset to start from, a
+    /// Kafka log directory that cannot be imported as it is). Retrying it unchanged fails the
+    /// same way.
     InvalidInput,
     /// Stored data failed validation: [`Error::Corrupt`] (a log, index or metadata file) or
     /// [`Error::InvalidConfigFile`] (a `topic.conf`). Nothing was changed; restore the file

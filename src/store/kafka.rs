@@ -218,8 +218,9 @@ impl Store {
     /// files) and transaction indexes (topiclog has no transactions).
     ///
     /// A partition directory that already exists in `dest` is refused before anything is
-    /// written; if a later step fails, the partition directories written by this call are
-    /// removed and no checkpoint file is changed.
+    /// written. If a partition's export fails, the partition directories this call wrote are
+    /// removed and no checkpoint file is touched (the checkpoint files are written last, each
+    /// atomically).
     ///
     /// # Errors
     /// [`Error::UnknownTopic`]; [`Error::InvalidConfig`] for a topic id given for a topic not
