@@ -355,8 +355,10 @@ impl Store {
     /// compaction may leave a segment ending before the next begins: the gap is closed with an
     /// empty batch, as topiclog's compaction does (that segment is copied).
     ///
-    /// Not taken: Kafka's `.index`/`.timeindex` (rebuilt), producer state (`.snapshot`:
-    /// idempotent producers start afresh), `leader-epoch-checkpoint`, `partition.metadata`,
+    /// Not taken: Kafka's `.index`/`.timeindex` (rebuilt), producer snapshots (`.snapshot`:
+    /// the idempotent producers' state is rebuilt from the batches' producer fields, those
+    /// within `producer_id_expiration`, as Kafka does without snapshots; the store's producer
+    /// ids then stay above every imported one), `leader-epoch-checkpoint`, `partition.metadata`,
     /// leftovers Kafka deletes on load (`*.deleted`, `*.tmp`), and the log-directory files
     /// other than the two checkpoints above. Committed consumer offsets are not in a Kafka log
     /// directory's partitions topiclog can read (Kafka's `__consumer_offsets` is skipped).

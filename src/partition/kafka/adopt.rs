@@ -3,9 +3,10 @@
 //! partition opens with Kafka's log start offset.
 //!
 //! Only the `.log` files are taken. Everything else in a Kafka partition directory is either
-//! derived data topiclog rebuilds (`.index`, `.timeindex`), state topiclog does not keep
-//! (`.snapshot` producer state, `leader-epoch-checkpoint`, `partition.metadata`, an empty
-//! `.txnindex`), or a leftover Kafka removes when it loads the log (`*.deleted`, `*.tmp`).
+//! derived data topiclog rebuilds (`.index`, `.timeindex`, and the `.snapshot` producer state,
+//! rebuilt from the batches' producer fields), state topiclog does not keep
+//! (`leader-epoch-checkpoint`, `partition.metadata`, an empty `.txnindex`), or a leftover Kafka
+//! removes when it loads the log (`*.deleted`, `*.tmp`).
 //! Leftovers of an operation Kafka finishes or undoes when it next loads the log (`*.swap`,
 //! `*.cleaned`) and aborted transactions (a non-empty `.txnindex`) are refused: see
 //! [`check_kafka_partition_dir`].
@@ -247,7 +248,10 @@ pub(crate) fn adopt_kafka_partition(
     Checkpoint {
         log_start_offset: start,
         recovery_point: end,
-        producers_from: None,
+        // No producer snapshot is taken from Kafka: the first open rebuilds the idempotent
+        // producers' state from the batches (those within the producer id expiration), as
+        // Kafka's `rebuildProducerState` does without snapshots.
+        producers_from: Some(start),
     }
     .write(&**fs, dest)?;
     Ok(report)

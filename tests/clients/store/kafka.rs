@@ -812,3 +812,55 @@ fn exports_and_imports_go_through_the_stores_file_system() {
     assert_eq!(snapshot(&b), before);
     let _ = (StdFs, OpenMode::Read);
 }
+
+#[test]
+fn an_import_rebuilds_idempotent_producer_state_from_the_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Store::open_with(dir.path().join("a"), options()).unwrap();
+    let t = a
+        .create_topic("t", TopicConfig::with_partitions(1))
+        .unwrap();
+    let p = t.partition(0).unwrap();
+    append_random_batches(&p, 40, 13);
+    let batch = [Record::new("once").with_key("k"), Record::new("twice?")];
+    let producer = topiclog::ProducerBatch {
+        producer_id: 900,
+        epoch: 2,
+        base_sequence: 0,
+    };
+    let first = p
+        .append_idempotent(&batch, producer, Durability::None)
+        .unwrap();
+    append_random_batches(&p, 5, 14);
+    let kafka = dir.path().join("kafka");
+    a.export_kafka(&kafka, &[]).unwrap();
+
+    let b = Store::open_with(dir.path().join("b"), options()).unwrap();
+    b.import_kafka(&kafka, &[]).unwrap();
+    let q = b.topic("t").unwrap().partition(0).unwrap();
+    // The producer's retry after the move is recognised, as Kafka's rebuilt state would.
+    let retry = q
+        .append_idempotent(&batch, producer, Durability::None)
+        .unwrap();
+    assert!(retry.duplicate, "{retry:?}");
+    assert_eq!(retry.base_offset, first.base_offset);
+    // And ids the store hands out stay clear of the imported producer's.
+    let producer = b.producer(topiclog::ProducerConfig::default()).unwrap();
+    let sent = producer
+        .send("t", Record::new("new"))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(sent.offset, q.end_offset() - 1);
+    assert!(q
+        .append_idempotent(
+            &[Record::new("next")],
+            topiclog::ProducerBatch {
+                producer_id: 900,
+                epoch: 2,
+                base_sequence: 2,
+            },
+            Durability::None,
+        )
+        .is_ok_and(|i| !i.duplicate));
+}
