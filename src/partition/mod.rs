@@ -148,7 +148,8 @@ pub struct Partition {
 /// A thread holding one of these locks takes only locks further down the list:
 ///
 /// 1. `cleaner` — compaction holds it for a pass; retention, truncation, in-place recovery and
-///    close take it first;
+///    close take it first; a Kafka export (`kafka`) holds it while it links and copies the
+///    segment files, so none of them is replaced or deleted meanwhile;
 /// 2. `writer` — the append lock;
 /// 3. `checkpoint` — held across the checkpoint's atomic write (no other lock is taken under it);
 /// 4. `unsynced_sealed`, then `sync`, then `pending` — a sync leader takes `sync`, *releases it*,
