@@ -18,7 +18,7 @@ use crate::config::LogConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
     encode_retained, parse_segment_file_name, segment_file_name, BatchHeader, SegmentFileKind,
-    BATCH_VERSION,
+    MAGIC, MAX_SEGMENT_RELATIVE,
 };
 use crate::fs::{FileSystem, OpenMode};
 use crate::segment::{Recovery, Segment, SegmentRecovery};
@@ -284,20 +284,27 @@ fn recover_imported(
 /// An empty batch (no records) spanning offsets `[from, to)`, as compaction ends a cleaned
 /// segment.
 fn span_batch(from: u64, to: u64, ts: i64, path: &Path) -> Result<Vec<u8>> {
-    let last_offset_delta = u32::try_from(to - 1 - from).map_err(|_| {
-        Error::kafka_log_dir(
-            path,
-            format!("the gap from offset {from} to the next segment at {to} spans more than 2^32 offsets"),
-        )
-    })?;
+    let last_offset_delta = u32::try_from(to - 1 - from)
+        .ok()
+        .filter(|&d| u64::from(d) <= MAX_SEGMENT_RELATIVE)
+        .ok_or_else(|| {
+            Error::kafka_log_dir(
+                path,
+                format!(
+                    "the gap from offset {from} to the next segment at {to} spans more than a \
+                     segment's int32 offsets"
+                ),
+            )
+        })?;
     let span = BatchHeader {
         base_offset: from,
         length: 0,
+        partition_leader_epoch: 0,
+        magic: MAGIC,
         crc: 0,
-        version: BATCH_VERSION,
         attributes: 0,
         last_offset_delta,
-        first_timestamp: ts,
+        base_timestamp: ts,
         max_timestamp: ts,
         producer_id: -1,
         producer_epoch: -1,

@@ -67,12 +67,10 @@ pub(crate) fn copy_file_or_empty(fs: &dyn FileSystem, src: &Path, dst: &Path) ->
     Ok(0)
 }
 
-/// The leader epoch a batch was written in.
-///
-/// topiclog's batch format (version 1) has no partition leader epoch field: every batch counts
-/// as written in epoch 0, which is what topiclog writes into a Kafka-format batch.
-fn leader_epoch(_header: &BatchHeader) -> i32 {
-    0
+/// The leader epoch a batch was written in: Kafka's partition leader epoch field (topiclog
+/// writes 0; batches imported from Kafka keep theirs).
+fn leader_epoch(header: &BatchHeader) -> i32 {
+    header.partition_leader_epoch
 }
 
 /// Where each leader epoch begins in the `.log` files of `dir`, as Kafka's
