@@ -73,13 +73,47 @@ fn leader_epoch(header: &BatchHeader) -> i32 {
     header.partition_leader_epoch
 }
 
+/// Call `f` with the header and position of every batch of the `.log` at `path`, in order,
+/// reading headers only (in windows of up to 1 MiB). Stops at the end of the file, or quietly at
+/// the first bytes that are not a whole batch header or whose batch runs past the end of the
+/// file: judging those is recovery's job.
+pub(crate) fn walk_headers(
+    fs: &dyn FileSystem,
+    path: &Path,
+    mut f: impl FnMut(&BatchHeader, u64) -> Result<()>,
+) -> Result<()> {
+    let file = fs.open(path, OpenMode::Read).at(path)?;
+    let len = file.len().at(path)?;
+    let mut window = Vec::new();
+    let mut window_at = 0u64;
+    let mut pos = 0u64;
+    while pos + BATCH_HEADER_LEN as u64 <= len {
+        let in_window =
+            pos >= window_at && pos + BATCH_HEADER_LEN as u64 <= window_at + window.len() as u64;
+        if !in_window {
+            let n = usize::try_from(len - pos).unwrap_or(CHUNK).min(CHUNK);
+            window.resize(n, 0);
+            file.read_exact_at(&mut window, pos).at(path)?;
+            window_at = pos;
+        }
+        let from = usize::try_from(pos - window_at).unwrap_or(usize::MAX);
+        let Some(Ok(h)) = window.get(from..).map(BatchHeader::parse) else {
+            return Ok(());
+        };
+        if pos + h.total_len() as u64 > len {
+            return Ok(());
+        }
+        f(&h, pos)?;
+        pos += h.total_len() as u64;
+    }
+    Ok(())
+}
+
 /// Where each leader epoch begins in the `.log` files of `dir`, as Kafka's
 /// `LeaderEpochFileCache` holds it after recovering those segments (`LogSegment.recover` assigns
 /// `(epoch, base offset)` for every batch whose epoch is above the latest) and truncating it to
 /// the log start offset `start` (`truncateFromStart`: the entries at or below the start collapse
 /// into the latest of them, moved to the start).
-///
-/// Reads only batch headers, in windows of up to 1 MiB.
 pub(crate) fn leader_epochs(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -98,26 +132,8 @@ pub(crate) fn leader_epochs(
     let mut entries: Vec<(i32, u64)> = Vec::new();
     for base in logs {
         let path = crate::format::segment_file_name(dir, base, SegmentFileKind::Log);
-        let file = fs.open(&path, OpenMode::Read).at(&path)?;
-        let len = file.len().at(&path)?;
-        let mut window = Vec::new();
-        let mut window_at = 0u64;
-        let mut pos = 0u64;
-        while pos < len {
-            let in_window = pos >= window_at
-                && pos + BATCH_HEADER_LEN as u64 <= window_at + window.len() as u64;
-            if !in_window {
-                let n = usize::try_from(len - pos).unwrap_or(CHUNK).min(CHUNK);
-                window.resize(n, 0);
-                file.read_exact_at(&mut window, pos).at(&path)?;
-                window_at = pos;
-            }
-            let from = usize::try_from(pos - window_at).unwrap_or(usize::MAX);
-            let h = window
-                .get(from..)
-                .ok_or_else(|| Error::corrupt(&path, pos, "batch header out of bounds"))
-                .and_then(|b| BatchHeader::parse(b).map_err(|r| Error::corrupt(&path, pos, r)))?;
-            let epoch = leader_epoch(&h);
+        walk_headers(fs, &path, |h, _| {
+            let epoch = leader_epoch(h);
             if epoch >= 0 && entries.last().is_none_or(|&(latest, _)| epoch > latest) {
                 let at = h.base_offset.max(start);
                 if entries.last().is_some_and(|&(_, s)| s >= at) {
@@ -125,8 +141,8 @@ pub(crate) fn leader_epochs(
                 }
                 entries.push((epoch, at));
             }
-            pos += h.total_len() as u64;
-        }
+            Ok(())
+        })?;
     }
     Ok(entries)
 }
