@@ -97,10 +97,9 @@ pub struct KafkaExportReport {
 /// ```
 #[derive(Clone, Debug)]
 pub struct KafkaImportOptions {
-    /// Hard-link the `.log` files of the Kafka segments into the store where the file system
-    /// allows it, copying otherwise; the last segment (which topiclog appends to) and segments
-    /// that must be rewritten (gaps left by Kafka's compaction, leader epochs other than 0) are
-    /// always copied. Default `true`. The source is never written to, but the links share
+    /// Hard-link the `.log` files of the Kafka segments other than the last (which topiclog
+    /// appends to, so it is always copied) into the store where the file system allows it,
+    /// copying otherwise. Default `true`. The source is never written to, but the links share
     /// its files: do not start a Kafka broker on the source directory afterwards (it may
     /// rewrite a segment in place when it recovers or truncates), or set `false`.
     pub hard_links: bool,
@@ -353,11 +352,10 @@ impl Store {
     /// Kafka's log ended, every offset kept. A torn tail of the last segment above Kafka's
     /// recovery point (`recovery-point-offset-checkpoint`) is cut, as Kafka's recovery would,
     /// unless the directory holds `.kafka_cleanshutdown` (then nothing may be cut). Kafka's
-    /// compaction leaves gaps in the offsets (dropped batches) and a leader change starts a new
-    /// partition leader epoch, while a topiclog partition holds contiguous batches of epoch 0
-    /// (Kafka's CRC covers neither, so that is how topiclog checks them): such a segment is
-    /// copied and rewritten, each gap closed with an empty batch as topiclog's compaction does
-    /// and each epoch set to 0 (`KafkaPartitionImport::gaps_filled`, `leader_epochs_reset`).
+    /// compaction leaves gaps in the offsets (dropped batches) and each leader change starts a
+    /// new partition leader epoch: both stay as they are below the imported end offset (the
+    /// partition records it in `kafka-adopted`, as when it adopts a Kafka directory itself);
+    /// from it on the log is topiclog's.
     ///
     /// Not taken: Kafka's `.index`/`.timeindex` (rebuilt), producer snapshots (`.snapshot`:
     /// the idempotent producers' state is rebuilt from the batches' producer fields, those
@@ -503,7 +501,6 @@ impl Store {
             if inner.topics.read().contains_key(&name) {
                 return Err(Error::TopicExists { name });
             }
-            let now_ms = env.clock.now_ms();
             let mut imported = BTreeMap::new();
             inner.create_topic_prepared(&name, config, &mut |i, dir, config| {
                 let key = (name.clone(), i);
@@ -517,7 +514,6 @@ impl Store {
                 })?;
                 let r = adopt_kafka_partition(
                     &env.fs,
-                    now_ms,
                     src_dir,
                     dir,
                     config,
