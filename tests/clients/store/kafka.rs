@@ -386,15 +386,29 @@ fn sealed_segments_are_hard_linked_and_the_segment_written_to_is_copied() {
 fn an_export_during_appends_rolls_retention_and_compaction_is_a_consistent_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_with(dir.path().join("store"), options()).unwrap();
+    // Segments of 16 KiB: still dozens of rolls, without a file per 30 records (every segment
+    // holds a descriptor, and tests run side by side under `ulimit -n 1024`).
     let live = store
-        .create_topic("live", TopicConfig::with_partitions(1))
+        .create_topic(
+            "live",
+            TopicConfig {
+                partitions: 1,
+                overrides: LogOverrides {
+                    segment_bytes: Some(16 << 10),
+                    ..LogOverrides::default()
+                },
+            },
+        )
         .unwrap();
     let kv = store
         .create_topic(
             "kv",
             TopicConfig {
                 partitions: 1,
-                overrides: compacted(),
+                overrides: LogOverrides {
+                    segment_bytes: Some(16 << 10),
+                    ..compacted()
+                },
             },
         )
         .unwrap();
