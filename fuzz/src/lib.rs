@@ -27,8 +27,9 @@ use topiclog::internals::format::meta::{
 };
 use topiclog::internals::format::{compress, decompress as codec_decompress, CodecError};
 use topiclog::internals::format::{
-    ATTR_LOG_APPEND_TIME, BATCH_HEADER_LEN, BATCH_PREFIX_LEN, CRC_OFFSET, LENGTH_OFFSET, MAGIC,
-    MAGIC_OFFSET, MAX_BATCH_BYTES_LIMIT, MIN_BATCH_LENGTH_FIELD, RECORDS_OFFSET,
+    decompress as decompress_stream, ATTR_LOG_APPEND_TIME, BATCH_HEADER_LEN, BATCH_PREFIX_LEN,
+    CRC_OFFSET, LENGTH_OFFSET, MAGIC, MAGIC_OFFSET, MAX_BATCH_BYTES_LIMIT,
+    MAX_DECOMPRESSED_BATCH_BYTES, MIN_BATCH_LENGTH_FIELD, RECORDS_OFFSET,
 };
 use topiclog::segment::{
     segment_file_name, BatchHeader, OffsetIndex, OffsetPosition, RecordBatch, SegmentFileKind,
@@ -459,14 +460,11 @@ fn ref_header(b: &[u8]) -> Option<BatchHeader> {
         base_sequence,
         record_count: record_count as u32,
     };
-    // Log-append time (bit 3) or a delete horizon (bit 6) lift the timestamp order rule.
-    let timestamps_free = attributes & (1 << 3 | 1 << 6) != 0;
     let ok = h.length >= 49
         && h.length as usize <= MAX_BATCH_BYTES_LIMIT
         && attributes & 7 <= 4
         && u64::from(h.record_count) <= u64::from(h.last_offset_delta) + 1
-        && (base_offset as u64) + u64::from(h.last_offset_delta) < i64::MAX as u64
-        && (h.record_count == 0 || timestamps_free || h.max_timestamp >= h.base_timestamp);
+        && (base_offset as u64) + u64::from(h.last_offset_delta) < i64::MAX as u64;
     ok.then_some(h)
 }
 
@@ -477,10 +475,29 @@ fn ref_decode(b: &[u8]) -> Option<(BatchHeader, Vec<Rec>)> {
     if 12 + h.length as usize != b.len() || batch_crc(b) != h.crc {
         return None;
     }
-    if h.attributes & 7 != 0 {
-        return None;
-    }
-    let mut pos = RECORDS_OFFSET;
+    // A compressed batch's records are one stream: decompressed with the crate's codecs (which
+    // are checked against an independent implementation in `tests/kafka_format`), then parsed
+    // here like an uncompressed batch's.
+    let decompressed;
+    let (b, mut pos) = match h.attributes & 7 {
+        0 => (b, RECORDS_OFFSET),
+        bits => {
+            let codec = Compression::from_attributes(bits).ok()?;
+            if u64::from(h.record_count) * 7 > MAX_DECOMPRESSED_BATCH_BYTES as u64 {
+                return None;
+            }
+            let mut out = Vec::new();
+            decompress_stream(
+                codec,
+                &b[RECORDS_OFFSET..],
+                MAX_DECOMPRESSED_BATCH_BYTES,
+                &mut out,
+            )
+            .ok()?;
+            decompressed = out;
+            (&decompressed[..], 0)
+        }
+    };
     let mut records = Vec::new();
     let mut prev_delta: Option<u64> = None;
     for _ in 0..h.record_count {

@@ -152,15 +152,9 @@ impl BatchHeader {
         {
             return Err("batch offsets overflow Kafka's int64 offsets");
         }
-        // With create-time timestamps and no delete horizon, the base timestamp is the first
-        // record's and the maximum cannot be below it. (Kafka rewrites the maximum of a
-        // log-append-time batch, and a delete horizon replaces the base.)
-        if self.max_timestamp < self.base_timestamp
-            && self.record_count > 0
-            && self.attributes & (ATTR_LOG_APPEND_TIME | ATTR_DELETE_HORIZON) == 0
-        {
-            return Err("max timestamp is below the base timestamp");
-        }
+        // No rule ties the maximum timestamp to the base: Kafka's writers keep max >= base, but
+        // its readers (`DefaultRecordBatch.ensureValid`) check only size and CRC, and clients
+        // have written batches with a maximum of 0 (sarama). The CRC covers both fields.
         Ok(())
     }
 }
@@ -297,8 +291,8 @@ pub(crate) fn validate_batch(bytes: &[u8]) -> Result<BatchHeader, (usize, &'stat
 impl RecordBatch {
     /// Validate `bytes` as exactly one Kafka RecordBatch v2: length, CRC-32C, magic, attributes
     /// and the framing of every record (decompressing a compressed batch, with its size capped).
-    /// On failure returns the byte position (relative to `bytes`; within the decompressed
-    /// records for a compressed batch's records) and a reason.
+    /// On failure returns the byte position (relative to `bytes`; the start of the records for
+    /// damage inside a compressed batch's records) and a reason.
     pub fn decode(bytes: Bytes) -> Result<RecordBatch, (usize, &'static str)> {
         let header = BatchHeader::parse(&bytes).map_err(|r| (0, r))?;
         if header.total_len() != bytes.len() {
@@ -311,12 +305,11 @@ impl RecordBatch {
             return Err((CRC_OFFSET, "CRC mismatch"));
         }
         let records = records_section(&bytes, &header)?;
-        let shift = if header.compression_bits() == 0 {
-            RECORDS_OFFSET
-        } else {
-            0
-        };
-        check_records(&records, &header).map_err(|(at, r)| (shift + at, r))?;
+        // A position inside a compressed stream's output means nothing in the file: report the
+        // stream's start.
+        let compressed = header.compression_bits() != 0;
+        check_records(&records, &header)
+            .map_err(|(at, r)| (RECORDS_OFFSET + if compressed { 0 } else { at }, r))?;
         // Compaction keeps a batch's offset range when it drops records, so the last record may
         // sit below `last offset delta` (checked above never to exceed it).
         Ok(RecordBatch {

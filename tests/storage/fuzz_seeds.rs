@@ -18,6 +18,7 @@ use topiclog::internals::format::meta::{
     OffsetCommitKey, OffsetCommitValue, ProducerIdCounter, ProducerSnapshot, SnapshotProducer,
 };
 use topiclog::internals::format::{BATCH_PREFIX_LEN, CRC_OFFSET};
+use topiclog::segment::RecordBatch;
 use topiclog::segment::{segment_file_name, SegmentFileKind};
 
 fn fuzz_dir() -> PathBuf {
@@ -132,6 +133,26 @@ fn batch_decode_seeds_gen(p: &Pristine) -> Vec<(&'static str, Vec<u8>)> {
     empty[57..61].copy_from_slice(&0u32.to_be_bytes());
     fix_crcs(&mut empty);
     seeds.push(("valid-no-records", empty));
+    // Compressed batches, with every codec this build has (the fuzzer then damages their
+    // streams under a fixed CRC).
+    let records: Vec<topiclog::Record> = (0..8)
+        .map(|i| {
+            topiclog::Record::new(format!("{{\"n\":{i},\"pad\":\"xxxxxxxxxxxx\"}}"))
+                .with_key(format!("k{i}"))
+                .with_header("h", None)
+        })
+        .collect();
+    for (name, codec) in [
+        ("valid-gzip", topiclog::Compression::Gzip),
+        ("valid-snappy", topiclog::Compression::Snappy),
+        ("valid-lz4", topiclog::Compression::Lz4),
+        ("valid-zstd", topiclog::Compression::Zstd),
+    ] {
+        if codec.is_available() {
+            let batch = RecordBatch::build_compressed(&records, 100, 1_700_000_000_000, codec);
+            seeds.push((name, batch.unwrap().as_bytes().to_vec()));
+        }
+    }
     let b = &p.batches[2];
     seeds.push(("truncated", b[..b.len() - 3].to_vec()));
     seeds.push(("truncated-header", b[..40].to_vec()));

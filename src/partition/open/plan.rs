@@ -109,12 +109,14 @@ impl RecoveryPlan {
                 && (metadata.never_opened || matches!(metadata.adopted, Stored::Found(_))));
         let checkpoint = if adopt {
             // Kafka keeps the log start offset outside the partition directory: the log starts
-            // at its first segment (`Store::import_kafka` applies Kafka's). Producer state is
-            // Kafka's own (its `.snapshot` files): topiclog's producers start afresh.
+            // at its first segment (`Store::import_kafka` applies Kafka's). The idempotent
+            // producers' state is rebuilt from the batches, as Kafka does without a snapshot, so
+            // a producer's retry after the move is still recognised.
+            let first = listing.segments.first().copied().unwrap_or(0);
             Some(Checkpoint {
-                log_start_offset: listing.segments.first().copied().unwrap_or(0),
+                log_start_offset: first,
                 recovery_point: 0,
-                producers_from: None,
+                producers_from: Some(first),
             })
         } else {
             resolve_checkpoint(listing, metadata, &mut report)?
