@@ -44,6 +44,8 @@ pub struct ExpectedBatch {
 pub struct Appended {
     pub records: Vec<RecordView>,
     pub batches: Vec<ExpectedBatch>,
+    /// The codec every batch is written with (attributes bits 0-2; 0 = none).
+    pub codec: i16,
 }
 
 impl Appended {
@@ -120,7 +122,7 @@ impl Appended {
 
 /// Check every batch on disk against the batch appended at its base offset (the log must not have
 /// been compacted): offsets, record count, timestamps and their type, producer fields (-1 when
-/// none), partition leader epoch 0, no compression, transactional/control/delete-horizon clear.
+/// none), partition leader epoch 0, the expected codec, transactional/control/delete-horizon clear.
 pub fn assert_batch_headers(segments: &[DecodedSegment], appended: &Appended) {
     let on_disk: Vec<_> = disk::all_batches(segments).collect();
     assert_eq!(
@@ -148,7 +150,7 @@ pub fn assert_batch_headers(segments: &[DecodedSegment], appended: &Appended) {
             raw.partition_leader_epoch, 0,
             "{at}: partition leader epoch"
         );
-        assert_eq!(raw.compression(), 0, "{at}: codec");
+        assert_eq!(raw.compression(), appended.codec, "{at}: codec");
         assert!(!raw.is_transactional(), "{at}: transactional flag");
         assert!(!raw.is_control(), "{at}: control flag");
         assert!(!raw.has_delete_horizon(), "{at}: delete horizon flag");

@@ -385,3 +385,22 @@ fn kafka_protocol_rejects_a_corrupted_copy() {
     file[len + spec::RECORDS_OFFSET + 2] ^= 1;
     assert!(kafka_decode_log(&file).is_err());
 }
+
+#[test]
+fn preallocated_segments_hold_only_batches_once_closed() {
+    // Kafka (log.preallocate) trims a preallocated segment when it is rolled or closed: a .log
+    // holds nothing but batches, so Kafka's reader meets no zero tail.
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(NOW_MS));
+    let config = LogConfig {
+        preallocate: true,
+        ..small_log(1024, 64)
+    };
+    let log = open_partition(&tmp.path().join("p0"), config, &clock);
+    let mut appended = Appended::default();
+    append_mixed_batches(&log, &mut appended, &clock);
+    log.close().unwrap();
+    let segments = disk::decode_dir(&tmp.path().join("p0"));
+    assert_eq!(disk::kafka_data_records(&segments), appended.records);
+    crate::expect::assert_batch_headers(&segments, &appended);
+}
