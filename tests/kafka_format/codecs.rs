@@ -19,7 +19,9 @@ use topiclog::{
 use crate::common::{manual_store_options, record_views, small_log};
 use crate::disk::{self, codec_id, DecodedSegment};
 use crate::expect::{assert_disk_matches, open_partition, Appended, NOW_MS};
-use crate::read_side::{assert_reads, open_kafka_dir, varied_batches_read_back, write_kafka_log};
+use crate::read_side::{
+    assert_reads, open_kafka_dir, varied_batches_read_back, write_kafka_log, LAYOUTS,
+};
 use crate::vectors::hex;
 use crate::write_side::append_mixed_batches;
 
@@ -300,19 +302,21 @@ pub fn sarama_vector(v: &str) {
     let raw = crate::spec::RawBatch::parse(&bytes).unwrap();
     assert_eq!(raw.computed_crc(), raw.crc);
     disk::kafka_decode_batch(&bytes).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("p0");
-    write_kafka_log(&dir, &[bytes]);
-    let log = open_kafka_dir(&dir);
-    let want = crate::common::RecordView {
-        offset: 0,
-        timestamp: 1479847795005,
-        key: Some(vec![1, 2, 3, 4]),
-        value: Some(vec![5, 6, 7]),
-        headers: vec![("\u{8}\u{9}\u{a}".to_owned(), Some(vec![11, 12]))],
-    };
-    assert_reads(&log, &[want], 1);
-    log.close().unwrap();
+    for layout in LAYOUTS {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("p0");
+        write_kafka_log(&dir, &[bytes.clone()], layout);
+        let log = open_kafka_dir(&dir, layout);
+        let want = crate::common::RecordView {
+            offset: 0,
+            timestamp: 1479847795005,
+            key: Some(vec![1, 2, 3, 4]),
+            value: Some(vec![5, 6, 7]),
+            headers: vec![("\u{8}\u{9}\u{a}".to_owned(), Some(vec![11, 12]))],
+        };
+        assert_reads(&log, &[want], 1);
+        log.close().unwrap();
+    }
 }
 
 macro_rules! codec_tests {

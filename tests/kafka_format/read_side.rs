@@ -13,17 +13,46 @@ use crate::expect::NOW_MS;
 use crate::kafka_batches::{control_batch, empty_batch, rec, BatchSpec};
 use crate::spec;
 
-/// Write `batches` (already encoded) as the first segment of a fresh partition directory.
-pub fn write_kafka_log(dir: &Path, batches: &[Vec<u8>]) {
-    std::fs::create_dir_all(dir).unwrap();
-    let bytes: Vec<u8> = batches.concat();
-    std::fs::write(dir.join("00000000000000000000.log"), bytes).unwrap();
+/// How Kafka's segment files are handed to topiclog.
+#[derive(Clone, Copy, Debug)]
+pub enum Layout {
+    /// Kafka's files in place of the segments of an empty topiclog partition that then crashed:
+    /// its checkpoint says nothing is durable yet, so open rescans (validates) them.
+    AfterCrash,
+    /// Kafka's files alone in a fresh directory: adopting a Kafka partition directory.
+    Bare,
 }
 
-/// Open a directory holding only Kafka-written segments.
-pub fn open_kafka_dir(dir: &Path) -> Partition {
+/// Both layouts, the one that needs no adoption first (so a refusal to adopt does not hide
+/// what reading Kafka's batches does).
+pub const LAYOUTS: [Layout; 2] = [Layout::AfterCrash, Layout::Bare];
+
+/// Write segments `(base offset, bytes)` as a partition directory laid out as `layout` says.
+pub fn write_kafka_segments(dir: &Path, segments: &[(u64, Vec<u8>)], layout: Layout) {
+    std::fs::create_dir_all(dir).unwrap();
+    if let Layout::AfterCrash = layout {
+        Partition::open(dir).unwrap().close().unwrap();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name() != "checkpoint" {
+                std::fs::remove_file(entry.path()).unwrap();
+            }
+        }
+    }
+    for (base, bytes) in segments {
+        std::fs::write(dir.join(format!("{base:020}.log")), bytes).unwrap();
+    }
+}
+
+/// Write `batches` (already encoded) as the first segment, `00000000000000000000.log`.
+pub fn write_kafka_log(dir: &Path, batches: &[Vec<u8>], layout: Layout) {
+    write_kafka_segments(dir, &[(0, batches.concat())], layout);
+}
+
+/// Open a directory written by [`write_kafka_segments`].
+pub fn open_kafka_dir(dir: &Path, layout: Layout) -> Partition {
     Partition::open(dir).unwrap_or_else(|e| {
-        panic!("topiclog refuses a partition directory holding only Kafka's .log file: {e} ({e:?})")
+        panic!("{layout:?}: topiclog refuses a partition directory holding Kafka's .log files: {e}")
     })
 }
 
@@ -110,44 +139,44 @@ fn varied_batches(compression: Compression) -> Vec<BatchSpec> {
 
 /// Write the varied batches with `compression` and read them back through topiclog.
 pub fn varied_batches_read_back(compression: Compression) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("p0");
     let specs = varied_batches(compression);
-    write_kafka_log(
-        &dir,
-        &specs.iter().map(BatchSpec::encode).collect::<Vec<_>>(),
+    let encoded: Vec<Vec<u8>> = specs.iter().map(BatchSpec::encode).collect();
+    // kafka-protocol reads its own batches back (a sanity check of the fixture).
+    assert_eq!(
+        disk::kafka_decode_log(&encoded.concat()).unwrap().len(),
+        specs.len()
     );
-    // kafka-protocol reads its own file back (a sanity check of the fixture).
-    let sets =
-        disk::kafka_decode_log(&std::fs::read(dir.join("00000000000000000000.log")).unwrap())
-            .unwrap();
-    assert_eq!(sets.len(), specs.len());
-    let expected = expected_of(&specs);
-    let log = open_kafka_dir(&dir);
-    assert_reads(&log, &expected, 11);
-    // Appends continue after the adopted batches, and the log is still Kafka's format.
-    let next = log.append(Record::new("after").with_key("k")).unwrap();
-    assert_eq!(next, 11);
-    log.close().unwrap();
-    let log = open_kafka_dir(&dir);
-    assert_eq!(log.end_offset(), 12);
-    let mut expected = expected;
-    expected.push(record_views(&log, 11).remove(0));
-    assert_reads(&log, &expected, 12);
-    log.close().unwrap();
-    let segments = disk::decode_dir(&dir);
-    assert_eq!(disk::kafka_data_records(&segments), expected);
-    // The rebuilt indexes are Kafka's: whole entries pointing at batch starts.
-    for s in &segments {
-        let index = s.files.index.as_ref().expect("an .index was built");
-        for (rel, pos) in spec::parse_offset_index(index).unwrap() {
-            let b = s.batches.iter().find(|b| b.position == pos as usize);
-            let b = b.unwrap_or_else(|| panic!("index entry ({rel}, {pos}) not at a batch"));
-            let offset = s.files.base_offset as i64 + i64::from(rel);
-            assert!(b.raw.base_offset <= offset && offset <= b.raw.last_offset());
+    for layout in LAYOUTS {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("p0");
+        write_kafka_log(&dir, &encoded, layout);
+        let expected = expected_of(&specs);
+        let log = open_kafka_dir(&dir, layout);
+        assert_reads(&log, &expected, 11);
+        // Appends continue after Kafka's batches, and the log is still Kafka's format.
+        let next = log.append(Record::new("after").with_key("k")).unwrap();
+        assert_eq!(next, 11, "{layout:?}");
+        log.close().unwrap();
+        let log = open_kafka_dir(&dir, layout);
+        assert_eq!(log.end_offset(), 12, "{layout:?}");
+        let mut expected = expected;
+        expected.push(record_views(&log, 11).remove(0));
+        assert_reads(&log, &expected, 12);
+        log.close().unwrap();
+        let segments = disk::decode_dir(&dir);
+        assert_eq!(disk::kafka_data_records(&segments), expected, "{layout:?}");
+        // The rebuilt indexes are Kafka's: whole entries pointing at batch starts.
+        for s in &segments {
+            let index = s.files.index.as_ref().expect("an .index was built");
+            for (rel, pos) in spec::parse_offset_index(index).unwrap() {
+                let b = s.batches.iter().find(|b| b.position == pos as usize);
+                let b = b.unwrap_or_else(|| panic!("index entry ({rel}, {pos}) not at a batch"));
+                let offset = s.files.base_offset as i64 + i64::from(rel);
+                assert!(b.raw.base_offset <= offset && offset <= b.raw.last_offset());
+            }
+            let time_index = s.files.time_index.as_ref().expect("a .timeindex was built");
+            spec::parse_time_index(time_index).unwrap();
         }
-        let time_index = s.files.time_index.as_ref().expect("a .timeindex was built");
-        spec::parse_time_index(time_index).unwrap();
     }
 }
 
@@ -158,14 +187,14 @@ fn kafka_encoded_batches_read_back_identically() {
 
 #[test]
 fn adopted_log_keeps_idempotent_producer_state() {
+    // Only a bare Kafka directory: an emptied topiclog partition's checkpoint says no producer
+    // ever wrote there.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("p0");
     let specs = varied_batches(Compression::None);
-    write_kafka_log(
-        &dir,
-        &specs.iter().map(BatchSpec::encode).collect::<Vec<_>>(),
-    );
-    let log = open_kafka_dir(&dir);
+    let encoded: Vec<Vec<u8>> = specs.iter().map(BatchSpec::encode).collect();
+    write_kafka_log(&dir, &encoded, Layout::Bare);
+    let log = open_kafka_dir(&dir, Layout::Bare);
     // Producer 42 (epoch 1) wrote sequences 0..=4 (batches at 3 and 8): a retry of its last batch
     // is a duplicate, as Kafka's producer state rebuilt from the log says.
     let last = [
@@ -221,39 +250,39 @@ fn transaction(commit: bool) -> Vec<BatchSpec> {
 
 #[test]
 fn transaction_markers_are_never_returned_as_records() {
-    for commit in [true, false] {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("p0");
-        let specs = transaction(commit);
-        let encoded: Vec<Vec<u8>> = specs.iter().map(BatchSpec::encode).collect();
-        let marker = spec::RawBatch::parse(&encoded[1]).unwrap();
-        assert!(marker.is_control() && marker.is_transactional());
-        assert_eq!(marker.base_sequence, -1);
-        write_kafka_log(&dir, &encoded);
-        let log = open_kafka_dir(&dir);
-        // Kafka's read_uncommitted consumer sees 0, 1 and 3 (the marker at 2 is skipped;
-        // an aborted transaction's records are filtered only under read_committed).
-        let mut expected = expected_of(&specs);
-        assert_eq!(
-            expected.iter().map(|r| r.offset).collect::<Vec<_>>(),
-            [0, 1, 3]
-        );
-        assert_reads(&log, &expected, 4);
-        assert_eq!(
-            log.append(Record::new("next")).unwrap(),
-            4,
-            "commit={commit}"
-        );
-        expected.extend(record_views(&log, 4));
-        assert_reads(&log, &expected, 5);
-        log.close().unwrap();
+    for layout in LAYOUTS {
+        for commit in [true, false] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("p0");
+            let specs = transaction(commit);
+            let encoded: Vec<Vec<u8>> = specs.iter().map(BatchSpec::encode).collect();
+            let marker = spec::RawBatch::parse(&encoded[1]).unwrap();
+            assert!(marker.is_control() && marker.is_transactional());
+            assert_eq!(marker.base_sequence, -1);
+            write_kafka_log(&dir, &encoded, layout);
+            let log = open_kafka_dir(&dir, layout);
+            // Kafka's read_uncommitted consumer sees 0, 1 and 3 (the marker at 2 is skipped;
+            // an aborted transaction's records are filtered only under read_committed).
+            let mut expected = expected_of(&specs);
+            assert_eq!(
+                expected.iter().map(|r| r.offset).collect::<Vec<_>>(),
+                [0, 1, 3]
+            );
+            assert_reads(&log, &expected, 4);
+            assert_eq!(
+                log.append(Record::new("next")).unwrap(),
+                4,
+                "{layout:?} commit={commit}"
+            );
+            expected.extend(record_views(&log, 4));
+            assert_reads(&log, &expected, 5);
+            log.close().unwrap();
+        }
     }
 }
 
 #[test]
 fn batches_with_offset_gaps_read_like_a_compacted_kafka_log() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("p0");
     // As Kafka's cleaner leaves them: a batch that lost records 1 and 3 but keeps its last
     // offset 3, a batch at 5, an empty batch covering 7..=9, and a batch at 10.
     let first = BatchSpec::new(
@@ -281,36 +310,37 @@ fn batches_with_offset_gaps_read_like_a_compacted_kafka_log() {
     for b in &encoded {
         disk::kafka_decode_batch(b).unwrap();
     }
-    write_kafka_log(&dir, &encoded);
-    let log = open_kafka_dir(&dir);
     let expected = expected_of(&[first, second, last]);
     assert_eq!(
         expected.iter().map(|r| r.offset).collect::<Vec<_>>(),
         [0, 2, 5, 6, 10]
     );
-    assert_reads(&log, &expected, 11);
-    assert_eq!(log.append(Record::new("next").with_key("n")).unwrap(), 11);
-    log.close().unwrap();
+    for layout in LAYOUTS {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("p0");
+        write_kafka_log(&dir, &encoded, layout);
+        let log = open_kafka_dir(&dir, layout);
+        assert_reads(&log, &expected, 11);
+        assert_eq!(log.append(Record::new("next").with_key("n")).unwrap(), 11);
+        log.close().unwrap();
+    }
 }
 
 #[test]
 fn a_gap_between_segments_reads_like_kafka() {
     // Kafka's cleaner leaves gaps between segments too: here the first segment's last batch
     // ends at 4, the next segment is named 7 and its first batch starts at 8.
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("p0");
-    std::fs::create_dir_all(&dir).unwrap();
     let a = BatchSpec::new(2, vec![rec(NOW_MS, Some(b"a"), Some(b"a"))]);
     let b = BatchSpec::new(4, vec![rec(NOW_MS + 1, Some(b"b"), Some(b"b"))]);
     let c = BatchSpec::new(8, vec![rec(NOW_MS + 2, Some(b"c"), Some(b"c"))]);
-    std::fs::write(
-        dir.join("00000000000000000000.log"),
-        [a.encode(), b.encode()].concat(),
-    )
-    .unwrap();
-    std::fs::write(dir.join("00000000000000000007.log"), c.encode()).unwrap();
-    let log = open_kafka_dir(&dir);
+    let segments = [(0, [a.encode(), b.encode()].concat()), (7, c.encode())];
     let expected = expected_of(&[a, b, c]);
-    assert_reads(&log, &expected, 9);
-    log.close().unwrap();
+    for layout in LAYOUTS {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("p0");
+        write_kafka_segments(&dir, &segments, layout);
+        let log = open_kafka_dir(&dir, layout);
+        assert_reads(&log, &expected, 9);
+        log.close().unwrap();
+    }
 }

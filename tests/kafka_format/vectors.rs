@@ -11,7 +11,7 @@ use topiclog::{ManualClock, Record};
 use crate::common::{small_log, RecordView};
 use crate::disk::{self, kafka_decode_batch};
 use crate::expect::{open_partition, Appended, NOW_MS};
-use crate::read_side::{assert_reads, open_kafka_dir, write_kafka_log};
+use crate::read_side::{assert_reads, open_kafka_dir, write_kafka_log, LAYOUTS};
 use crate::spec::{self, RawBatch};
 
 pub fn hex(s: &str) -> Vec<u8> {
@@ -371,53 +371,60 @@ fn kafka_broker_batches_parse_independently() {
 
 #[test]
 fn topiclog_reads_a_kafka_broker_log() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("p0");
-    write_kafka_log(
-        &dir,
-        &[
-            vector(KAFKA_0_11_BATCH_0),
-            vector(KAFKA_0_11_BATCH_1),
-            vector(KAFKA_0_11_BATCH_3),
-        ],
-    );
-    let log = open_kafka_dir(&dir);
-    let expected = vec![
-        view(0, 1503229838908, b"123"),
-        view(1, 1503229959532, b""),
-        view(2, 1503229959700, b""),
-        view(3, 1503229962141, b"123"),
-    ];
-    assert_reads(&log, &expected, 4);
-    assert_eq!(
-        log.offset_for_time(1503229959600).unwrap().unwrap().offset,
-        2
-    );
-    log.close().unwrap();
+    for layout in LAYOUTS {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("p0");
+        write_kafka_log(
+            &dir,
+            &[
+                vector(KAFKA_0_11_BATCH_0),
+                vector(KAFKA_0_11_BATCH_1),
+                vector(KAFKA_0_11_BATCH_3),
+            ],
+            layout,
+        );
+        let log = open_kafka_dir(&dir, layout);
+        let expected = vec![
+            view(0, 1503229838908, b"123"),
+            view(1, 1503229959532, b""),
+            view(2, 1503229959700, b""),
+            view(3, 1503229962141, b"123"),
+        ];
+        assert_reads(&log, &expected, 4);
+        let hit = log.offset_for_time(1503229959600).unwrap().unwrap();
+        assert_eq!(
+            (hit.offset, hit.timestamp),
+            (2, 1503229959700),
+            "{layout:?}"
+        );
+        log.close().unwrap();
 
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("p0");
-    write_kafka_log(&dir, &[vector(KAFKA_HEADER_BATCH)]);
-    let log = open_kafka_dir(&dir);
-    let mut hdr = view(0, 1535546684353, b"hdr");
-    hdr.headers = vec![("hkey".to_owned(), Some(b"hval".to_vec()))];
-    assert_reads(&log, &[hdr], 1);
-    log.close().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("p0");
+        write_kafka_log(&dir, &[vector(KAFKA_HEADER_BATCH)], layout);
+        let log = open_kafka_dir(&dir, layout);
+        let mut hdr = view(0, 1535546684353, b"hdr");
+        hdr.headers = vec![("hkey".to_owned(), Some(b"hval".to_vec()))];
+        assert_reads(&log, &[hdr], 1);
+        log.close().unwrap();
+    }
 }
 
 #[test]
 fn topiclog_reads_sarama_batch() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("p0");
-    write_kafka_log(&dir, &[vector(SARAMA_UNCOMPRESSED)]);
-    let log = open_kafka_dir(&dir);
-    let want = RecordView {
-        offset: 0,
-        timestamp: 1479847795005,
-        key: Some(vec![1, 2, 3, 4]),
-        value: Some(vec![5, 6, 7]),
-        headers: vec![("\u{8}\u{9}\u{a}".to_owned(), Some(vec![11, 12]))],
-    };
-    assert_reads(&log, &[want], 1);
-    log.close().unwrap();
+    for layout in LAYOUTS {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("p0");
+        write_kafka_log(&dir, &[vector(SARAMA_UNCOMPRESSED)], layout);
+        let log = open_kafka_dir(&dir, layout);
+        let want = RecordView {
+            offset: 0,
+            timestamp: 1479847795005,
+            key: Some(vec![1, 2, 3, 4]),
+            value: Some(vec![5, 6, 7]),
+            headers: vec![("\u{8}\u{9}\u{a}".to_owned(), Some(vec![11, 12]))],
+        };
+        assert_reads(&log, &[want], 1);
+        log.close().unwrap();
+    }
 }
