@@ -11,7 +11,7 @@ use topiclog::{ManualClock, Record};
 use crate::common::{small_log, RecordView};
 use crate::disk::{self, kafka_decode_batch};
 use crate::expect::{open_partition, Appended, NOW_MS};
-use crate::read_side::{assert_reads, open_kafka_dir, write_kafka_log, LAYOUTS};
+use crate::read_side::{assert_reads, open_kafka_dir, write_kafka_log, Layout, LAYOUTS};
 use crate::spec::{self, RawBatch};
 
 pub fn hex(s: &str) -> Vec<u8> {
@@ -369,28 +369,39 @@ fn kafka_broker_batches_parse_independently() {
     }
 }
 
+/// The real broker's three batches (offsets 0..=3), with their leader epochs as written (1, 2, 2)
+/// or set to 0 (outside the CRC, as a broker rewrites them).
+fn broker_log(zero_epochs: bool) -> Vec<Vec<u8>> {
+    [KAFKA_0_11_BATCH_0, KAFKA_0_11_BATCH_1, KAFKA_0_11_BATCH_3]
+        .iter()
+        .map(|v| {
+            let mut b = vector(v);
+            if zero_epochs {
+                spec::set_partition_leader_epoch(&mut b, 0);
+            }
+            b
+        })
+        .collect()
+}
+
+fn broker_records() -> Vec<RecordView> {
+    vec![
+        view(0, 1503229838908, b"123"),
+        view(1, 1503229959532, b""),
+        view(2, 1503229959700, b""),
+        view(3, 1503229962141, b"123"),
+    ]
+}
+
 #[test]
-fn topiclog_reads_a_kafka_broker_log() {
+fn topiclog_reads_a_kafka_broker_log_with_epochs_zeroed() {
+    // Everything of the broker's bytes but the leader epochs (which a log topiclog wrote has at 0).
     for layout in LAYOUTS {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("p0");
-        write_kafka_log(
-            &dir,
-            &[
-                vector(KAFKA_0_11_BATCH_0),
-                vector(KAFKA_0_11_BATCH_1),
-                vector(KAFKA_0_11_BATCH_3),
-            ],
-            layout,
-        );
+        write_kafka_log(&dir, &broker_log(true), layout);
         let log = open_kafka_dir(&dir, layout);
-        let expected = vec![
-            view(0, 1503229838908, b"123"),
-            view(1, 1503229959532, b""),
-            view(2, 1503229959700, b""),
-            view(3, 1503229962141, b"123"),
-        ];
-        assert_reads(&log, &expected, 4);
+        assert_reads(&log, &broker_records(), 4);
         let hit = log.offset_for_time(1503229959600).unwrap().unwrap();
         assert_eq!(
             (hit.offset, hit.timestamp),
@@ -398,7 +409,23 @@ fn topiclog_reads_a_kafka_broker_log() {
             "{layout:?}"
         );
         log.close().unwrap();
+    }
+}
 
+#[test]
+fn topiclog_reads_a_kafka_broker_log() {
+    // Adopting the broker's directory as it was: leader epochs 1 and 2.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p0");
+    write_kafka_log(&dir, &broker_log(false), Layout::Bare);
+    let log = open_kafka_dir(&dir, Layout::Bare);
+    assert_reads(&log, &broker_records(), 4);
+    log.close().unwrap();
+}
+
+#[test]
+fn topiclog_reads_a_kafka_batch_with_headers() {
+    for layout in LAYOUTS {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("p0");
         write_kafka_log(&dir, &[vector(KAFKA_HEADER_BATCH)], layout);
@@ -410,21 +437,44 @@ fn topiclog_reads_a_kafka_broker_log() {
     }
 }
 
+fn sarama_record() -> RecordView {
+    RecordView {
+        offset: 0,
+        timestamp: 1479847795005,
+        key: Some(vec![1, 2, 3, 4]),
+        value: Some(vec![5, 6, 7]),
+        headers: vec![("\u{8}\u{9}\u{a}".to_owned(), Some(vec![11, 12]))],
+    }
+}
+
 #[test]
-fn topiclog_reads_sarama_batch() {
+fn topiclog_reads_sarama_batch_as_a_broker_stores_it() {
+    // sarama's batch as a client sends it has max timestamp 0; a broker's LogValidator sets the
+    // max timestamp of a create-time batch to its largest record timestamp before appending.
+    let mut bytes = vector(SARAMA_UNCOMPRESSED);
+    let at = spec::MAX_TIMESTAMP_OFFSET;
+    bytes[at..at + 8].copy_from_slice(&1479847795005i64.to_be_bytes());
+    spec::fix_crc(&mut bytes);
+    for layout in LAYOUTS {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("p0");
+        write_kafka_log(&dir, std::slice::from_ref(&bytes), layout);
+        let log = open_kafka_dir(&dir, layout);
+        assert_reads(&log, &[sarama_record()], 1);
+        log.close().unwrap();
+    }
+}
+
+#[test]
+fn topiclog_reads_sarama_batch_as_sent() {
+    // Kafka's reader (DefaultRecordBatch.ensureValid: size and CRC) and kafka-protocol take the
+    // batch as it is, max timestamp 0 below its base timestamp included.
     for layout in LAYOUTS {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("p0");
         write_kafka_log(&dir, &[vector(SARAMA_UNCOMPRESSED)], layout);
         let log = open_kafka_dir(&dir, layout);
-        let want = RecordView {
-            offset: 0,
-            timestamp: 1479847795005,
-            key: Some(vec![1, 2, 3, 4]),
-            value: Some(vec![5, 6, 7]),
-            headers: vec![("\u{8}\u{9}\u{a}".to_owned(), Some(vec![11, 12]))],
-        };
-        assert_reads(&log, &[want], 1);
+        assert_reads(&log, &[sarama_record()], 1);
         log.close().unwrap();
     }
 }

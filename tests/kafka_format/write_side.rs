@@ -206,12 +206,21 @@ fn producer_with_idempotence_writes_its_id_epoch_and_sequences() {
         sent[meta.partition as usize].push((meta.offset, r));
     }
     producer.close().unwrap();
+    // The store preallocates its active segments: read the files once it is closed.
+    let mut dirs = Vec::new();
+    let mut read_back = Vec::new();
+    for p in 0..2 {
+        let partition = topic.partition(p).unwrap();
+        dirs.push(partition.dir().to_path_buf());
+        read_back.push(record_views(&partition, 0));
+    }
+    drop(topic);
+    store.close().unwrap();
     for (p, sent) in sent.iter_mut().enumerate() {
         sent.sort_by_key(|(o, _)| *o);
-        let partition = topic.partition(p as u32).unwrap();
-        let segments = disk::decode_dir(partition.dir());
+        let segments = disk::decode_dir(&dirs[p]);
         let decoded = disk::kafka_data_records(&segments);
-        assert_eq!(decoded, record_views(&partition, 0), "partition {p}");
+        assert_eq!(decoded, read_back[p], "partition {p}");
         assert_eq!(decoded.len(), sent.len(), "partition {p}");
         for (d, (offset, r)) in decoded.iter().zip(sent.iter()) {
             assert_eq!(d.offset, *offset);
@@ -240,7 +249,6 @@ fn producer_with_idempotence_writes_its_id_epoch_and_sequences() {
             assert!(!raw.is_transactional() && !raw.is_control());
         }
     }
-    store.close().unwrap();
 }
 
 #[test]
