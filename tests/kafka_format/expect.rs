@@ -5,6 +5,7 @@ use std::borrow::Borrow;
 use std::path::Path;
 use std::sync::Arc;
 
+use topiclog::segment::RecordBatch;
 use topiclog::{
     AppendInfo, Durability, Env, LogConfig, ManualClock, Partition, ProducerBatch, Record,
     TimestampType,
@@ -185,8 +186,76 @@ pub fn assert_batch_headers(segments: &[DecodedSegment], appended: &Appended) {
     }
 }
 
+/// Every batch topiclog's read API returns, from the start to the end.
+pub fn topiclog_batches(log: &Partition) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    let mut next = log.start_offset();
+    while next < log.end_offset() {
+        let batches = log.read(next, 1 << 20).unwrap();
+        assert!(
+            !batches.is_empty(),
+            "read at {next} returned nothing below the end"
+        );
+        next = batches.next_offset();
+        out.extend(batches);
+    }
+    out
+}
+
+/// The batches topiclog's read API returns are the bytes on disk (as a Kafka fetch returns them),
+/// and the header topiclog decodes from them says what Kafka's layout says. Every batch with
+/// records from the start offset on is returned (an empty batch compaction left may be skipped,
+/// as a Kafka consumer skips it).
+pub fn assert_reads_return_disk_batches(log: &Partition, segments: &[DecodedSegment]) {
+    let start = log.start_offset() as i64;
+    let on_disk: std::collections::BTreeMap<i64, &disk::DecodedBatch> = disk::all_batches(segments)
+        .filter(|b| b.raw.last_offset() >= start)
+        .map(|b| (b.raw.base_offset, b))
+        .collect();
+    let read = topiclog_batches(log);
+    let read_bases: Vec<i64> = read.iter().map(|b| b.base_offset() as i64).collect();
+    for (base, d) in &on_disk {
+        if d.raw.records_count > 0 {
+            assert!(
+                read_bases.contains(base),
+                "the batch at {base} on disk was not returned by reads ({read_bases:?})"
+            );
+        }
+    }
+    for t in &read {
+        let d = on_disk
+            .get(&(t.base_offset() as i64))
+            .unwrap_or_else(|| panic!("read returned a batch at {} not on disk", t.base_offset()));
+        let at = format!("batch at {}", d.raw.base_offset);
+        assert_eq!(
+            &t.as_bytes()[..],
+            &d.raw.bytes[..],
+            "{at}: bytes read vs on disk"
+        );
+        let h = t.header();
+        let raw = &d.raw;
+        assert_eq!(h.base_offset as i64, raw.base_offset, "{at}");
+        assert_eq!(h.length as i32, raw.batch_length, "{at}");
+        assert_eq!(h.partition_leader_epoch, raw.partition_leader_epoch, "{at}");
+        assert_eq!(h.magic as i8, raw.magic, "{at}");
+        assert_eq!(h.crc, raw.crc, "{at}");
+        assert_eq!(h.attributes as i16, raw.attributes, "{at}");
+        assert_eq!(h.last_offset_delta as i32, raw.last_offset_delta, "{at}");
+        assert_eq!(h.base_timestamp, raw.base_timestamp, "{at}");
+        assert_eq!(h.max_timestamp, raw.max_timestamp, "{at}");
+        assert_eq!(h.producer_id, raw.producer_id, "{at}");
+        assert_eq!(h.producer_epoch, raw.producer_epoch, "{at}");
+        assert_eq!(h.base_sequence, raw.base_sequence, "{at}");
+        assert_eq!(h.record_count as i32, raw.records_count, "{at}");
+        assert_eq!(t.base_offset() as i64, raw.base_offset, "{at}");
+        assert_eq!(t.last_offset() as i64, raw.last_offset(), "{at}");
+        assert_eq!(t.max_timestamp(), raw.max_timestamp, "{at}");
+        assert_eq!(t.record_count() as i32, raw.records_count, "{at}");
+    }
+}
+
 /// Decode `dir` from disk and compare what Kafka's decoders see with what was appended and with
-/// what topiclog's read API returns (`log` still open).
+/// what topiclog's read API returns (`log` still open), records and batches.
 pub fn assert_disk_matches(log: &Partition, appended: &Appended) -> Vec<DecodedSegment> {
     let read_back = record_views(log, log.start_offset());
     assert_eq!(
@@ -194,6 +263,7 @@ pub fn assert_disk_matches(log: &Partition, appended: &Appended) -> Vec<DecodedS
         "topiclog's reads vs what was appended"
     );
     let segments = disk::decode_dir(log.dir());
+    assert_reads_return_disk_batches(log, &segments);
     let decoded = disk::kafka_data_records(&segments);
     assert_eq!(
         decoded, appended.records,

@@ -324,6 +324,7 @@ fn clock_now(clock: &ManualClock) -> i64 {
 /// every record they see is the one appended at that offset.
 fn check_compacted(log: &Partition, appended: &Appended) -> Vec<disk::DecodedSegment> {
     let segments = disk::decode_dir(log.dir());
+    crate::expect::assert_reads_return_disk_batches(log, &segments);
     let decoded = disk::kafka_data_records(&segments);
     let read_back = record_views(log, log.start_offset());
     assert_eq!(decoded, read_back, "kafka-protocol vs topiclog's reads");
