@@ -413,3 +413,50 @@ fn preallocated_segments_hold_only_batches_once_closed() {
     assert_eq!(disk::kafka_data_records(&segments), appended.records);
     crate::expect::assert_batch_headers(&segments, &appended);
 }
+
+/// Kafka's `DefaultRecordBatch.incrementSequence`: sequences wrap from `i32::MAX` to 0.
+fn kafka_increment_sequence(sequence: i32, increment: i32) -> i32 {
+    if sequence > i32::MAX - increment {
+        increment - (i32::MAX - sequence) - 1
+    } else {
+        sequence + increment
+    }
+}
+
+#[test]
+fn idempotent_sequences_wrap_like_kafka() {
+    // DefaultRecordBatchTest.buildDefaultRecordBatchWithSequenceWrapAround: base sequence
+    // i32::MAX - 1 and three records make the last sequence 0; the next batch starts at 1.
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(NOW_MS));
+    let log = open_partition(&tmp.path().join("p0"), small_log(1 << 20, 4096), &clock);
+    let mut appended = Appended::default();
+    let p = |base_sequence| ProducerBatch {
+        producer_id: 23423,
+        epoch: 145,
+        base_sequence,
+    };
+    let three: Vec<Record> = ["a", "b", "c"].iter().map(|v| Record::new(*v)).collect();
+    appended.append_idempotent(&log, &three, p(i32::MAX - 1));
+    assert_eq!(kafka_increment_sequence(i32::MAX - 1, 2), 0);
+    let retry = log
+        .append_idempotent(&three, p(i32::MAX - 1), topiclog::Durability::None)
+        .unwrap();
+    assert!(
+        retry.duplicate,
+        "a retry of the wrapping batch is a duplicate"
+    );
+    appended.append_idempotent(&log, &[Record::new("d")], p(1));
+    let segments = assert_disk_matches(&log, &appended);
+    let batches: Vec<_> = disk::all_batches(&segments).collect();
+    assert_eq!(batches[0].raw.base_sequence, i32::MAX - 1);
+    assert_eq!(
+        kafka_increment_sequence(
+            batches[0].raw.base_sequence,
+            batches[0].raw.last_offset_delta
+        ),
+        0
+    );
+    assert_eq!(batches[1].raw.base_sequence, 1);
+    log.close().unwrap();
+}
