@@ -142,7 +142,8 @@ pub mod internals {
 
     pub mod format {
         //! Every byte layout: the batch header's field offsets and lengths, index entries and
-        //! file names, with the record and batch types again. `docs/FORMAT.md` describes the same
+        //! file names, with the record and batch types again, and the compression codecs'
+        //! `compress`/`decompress` (for the fuzzer). `docs/FORMAT.md` describes the same
         //! layout in prose; offsets are derived from the previous field so the two cannot drift
         //! apart silently.
         pub use crate::format::*;

@@ -25,6 +25,10 @@ use crate::partition::{AppendInfo, Durability, ProducerBatch, TimestampType};
 use crate::store::Store;
 use crate::topic::{Partitioner, RecordMetadata, Topic};
 
+/// Compression of batches: Kafka's codecs, each behind a Cargo feature. Defined with the batch
+/// format (`format::compression`); re-exported here, where [`ProducerConfig::compression`] uses it.
+pub use crate::format::Compression;
+
 /// When a send counts as done. Kafka: `acks`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Acks {
@@ -39,16 +43,6 @@ pub enum Acks {
     /// through the partition's group commit. The default.
     #[default]
     Durable,
-}
-
-/// Compression of batches. Only `None` is available in this build; codecs will come behind Cargo
-/// features.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Compression {
-    /// Records are stored as sent.
-    #[default]
-    None,
 }
 
 /// Settings of a [`Producer`]. Every field documents its default and Kafka name.

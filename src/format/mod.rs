@@ -10,6 +10,7 @@
 #![deny(clippy::indexing_slicing)]
 
 mod batch;
+mod compression;
 mod index;
 #[doc(hidden)]
 pub mod meta;
@@ -18,6 +19,11 @@ mod record;
 mod varint;
 
 pub use batch::{crc32c, set_base_offset, BatchHeader, RecordBatch, Records};
+pub use compression::Compression;
+// Crate-internal API, `pub` (not `pub(crate)`) only so that `internals::format` re-exports it to
+// the fuzz crate: `format` itself is private.
+#[doc(hidden)]
+pub use compression::{compress, decompress, CodecError};
 pub use index::{OffsetIndexEntry, TimeIndexEntry, OFFSET_INDEX_ENTRY_LEN, TIME_INDEX_ENTRY_LEN};
 pub use names::{parse_segment_file_name, segment_file_name, SegmentFileKind};
 pub use record::{Header, HeaderIter, Record, StoredRecord};

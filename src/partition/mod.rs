@@ -154,6 +154,9 @@ pub struct Partition {
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
+    /// Below this offset the log was written by Kafka and adopted: batches there may follow gaps
+    /// and carry any leader epoch (0 for a log topiclog wrote; see `kafka-adopted`).
+    offset_gaps_below: u64,
     /// Replaced whole by [`Partition::set_config`]; readers take a snapshot.
     config: RwLock<Arc<LogConfig>>,
     fs: Arc<dyn FileSystem>,
@@ -358,7 +361,10 @@ impl Inner {
 
     /// What this partition's segments need from `config`.
     fn segment_config(&self, config: &LogConfig) -> crate::segment::SegmentConfig {
-        config.segment_config()
+        crate::segment::SegmentConfig {
+            offset_gaps_below: self.offset_gaps_below,
+            ..config.segment_config()
+        }
     }
 
     /// Change the checkpoint with `f` and make it durable (an atomic replace; nothing is written
