@@ -372,3 +372,81 @@ fn partition_leader_epochs_above_zero_read_like_kafka() {
         log.close().unwrap();
     }
 }
+
+/// Kafka's index entries for `batches` laid out from position 0: an offset entry (last offset,
+/// position) and a time entry (max timestamp so far, last offset) for every batch but the first,
+/// as `LogSegment.append` writes them with `index.interval.bytes` 0.
+fn kafka_indexes(batches: &[Vec<u8>], base: i64) -> (Vec<u8>, Vec<u8>) {
+    let mut index = Vec::new();
+    let mut time_index = Vec::new();
+    let mut pos = 0usize;
+    let mut max_ts = i64::MIN;
+    for (i, b) in batches.iter().enumerate() {
+        let raw = spec::RawBatch::parse(b).unwrap();
+        if i > 0 {
+            index.extend_from_slice(&((raw.last_offset() - base) as i32).to_be_bytes());
+            index.extend_from_slice(&(pos as i32).to_be_bytes());
+        }
+        if raw.max_timestamp > max_ts {
+            max_ts = raw.max_timestamp;
+            if i > 0 {
+                time_index.extend_from_slice(&max_ts.to_be_bytes());
+                time_index.extend_from_slice(&((raw.last_offset() - base) as i32).to_be_bytes());
+            }
+        }
+        pos += b.len();
+    }
+    (index, time_index)
+}
+
+#[test]
+fn a_kafka_directory_with_all_its_files_is_adopted() {
+    // What a Kafka broker that stopped without a clean shutdown leaves: index files preallocated
+    // with zeros past their entries, producer snapshots, the transaction index, the leader epoch
+    // checkpoint and partition.metadata.
+    let specs = varied_batches(Compression::None);
+    let encoded: Vec<Vec<u8>> = specs.iter().map(BatchSpec::encode).collect();
+    let (mut index, mut time_index) = kafka_indexes(&encoded, 0);
+    index.resize(index.len() + 8 * 64, 0);
+    time_index.resize(time_index.len() + 12 * 64, 0);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("orders-0");
+    write_kafka_log(&dir, &encoded, Layout::Bare);
+    let others: [(&str, &[u8]); 6] = [
+        ("00000000000000000000.index", &index),
+        ("00000000000000000000.timeindex", &time_index),
+        ("00000000000000000000.txnindex", b""),
+        ("00000000000000000011.snapshot", &[0, 1, 0, 0, 0, 0]),
+        ("leader-epoch-checkpoint", b"0\n1\n0 0\n"),
+        (
+            "partition.metadata",
+            b"version: 0\ntopic_id: 7AuZgmZsQ_-5PCpkYNv6GQ\n",
+        ),
+    ];
+    for (name, bytes) in others {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    let log = open_kafka_dir(&dir, Layout::Bare);
+    let expected = expected_of(&specs);
+    assert_reads(&log, &expected, 11);
+    for ts in [NOW_MS - 10, NOW_MS + 12, NOW_MS + 41, NOW_MS + 1000] {
+        let want = expected
+            .iter()
+            .find(|r| r.timestamp >= ts)
+            .map(|r| r.offset);
+        let got = log.offset_for_time(ts).unwrap().map(|t| t.offset);
+        assert_eq!(got, want, "offset_for_time({ts})");
+    }
+    log.close().unwrap();
+    let log = open_kafka_dir(&dir, Layout::Bare);
+    assert_reads(&log, &expected, 11);
+    log.close().unwrap();
+    // Kafka's own files that topiclog has no use for stay as they were.
+    for (name, bytes) in &others[2..] {
+        assert_eq!(
+            std::fs::read(dir.join(name)).ok().as_deref(),
+            Some(*bytes),
+            "{name} after adoption"
+        );
+    }
+}
