@@ -62,7 +62,9 @@ pub struct ProducerConfig {
     /// Stamp batches with a producer id and sequence numbers so replays are stored once.
     /// Default `true`. Kafka: `enable.idempotence`.
     pub idempotent: bool,
-    /// Default [`Compression::None`]. Kafka: `compression.type`.
+    /// Codec of the batches this producer appends (the topic's
+    /// [`compression`](crate::LogConfig::compression) may override it). Default
+    /// [`Compression::None`]. Kafka: `compression.type`.
     pub compression: Compression,
     /// Chooses partitions for records sent without one. Default `None`: the store's.
     /// Kafka: `partitioner.class`.
@@ -97,6 +99,13 @@ impl ProducerConfig {
     /// # Errors
     /// [`Error::InvalidConfig`] naming the field.
     pub fn validate(&self) -> Result<()> {
+        if !self.compression.is_available() {
+            let c = self.compression;
+            return Err(Error::config(
+                "compression",
+                format!("the {c} codec is not built in: enable topiclog's \"{c}\" Cargo feature"),
+            ));
+        }
         if self.batch_bytes == 0 {
             return Err(Error::config("batch_bytes", "must be at least 1"));
         }
@@ -743,18 +752,20 @@ impl Core {
             Acks::Durable => Durability::Always,
             Acks::Written | Acks::None => partition.config().durability,
         };
-        match (self.producer_id, sequence) {
-            (Some(id), Some(seq)) => partition.append_idempotent(
-                &batch.records,
-                ProducerBatch {
-                    producer_id: id,
-                    epoch: 0,
-                    base_sequence: seq,
-                },
-                durability,
-            ),
-            _ => partition.append_batch_with(&batch.records, durability),
-        }
+        let producer = match (self.producer_id, sequence) {
+            (Some(id), Some(seq)) => Some(ProducerBatch {
+                producer_id: id,
+                epoch: 0,
+                base_sequence: seq,
+            }),
+            _ => None,
+        };
+        partition.append_produced(
+            &batch.records,
+            producer,
+            durability,
+            self.config.compression,
+        )
     }
 
     fn flush(&self) -> Result<()> {
