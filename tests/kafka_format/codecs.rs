@@ -33,7 +33,11 @@ pub fn xxh32(input: &[u8], seed: u32) -> u32 {
     const P4: u32 = 0x27D4_EB2F;
     const P5: u32 = 0x1656_67B1;
     let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
-    let round = |acc: u32, x: u32| acc.wrapping_add(x.wrapping_mul(P2)).rotate_left(13).wrapping_mul(P1);
+    let round = |acc: u32, x: u32| {
+        acc.wrapping_add(x.wrapping_mul(P2))
+            .rotate_left(13)
+            .wrapping_mul(P1)
+    };
     let mut i = 0;
     let mut h = if input.len() >= 16 {
         let mut v = [
@@ -90,11 +94,19 @@ fn xxh32_check_values() {
 /// content checksum if flagged) — and nothing after it, since Kafka reads one frame only.
 pub fn assert_kafka_lz4_frame(payload: &[u8], what: &str) {
     assert!(payload.len() >= 7, "{what}: lz4 payload too short");
-    assert_eq!(&payload[..4], &[0x04, 0x22, 0x4D, 0x18], "{what}: lz4 frame magic");
+    assert_eq!(
+        &payload[..4],
+        &[0x04, 0x22, 0x4D, 0x18],
+        "{what}: lz4 frame magic"
+    );
     let flg = payload[4];
     let bd = payload[5];
     assert_eq!(flg >> 6, 1, "{what}: FLG version must be 01");
-    assert_eq!(flg & 0b11, 0, "{what}: FLG reserved bits (Kafka rejects a dictionary id)");
+    assert_eq!(
+        flg & 0b11,
+        0,
+        "{what}: FLG reserved bits (Kafka rejects a dictionary id)"
+    );
     assert!(
         flg & 0x20 != 0,
         "{what}: FLG BLOCK_INDEPENDENCE must be set (Kafka: 'Dependent block stream is unsupported')"
@@ -151,26 +163,40 @@ pub fn is_xerial_snappy(payload: &[u8]) -> bool {
 }
 
 fn assert_xerial_chunks(payload: &[u8], what: &str) {
-    assert_eq!(&payload[8..16], &[0, 0, 0, 1, 0, 0, 0, 1], "{what}: xerial versions");
+    assert_eq!(
+        &payload[8..16],
+        &[0, 0, 0, 1, 0, 0, 0, 1],
+        "{what}: xerial versions"
+    );
     let mut pos = 16;
     while pos < payload.len() {
         let len = u32::from_be_bytes(payload[pos..pos + 4].try_into().unwrap()) as usize;
         pos += 4 + len;
     }
-    assert_eq!(pos, payload.len(), "{what}: xerial chunks run past the batch");
+    assert_eq!(
+        pos,
+        payload.len(),
+        "{what}: xerial chunks run past the batch"
+    );
 }
 
 /// Check each batch's compressed payload is what Kafka's readers take for `codec`.
 pub fn assert_payloads(segments: &[DecodedSegment], codec: i16) {
     for b in disk::all_batches(segments) {
         let what = format!("batch at {}", b.raw.base_offset);
-        assert_eq!(b.raw.compression(), codec, "{what}: codec");
-        let payload = b.raw.records_section();
         if b.raw.records_count == 0 {
+            // An empty batch (compaction's) has no records to compress: Kafka writes them
+            // uncompressed too (`DefaultRecordBatch.writeEmptyHeader`).
             continue;
         }
+        assert_eq!(b.raw.compression(), codec, "{what}: codec");
+        let payload = b.raw.records_section();
         match codec {
-            1 => assert_eq!(&payload[..3], &[0x1f, 0x8b, 0x08], "{what}: gzip member header"),
+            1 => assert_eq!(
+                &payload[..3],
+                &[0x1f, 0x8b, 0x08],
+                "{what}: gzip member header"
+            ),
             2 => {
                 assert!(
                     is_xerial_snappy(payload),
@@ -180,7 +206,11 @@ pub fn assert_payloads(segments: &[DecodedSegment], codec: i16) {
                 assert_xerial_chunks(payload, &what);
             }
             3 => assert_kafka_lz4_frame(payload, &what),
-            4 => assert_eq!(&payload[..4], &[0x28, 0xB5, 0x2F, 0xFD], "{what}: zstd frame magic"),
+            4 => assert_eq!(
+                &payload[..4],
+                &[0x28, 0xB5, 0x2F, 0xFD],
+                "{what}: zstd frame magic"
+            ),
             _ => {}
         }
     }
@@ -216,6 +246,31 @@ pub fn topic_codec(codec: Compression) {
     assert_payloads(&segments, id);
     log.close().unwrap();
 
+    // Log-append time and idempotent batches, compressed.
+    let tmp = tempfile::tempdir().unwrap();
+    let log_append = LogConfig {
+        timestamp_type: topiclog::TimestampType::LogAppendTime,
+        ..config.clone()
+    };
+    let log = open_partition(&tmp.path().join("p0"), log_append, &clock);
+    let mut appended = Appended {
+        codec: id,
+        ..Appended::default()
+    };
+    append_mixed_batches(&log, &mut appended, &clock);
+    appended.append_idempotent(
+        &log,
+        &crate::write_side::every_kind_of_record(),
+        topiclog::ProducerBatch {
+            producer_id: 5,
+            epoch: 2,
+            base_sequence: 0,
+        },
+    );
+    let segments = assert_disk_matches(&log, &appended);
+    assert_payloads(&segments, id);
+    log.close().unwrap();
+
     // Compaction keeps each batch's codec (Kafka's cleaner recompresses with it).
     let tmp = tempfile::tempdir().unwrap();
     let config = LogConfig {
@@ -237,7 +292,10 @@ pub fn topic_codec(codec: Compression) {
     let report = log.compact(NOW_MS, &policy).unwrap();
     assert!(report.cleaned && report.records_removed > 0, "{report:?}");
     let segments = disk::decode_dir(log.dir());
-    assert_eq!(disk::kafka_data_records(&segments), record_views(&log, log.start_offset()));
+    assert_eq!(
+        disk::kafka_data_records(&segments),
+        record_views(&log, log.start_offset())
+    );
     assert_payloads(&segments, id);
     log.close().unwrap();
 }
@@ -247,7 +305,9 @@ pub fn producer_codec(codec: Compression) {
     let id = codec_id(kafka_codec(codec));
     let tmp = tempfile::tempdir().unwrap();
     let store = topiclog::Store::open_with(tmp.path(), manual_store_options()).unwrap();
-    let topic = store.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
+    let topic = store
+        .create_topic("t", TopicConfig::with_partitions(1))
+        .unwrap();
     let producer = store
         .producer(ProducerConfig {
             compression: codec,
@@ -265,11 +325,15 @@ pub fn producer_codec(codec: Compression) {
     }
     producer.close().unwrap();
     let partition = topic.partition(0).unwrap();
-    let segments = disk::decode_dir(partition.dir());
-    assert_eq!(disk::kafka_data_records(&segments), record_views(&partition, 0));
-    assert_eq!(disk::kafka_data_records(&segments).len(), 200);
-    assert_payloads(&segments, id);
+    let read_back = record_views(&partition, 0);
+    let dir = partition.dir().to_path_buf();
+    drop((partition, topic));
+    // The store preallocates its active segments: read the files once it is closed.
     store.close().unwrap();
+    let segments = disk::decode_dir(&dir);
+    assert_eq!(disk::kafka_data_records(&segments), read_back);
+    assert_eq!(read_back.len(), 200);
+    assert_payloads(&segments, id);
 }
 
 // ---- sarama's compressed vectors (record_test.go): one record, key 01020304, value 050607,
@@ -297,11 +361,16 @@ const SARAMA_LZ4: &str = concat!(
     "04224d186470b91500008028000a00080102030406050607020608090a040b0c000000000c3bef92",
 );
 
+/// sarama's compressed batch `v`, as a broker stores it (its LogValidator sets a create-time
+/// batch's max timestamp to its largest record timestamp; sarama leaves it 0), read by topiclog.
 pub fn sarama_vector(v: &str) {
-    let bytes = hex(&v.replace(' ', ""));
+    let mut bytes = hex(&v.replace(' ', ""));
     let raw = crate::spec::RawBatch::parse(&bytes).unwrap();
     assert_eq!(raw.computed_crc(), raw.crc);
     disk::kafka_decode_batch(&bytes).unwrap();
+    let at = crate::spec::MAX_TIMESTAMP_OFFSET;
+    bytes[at..at + 8].copy_from_slice(&1479847795005i64.to_be_bytes());
+    crate::spec::fix_crc(&mut bytes);
     for layout in LAYOUTS {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("p0");
@@ -344,7 +413,12 @@ macro_rules! codec_tests {
 }
 
 codec_tests!("gzip", gzip, Compression::Gzip, KafkaCompression::Gzip);
-codec_tests!("snappy", snappy, Compression::Snappy, KafkaCompression::Snappy);
+codec_tests!(
+    "snappy",
+    snappy,
+    Compression::Snappy,
+    KafkaCompression::Snappy
+);
 codec_tests!("lz4", lz4, Compression::Lz4, KafkaCompression::Lz4);
 codec_tests!("zstd", zstd, Compression::Zstd, KafkaCompression::Zstd);
 
@@ -365,4 +439,45 @@ fn sarama_raw_snappy_vector_reads_back() {
 #[test]
 fn sarama_lz4_vector_reads_back() {
     sarama_vector(SARAMA_LZ4);
+}
+
+#[cfg(all(feature = "lz4", feature = "zstd"))]
+#[test]
+fn the_topic_compression_type_decides_the_stored_codec() {
+    // Kafka's compression.type: `producer` keeps the appender's codec, `uncompressed` and a codec
+    // override it (the broker recompresses).
+    let cases = [
+        (CompressionType::Producer, Compression::Lz4, 3),
+        (CompressionType::Uncompressed, Compression::Lz4, 0),
+        (
+            CompressionType::Codec(Compression::Zstd),
+            Compression::Lz4,
+            4,
+        ),
+        (
+            CompressionType::Codec(Compression::Lz4),
+            Compression::None,
+            3,
+        ),
+    ];
+    for (topic, sent, stored) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(NOW_MS));
+        let config = LogConfig {
+            compression: topic,
+            ..small_log(1 << 20, 4096)
+        };
+        let log = open_partition(&tmp.path().join("p0"), config, &clock);
+        let records = crate::write_side::every_kind_of_record();
+        log.append_batch_compressed(&records, sent, topiclog::Durability::None)
+            .unwrap();
+        let segments = disk::decode_dir(log.dir());
+        assert_eq!(
+            disk::kafka_data_records(&segments),
+            record_views(&log, 0),
+            "{topic:?} {sent:?}"
+        );
+        assert_payloads(&segments, stored);
+        log.close().unwrap();
+    }
 }

@@ -9,10 +9,13 @@
 //! - `read_side`: batches built by kafka-protocol written as a Kafka partition directory, opened
 //!   and read back by topiclog (transaction markers, offset gaps, producer state).
 //! - `vectors`: published vectors (CRC-32C, Kafka's varints, a real broker's batches).
+//! - `codecs`: every compression codec both ways (each behind topiclog's feature of its name),
+//!   with the payload checked against what Kafka's Java readers accept.
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod codecs;
 mod disk;
 mod expect;
 mod indexes;
@@ -21,4 +24,3 @@ mod read_side;
 mod spec;
 mod vectors;
 mod write_side;
-// `codecs` (every compression codec both ways) joins once topiclog has its codec features.
