@@ -9,6 +9,8 @@
 //! - `read_side`: batches built by kafka-protocol written as a Kafka partition directory, opened
 //!   and read back by topiclog (transaction markers, offset gaps, producer state).
 //! - `vectors`: published vectors (CRC-32C, Kafka's varints, a real broker's batches).
+//! - `export_import`: `Store::export_kafka` writes a Kafka log directory (segments, indexes,
+//!   checkpoint files) the decoders accept; `Store::import_kafka` reads kafka-protocol's batches.
 //! - `codecs`: every compression codec both ways (each behind topiclog's feature of its name),
 //!   with the payload checked against what Kafka's Java readers accept.
 
@@ -18,6 +20,7 @@ mod common;
 mod codecs;
 mod disk;
 mod expect;
+mod export_import;
 mod indexes;
 mod kafka_batches;
 mod read_side;

@@ -91,7 +91,7 @@ pub fn expected_of(specs: &[BatchSpec]) -> Vec<RecordView> {
 }
 
 /// Batches of every kind of field kafka-protocol can write, at offsets 0..11.
-fn varied_batches(compression: Compression) -> Vec<BatchSpec> {
+pub fn varied_batches(compression: Compression) -> Vec<BatchSpec> {
     vec![
         BatchSpec::new(
             0,
