@@ -205,7 +205,15 @@ pub fn assert_payloads(segments: &[DecodedSegment], codec: i16) {
                 );
                 assert_xerial_chunks(payload, &what);
             }
-            3 => assert_kafka_lz4_frame(payload, &what),
+            3 => {
+                assert_kafka_lz4_frame(payload, &what);
+                // What Kafka's Lz4BlockOutputStream writes: FLG(blockChecksum = false), 64 KiB.
+                assert_eq!(
+                    (payload[4], payload[5]),
+                    (0x60, 0x40),
+                    "{what}: FLG/BD as Kafka's producer writes them"
+                );
+            }
             4 => assert_eq!(
                 &payload[..4],
                 &[0x28, 0xB5, 0x2F, 0xFD],
