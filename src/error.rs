@@ -147,6 +147,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// A record's timestamp is negative. Kafka refuses them too (its time index and retention
+    /// treat a negative timestamp as "none"): give the record a timestamp in milliseconds since
+    /// the Unix epoch, or none (the log then stamps it).
+    ///
+    /// Kind: [`ErrorKind::InvalidInput`].
+    #[error("record timestamp {timestamp} is negative; timestamps are milliseconds since the Unix epoch")]
+    InvalidTimestamp {
+        /// The timestamp given.
+        timestamp: i64,
+    },
+
     /// A segment file holds batches of a format this version does not read: Kafka's message sets
     /// v0/v1 (magic 0 or 1, written before Kafka 0.11), or topiclog's own pre-release format. The
     /// file is left untouched. Move the partition directory away; for old Kafka data, let a Kafka
@@ -512,7 +523,8 @@ impl Error {
             | Error::InvalidPartition { .. }
             | Error::NoOffset { .. }
             | Error::NotAssigned { .. }
-            | Error::KafkaLogDir { .. } => ErrorKind::InvalidInput,
+            | Error::KafkaLogDir { .. }
+            | Error::InvalidTimestamp { .. } => ErrorKind::InvalidInput,
             Error::Corrupt { .. }
             | Error::InvalidConfigFile { .. }
             | Error::UnsupportedFormat { .. } => ErrorKind::Damaged,
@@ -845,6 +857,10 @@ mod tests {
                 Error::kafka_log_dir(&path, "a leftover .swap file"),
                 ErrorKind::InvalidInput,
             ),
+            (
+                Error::InvalidTimestamp { timestamp: -5 },
+                ErrorKind::InvalidInput,
+            ),
         ]
     }
 
@@ -878,6 +894,7 @@ mod tests {
             Error::Closed { .. } => 23,
             Error::Maintenance { .. } => 24,
             Error::UnsupportedFormat { .. } => 25,
+            Error::InvalidTimestamp { .. } => 27,
             Error::KafkaLogDir { .. } => 26,
         }
     }

@@ -158,6 +158,15 @@ impl Partition {
                 topic: inner.dir.display().to_string(),
             });
         }
+        if config.timestamp_type == TimestampType::CreateTime {
+            if let Some(t) = records
+                .iter()
+                .filter_map(|r| r.borrow().timestamp())
+                .find(|&t| t < 0)
+            {
+                return Err(Error::InvalidTimestamp { timestamp: t });
+            }
+        }
         let durability = durability.unwrap_or(config.durability);
         let now = inner.clock.now_ms();
         let mut meta = BatchMeta::new(now);

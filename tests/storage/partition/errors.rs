@@ -96,6 +96,35 @@ fn empty_batch_is_rejected() {
     });
 }
 
+/// Kafka refuses negative timestamps (its time index and retention read them as "none"): so does
+/// an append, writing nothing; a log-append-time log overwrites them, so there they are fine.
+#[test]
+fn a_negative_timestamp_is_refused_unless_the_log_stamps_records() {
+    let fs = Arc::new(SimFs::new(9));
+    let env = Env::with_fs(fs.clone());
+    let log = Partition::open_with_env("/p", config(), env.clone()).unwrap();
+    let batch = [
+        Record::new("ok").with_timestamp(5),
+        Record::new("bad").with_timestamp(-5),
+    ];
+    assert!(matches!(
+        log.append_batch(&batch),
+        Err(Error::InvalidTimestamp { timestamp: -5 })
+    ));
+    assert_eq!(log.end_offset(), 0);
+    assert_eq!(log.append(Record::new("x").with_timestamp(0)).unwrap(), 0);
+    log.close().unwrap();
+    let stamping = LogConfig {
+        timestamp_type: topiclog::TimestampType::LogAppendTime,
+        ..config()
+    };
+    let log = Partition::open_with_env("/p", stamping, env).unwrap();
+    assert_eq!(log.append_batch(&batch).unwrap().base_offset, 1);
+    let read = log.read(1, 1 << 20).unwrap();
+    assert!(read.records().all(|r| r.timestamp() >= 0));
+    log.close().unwrap();
+}
+
 fn assert_out_of_range(result: topiclog::Result<impl std::fmt::Debug>, expected: (u64, u64, u64)) {
     match result {
         Err(Error::OffsetOutOfRange {
