@@ -400,6 +400,7 @@ impl Inner {
             gap_max_timestamp: None,
             last_changed: false,
             compression: self.config().compression,
+            producer_last_batches: self.writer.lock().producers.last_batch_bases(),
         };
         self.clean_sources(&mut cleaner, &segments, &sources)?;
         let horizon = now_ms
@@ -618,6 +619,9 @@ struct Cleaner<'a> {
     last_changed: bool,
     /// The topic's `compression.type`: what a rewritten batch is compressed with.
     compression: CompressionType,
+    /// Base offsets of each idempotent producer's last batch: kept, empty if nothing in it
+    /// survives, so the producer's state can be rebuilt from the log (as Kafka's cleaner does).
+    producer_last_batches: std::collections::HashSet<u64>,
 }
 
 impl Cleaner<'_> {
@@ -641,7 +645,15 @@ impl Cleaner<'_> {
     }
 
     fn copy_batch(&mut self, batch: &RecordBatch, out: &Segment) -> Result<bool> {
+        let keeps_producer_state = batch.header().producer_id >= 0
+            && self.producer_last_batches.contains(&batch.base_offset());
         if batch.record_count() == 0 {
+            if keeps_producer_state {
+                // A producer's last batch, emptied by an earlier pass: still needed.
+                self.fill_to(out, batch.base_offset())?;
+                out.append(batch.as_bytes(), self.now_ms)?;
+                return Ok(false);
+            }
             // An empty batch that filled a gap in an earlier pass: the output fills its own gaps
             // (see `fill_to`). Dropping it removes no record, so it changes nothing.
             self.note_dropped(batch.header());
@@ -670,7 +682,7 @@ impl Cleaner<'_> {
             out.append(batch.as_bytes(), self.now_ms)?;
             return Ok(false);
         }
-        if self.retained.is_empty() {
+        if self.retained.is_empty() && !keeps_producer_state {
             self.note_dropped(batch.header());
         } else {
             self.fill_to(out, batch.base_offset())?;
@@ -678,7 +690,12 @@ impl Cleaner<'_> {
             // Rewritten with the topic's codec (`producer`: the batch's own, as Kafka's cleaner).
             let own = Compression::from_attributes(batch.header().attributes)
                 .map_err(|r| Error::corrupt(out.log_path(), 0, r))?;
-            let codec = self.compression.codec_for(own);
+            // (An empty batch kept for a producer is written uncompressed, as Kafka's are.)
+            let codec = if self.retained.is_empty() {
+                Compression::None
+            } else {
+                self.compression.codec_for(own)
+            };
             encode_retained(&mut self.buf, batch.header(), &self.retained, codec)
                 .map_err(crate::format::codec_error)?;
             out.append(&self.buf, self.now_ms)?;

@@ -190,6 +190,16 @@ impl ProducerTable {
 
     /// Account a batch read back from the log (rebuilding the table); `seen_ms` is when it was
     /// written, as far as the log can tell.
+    /// The base offset of every producer's last batch: what compaction keeps (at least as an
+    /// empty batch) so that the producer's state can be rebuilt from the log, as Kafka's cleaner
+    /// keeps it (`LogCleaner`: the last batch of a producer is retained even when empty).
+    pub fn last_batch_bases(&self) -> std::collections::HashSet<u64> {
+        self.producers
+            .values()
+            .filter_map(|e| e.batches.back().map(|b| b.base_offset))
+            .collect()
+    }
+
     pub fn replay(&mut self, h: &BatchHeader, seen_ms: i64) {
         if h.producer_id < 0 || h.base_sequence < 0 {
             return;

@@ -336,7 +336,10 @@ fn replay_producers(
         .saturating_sub(1);
     while let Some(seg) = segments.get(i).filter(|_| next < end) {
         let modified = seg.last_modified_ms();
-        let newest = match (seg.max_timestamp()?, modified) {
+        // A segment of empty batches only (compaction keeps a producer's last batch emptied)
+        // has no record timestamp (`i64::MIN`): that says nothing about its age.
+        let max_ts = seg.max_timestamp()?.filter(|&t| t != i64::MIN);
+        let newest = match (max_ts, modified) {
             (Some(t), Some(m)) => Some(t.max(m)),
             (t, m) => t.or(m),
         };

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::common::both_fs;
-use topiclog::fs::{CrashMode, SimFs};
+use topiclog::fs::{CrashMode, FileSystem, SimFs};
 use topiclog::{Durability, Env, Error, LogConfig, Partition, ProducerBatch, Record};
 
 fn config() -> LogConfig {
@@ -144,4 +144,85 @@ fn truncation_forgets_cut_batches() {
         );
         log.close().unwrap();
     });
+}
+
+/// Compaction keeps each idempotent producer's last batch, emptied if nothing in it survives
+/// (Kafka's cleaner does the same): where the state is rebuilt from the log (the segments moved
+/// without topiclog's snapshot), a retry of that batch is still a duplicate, not stored twice.
+#[test]
+fn compaction_keeps_a_producers_last_batch_for_its_state() {
+    let fs = SimFs::new(11);
+    let env = || Env::with_fs(Arc::new(fs.clone()));
+    let cfg = LogConfig {
+        cleanup_policy: topiclog::CleanupPolicy::Compact,
+        ..config()
+    };
+    let log = Partition::open_with_env("/p", cfg.clone(), env()).unwrap();
+    let keyed = |tag: &str, n: usize| -> Vec<Record> {
+        (0..n)
+            .map(|k| Record::new(format!("{tag}-{k}")).with_key(format!("k{k}")))
+            .collect()
+    };
+    // Producer 7's only (and so last) batch, then plain appends that supersede every key in it.
+    let first = log
+        .append_idempotent(&keyed("p7", 4), pb(7, 0, 0), Durability::Always)
+        .unwrap();
+    for round in 0..40 {
+        log.append_batch(&keyed(&format!("r{round}"), 4)).unwrap();
+    }
+    let policy = topiclog::CompactionPolicy {
+        min_cleanable_dirty_ratio: 0.0,
+        ..topiclog::CompactionPolicy::default()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for pass in 0..2 {
+        // Twice: the second pass meets the emptied batch and keeps it too.
+        let report = log.compact(now + pass, &policy).unwrap();
+        assert!(report.cleaned, "{report:?}");
+        for round in 0..40 {
+            log.append_batch(&keyed(&format!("again{pass}-{round}"), 4))
+                .unwrap();
+        }
+    }
+    let first_batch = log.read(0, 1 << 20).unwrap();
+    assert!(
+        first_batch.records().all(|r| r.offset() >= 4),
+        "producer 7's records were compacted away"
+    );
+    let kept = log.segments()[0].read(0, 1 << 20).unwrap();
+    let h = kept[0].header();
+    assert_eq!(
+        (
+            h.base_offset,
+            h.record_count,
+            h.producer_id,
+            h.base_sequence
+        ),
+        (0, 0, 7, 0),
+        "the producer's emptied last batch is kept"
+    );
+    log.close().unwrap();
+    // The segments alone, as a Kafka broker (or an export) would hold them: whoever opens them
+    // rebuilds the producers' state from the batches.
+    let afs: Arc<dyn FileSystem> = Arc::new(fs.clone());
+    afs.create_dir_all(std::path::Path::new("/q")).unwrap();
+    for name in afs.read_dir(std::path::Path::new("/p")).unwrap() {
+        if name.ends_with(".log") {
+            let bytes = fs
+                .read_file(&std::path::Path::new("/p").join(&name))
+                .unwrap();
+            fs.write_file(&std::path::Path::new("/q").join(&name), &bytes);
+        }
+    }
+    let log = Partition::open_with_env("/q", cfg, env()).unwrap();
+    assert!(log.recovery_report().producer_state_rebuilt);
+    let retry = log
+        .append_idempotent(&keyed("p7", 4), pb(7, 0, 0), Durability::Always)
+        .unwrap();
+    assert!(retry.duplicate, "{retry:?}");
+    assert_eq!(retry.base_offset, first.base_offset);
+    log.close().unwrap();
 }
