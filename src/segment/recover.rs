@@ -136,6 +136,20 @@ impl Segment {
                 // A torn write leaves a prefix of the batch the writer meant to put here, then
                 // zeros (or the end of the file). Bytes that cannot be that are not a torn tail.
                 let ours = !backwards && self.torn_batch_compatible(pos, expected, file_len)?;
+                if backwards && pos == 0 {
+                    // A valid batch that cannot start this segment: never erase it.
+                    return Err(Error::corrupt(
+                        &self.log_path,
+                        0,
+                        format!(
+                            "the first batch (a valid RecordBatch v2) does not start this segment: \
+                             it must start at offset {} with partition leader epoch 0 (a log \
+                             written by Kafka is adopted only from a directory topiclog never \
+                             opened); it was left untouched",
+                            self.base_offset
+                        ),
+                    ));
+                }
                 if !ours && pos == 0 {
                     // Not a single batch we read: another format (old Kafka, topiclog's
                     // pre-release one), or damage from the first byte. Never erase it.
