@@ -168,7 +168,7 @@ impl Limit {
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogConfig {
     /// Roll to a new segment before one would exceed this size. Default 1 GiB. Kafka:
-    /// `segment.bytes`. Range: 1 KiB ..= 2 GiB.
+    /// `segment.bytes`. Range: 1 KiB ..= 2 GiB - 1 (Kafka's `int32` file positions).
     pub segment_bytes: u64,
     /// Roll a non-empty segment once its first append is this old. Default 7 days. Kafka:
     /// `segment.ms`. A compacted log also rolls by `max_compaction_lag`, so that data in the
@@ -265,10 +265,11 @@ impl LogConfig {
     /// # Errors
     /// [`Error::InvalidConfig`] naming the field.
     pub fn validate(&self) -> Result<()> {
-        if !(1024..=(2 << 30)).contains(&self.segment_bytes) {
+        // Kafka's index entries hold positions as int32, so a segment stays below 2 GiB.
+        if !(1024..=crate::format::MAX_SEGMENT_RELATIVE).contains(&self.segment_bytes) {
             return Err(Error::config(
                 "segment_bytes",
-                format!("{} is outside 1 KiB ..= 2 GiB", self.segment_bytes),
+                format!("{} is outside 1 KiB ..= 2 GiB - 1", self.segment_bytes),
             ));
         }
         if self.segment_ms == Deadline::After(Duration::ZERO) {
@@ -462,6 +463,18 @@ impl LogConfig {
     }
 
     /// What a segment needs from the config.
+    /// What a segment of a standalone log needs: batch offsets must increase, and may skip
+    /// (people building their own log on [`Segment`](crate::segment::Segment) place batches
+    /// where they like).
+    pub(crate) fn standalone_segment_config(&self) -> SegmentConfig {
+        SegmentConfig {
+            offset_gaps_below: u64::MAX,
+            ..self.segment_config()
+        }
+    }
+
+    /// What a segment of a partition needs: batch offsets continue exactly (see
+    /// `SegmentConfig::offset_gaps_below`).
     pub(crate) fn segment_config(&self) -> SegmentConfig {
         SegmentConfig {
             index_interval_bytes: self.index_interval_bytes,
@@ -473,6 +486,7 @@ impl LogConfig {
             },
             max_batch_bytes: self.max_batch_bytes,
             recovery: self.recovery,
+            offset_gaps_below: 0,
         }
     }
 

@@ -147,6 +147,20 @@ pub enum Error {
         reason: String,
     },
 
+    /// A segment file holds batches of a format this version does not read: Kafka's message sets
+    /// v0/v1 (magic 0 or 1, written before Kafka 0.11), or topiclog's own pre-release format. The
+    /// file is left untouched. Move the partition directory away; for old Kafka data, let a Kafka
+    /// broker of version 0.11 or later rewrite it (e.g. by reassigning or re-producing it).
+    ///
+    /// Kind: [`ErrorKind::Damaged`].
+    #[error("{}: {found}; topiclog reads Kafka RecordBatch v2 (magic 2) segments only, and left the file untouched", path.display())]
+    UnsupportedFormat {
+        /// The segment file.
+        path: PathBuf,
+        /// The format found, in words.
+        found: String,
+    },
+
     /// A configuration file is malformed or holds an invalid value. Fix or restore the file (line
     /// 0 means the file as a whole).
     ///
@@ -479,7 +493,9 @@ impl Error {
             | Error::InvalidPartition { .. }
             | Error::NoOffset { .. }
             | Error::NotAssigned { .. } => ErrorKind::InvalidInput,
-            Error::Corrupt { .. } | Error::InvalidConfigFile { .. } => ErrorKind::Damaged,
+            Error::Corrupt { .. }
+            | Error::InvalidConfigFile { .. }
+            | Error::UnsupportedFormat { .. } => ErrorKind::Damaged,
             Error::TopicExists { .. }
             | Error::AlreadyOpen { .. }
             | Error::NotAStore { .. }
@@ -791,6 +807,13 @@ mod tests {
                 ),
                 ErrorKind::Retriable,
             ),
+            (
+                Error::UnsupportedFormat {
+                    path: path.clone(),
+                    found: "Kafka message format v1 (magic 1)".into(),
+                },
+                ErrorKind::Damaged,
+            ),
         ]
     }
 
@@ -823,6 +846,7 @@ mod tests {
             Error::Wakeup => 22,
             Error::Closed { .. } => 23,
             Error::Maintenance { .. } => 24,
+            Error::UnsupportedFormat { .. } => 25,
         }
     }
 

@@ -14,16 +14,19 @@ pub struct BatchHeader {
     pub base_offset: u64,
     /// Value of the length field: bytes after it.
     pub length: u32,
-    /// Stored CRC-32 of the bytes after the CRC field.
+    /// Partition leader epoch (Kafka's replication epoch; topiclog writes 0).
+    pub partition_leader_epoch: i32,
+    /// Format ("magic"): always [`MAGIC`] once parsed.
+    pub magic: u8,
+    /// Stored CRC-32C of the bytes after the CRC field.
     pub crc: u32,
-    /// Format version.
-    pub version: u8,
-    /// Attribute bits (compression, timestamp type, control).
+    /// Attribute bits (compression, timestamp type, transactional, control, delete horizon).
     pub attributes: u16,
     /// Offset of the last record minus the base offset.
     pub last_offset_delta: u32,
-    /// Timestamp of the first record.
-    pub first_timestamp: i64,
+    /// Base timestamp: the first record's timestamp, or the delete horizon when
+    /// [`delete_horizon`](Self::delete_horizon). Record timestamps are deltas from it.
+    pub base_timestamp: i64,
     /// Largest record timestamp.
     pub max_timestamp: i64,
     /// Idempotent producer id, -1 when unused.
@@ -49,12 +52,35 @@ impl BatchHeader {
 
     /// Size of the whole batch in bytes.
     pub fn total_len(&self) -> usize {
-        BATCH_PREFIX_LEN - 4 + self.length as usize
+        PARTITION_LEADER_EPOCH_OFFSET + self.length as usize
     }
 
-    /// Whether timestamps were assigned by the log at append time.
+    /// Whether timestamps were assigned by the log at append time: every record's timestamp is
+    /// then the batch's maximum timestamp, as Kafka reads it.
     pub fn is_log_append_time(&self) -> bool {
         self.attributes & ATTR_LOG_APPEND_TIME != 0
+    }
+
+    /// Whether this is a control batch (transaction markers written by Kafka): its records are
+    /// never returned to readers.
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// Whether the batch belongs to a transaction (written by Kafka; topiclog does not write
+    /// transactions).
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    /// The delete horizon (KIP-534) stored in the base timestamp by a compaction, if any.
+    pub fn delete_horizon(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
+    }
+
+    /// The compression codec bits (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+    pub fn compression_bits(&self) -> u16 {
+        self.attributes & ATTR_COMPRESSION_MASK
     }
 
     /// Decode a header from the first [`BATCH_HEADER_LEN`] bytes of `b`, checking only structure
@@ -63,27 +89,44 @@ impl BatchHeader {
         let h = b
             .first_chunk::<BATCH_HEADER_LEN>()
             .ok_or("batch header is truncated")?;
+        // The magic comes first: the other fields mean nothing in another format.
+        if h[MAGIC_OFFSET] != MAGIC {
+            return Err("not a Kafka RecordBatch v2 (magic is not 2)");
+        }
         // `h` is an array: every field position is checked against its size when compiling.
         macro_rules! field {
             ($at:expr, $len:literal, $ty:ty) => {{
                 let mut bytes = [0; $len];
                 bytes.copy_from_slice(&h[$at..$at + $len]);
-                <$ty>::from_le_bytes(bytes)
+                <$ty>::from_be_bytes(bytes)
             }};
         }
+        let base_offset = field!(BASE_OFFSET_OFFSET, 8, i64);
+        let length = field!(LENGTH_OFFSET, 4, i32);
+        let last_offset_delta = field!(LAST_OFFSET_DELTA_OFFSET, 4, i32);
+        let record_count = field!(RECORD_COUNT_OFFSET, 4, i32);
+        let (Ok(base_offset), Ok(length), Ok(last_offset_delta), Ok(record_count)) = (
+            u64::try_from(base_offset),
+            u32::try_from(length),
+            u32::try_from(last_offset_delta),
+            u32::try_from(record_count),
+        ) else {
+            return Err("negative base offset, length, last offset delta or record count");
+        };
         let header = BatchHeader {
-            base_offset: field!(BASE_OFFSET_OFFSET, 8, u64),
-            length: field!(LENGTH_OFFSET, 4, u32),
+            base_offset,
+            length,
+            partition_leader_epoch: field!(PARTITION_LEADER_EPOCH_OFFSET, 4, i32),
+            magic: h[MAGIC_OFFSET],
             crc: field!(CRC_OFFSET, 4, u32),
-            version: h[VERSION_OFFSET],
             attributes: field!(ATTRIBUTES_OFFSET, 2, u16),
-            last_offset_delta: field!(LAST_OFFSET_DELTA_OFFSET, 4, u32),
-            first_timestamp: field!(FIRST_TIMESTAMP_OFFSET, 8, i64),
+            last_offset_delta,
+            base_timestamp: field!(BASE_TIMESTAMP_OFFSET, 8, i64),
             max_timestamp: field!(MAX_TIMESTAMP_OFFSET, 8, i64),
             producer_id: field!(PRODUCER_ID_OFFSET, 8, i64),
             producer_epoch: field!(PRODUCER_EPOCH_OFFSET, 2, i16),
             base_sequence: field!(BASE_SEQUENCE_OFFSET, 4, i32),
-            record_count: field!(RECORD_COUNT_OFFSET, 4, u32),
+            record_count,
         };
         header.check()?;
         Ok(header)
@@ -96,8 +139,8 @@ impl BatchHeader {
         if self.length as usize > MAX_BATCH_BYTES_LIMIT {
             return Err("batch length exceeds the format's maximum");
         }
-        if self.version != BATCH_VERSION {
-            return Err("unknown batch format version");
+        if self.compression_bits() > 4 {
+            return Err("unknown compression codec in the batch attributes");
         }
         if u64::from(self.record_count) > u64::from(self.last_offset_delta) + 1 {
             return Err("record count exceeds the batch's offset range");
@@ -105,12 +148,18 @@ impl BatchHeader {
         if self
             .base_offset
             .checked_add(u64::from(self.last_offset_delta) + 1)
-            .is_none()
+            .is_none_or(|next| next > i64::MAX as u64)
         {
-            return Err("batch offsets overflow u64");
+            return Err("batch offsets overflow Kafka's int64 offsets");
         }
-        if self.max_timestamp < self.first_timestamp && self.record_count > 0 {
-            return Err("max timestamp is below the first timestamp");
+        // With create-time timestamps and no delete horizon, the base timestamp is the first
+        // record's and the maximum cannot be below it. (Kafka rewrites the maximum of a
+        // log-append-time batch, and a delete horizon replaces the base.)
+        if self.max_timestamp < self.base_timestamp
+            && self.record_count > 0
+            && self.attributes & (ATTR_LOG_APPEND_TIME | ATTR_DELETE_HORIZON) == 0
+        {
+            return Err("max timestamp is below the base timestamp");
         }
         Ok(())
     }
@@ -138,17 +187,101 @@ pub(crate) fn peek_frame(b: &[u8]) -> Frame {
     }
 }
 
+/// What the first bytes of a segment file hold if they are a batch of another format than Kafka's
+/// RecordBatch v2, in words: Kafka's message sets v0/v1 or a later magic (the magic byte sits at
+/// byte 16 in every Kafka format), or topiclog's pre-release format (little-endian, "version" 1 at
+/// byte 16). `None` for magic 2 (a v2 batch, maybe damaged) and for anything unrecognisable.
+pub(crate) fn describe_foreign_format(head: &[u8]) -> Option<String> {
+    let magic = *head.get(MAGIC_OFFSET)?;
+    let len = head.get(LENGTH_OFFSET..LENGTH_OFFSET + 4)?;
+    let len = [len.first()?, len.get(1)?, len.get(2)?, len.get(3)?].map(|b| *b);
+    let plausible = |n: u32| (12..=MAX_BATCH_BYTES_LIMIT as u32).contains(&n);
+    match magic {
+        MAGIC => None,
+        0 | 1 if plausible(u32::from_be_bytes(len)) => Some(format!(
+            "Kafka message format v{magic} (magic {magic}, written by Kafka before 0.11)"
+        )),
+        1 if plausible(u32::from_le_bytes(len)) => Some(
+            "topiclog's pre-release segment format (little-endian batches, version 1), which \
+             this version no longer reads"
+                .into(),
+        ),
+        3..=9 if plausible(u32::from_be_bytes(len)) => Some(format!(
+            "a Kafka record batch with magic {magic}, newer than this version reads"
+        )),
+        _ => None,
+    }
+}
+
 /// A validated record batch: its CRC matched and its records parse. Cheap to clone; records are
-/// zero-copy slices of its bytes.
+/// zero-copy slices of its bytes (of the decompressed records, for a compressed batch).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordBatch {
     header: BatchHeader,
     bytes: Bytes,
+    /// The records section: a slice of `bytes`, or its decompressed form.
+    records: Bytes,
+}
+
+/// Where a batch's records are: its bytes after the header, decompressed if the batch is.
+fn records_section(bytes: &Bytes, header: &BatchHeader) -> Result<Bytes, (usize, &'static str)> {
+    let raw = bytes.slice(RECORDS_OFFSET.min(bytes.len())..);
+    match header.compression_bits() {
+        0 => Ok(raw),
+        _ => Err((
+            ATTRIBUTES_OFFSET,
+            "compressed batches are not supported by this build",
+        )),
+    }
+}
+
+/// Check that `records` holds exactly `header.record_count` well-formed records with increasing
+/// offset deltas within the batch's range. Errors carry a position within `records`.
+fn check_records(records: &[u8], header: &BatchHeader) -> Result<(), (usize, &'static str)> {
+    let mut pos = 0;
+    let mut prev_delta: Option<u64> = None;
+    for _ in 0..header.record_count {
+        let at = pos;
+        let parts =
+            parse_record(records, &mut pos, records.len()).ok_or((at, "malformed record"))?;
+        if parts.offset_delta > u64::from(header.last_offset_delta)
+            || prev_delta.is_some_and(|p| parts.offset_delta <= p)
+        {
+            return Err((at, "record offset delta out of order or out of range"));
+        }
+        prev_delta = Some(parts.offset_delta);
+    }
+    if pos != records.len() {
+        return Err((pos, "bytes left over after the last record"));
+    }
+    Ok(())
+}
+
+/// Validate `bytes` as exactly one batch without decompressing it: header, length and CRC, and
+/// for an uncompressed batch the framing of every record. What recovery checks of each batch.
+pub(crate) fn validate_batch(bytes: &[u8]) -> Result<BatchHeader, (usize, &'static str)> {
+    let header = BatchHeader::parse(bytes).map_err(|r| (0, r))?;
+    if header.total_len() != bytes.len() {
+        return Err((
+            LENGTH_OFFSET,
+            "batch length does not match the bytes available",
+        ));
+    }
+    if !crc_matches(bytes, &header) {
+        return Err((CRC_OFFSET, "CRC mismatch"));
+    }
+    if header.compression_bits() == 0 {
+        let records = bytes.get(RECORDS_OFFSET..).unwrap_or_default();
+        check_records(records, &header).map_err(|(at, r)| (RECORDS_OFFSET + at, r))?;
+    }
+    Ok(header)
 }
 
 impl RecordBatch {
-    /// Validate `bytes` as exactly one batch: length, CRC, version and the framing of every record.
-    /// On failure returns the byte position (relative to `bytes`) and a reason.
+    /// Validate `bytes` as exactly one Kafka RecordBatch v2: length, CRC-32C, magic, attributes
+    /// and the framing of every record (decompressing a compressed batch, with its size capped).
+    /// On failure returns the byte position (relative to `bytes`; within the decompressed
+    /// records for a compressed batch's records) and a reason.
     pub fn decode(bytes: Bytes) -> Result<RecordBatch, (usize, &'static str)> {
         let header = BatchHeader::parse(&bytes).map_err(|r| (0, r))?;
         if header.total_len() != bytes.len() {
@@ -157,30 +290,23 @@ impl RecordBatch {
                 "batch length does not match the bytes available",
             ));
         }
-        // The header parsed, so the CRC-covered region is there.
-        let covered = bytes.get(BATCH_PREFIX_LEN..).unwrap_or_default();
-        if crc32fast::hash(covered) ^ base_offset_crc(header.base_offset) != header.crc {
+        if !crc_matches(&bytes, &header) {
             return Err((CRC_OFFSET, "CRC mismatch"));
         }
-        let mut pos = RECORDS_OFFSET;
-        let mut prev_delta: Option<u64> = None;
-        for _ in 0..header.record_count {
-            let at = pos;
-            let parts =
-                parse_record(&bytes, &mut pos, bytes.len()).ok_or((at, "malformed record"))?;
-            if parts.offset_delta > u64::from(header.last_offset_delta)
-                || prev_delta.is_some_and(|p| parts.offset_delta <= p)
-            {
-                return Err((at, "record offset delta out of order or out of range"));
-            }
-            prev_delta = Some(parts.offset_delta);
-        }
-        if pos != bytes.len() {
-            return Err((pos, "bytes left over after the last record"));
-        }
+        let records = records_section(&bytes, &header)?;
+        let shift = if header.compression_bits() == 0 {
+            RECORDS_OFFSET
+        } else {
+            0
+        };
+        check_records(&records, &header).map_err(|(at, r)| (shift + at, r))?;
         // Compaction keeps a batch's offset range when it drops records, so the last record may
         // sit below `last offset delta` (checked above never to exceed it).
-        Ok(RecordBatch { header, bytes })
+        Ok(RecordBatch {
+            header,
+            bytes,
+            records,
+        })
     }
 
     /// Encode `records` as one batch starting at `base_offset`, exactly as a partition writes it;
@@ -209,7 +335,7 @@ impl RecordBatch {
         }
         let meta = BatchMeta::new(default_timestamp);
         let len = encoded_batch_len(records, &meta);
-        if len > MAX_BATCH_BYTES_LIMIT || records.len() > u32::MAX as usize {
+        if len > MAX_BATCH_BYTES_LIMIT || records.len() > i32::MAX as usize {
             return Err(crate::Error::RecordTooLarge {
                 size: len,
                 max: MAX_BATCH_BYTES_LIMIT,
@@ -218,14 +344,10 @@ impl RecordBatch {
         let mut buf = Vec::with_capacity(len);
         encode_batch(&mut buf, records, &meta);
         patch_base_offset(&mut buf, base_offset);
-        let header = BatchHeader::parse(&buf).map_err(|r| crate::Error::Corrupt {
+        RecordBatch::decode(Bytes::from(buf)).map_err(|(at, r)| crate::Error::Corrupt {
             path: Default::default(),
-            position: 0,
+            position: at as u64,
             reason: r.into(),
-        })?;
-        Ok(RecordBatch {
-            header,
-            bytes: Bytes::from(buf),
         })
     }
 
@@ -254,9 +376,15 @@ impl RecordBatch {
         self.header.max_timestamp
     }
 
-    /// Number of records.
+    /// Number of records stored (control records included).
     pub fn record_count(&self) -> u32 {
         self.header.record_count
+    }
+
+    /// Whether this is a control batch (Kafka's transaction markers): [`records`](Self::records)
+    /// yields nothing for it.
+    pub fn is_control(&self) -> bool {
+        self.header.is_control()
     }
 
     /// The raw bytes of the batch as stored.
@@ -264,14 +392,16 @@ impl RecordBatch {
         &self.bytes
     }
 
-    /// The batch's records in offset order.
+    /// The batch's data records in offset order; none for a control batch.
     pub fn records(&self) -> Records {
+        let h = &self.header;
         Records {
-            bytes: self.bytes.clone(),
-            pos: RECORDS_OFFSET,
-            remaining: self.header.record_count,
-            base_offset: self.header.base_offset,
-            first_timestamp: self.header.first_timestamp,
+            bytes: self.records.clone(),
+            pos: 0,
+            remaining: if h.is_control() { 0 } else { h.record_count },
+            base_offset: h.base_offset,
+            base_timestamp: h.base_timestamp,
+            log_append_time: h.is_log_append_time().then_some(h.max_timestamp),
         }
     }
 }
@@ -291,7 +421,9 @@ pub struct Records {
     pos: usize,
     remaining: u32,
     base_offset: u64,
-    first_timestamp: i64,
+    base_timestamp: i64,
+    /// For a log-append-time batch, the time every record gets (the batch's maximum).
+    log_append_time: Option<i64>,
 }
 
 impl Iterator for Records {
@@ -306,7 +438,9 @@ impl Iterator for Records {
         let p = parse_record(&self.bytes, &mut self.pos, self.bytes.len())?;
         Some(StoredRecord {
             offset: self.base_offset + p.offset_delta,
-            timestamp: self.first_timestamp.wrapping_add(p.timestamp_delta),
+            timestamp: self
+                .log_append_time
+                .unwrap_or_else(|| self.base_timestamp.wrapping_add(p.timestamp_delta)),
             key: p.key.map(|r| self.bytes.slice(r)),
             value: p.value.map(|r| self.bytes.slice(r)),
             headers: self.bytes.slice(p.headers),
@@ -360,13 +494,13 @@ pub(crate) fn encoded_batch_len<R: Borrow<Record>>(records: &[R], meta: &BatchMe
     for (i, r) in records.iter().enumerate() {
         let r = r.borrow();
         let body = r.body_len(record_timestamp(r, meta).wrapping_sub(first_ts), i as u32);
-        n += super::varint::uvarint_len(body as u64) + body;
+        n += super::varint::varint_len(body as i32) + body;
     }
     n
 }
 
 /// Encode `records` as one batch (base offset 0, CRC computed) at the end of `buf`. The caller has
-/// checked that `records` is non-empty and fits `u32` offset deltas.
+/// checked that `records` is non-empty and fits `int32` offset deltas.
 pub(crate) fn encode_batch<R: Borrow<Record>>(buf: &mut Vec<u8>, records: &[R], meta: &BatchMeta) {
     let start = buf.len();
     let first_ts = records
@@ -387,11 +521,12 @@ pub(crate) fn encode_batch<R: Borrow<Record>>(buf: &mut Vec<u8>, records: &[R], 
     let fields = BatchHeader {
         base_offset: 0,
         length: 0,
+        partition_leader_epoch: 0,
+        magic: MAGIC,
         crc: 0,
-        version: BATCH_VERSION,
         attributes,
         last_offset_delta: records.len().saturating_sub(1) as u32,
-        first_timestamp: first_ts,
+        base_timestamp: first_ts,
         max_timestamp: max_ts,
         producer_id: meta.producer_id,
         producer_epoch: meta.producer_epoch,
@@ -405,47 +540,49 @@ pub(crate) fn encode_batch<R: Borrow<Record>>(buf: &mut Vec<u8>, records: &[R], 
     write_header(&mut buf[start..], &fields);
 }
 
-/// Fill in the header of the encoded batch `h` (the whole batch, records in place) from
-/// `fields`: the length from `h`'s size, the current version, every other field, then the CRC.
-/// (`fields.length`, `crc` and `version` are not used.) The one writer of the header layout.
+/// Fill in the header of the encoded batch `batch` (the whole batch, records in place) from
+/// `fields`: the length from `batch`'s size, magic 2, every other field, then the CRC-32C.
+/// (`fields.length`, `crc` and `magic` are not used.) The one writer of the header layout.
 fn write_header(batch: &mut [u8], fields: &BatchHeader) {
     let f = fields;
-    let length = u32::try_from(batch.len() - CRC_OFFSET.min(batch.len())).unwrap_or(u32::MAX);
+    let length = batch.len().saturating_sub(PARTITION_LEADER_EPOCH_OFFSET);
+    let length = i32::try_from(length).unwrap_or(i32::MAX);
     let Some((h, records)) = batch.split_first_chunk_mut::<BATCH_HEADER_LEN>() else {
         debug_assert!(false, "callers make room for the header");
         return;
     };
-    // `h` is an array: every position below is checked against its size when compiling.
-    h[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&f.base_offset.to_le_bytes());
-    h[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&length.to_le_bytes());
-    h[VERSION_OFFSET] = BATCH_VERSION;
-    h[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&f.attributes.to_le_bytes());
-    h[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4]
-        .copy_from_slice(&f.last_offset_delta.to_le_bytes());
-    h[FIRST_TIMESTAMP_OFFSET..FIRST_TIMESTAMP_OFFSET + 8]
-        .copy_from_slice(&f.first_timestamp.to_le_bytes());
-    h[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
-        .copy_from_slice(&f.max_timestamp.to_le_bytes());
-    h[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&f.producer_id.to_le_bytes());
-    h[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2]
-        .copy_from_slice(&f.producer_epoch.to_le_bytes());
-    h[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
-        .copy_from_slice(&f.base_sequence.to_le_bytes());
-    h[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4].copy_from_slice(&f.record_count.to_le_bytes());
-    let mut crc = crc32fast::Hasher::new();
+    // `h` is an array: every position below is checked against its size when compiling. The
+    // unsigned fields were parsed from (or built within) Kafka's non-negative int ranges.
+    macro_rules! put {
+        ($at:expr, $len:literal, $v:expr) => {{
+            h[$at..$at + $len].copy_from_slice(&$v.to_be_bytes());
+        }};
+    }
+    put!(BASE_OFFSET_OFFSET, 8, f.base_offset as i64);
+    put!(LENGTH_OFFSET, 4, length);
+    put!(PARTITION_LEADER_EPOCH_OFFSET, 4, f.partition_leader_epoch);
+    h[MAGIC_OFFSET] = MAGIC;
+    put!(ATTRIBUTES_OFFSET, 2, f.attributes);
+    put!(LAST_OFFSET_DELTA_OFFSET, 4, f.last_offset_delta as i32);
+    put!(BASE_TIMESTAMP_OFFSET, 8, f.base_timestamp);
+    put!(MAX_TIMESTAMP_OFFSET, 8, f.max_timestamp);
+    put!(PRODUCER_ID_OFFSET, 8, f.producer_id);
+    put!(PRODUCER_EPOCH_OFFSET, 2, f.producer_epoch);
+    put!(BASE_SEQUENCE_OFFSET, 4, f.base_sequence);
+    put!(RECORD_COUNT_OFFSET, 4, f.record_count as i32);
+    let mut crc = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
     crc.update(&h[BATCH_PREFIX_LEN..]);
     crc.update(records);
-    let crc = crc.finalize() ^ base_offset_crc(f.base_offset);
-    h[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+    put!(CRC_OFFSET, 4, crc.finalize() as u32);
 }
 
 /// Encode the `retained` records of a batch whose header is `original` as a new batch at the end
-/// of `buf`: same base offset, offset range (`last offset delta`), attributes, first timestamp and
+/// of `buf`: same base offset, offset range (`last offset delta`), attributes, base timestamp and
 /// producer fields, so offsets and the log's shape survive; record count, length, maximum
 /// timestamp and CRC describe what is left. Used by compaction. `retained` must be in offset
 /// order and lie inside `original`'s offset range; empty, it makes an empty batch (no records)
-/// that still spans the offset range, which compaction uses to end a cleaned segment exactly
-/// where the next one begins.
+/// that still spans the offset range, which compaction uses to keep a cleaned log's offsets
+/// contiguous. `original` must be uncompressed (the records are written uncompressed).
 pub(crate) fn encode_retained(
     buf: &mut Vec<u8>,
     original: &BatchHeader,
@@ -458,13 +595,18 @@ pub(crate) fn encode_retained(
         max_ts = max_ts.max(r.timestamp);
         r.encode(
             buf,
-            r.timestamp.wrapping_sub(original.first_timestamp),
+            r.timestamp.wrapping_sub(original.base_timestamp),
             r.offset - original.base_offset,
         );
     }
     let fields = BatchHeader {
-        // Never below the first timestamp (the header check), even if the first record went.
-        max_timestamp: max_ts.max(original.first_timestamp),
+        max_timestamp: if original.is_log_append_time() {
+            original.max_timestamp
+        } else {
+            // Never below the base timestamp (the header check), even if the first record went.
+            max_ts.max(original.base_timestamp)
+        },
+        attributes: original.attributes & !ATTR_COMPRESSION_MASK,
         record_count: retained.len() as u32,
         ..*original
     };
@@ -475,25 +617,29 @@ pub(crate) fn encode_retained(
     write_header(&mut buf[start..], &fields);
 }
 
-/// Whether `bytes` is exactly the batch `header` describes and its CRC matches: every header
-/// field (the base offset included) is then what the writer wrote. Checks no record framing.
+/// Whether `bytes` is exactly the batch `header` describes and its CRC-32C matches: every field
+/// from the attributes on is then what the writer wrote. Checks no record framing.
 pub(crate) fn crc_matches(bytes: &[u8], header: &BatchHeader) -> bool {
     bytes.len() == header.total_len()
-        && bytes.get(BATCH_PREFIX_LEN..).is_some_and(|covered| {
-            crc32fast::hash(covered) ^ base_offset_crc(header.base_offset) == header.crc
-        })
+        && bytes
+            .get(BATCH_PREFIX_LEN..)
+            .is_some_and(|covered| crc32c(covered) == header.crc)
 }
 
-/// CRC-32 of a base offset's 8 little-endian bytes. The stored CRC is
-/// `crc32(bytes after the CRC field) ^ base_offset_crc(base offset)`, so the base offset is
-/// protected too, yet can be assigned after encoding at the cost of hashing 8 bytes.
+/// CRC-32C (Castagnoli), the checksum of Kafka's record batches, computed with hardware
+/// acceleration where the CPU has it.
+///
+/// ```
+/// assert_eq!(topiclog::internals::format::crc32c(b"123456789"), 0xE306_9283);
+/// ```
 #[inline]
-pub(crate) fn base_offset_crc(base_offset: u64) -> u32 {
-    crc32fast::hash(&base_offset.to_le_bytes())
+pub fn crc32c(bytes: &[u8]) -> u32 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32
 }
 
-/// Give an encoded batch (at least a header's worth of bytes) a new base offset, keeping its CRC
-/// valid. Returns `false`, changing nothing, if `batch` is shorter than a batch header.
+/// Give an encoded batch (at least a header's worth of bytes) a new base offset. (Kafka's CRC
+/// does not cover the base offset, so nothing else changes.) Returns `false`, changing nothing,
+/// if `batch` is shorter than a batch header or `base_offset` is past Kafka's `int64` range.
 ///
 /// # Examples
 /// ```
@@ -504,30 +650,21 @@ pub(crate) fn base_offset_crc(base_offset: u64) -> u32 {
 /// # Ok::<(), topiclog::Error>(())
 /// ```
 pub fn set_base_offset(batch: &mut [u8], base_offset: u64) -> bool {
-    if batch.len() < BATCH_HEADER_LEN {
+    if batch.len() < BATCH_HEADER_LEN || base_offset > i64::MAX as u64 {
         return false;
     }
     patch_base_offset(batch, base_offset);
     true
 }
 
-/// Set the base offset of an encoded batch, updating the CRC (see [`base_offset_crc`]). Bytes
-/// too short to hold a base offset and a CRC are left alone (callers pass encoded batches).
+/// Set the base offset of an encoded batch. Bytes too short to hold a base offset are left alone
+/// (callers pass encoded batches).
 pub(crate) fn patch_base_offset(batch: &mut [u8], base_offset: u64) {
-    let Some(prefix) = batch.first_chunk_mut::<BATCH_PREFIX_LEN>() else {
+    let Some(field) = batch.first_chunk_mut::<8>() else {
         debug_assert!(false, "not an encoded batch");
         return;
     };
-    // `prefix` is an array: these positions are checked when compiling.
-    let mut old = [0; 8];
-    old.copy_from_slice(&prefix[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8]);
-    let mut crc = [0; 4];
-    crc.copy_from_slice(&prefix[CRC_OFFSET..CRC_OFFSET + 4]);
-    let crc = u32::from_le_bytes(crc)
-        ^ base_offset_crc(u64::from_le_bytes(old))
-        ^ base_offset_crc(base_offset);
-    prefix[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&base_offset.to_le_bytes());
-    prefix[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+    *field = base_offset.to_be_bytes();
 }
 
 #[cfg(test)]
@@ -589,18 +726,70 @@ mod tests {
         assert_eq!(got[2].to_record().headers().len(), 2);
     }
 
+    /// Every flip is detected except in the two fields Kafka's CRC leaves out (the base offset
+    /// and the partition leader epoch), which decode to exactly the flipped value: the log checks
+    /// base offsets against their neighbours instead.
     #[test]
-    fn every_bit_flip_is_detected() {
+    fn every_bit_flip_outside_the_offset_and_epoch_is_detected() {
         let bytes = encode(&[Record::new("hello").with_key("k")], 12345);
         for i in 0..bytes.len() {
             for bit in 0..8 {
                 let mut b = bytes.to_vec();
                 b[i] ^= 1 << bit;
-                assert!(
-                    RecordBatch::decode(Bytes::from(b)).is_err(),
-                    "flip at {i}:{bit}"
-                );
+                let decoded = RecordBatch::decode(Bytes::from(b));
+                if i == 0 && bit == 7 {
+                    assert!(decoded.is_err(), "a negative base offset is refused");
+                } else if i < LENGTH_OFFSET {
+                    let h = *decoded.expect("an offset flip decodes").header();
+                    assert_eq!(h.base_offset, 12345 ^ (1u64 << (8 * (7 - i) + bit)));
+                } else if (PARTITION_LEADER_EPOCH_OFFSET..MAGIC_OFFSET).contains(&i) {
+                    let h = *decoded.expect("an epoch flip decodes").header();
+                    assert_ne!(h.partition_leader_epoch, 0);
+                } else {
+                    assert!(decoded.is_err(), "flip at {i}:{bit}");
+                }
             }
+        }
+    }
+
+    /// A batch as Kafka's `DefaultRecordBatch` lays it out, field by field (big-endian header,
+    /// CRC-32C over attributes..end, zig-zag varint record framing).
+    #[test]
+    fn layout_is_kafkas() {
+        let r = Record::new("v").with_key("k").with_timestamp(1000);
+        let b = RecordBatch::build(&[r], 7, 0).unwrap();
+        let b = b.as_bytes();
+        assert_eq!(b.len(), 61 + 9);
+        assert_eq!(b[0..8], 7i64.to_be_bytes());
+        assert_eq!(b[8..12], ((b.len() - 12) as i32).to_be_bytes());
+        assert_eq!(b[12..16], 0i32.to_be_bytes(), "partition leader epoch");
+        assert_eq!(b[16], 2, "magic");
+        assert_eq!(b[17..21], crc32c(&b[21..]).to_be_bytes());
+        assert_eq!(b[21..23], 0i16.to_be_bytes(), "attributes");
+        assert_eq!(b[23..27], 0i32.to_be_bytes(), "last offset delta");
+        assert_eq!(b[27..35], 1000i64.to_be_bytes(), "base timestamp");
+        assert_eq!(b[35..43], 1000i64.to_be_bytes(), "max timestamp");
+        assert_eq!(b[43..51], (-1i64).to_be_bytes(), "producer id");
+        assert_eq!(b[51..53], (-1i16).to_be_bytes(), "producer epoch");
+        assert_eq!(b[53..57], (-1i32).to_be_bytes(), "base sequence");
+        assert_eq!(b[57..61], 1i32.to_be_bytes(), "record count");
+        // length 8 (zig-zag 16), attributes 0, timestamp delta 0, offset delta 0, key length 1
+        // (zig-zag 2) "k", value length 1 "v", no headers.
+        assert_eq!(
+            b[61..],
+            [16, 0, 0, 0, 2, b'k', 2, b'v', 0][..],
+            "{:?}",
+            &b[61..]
+        );
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283, "CRC-32C check value");
+    }
+
+    #[test]
+    fn foreign_magic_is_refused_before_anything_else() {
+        let mut b = encode(&[Record::new("x")], 0).to_vec();
+        for magic in [0u8, 1, 3] {
+            b[MAGIC_OFFSET] = magic;
+            assert!(matches!(peek_frame(&b), Frame::Invalid(r) if r.contains("magic")));
         }
     }
 
@@ -615,7 +804,7 @@ mod tests {
     #[test]
     fn header_rejects_huge_length() {
         let mut b = encode(&[Record::new("x")], 0).to_vec();
-        b[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        b[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&i32::MAX.to_be_bytes());
         assert!(matches!(peek_frame(&b), Frame::Invalid(_)));
     }
 }

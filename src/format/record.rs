@@ -1,22 +1,24 @@
 //! Records: what users append ([`Record`]) and what they read back ([`StoredRecord`]).
 //!
-//! Layout of one record inside a batch's records section:
+//! Layout of one record inside a batch's records section, Kafka's `DefaultRecord` (every number a
+//! zig-zag varint; `varlong` for the timestamp delta):
 //!
 //! ```text
-//! length            uvarint   bytes of this record after this field
-//! timestamp delta   zigzag    timestamp - batch first timestamp
-//! offset delta      uvarint   offset - batch base offset
-//! key               uvarint   0 = null, n + 1 = n bytes follow
-//! value             uvarint   0 = null (a tombstone), n + 1 = n bytes follow
-//! header count      uvarint
-//! per header:       key: uvarint n + n bytes of UTF-8; value: uvarint (0 = null, n + 1) + bytes
+//! length            varint    bytes of this record after this field
+//! attributes        int8      unused, 0
+//! timestamp delta   varlong   timestamp - batch base timestamp
+//! offset delta      varint    offset - batch base offset
+//! key length        varint    -1 = null, else n bytes follow
+//! value length      varint    -1 = null (a tombstone), else n bytes follow
+//! header count      varint
+//! per header:       key: varint n >= 0 + n bytes of UTF-8; value: varint (-1 = null) + bytes
 //! ```
 
 use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::varint::{get_uvarint, put_uvarint, unzigzag, uvarint_len, zigzag};
+use super::varint::{get_varint, get_varlong, put_varint, put_varlong, varint_len, varlong_len};
 
 /// A record to append: an optional key, an optional value (a missing value is a tombstone for
 /// compaction), an optional timestamp and headers.
@@ -114,13 +116,14 @@ impl Record {
     }
 
     /// Encoded size of the record's body (everything after its length prefix).
+    /// (Sizes are below the batch limit, which the caller checks, so they fit Kafka's `int32`.)
     pub(crate) fn body_len(&self, timestamp_delta: i64, offset_delta: u32) -> usize {
-        let mut n = uvarint_len(zigzag(timestamp_delta)) + uvarint_len(u64::from(offset_delta));
+        let mut n = 1 + varlong_len(timestamp_delta) + varint_len(offset_delta as i32);
         n += nullable_len(self.key.as_deref());
         n += nullable_len(self.value.as_deref());
-        n += uvarint_len(self.headers.len() as u64);
+        n += varint_len(self.headers.len() as i32);
         for (k, v) in &self.headers {
-            n += uvarint_len(k.len() as u64) + k.len();
+            n += varint_len(k.len() as i32) + k.len();
             n += nullable_len(v.as_deref());
         }
         n
@@ -129,14 +132,15 @@ impl Record {
     /// Append the record (length prefix included) to `buf`.
     pub(crate) fn encode(&self, buf: &mut Vec<u8>, timestamp_delta: i64, offset_delta: u32) {
         let body = self.body_len(timestamp_delta, offset_delta);
-        put_uvarint(buf, body as u64);
-        put_uvarint(buf, zigzag(timestamp_delta));
-        put_uvarint(buf, u64::from(offset_delta));
+        put_varint(buf, body as i32);
+        buf.push(0); // attributes
+        put_varlong(buf, timestamp_delta);
+        put_varint(buf, offset_delta as i32);
         put_nullable(buf, self.key.as_deref());
         put_nullable(buf, self.value.as_deref());
-        put_uvarint(buf, self.headers.len() as u64);
+        put_varint(buf, self.headers.len() as i32);
         for (k, v) in &self.headers {
-            put_uvarint(buf, k.len() as u64);
+            put_varint(buf, k.len() as i32);
             buf.extend_from_slice(k.as_bytes());
             put_nullable(buf, v.as_deref());
         }
@@ -147,16 +151,16 @@ impl Record {
 fn nullable_len(b: Option<&[u8]>) -> usize {
     match b {
         None => 1,
-        Some(b) => uvarint_len(b.len() as u64 + 1) + b.len(),
+        Some(b) => varint_len(b.len() as i32) + b.len(),
     }
 }
 
 #[inline]
 fn put_nullable(buf: &mut Vec<u8>, b: Option<&[u8]>) {
     match b {
-        None => buf.push(0),
+        None => put_varint(buf, -1),
         Some(b) => {
-            put_uvarint(buf, b.len() as u64 + 1);
+            put_varint(buf, b.len() as i32);
             buf.extend_from_slice(b);
         }
     }
@@ -211,19 +215,23 @@ impl StoredRecord {
 
     /// Append the record (length prefix included) to `buf` with the given deltas, copying its
     /// key, value and headers as stored.
+    /// (`offset_delta` is within its batch's `int32` range, the caller's batch.)
     pub(crate) fn encode(&self, buf: &mut Vec<u8>, timestamp_delta: i64, offset_delta: u64) {
-        let body = uvarint_len(zigzag(timestamp_delta))
-            + uvarint_len(offset_delta)
+        let offset_delta = offset_delta as i32;
+        let body = 1
+            + varlong_len(timestamp_delta)
+            + varint_len(offset_delta)
             + nullable_len(self.key.as_deref())
             + nullable_len(self.value.as_deref())
-            + uvarint_len(u64::from(self.header_count))
+            + varint_len(self.header_count as i32)
             + self.headers.len();
-        put_uvarint(buf, body as u64);
-        put_uvarint(buf, zigzag(timestamp_delta));
-        put_uvarint(buf, offset_delta);
+        put_varint(buf, body as i32);
+        buf.push(0); // attributes
+        put_varlong(buf, timestamp_delta);
+        put_varint(buf, offset_delta);
         put_nullable(buf, self.key.as_deref());
         put_nullable(buf, self.value.as_deref());
-        put_uvarint(buf, u64::from(self.header_count));
+        put_varint(buf, self.header_count as i32);
         buf.extend_from_slice(&self.headers);
     }
 
@@ -272,7 +280,7 @@ impl<'a> Iterator for HeaderIter<'a> {
         self.remaining -= 1;
         // The batch was validated when it was decoded, so these cannot fail; if they somehow did,
         // iteration just ends.
-        let (k, v) = parse_header(self.buf, &mut self.pos, self.buf.len())?;
+        let (k, v) = parse_header(self.buf, &mut self.pos)?;
         let key = std::str::from_utf8(self.buf.get(k)?).ok()?;
         let value = match v {
             None => None,
@@ -297,27 +305,31 @@ pub(crate) struct RecordParts {
 }
 
 /// Parse one record starting at `*pos`, not reading past `end`; advances `pos` past it.
-/// Validates everything, including header keys being UTF-8. `None` on any inconsistency.
+/// Validates everything, including header keys being UTF-8. `None` on any inconsistency. The
+/// record attributes byte is unused in Kafka's format and ignored, as Kafka's reader does.
 pub(crate) fn parse_record(buf: &[u8], pos: &mut usize, end: usize) -> Option<RecordParts> {
     let end = end.min(buf.len());
-    let body_len = get_uvarint(buf, pos)?;
-    if body_len > (end - (*pos).min(end)) as u64 {
+    let buf = buf.get(..end)?;
+    let body_len = usize::try_from(get_varint(buf, pos)?).ok()?;
+    if body_len > end - (*pos).min(end) {
         return None;
     }
-    let rec_end = *pos + body_len as usize;
-    let timestamp_delta = unzigzag(get_uvarint(buf.get(..rec_end)?, pos)?);
-    let offset_delta = get_uvarint(buf.get(..rec_end)?, pos)?;
-    let key = parse_nullable(buf, pos, rec_end)?;
-    let value = parse_nullable(buf, pos, rec_end)?;
-    let header_count = get_uvarint(buf.get(..rec_end)?, pos)?;
+    let rec_end = *pos + body_len;
+    let rec = buf.get(..rec_end)?;
+    *pos += 1; // attributes
+    let timestamp_delta = get_varlong(rec, pos)?;
+    let offset_delta = u64::try_from(get_varint(rec, pos)?).ok()?;
+    let key = parse_nullable(rec, pos)?;
+    let value = parse_nullable(rec, pos)?;
+    let header_count = u64::try_from(get_varint(rec, pos)?).ok()?;
     // Every header takes at least two bytes, so a count above that is damage.
     if header_count > ((rec_end - (*pos).min(rec_end)) / 2) as u64 {
         return None;
     }
     let headers_start = *pos;
     for _ in 0..header_count {
-        let (k, _) = parse_header(buf, pos, rec_end)?;
-        std::str::from_utf8(buf.get(k)?).ok()?;
+        let (k, _) = parse_header(rec, pos)?;
+        std::str::from_utf8(rec.get(k)?).ok()?;
     }
     if *pos != rec_end {
         return None;
@@ -334,30 +346,30 @@ pub(crate) fn parse_record(buf: &[u8], pos: &mut usize, end: usize) -> Option<Re
 
 type HeaderParts = (Range<usize>, Option<Range<usize>>);
 
-fn parse_header(buf: &[u8], pos: &mut usize, end: usize) -> Option<HeaderParts> {
-    let end = end.min(buf.len());
-    let klen = get_uvarint(buf.get(..end)?, pos)?;
-    if klen > (end - (*pos).min(end)) as u64 {
+/// Parse one header within `buf` (which ends where the record does).
+fn parse_header(buf: &[u8], pos: &mut usize) -> Option<HeaderParts> {
+    let klen = usize::try_from(get_varint(buf, pos)?).ok()?;
+    if klen > buf.len() - (*pos).min(buf.len()) {
         return None;
     }
-    let k = *pos..*pos + klen as usize;
+    let k = *pos..*pos + klen;
     *pos = k.end;
-    let v = parse_nullable(buf, pos, end)?;
+    let v = parse_nullable(buf, pos)?;
     Some((k, v))
 }
 
-/// Parse a nullable byte string; `Some(None)` is null, `None` is damage.
-fn parse_nullable(buf: &[u8], pos: &mut usize, end: usize) -> Option<Option<Range<usize>>> {
-    let end = end.min(buf.len());
-    let tag = get_uvarint(buf.get(..end)?, pos)?;
-    if tag == 0 {
+/// Parse a nullable byte string within `buf`: length -1 is null (`Some(None)`); `None` is damage
+/// (any other negative length, or bytes past the end).
+fn parse_nullable(buf: &[u8], pos: &mut usize) -> Option<Option<Range<usize>>> {
+    let len = get_varint(buf, pos)?;
+    if len == -1 {
         return Some(None);
     }
-    let len = tag - 1;
-    if len > (end - (*pos).min(end)) as u64 {
+    let len = usize::try_from(len).ok()?;
+    if len > buf.len() - (*pos).min(buf.len()) {
         return None;
     }
-    let r = *pos..*pos + len as usize;
+    let r = *pos..*pos + len;
     *pos = r.end;
     Some(Some(r))
 }

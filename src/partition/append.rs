@@ -117,7 +117,7 @@ impl Partition {
         }
         let len = encoded_batch_len(records, &meta);
         let max = config.max_batch_bytes as usize;
-        if len > max || records.len() > u32::MAX as usize {
+        if len > max || records.len() > i32::MAX as usize {
             return Err(Error::RecordTooLarge { size: len, max });
         }
         let mut buf = Vec::with_capacity(len);
@@ -229,8 +229,8 @@ impl Inner {
             (Some(ms), Some(first)) => now.saturating_sub(first) >= ms.as_millis() as i64,
             _ => false,
         };
-        let by_offset = last_rel > u64::from(u32::MAX);
-        let by_position = active.size() + batch_len > u64::from(u32::MAX);
+        let by_offset = last_rel > crate::format::MAX_SEGMENT_RELATIVE;
+        let by_position = active.size() + batch_len > crate::format::MAX_SEGMENT_RELATIVE;
         Ok(by_size || by_time || by_offset || by_position || active.indexes_full())
     }
 
@@ -244,7 +244,13 @@ impl Inner {
         old.seal_unsynced()?;
         let base = self.end_offset.load(Ordering::Acquire);
         let config = self.config();
-        let seg = Arc::new(Segment::create(self.fs.clone(), &self.dir, base, &config)?);
+        let seg = Arc::new(Segment::create_with_suffix(
+            self.fs.clone(),
+            &self.dir,
+            base,
+            self.segment_config(&config),
+            "",
+        )?);
         // The new file's directory entry (and the sealed indexes' renames) become durable with
         // the next sync, before any record in the new segment is claimed durable: no appender
         // waits for the disk here.

@@ -396,7 +396,7 @@ impl Inner {
             report: &mut report,
             retained: Vec::new(),
             buf: Vec::new(),
-            last_dropped: None,
+            gap_max_timestamp: None,
             last_changed: false,
         };
         self.clean_sources(&mut cleaner, &segments, &sources)?;
@@ -430,7 +430,7 @@ impl Inner {
         let fits = |bytes: u64, base: u64, end: u64| {
             bytes <= cfg.segment_bytes
                 && bytes / u64::from(cfg.index_interval_bytes) + 2 <= max_entries
-                && end - base <= u64::from(u32::MAX)
+                && end - base <= crate::format::MAX_SEGMENT_RELATIVE
         };
         let end_of = |i: usize, seg: &Segment| {
             segments
@@ -453,7 +453,7 @@ impl Inner {
                 // Written whole, then trimmed and sealed: no preallocation.
                 let seg_config = SegmentConfig {
                     preallocate_bytes: 0,
-                    ..cfg.segment_config()
+                    ..self.segment_config(&cfg)
                 };
                 out = Some(
                     Segment::create_with_suffix(
@@ -554,7 +554,8 @@ impl Inner {
                 rename_if_exists(&*self.fs, &from, &to, kind == 0)?;
             }
             self.fs.sync_dir(&self.dir).at(&self.dir)?;
-            Segment::open_sealed(self.fs.clone(), &self.dir, base, end, &self.config())
+            let config = self.segment_config(&self.config());
+            Segment::open_sealed_with(self.fs.clone(), &self.dir, base, end, config)
         })();
         let cleaned = match swapped {
             Ok(s) => Arc::new(s),
@@ -608,9 +609,9 @@ struct Cleaner<'a> {
     report: &'a mut CompactionReport,
     retained: Vec<StoredRecord>,
     buf: Vec<u8>,
-    /// The header of the last batch of which no record survived (for the timestamps of an empty
-    /// batch that ends a cleaned segment).
-    last_dropped: Option<BatchHeader>,
+    /// The largest maximum timestamp of the batches dropped since the output's last batch: the
+    /// timestamp of the empty batch that fills their offsets (`fill_to`).
+    gap_max_timestamp: Option<i64>,
     /// Whether the last [`copy_segment`](Self::copy_segment) removed anything.
     last_changed: bool,
 }
@@ -637,9 +638,16 @@ impl Cleaner<'_> {
 
     fn copy_batch(&mut self, batch: &RecordBatch, out: &Segment) -> Result<bool> {
         if batch.record_count() == 0 {
-            // An empty batch that ended a segment of an earlier pass: the output gets its own
-            // (see `end_at`). Dropping it removes no record, so it changes nothing.
-            self.last_dropped = Some(*batch.header());
+            // An empty batch that filled a gap in an earlier pass: the output fills its own gaps
+            // (see `fill_to`). Dropping it removes no record, so it changes nothing.
+            self.note_dropped(batch.header());
+            return Ok(false);
+        }
+        if batch.is_control() {
+            // Transaction markers written by Kafka: kept as they are (topiclog does not track
+            // transactions, so it cannot tell when Kafka would drop one).
+            self.fill_to(out, batch.base_offset())?;
+            out.append(batch.as_bytes(), self.now_ms)?;
             return Ok(false);
         }
         self.retained.clear();
@@ -654,12 +662,14 @@ impl Cleaner<'_> {
         }
         self.report.records_removed += removed;
         if removed == 0 {
+            self.fill_to(out, batch.base_offset())?;
             out.append(batch.as_bytes(), self.now_ms)?;
             return Ok(false);
         }
         if self.retained.is_empty() {
-            self.last_dropped = Some(*batch.header());
+            self.note_dropped(batch.header());
         } else {
+            self.fill_to(out, batch.base_offset())?;
             self.buf.clear();
             encode_retained(&mut self.buf, batch.header(), &self.retained);
             out.append(&self.buf, self.now_ms)?;
@@ -667,29 +677,49 @@ impl Cleaner<'_> {
         Ok(true)
     }
 
+    fn note_dropped(&mut self, h: &BatchHeader) {
+        let ts = self
+            .gap_max_timestamp
+            .map_or(h.max_timestamp, |t| t.max(h.max_timestamp));
+        self.gap_max_timestamp = Some(ts);
+    }
+
     /// End `out` exactly at `end` (where the next segment begins): if its last batches went,
-    /// append an empty batch spanning `[its end, end)`. Recovery and reads take a segment that
-    /// ends early for lost data, so a cleaned segment never does.
+    /// fill their offsets. Recovery and reads take a segment that ends early for lost data, so a
+    /// cleaned segment never does.
     fn end_at(&mut self, out: &Segment, end: u64) -> Result<()> {
-        let next = out.next_offset();
-        if next >= end {
+        self.fill_to(out, end)
+    }
+
+    /// If batches were dropped between `out`'s end and `next`, append one empty batch (no
+    /// records; Kafka's format allows them, and Kafka's own cleaner keeps some) spanning
+    /// `[out's end, next)`. A cleaned log then has no gaps in its offsets: every batch starts
+    /// where the one before it ends, which is how reads and recovery check base offsets (Kafka's
+    /// CRC does not cover them). One such batch per run of dropped batches.
+    fn fill_to(&mut self, out: &Segment, next: u64) -> Result<()> {
+        let start = out.next_offset();
+        if start >= next {
             return Ok(());
         }
-        let ts = self.last_dropped.map_or(0, |h| h.max_timestamp);
+        let ts = self.gap_max_timestamp.take().unwrap_or(0);
         let span = BatchHeader {
-            base_offset: next,
+            base_offset: start,
             length: 0,
+            partition_leader_epoch: 0,
+            magic: crate::format::MAGIC,
             crc: 0,
-            version: crate::format::BATCH_VERSION,
             attributes: 0,
-            last_offset_delta: u32::try_from(end - 1 - next).map_err(|_| {
-                Error::corrupt(
-                    out.log_path(),
-                    0,
-                    "cleaned segment spans more than u32 offsets",
-                )
-            })?,
-            first_timestamp: ts,
+            last_offset_delta: u32::try_from(next - 1 - start)
+                .ok()
+                .filter(|&d| u64::from(d) <= crate::format::MAX_SEGMENT_RELATIVE)
+                .ok_or_else(|| {
+                    Error::corrupt(
+                        out.log_path(),
+                        0,
+                        "cleaned segment spans more than int32 offsets",
+                    )
+                })?,
+            base_timestamp: ts,
             max_timestamp: ts,
             producer_id: -1,
             producer_epoch: -1,

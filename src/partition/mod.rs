@@ -356,6 +356,11 @@ impl Inner {
         self.config.read().clone()
     }
 
+    /// What this partition's segments need from `config`.
+    fn segment_config(&self, config: &LogConfig) -> crate::segment::SegmentConfig {
+        config.segment_config()
+    }
+
     /// Change the checkpoint with `f` and make it durable (an atomic replace; nothing is written
     /// if nothing changed).
     fn update_checkpoint(&self, f: impl FnOnce(&mut Checkpoint)) -> Result<()> {

@@ -59,7 +59,7 @@ impl Segment {
 
     /// Cheap checks that an offset index describes this log: entries in bounds and increasing, the
     /// file present when the log has data, no entry at position 0 (the writer never makes one),
-    /// and the last entry pointing at a batch with exactly that base offset.
+    /// and the last entry pointing at a batch with exactly that last offset (Kafka's rule).
     pub(super) fn offset_index_matches(&self, offset: &OffsetIndex, size: u64) -> bool {
         if offset.sanity_check(size).is_err() {
             return false;
@@ -77,7 +77,7 @@ impl Segment {
         let last = offset.last_entry();
         let mut reader = WindowReader::new(self.source(), BATCH_HEADER_LEN, size);
         matches!(reader.header_at(u64::from(last.position), &self.log_path),
-            Ok(h) if h.base_offset == last.offset)
+            Ok(h) if h.last_offset() == last.offset)
     }
 
     /// Cheap checks that a time index describes this log: increasing entries below `next_offset`,
@@ -102,7 +102,7 @@ impl Segment {
             let Ok(h) = reader.header_at(pos, &self.log_path) else {
                 return false;
             };
-            if h.base_offset == last.offset {
+            if h.last_offset() == last.offset {
                 if h.max_timestamp != last.timestamp {
                     return false;
                 }
@@ -120,7 +120,7 @@ impl Segment {
                 }
                 return true;
             }
-            if h.base_offset > last.offset {
+            if h.last_offset() > last.offset {
                 return false;
             }
             pos += h.total_len() as u64;
@@ -155,7 +155,7 @@ impl Segment {
         let mut expected = self.base_offset;
         let mut reader = WindowReader::new(self.source(), 1 << 20, limit);
         while pos < limit {
-            let (h, _) = reader.batch_at(pos, &self.log_path, true)?;
+            let h = reader.checked_header_at(pos, &self.log_path)?;
             self.check_follows(&h, expected, pos)?;
             self.index_batch(&mut idx, &mut ws, &mut max_ts, &h, pos)
                 .map_err(|e| self.index_error_is_damage(e, pos))?;
@@ -168,7 +168,10 @@ impl Segment {
         Ok((idx, ws))
     }
 
-    /// Account a batch at `pos` in the indexes (the same rule on append, recovery and rebuild).
+    /// Account a batch at `pos` in the indexes (the same rule on append, recovery and rebuild),
+    /// Kafka's (`LogSegment.append`/`recover`): once more than `index_interval_bytes` were written
+    /// since the last entry, the next batch gets an offset entry (its last offset, its position)
+    /// and the time index an entry for the maximum timestamp so far, if that grew.
     pub(super) fn index_batch(
         &self,
         idx: &mut Indexes,
@@ -181,9 +184,9 @@ impl Segment {
         // A full index takes no more entries (the partition rolls before appending to such a
         // segment; recovery under a smaller limit just indexes less). The final maximum-timestamp
         // entry may still go past the limit (`TimeIndex::append_final`).
-        if ws.bytes_since_index >= u64::from(self.config.index_interval_bytes) {
+        if ws.bytes_since_index > u64::from(self.config.index_interval_bytes) {
             if !idx.offset.is_full() {
-                idx.offset.append(h.base_offset, pos as u32)?;
+                idx.offset.append(h.last_offset(), pos as u32)?;
             }
             if *max_ts != i64::MIN && !idx.time.is_full() {
                 idx.time.append(*max_ts, ws.max_timestamp_offset)?;
@@ -217,13 +220,27 @@ impl Segment {
         ws.max_timestamp_offset = idx.time.last_entry().map_or(self.base_offset, |e| e.offset);
         let mut pos = u64::from(last.position);
         let mut next = self.base_offset;
+        let mut since = 0u64;
+        let mut reader = WindowReader::new(self.source(), 1 << 20, limit);
+        // The batch at the last entry ends at the entry's offset (Kafka's rule); it starts where
+        // its (checksummed) header says, which the batches after it must continue exactly.
         let mut expected = if pos == 0 {
             self.base_offset
         } else {
-            last.offset
+            let h = reader.verified_header_at(pos, &self.log_path)?;
+            if h.last_offset() != last.offset {
+                return Err(Error::corrupt(
+                    &self.log_path,
+                    pos,
+                    format!(
+                        "the offset index's last entry names offset {} but the batch there ends at {}",
+                        last.offset,
+                        h.last_offset()
+                    ),
+                ));
+            }
+            h.base_offset
         };
-        let mut since = 0u64;
-        let mut reader = WindowReader::new(self.source(), 1 << 20, limit);
         while pos < limit {
             // Verified: the end offset of the whole log comes from these headers.
             let h = reader.verified_header_at(pos, &self.log_path)?;
@@ -231,7 +248,7 @@ impl Segment {
             expected = h.next_offset();
             if h.max_timestamp > max_ts && h.record_count > 0 {
                 max_ts = h.max_timestamp;
-                ws.max_timestamp_offset = h.base_offset;
+                ws.max_timestamp_offset = h.last_offset();
             }
             since += h.total_len() as u64;
             next = h.next_offset();

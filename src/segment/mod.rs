@@ -87,6 +87,10 @@ pub(crate) struct SegmentConfig {
     pub max_batch_bytes: u32,
     /// What recovery does with damage that is not a torn tail.
     pub recovery: Recovery,
+    /// Batches based below this offset may follow a gap in the offsets (a log compacted by Kafka
+    /// drops whole batches); from it on, every batch starts exactly where the one before it ends,
+    /// as topiclog writes them. 0 for a log topiclog wrote.
+    pub offset_gaps_below: u64,
 }
 
 /// What [`Segment::recover`] found.
@@ -243,6 +247,7 @@ pub(crate) fn suffixed(path: PathBuf, suffix: &str) -> PathBuf {
 fn track_max_timestamp(ws: &mut WriteState, max_ts: &mut i64, h: &BatchHeader) {
     if h.max_timestamp > *max_ts && h.record_count > 0 {
         *max_ts = h.max_timestamp;
-        ws.max_timestamp_offset = h.base_offset;
+        // Kafka's rule: the time index names the last offset of the batch with the maximum.
+        ws.max_timestamp_offset = h.last_offset();
     }
 }

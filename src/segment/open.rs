@@ -28,7 +28,7 @@ impl Segment {
         base_offset: u64,
         config: &LogConfig,
     ) -> Result<Segment> {
-        Segment::create_with_suffix(fs, dir, base_offset, config.segment_config(), "")
+        Segment::create_with_suffix(fs, dir, base_offset, config.standalone_segment_config(), "")
     }
 
     /// [`create`](Self::create) with `suffix` appended to each file name (compaction writes its
@@ -118,7 +118,18 @@ impl Segment {
         next_offset: u64,
         config: &LogConfig,
     ) -> Result<Segment> {
-        let config = config.segment_config();
+        let config = config.standalone_segment_config();
+        Segment::open_sealed_with(fs, dir, base_offset, next_offset, config)
+    }
+
+    /// [`open_sealed`](Self::open_sealed) with a partition's segment config.
+    pub(crate) fn open_sealed_with(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: u64,
+        next_offset: u64,
+        config: SegmentConfig,
+    ) -> Result<Segment> {
         let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
         let file = fs.open(&log_path, OpenMode::Read).at(&log_path)?;
         let len = file.len().at(&log_path)?;
@@ -142,12 +153,22 @@ impl Segment {
         base_offset: u64,
         config: &LogConfig,
     ) -> Result<Segment> {
-        let config = config.segment_config();
+        Segment::open_active_with(fs, dir, base_offset, config.standalone_segment_config())
+    }
+
+    /// [`open_active`](Self::open_active) with a partition's segment config.
+    pub(crate) fn open_active_with(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: u64,
+        config: SegmentConfig,
+    ) -> Result<Segment> {
         let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
         let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
         let len = file.len().at(&log_path)?;
         let seg = Segment::new(fs.clone(), dir, base_offset, file, config, false);
         seg.size.store(len, Ordering::Release);
+        seg.check_format()?;
         let max = config.max_index_bytes as usize;
         let offset = OffsetIndex::load(fs.clone(), &seg.index_path, base_offset, max)?;
         let time = TimeIndex::load(fs, &seg.time_index_path, base_offset, max)?;
@@ -172,6 +193,21 @@ impl Segment {
                 .at(&seg.log_path)?;
         }
         Ok(seg)
+    }
+
+    /// Refuse a `.log` that starts with a batch of another format than Kafka's RecordBatch v2
+    /// ([`Error::UnsupportedFormat`]), before anything misreads it.
+    pub(super) fn check_format(&self) -> Result<()> {
+        let len = self.file.len().at(&self.log_path)?;
+        let mut head = vec![0u8; len.min(BATCH_HEADER_LEN as u64) as usize];
+        self.file.read_exact_at(&mut head, 0).at(&self.log_path)?;
+        match crate::format::describe_foreign_format(&head) {
+            Some(found) => Err(crate::Error::UnsupportedFormat {
+                path: self.log_path.clone(),
+                found,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// For a segment opened from disk: time-based rolling counts from the first batch's maximum

@@ -2,7 +2,7 @@
 //! damaged header or index entry from making a read skip or repeat records.
 
 use crate::error::{Error, Result};
-use crate::format::{BatchHeader, RecordBatch};
+use crate::format::{BatchHeader, RecordBatch, MAX_SEGMENT_RELATIVE};
 
 use super::window::WindowReader;
 use super::{Segment, TimestampOffset};
@@ -32,10 +32,10 @@ impl Segment {
             let h = reader.header_at(pos, &self.log_path)?;
             self.check_follows(&h, expected, pos)?;
             if h.base_offset != expected {
-                // A gap, which only compaction makes: the batch before it must really end where
-                // its header says (a damaged length or offset would skip records silently), so
-                // check its CRC, which covers both. A batch that starts exactly where the one
-                // before it ends needs no check: damage to either header breaks that.
+                // A gap, which only a log compacted by Kafka has (`check_follows` refuses it
+                // elsewhere): the batch before it must really end where its header says (a
+                // damaged length or offset delta would skip records silently), so check its CRC,
+                // which covers the offset delta and, through the bytes it spans, the length.
                 if let Some((at, before)) = unvouched {
                     reader.verify(at, &before, &self.log_path)?;
                 }
@@ -81,16 +81,17 @@ impl Segment {
         let limit = self.size();
         let entry = self.with_indexes(|i| i.time.lookup(timestamp))?;
         let mut reader = WindowReader::new(self.source(), 64 << 10, limit);
-        // Starting at the entry skips every record before it, so the entry must be real: the
-        // batch at its offset reached exactly its timestamp (that is how entries are made). A
-        // damaged entry must never make the answer come late: then scan from the start.
-        let trusted = entry.timestamp == i64::MIN
-            || entry.offset <= start_offset
-            || self.time_entry_matches(entry, limit, &mut reader)?;
-        let from = if trusted {
-            entry.offset.max(start_offset)
-        } else {
+        // Starting at the entry's batch skips every record before it, so the entry must be real:
+        // the batch ending at its offset reached exactly its timestamp (that is how entries are
+        // made; earlier batches stayed below it). A damaged entry must never make the answer come
+        // late: then scan from the start.
+        let from = if entry.timestamp == i64::MIN || entry.offset <= start_offset {
             start_offset
+        } else {
+            match self.time_entry_batch(entry, limit, &mut reader)? {
+                Some(base) => base.max(start_offset),
+                None => start_offset,
+            }
         };
         let (mut pos, mut expected) = self.start_position(from, &mut reader)?;
         while pos < limit {
@@ -117,12 +118,12 @@ impl Segment {
     }
 
     /// Where to start scanning for `offset`: the floor index entry's position, after checking that a
-    /// batch with exactly the entry's base offset starts there (the writer only makes such
-    /// entries). A damaged entry must never make a read skip records, so on a mismatch the scan
-    /// starts at the beginning of the segment instead.
+    /// batch ending exactly at the entry's offset starts there (Kafka's writer makes entries of a
+    /// batch's last offset and position). A damaged entry must never make a read skip records, so
+    /// on a mismatch the scan starts at the beginning of the segment instead.
     ///
-    /// Returns the position and the smallest base offset a batch there may have (the entry's
-    /// offset, or the segment's base offset at position 0), for [`check_follows`](Self::check_follows).
+    /// Returns the position and the base offset the batch there has (or the segment's base offset
+    /// at position 0), for [`check_follows`](Self::check_follows).
     pub(super) fn start_position(
         &self,
         offset: u64,
@@ -133,29 +134,41 @@ impl Segment {
             return Ok((0, self.base_offset));
         }
         match reader.header_at(u64::from(entry.position), &self.log_path) {
-            Ok(h) if h.base_offset == entry.offset && entry.offset <= offset => {
-                Ok((u64::from(entry.position), entry.offset))
+            Ok(h) if h.last_offset() == entry.offset && entry.offset <= offset => {
+                Ok((u64::from(entry.position), h.base_offset))
             }
             _ => Ok((0, self.base_offset)),
         }
     }
 
-    /// A batch at `pos` must start at or after `expected` (the end of the batch before it, the
-    /// index entry it was found from, or the segment's base) and stay within the segment's `u32`
-    /// relative offsets: otherwise its header is damaged, and trusting it would skip, repeat or
-    /// misplace records.
+    /// A batch at `pos` must start exactly at `expected` (the end of the batch before it, the
+    /// batch at the index entry it was found from, or the segment's base) — or after it, in the
+    /// part of a log compacted by Kafka, which leaves gaps — and stay within the segment's
+    /// `int32` relative offsets: otherwise its header is damaged, and trusting it would skip,
+    /// repeat or misplace records. (Kafka's CRC does not cover the base offset: this continuity is
+    /// what checks it.)
     pub(super) fn check_follows(&self, h: &BatchHeader, expected: u64, pos: u64) -> Result<()> {
-        if h.base_offset < expected {
+        if !self.follows(h.base_offset, expected) {
             return Err(Error::corrupt(
                 &self.log_path,
                 pos,
                 format!(
-                    "batch claims base offset {} where offset {expected} or later must follow",
+                    "batch claims base offset {} where offset {expected} must follow",
                     h.base_offset
                 ),
             ));
         }
-        if h.last_offset() - self.base_offset > u64::from(u32::MAX) {
+        if !self.epoch_ok(h) {
+            return Err(Error::corrupt(
+                &self.log_path,
+                pos,
+                format!(
+                    "batch claims partition leader epoch {}; this log's batches have 0",
+                    h.partition_leader_epoch
+                ),
+            ));
+        }
+        if h.last_offset() - self.base_offset > MAX_SEGMENT_RELATIVE {
             return Err(Error::corrupt(
                 &self.log_path,
                 pos,
@@ -169,25 +182,39 @@ impl Segment {
         Ok(())
     }
 
-    /// Whether a batch based exactly at `entry.offset` exists and has exactly `entry.timestamp` as
-    /// its maximum timestamp.
-    pub(super) fn time_entry_matches(
+    /// Whether a batch based at `base` may follow one that ends before `expected`: exactly at it,
+    /// or after a gap in a part of the log that Kafka compacted.
+    pub(super) fn follows(&self, base: u64, expected: u64) -> bool {
+        base == expected || (base > expected && base < self.config.offset_gaps_below)
+    }
+
+    /// Whether `h`'s partition leader epoch is one this log could hold: topiclog writes 0; a part
+    /// of the log written by Kafka (below `offset_gaps_below`) may hold any. Kafka's CRC does not
+    /// cover the epoch either, so this is what checks it.
+    pub(super) fn epoch_ok(&self, h: &BatchHeader) -> bool {
+        h.partition_leader_epoch == 0 || h.base_offset < self.config.offset_gaps_below
+    }
+
+    /// The base offset of the batch that ends exactly at `entry.offset` and has exactly
+    /// `entry.timestamp` as its maximum timestamp; `None` if there is no such batch.
+    pub(super) fn time_entry_batch(
         &self,
         entry: TimestampOffset,
         limit: u64,
         reader: &mut WindowReader<'_>,
-    ) -> Result<bool> {
+    ) -> Result<Option<u64>> {
         let (mut pos, _) = self.start_position(entry.offset, reader)?;
         while pos < limit {
             let Ok(h) = reader.verified_header_at(pos, &self.log_path) else {
-                return Ok(false);
+                return Ok(None);
             };
-            if h.base_offset >= entry.offset {
-                return Ok(h.base_offset == entry.offset && h.max_timestamp == entry.timestamp);
+            if h.last_offset() >= entry.offset {
+                let matches = h.last_offset() == entry.offset && h.max_timestamp == entry.timestamp;
+                return Ok(matches.then_some(h.base_offset));
             }
             pos += h.total_len() as u64;
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Byte position of the first batch whose last offset is `>= offset`, with that batch's base

@@ -9,8 +9,8 @@ use bytes::Bytes;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
-    peek_frame, segment_file_name, Frame, RecordBatch, SegmentFileKind, BATCH_HEADER_LEN,
-    MAX_BATCH_BYTES_LIMIT,
+    peek_frame, segment_file_name, validate_batch, Frame, SegmentFileKind, BATCH_HEADER_LEN,
+    MAX_BATCH_BYTES_LIMIT, MAX_SEGMENT_RELATIVE,
 };
 use crate::fs::{FileSystem, OpenMode};
 
@@ -74,7 +74,7 @@ impl Segment {
             fs,
             dir,
             base_offset,
-            config.segment_config(),
+            config.standalone_segment_config(),
             durable_offset,
         )
     }
@@ -106,17 +106,19 @@ impl Segment {
         let mut reader = WindowReader::new(Source::File(&*self.file), 1 << 20, file_len);
         while pos < file_len {
             let mut backwards = false;
-            let valid = match reader.batch_at(pos, &self.log_path, true) {
-                Ok((h, _))
-                    if h.base_offset >= expected
-                        && h.last_offset() - self.base_offset <= u64::from(u32::MAX)
-                        && pos + h.total_len() as u64 <= u64::from(u32::MAX) =>
+            // CRC and framing; a compressed batch is not decompressed (reads check its records).
+            let valid = match reader.checked_header_at(pos, &self.log_path) {
+                Ok(h)
+                    if self.follows(h.base_offset, expected)
+                        && self.epoch_ok(&h)
+                        && h.last_offset() - self.base_offset <= MAX_SEGMENT_RELATIVE
+                        && pos + h.total_len() as u64 <= MAX_SEGMENT_RELATIVE =>
                 {
                     Some(h)
                 }
                 Ok(_) => {
-                    // A checksummed batch whose offsets go backwards or overflow the segment is
-                    // damage, never a torn write.
+                    // A checksummed batch whose offsets do not continue the log or overflow the
+                    // segment is damage, never a torn write.
                     backwards = true;
                     None
                 }
@@ -135,13 +137,14 @@ impl Segment {
                 // zeros (or the end of the file). Bytes that cannot be that are not a torn tail.
                 let ours = !backwards && self.torn_batch_compatible(pos, expected, file_len)?;
                 if !ours && pos == 0 {
-                    // Not a single batch of ours: another format (a Kafka broker's segment, a
-                    // later version's), or damage from the first byte. Never erase it.
+                    // Not a single batch we read: another format (old Kafka, topiclog's
+                    // pre-release one), or damage from the first byte. Never erase it.
+                    self.check_format()?;
                     return Err(Error::corrupt(
                         &self.log_path,
                         0,
-                        "the file does not start with a topiclog record batch (another format, \
-                         or damaged from its first byte); it was left untouched: move it out of \
+                        "the file does not start with a Kafka RecordBatch v2 (damaged from its \
+                         first byte, or another format); it was left untouched: move it out of \
                          the partition directory or restore it",
                     ));
                 }
@@ -206,7 +209,7 @@ impl Segment {
 
     /// Whether the bytes at `pos` (where a batch based at `expected` was to be written) could be
     /// what a torn write of it left: zeros, or a header whose written bytes agree with such a
-    /// batch (its base offset, the format version, a plausible length) and zeros where it was not
+    /// batch (its base offset, the magic, a plausible length) and zeros where it was not
     /// written. Anything else is not a torn tail of this log.
     pub(super) fn torn_batch_compatible(
         &self,
@@ -214,29 +217,29 @@ impl Segment {
         expected: u64,
         file_len: u64,
     ) -> Result<bool> {
-        use crate::format::{LENGTH_OFFSET, MIN_BATCH_LENGTH_FIELD, VERSION_OFFSET};
+        use crate::format::{LENGTH_OFFSET, MAGIC, MAGIC_OFFSET, MIN_BATCH_LENGTH_FIELD};
         let n = (file_len - pos).min(BATCH_HEADER_LEN as u64) as usize;
         let mut h = vec![0u8; n];
         self.file.read_exact_at(&mut h, pos).at(&self.log_path)?;
-        let base = expected.to_le_bytes();
+        let base = expected.to_be_bytes();
         let base_ok = h
             .iter()
             .zip(base)
             .all(|(&got, want)| got == want || got == 0);
-        let version = h.get(VERSION_OFFSET).copied();
-        let version_ok = version.is_none_or(|v| v == crate::format::BATCH_VERSION || v == 0);
-        // The length is judged only when the header was written past it (the version byte is).
-        let length_ok = match (h.get(LENGTH_OFFSET..LENGTH_OFFSET + 4), version) {
-            (Some(l), Some(v)) if v != 0 => {
-                let len = u32::from_le_bytes([l[0], l[1], l[2], l[3]]);
+        let magic = h.get(MAGIC_OFFSET).copied();
+        let magic_ok = magic.is_none_or(|m| m == MAGIC || m == 0);
+        // The length is judged only when the header was written past it (the magic byte is).
+        let length_ok = match (h.get(LENGTH_OFFSET..LENGTH_OFFSET + 4), magic) {
+            (Some(l), Some(m)) if m != 0 => {
+                let len = u32::from_be_bytes([l[0], l[1], l[2], l[3]]);
                 (MIN_BATCH_LENGTH_FIELD..=MAX_BATCH_BYTES_LIMIT as u32).contains(&len)
             }
             _ => true,
         };
-        Ok(base_ok && version_ok && length_ok)
+        Ok(base_ok && magic_ok && length_ok)
     }
 
-    /// After an invalid batch at `pos`: does a valid batch (CRC-checked, base offset included) start
+    /// After an invalid batch at `pos`: does a valid batch (CRC-checked) start
     /// within one maximum batch length, with no all-zero 4 KiB page (an unwritten page of a torn
     /// write) before it? If so the invalid bytes are damage inside data that reached the disk.
     pub(super) fn valid_batch_follows(&self, pos: u64, file_len: u64) -> Result<bool> {
@@ -260,7 +263,7 @@ impl Segment {
             let rest = &buf[start..];
             if let Frame::Batch(h) = peek_frame(rest) {
                 if h.total_len() <= rest.len()
-                    && RecordBatch::decode(buf.slice(start..start + h.total_len())).is_ok()
+                    && validate_batch(&buf[start..start + h.total_len()]).is_ok()
                 {
                     return Ok(true);
                 }

@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    crc_matches, peek_frame, BatchHeader, Frame, RecordBatch, BATCH_HEADER_LEN,
+    crc_matches, peek_frame, validate_batch, BatchHeader, Frame, RecordBatch, BATCH_HEADER_LEN,
     MAX_BATCH_BYTES_LIMIT,
 };
 use crate::fs::File;
@@ -147,6 +147,18 @@ impl<'a> WindowReader<'a> {
             return Err(Error::corrupt(path, pos, "batch CRC mismatch"));
         }
         Ok(())
+    }
+
+    /// The header of the batch at `pos` after validating the batch without decompressing it
+    /// (CRC, and the framing of an uncompressed batch's records): what recovery and index
+    /// rebuilds check.
+    pub(super) fn checked_header_at(&mut self, pos: u64, path: &Path) -> Result<BatchHeader> {
+        let h = self.header_at(pos, path)?;
+        let b = self.bytes(pos, h.total_len(), path)?;
+        match validate_batch(&b) {
+            Ok(h) => Ok(h),
+            Err((at, reason)) => Err(Error::corrupt(path, pos + at as u64, reason)),
+        }
     }
 
     /// The batch at `pos`, fully validated when `verify` (CRC and framing).

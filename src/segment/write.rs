@@ -1,7 +1,7 @@
 //! Changing a segment: appends, sealing, syncing, truncation, deletion.
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::{segment_file_name, BatchHeader, SegmentFileKind};
+use crate::format::{segment_file_name, BatchHeader, SegmentFileKind, MAX_SEGMENT_RELATIVE};
 use crate::fs::remove_if_exists;
 use crate::fs::{FileSystem, OpenMode};
 use std::path::{Path, PathBuf};
@@ -51,7 +51,9 @@ impl Segment {
         let mut ws = self.writer.lock();
         let pos = self.size.load(Ordering::Acquire);
         let next = self.next_offset();
-        if h.base_offset < next || h.last_offset() - self.base_offset > u64::from(u32::MAX) {
+        if !self.follows(h.base_offset, next)
+            || h.last_offset() - self.base_offset > MAX_SEGMENT_RELATIVE
+        {
             return Err(Error::IndexAppend {
                 path: self.log_path.clone(),
                 reason: format!(
@@ -60,10 +62,10 @@ impl Segment {
                 ),
             });
         }
-        if pos + batch.len() as u64 > u64::from(u32::MAX) {
+        if pos + batch.len() as u64 > MAX_SEGMENT_RELATIVE {
             return Err(Error::RecordTooLarge {
                 size: batch.len(),
-                max: (u64::from(u32::MAX) - pos) as usize,
+                max: MAX_SEGMENT_RELATIVE.saturating_sub(pos) as usize,
             });
         }
         self.file.write_all_at(batch, pos).at(&self.log_path)?;

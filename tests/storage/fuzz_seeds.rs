@@ -116,13 +116,14 @@ fn batch_decode_seeds_gen(p: &Pristine) -> Vec<(&'static str, Vec<u8>)> {
         .map(|(n, b)| (*n, b.clone()))
         .collect();
     let mut high = p.batches[0].clone();
-    set_base_offset(&mut high, u64::MAX - 10);
+    // Kafka's offsets are int64: the highest base offset a one-record batch can have.
+    set_base_offset(&mut high, i64::MAX as u64 - 1);
     seeds.push(("valid-high-base-offset", high));
-    // A batch with no records: a header only.
-    let mut empty = p.batches[0][..57].to_vec();
-    empty[8..12].copy_from_slice(&45u32.to_le_bytes());
-    empty[19..23].copy_from_slice(&0u32.to_le_bytes());
-    empty[53..57].copy_from_slice(&0u32.to_le_bytes());
+    // A batch with no records: a header only (length 49, last offset delta 0, record count 0).
+    let mut empty = p.batches[0][..61].to_vec();
+    empty[8..12].copy_from_slice(&49u32.to_be_bytes());
+    empty[23..27].copy_from_slice(&0u32.to_be_bytes());
+    empty[57..61].copy_from_slice(&0u32.to_be_bytes());
     fix_crcs(&mut empty);
     seeds.push(("valid-no-records", empty));
     let b = &p.batches[2];

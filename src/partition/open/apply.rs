@@ -114,16 +114,22 @@ impl RecoveryPlan {
         for (i, &base) in bases.iter().enumerate() {
             let next_base = bases.get(i + 1).copied();
             if let Some(nb) = next_base.filter(|_| i < self.trusted) {
-                segments.push(Arc::new(Segment::open_sealed(
+                segments.push(Arc::new(Segment::open_sealed_with(
                     fs.clone(),
                     dir,
                     base,
                     nb,
-                    config,
+                    config.segment_config(),
                 )?));
                 continue;
             }
-            let (seg, r) = Segment::recover(fs.clone(), dir, base, config, self.recovery_point)?;
+            let (seg, r) = Segment::recover_segment(
+                fs.clone(),
+                dir,
+                base,
+                config.segment_config(),
+                self.recovery_point,
+            )?;
             report.segments_scanned += 1;
             report.bytes_scanned += r.valid_bytes + r.truncated_bytes;
             report.bytes_truncated += r.truncated_bytes;
@@ -181,11 +187,12 @@ impl RecoveryPlan {
     ) -> Result<Recovered> {
         let dir = &self.dir;
         if segments.is_empty() {
-            segments.push(Arc::new(Segment::create(
+            segments.push(Arc::new(Segment::create_with_suffix(
                 fs.clone(),
                 dir,
                 self.empty_log_base(),
-                config,
+                config.segment_config(),
+                "",
             )?));
             fs.sync_dir(dir).at(dir)?;
         }
@@ -268,8 +275,10 @@ fn load_clean(
     let mut segments = Vec::with_capacity(bases.len());
     for (i, &base) in bases.iter().enumerate() {
         let seg = match bases.get(i + 1) {
-            Some(&next) => Segment::open_sealed(fs.clone(), dir, base, next, config)?,
-            None => Segment::open_active(fs.clone(), dir, base, config)?,
+            Some(&next) => {
+                Segment::open_sealed_with(fs.clone(), dir, base, next, config.segment_config())?
+            }
+            None => Segment::open_active_with(fs.clone(), dir, base, config.segment_config())?,
         };
         segments.push(Arc::new(seg));
     }

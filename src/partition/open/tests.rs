@@ -545,7 +545,7 @@ fn a_foreign_first_segment_is_the_segments_job_to_refuse() {
                 reason,
             }) => {
                 assert_eq!((path.as_path(), position), (log.as_path(), 0));
-                assert!(reason.contains("does not start with a topiclog record batch"));
+                assert!(reason.contains("does not start with a Kafka RecordBatch v2"));
             }
             other => panic!("{mode:?}: {other:?}"),
         }
@@ -553,6 +553,47 @@ fn a_foreign_first_segment_is_the_segments_job_to_refuse() {
         let mut bytes = vec![0u8; f.len().unwrap() as usize];
         f.read_exact_at(&mut bytes, 0).unwrap();
         assert_eq!(bytes, foreign, "{mode:?}: the file was changed");
+    }
+}
+
+/// A segment of topiclog's pre-release format (little-endian header, version byte 1 where Kafka
+/// has its magic) or of Kafka's message format v1 is refused with `UnsupportedFormat` naming the
+/// file and the format, by recovery and by a clean open alike, and left as it was.
+#[test]
+fn segments_of_other_formats_are_refused_by_name() {
+    // The first 57 bytes of a pre-release batch: base offset, length, CRC (little-endian), version 1.
+    let mut pre_release = vec![0u8; 120];
+    pre_release[8..12].copy_from_slice(&108u32.to_le_bytes());
+    pre_release[12..16].copy_from_slice(&0xdead_beefu32.to_le_bytes());
+    pre_release[16] = 1;
+    // A Kafka v1 message: offset, size, CRC (big-endian), magic 1.
+    let mut kafka_v1 = vec![0u8; 60];
+    kafka_v1[8..12].copy_from_slice(&48u32.to_be_bytes());
+    kafka_v1[16] = 1;
+    for (bytes, words) in [
+        (pre_release, "topiclog's pre-release segment format"),
+        (kafka_v1, "Kafka message format v1"),
+    ] {
+        let fs = sim();
+        let log = segment_file_name(Path::new(DIR), 0, SegmentFileKind::Log);
+        fs.write_file(&log, &bytes);
+        let fs: Arc<dyn FileSystem> = Arc::new(fs);
+        let config = LogConfig::default();
+        let recovered = Segment::recover(fs.clone(), Path::new(DIR), 0, &config, 0);
+        let opened = Segment::open_active(fs.clone(), Path::new(DIR), 0, &config);
+        for result in [recovered.map(|(s, _)| s), opened] {
+            match result {
+                Err(Error::UnsupportedFormat { path, found }) => {
+                    assert_eq!(path, log);
+                    assert!(found.contains(words), "{found}");
+                }
+                other => panic!("{words}: {other:?}"),
+            }
+        }
+        let f = fs.open(&log, OpenMode::Read).unwrap();
+        let mut left = vec![0u8; f.len().unwrap() as usize];
+        f.read_exact_at(&mut left, 0).unwrap();
+        assert_eq!(left, bytes, "{words}: the file was changed");
     }
 }
 

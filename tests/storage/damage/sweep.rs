@@ -110,8 +110,8 @@ const CHILD_SECONDS: u64 = 20;
 const CHILD_MEMORY_KIB: u64 = 2 << 20;
 /// A read loop that returns more records than this runs away.
 const MAX_RECORDS_READ: usize = 100_000;
-/// Bytes of a batch header, up to its first record (docs/FORMAT.md).
-const BATCH_HEADER_LEN: u64 = 57;
+/// Bytes of a batch header, up to its first record (Kafka's RecordBatch v2, docs/FORMAT.md).
+const BATCH_HEADER_LEN: u64 = 61;
 
 const T0: i64 = 1_700_000_000_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -1932,9 +1932,9 @@ fn batch_starts(bytes: &[u8]) -> (Vec<u64>, u64) {
     let mut starts = Vec::new();
     let mut pos = 0usize;
     while let Some(len) = bytes.get(pos + 8..pos + 12) {
-        let len = u32::from_le_bytes(len.try_into().unwrap()) as usize;
+        let len = u32::from_be_bytes(len.try_into().unwrap()) as usize;
         let next = pos + 12 + len;
-        if len < 45 || next > bytes.len() {
+        if len < 49 || next > bytes.len() {
             break;
         }
         starts.push(pos as u64);
@@ -2079,15 +2079,16 @@ impl DamageKind {
                 } else {
                     f.batches[rng.below(f.batches.len() as u64) as usize]
                 },
-                version: 2 + rng.below(254) as u8,
+                // Any magic but Kafka's 2 (0 and 1 are Kafka's older formats).
+                version: (3 + rng.below(256) as u8) % 255,
             },
             DamageKind::HeaderField => {
                 // (name, position in the header, width): docs/FORMAT.md.
                 const FIELDS: [(&str, u64, u64); 4] = [
                     ("base offset", 0, 8),
                     ("length", 8, 4),
-                    ("last offset delta", 19, 4),
-                    ("record count", 53, 4),
+                    ("last offset delta", 23, 4),
+                    ("record count", 57, 4),
                 ];
                 let batch = f.batches[rng.below(f.batches.len() as u64) as usize];
                 let (field, at, width) = FIELDS[rng.below(4) as usize];
@@ -2130,12 +2131,12 @@ enum Damage {
         bytes: Vec<u8>,
         zeros: bool,
     },
-    /// Every batch from byte `from` on gets format version `version`, with its CRC fixed.
+    /// Every batch from byte `from` on gets magic `version` (byte 16), with its CRC fixed.
     ForeignVersion {
         from: u64,
         version: u8,
     },
-    /// The little-endian integer of `width` bytes at `pos` (a header `field`) moved by
+    /// The big-endian integer of `width` bytes at `pos` (a header `field`) moved by
     /// `delta`, or zeroed for `None`.
     HeaderField {
         field: &'static str,
@@ -2165,26 +2166,26 @@ impl Damage {
                 let (starts, _) = batch_starts(&bytes);
                 for at in starts.into_iter().filter(|at| at >= from) {
                     let at = at as usize;
-                    let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+                    let len = u32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap());
                     let batch = &mut bytes[at..at + 12 + len as usize];
                     batch[16] = *version;
-                    // docs/FORMAT.md: crc32(bytes [16, 12 + length)) XOR crc32(base offset).
-                    let crc = crc32fast::hash(&batch[16..]) ^ crc32fast::hash(&batch[..8]);
-                    batch[12..16].copy_from_slice(&crc.to_le_bytes());
+                    // docs/FORMAT.md: CRC-32C of bytes [21, 12 + length), big-endian at 17.
+                    let crc = topiclog::internals::format::crc32c(&batch[21..]);
+                    batch[17..21].copy_from_slice(&crc.to_be_bytes());
                 }
             }
             Damage::HeaderField {
                 pos, width, delta, ..
             } => {
                 let field = &mut bytes[*pos as usize..(pos + width) as usize];
-                let mut le = [0u8; 8];
-                le[..field.len()].copy_from_slice(field);
+                let n = field.len();
+                let mut be = [0u8; 8];
+                be[8 - n..].copy_from_slice(field);
                 let value = match delta {
                     None => 0,
-                    Some(d) => u64::from_le_bytes(le).wrapping_add_signed(*d),
+                    Some(d) => u64::from_be_bytes(be).wrapping_add_signed(*d),
                 };
-                let n = field.len();
-                field.copy_from_slice(&value.to_le_bytes()[..n]);
+                field.copy_from_slice(&value.to_be_bytes()[8 - n..]);
             }
         }
         std::fs::write(path, bytes).unwrap();

@@ -61,8 +61,8 @@ fn assert_rejected(result: topiclog::Result<()>, what: &str) {
 fn raw_entries(entries: &[(u32, u32)]) -> Vec<u8> {
     let mut out = Vec::new();
     for &(rel, position) in entries {
-        out.extend_from_slice(&rel.to_le_bytes());
-        out.extend_from_slice(&position.to_le_bytes());
+        out.extend_from_slice(&rel.to_be_bytes());
+        out.extend_from_slice(&position.to_be_bytes());
     }
     out
 }

@@ -65,8 +65,8 @@ fn assert_rejected(result: topiclog::Result<()>, what: &str) {
 fn raw_entries(entries: &[(i64, u32)]) -> Vec<u8> {
     let mut out = Vec::new();
     for &(t, rel) in entries {
-        out.extend_from_slice(&t.to_le_bytes());
-        out.extend_from_slice(&rel.to_le_bytes());
+        out.extend_from_slice(&t.to_be_bytes());
+        out.extend_from_slice(&rel.to_be_bytes());
     }
     out
 }

@@ -211,7 +211,7 @@ fn invalid_config_is_rejected_before_touching_the_directory() {
             (
                 "segment_bytes",
                 LogConfig {
-                    segment_bytes: (2 << 30) + 1,
+                    segment_bytes: 2 << 30,
                     ..base.clone()
                 },
             ),
@@ -304,7 +304,7 @@ fn invalid_config_is_rejected_before_touching_the_directory() {
                 ..base.clone()
             },
             LogConfig {
-                segment_bytes: 2 << 30,
+                segment_bytes: (2 << 30) - 1,
                 ..base.clone()
             },
             LogConfig {

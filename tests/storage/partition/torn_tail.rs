@@ -104,6 +104,11 @@ fn check_cut(template: &Template, preallocate: bool, cut: u64, n: usize) {
         .write(true)
         .open(&path)
         .unwrap();
+    // The leading bytes of a big-endian base offset are zeros: a tail torn within them looks like
+    // unwritten space, which is cut without being counted.
+    let mut torn = vec![0u8; (cut - start) as usize];
+    file.read_exact_at(&mut torn, start).unwrap();
+    let torn_counts = torn.iter().any(|&b| b != 0);
     if preallocate {
         // The file is longer than the data: a torn write leaves zeros after the cut.
         let zeros = vec![0u8; (end - cut) as usize];
@@ -125,10 +130,10 @@ fn check_cut(template: &Template, preallocate: bool, cut: u64, n: usize) {
     let what = format!("preallocate {preallocate}, cut at {cut} of [{start}, {end}): {report:?}");
     assert!(!report.clean_shutdown, "{what}");
     assert!(!report.corruption_cut, "{what}");
-    if !preallocate {
+    if !preallocate && torn_counts {
         assert_eq!(report.bytes_truncated, cut - start, "{what}");
     }
-    assert!((report.bytes_truncated > 0) == (cut > start), "{what}");
+    assert!((report.bytes_truncated > 0) == torn_counts, "{what}");
     assert_eq!(log.end_offset(), template.last_base, "{what}");
     let kept = &template.records[..template.records.len() - 1];
     assert_eq!(record_views(&log, 0), kept, "{what}");

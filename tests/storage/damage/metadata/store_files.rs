@@ -158,7 +158,7 @@ fn offsets_log() -> PathBuf {
 
 fn locate_commit(fs: &SimFs) -> CommitRecord {
     let bytes = fs.read_file(&offsets_log()).unwrap();
-    let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let len = u32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
     let mut key_head = vec![1u8];
     key_head.extend_from_slice(&(GROUP.len() as u16).to_le_bytes());
     key_head.extend_from_slice(GROUP.as_bytes());
@@ -168,8 +168,9 @@ fn locate_commit(fs: &SimFs) -> CommitRecord {
         .expect("the first batch holds the commit's key");
     // key = version | group len | group | topic len | "t" | partition u32
     let key_end = key + 1 + 2 + GROUP.len() + 2 + 1 + 4;
-    // value = version | offset | time | metadata len | "meta": 25 bytes, uvarint 26 before it.
-    assert_eq!(bytes[key_end], 26, "value length");
+    // value = version | offset | time | metadata len | "meta": 25 bytes, Kafka's zig-zag varint
+    // length (50) before it.
+    assert_eq!(bytes[key_end], 50, "value length");
     let value = key_end + 1;
     assert_eq!(bytes[value], 1, "value version");
     assert_eq!(&bytes[value + 21..value + 25], b"meta");
@@ -181,10 +182,10 @@ fn locate_commit(fs: &SimFs) -> CommitRecord {
     }
 }
 
-/// Recompute the first batch's CRC: crc32(bytes[16..12 + len]) XOR crc32(base offset LE).
+/// Recompute the first batch's CRC: Kafka's CRC-32C of bytes[21..12 + len], big-endian at 17.
 fn fix_crc(bytes: &mut [u8], len: usize) {
-    let crc = crc32fast::hash(&bytes[16..12 + len]) ^ crc32fast::hash(&bytes[..8]);
-    bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+    let crc = topiclog::internals::format::crc32c(&bytes[21..12 + len]);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
 fn group_consumer(store: &Store) -> topiclog::Result<topiclog::Consumer> {
