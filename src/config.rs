@@ -16,6 +16,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::format::Compression;
 use crate::format::{
     BATCH_HEADER_LEN, MAX_BATCH_BYTES_LIMIT, OFFSET_INDEX_ENTRY_LEN, TIME_INDEX_ENTRY_LEN,
 };
@@ -52,6 +53,65 @@ pub enum TimestampType {
     CreateTime,
     /// Overwrite every timestamp with the log's clock at append time. Kafka: `LogAppendTime`.
     LogAppendTime,
+}
+
+/// How a topic stores batches. Kafka: the topic's `compression.type`.
+///
+/// # Examples
+/// ```
+/// use topiclog::{Compression, CompressionType, LogConfig};
+/// // Every batch stored with zstd, whatever the producer sent.
+/// let config = LogConfig { compression: CompressionType::Codec(Compression::Zstd), ..LogConfig::default() };
+/// assert_eq!(config.compression.codec_for(Compression::Lz4), Compression::Zstd);
+/// assert_eq!(CompressionType::Producer.codec_for(Compression::Lz4), Compression::Lz4);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CompressionType {
+    /// Keep the codec the producer chose ([`ProducerConfig::compression`](crate::ProducerConfig::compression),
+    /// [`Partition::append_batch_compressed`](crate::Partition::append_batch_compressed); plain
+    /// appends are uncompressed). Kafka: `producer`, the default.
+    #[default]
+    Producer,
+    /// Store every batch uncompressed. Kafka: `uncompressed`.
+    Uncompressed,
+    /// Store every batch with this codec, recompressing what a producer sent with another.
+    /// Kafka: `gzip`, `snappy`, `lz4`, `zstd`.
+    Codec(Compression),
+}
+
+impl CompressionType {
+    /// The codec a batch that its producer compressed with `requested` is stored with.
+    pub fn codec_for(self, requested: Compression) -> Compression {
+        match self {
+            CompressionType::Producer => requested,
+            CompressionType::Uncompressed => Compression::None,
+            CompressionType::Codec(c) => c,
+        }
+    }
+
+    /// Kafka's name of the setting's value (`producer`, `uncompressed`, or a codec's).
+    pub fn name(self) -> &'static str {
+        match self {
+            CompressionType::Producer => "producer",
+            CompressionType::Uncompressed | CompressionType::Codec(Compression::None) => {
+                "uncompressed"
+            }
+            CompressionType::Codec(c) => c.name(),
+        }
+    }
+
+    /// Parse Kafka's name of a value; `None` for anything else.
+    pub fn from_name(name: &str) -> Option<CompressionType> {
+        match name {
+            "producer" => Some(CompressionType::Producer),
+            "uncompressed" => Some(CompressionType::Uncompressed),
+            other => other
+                .parse::<Compression>()
+                .ok()
+                .filter(|c| *c != Compression::None)
+                .map(CompressionType::Codec),
+        }
+    }
 }
 
 /// What happens to old records. Kafka: `cleanup.policy`.
@@ -217,6 +277,10 @@ pub struct LogConfig {
     /// Compact once more than this share of the cleanable log is dirty (0.0 ..= 1.0; 1.0 never
     /// triggers by ratio alone). Default 0.5. Kafka: `min.cleanable.dirty.ratio`.
     pub min_cleanable_dirty_ratio: f64,
+    /// How batches are stored: the producer's codec, uncompressed, or one codec for all
+    /// (compaction rewrites with it too). Default [`CompressionType::Producer`]. Kafka:
+    /// `compression.type`.
+    pub compression: CompressionType,
     /// What recovery does with damage that is not a torn tail. Default [`Recovery::Strict`].
     /// (No Kafka counterpart: Kafka always truncates.) The store's, in a store.
     pub recovery: Recovery,
@@ -252,6 +316,7 @@ impl Default for LogConfig {
             min_compaction_lag: Duration::ZERO,
             max_compaction_lag: Deadline::Never,
             min_cleanable_dirty_ratio: 0.5,
+            compression: CompressionType::Producer,
             recovery: Recovery::Strict,
             producer_id_expiration: Duration::from_secs(24 * 3600),
             recovery_point_interval: Duration::from_secs(1),
@@ -265,6 +330,16 @@ impl LogConfig {
     /// # Errors
     /// [`Error::InvalidConfig`] naming the field.
     pub fn validate(&self) -> Result<()> {
+        if let CompressionType::Codec(c) = self.compression {
+            if !c.is_available() {
+                return Err(Error::config(
+                    "compression",
+                    format!(
+                        "the {c} codec is not built in: enable topiclog's \"{c}\" Cargo feature"
+                    ),
+                ));
+            }
+        }
         // Kafka's index entries hold positions as int32, so a segment stays below 2 GiB.
         if !(1024..=crate::format::MAX_SEGMENT_RELATIVE).contains(&self.segment_bytes) {
             return Err(Error::config(
@@ -363,6 +438,7 @@ impl LogConfig {
             min_compaction_lag,
             max_compaction_lag,
             min_cleanable_dirty_ratio,
+            compression,
         } = *overrides;
         LogConfig {
             segment_bytes: segment_bytes.unwrap_or(self.segment_bytes),
@@ -381,6 +457,7 @@ impl LogConfig {
             max_compaction_lag: max_compaction_lag.unwrap_or(self.max_compaction_lag),
             min_cleanable_dirty_ratio: min_cleanable_dirty_ratio
                 .unwrap_or(self.min_cleanable_dirty_ratio),
+            compression: compression.unwrap_or(self.compression),
             recovery: self.recovery,
             producer_id_expiration: self.producer_id_expiration,
             recovery_point_interval: self.recovery_point_interval,
@@ -406,6 +483,7 @@ impl LogConfig {
             min_compaction_lag: Some(self.min_compaction_lag),
             max_compaction_lag: Some(self.max_compaction_lag),
             min_cleanable_dirty_ratio: Some(self.min_cleanable_dirty_ratio),
+            compression: Some(self.compression),
         }
     }
 
@@ -571,6 +649,8 @@ pub struct LogOverrides {
     pub max_compaction_lag: Option<Deadline>,
     /// Kafka: `min.cleanable.dirty.ratio`.
     pub min_cleanable_dirty_ratio: Option<f64>,
+    /// Kafka: `compression.type`.
+    pub compression: Option<CompressionType>,
 }
 
 /// `d` in whole milliseconds, a fraction rounded up; anything of `u64::MAX` milliseconds or more

@@ -356,6 +356,24 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A Kafka log directory, or a file in it, cannot be used as it is: by
+    /// [`Store::import_kafka`](crate::Store::import_kafka) (a topic's partition directories not
+    /// numbered `0..n`, leftovers of an interrupted Kafka compaction or segment split, a segment
+    /// that is not a whole, valid log, aborted transactions, a malformed checkpoint file) or by
+    /// [`Store::export_kafka`](crate::Store::export_kafka) (a malformed checkpoint file already in
+    /// the destination, which it would merge into). `reason` says what to do; typically: let the
+    /// Kafka broker start and stop cleanly once on that directory (it finishes or discards what
+    /// it left half done), then copy the directory again. Nothing was imported or changed.
+    ///
+    /// Kind: [`ErrorKind::InvalidInput`].
+    #[error("cannot use the Kafka log directory content {}: {reason}", path.display())]
+    KafkaLogDir {
+        /// The directory or file.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
+
     /// A background task failed on one partition: maintenance (flushes, retention) or the
     /// cleaner (compaction). [`Store::maintain`](crate::Store::maintain) returns it, and
     /// [`Store::last_maintenance_error`](crate::Store::last_maintenance_error) keeps the last one
@@ -431,8 +449,9 @@ pub enum ErrorKind {
     Storage,
     /// The call cannot succeed as made: change the arguments or the configuration (an offset out
     /// of range, a record too large, an empty batch, a bad config value or topic name, a missing
-    /// key, an unknown topic or partition, a partition not assigned, no offset to start from).
-    /// Retrying it unchanged fails the same way.
+    /// key, an unknown topic or partition, a partition not assigned, no offset to start from, a
+    /// Kafka log directory that cannot be imported as it is). Retrying it unchanged fails the
+    /// same way.
     InvalidInput,
     /// Stored data failed validation: [`Error::Corrupt`] (a log, index or metadata file) or
     /// [`Error::InvalidConfigFile`] (a `topic.conf`). Nothing was changed; restore the file
@@ -492,7 +511,8 @@ impl Error {
             | Error::UnknownTopic { .. }
             | Error::InvalidPartition { .. }
             | Error::NoOffset { .. }
-            | Error::NotAssigned { .. } => ErrorKind::InvalidInput,
+            | Error::NotAssigned { .. }
+            | Error::KafkaLogDir { .. } => ErrorKind::InvalidInput,
             Error::Corrupt { .. }
             | Error::InvalidConfigFile { .. }
             | Error::UnsupportedFormat { .. } => ErrorKind::Damaged,
@@ -563,6 +583,13 @@ impl Error {
         Error::Corrupt {
             path: path.into(),
             position,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn kafka_log_dir(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::KafkaLogDir {
+            path: path.into(),
             reason: reason.into(),
         }
     }
@@ -814,6 +841,10 @@ mod tests {
                 },
                 ErrorKind::Damaged,
             ),
+            (
+                Error::kafka_log_dir(&path, "a leftover .swap file"),
+                ErrorKind::InvalidInput,
+            ),
         ]
     }
 
@@ -847,6 +878,7 @@ mod tests {
             Error::Closed { .. } => 23,
             Error::Maintenance { .. } => 24,
             Error::UnsupportedFormat { .. } => 25,
+            Error::KafkaLogDir { .. } => 26,
         }
     }
 

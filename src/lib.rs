@@ -52,6 +52,10 @@
 //!   [`Limit::Unlimited`]). The file system and the clock are an [`Env`], passed beside the
 //!   config ([`Partition::open_with_env`], [`Store::open_with_env`]). Configs are plain structs
 //!   with public fields: build them from their `Default` with struct-update syntax.
+//! - Moving partitions to and from Kafka: [`Store::export_kafka`] writes a Kafka log directory
+//!   for a broker to adopt, [`Store::import_kafka`] creates topics from one, and
+//!   [`Store::export_group_offsets`] writes a group's committed offsets for
+//!   `kafka-consumer-groups --reset-offsets --from-file` (`docs/KAFKA.md` has the Kafka side).
 //! - [`segment`] holds the building blocks of a partition, for people building their own log:
 //!   [`Segment`](segment::Segment), its [`OffsetIndex`](segment::OffsetIndex) and
 //!   [`TimeIndex`](segment::TimeIndex), the [`RecordBatch`](segment::RecordBatch) format and
@@ -100,7 +104,8 @@ pub use broker::{
 pub use bytes::Bytes;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    CleanupPolicy, Deadline, Durability, Limit, LogConfig, LogOverrides, Retention, TimestampType,
+    CleanupPolicy, CompressionType, Deadline, Durability, Limit, LogConfig, LogOverrides,
+    Retention, TimestampType,
 };
 pub use consumer::{
     AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords, ConsumerWaker,
@@ -110,12 +115,16 @@ pub use env::Env;
 pub use error::{Error, ErrorKind, MaintenanceTask, Result, Shared};
 pub use format::{Header, HeaderIter, Record, StoredRecord};
 pub use partition::{
-    AppendInfo, Batches, CompactionPolicy, CompactionReport, Partition, ProducerBatch,
+    AppendInfo, Batches, CompactionPolicy, CompactionReport, KafkaPartitionExport,
+    KafkaPartitionExportOptions, KafkaPartitionImport, KafkaTopicId, Partition, ProducerBatch,
     RecoveryReport, RetentionPolicy, RetentionReport,
 };
 pub use producer::{Acks, Compression, Producer, ProducerConfig, SendHandle};
 pub use segment::Recovery;
-pub use store::{PartitionRecovery, PoisonedPartition, Store, StoreOptions};
+pub use store::{
+    KafkaExportOptions, KafkaExportReport, KafkaImportOptions, KafkaImportReport,
+    PartitionRecovery, PoisonedPartition, Store, StoreOptions,
+};
 pub use topic::{
     key_partition, validate_topic_name, DefaultPartitioner, Partitioner, RecordMetadata, Topic,
     TopicConfig,
@@ -142,7 +151,8 @@ pub mod internals {
 
     pub mod format {
         //! Every byte layout: the batch header's field offsets and lengths, index entries and
-        //! file names, with the record and batch types again. `docs/FORMAT.md` describes the same
+        //! file names, with the record and batch types again, and the compression codecs'
+        //! `compress`/`decompress` (for the fuzzer). `docs/FORMAT.md` describes the same
         //! layout in prose; offsets are derived from the previous field so the two cannot drift
         //! apart silently.
         pub use crate::format::*;

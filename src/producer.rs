@@ -25,6 +25,10 @@ use crate::partition::{AppendInfo, Durability, ProducerBatch, TimestampType};
 use crate::store::Store;
 use crate::topic::{Partitioner, RecordMetadata, Topic};
 
+/// Compression of batches: Kafka's codecs, each behind a Cargo feature. Defined with the batch
+/// format (`format::compression`); re-exported here, where [`ProducerConfig::compression`] uses it.
+pub use crate::format::Compression;
+
 /// When a send counts as done. Kafka: `acks`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Acks {
@@ -39,16 +43,6 @@ pub enum Acks {
     /// through the partition's group commit. The default.
     #[default]
     Durable,
-}
-
-/// Compression of batches. Only `None` is available in this build; codecs will come behind Cargo
-/// features.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Compression {
-    /// Records are stored as sent.
-    #[default]
-    None,
 }
 
 /// Settings of a [`Producer`]. Every field documents its default and Kafka name.
@@ -68,7 +62,9 @@ pub struct ProducerConfig {
     /// Stamp batches with a producer id and sequence numbers so replays are stored once.
     /// Default `true`. Kafka: `enable.idempotence`.
     pub idempotent: bool,
-    /// Default [`Compression::None`]. Kafka: `compression.type`.
+    /// Codec of the batches this producer appends (the topic's
+    /// [`compression`](crate::LogConfig::compression) may override it). Default
+    /// [`Compression::None`]. Kafka: `compression.type`.
     pub compression: Compression,
     /// Chooses partitions for records sent without one. Default `None`: the store's.
     /// Kafka: `partitioner.class`.
@@ -103,6 +99,13 @@ impl ProducerConfig {
     /// # Errors
     /// [`Error::InvalidConfig`] naming the field.
     pub fn validate(&self) -> Result<()> {
+        if !self.compression.is_available() {
+            let c = self.compression;
+            return Err(Error::config(
+                "compression",
+                format!("the {c} codec is not built in: enable topiclog's \"{c}\" Cargo feature"),
+            ));
+        }
         if self.batch_bytes == 0 {
             return Err(Error::config("batch_bytes", "must be at least 1"));
         }
@@ -749,18 +752,20 @@ impl Core {
             Acks::Durable => Durability::Always,
             Acks::Written | Acks::None => partition.config().durability,
         };
-        match (self.producer_id, sequence) {
-            (Some(id), Some(seq)) => partition.append_idempotent(
-                &batch.records,
-                ProducerBatch {
-                    producer_id: id,
-                    epoch: 0,
-                    base_sequence: seq,
-                },
-                durability,
-            ),
-            _ => partition.append_batch_with(&batch.records, durability),
-        }
+        let producer = match (self.producer_id, sequence) {
+            (Some(id), Some(seq)) => Some(ProducerBatch {
+                producer_id: id,
+                epoch: 0,
+                base_sequence: seq,
+            }),
+            _ => None,
+        };
+        partition.append_produced(
+            &batch.records,
+            producer,
+            durability,
+            self.config.compression,
+        )
     }
 
     fn flush(&self) -> Result<()> {

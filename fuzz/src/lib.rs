@@ -25,6 +25,7 @@ use topiclog::internals::format::meta::{
     self, Checkpoint, CleanShutdown, CleanerCheckpoint, Decode, Encode, OffsetCommitKey,
     OffsetCommitValue, ProducerIdCounter, ProducerSnapshot,
 };
+use topiclog::internals::format::{compress, decompress as codec_decompress, CodecError};
 use topiclog::internals::format::{
     ATTR_LOG_APPEND_TIME, BATCH_HEADER_LEN, BATCH_PREFIX_LEN, CRC_OFFSET, LENGTH_OFFSET, MAGIC,
     MAGIC_OFFSET, MAX_BATCH_BYTES_LIMIT, MIN_BATCH_LENGTH_FIELD, RECORDS_OFFSET,
@@ -33,6 +34,7 @@ use topiclog::segment::{
     segment_file_name, BatchHeader, OffsetIndex, OffsetPosition, RecordBatch, SegmentFileKind,
     TimeIndex, TimestampOffset,
 };
+use topiclog::Compression;
 use topiclog::{
     Deadline, Durability, Env, Error, LogConfig, ManualClock, Partition, Record, Recovery,
     StoredRecord,
@@ -1364,6 +1366,9 @@ pub fn segment_recover(data: &[u8]) {
         if let Some(c) = &checkpoint {
             fs.write_file(&Path::new(DIR).join("checkpoint"), c);
         }
+        // A directory topiclog opened before (it leaves its lock file): a lost checkpoint is
+        // damage, not a log written by Kafka to adopt (tests/storage/partition/kafka_adoption.rs).
+        fs.write_file(&Path::new(DIR).join(".lock"), b"");
         let config = LogConfig {
             recovery: mode,
             ..config.clone()
@@ -1782,4 +1787,109 @@ where
         );
     }
     true
+}
+
+// ---- decompress ------------------------------------------------------------------------------------
+
+/// Every codec, in attribute order: those compiled out must say so.
+pub const CODECS: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];
+
+/// The limit of the second, generous pass: decoded content of any input up to this size is
+/// compared with the first pass's.
+const DECOMPRESS_LARGE_LIMIT: usize = 1 << 20;
+
+/// `[knob, stream..]`: the stream decompressed with every codec (one corpus serves all five),
+/// with `max_len = knob * 64` (0 to 16,320 bytes), appending to a buffer that already holds a
+/// prefix.
+///
+/// Checks, per codec: no panic; a codec whose feature is off is `Unavailable`; an error leaves
+/// the buffer as it was; success appends at most `max_len` bytes, the same bytes a generous
+/// limit gives, and those bytes compress to a stream that decompresses to them again (and is
+/// `TooLarge` one byte under their length); `TooLarge` means a generous limit gives more than
+/// `max_len` bytes or another error; damage found within `max_len` is found under any limit.
+pub fn decompress(data: &[u8]) {
+    let Some((&knob, stream)) = data.split_first() else {
+        return;
+    };
+    let max_len = usize::from(knob) * 64;
+    for codec in CODECS {
+        check_decompress(codec, stream, max_len);
+    }
+}
+
+fn check_decompress(codec: Compression, stream: &[u8], max_len: usize) {
+    const PREFIX: &[u8] = b"prefix";
+    let run = |limit: usize| {
+        let mut out = PREFIX.to_vec();
+        let result = codec_decompress(codec, stream, limit, &mut out);
+        (result, out)
+    };
+    let (result, out) = run(max_len);
+    if !codec.is_available() {
+        assert_eq!(result, Err(CodecError::Unavailable(codec)), "{codec}");
+        assert_eq!(out, PREFIX, "{codec}: Unavailable changed the output");
+        return;
+    }
+    match result {
+        Ok(()) => {
+            assert!(out.starts_with(PREFIX), "{codec}: the prefix was changed");
+            let content = out.get(PREFIX.len()..).unwrap_or_default();
+            assert!(
+                content.len() <= max_len,
+                "{codec}: {} bytes decoded with max_len {max_len}",
+                content.len()
+            );
+            let (large, large_out) = run(DECOMPRESS_LARGE_LIMIT);
+            assert_eq!(large, Ok(()), "{codec}: a larger limit fails");
+            assert!(
+                large_out == out,
+                "{codec}: a larger limit decodes differently"
+            );
+
+            let mut again = Vec::new();
+            compress(codec, content, &mut again)
+                .unwrap_or_else(|e| panic!("{codec}: compressing decoded content: {e}"));
+            let mut back = Vec::new();
+            assert_eq!(
+                codec_decompress(codec, &again, content.len(), &mut back),
+                Ok(()),
+                "{codec}: its own stream does not decode"
+            );
+            assert!(back == content, "{codec}: round trip differs");
+            if let Some(under) = content.len().checked_sub(1) {
+                assert_eq!(
+                    codec_decompress(codec, &again, under, &mut Vec::new()),
+                    Err(CodecError::TooLarge { max: under }),
+                    "{codec}: its own stream one byte over the limit"
+                );
+            }
+        }
+        Err(CodecError::TooLarge { max }) => {
+            assert_eq!(max, max_len, "{codec}: TooLarge reports another limit");
+            assert_eq!(out, PREFIX, "{codec}: TooLarge changed the output");
+            let (large, large_out) = run(DECOMPRESS_LARGE_LIMIT.max(max_len + 1));
+            if large.is_ok() {
+                assert!(
+                    large_out.len() - PREFIX.len() > max_len,
+                    "{codec}: TooLarge under {max_len} but {} bytes decode",
+                    large_out.len() - PREFIX.len()
+                );
+            }
+        }
+        Err(CodecError::Corrupt(what)) => {
+            assert_eq!(out, PREFIX, "{codec}: Corrupt ({what}) changed the output");
+            let (large, _) = run(DECOMPRESS_LARGE_LIMIT);
+            assert!(
+                large.is_err(),
+                "{codec}: Corrupt ({what}) under {max_len} but decodes under a larger limit"
+            );
+        }
+        Err(e @ CodecError::Unavailable(_)) => panic!("{codec}: {e} though it is available"),
+    }
 }

@@ -16,6 +16,7 @@
 
 mod assignor;
 mod coordinator;
+mod kafka_offsets;
 mod offsets;
 mod producer_ids;
 

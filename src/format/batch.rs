@@ -223,15 +223,32 @@ pub struct RecordBatch {
     records: Bytes,
 }
 
-/// Where a batch's records are: its bytes after the header, decompressed if the batch is.
+/// Where a batch's records are: its bytes after the header (zero-copy), or for a compressed
+/// batch the decompressed stream, at most [`MAX_DECOMPRESSED_BATCH_BYTES`] long.
 fn records_section(bytes: &Bytes, header: &BatchHeader) -> Result<Bytes, (usize, &'static str)> {
     let raw = bytes.slice(RECORDS_OFFSET.min(bytes.len())..);
-    match header.compression_bits() {
-        0 => Ok(raw),
-        _ => Err((
+    let codec =
+        Compression::from_attributes(header.attributes).map_err(|r| (ATTRIBUTES_OFFSET, r))?;
+    if codec == Compression::None {
+        return Ok(raw);
+    }
+    // Every record takes at least 7 bytes: a count that cannot fit the cap is damage, found
+    // before anything is decompressed.
+    if u64::from(header.record_count) * 7 > MAX_DECOMPRESSED_BATCH_BYTES as u64 {
+        return Err((RECORD_COUNT_OFFSET, "record count too large for a batch"));
+    }
+    let mut out = Vec::new();
+    match decompress(codec, &raw, MAX_DECOMPRESSED_BATCH_BYTES, &mut out) {
+        Ok(()) => Ok(Bytes::from(out)),
+        Err(CodecError::Unavailable(_)) => Err((
             ATTRIBUTES_OFFSET,
-            "compressed batches are not supported by this build",
+            "the batch is compressed with a codec this build leaves out (enable its Cargo feature)",
         )),
+        Err(CodecError::TooLarge { .. }) => Err((
+            RECORDS_OFFSET,
+            "compressed records decompress past the 256 MiB batch limit",
+        )),
+        Err(CodecError::Corrupt(reason)) => Err((RECORDS_OFFSET, reason)),
     }
 }
 
@@ -330,10 +347,37 @@ impl RecordBatch {
         base_offset: u64,
         default_timestamp: i64,
     ) -> crate::Result<RecordBatch> {
+        RecordBatch::build_compressed(records, base_offset, default_timestamp, Compression::None)
+    }
+
+    /// [`build`](Self::build) with the records compressed as one stream with `compression`, as
+    /// Kafka's producers write them.
+    ///
+    /// # Errors
+    /// As [`build`](Self::build); [`Error::InvalidConfig`](crate::Error::InvalidConfig) for a
+    /// codec this build leaves out (see [`Compression::is_available`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use topiclog::{segment::RecordBatch, Compression, Record};
+    /// let records = vec![Record::new("{\"event\":\"page_view\"}"); 100];
+    /// let batch = RecordBatch::build_compressed(&records, 0, 1_000, Compression::Lz4)?;
+    /// assert_eq!(batch.header().compression_bits(), 3);
+    /// assert!(batch.as_bytes().len() < 61 + 100 * 20);
+    /// assert_eq!(batch.records().count(), 100);
+    /// # Ok::<(), topiclog::Error>(())
+    /// ```
+    pub fn build_compressed<R: Borrow<Record>>(
+        records: &[R],
+        base_offset: u64,
+        default_timestamp: i64,
+        compression: Compression,
+    ) -> crate::Result<RecordBatch> {
         if records.is_empty() {
             return Err(crate::Error::EmptyBatch);
         }
-        let meta = BatchMeta::new(default_timestamp);
+        let mut meta = BatchMeta::new(default_timestamp);
+        meta.compression = compression;
         let len = encoded_batch_len(records, &meta);
         if len > MAX_BATCH_BYTES_LIMIT || records.len() > i32::MAX as usize {
             return Err(crate::Error::RecordTooLarge {
@@ -342,7 +386,7 @@ impl RecordBatch {
             });
         }
         let mut buf = Vec::with_capacity(len);
-        encode_batch(&mut buf, records, &meta);
+        encode_batch(&mut buf, records, &meta).map_err(codec_error)?;
         patch_base_offset(&mut buf, base_offset);
         RecordBatch::decode(Bytes::from(buf)).map_err(|(at, r)| crate::Error::Corrupt {
             path: Default::default(),
@@ -463,6 +507,7 @@ pub(crate) struct BatchMeta {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub base_sequence: i32,
+    pub compression: Compression,
 }
 
 impl BatchMeta {
@@ -473,8 +518,45 @@ impl BatchMeta {
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
+            compression: Compression::None,
         }
     }
+}
+
+thread_local! {
+    /// Records of a batch being compressed, encoded here first: reused, so a compressed append
+    /// allocates nothing per batch once warm.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Write `records_into` (which appends encoded records to the buffer it is given) after a
+/// header's room at the end of `buf`, compressed with `codec` when it is not `None`. Returns
+/// where the batch starts in `buf`. On error `buf` is as it was.
+fn put_records(
+    buf: &mut Vec<u8>,
+    codec: Compression,
+    records_into: impl FnOnce(&mut Vec<u8>),
+) -> Result<usize, CodecError> {
+    let start = buf.len();
+    buf.resize(start + BATCH_HEADER_LEN, 0);
+    if codec == Compression::None {
+        records_into(buf);
+        return Ok(start);
+    }
+    SCRATCH
+        .with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            scratch.clear();
+            records_into(&mut scratch);
+            let result = compress(codec, &scratch, buf);
+            if scratch.capacity() > 4 << 20 {
+                // Keep the scratch of ordinary batches, not of a rare huge one.
+                *scratch = Vec::new();
+            }
+            result
+        })
+        .inspect_err(|_| buf.truncate(start))?;
+    Ok(start)
 }
 
 fn record_timestamp(r: &Record, meta: &BatchMeta) -> i64 {
@@ -499,22 +581,30 @@ pub(crate) fn encoded_batch_len<R: Borrow<Record>>(records: &[R], meta: &BatchMe
     n
 }
 
-/// Encode `records` as one batch (base offset 0, CRC computed) at the end of `buf`. The caller has
-/// checked that `records` is non-empty and fits `int32` offset deltas.
-pub(crate) fn encode_batch<R: Borrow<Record>>(buf: &mut Vec<u8>, records: &[R], meta: &BatchMeta) {
-    let start = buf.len();
+/// Encode `records` as one batch (base offset 0, CRC computed) at the end of `buf`, its records
+/// compressed with `meta.compression`. The caller has checked that `records` is non-empty and
+/// fits `int32` offset deltas.
+///
+/// # Errors
+/// [`CodecError::Unavailable`] for a codec this build leaves out (`buf` is then unchanged).
+pub(crate) fn encode_batch<R: Borrow<Record>>(
+    buf: &mut Vec<u8>,
+    records: &[R],
+    meta: &BatchMeta,
+) -> Result<(), CodecError> {
     let first_ts = records
         .first()
         .map_or(0, |r| record_timestamp(r.borrow(), meta));
     let mut max_ts = i64::MIN;
-    buf.resize(start + BATCH_HEADER_LEN, 0);
-    for (i, r) in records.iter().enumerate() {
-        let r = r.borrow();
-        let ts = record_timestamp(r, meta);
-        max_ts = max_ts.max(ts);
-        r.encode(buf, ts.wrapping_sub(first_ts), i as u32);
-    }
-    let mut attributes = 0u16;
+    let start = put_records(buf, meta.compression, |out| {
+        for (i, r) in records.iter().enumerate() {
+            let r = r.borrow();
+            let ts = record_timestamp(r, meta);
+            max_ts = max_ts.max(ts);
+            r.encode(out, ts.wrapping_sub(first_ts), i as u32);
+        }
+    })?;
+    let mut attributes = meta.compression.attribute_bits();
     if meta.log_append_time {
         attributes |= ATTR_LOG_APPEND_TIME;
     }
@@ -538,6 +628,7 @@ pub(crate) fn encode_batch<R: Borrow<Record>>(buf: &mut Vec<u8>, records: &[R], 
         reason = "`start` was the buffer's length before it grew by a header and the records"
     )]
     write_header(&mut buf[start..], &fields);
+    Ok(())
 }
 
 /// Fill in the header of the encoded batch `batch` (the whole batch, records in place) from
@@ -577,36 +668,48 @@ fn write_header(batch: &mut [u8], fields: &BatchHeader) {
 }
 
 /// Encode the `retained` records of a batch whose header is `original` as a new batch at the end
-/// of `buf`: same base offset, offset range (`last offset delta`), attributes, base timestamp and
-/// producer fields, so offsets and the log's shape survive; record count, length, maximum
-/// timestamp and CRC describe what is left. Used by compaction. `retained` must be in offset
-/// order and lie inside `original`'s offset range; empty, it makes an empty batch (no records)
-/// that still spans the offset range, which compaction uses to keep a cleaned log's offsets
-/// contiguous. `original` must be uncompressed (the records are written uncompressed).
+/// of `buf`, compressed with `compression`: same base offset, offset range (`last offset
+/// delta`), attributes (but the codec) and producer fields, so offsets and the log's shape
+/// survive; record count, timestamps, length and CRC describe what is left, as Kafka's cleaner
+/// rebuilds a batch (`MemoryRecords.filterTo`): the base timestamp is the first kept record's
+/// (or the delete horizon, when the batch has one), the maximum the kept records'. Used by
+/// compaction. `retained` must be in offset order and lie inside `original`'s offset range;
+/// empty, it makes an empty batch (no records, `original`'s timestamps) that still spans the
+/// offset range, which compaction uses to keep a cleaned log's offsets contiguous.
+///
+/// # Errors
+/// [`CodecError::Unavailable`] for a codec this build leaves out (`buf` is then unchanged).
 pub(crate) fn encode_retained(
     buf: &mut Vec<u8>,
     original: &BatchHeader,
     retained: &[StoredRecord],
-) {
-    let start = buf.len();
-    buf.resize(start + BATCH_HEADER_LEN, 0);
+    compression: Compression,
+) -> Result<(), CodecError> {
+    let horizon = original.delete_horizon();
+    let base_ts = match (horizon, retained.first()) {
+        (Some(h), _) => h,
+        (None, Some(first)) => first.timestamp,
+        (None, None) => original.base_timestamp,
+    };
     let mut max_ts = i64::MIN;
-    for r in retained {
-        max_ts = max_ts.max(r.timestamp);
-        r.encode(
-            buf,
-            r.timestamp.wrapping_sub(original.base_timestamp),
-            r.offset - original.base_offset,
-        );
-    }
+    let start = put_records(buf, compression, |out| {
+        for r in retained {
+            max_ts = max_ts.max(r.timestamp);
+            r.encode(
+                out,
+                r.timestamp.wrapping_sub(base_ts),
+                r.offset - original.base_offset,
+            );
+        }
+    })?;
     let fields = BatchHeader {
-        max_timestamp: if original.is_log_append_time() {
+        base_timestamp: base_ts,
+        max_timestamp: if original.is_log_append_time() || retained.is_empty() {
             original.max_timestamp
         } else {
-            // Never below the base timestamp (the header check), even if the first record went.
-            max_ts.max(original.base_timestamp)
+            max_ts
         },
-        attributes: original.attributes & !ATTR_COMPRESSION_MASK,
+        attributes: (original.attributes & !ATTR_COMPRESSION_MASK) | compression.attribute_bits(),
         record_count: retained.len() as u32,
         ..*original
     };
@@ -615,6 +718,18 @@ pub(crate) fn encode_retained(
         reason = "`start` was the buffer's length before it grew by a header and the records"
     )]
     write_header(&mut buf[start..], &fields);
+    Ok(())
+}
+
+/// The crate's error for a codec error while encoding.
+pub(crate) fn codec_error(e: CodecError) -> crate::Error {
+    match e {
+        CodecError::Unavailable(c) => crate::Error::config(
+            "compression",
+            format!("the {c} codec is not built in: enable topiclog's \"{c}\" Cargo feature"),
+        ),
+        other => crate::Error::config("compression", other.to_string()),
+    }
 }
 
 /// Whether `bytes` is exactly the batch `header` describes and its CRC-32C matches: every field
@@ -679,7 +794,7 @@ mod tests {
     fn encode(records: &[Record], base: u64) -> Bytes {
         let meta = BatchMeta::new(1000);
         let mut buf = Vec::new();
-        encode_batch(&mut buf, records, &meta);
+        encode_batch(&mut buf, records, &meta).unwrap();
         assert_eq!(buf.len(), encoded_batch_len(records, &meta));
         patch_base_offset(&mut buf, base);
         Bytes::from(buf)

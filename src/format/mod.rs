@@ -10,6 +10,7 @@
 #![deny(clippy::indexing_slicing)]
 
 mod batch;
+mod compression;
 mod index;
 #[doc(hidden)]
 pub mod meta;
@@ -18,13 +19,18 @@ mod record;
 mod varint;
 
 pub use batch::{crc32c, set_base_offset, BatchHeader, RecordBatch, Records};
+pub use compression::Compression;
+// Crate-internal API, `pub` (not `pub(crate)`) only so that `internals::format` re-exports it to
+// the fuzz crate: `format` itself is private.
+#[doc(hidden)]
+pub use compression::{compress, decompress, CodecError};
 pub use index::{OffsetIndexEntry, TimeIndexEntry, OFFSET_INDEX_ENTRY_LEN, TIME_INDEX_ENTRY_LEN};
 pub use names::{parse_segment_file_name, segment_file_name, SegmentFileKind};
 pub use record::{Header, HeaderIter, Record, StoredRecord};
 
 pub(crate) use batch::{
-    crc_matches, describe_foreign_format, encode_batch, encode_retained, encoded_batch_len,
-    patch_base_offset, peek_frame, validate_batch, BatchMeta, Frame,
+    codec_error, crc_matches, describe_foreign_format, encode_batch, encode_retained,
+    encoded_batch_len, patch_base_offset, peek_frame, validate_batch, BatchMeta, Frame,
 };
 
 /// The record batch format: Kafka's RecordBatch v2 ("magic" 2), the only one topiclog reads and
@@ -72,6 +78,11 @@ pub const MIN_BATCH_LENGTH_FIELD: u32 = (BATCH_HEADER_LEN - PARTITION_LEADER_EPO
 
 /// Hard upper bound on one batch, whatever the configuration: a length field above this is damage.
 pub const MAX_BATCH_BYTES_LIMIT: usize = 256 << 20;
+
+/// Hard upper bound on the records of a compressed batch once decompressed: the most a batch
+/// could hold uncompressed. A stream that would inflate past it is damage (or a bomb), found
+/// without allocating more than this.
+pub const MAX_DECOMPRESSED_BATCH_BYTES: usize = MAX_BATCH_BYTES_LIMIT;
 
 /// Largest offset relative to a segment's base offset, and largest byte position in a segment:
 /// Kafka's index entries hold both as `int32`.

@@ -73,6 +73,21 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// another handle in this process or another process — holds it. Child processes do not
     /// inherit it ([`StdFs`] takes a POSIX record lock, see its source for why not `flock`).
     fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
+    /// Make `link` a new name of the file `original` (a hard link: both names are the same file,
+    /// so a write through either shows through both). Fails with `AlreadyExists` if `link`
+    /// exists, and with `CrossesDevices` when the two are on different file systems (or
+    /// `Unsupported`/`PermissionDenied` where the file system has no hard links): callers that
+    /// only want the bytes copy the file then. Durable after `sync_dir` of `link`'s directory.
+    ///
+    /// The default reports `Unsupported`, so a file system written before this method existed
+    /// keeps working (callers copy instead).
+    fn hard_link(&self, original: &Path, link: &Path) -> io::Result<()> {
+        let _ = original;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("this file system has no hard links: {}", link.display()),
+        ))
+    }
 }
 
 /// A held lock from [`FileSystem::try_lock`]; dropping it releases the lock.

@@ -13,7 +13,7 @@ use crate::error::{IoContext, Result};
 use crate::format::meta::{Decode, Encode};
 use crate::fs::{read_small_file, write_atomic, FileSystem, OpenMode};
 
-pub(crate) use crate::format::meta::{Checkpoint, CleanShutdown};
+pub(crate) use crate::format::meta::{AdoptedLog, Checkpoint, CleanShutdown};
 
 /// Name of the checkpoint file in a partition directory.
 pub(crate) const FILE_NAME: &str = "checkpoint";
@@ -40,6 +40,29 @@ impl Checkpoint {
     /// Replace the checkpoint in `dir`, durably.
     pub(crate) fn write(&self, fs: &dyn FileSystem, dir: &Path) -> Result<()> {
         let path = dir.join(FILE_NAME);
+        write_atomic(fs, &path, &self.encode_to_vec()).at(&path)
+    }
+}
+
+/// Name of the file that marks a log written by Kafka and adopted ([`AdoptedLog`]).
+pub(crate) const ADOPTED: &str = "kafka-adopted";
+
+impl AdoptedLog {
+    /// Read the marker in `dir`: `Ok(None)` if there is none.
+    pub(crate) fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Option<AdoptedLog>> {
+        let path = dir.join(ADOPTED);
+        if !fs.exists(&path).at(&path)? {
+            return Ok(None);
+        }
+        let bytes = read_small_file(fs, &path, MAX_FILE_LEN)?;
+        AdoptedLog::decode(&bytes)
+            .map(Some)
+            .map_err(|e| e.corrupt(&path, "Kafka adoption marker"))
+    }
+
+    /// Write the marker in `dir`, durably.
+    pub(crate) fn write(&self, fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+        let path = dir.join(ADOPTED);
         write_atomic(fs, &path, &self.encode_to_vec()).at(&path)
     }
 }

@@ -43,9 +43,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::CompressionType;
 use crate::config::Deadline;
 use crate::error::{Error, IoContext, Result};
-use crate::format::{encode_retained, BatchHeader, RecordBatch, StoredRecord};
+use crate::format::{encode_retained, BatchHeader, Compression, RecordBatch, StoredRecord};
 use crate::fs::FileSystem;
 use crate::hash::FastHasher;
 use crate::segment::{suffixed, Segment, SegmentConfig};
@@ -398,6 +399,7 @@ impl Inner {
             buf: Vec::new(),
             gap_max_timestamp: None,
             last_changed: false,
+            compression: self.config().compression,
         };
         self.clean_sources(&mut cleaner, &segments, &sources)?;
         let horizon = now_ms
@@ -614,6 +616,8 @@ struct Cleaner<'a> {
     gap_max_timestamp: Option<i64>,
     /// Whether the last [`copy_segment`](Self::copy_segment) removed anything.
     last_changed: bool,
+    /// The topic's `compression.type`: what a rewritten batch is compressed with.
+    compression: CompressionType,
 }
 
 impl Cleaner<'_> {
@@ -671,7 +675,12 @@ impl Cleaner<'_> {
         } else {
             self.fill_to(out, batch.base_offset())?;
             self.buf.clear();
-            encode_retained(&mut self.buf, batch.header(), &self.retained);
+            // Rewritten with the topic's codec (`producer`: the batch's own, as Kafka's cleaner).
+            let own = Compression::from_attributes(batch.header().attributes)
+                .map_err(|r| Error::corrupt(out.log_path(), 0, r))?;
+            let codec = self.compression.codec_for(own);
+            encode_retained(&mut self.buf, batch.header(), &self.retained, codec)
+                .map_err(crate::format::codec_error)?;
             out.append(&self.buf, self.now_ms)?;
         }
         Ok(true)
@@ -727,7 +736,8 @@ impl Cleaner<'_> {
             record_count: 0,
         };
         self.buf.clear();
-        encode_retained(&mut self.buf, &span, &[]);
+        encode_retained(&mut self.buf, &span, &[], Compression::None)
+            .map_err(crate::format::codec_error)?;
         out.append(&self.buf, self.now_ms)
     }
 

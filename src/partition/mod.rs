@@ -30,6 +30,7 @@ mod checkpoint;
 mod cleaner_checkpoint;
 mod close;
 mod compaction;
+mod kafka;
 mod notify;
 mod open;
 mod producer_state;
@@ -39,6 +40,12 @@ mod sync;
 mod truncate;
 
 pub use compaction::{CompactionPolicy, CompactionReport, MIN_MAP_BUDGET_BYTES};
+pub(crate) use kafka::{
+    adopt_kafka_partition, check_kafka_partition_dir, files as kafka_files, KafkaSource,
+};
+pub use kafka::{
+    KafkaPartitionExport, KafkaPartitionExportOptions, KafkaPartitionImport, KafkaTopicId,
+};
 // The consumer and producer name them from here.
 pub(crate) use crate::config::{Durability, TimestampType};
 pub use notify::Notify;
@@ -141,7 +148,8 @@ pub struct Partition {
 /// A thread holding one of these locks takes only locks further down the list:
 ///
 /// 1. `cleaner` — compaction holds it for a pass; retention, truncation, in-place recovery and
-///    close take it first;
+///    close take it first; a Kafka export (`kafka`) holds it while it links and copies the
+///    segment files, so none of them is replaced or deleted meanwhile;
 /// 2. `writer` — the append lock;
 /// 3. `checkpoint` — held across the checkpoint's atomic write (no other lock is taken under it);
 /// 4. `unsynced_sealed`, then `sync`, then `pending` — a sync leader takes `sync`, *releases it*,
@@ -154,6 +162,9 @@ pub struct Partition {
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
+    /// Below this offset the log was written by Kafka and adopted: batches there may follow gaps
+    /// and carry any leader epoch (0 for a log topiclog wrote; see `kafka-adopted`).
+    offset_gaps_below: u64,
     /// Replaced whole by [`Partition::set_config`]; readers take a snapshot.
     config: RwLock<Arc<LogConfig>>,
     fs: Arc<dyn FileSystem>,
@@ -358,7 +369,10 @@ impl Inner {
 
     /// What this partition's segments need from `config`.
     fn segment_config(&self, config: &LogConfig) -> crate::segment::SegmentConfig {
-        config.segment_config()
+        crate::segment::SegmentConfig {
+            offset_gaps_below: self.offset_gaps_below,
+            ..config.segment_config()
+        }
     }
 
     /// Change the checkpoint with `f` and make it durable (an atomic replace; nothing is written

@@ -150,6 +150,13 @@ impl Partition {
                     // visible from `offset` to the end.
                     break;
                 }
+                if i + 1 < segments.len() && seg_end <= inner.offset_gaps_below {
+                    // A gap between segments that Kafka's compaction left, in the part of the
+                    // log Kafka wrote: go on with the next segment.
+                    at = seg_end;
+                    i += 1;
+                    continue;
+                }
                 if !Arc::ptr_eq(segments, &inner.segments.read()) {
                     // A truncation replaced the segments after this read began (a retention pass
                     // or compaction swap never removes offsets above the start): read again.

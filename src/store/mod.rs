@@ -22,6 +22,7 @@
 //! and compaction passes, the background threads, close), `producer_ids` (the counter file) and
 //! `upper` (what the broker layer above reads and keeps here).
 
+mod kafka;
 mod maintenance;
 mod open;
 mod producer_ids;
@@ -36,6 +37,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
+
+pub use kafka::{KafkaExportOptions, KafkaExportReport, KafkaImportOptions, KafkaImportReport};
 
 use crate::config::{LogConfig, LogOverrides};
 use crate::env::Env;

@@ -37,6 +37,19 @@ impl StoreInner {
 
     /// Create a topic; the caller holds the admin lock and checked the name.
     pub(super) fn create_topic_locked(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        self.create_topic_prepared(name, config, &mut |_, _, _| Ok(()))
+    }
+
+    /// [`create_topic_locked`](Self::create_topic_locked), calling `prepare` with each
+    /// partition's number, its directory in the staging directory (created, empty) and the
+    /// topic's resolved config before the partition is first opened there (an import fills it
+    /// with segments).
+    pub(super) fn create_topic_prepared(
+        &self,
+        name: &str,
+        config: TopicConfig,
+        prepare: &mut dyn FnMut(u32, &Path, &LogConfig) -> Result<()>,
+    ) -> Result<Topic> {
         let settings = self
             .options
             .topic_settings(config.partitions, self.options.resolve(&config.overrides))?;
@@ -85,13 +98,12 @@ impl StoreInner {
         let built = (|| {
             fs.create_dir_all(&staging).at(&staging)?;
             for i in 0..settings.partitions {
+                let dir = staging.join(i.to_string());
+                create_dir_all_durable(fs, &dir).at(&dir)?;
+                prepare(i, &dir, &settings.config)?;
                 // Closed cleanly, so the open at the final path skips the rescan.
-                Partition::open_with_env(
-                    staging.join(i.to_string()),
-                    (*settings.config).clone(),
-                    self.env.clone(),
-                )?
-                .close()?;
+                Partition::open_with_env(dir, (*settings.config).clone(), self.env.clone())?
+                    .close()?;
             }
             let conf_path = staging.join(CONFIG_FILE);
             let text = encode_config(settings.partitions, &settings.config);

@@ -13,8 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::{
-    whole_millis, CleanupPolicy, Deadline, Durability, Limit, LogConfig, LogOverrides, Retention,
-    TimestampType,
+    whole_millis, CleanupPolicy, CompressionType, Deadline, Durability, Limit, LogConfig,
+    LogOverrides, Retention, TimestampType,
 };
 use crate::error::{Error, Result};
 use crate::format::meta;
@@ -145,6 +145,7 @@ pub(crate) fn encode(partitions: u32, config: &LogConfig) -> String {
         min_compaction_lag,
         max_compaction_lag,
         min_cleanable_dirty_ratio,
+        compression,
         recovery: _,
         producer_id_expiration: _,
         recovery_point_interval: _,
@@ -198,6 +199,7 @@ pub(crate) fn encode(partitions: u32, config: &LogConfig) -> String {
         "min.cleanable.dirty.ratio",
         min_cleanable_dirty_ratio.to_string(),
     );
+    put("compression.type", compression.name().into());
     let crc = meta::crc32(out.as_bytes());
     out.push_str(&format!("{CRC_KEY}={crc:08x}\n"));
     out
@@ -344,6 +346,17 @@ impl TopicConfig {
                             ))
                         }
                     })
+                }
+                "compression.type" => {
+                    o.compression = Some(CompressionType::from_name(value).ok_or_else(|| {
+                        bad(
+                            line_no,
+                            format!(
+                                "compression.type: {value:?} is not producer, uncompressed, \
+                                 gzip, snappy, lz4 or zstd"
+                            ),
+                        )
+                    })?)
                 }
                 "delete.retention.ms" => o.delete_retention = Some(dur(value)?),
                 "min.compaction.lag.ms" => o.min_compaction_lag = Some(dur(value)?),

@@ -37,6 +37,13 @@ macro_rules! forward_to_inner_fs {
         ) -> ::std::io::Result<Box<dyn ::topiclog::fs::FileLock>> {
             self.inner.try_lock(path)
         }
+        fn hard_link(
+            &self,
+            original: &::std::path::Path,
+            link: &::std::path::Path,
+        ) -> ::std::io::Result<()> {
+            self.inner.hard_link(original, link)
+        }
     };
 }
 

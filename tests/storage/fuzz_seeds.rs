@@ -69,6 +69,12 @@ fn segment_recover_seeds() {
     assert!(n >= 5, "only {n} seeds in fuzz/seeds/segment_recover");
 }
 
+#[test]
+fn decompress_seeds() {
+    let n = run_dir("seeds", "decompress", fuzz_checks::decompress);
+    assert!(n >= 5, "only {n} seeds in fuzz/seeds/decompress");
+}
+
 // ---- Seed generation ----------------------------------------------------------------------------
 
 fn write_seeds(target: &str, seeds: &[(&str, Vec<u8>)]) {
@@ -434,4 +440,142 @@ fn regenerate_seed_corpora() {
     write_seeds("index_load", &index_load_seeds_gen(p));
     write_seeds("meta_decode", &meta_decode_seeds_gen(p));
     write_seeds("segment_recover", &segment_recover_seeds_gen(p));
+}
+
+/// Writes `fuzz/seeds/decompress/`: `[knob, stream]` with a valid stream of each codec as Kafka,
+/// librdkafka or another encoder writes it, and damaged ones. Needs every codec:
+/// `cargo test --all-features --test storage -- --ignored fuzz_seeds::regenerate_decompress_seeds`.
+#[cfg(all(
+    feature = "gzip",
+    feature = "snappy",
+    feature = "lz4",
+    feature = "zstd"
+))]
+#[test]
+#[ignore = "writes the committed seed corpus"]
+fn regenerate_decompress_seeds() {
+    use std::io::Write as _;
+    use topiclog::internals::format::compress;
+    use topiclog::Compression;
+
+    for codec in fuzz_checks::CODECS {
+        assert!(
+            codec.is_available(),
+            "{codec} is compiled out: run with --all-features"
+        );
+    }
+    let text: Vec<u8> = (0..120)
+        .flat_map(|i| {
+            format!(
+                "{{\"id\":{i},\"user\":\"u{}\",\"event\":\"click\"}}\n",
+                i % 7
+            )
+            .into_bytes()
+        })
+        .collect();
+    let packed = |codec: Compression, input: &[u8]| {
+        let mut out = Vec::new();
+        compress(codec, input, &mut out).expect("compress");
+        out
+    };
+    // Knob 0xff: a 16,320-byte limit, more than any content here; knob 1: 64 bytes.
+    let seed = |knob: u8, stream: &[u8]| [&[knob][..], stream].concat();
+    let mut seeds: Vec<(String, Vec<u8>)> = Vec::new();
+    for (codec, name) in [
+        (Compression::None, "none"),
+        (Compression::Gzip, "gzip"),
+        (Compression::Snappy, "snappy-java"),
+        (Compression::Lz4, "lz4-kafka"),
+        (Compression::Zstd, "zstd"),
+    ] {
+        let stream = packed(codec, &text);
+        seeds.push((format!("valid-{name}"), seed(0xff, &stream)));
+        seeds.push((format!("too-large-{name}"), seed(1, &stream)));
+        seeds.push((
+            format!("truncated-{name}"),
+            seed(0xff, &stream[..stream.len() * 2 / 3]),
+        ));
+        let mut flipped = stream.clone();
+        let at = flipped.len() / 2;
+        flipped[at] ^= 0x10;
+        seeds.push((format!("bit-flip-{name}"), seed(0xff, &flipped)));
+    }
+    seeds.push((
+        "valid-empty-lz4-kafka".into(),
+        seed(0xff, &packed(Compression::Lz4, b"")),
+    ));
+    seeds.push((
+        "valid-empty-snappy-java".into(),
+        seed(0xff, &packed(Compression::Snappy, b"")),
+    ));
+    seeds.push((
+        "valid-two-gzip-members".into(),
+        seed(
+            0xff,
+            &[
+                packed(Compression::Gzip, b"first "),
+                packed(Compression::Gzip, b"second"),
+            ]
+            .concat(),
+        ),
+    ));
+    seeds.push((
+        "valid-two-zstd-frames".into(),
+        seed(
+            0xff,
+            &[
+                packed(Compression::Zstd, b"first "),
+                packed(Compression::Zstd, &text),
+            ]
+            .concat(),
+        ),
+    ));
+    seeds.push((
+        "valid-two-snappy-java-streams".into(),
+        seed(
+            0xff,
+            &[
+                packed(Compression::Snappy, &text),
+                packed(Compression::Snappy, b"more"),
+            ]
+            .concat(),
+        ),
+    ));
+    // librdkafka's snappy: raw, without snappy-java's framing.
+    let raw = snap::raw::Encoder::new()
+        .compress_vec(&text)
+        .expect("snappy");
+    seeds.push(("valid-snappy-raw".into(), seed(0xff, &raw)));
+    // LZ4 frames Kafka does not write: linked blocks, checksums, content size, stored blocks.
+    let frame = |info: lz4_flex::frame::FrameInfo, input: &[u8]| {
+        let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+        encoder.write_all(input).expect("lz4");
+        encoder.finish().expect("lz4")
+    };
+    let mut info = lz4_flex::frame::FrameInfo::new()
+        .block_mode(lz4_flex::frame::BlockMode::Linked)
+        .block_checksums(true)
+        .content_checksum(true);
+    info.content_size = Some(text.len() as u64);
+    seeds.push((
+        "valid-lz4-linked-checksums-size".into(),
+        seed(0xff, &frame(info, &text)),
+    ));
+    seeds.push((
+        "valid-lz4-kafka-stored-block".into(),
+        seed(0xff, &packed(Compression::Lz4, &noise(3, 300))),
+    ));
+    // zstd as zstd-jni streams it: no content size, a checksum.
+    let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).expect("zstd");
+    encoder.include_checksum(true).expect("zstd");
+    encoder.write_all(&text).expect("zstd");
+    seeds.push((
+        "valid-zstd-streamed-checksum".into(),
+        seed(0xff, &encoder.finish().expect("zstd")),
+    ));
+    seeds.push(("garbage".into(), seed(0xff, &noise(4, 200))));
+    seeds.push(("empty".into(), Vec::new()));
+    seeds.push(("knob-only".into(), vec![0xff]));
+    let seeds: Vec<(&str, Vec<u8>)> = seeds.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+    write_seeds("decompress", &seeds);
 }

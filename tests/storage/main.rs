@@ -14,6 +14,7 @@ mod common;
 mod fuzz_checks;
 
 mod compaction;
+mod compression;
 mod damage;
 mod error_kinds;
 mod fs;

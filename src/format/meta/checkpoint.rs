@@ -124,6 +124,41 @@ impl Decode for CleanShutdown {
     }
 }
 
+/// A partition whose log was written by Kafka and adopted by topiclog (`kafka-adopted`): below
+/// `gaps_below`, batches may follow a gap in the offsets (Kafka's compaction drops whole
+/// batches) and carry any partition leader epoch; from it on, the log is topiclog's.
+///
+/// Body, version 1: gaps below `u64`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdoptedLog {
+    /// The log end offset when the log was adopted.
+    pub gaps_below: u64,
+}
+
+impl AdoptedLog {
+    /// Magic `TLKA`.
+    pub const ENVELOPE: Envelope = Envelope {
+        magic: *b"TLKA",
+        version: 1,
+        legacy: &[],
+    };
+}
+
+impl Encode for AdoptedLog {
+    fn encode_into(&self, w: &mut Writer) {
+        Self::ENVELOPE.seal(w, |w| w.u64(self.gaps_below));
+    }
+}
+
+impl Decode for AdoptedLog {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let (_, mut body) = Self::ENVELOPE.open(r)?;
+        let gaps_below = body.u64()?;
+        body.finish()?;
+        Ok(AdoptedLog { gaps_below })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(

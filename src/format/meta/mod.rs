@@ -38,7 +38,7 @@ mod cleaner;
 mod offsets;
 mod producer;
 
-pub use checkpoint::{Checkpoint, CleanShutdown};
+pub use checkpoint::{AdoptedLog, Checkpoint, CleanShutdown};
 pub use cleaner::{CleanerCheckpoint, Horizon, MAX_HORIZONS};
 pub use offsets::{OffsetCommitKey, OffsetCommitValue, MAX_OFFSETS_KEY_STRING_LEN};
 pub use producer::{

@@ -27,8 +27,9 @@ pub enum FaultOp {
     Sync,
     /// [`FileSystem::sync_dir`].
     SyncDir,
-    /// Creating a file ([`FileSystem::open`] with `Create`/`CreateNew` when the file is new) or
-    /// directories ([`FileSystem::create_dir_all`] when it creates any).
+    /// Creating a file ([`FileSystem::open`] with `Create`/`CreateNew` when the file is new),
+    /// directories ([`FileSystem::create_dir_all`] when it creates any) or a new name for a file
+    /// ([`FileSystem::hard_link`]).
     Create,
     /// [`FileSystem::rename`].
     Rename,

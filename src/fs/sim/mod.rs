@@ -471,6 +471,32 @@ impl FileSystem for SimFs {
         Ok(())
     }
 
+    fn hard_link(&self, original: &Path, link: &Path) -> io::Result<()> {
+        let from_comps = components(original)?;
+        let to_comps = components(link)?;
+        let mut st = self.lock();
+        let Entry::File(ino) = st.lookup(&from_comps, original)? else {
+            // Like link(2): directories have no second name.
+            return Err(err(
+                io::ErrorKind::PermissionDenied,
+                "cannot hard-link a directory",
+                original,
+            ));
+        };
+        let (dir, name) = st.parent(&to_comps, link)?;
+        if st.dir(dir)?.entries.contains_key(name) {
+            return Err(err(io::ErrorKind::AlreadyExists, "file exists", link));
+        }
+        st.gate(FaultOp::Create, &[original, link])?;
+        // A second name of the same inode: writes through either show through both, and the
+        // inode survives a crash while either name is durable.
+        st.dir_mut(dir)?
+            .entries
+            .insert(name.to_owned(), Entry::File(ino));
+        st.done();
+        Ok(())
+    }
+
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         let comps = components(path)?;
         let st = self.lock();

@@ -712,3 +712,32 @@ fn write_atomic_survives_a_crash_at_every_point() {
         }
     }
 }
+
+#[test]
+fn hard_link_shares_the_file_and_survives_a_crash_once_its_entry_is_durable() {
+    let fs = with_dir(5);
+    let f = durable_file(&fs);
+    f.write_all_at(b"abc", 0).unwrap();
+    f.sync_all().unwrap();
+    fs.hard_link(p("/d/f"), p("/d/g")).unwrap();
+    // One file, two names: a write through one shows through the other.
+    f.write_all_at(b"X", 0).unwrap();
+    assert_eq!(fs.read_file(p("/d/g")).unwrap(), b"Xbc");
+    // Removing one name keeps the file under the other.
+    fs.remove_file(p("/d/f")).unwrap();
+    assert_eq!(fs.read_file(p("/d/g")).unwrap(), b"Xbc");
+    let e = fs.hard_link(p("/d/g"), p("/d/g")).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+    let e = fs.hard_link(p("/d"), p("/d/h")).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+    let e = fs.hard_link(p("/d/missing"), p("/d/h")).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::NotFound);
+
+    // A link whose directory entry was never synced is gone after a crash.
+    fs.hard_link(p("/d/g"), p("/d/unsynced")).unwrap();
+    fs.sync_dir(p("/d")).unwrap();
+    fs.hard_link(p("/d/g"), p("/d/lost")).unwrap();
+    fs.crash(CrashMode::LoseUnsynced);
+    assert_eq!(fs.read_file(p("/d/unsynced")).unwrap(), b"abc");
+    assert!(fs.read_file(p("/d/lost")).is_none());
+}

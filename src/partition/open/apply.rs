@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
 use crate::fs::FileSystem;
-use crate::segment::{Recovery, Segment};
+use crate::segment::{Recovery, Segment, SegmentConfig};
 
-use super::super::checkpoint::{Checkpoint, CleanShutdown, CLEAN_SHUTDOWN};
+use super::super::checkpoint::{AdoptedLog, Checkpoint, CleanShutdown, CLEAN_SHUTDOWN};
 use super::super::producer_state::ProducerTable;
 use super::super::{compaction, map_active, remove_if_exists, RecoveryReport};
 use super::listing::Stored;
@@ -85,7 +85,8 @@ impl RecoveryPlan {
         report: &mut RecoveryReport,
     ) -> Result<Vec<Arc<Segment>>> {
         if let Some(marker) = &self.clean {
-            match load_clean(fs, &self.dir, &self.segments, config, marker) {
+            let seg_config = self.segment_config(config);
+            match load_clean(fs, &self.dir, &self.segments, seg_config, marker) {
                 Ok(segments) => {
                     report.clean_shutdown = true;
                     return Ok(segments);
@@ -119,7 +120,7 @@ impl RecoveryPlan {
                     dir,
                     base,
                     nb,
-                    config.segment_config(),
+                    self.segment_config(config),
                 )?));
                 continue;
             }
@@ -127,7 +128,7 @@ impl RecoveryPlan {
                 fs.clone(),
                 dir,
                 base,
-                config.segment_config(),
+                self.segment_config(config),
                 self.recovery_point,
             )?;
             report.segments_scanned += 1;
@@ -135,8 +136,14 @@ impl RecoveryPlan {
             report.bytes_truncated += r.truncated_bytes;
             report.corruption_cut |= r.cut_corruption;
             let end = r.next_offset;
-            if let SegmentEnd::Damaged(why) = SegmentEnd::judge(end, next_base, self.recovery_point)
-            {
+            // Kafka's compaction leaves gaps between segments too: fine where Kafka wrote.
+            let kafka_gap = next_base.is_some_and(|nb| end < nb && nb < self.offset_gaps_below);
+            let judged = if kafka_gap {
+                SegmentEnd::Whole
+            } else {
+                SegmentEnd::judge(end, next_base, self.recovery_point)
+            };
+            if let SegmentEnd::Damaged(why) = judged {
                 if config.recovery == Recovery::Strict {
                     return Err(Error::corrupt(
                         seg.log_path(),
@@ -149,7 +156,7 @@ impl RecoveryPlan {
                 }
                 report.corruption_cut = true;
             }
-            if next_base.is_some_and(|nb| end != nb) {
+            if next_base.is_some_and(|nb| end != nb) && !kafka_gap {
                 // Everything after an early end would follow a hole in the offsets: drop it,
                 // newest first, so a crash meanwhile leaves a prefix.
                 for &later in bases[i + 1..].iter().rev() {
@@ -191,7 +198,7 @@ impl RecoveryPlan {
                 fs.clone(),
                 dir,
                 self.empty_log_base(),
-                config.segment_config(),
+                self.segment_config(config),
                 "",
             )?));
             fs.sync_dir(dir).at(dir)?;
@@ -230,6 +237,14 @@ impl RecoveryPlan {
             recovery_point: end,
             producers_from,
         };
+        // Before the first checkpoint (whose absence is what makes a directory adoptable): from
+        // here on, the log past `end` is topiclog's and continuous.
+        let offset_gaps_below = if self.adopt {
+            AdoptedLog { gaps_below: end }.write(&**fs, dir)?;
+            end
+        } else {
+            self.offset_gaps_below
+        };
         if checkpoint != Some(cp) || report.checkpoint_damaged {
             cp.write(&**fs, dir)?; // syncs the directory too
         } else {
@@ -258,6 +273,7 @@ impl RecoveryPlan {
             checkpoint: cp,
             producers,
             report,
+            offset_gaps_below,
         })
     }
 }
@@ -269,16 +285,14 @@ fn load_clean(
     fs: &Arc<dyn FileSystem>,
     dir: &Path,
     bases: &[u64],
-    config: &LogConfig,
+    config: SegmentConfig,
     marker: &CleanShutdown,
 ) -> Result<Vec<Arc<Segment>>> {
     let mut segments = Vec::with_capacity(bases.len());
     for (i, &base) in bases.iter().enumerate() {
         let seg = match bases.get(i + 1) {
-            Some(&next) => {
-                Segment::open_sealed_with(fs.clone(), dir, base, next, config.segment_config())?
-            }
-            None => Segment::open_active_with(fs.clone(), dir, base, config.segment_config())?,
+            Some(&next) => Segment::open_sealed_with(fs.clone(), dir, base, next, config)?,
+            None => Segment::open_active_with(fs.clone(), dir, base, config)?,
         };
         segments.push(Arc::new(seg));
     }

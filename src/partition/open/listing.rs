@@ -6,7 +6,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::{parse_segment_file_name, SegmentFileKind, BATCH_HEADER_LEN};
 use crate::fs::{FileSystem, OpenMode};
 
-use super::super::checkpoint::{Checkpoint, CleanShutdown, CLEAN_SHUTDOWN};
+use super::super::checkpoint::{AdoptedLog, Checkpoint, CleanShutdown, CLEAN_SHUTDOWN};
 use super::super::cleaner_checkpoint::CleanerCheckpoint;
 use super::super::compaction::{CLEANED_SUFFIX, SWAP_SUFFIX};
 
@@ -103,6 +103,11 @@ pub(in crate::partition) struct Metadata {
     /// Whether any segment holds a batch; `None` when it did not need looking at (the
     /// checkpoint or the marker says where the log starts).
     pub holds_data: Option<bool>,
+    /// The marker of a log written by Kafka and adopted, if any.
+    pub adopted: Stored<AdoptedLog>,
+    /// topiclog had never opened the directory (it had no lock file): segments without any
+    /// metadata of ours are a log written by someone else (a Kafka broker) to adopt.
+    pub never_opened: bool,
 }
 
 impl Metadata {
@@ -110,7 +115,7 @@ impl Metadata {
     ///
     /// # Errors
     /// [`Error::Io`] if a file cannot be read; damage is not an error here.
-    pub fn read(fs: &dyn FileSystem, listing: &DirListing) -> Result<Metadata> {
+    pub fn read(fs: &dyn FileSystem, listing: &DirListing, never_opened: bool) -> Result<Metadata> {
         let dir = &listing.dir;
         let marker = match CleanShutdown::read(fs, dir) {
             Ok(m) => m,
@@ -123,11 +128,14 @@ impl Metadata {
             _ => Some(holds_data(fs, dir, &listing.names)?),
         };
         let cleaner = Stored::from_read(CleanerCheckpoint::read(fs, dir))?;
+        let adopted = Stored::from_read(AdoptedLog::read(fs, dir))?;
         Ok(Metadata {
             marker,
             checkpoint,
             cleaner,
             holds_data,
+            adopted,
+            never_opened,
         })
     }
 }

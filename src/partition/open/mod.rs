@@ -56,6 +56,8 @@ struct Recovered {
     /// The idempotent producers' state, if any ever wrote here.
     pub producers: Option<ProducerTable>,
     pub report: RecoveryReport,
+    /// See `SegmentConfig::offset_gaps_below`.
+    pub offset_gaps_below: u64,
 }
 
 /// Recover the partition in `dir` (whose lock the caller holds): list it, decide, apply.
@@ -64,9 +66,10 @@ fn recover_dir(
     clock: &dyn Clock,
     dir: &Path,
     config: &LogConfig,
+    never_opened: bool,
 ) -> Result<Recovered> {
     let listing = DirListing::read(&**fs, dir)?;
-    let metadata = Metadata::read(&**fs, &listing)?;
+    let metadata = Metadata::read(&**fs, &listing, never_opened)?;
     let plan = RecoveryPlan::decide(&listing, &metadata, config.recovery)?;
     plan.apply(fs, clock, config)
 }
@@ -130,6 +133,9 @@ impl Partition {
         create_dir_all_durable(&*fs, &dir).at(&dir)?;
         // Before anything is read: a second writer must not even run recovery.
         let lock_path = dir.join(LOCK_FILE);
+        // No lock file: topiclog never opened the directory (segments in it were written by
+        // someone else, a Kafka broker, and are adopted).
+        let never_opened = !fs.exists(&lock_path).at(&lock_path)?;
         let lock = match fs.try_lock(&lock_path) {
             Ok(l) => l,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -137,7 +143,7 @@ impl Partition {
             }
             Err(e) => return Err(Error::io(lock_path, e)),
         };
-        let r = recover_dir(&fs, &*clock, &dir, &config)?;
+        let r = recover_dir(&fs, &*clock, &dir, &config, never_opened)?;
         let now = clock.now_ms();
         let (end, start) = (r.end, r.start);
         let partition = Partition {
@@ -183,6 +189,7 @@ impl Partition {
                 last_expiry_ms: AtomicI64::new(now),
                 last_recovery_point_ms: AtomicI64::new(now),
                 report: Mutex::new(r.report),
+                offset_gaps_below: r.offset_gaps_below,
                 config: RwLock::new(Arc::new(config)),
             }),
         };
@@ -224,7 +231,7 @@ impl Partition {
         let config = inner.config();
         // The old segments stay with readers that hold them (their files are reopened, never
         // shrunk in place under a map).
-        let r = recover_dir(&inner.fs, &*inner.clock, &inner.dir, &config)?;
+        let r = recover_dir(&inner.fs, &*inner.clock, &inner.dir, &config, false)?;
         let (end, start) = (r.end, r.start);
         let mut report = r.report;
         *inner.segments.write() = Arc::new(r.segments);

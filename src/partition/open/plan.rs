@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 
+use crate::config::LogConfig;
 use crate::error::{Error, Result};
 use crate::format::{parse_segment_file_name, SegmentFileKind};
-use crate::segment::Recovery;
+use crate::segment::{Recovery, SegmentConfig};
 
 use super::super::checkpoint::{self, Checkpoint, CleanShutdown};
 use super::super::cleaner_checkpoint::CleanerCheckpoint;
@@ -52,6 +53,12 @@ pub(in crate::partition) struct RecoveryPlan {
     pub trusted: usize,
     /// Remove the clean-shutdown marker: from the end of this open a crash is an unclean stop.
     pub remove_marker: bool,
+    /// Batches below this offset may follow a gap and carry any leader epoch: the part of the log
+    /// that Kafka wrote (`kafka-adopted`); `u64::MAX` while adopting.
+    pub offset_gaps_below: u64,
+    /// The segments are a log written by Kafka, opened by topiclog for the first time: rescan
+    /// them all, then write `kafka-adopted` before the first checkpoint.
+    pub adopt: bool,
     /// What is known before any segment is read.
     pub report: RecoveryReport,
 }
@@ -79,7 +86,40 @@ impl RecoveryPlan {
     pub fn decide(listing: &DirListing, metadata: &Metadata, mode: Recovery) -> Result<Self> {
         let dir = &listing.dir;
         let mut report = RecoveryReport::default();
-        let checkpoint = resolve_checkpoint(listing, metadata, &mut report)?;
+        let (adopted, adopt) = match &metadata.adopted {
+            Stored::Found(a) => (a.gaps_below, false),
+            Stored::Missing => (0, false),
+            Stored::Damaged(reason) => {
+                return Err(Error::corrupt(
+                    dir.join(checkpoint::ADOPTED),
+                    0,
+                    format!(
+                        "the marker of a log adopted from Kafka is damaged ({reason}); restore \
+                         it (its offset is where the log written by Kafka ended)"
+                    ),
+                ))
+            }
+        };
+        // A log written by Kafka, never opened by topiclog (or whose first open stopped before
+        // its checkpoint): adopt it.
+        let adopt = adopt
+            || (matches!(metadata.checkpoint, Stored::Missing)
+                && metadata.marker.is_none()
+                && metadata.holds_data == Some(true)
+                && (metadata.never_opened || matches!(metadata.adopted, Stored::Found(_))));
+        let checkpoint = if adopt {
+            // Kafka keeps the log start offset outside the partition directory: the log starts
+            // at its first segment (`Store::import_kafka` applies Kafka's). Producer state is
+            // Kafka's own (its `.snapshot` files): topiclog's producers start afresh.
+            Some(Checkpoint {
+                log_start_offset: listing.segments.first().copied().unwrap_or(0),
+                recovery_point: 0,
+                producers_from: None,
+            })
+        } else {
+            resolve_checkpoint(listing, metadata, &mut report)?
+        };
+        let offset_gaps_below = if adopt { u64::MAX } else { adopted };
         let clean = metadata
             .marker
             .filter(|m| Some(m.checkpoint()) == checkpoint);
@@ -203,6 +243,8 @@ impl RecoveryPlan {
             recovery_point,
             trusted,
             remove_marker: listing.clean_marker,
+            offset_gaps_below,
+            adopt,
             report,
         })
     }
@@ -210,6 +252,14 @@ impl RecoveryPlan {
     /// The base offset of the segment a log with no segment left starts with: a new log's 0, or
     /// (after `Recovery::TruncateCorrupt` found every segment missing) the last offset the log
     /// ever handed out, so no offset is handed out twice.
+    /// What this partition's segments need from `config` (see [`offset_gaps_below`](Self)).
+    pub fn segment_config(&self, config: &LogConfig) -> SegmentConfig {
+        SegmentConfig {
+            offset_gaps_below: self.offset_gaps_below,
+            ..config.segment_config()
+        }
+    }
+
     pub fn empty_log_base(&self) -> u64 {
         self.checkpoint
             .map_or(0, |c| c.log_start_offset.max(c.recovery_point))

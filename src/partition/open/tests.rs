@@ -64,6 +64,8 @@ fn found(cp: Checkpoint) -> Metadata {
         checkpoint: Stored::Found(cp),
         cleaner: Stored::Missing,
         holds_data: None,
+        adopted: Stored::Missing,
+        never_opened: false,
     }
 }
 
@@ -175,6 +177,8 @@ fn a_missing_or_damaged_checkpoint_is_repaired_from_the_marker() {
             checkpoint: stored.clone(),
             cleaner: Stored::Missing,
             holds_data: None,
+            adopted: Stored::Missing,
+            never_opened: false,
         };
         let plan = decide(&segment_names(&[0, 100]), &metadata);
         assert_eq!(plan.checkpoint, Some(checkpoint(40, 150)), "{stored:?}");
@@ -197,6 +201,8 @@ fn a_missing_or_damaged_checkpoint_without_marker_refuses_a_log_with_data() {
             checkpoint: stored,
             cleaner: Stored::Missing,
             holds_data: Some(true),
+            adopted: Stored::Missing,
+            never_opened: false,
         };
         let (path, reason) = corrupt_reason(RecoveryPlan::decide(
             &listing(&segment_names(&[0])),
@@ -220,6 +226,8 @@ fn a_missing_or_damaged_checkpoint_without_data_starts_afresh() {
             checkpoint: stored,
             cleaner: Stored::Missing,
             holds_data: Some(false),
+            adopted: Stored::Missing,
+            never_opened: false,
         };
         let plan = decide(&segment_names(&[0]), &metadata);
         assert_eq!(plan.checkpoint, None);
@@ -499,19 +507,19 @@ fn metadata_looks_at_segments_only_when_no_checkpoint_or_marker_says_where_the_l
     let dir = Path::new(DIR);
     let log = segment_file_name(dir, 0, SegmentFileKind::Log);
     fs.write_file(&log, &[0u8; 512]); // preallocated, never written
-    let metadata = Metadata::read(&fs, &DirListing::read(&fs, dir).unwrap()).unwrap();
+    let metadata = Metadata::read(&fs, &DirListing::read(&fs, dir).unwrap(), false).unwrap();
     assert_eq!(metadata.checkpoint, Stored::Missing);
     assert_eq!(metadata.holds_data, Some(false));
     fs.write_file(&log, &[1u8; 512]);
-    let metadata = Metadata::read(&fs, &DirListing::read(&fs, dir).unwrap()).unwrap();
+    let metadata = Metadata::read(&fs, &DirListing::read(&fs, dir).unwrap(), false).unwrap();
     assert_eq!(metadata.holds_data, Some(true));
     checkpoint(0, 0).write(&fs, dir).unwrap();
-    let metadata = Metadata::read(&fs, &DirListing::read(&fs, dir).unwrap()).unwrap();
+    let metadata = Metadata::read(&fs, &DirListing::read(&fs, dir).unwrap(), false).unwrap();
     assert_eq!(metadata.checkpoint, Stored::Found(checkpoint(0, 0)));
     assert_eq!(metadata.holds_data, None, "not looked at");
     fs.write_file(&dir.join("checkpoint"), b"TLCP garbage");
     fs.write_file(&dir.join("cleaner-checkpoint"), b"garbage");
-    let metadata = Metadata::read(&fs, &DirListing::read(&fs, dir).unwrap()).unwrap();
+    let metadata = Metadata::read(&fs, &DirListing::read(&fs, dir).unwrap(), false).unwrap();
     assert!(matches!(metadata.checkpoint, Stored::Damaged(_)));
     assert!(matches!(metadata.cleaner, Stored::Damaged(_)));
     assert_eq!(metadata.holds_data, Some(true));
@@ -621,7 +629,7 @@ fn applying_a_plan_tidies_the_directory_as_decided() {
     let listing = DirListing::read(&fs, dir).unwrap();
     let plan = RecoveryPlan::decide(
         &listing,
-        &Metadata::read(&fs, &listing).unwrap(),
+        &Metadata::read(&fs, &listing, false).unwrap(),
         Recovery::Strict,
     )
     .unwrap();
@@ -679,7 +687,7 @@ fn open_dir(
         ..LogConfig::default()
     };
     let listing = DirListing::read(fs, Path::new(DIR))?;
-    let plan = RecoveryPlan::decide(&listing, &Metadata::read(fs, &listing)?, mode)?;
+    let plan = RecoveryPlan::decide(&listing, &Metadata::read(fs, &listing, false)?, mode)?;
     plan.apply(afs, &SystemClock, &config)
 }
 

@@ -2,6 +2,7 @@ mod background_errors;
 mod compaction;
 mod concurrency;
 mod fault_recovery;
+mod kafka;
 mod lock;
 mod not_a_store;
 mod recovery_reports;

@@ -14,8 +14,9 @@ use std::time::Duration;
 use topiclog::fs::{FileSystem, OpenMode};
 use topiclog::limits::MAX_PARTITIONS;
 use topiclog::{
-    CleanupPolicy, Deadline, Durability, Env, Error, Limit, LogConfig, LogOverrides, ManualClock,
-    Record, Recovery, Retention, Store, StoreOptions, TimestampType, TopicConfig,
+    CleanupPolicy, CompressionType, Deadline, Durability, Env, Error, Limit, LogConfig,
+    LogOverrides, ManualClock, Record, Recovery, Retention, Store, StoreOptions, TimestampType,
+    TopicConfig,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -64,6 +65,7 @@ fn every_override() -> TopicConfig {
             min_compaction_lag: Some(Duration::from_secs(5)),
             max_compaction_lag: Some(Deadline::After(Duration::from_secs(7200))),
             min_cleanable_dirty_ratio: Some(0.3),
+            compression: Some(CompressionType::Uncompressed),
         },
     }
 }
@@ -206,6 +208,7 @@ fn assert_resolved(topic: &topiclog::Topic, what: &str) {
                 min_compaction_lag,
                 max_compaction_lag,
                 min_cleanable_dirty_ratio,
+                compression,
             },
     } = config;
     assert!(partitions > 0, "{what}");
@@ -224,7 +227,8 @@ fn assert_resolved(topic: &topiclog::Topic, what: &str) {
             && delete_retention.is_some()
             && min_compaction_lag.is_some()
             && max_compaction_lag.is_some()
-            && min_cleanable_dirty_ratio.is_some(),
+            && min_cleanable_dirty_ratio.is_some()
+            && compression.is_some(),
         "{what}: {config:?}"
     );
 }

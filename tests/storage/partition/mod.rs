@@ -5,6 +5,7 @@ mod damaged_files;
 mod errors;
 mod idempotence;
 mod index_rebuild;
+mod kafka_adoption;
 mod lock;
 mod model;
 mod open_dirs;
