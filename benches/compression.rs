@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use tempfile::TempDir;
-use topiclog::{Compression, Durability, LogConfig, Partition, Record};
+use topiclog::{Compression, CompressionType, Durability, LogConfig, Partition, Record};
 
 use common::{criterion_home, measuring, scratch_dir, size_label, RawReader, RawWriter, Xorshift};
 
@@ -71,17 +71,29 @@ const VALUE_LENS: [usize; 2] = [100, 1024];
 
 /// The codecs compiled in, with their labels.
 fn codecs() -> Vec<(&'static str, Compression)> {
-    vec![("none", Compression::None)]
+    [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .filter(|c| c.is_available())
+    .map(|c| (c.name(), c))
+    .collect()
 }
 
-/// The partition configuration for `codec`: buffered appends, the given segment size.
+/// The partition configuration for `codec` (the topic's `compression.type`, so plain
+/// `append_batch` calls are stored with it): buffered appends, the given segment size.
 fn log_config(codec: Compression, segment_bytes: u64) -> LogConfig {
-    // Until the library's codecs land, only `Compression::None` exists and the log stores values
-    // as sent, which is what the default `LogConfig` does.
-    assert_eq!(codec, Compression::None, "no codec in this build");
     LogConfig {
         segment_bytes,
         durability: Durability::None,
+        compression: match codec {
+            Compression::None => CompressionType::Uncompressed,
+            c => CompressionType::Codec(c),
+        },
         ..LogConfig::default()
     }
 }
