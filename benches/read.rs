@@ -11,8 +11,9 @@
 //! - `read/sequential/1KiB`: 260,000 records of 1 KiB (254 MiB) in batches of 100, four full
 //!   segments; one iteration scans the log from start to end with `read(offset, 1 MiB)`, visiting
 //!   every record's value. Throughput: payload bytes. `raw/1KiB`: a `pread` scan in 1 MiB chunks.
-//! - `read/random/100B`: 824,000 records of 100 bytes, one per batch (about 128 MiB, two full
-//!   segments); one iteration reads one random offset with `read(offset, 1)` and takes its record.
+//! - `read/random/100B`: records of 100 bytes, one per batch, enough to fill two segments (about
+//!   128 MiB; 824,000 records in topiclog's first format, 790,000 in RecordBatch v2) and 580 more;
+//!   one iteration reads one random offset with `read(offset, 1)` and takes its record.
 //!   `raw/100B`: one `pread` of the record at the position an in-memory `Vec` gives.
 //! - `read/offset_for_time/random`: the same log, whose timestamps rise 1 ms per record; one
 //!   iteration looks up a random timestamp. `raw/random`: binary search of an in-memory array of
@@ -40,6 +41,16 @@ const FIRST_TIMESTAMP: i64 = 1_700_000_000_000;
 /// Random offsets (or timestamps) drawn up front and cycled through.
 const LOOKUPS: usize = 1 << 16;
 
+/// How many batches a data set holds.
+#[derive(Clone, Copy)]
+enum Fill {
+    /// Exactly this many.
+    Batches(u64),
+    /// Enough to fill `full` segments, then `tail` in the active one: the same layout whatever
+    /// the size of a batch on disk.
+    Segments { full: usize, tail: u64 },
+}
+
 /// A partition and a raw file holding the same records.
 struct Dataset {
     log: Partition,
@@ -53,8 +64,8 @@ struct Dataset {
 }
 
 impl Dataset {
-    /// Write `batches` batches of `batch` records of `value_len` bytes, close, reopen.
-    fn build(value_len: usize, batch: usize, batches: u64) -> Dataset {
+    /// Write `fill`'s batches of `batch` records of `value_len` bytes, close, reopen.
+    fn build(value_len: usize, batch: usize, fill: Fill) -> Dataset {
         let segment_bytes = if measuring() { 64 << 20 } else { 1 << 20 };
         let dir = scratch_dir("read");
         let log_dir = dir.path().join("log");
@@ -69,7 +80,13 @@ impl Dataset {
         let mut raw_positions = Vec::new();
         let mut timestamps = Vec::new();
         let mut next = 0u64;
-        while next < batches * batch as u64 {
+        let mut tail = 0u64;
+        loop {
+            match fill {
+                Fill::Batches(batches) if next >= batches * batch as u64 => break,
+                Fill::Segments { tail: want, .. } if tail >= want => break,
+                _ => {}
+            }
             let records: Vec<Record> = (next..next + batch as u64)
                 .map(|offset| {
                     let value = payload(value_len, offset);
@@ -81,6 +98,11 @@ impl Dataset {
                 .collect();
             log.append_batch(&records).expect("append");
             next += batch as u64;
+            if let Fill::Segments { full, .. } = fill {
+                if log.segment_count() > full {
+                    tail += 1;
+                }
+            }
         }
         raw_positions.push(raw.len());
         raw.flush().expect("raw write");
@@ -134,7 +156,7 @@ fn sequential(c: &mut Criterion) {
     let batches = if measuring() { 2_600 } else { 41 };
     let payload_bytes = batches * batch as u64 * value_len as u64;
     let data = OnceCell::new();
-    let data = || data.get_or_init(|| Dataset::build(value_len, batch, batches));
+    let data = || data.get_or_init(|| Dataset::build(value_len, batch, Fill::Batches(batches)));
     let id = size_label(value_len as u64);
     let mut group = c.benchmark_group("read/sequential");
     // One iteration is a whole scan (a tenth of a second or more): few, equal samples.
@@ -171,10 +193,14 @@ fn sequential(c: &mut Criterion) {
 fn point_lookups(c: &mut Criterion) {
     let value_len = 100;
     let data = OnceCell::new();
-    // 2 × 411,710 single-record batches fill two 64 MiB segments; the active one gets 580.
-    // (Quick mode: 1 MiB segments of 6,432.)
-    let batches = if measuring() { 824_000 } else { 12_900 };
-    let data = || data.get_or_init(|| Dataset::build(value_len, 1, batches));
+    // Two full 64 MiB segments of single-record batches (411,710 each in topiclog's first
+    // format, 394,758 in Kafka's RecordBatch v2), then 580 in the active one. (Quick mode: 1 MiB
+    // segments, 36 in the active one.)
+    let fill = Fill::Segments {
+        full: 2,
+        tail: if measuring() { 580 } else { 36 },
+    };
+    let data = || data.get_or_init(|| Dataset::build(value_len, 1, fill));
     let id = size_label(value_len as u64);
 
     let mut group = c.benchmark_group("read/random");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Print the latest criterion results as one table: median time per iteration, throughput at that
-# median, and the topiclog/raw time ratio of each pair (a bench `G/X` and its baseline `G/raw/X`).
-# Then the per-append latency percentiles the append bench records.
+# median, and the topiclog/raw time ratio of each pair (a bench `G/X` and its baseline `G/raw/X`;
+# a bench `G/X/V` with no `G/raw/X/V` is divided by a shared `G/raw/X`). Then the per-append
+# latency percentiles the append bench records, and the compression ratios of the compression bench.
 #
 # Usage: benches/summarize.sh [CRITERION_DIR]
 #   CRITERION_DIR defaults to $CRITERION_HOME, else $CARGO_TARGET_DIR/criterion, else
@@ -85,6 +86,12 @@ END {
     for (i = 1; i <= n; i++) {
         ratio = ""
         key = group[i] SUBSEP base[i]
+        # A group may share one baseline among variants: `G/raw/X` for `G/X/variant`.
+        if (raw[i] == 0 && !(key in raw_median) && base[i] ~ /\//) {
+            shared = base[i]
+            sub(/\/[^\/]*$/, "", shared)
+            key = group[i] SUBSEP shared
+        }
         if (raw[i] == 0 && (key in raw_median) && raw_median[key] > 0)
             ratio = sprintf("%.2fx", median[i] / raw_median[key])
         printf fmt, full[i], human_time(median[i]), human_rate(kind[i], count[i], median[i]), ratio
@@ -103,4 +110,15 @@ if compgen -G "$latency_dir/*.tsv" >/dev/null; then
     }
     { printf fmt, $1, sprintf("%.1f us", $2 / 1e3), sprintf("%.1f us", $3 / 1e3),
         sprintf("%.1f us", $4 / 1e3), sprintf("%.1f us", $5 / 1e3), $6 }'
+fi
+
+ratio_dir=$dir/topiclog-compression
+if compgen -G "$ratio_dir/*.tsv" >/dev/null; then
+    echo
+    cat "$ratio_dir"/*.tsv | sort | awk -F '\t' '
+    BEGIN {
+        fmt = "%-44s %14s %14s %8s\n"
+        printf fmt, "compression ratio (value bytes / .log bytes)", "value bytes", ".log bytes", "ratio"
+    }
+    { printf fmt, $1, $2, $3, sprintf("%.2f", $4) }'
 fi
