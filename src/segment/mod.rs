@@ -120,7 +120,8 @@ struct Indexes {
 struct WriteState {
     /// Bytes appended since the last offset index entry.
     bytes_since_index: u64,
-    /// Base offset of the batch in which the maximum timestamp was first reached.
+    /// Last offset of the batch in which the maximum timestamp was first reached: what the time
+    /// index names (Kafka's rule).
     max_timestamp_offset: u64,
 }
 

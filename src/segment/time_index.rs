@@ -7,8 +7,11 @@ use crate::format::{TimeIndexEntry, TIME_INDEX_ENTRY_LEN};
 
 use super::index::{sealed, Index, IndexEntry};
 
-/// One time index entry: every record before `offset` in the segment has a timestamp below
-/// `timestamp`, and the batch at `offset` is where the segment's maximum timestamp first reached it.
+/// One time index entry: `timestamp` is the segment's maximum timestamp as first reached by the
+/// batch whose **last** offset is `offset` (Kafka's rule: an entry names the last offset of that
+/// batch, not its base), so every record in the batches before that one has a smaller timestamp.
+/// Also the answer of a timestamp lookup, a record's timestamp and offset
+/// ([`Segment::find_offset_by_timestamp`](crate::segment::Segment::find_offset_by_timestamp)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimestampOffset {
     /// Timestamp in ms since the Unix epoch.
@@ -66,7 +69,8 @@ impl Index<TimestampOffset> {
     }
 
     /// The entry with the largest timestamp `<= timestamp`; `(i64::MIN, base_offset)` if none.
-    /// Every record before the returned offset has a timestamp below `timestamp`.
+    /// Every record in the batches before the one that ends at the returned offset has a
+    /// timestamp below `timestamp`.
     pub fn lookup(&self, timestamp: i64) -> TimestampOffset {
         self.floor(|e| e.timestamp <= timestamp)
             .unwrap_or(TimestampOffset {

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! pos  size
-//!   0     4  magic          which file this is (`TLCP`, `TLCS`, `TLCC`, `TLPS`, `TLPI`)
+//!   0     4  magic          which file this is (`TLCP`, `TLCS`, `TLCC`, `TLPS`, `TLPI`, `TLKA`)
 //!   4     1  version u8     how to read the body
 //!   5     4  length u32     bytes of body
 //!   9     n  body           the record's fields, little-endian
@@ -48,8 +48,9 @@ pub use producer::{
 use std::fmt;
 use std::path::Path;
 
-/// CRC-32 (IEEE, as `crc32fast` computes it): the checksum of topiclog's own metadata files,
-/// `topic.conf`'s checksum line, and (with the base offset folded in) record batches.
+/// CRC-32 (IEEE, as `crc32fast` computes it): the checksum of topiclog's own metadata files and
+/// of `topic.conf`'s checksum line. Record batches are Kafka's and use Kafka's CRC-32C instead
+/// (`format::crc32c`, over a batch's attributes to its end).
 #[inline]
 pub fn crc32(bytes: &[u8]) -> u32 {
     crc32fast::hash(bytes)

@@ -57,7 +57,8 @@ fn assert_rejected(result: topiclog::Result<()>, what: &str) {
     }
 }
 
-/// Raw index entries as they lie on disk: relative offset and position, little-endian.
+/// Raw index entries as they lie on disk: relative offset and position, big-endian (Kafka's
+/// layout).
 fn raw_entries(entries: &[(u32, u32)]) -> Vec<u8> {
     let mut out = Vec::new();
     for &(rel, position) in entries {

@@ -61,7 +61,8 @@ fn assert_rejected(result: topiclog::Result<()>, what: &str) {
     }
 }
 
-/// Raw entries as they lie on disk: timestamp `i64`, relative offset `u32`, little-endian.
+/// Raw entries as they lie on disk: timestamp `i64`, relative offset `u32`, big-endian (Kafka's
+/// layout).
 fn raw_entries(entries: &[(i64, u32)]) -> Vec<u8> {
     let mut out = Vec::new();
     for &(t, rel) in entries {
