@@ -7,8 +7,9 @@ use crate::format::{OffsetIndexEntry, OFFSET_INDEX_ENTRY_LEN};
 
 use super::index::{sealed, Index, IndexEntry};
 
-/// One offset index entry: the batch starting at `position` in the `.log` holds offsets from
-/// `offset`.
+/// One offset index entry, Kafka's: the batch starting at `position` in the `.log` ends at
+/// `offset` (its last offset), so every offset above it lies at or after `position`. (A lookup
+/// with nothing at or below the offset answers the segment's base offset and position 0.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OffsetPosition {
     /// Absolute offset.

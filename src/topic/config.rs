@@ -398,6 +398,12 @@ impl TopicConfig {
                         ),
                     ));
                 }
+                // Written before topics had `compression.type`: such a topic stored what its
+                // appenders sent, Kafka's `producer`; pinned, so no open's options change it.
+                config
+                    .overrides
+                    .compression
+                    .get_or_insert(CompressionType::Producer);
             }
             (_, Some(line)) => {
                 return Err(bad(
@@ -482,6 +488,30 @@ fn parse_durability(s: &str) -> Option<Durability> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A format 2 file from before `compression.type` reads as `producer`, whatever the store's
+    /// options: the value is pinned, not taken from each open.
+    #[test]
+    fn a_file_without_compression_type_is_producer() {
+        let config = LogConfig {
+            compression: CompressionType::Codec(crate::Compression::Zstd),
+            ..LogConfig::default()
+        };
+        let text = encode(2, &config);
+        let body: String = text
+            .lines()
+            .filter(|l| !l.starts_with("compression.type=") && !l.starts_with("crc32="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let old = format!("{body}crc32={:08x}\n", meta::crc32(body.as_bytes()));
+        let (topic, _) = TopicConfig::decode(old.as_bytes(), Path::new("topic.conf")).unwrap();
+        assert_eq!(topic.overrides.compression, Some(CompressionType::Producer));
+        let (topic, _) = TopicConfig::decode(text.as_bytes(), Path::new("topic.conf")).unwrap();
+        assert_eq!(
+            topic.overrides.compression,
+            Some(CompressionType::Codec(crate::Compression::Zstd))
+        );
+    }
 
     fn every_field() -> LogConfig {
         LogConfig {
