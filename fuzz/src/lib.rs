@@ -22,8 +22,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use topiclog::fs::{FileSystem, SimFs};
 use topiclog::internals::format::meta::{
-    self, Checkpoint, CleanShutdown, CleanerCheckpoint, Decode, Encode, OffsetCommitKey,
-    OffsetCommitValue, ProducerIdCounter, ProducerSnapshot,
+    self, AdoptedLog, Checkpoint, CleanShutdown, CleanerCheckpoint, Decode, Encode,
+    OffsetCommitKey, OffsetCommitValue, ProducerIdCounter, ProducerSnapshot,
 };
 use topiclog::internals::format::{compress, decompress as codec_decompress, CodecError};
 use topiclog::internals::format::{
@@ -1679,7 +1679,7 @@ struct MetaKind {
     check: fn(&str, &[u8], bool) -> bool,
 }
 
-const META_KINDS: [MetaKind; 7] = [
+const META_KINDS: [MetaKind; 8] = [
     MetaKind {
         name: "checkpoint",
         envelope: Some(Checkpoint::ENVELOPE),
@@ -1710,6 +1710,12 @@ const META_KINDS: [MetaKind; 7] = [
         envelope: Some(ProducerIdCounter::ENVELOPE),
         canonical: true,
         check: check_meta::<ProducerIdCounter>,
+    },
+    MetaKind {
+        name: "Kafka adoption marker",
+        envelope: Some(AdoptedLog::ENVELOPE),
+        canonical: true,
+        check: check_meta::<AdoptedLog>,
     },
     MetaKind {
         name: "offsets key",

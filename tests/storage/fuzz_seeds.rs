@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::fuzz_checks::{checkpoint_bytes, fix_crcs, pristine, set_base_offset, Pristine};
 use topiclog::internals::format::meta::{
-    CachedBatch, Checkpoint, CleanShutdown, CleanerCheckpoint, Decode, Encode, Horizon,
+    AdoptedLog, CachedBatch, Checkpoint, CleanShutdown, CleanerCheckpoint, Decode, Encode, Horizon,
     OffsetCommitKey, OffsetCommitValue, ProducerIdCounter, ProducerSnapshot, SnapshotProducer,
 };
 use topiclog::internals::format::{BATCH_PREFIX_LEN, CRC_OFFSET};
@@ -403,6 +403,10 @@ fn meta_decode_seeds_gen(p: &Pristine) -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
         ("clean-shutdown-v2", meta_seed(0x01, &marker)),
+        (
+            "kafka-adopted-v1",
+            meta_seed(0x05, &AdoptedLog { gaps_below: 1234 }.encode_to_vec()),
+        ),
         (
             "clean-shutdown-v1",
             meta_seed(0x09, &CleanShutdown::ENVELOPE.seal_raw(1, body(&marker))),
