@@ -231,21 +231,14 @@ fn records_section(bytes: &Bytes, header: &BatchHeader) -> Result<Bytes, (usize,
     if u64::from(header.record_count) * 7 > MAX_DECOMPRESSED_BATCH_BYTES as u64 {
         return Err((RECORD_COUNT_OFFSET, "record count too large for a batch"));
     }
-    // Into a reused buffer (codecs size their output by block, up to 64 KiB and more, and zero
-    // it), then copied out at its exact length: one copy, instead of a fresh, mostly unused,
-    // page-faulting allocation per batch.
-    let decoded = DECOMPRESSED.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        scratch.clear();
-        let result = decompress(codec, &raw, MAX_DECOMPRESSED_BATCH_BYTES, &mut scratch)
-            .map(|()| Bytes::copy_from_slice(&scratch));
-        if scratch.capacity() > 8 << 20 {
-            *scratch = Vec::new();
-        }
-        result
-    });
-    match decoded {
-        Ok(records) => Ok(records),
+    // Codecs size their output by block (lz4: 64 KiB, zeroed): a small batch's records are
+    // copied out at their exact length, so the block-sized buffer is freed at once and reused
+    // by the next batch instead of a fresh, page-faulting one being held per batch; a large
+    // batch's buffer is kept as it is (no copy).
+    let mut out = Vec::new();
+    match decompress(codec, &raw, MAX_DECOMPRESSED_BATCH_BYTES, &mut out) {
+        Ok(()) if out.capacity() > 2 * out.len() => Ok(Bytes::copy_from_slice(&out)),
+        Ok(()) => Ok(Bytes::from(out)),
         Err(CodecError::Unavailable(_)) => Err((
             ATTRIBUTES_OFFSET,
             "the batch is compressed with a codec this build leaves out (enable its Cargo feature)",
@@ -529,8 +522,6 @@ impl BatchMeta {
 }
 
 thread_local! {
-    /// A compressed batch's records as they are decompressed, before they are copied out.
-    static DECOMPRESSED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Records of a batch being compressed, encoded here first: reused, so a compressed append
     /// allocates nothing per batch once warm.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
