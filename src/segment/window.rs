@@ -31,6 +31,11 @@ impl Segment {
     }
 }
 
+/// Whether this build can decompress the batch `h` describes.
+fn codec_available(h: &BatchHeader) -> bool {
+    crate::format::Compression::from_attributes(h.attributes).is_ok_and(|c| c.is_available())
+}
+
 /// Where a read's bytes come from.
 pub(super) enum Source<'a> {
     Mapped(&'a Bytes),
@@ -186,6 +191,19 @@ impl<'a> WindowReader<'a> {
         }
         match RecordBatch::decode(b) {
             Ok(batch) => Ok((h, Some(batch))),
+            Err(_) if !codec_available(&h) => {
+                // The build, not the data: the batch is intact (its CRC matched at recovery).
+                let codec =
+                    crate::format::Compression::from_attributes(h.attributes).unwrap_or_default();
+                Err(Error::config(
+                    "compression",
+                    format!(
+                        "{} holds a batch at byte {pos} compressed with {codec}, which this \
+                         build leaves out: enable topiclog's \"{codec}\" Cargo feature",
+                        path.display()
+                    ),
+                ))
+            }
             Err((at, reason)) => Err(Error::corrupt(path, pos + at as u64, reason)),
         }
     }
