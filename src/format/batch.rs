@@ -159,6 +159,80 @@ impl BatchHeader {
     }
 }
 
+/// The few header fields a scan needs to step over a batch (and check that it continues the log),
+/// read from its first 27 bytes without parsing the rest: reads skip most batches they meet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BatchSpan {
+    pub base_offset: u64,
+    pub length: u32,
+    pub partition_leader_epoch: i32,
+    pub crc: u32,
+    pub last_offset_delta: u32,
+}
+
+impl BatchSpan {
+    pub(crate) fn last_offset(&self) -> u64 {
+        self.base_offset + u64::from(self.last_offset_delta)
+    }
+
+    pub(crate) fn next_offset(&self) -> u64 {
+        self.last_offset() + 1
+    }
+
+    pub(crate) fn total_len(&self) -> usize {
+        PARTITION_LEADER_EPOCH_OFFSET + self.length as usize
+    }
+}
+
+/// Bytes of a batch [`peek_span`] reads.
+pub(crate) const SPAN_LEN: usize = LAST_OFFSET_DELTA_OFFSET + 4;
+
+/// The [`BatchSpan`] at the start of `b`, with the structural checks of [`BatchHeader::parse`]
+/// that concern these fields (magic, length, offsets); a batch that is served is parsed and
+/// checked whole.
+pub(crate) fn peek_span(b: &[u8]) -> Result<BatchSpan, &'static str> {
+    let h = b
+        .first_chunk::<SPAN_LEN>()
+        .ok_or("batch header is truncated")?;
+    if h[MAGIC_OFFSET] != MAGIC {
+        return Err("not a Kafka RecordBatch v2 (magic is not 2)");
+    }
+    // `h` is an array: every field position is checked against its size when compiling.
+    macro_rules! field {
+        ($at:expr, $len:literal, $ty:ty) => {{
+            let mut bytes = [0; $len];
+            bytes.copy_from_slice(&h[$at..$at + $len]);
+            <$ty>::from_be_bytes(bytes)
+        }};
+    }
+    let (Ok(base_offset), Ok(length), Ok(last_offset_delta)) = (
+        u64::try_from(field!(BASE_OFFSET_OFFSET, 8, i64)),
+        u32::try_from(field!(LENGTH_OFFSET, 4, i32)),
+        u32::try_from(field!(LAST_OFFSET_DELTA_OFFSET, 4, i32)),
+    ) else {
+        return Err("negative base offset, length, last offset delta or record count");
+    };
+    if length < MIN_BATCH_LENGTH_FIELD {
+        return Err("batch length is smaller than a batch header");
+    }
+    if length as usize > MAX_BATCH_BYTES_LIMIT {
+        return Err("batch length exceeds the format's maximum");
+    }
+    if base_offset
+        .checked_add(u64::from(last_offset_delta) + 1)
+        .is_none_or(|next| next > i64::MAX as u64)
+    {
+        return Err("batch offsets overflow Kafka's int64 offsets");
+    }
+    Ok(BatchSpan {
+        base_offset,
+        length,
+        partition_leader_epoch: field!(PARTITION_LEADER_EPOCH_OFFSET, 4, i32),
+        crc: field!(CRC_OFFSET, 4, u32),
+        last_offset_delta,
+    })
+}
+
 /// What the bytes at a position hold, judged from the header alone (no CRC): used by scans that
 /// walk batch boundaries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -895,6 +969,37 @@ mod tests {
             &b[61..]
         );
         assert_eq!(crc32c(b"123456789"), 0xE306_9283, "CRC-32C check value");
+    }
+
+    /// The span a scan steps with agrees with the whole header wherever the header parses, and
+    /// refuses whatever the header's checks on its fields refuse.
+    #[test]
+    fn spans_agree_with_headers() {
+        let bytes = encode(&[Record::new("hello").with_key("k"), Record::new("x")], 99);
+        for i in 0..BATCH_HEADER_LEN {
+            for bit in 0..8 {
+                let mut b = bytes.to_vec();
+                b[i] ^= 1 << bit;
+                let span = peek_span(&b);
+                if let Ok(h) = BatchHeader::parse(&b) {
+                    let s = span.expect("a header that parses has a span");
+                    assert_eq!(
+                        (s.base_offset, s.length, s.partition_leader_epoch, s.crc),
+                        (h.base_offset, h.length, h.partition_leader_epoch, h.crc)
+                    );
+                    assert_eq!(
+                        (s.next_offset(), s.total_len()),
+                        (h.next_offset(), h.total_len())
+                    );
+                }
+                // The span's checks are a subset of the header's: what it refuses, the header
+                // refuses too.
+                if span.is_err() {
+                    assert!(BatchHeader::parse(&b).is_err(), "flip {i}:{bit}");
+                }
+            }
+        }
+        assert!(peek_span(&bytes[..SPAN_LEN - 1]).is_err());
     }
 
     #[test]

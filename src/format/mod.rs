@@ -30,7 +30,8 @@ pub use record::{Header, HeaderIter, Record, StoredRecord};
 
 pub(crate) use batch::{
     codec_error, crc_matches, describe_foreign_format, encode_batch, encode_retained,
-    encoded_batch_len, patch_base_offset, peek_frame, validate_batch, BatchMeta, Frame,
+    encoded_batch_len, patch_base_offset, peek_frame, peek_span, validate_batch, BatchMeta,
+    BatchSpan, Frame, SPAN_LEN,
 };
 
 /// The record batch format: Kafka's RecordBatch v2 ("magic" 2), the only one topiclog reads and

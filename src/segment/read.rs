@@ -2,7 +2,7 @@
 //! damaged header or index entry from making a read skip or repeat records.
 
 use crate::error::{Error, Result};
-use crate::format::{BatchHeader, RecordBatch, MAX_SEGMENT_RELATIVE};
+use crate::format::{BatchHeader, BatchSpan, RecordBatch, MAX_SEGMENT_RELATIVE};
 
 use super::window::WindowReader;
 use super::{Segment, TimestampOffset};
@@ -27,17 +27,24 @@ impl Segment {
         let mut total = 0usize;
         // The last batch skipped on its header's word, until a batch starting exactly where it
         // said it ends (or a served, checksummed one) vouches for that header.
-        let mut unvouched: Option<(u64, BatchHeader)> = None;
+        let mut unvouched: Option<(u64, BatchSpan)> = None;
         while pos < limit {
-            let h = reader.header_at(pos, &self.log_path)?;
-            self.check_follows(&h, expected, pos)?;
+            // Only the fields that step over a batch; a served batch is parsed and checked whole.
+            let h = reader.span_at(pos, &self.log_path)?;
+            self.check_position(
+                h.base_offset,
+                h.last_offset(),
+                h.partition_leader_epoch,
+                expected,
+                pos,
+            )?;
             if h.base_offset != expected {
                 // A gap, which only a log compacted by Kafka has (`check_follows` refuses it
                 // elsewhere): the batch before it must really end where its header says (a
                 // damaged length or offset delta would skip records silently), so check its CRC,
                 // which covers the offset delta and, through the bytes it spans, the length.
                 if let Some((at, before)) = unvouched {
-                    reader.verify(at, &before, &self.log_path)?;
+                    reader.verify_span(at, &before, &self.log_path)?;
                 }
             }
             unvouched = None;
@@ -148,33 +155,46 @@ impl Segment {
     /// repeat or misplace records. (Kafka's CRC does not cover the base offset: this continuity is
     /// what checks it.)
     pub(super) fn check_follows(&self, h: &BatchHeader, expected: u64, pos: u64) -> Result<()> {
-        if !self.follows(h.base_offset, expected) {
+        self.check_position(
+            h.base_offset,
+            h.last_offset(),
+            h.partition_leader_epoch,
+            expected,
+            pos,
+        )
+    }
+
+    /// [`check_follows`](Self::check_follows) on the fields it checks.
+    pub(super) fn check_position(
+        &self,
+        base_offset: u64,
+        last_offset: u64,
+        epoch: i32,
+        expected: u64,
+        pos: u64,
+    ) -> Result<()> {
+        if !self.follows(base_offset, expected) {
             return Err(Error::corrupt(
                 &self.log_path,
                 pos,
                 format!(
-                    "batch claims base offset {} where offset {expected} must follow",
-                    h.base_offset
+                    "batch claims base offset {base_offset} where offset {expected} must follow"
                 ),
             ));
         }
-        if !self.epoch_ok(h) {
+        if !self.epoch_ok(base_offset, epoch) {
             return Err(Error::corrupt(
                 &self.log_path,
                 pos,
-                format!(
-                    "batch claims partition leader epoch {}; this log's batches have 0",
-                    h.partition_leader_epoch
-                ),
+                format!("batch claims partition leader epoch {epoch}; this log's batches have 0"),
             ));
         }
-        if h.last_offset() - self.base_offset > MAX_SEGMENT_RELATIVE {
+        if last_offset - self.base_offset > MAX_SEGMENT_RELATIVE {
             return Err(Error::corrupt(
                 &self.log_path,
                 pos,
                 format!(
-                    "batch ends at offset {}, past the segment's range from {}",
-                    h.last_offset(),
+                    "batch ends at offset {last_offset}, past the segment's range from {}",
                     self.base_offset
                 ),
             ));
@@ -191,8 +211,8 @@ impl Segment {
     /// Whether `h`'s partition leader epoch is one this log could hold: topiclog writes 0; a part
     /// of the log written by Kafka (below `offset_gaps_below`) may hold any. Kafka's CRC does not
     /// cover the epoch either, so this is what checks it.
-    pub(super) fn epoch_ok(&self, h: &BatchHeader) -> bool {
-        h.partition_leader_epoch == 0 || h.base_offset < self.config.offset_gaps_below
+    pub(super) fn epoch_ok(&self, base_offset: u64, epoch: i32) -> bool {
+        epoch == 0 || base_offset < self.config.offset_gaps_below
     }
 
     /// The base offset of the batch that ends exactly at `entry.offset` and has exactly

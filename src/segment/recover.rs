@@ -110,7 +110,7 @@ impl Segment {
             let valid = match reader.checked_header_at(pos, &self.log_path) {
                 Ok(h)
                     if self.follows(h.base_offset, expected)
-                        && self.epoch_ok(&h)
+                        && self.epoch_ok(h.base_offset, h.partition_leader_epoch)
                         && h.last_offset() - self.base_offset <= MAX_SEGMENT_RELATIVE
                         && pos + h.total_len() as u64 <= MAX_SEGMENT_RELATIVE =>
                 {

@@ -6,8 +6,8 @@ use bytes::{Bytes, BytesMut};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    crc_matches, peek_frame, validate_batch, BatchHeader, Frame, RecordBatch, BATCH_HEADER_LEN,
-    MAX_BATCH_BYTES_LIMIT,
+    crc32c, crc_matches, peek_frame, peek_span, validate_batch, BatchHeader, BatchSpan, Frame,
+    RecordBatch, BATCH_HEADER_LEN, BATCH_PREFIX_LEN, MAX_BATCH_BYTES_LIMIT, SPAN_LEN,
 };
 use crate::fs::File;
 
@@ -135,6 +135,34 @@ impl<'a> WindowReader<'a> {
             Frame::ShortHeader => Err(Error::corrupt(path, pos, "truncated batch header")),
             Frame::Invalid(reason) => Err(Error::corrupt(path, pos, reason)),
         }
+    }
+
+    /// The [`BatchSpan`] of the batch at `pos` (base offset, length, leader epoch, CRC, last
+    /// offset delta), structurally checked; the batch must end within the limit. What a scan
+    /// needs to step over a batch, without parsing the whole header.
+    pub(super) fn span_at(&mut self, pos: u64, path: &Path) -> Result<BatchSpan> {
+        let r = self.locate(pos, SPAN_LEN, path)?;
+        match peek_span(&self.window()[r]) {
+            Ok(s) if pos + s.total_len() as u64 <= self.limit => Ok(s),
+            Ok(_) => Err(Error::corrupt(
+                path,
+                pos,
+                "batch extends past the end of the log",
+            )),
+            Err(reason) => Err(Error::corrupt(path, pos, reason)),
+        }
+    }
+
+    /// Check the CRC of the batch at `pos` whose span is `s`.
+    pub(super) fn verify_span(&mut self, pos: u64, s: &BatchSpan, path: &Path) -> Result<()> {
+        let b = self.bytes(pos, s.total_len(), path)?;
+        let matches = b.len() == s.total_len()
+            && b.get(BATCH_PREFIX_LEN..)
+                .is_some_and(|covered| crc32c(covered) == s.crc);
+        if !matches {
+            return Err(Error::corrupt(path, pos, "batch CRC mismatch"));
+        }
+        Ok(())
     }
 
     /// The header at `pos` after checking its whole batch's CRC, so that every field (offsets,
