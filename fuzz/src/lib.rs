@@ -1234,9 +1234,16 @@ pub fn ref_scan(log: &[u8], seg_base: u64) -> (Vec<RefBatch>, usize, u64) {
 pub fn torn_compatible(log: &[u8], pos: usize, expected: u64) -> bool {
     let rest = &log[pos..];
     if let Ok(h) = BatchHeader::parse(rest) {
-        if h.total_len() <= rest.len()
-            && RecordBatch::decode(Bytes::copy_from_slice(&rest[..h.total_len()])).is_ok()
-        {
+        // A batch recovery takes for valid: CRC, and record framing when uncompressed (it does
+        // not decompress).
+        let whole = h.total_len() <= rest.len();
+        let valid = whole
+            && if h.attributes & 7 == 0 {
+                RecordBatch::decode(Bytes::copy_from_slice(&rest[..h.total_len()])).is_ok()
+            } else {
+                batch_crc(&rest[..h.total_len()]) == h.crc
+            };
+        if valid {
             return false;
         }
     }

@@ -212,7 +212,9 @@ impl Partition {
 
 /// Whether `batch` holds a record at or after `offset`.
 fn holds_records_from(batch: &RecordBatch, offset: u64) -> bool {
-    batch.record_count() > 0
+    // A control batch's records are transaction markers, never data.
+    !batch.is_control()
+        && batch.record_count() > 0
         && (batch.base_offset() >= offset || batch.records().any(|r| r.offset() >= offset))
 }
 
