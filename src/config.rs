@@ -332,12 +332,7 @@ impl LogConfig {
     pub fn validate(&self) -> Result<()> {
         if let CompressionType::Codec(c) = self.compression {
             if !c.is_available() {
-                return Err(Error::config(
-                    "compression",
-                    format!(
-                        "the {c} codec is not built in: enable topiclog's \"{c}\" Cargo feature"
-                    ),
-                ));
+                return Err(crate::format::codec_unavailable(c));
             }
         }
         // Kafka's index entries hold positions as int32, so a segment stays below 2 GiB.

@@ -100,11 +100,7 @@ impl ProducerConfig {
     /// [`Error::InvalidConfig`] naming the field.
     pub fn validate(&self) -> Result<()> {
         if !self.compression.is_available() {
-            let c = self.compression;
-            return Err(Error::config(
-                "compression",
-                format!("the {c} codec is not built in: enable topiclog's \"{c}\" Cargo feature"),
-            ));
+            return Err(crate::format::codec_unavailable(self.compression));
         }
         if self.batch_bytes == 0 {
             return Err(Error::config("batch_bytes", "must be at least 1"));

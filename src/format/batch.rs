@@ -796,21 +796,33 @@ pub(crate) fn encode_retained(
 /// The crate's error for a codec error while encoding.
 pub(crate) fn codec_error(e: CodecError) -> crate::Error {
     match e {
-        CodecError::Unavailable(c) => crate::Error::config(
-            "compression",
-            format!("the {c} codec is not built in: enable topiclog's \"{c}\" Cargo feature"),
-        ),
+        CodecError::Unavailable(c) => codec_unavailable(c),
         other => crate::Error::config("compression", other.to_string()),
     }
+}
+
+/// The error for a codec this build leaves out: which Cargo feature brings it in.
+pub(crate) fn codec_unavailable(c: Compression) -> crate::Error {
+    crate::Error::config("compression", missing_codec(c))
+}
+
+/// Words for a codec this build leaves out, naming the Cargo feature that brings it in.
+pub(crate) fn missing_codec(c: Compression) -> String {
+    format!("the {c} codec is not built in: enable topiclog's \"{c}\" Cargo feature")
 }
 
 /// Whether `bytes` is exactly the batch `header` describes and its CRC-32C matches: every field
 /// from the attributes on is then what the writer wrote. Checks no record framing.
 pub(crate) fn crc_matches(bytes: &[u8], header: &BatchHeader) -> bool {
-    bytes.len() == header.total_len()
+    span_crc_matches(bytes, header.total_len(), header.crc)
+}
+
+/// [`crc_matches`] from a batch's length and stored CRC alone (a [`BatchSpan`]'s).
+pub(crate) fn span_crc_matches(bytes: &[u8], total_len: usize, crc: u32) -> bool {
+    bytes.len() == total_len
         && bytes
             .get(BATCH_PREFIX_LEN..)
-            .is_some_and(|covered| crc32c(covered) == header.crc)
+            .is_some_and(|covered| crc32c(covered) == crc)
 }
 
 /// CRC-32C (Castagnoli), the checksum of Kafka's record batches, computed with hardware

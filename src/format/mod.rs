@@ -29,9 +29,9 @@ pub use names::{parse_segment_file_name, segment_file_name, SegmentFileKind};
 pub use record::{Header, HeaderIter, Record, StoredRecord};
 
 pub(crate) use batch::{
-    codec_error, crc_matches, describe_foreign_format, encode_batch, encode_retained,
-    encoded_batch_len, patch_base_offset, peek_frame, peek_span, validate_batch, BatchMeta,
-    BatchSpan, Frame, SPAN_LEN,
+    codec_error, codec_unavailable, crc_matches, describe_foreign_format, encode_batch,
+    encode_retained, encoded_batch_len, missing_codec, patch_base_offset, peek_frame, peek_span,
+    span_crc_matches, validate_batch, BatchMeta, BatchSpan, Frame, SPAN_LEN,
 };
 
 /// The record batch format: Kafka's RecordBatch v2 ("magic" 2), the only one topiclog reads and

@@ -6,8 +6,8 @@ use bytes::{Bytes, BytesMut};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    crc32c, crc_matches, peek_frame, peek_span, validate_batch, BatchHeader, BatchSpan, Frame,
-    RecordBatch, BATCH_HEADER_LEN, BATCH_PREFIX_LEN, MAX_BATCH_BYTES_LIMIT, SPAN_LEN,
+    crc_matches, peek_frame, peek_span, span_crc_matches, validate_batch, BatchHeader, BatchSpan,
+    Frame, RecordBatch, BATCH_HEADER_LEN, MAX_BATCH_BYTES_LIMIT, SPAN_LEN,
 };
 use crate::fs::File;
 
@@ -156,10 +156,7 @@ impl<'a> WindowReader<'a> {
     /// Check the CRC of the batch at `pos` whose span is `s`.
     pub(super) fn verify_span(&mut self, pos: u64, s: &BatchSpan, path: &Path) -> Result<()> {
         let b = self.bytes(pos, s.total_len(), path)?;
-        let matches = b.len() == s.total_len()
-            && b.get(BATCH_PREFIX_LEN..)
-                .is_some_and(|covered| crc32c(covered) == s.crc);
-        if !matches {
+        if !span_crc_matches(&b, s.total_len(), s.crc) {
             return Err(Error::corrupt(path, pos, "batch CRC mismatch"));
         }
         Ok(())
@@ -226,9 +223,9 @@ impl<'a> WindowReader<'a> {
                 Err(Error::config(
                     "compression",
                     format!(
-                        "{} holds a batch at byte {pos} compressed with {codec}, which this \
-                         build leaves out: enable topiclog's \"{codec}\" Cargo feature",
-                        path.display()
+                        "{} holds a batch at byte {pos} compressed with {codec}, and {}",
+                        path.display(),
+                        crate::format::missing_codec(codec)
                     ),
                 ))
             }
