@@ -1,0 +1,174 @@
+//! `topiclog` (path dependency on the project root):
+//! a Kafka-style log of topics and partitions. The peers are single logs, so
+//! the adapter uses its storage layer directly: one `topiclog::Partition` (one
+//! directory of segments: `.log` + sparse `.index` + `.timeindex`), default
+//! `LogConfig` (1 GiB segments, preallocated sparse with `set_len`, an
+//! offset-index entry every 4 KiB, CRC-32 per batch) except `durability`.
+//!
+//! Mapping onto the harness:
+//! - appends: `Partition::append_batch(&[Record])`, one call per harness batch,
+//!   which is stored as one record batch (one CRC, one `pwrite` of the encoded
+//!   batch; no user-space write buffer). `Record` owns its value as `Bytes`, so
+//!   the adapter copies each harness batch once into one `Bytes` and gives
+//!   every record a zero-copy slice of it (as the kafko adapter does). Records
+//!   have no key and no timestamp (the log assigns the append time);
+//! - durability: `Buffered` opens with `Durability::None` (appends never sync)
+//!   and `flush_durable` calls `Partition::flush()`, which fdatasyncs the
+//!   active segment and then atomically rewrites the `checkpoint` file with the
+//!   new recovery point (write tmp + fsync + rename + fsync dir).
+//!   `PerBatch` opens with `Durability::Always`: `append_batch` returns only
+//!   after an fdatasync that covers the batch (topiclog's group commit; with one
+//!   writer, one fdatasync per batch), so `flush_durable` has nothing to do;
+//! - reads: `Partition::read(offset, max_bytes)` returns whole, CRC-verified
+//!   batches starting with the one that holds `offset` (zero-copy slices of the
+//!   segment's shared mmap); `Batches::records()` skips the records below
+//!   `offset`. Scans ask for 256 KiB (as rawfile/commitlog), point reads for
+//!   `max_bytes = 1` (exactly the one batch holding the offset, as topiclog's
+//!   own benches do). A point read therefore verifies the CRC of, and parses,
+//!   the whole 100-record batch its record was appended in;
+//! - reopen (W5) = `Partition::open_with` after the clean close that the drop
+//!   of the previous handle did (`Partition::close`: sync, write indexes, trim
+//!   the preallocated tail, clean-shutdown marker): it loads the offset index
+//!   and reads only the active segment's tail after the last index entry
+//!   (after a crash, with no clean-shutdown marker, open would instead rescan
+//!   and CRC-check the whole active segment: all of a W1 log);
+//! - W7: `Partition` is `Clone + Send + Sync`; the 8 threads share one handle
+//!   opened with `Durability::Always` and call `Partition::append(Record)`:
+//!   appends take the partition's append lock only for the `pwrite`, then wait
+//!   for a sync outside it; concurrent waiters share one fdatasync (the first
+//!   waiter syncs for everyone queued behind it). The offsets are topiclog's.
+//!
+//! On drop the adapter calls `Partition::close()` (untimed in every workload),
+//! so errors surface instead of being swallowed by topiclog's own Drop.
+
+use std::path::Path;
+
+use bytes::{Bytes, BytesMut};
+use topiclog::{Durability as TlDurability, Partition, LogConfig, Record};
+
+use crate::log::{ConcurrentAppend, Durability, LogUnderTest};
+use crate::systems::rawfile::SCAN_BYTES;
+
+fn open_partition(dir: &Path, durability: TlDurability) -> Partition {
+    let config = LogConfig { durability, ..LogConfig::default() };
+    Partition::open_with(dir, config).unwrap_or_else(|e| panic!("topiclog: open {}: {e}", dir.display()))
+}
+
+fn close(log: &Partition) {
+    if let Err(e) = log.close() {
+        if !std::thread::panicking() {
+            panic!("topiclog: close: {e}");
+        }
+    }
+}
+
+pub struct TopicLog {
+    log: Partition,
+    durability: Durability,
+    /// Copy of the current batch's payloads; each `Record` holds a slice of it.
+    buf: BytesMut,
+    records: Vec<Record>,
+}
+
+impl Drop for TopicLog {
+    fn drop(&mut self) {
+        self.records.clear();
+        close(&self.log);
+    }
+}
+
+impl LogUnderTest for TopicLog {
+    const NAME: &'static str = "topiclog";
+    const NOTES: &'static str = "topiclog (path dep on the project root) storage layer: one Partition, default \
+        LogConfig (1 GiB segments preallocated sparse, offset index every 4 KiB, CRC-32 per batch) except \
+        durability. Appends: append_batch(&[Record]) per harness batch = one stored batch, one pwrite (no \
+        user-space buffer); the adapter copies each batch once into a Bytes and gives each Record a slice (Record \
+        owns its value). Buffered: Durability::None, final flush = Partition::flush() (fdatasync of the segment + \
+        atomic checkpoint rewrite: tmp write, fsync, rename, dir fsync). Durable: Durability::Always, append_batch \
+        returns after fdatasync, flush_durable does nothing. Reads: read(offset, 256 KiB) for scans, read(offset, 1) \
+        for point reads: whole CRC-verified batches from the segment's mmap, Batches::records() skipping records \
+        below the offset (a point read verifies and parses its whole 100-record batch). Reopen = open after the \
+        clean close done by dropping the previous handle (loads the offset index, reads the tail after its last \
+        entry; no full rescan; after a crash, open would rescan and CRC-check the whole active segment). W7: one Partition (Durability::Always) shared by the threads without a lock, \
+        append(Record) each; concurrent appends share fdatasyncs (topiclog's group commit); offsets are \
+        topiclog's.";
+
+    fn open(dir: &Path, durability: Durability) -> Self {
+        let tl = match durability {
+            Durability::Buffered => TlDurability::None,
+            Durability::PerBatch => TlDurability::Always,
+        };
+        TopicLog { log: open_partition(dir, tl), durability, buf: BytesMut::new(), records: Vec::new() }
+    }
+
+    fn append_batch(&mut self, records: &[&[u8]]) -> u64 {
+        // Drop the previous batch's slices first, so `buf` can reuse its allocation.
+        self.records.clear();
+        for r in records {
+            self.buf.extend_from_slice(r);
+        }
+        let all: Bytes = self.buf.split().freeze();
+        let mut at = 0;
+        for r in records {
+            self.records.push(Record::new(all.slice(at..at + r.len())));
+            at += r.len();
+        }
+        let info = self.log.append_batch(&self.records).expect("topiclog: append_batch");
+        assert_eq!(info.last_offset + 1 - info.base_offset, records.len() as u64, "topiclog: batch offsets");
+        info.base_offset
+    }
+
+    fn flush_durable(&mut self) {
+        match self.durability {
+            // Every append_batch under Durability::Always returned after its fdatasync.
+            Durability::PerBatch => {}
+            Durability::Buffered => self.log.flush().expect("topiclog: flush"),
+        }
+    }
+
+    fn read_from(&mut self, offset: u64, max_records: usize, f: &mut dyn FnMut(&[u8])) -> usize {
+        if offset >= self.log.end_offset() || max_records == 0 {
+            return 0;
+        }
+        let max_bytes = if max_records == 1 { 1 } else { SCAN_BYTES };
+        let batches = self.log.read(offset, max_bytes).expect("topiclog: read");
+        let mut n = 0;
+        for r in batches.records().take(max_records) {
+            if n == 0 {
+                // A point read must deliver exactly the record at `offset`.
+                assert_eq!(r.offset(), offset, "topiclog: read returned the wrong first record");
+            } else {
+                debug_assert_eq!(r.offset(), offset + n as u64);
+            }
+            f(r.value().expect("topiclog: record without a value"));
+            n += 1;
+        }
+        assert!(n > 0, "topiclog: empty read at {offset} below the end offset");
+        n
+    }
+
+    fn len(&self) -> u64 {
+        self.log.end_offset()
+    }
+
+    fn open_concurrent(dir: &Path) -> Option<Box<dyn ConcurrentAppend>> {
+        Some(Box::new(Shared { log: open_partition(dir, TlDurability::Always) }))
+    }
+}
+
+/// W7 handle: one `Partition` shared by the writer threads (`&self` API).
+struct Shared {
+    log: Partition,
+}
+
+impl ConcurrentAppend for Shared {
+    fn append_durable(&self, record: &[u8]) -> u64 {
+        self.log.append(Record::new(Bytes::copy_from_slice(record))).expect("topiclog: append")
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        close(&self.log);
+    }
+}
