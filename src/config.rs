@@ -249,6 +249,23 @@ pub struct LogConfig {
     /// Preallocate each new segment file to `segment_bytes` (sparse), so an fdatasync after an
     /// append need not also commit a new file size. Default `true`. Kafka: `preallocate`.
     pub preallocate: bool,
+    /// Appends are gathered in memory up to this many bytes and written to the segment file
+    /// with one `pwrite` (write coalescing), instead of one `pwrite` per batch; 0 writes each
+    /// batch as it is appended. Default 0 (off). Range: 0 ..= 64 MiB; 1 MiB is what large
+    /// buffered appends want (see `BENCHMARKS.md`).
+    ///
+    /// Nothing waits on the buffer: a read of a buffered record (in this process) writes the
+    /// buffer out first, so readers and tailing consumers see every append at once, and every
+    /// sync, roll and close writes it out before anything else; in a store, background
+    /// maintenance also writes it out every
+    /// [`maintenance_interval`](crate::StoreOptions::maintenance_interval) (100 ms by default),
+    /// as does every [`Partition::flush_if_due`](crate::Partition::flush_if_due). What it costs:
+    /// until then a buffered record is only in this process's memory, so a process crash
+    /// (`kill -9`, an abort) loses the newest appends that were not synced, up to this many bytes
+    /// (never a synced one: under [`Durability::Always`] every append is written out and synced
+    /// before it returns); with 0 they are in the OS page cache at once and survive a process
+    /// crash, though not a power loss. The store's, in a store.
+    pub write_buffer_bytes: u32,
     /// Whose timestamps records keep. Default [`TimestampType::CreateTime`]. Kafka:
     /// `message.timestamp.type`.
     pub timestamp_type: TimestampType,
@@ -308,6 +325,7 @@ impl Default for LogConfig {
             max_batch_bytes: (1 << 20) + 12,
             durability: Durability::Always,
             preallocate: true,
+            write_buffer_bytes: 0,
             timestamp_type: TimestampType::CreateTime,
             retention: Retention::After(Duration::from_secs(7 * 24 * 3600)),
             retention_bytes: Limit::Unlimited,
@@ -397,6 +415,12 @@ impl LogConfig {
         }
         // The dirty ratio's range and the lags' order, as every compaction pass checks them.
         self.compaction_policy(MIN_MAP_BUDGET_BYTES).validate()?;
+        if self.write_buffer_bytes > 64 << 20 {
+            return Err(Error::config(
+                "write_buffer_bytes",
+                "must be at most 64 MiB (0 writes each batch as it is appended)",
+            ));
+        }
         if self.producer_id_expiration.is_zero() {
             return Err(Error::config("producer_id_expiration", "must be positive"));
         }
@@ -456,6 +480,7 @@ impl LogConfig {
             recovery: self.recovery,
             producer_id_expiration: self.producer_id_expiration,
             recovery_point_interval: self.recovery_point_interval,
+            write_buffer_bytes: self.write_buffer_bytes,
         }
     }
 
@@ -558,6 +583,7 @@ impl LogConfig {
                 0
             },
             max_batch_bytes: self.max_batch_bytes,
+            write_buffer_bytes: self.write_buffer_bytes,
             recovery: self.recovery,
             offset_gaps_below: 0,
         }

@@ -113,7 +113,7 @@ pub use consumer::{
 };
 pub use env::Env;
 pub use error::{Error, ErrorKind, MaintenanceTask, Result, Shared};
-pub use format::{Header, HeaderIter, Record, StoredRecord};
+pub use format::{BatchBuilder, Header, HeaderIter, Record, StoredRecord};
 pub use partition::{
     AppendInfo, Batches, CompactionPolicy, CompactionReport, KafkaPartitionExport,
     KafkaPartitionExportOptions, KafkaPartitionImport, KafkaTopicId, Partition, ProducerBatch,

@@ -706,7 +706,7 @@ pub(crate) fn encode_batch<R: Borrow<Record>>(
 /// Fill in the header of the encoded batch `batch` (the whole batch, records in place) from
 /// `fields`: the length from `batch`'s size, magic 2, every other field, then the CRC-32C.
 /// (`fields.length`, `crc` and `magic` are not used.) The one writer of the header layout.
-fn write_header(batch: &mut [u8], fields: &BatchHeader) {
+pub(super) fn write_header(batch: &mut [u8], fields: &BatchHeader) {
     let f = fields;
     let length = batch.len().saturating_sub(PARTITION_LEADER_EPOCH_OFFSET);
     let length = i32::try_from(length).unwrap_or(i32::MAX);

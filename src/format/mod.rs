@@ -10,6 +10,7 @@
 #![deny(clippy::indexing_slicing)]
 
 mod batch;
+mod builder;
 mod compression;
 mod index;
 #[doc(hidden)]
@@ -19,6 +20,7 @@ mod record;
 mod varint;
 
 pub use batch::{crc32c, set_base_offset, BatchHeader, RecordBatch, Records};
+pub use builder::BatchBuilder;
 pub use compression::Compression;
 // Crate-internal API, `pub` (not `pub(crate)`) only so that `internals::format` re-exports it to
 // the fuzz crate: `format` itself is private.

@@ -203,7 +203,7 @@ impl Partition {
         // Everything the cleaner reads must be durable and below the recovery point.
         let active_base = inner.writer.lock().active.base_offset();
         if inner.checkpoint.lock().recovery_point < active_base {
-            self.flush()?;
+            self.flush_checkpoint()?;
         }
         inner.compact_locked(&mut state, now_ms, policy)
     }
@@ -445,7 +445,11 @@ impl Inner {
         let mut changed = false;
         for (i, seg) in sources {
             if let (Some(o), Some((_, first))) = (&out, group.first()) {
-                if !fits(o.size() + seg.size(), first.base_offset(), end_of(*i, seg)) {
+                if !fits(
+                    o.appended_size() + seg.size(),
+                    first.base_offset(),
+                    end_of(*i, seg),
+                ) {
                     let o = out
                         .take()
                         .ok_or_else(|| Error::corrupt(&self.dir, 0, "no output"))?;
@@ -520,7 +524,7 @@ impl Inner {
             self.discard_cleaned(base);
             return Ok(());
         }
-        cleaner.report.bytes_written += out.size();
+        cleaner.report.bytes_written += out.appended_size();
         drop(out);
 
         // Before the commit point: failures leave the original segments in charge.

@@ -128,8 +128,8 @@ impl Inner {
         let segments = self.segments.read().clone();
         let start = self.start_offset.load(Ordering::Acquire);
         let end = self.end_offset.load(Ordering::SeqCst);
-        let mut remaining: u64 = segments.iter().map(|s| s.size()).sum();
-        let active_size = segments.last().map_or(0, |s| s.size());
+        let mut remaining: u64 = segments.iter().map(|s| s.appended_size()).sum();
+        let active_size = segments.last().map_or(0, |s| s.appended_size());
         let mut doomed = 0usize; // segments from the front that go
         for (i, seg) in segments.iter().enumerate() {
             let is_active = i + 1 == segments.len();
@@ -147,12 +147,12 @@ impl Inner {
             let by_size = policy
                 .retention_bytes
                 .bytes()
-                .is_some_and(|max| remaining.saturating_sub(seg.size()) >= max);
+                .is_some_and(|max| remaining.saturating_sub(seg.appended_size()) >= max);
             if !(below_start || by_time || by_size) {
                 break;
             }
             doomed += 1;
-            remaining -= seg.size();
+            remaining -= seg.appended_size();
         }
         let mut report = RetentionReport {
             start_offset: start,
@@ -169,7 +169,7 @@ impl Inner {
             let mut w = self.writer.lock();
             self.check_writable()?;
             let judged = segments.last().filter(|s| Arc::ptr_eq(s, &w.active));
-            if judged.is_some_and(|s| s.size() == active_size) {
+            if judged.is_some_and(|s| s.appended_size() == active_size) {
                 self.roll(&mut w)?;
             } else {
                 doomed -= 1;
@@ -205,7 +205,7 @@ impl Inner {
             .lock()
             .retain(|s| s.base_offset() >= first_kept);
         for seg in gone {
-            report.bytes_deleted += seg.size();
+            report.bytes_deleted += seg.appended_size();
             seg.delete()?;
             report.segments_deleted += 1;
         }

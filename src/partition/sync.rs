@@ -12,8 +12,18 @@ use crate::config::Durability;
 use super::{Inner, Partition};
 
 impl Partition {
-    /// Make every appended record durable now and record the recovery point, whatever the
-    /// configured durability.
+    /// Make every appended record durable now, whatever the configured durability: one
+    /// `fdatasync` of the active segment when nothing else changed (segments rolled since the
+    /// last sync, and the directory entries of new ones, are synced first), shared with any
+    /// concurrent sync, so that "append buffered, flush per batch" costs what
+    /// [`Durability::Always`] does.
+    ///
+    /// The recovery point in the checkpoint follows off this path, as in Kafka: at once when the
+    /// sync made rolled segments durable, else within
+    /// [`recovery_point_interval`](crate::LogConfig::recovery_point_interval), and at close (see
+    /// [`flush_if_due`](Self::flush_if_due)). Everything `flush` returned for survives a crash
+    /// either way; the recovery point only decides whether damage found later in records synced
+    /// since is reported or cut like a torn tail.
     ///
     /// # Errors
     /// [`Error::Io`] if the sync fails (the partition is then poisoned); [`Error::Poisoned`].
@@ -21,9 +31,29 @@ impl Partition {
         let inner = &*self.inner;
         inner.check_writable()?;
         let end = inner.end_offset.load(Ordering::SeqCst);
-        inner.sync_to(end)?;
+        inner.sync_to(end)
+    }
+
+    /// [`flush`](Self::flush), then record the recovery point in the checkpoint at once (an atomic
+    /// replace: two fsyncs and a directory sync), so that recovery after a crash treats damage to
+    /// any record synced so far as damage, never as a torn tail. What [`Topic::flush`] and
+    /// [`Store::flush`] do for each partition, and what compaction does before it reads.
+    ///
+    /// [`Topic::flush`]: crate::Topic::flush
+    /// [`Store::flush`]: crate::Store::flush
+    ///
+    /// # Errors
+    /// As [`flush`](Self::flush); the partition is poisoned if the checkpoint cannot be written.
+    pub fn flush_checkpoint(&self) -> Result<()> {
+        self.flush()?;
+        let inner = &*self.inner;
+        let durable = inner
+            .sync
+            .lock()
+            .synced
+            .min(inner.end_offset.load(Ordering::SeqCst));
         inner
-            .write_recovery_point(end)
+            .write_recovery_point(durable)
             .inspect_err(|e| inner.poison(e))
     }
 
@@ -37,6 +67,10 @@ impl Partition {
         inner.check_writable()?;
         let config = inner.config();
         let now = inner.clock.now_ms();
+        // Appends waiting in the write buffer go to the file (the OS page cache) at least once per
+        // maintenance tick, which bounds what a process crash can take of them.
+        let active = inner.writer.lock().active.clone();
+        active.write_out().inspect_err(|e| inner.poison(e))?;
         if let Some((offset, mut table)) = inner.pending_snapshot.lock().take() {
             table.remove_expired(now, config.producer_id_expiration);
             table
@@ -65,7 +99,10 @@ impl Partition {
         // so the recovery point keeps up even when appends do not sync.
         let rolled = !inner.unsynced_sealed.lock().is_empty();
         if (due && synced < end) || rolled {
-            self.flush()?;
+            inner.sync_to(end)?;
+            inner
+                .write_recovery_point(end)
+                .inspect_err(|e| inner.poison(e))?;
             return Ok(true);
         }
         // Group commits made records durable: record that in the checkpoint, at once when they

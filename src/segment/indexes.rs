@@ -141,8 +141,8 @@ impl Segment {
             ),
         };
         let ws = WriteState {
-            bytes_since_index: 0,
             max_timestamp_offset: self.base_offset,
+            ..WriteState::default()
         };
         (idx, ws)
     }
@@ -273,8 +273,10 @@ impl Segment {
     }
 
     pub(super) fn rebuild_indexes(&self) -> Result<()> {
-        let (idx, ws) = self.scan_build(self.size())?;
+        self.write_out()?;
+        let (idx, mut ws) = self.scan_build(self.size())?;
         let mut w = self.writer.lock();
+        ws.allocated = w.allocated;
         *w = ws;
         *self.indexes.write() = Some(idx);
         drop(w);

@@ -85,6 +85,9 @@ pub(crate) struct SegmentConfig {
     /// Largest batch the partition accepts; bounds how far recovery looks for valid data past a
     /// damaged batch.
     pub max_batch_bytes: u32,
+    /// Appends are gathered in memory up to this many bytes and written with one `pwrite`
+    /// (0: each batch is written as it is appended).
+    pub write_buffer_bytes: u32,
     /// What recovery does with damage that is not a torn tail.
     pub recovery: Recovery,
     /// Batches based below this offset may follow a gap in the offsets (a log compacted by Kafka
@@ -123,6 +126,12 @@ struct WriteState {
     /// Last offset of the batch in which the maximum timestamp was first reached: what the time
     /// index names (Kafka's rule).
     max_timestamp_offset: u64,
+    /// Whole batches appended but not yet written to the file (write coalescing): they start at
+    /// the published `size`. Written out when they reach `write_buffer_bytes`, and before
+    /// anything reads, syncs, seals, trims or cuts the file.
+    pending: Vec<u8>,
+    /// Length the file has been preallocated to (0 when it is not preallocated).
+    allocated: u64,
 }
 
 /// One segment of a partition's log: a `.log` of record batches plus its sparse `.index` and
@@ -138,8 +147,17 @@ pub struct Segment {
     time_index_path: PathBuf,
     file: Arc<dyn File>,
     config: SegmentConfig,
-    /// Bytes of whole, valid batches; readers never look past it.
+    /// Bytes of whole, valid batches written to the file; readers never look past it.
     size: AtomicU64,
+    /// Bytes of batches appended but still in the write buffer (`WriteState::pending`), after
+    /// `size`.
+    pending_len: AtomicU64,
+    /// Base offset of the first batch in the write buffer, `u64::MAX` when it is empty: a read at
+    /// or past it writes the buffer out first.
+    pending_from: AtomicU64,
+    /// A write-out of the buffer failed: what it held is lost, and nothing more is appended (the
+    /// partition is poisoned and recovers from disk).
+    write_failed: AtomicBool,
     /// Offset after the last batch (for sealed segments opened from disk: the next segment's base).
     next_offset: AtomicU64,
     /// Largest record timestamp, `i64::MIN` when empty or not yet loaded.
@@ -164,14 +182,21 @@ impl Segment {
         self.base_offset
     }
 
-    /// Bytes of valid batches.
+    /// Bytes of valid batches in the file, what readers see. An active segment may hold more,
+    /// appended but not yet written out of its write buffer (see
+    /// [`appended_size`](Self::appended_size)).
     pub fn size(&self) -> u64 {
         self.size.load(Ordering::Acquire)
     }
 
+    /// Bytes of every batch appended: [`size`](Self::size) plus what waits in the write buffer.
+    pub fn appended_size(&self) -> u64 {
+        self.size() + self.pending_len.load(Ordering::Acquire)
+    }
+
     /// Whether the segment holds no batch.
     pub fn is_empty(&self) -> bool {
-        self.size() == 0
+        self.appended_size() == 0
     }
 
     /// Offset after the last batch (for a sealed segment opened from disk, an upper bound).

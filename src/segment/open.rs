@@ -46,10 +46,12 @@ impl Segment {
         );
         let file = fs.open(&log_path, OpenMode::Create).at(&log_path)?;
         file.set_len(0).at(&log_path)?;
-        if config.preallocate_bytes > 0 {
-            file.set_len(config.preallocate_bytes).at(&log_path)?;
+        let allocated = super::write::next_allocation(0, 0, config.preallocate_bytes);
+        if allocated > 0 {
+            file.set_len(allocated).at(&log_path)?;
         }
         let mut seg = Segment::new(fs.clone(), dir, base_offset, file, config, false);
+        seg.writer.get_mut().allocated = allocated;
         seg.log_path = log_path;
         seg.index_path = suffixed(seg.index_path, suffix);
         seg.time_index_path = suffixed(seg.time_index_path, suffix);
@@ -89,6 +91,9 @@ impl Segment {
             file,
             config,
             size: AtomicU64::new(0),
+            pending_len: AtomicU64::new(0),
+            pending_from: AtomicU64::new(u64::MAX),
+            write_failed: AtomicBool::new(false),
             next_offset: AtomicU64::new(base_offset),
             max_timestamp: AtomicI64::new(i64::MIN),
             max_timestamp_known: AtomicBool::new(false),
@@ -99,8 +104,8 @@ impl Segment {
             map: OnceLock::new(),
             indexes: RwLock::new(None),
             writer: Mutex::new(WriteState {
-                bytes_since_index: 0,
                 max_timestamp_offset: base_offset,
+                ..WriteState::default()
             }),
         }
     }
@@ -187,10 +192,10 @@ impl Segment {
         }
         seg.max_timestamp_known.store(true, Ordering::Relaxed);
         seg.init_roll_time()?;
-        if config.preallocate_bytes > len {
-            seg.file
-                .set_len(config.preallocate_bytes)
-                .at(&seg.log_path)?;
+        let allocated = super::write::next_allocation(len, len + 1, config.preallocate_bytes);
+        if allocated > len {
+            seg.file.set_len(allocated).at(&seg.log_path)?;
+            seg.writer.lock().allocated = allocated;
         }
         Ok(seg)
     }

@@ -16,6 +16,9 @@ impl Segment {
     /// # Errors
     /// [`Error::Corrupt`] if a batch fails its checksum or framing; [`Error::Io`] on read failure.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Vec<RecordBatch>> {
+        if let Some(batches) = self.read_buffered(offset, max_bytes)? {
+            return Ok(batches);
+        }
         let limit = self.size();
         let mut out = Vec::new();
         if limit == 0 || offset >= self.next_offset() {
@@ -85,7 +88,29 @@ impl Segment {
             Some(max) if max >= timestamp => {}
             _ => return Ok(None),
         }
-        let limit = self.size();
+        // The file up to its size, then the write buffer; if the buffer was written out between
+        // the two, what moved is searched again.
+        for _ in 0..3 {
+            let limit = self.size();
+            if let Some(found) = self.find_in_file(timestamp, start_offset, limit)? {
+                return Ok(Some(found));
+            }
+            if let Some(found) = self.find_buffered(timestamp, start_offset, limit)? {
+                return Ok(found);
+            }
+        }
+        self.write_out()?;
+        self.find_in_file(timestamp, start_offset, self.size())
+    }
+
+    /// [`find_offset_by_timestamp`](Self::find_offset_by_timestamp) in the file's first `limit`
+    /// bytes.
+    fn find_in_file(
+        &self,
+        timestamp: i64,
+        start_offset: u64,
+        limit: u64,
+    ) -> Result<Option<TimestampOffset>> {
         let entry = self.with_indexes(|i| i.time.lookup(timestamp))?;
         let mut reader = WindowReader::new(self.source(), 64 << 10, limit);
         // Starting at the entry's batch skips every record before it, so the entry must be real:

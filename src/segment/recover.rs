@@ -200,10 +200,9 @@ impl Segment {
             // Durable before re-extending (see `truncate_to`).
             self.file.sync_all().at(&self.log_path)?;
         }
-        if self.config.preallocate_bytes > pos {
-            self.file
-                .set_len(self.config.preallocate_bytes)
-                .at(&self.log_path)?;
+        ws.allocated = super::write::next_allocation(pos, pos + 1, self.config.preallocate_bytes);
+        if ws.allocated > pos {
+            self.file.set_len(ws.allocated).at(&self.log_path)?;
         }
         self.file.sync_all().at(&self.log_path)?;
         *self.writer.lock() = ws;

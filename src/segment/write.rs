@@ -1,5 +1,7 @@
 //! Changing a segment: appends, sealing, syncing, truncation, deletion.
 
+use bytes::Bytes;
+
 use crate::error::{Error, IoContext, Result};
 use crate::format::{segment_file_name, BatchHeader, SegmentFileKind, MAX_SEGMENT_RELATIVE};
 use crate::fs::remove_if_exists;
@@ -35,13 +37,19 @@ impl Segment {
     /// The batch must follow the segment's last offset, and keep relative offsets and positions
     /// within `u32` (the partition rolls before that could happen).
     ///
+    /// With a write buffer (`write_buffer_bytes` > 0), a batch smaller than the buffer is copied
+    /// into it, and the buffer is written with one `pwrite` once it holds `write_buffer_bytes`
+    /// (or before anything reads, syncs, seals, trims or cuts the file). A larger batch, or any
+    /// batch without a buffer, is written at once.
+    ///
     /// # Errors
     /// [`Error::Io`] if the write fails: the batch is then not visible, and the caller must stop
-    /// appending (the tail of the file is in an unknown state until recovery).
+    /// appending (the tail of the file is in an unknown state until recovery). If writing out the
+    /// buffer fails, the batches it held are lost too, and every later append fails.
     /// [`Error::Corrupt`] if `batch` is not a well-formed batch header.
     pub fn append(&self, batch: &[u8], now_ms: i64) -> Result<()> {
         let h = BatchHeader::parse(batch)
-            .map_err(|r| Error::corrupt(&self.log_path, self.size(), r))?;
+            .map_err(|r| Error::corrupt(&self.log_path, self.appended_size(), r))?;
         if self.is_sealed() {
             return Err(Error::io(
                 &self.log_path,
@@ -49,7 +57,8 @@ impl Segment {
             ));
         }
         let mut ws = self.writer.lock();
-        let pos = self.size.load(Ordering::Acquire);
+        self.check_write_ok()?;
+        let pos = self.size.load(Ordering::Acquire) + ws.pending.len() as u64;
         let next = self.next_offset();
         if !self.follows(h.base_offset, next)
             || h.last_offset() - self.base_offset > MAX_SEGMENT_RELATIVE
@@ -68,7 +77,21 @@ impl Segment {
                 max: MAX_SEGMENT_RELATIVE.saturating_sub(pos) as usize,
             });
         }
-        self.file.write_all_at(batch, pos).at(&self.log_path)?;
+        let buffer = self.config.write_buffer_bytes as usize;
+        let direct = batch.len() >= buffer;
+        if direct {
+            // Keep the file in order: what waits in the buffer goes first.
+            self.write_out_locked(&mut ws)?;
+            self.write_at(&mut ws, batch, pos)?;
+        } else {
+            if ws.pending.is_empty() {
+                ws.pending.reserve(buffer);
+                // Before the end is published: a reader that sees this batch's offsets also sees
+                // that it must write the buffer out to read them.
+                self.pending_from.store(h.base_offset, Ordering::Release);
+            }
+            ws.pending.extend_from_slice(batch);
+        }
         let mut max_ts = self.max_timestamp.load(Ordering::Relaxed);
         if ws.bytes_since_index >= u64::from(self.config.index_interval_bytes) {
             // Only batches that get an index entry take the index lock readers use.
@@ -88,8 +111,177 @@ impl Segment {
         }
         self.last_append_ms.store(now_ms, Ordering::Release);
         self.next_offset.store(h.next_offset(), Ordering::Release);
-        self.size.store(pos + batch.len() as u64, Ordering::Release);
+        if direct {
+            self.size.store(pos + batch.len() as u64, Ordering::Release);
+        } else {
+            self.pending_len
+                .store(ws.pending.len() as u64, Ordering::Release);
+            if ws.pending.len() >= buffer {
+                self.write_out_locked(&mut ws)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Refuse to write after a failed write-out (what the buffer held is lost).
+    fn check_write_ok(&self) -> Result<()> {
+        if self.write_failed.load(Ordering::Acquire) {
+            return Err(Error::io(
+                &self.log_path,
+                std::io::Error::other(
+                    "an earlier write of buffered appends to this segment failed; they are lost",
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Write `bytes` at `pos`, growing the preallocated length first when they pass it. A failure
+    /// stops every later write.
+    fn write_at(&self, ws: &mut WriteState, bytes: &[u8], pos: u64) -> Result<()> {
+        let end = pos + bytes.len() as u64;
+        let result = (|| {
+            if ws.allocated > 0 && end > ws.allocated {
+                let grown = next_allocation(ws.allocated, end, self.config.preallocate_bytes);
+                if grown > ws.allocated {
+                    self.file.set_len(grown).at(&self.log_path)?;
+                    ws.allocated = grown;
+                }
+            }
+            self.file.write_all_at(bytes, pos).at(&self.log_path)
+        })();
+        if result.is_err() {
+            self.write_failed.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    /// Write the buffered batches to the file and publish them to readers.
+    fn write_out_locked(&self, ws: &mut WriteState) -> Result<()> {
+        if ws.pending.is_empty() {
+            return Ok(());
+        }
+        self.check_write_ok()?;
+        let pos = self.size.load(Ordering::Acquire);
+        let pending = std::mem::take(&mut ws.pending);
+        let result = self.write_at(ws, &pending, pos);
+        ws.pending = pending;
+        result?;
+        let end = pos + ws.pending.len() as u64;
+        ws.pending.clear();
+        if ws.pending.capacity() > 2 * self.config.write_buffer_bytes as usize {
+            // Keep the buffer of ordinary appends, not one grown for a rare large batch.
+            ws.pending = Vec::new();
+        }
+        // The size first: a reader that sees the buffer empty must see its bytes in the file.
+        self.size.store(end, Ordering::Release);
+        self.pending_len.store(0, Ordering::Release);
+        self.pending_from.store(u64::MAX, Ordering::Release);
+        Ok(())
+    }
+
+    /// Write out the write buffer, if it holds anything.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the write fails (what the buffer held is then lost, and the segment takes
+    /// no more appends).
+    pub fn write_out(&self) -> Result<()> {
+        if self.pending_from.load(Ordering::Acquire) == u64::MAX {
+            return Ok(());
+        }
+        let mut ws = self.writer.lock();
+        self.write_out_locked(&mut ws)
+    }
+
+    /// The batches of the write buffer from the one holding `offset` on, copied out of it: the
+    /// first, then more while the total stays within `max_bytes`; empty when `offset` is past
+    /// them all. `None` when the batch holding `offset` is not in the buffer (it lies below it, or
+    /// was written out meanwhile): the file has it. Costs one atomic load then. Readers never
+    /// write: a buffered append is visible at once without a `pwrite` from the reader.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the buffer does not hold well-formed batches (a bug, not damage).
+    pub(crate) fn read_buffered(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+    ) -> Result<Option<Vec<crate::format::RecordBatch>>> {
+        if offset < self.pending_from.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let (bytes, at) = {
+            let ws = self.writer.lock();
+            if offset < self.pending_from.load(Ordering::Acquire) || ws.pending.is_empty() {
+                return Ok(None);
+            }
+            let (mut pos, mut start) = (0usize, None);
+            while let Some(rest) = ws.pending.get(pos..).filter(|r| !r.is_empty()) {
+                let h = BatchHeader::parse(rest)
+                    .map_err(|r| Error::corrupt(&self.log_path, self.size() + pos as u64, r))?;
+                let len = h.total_len();
+                match start {
+                    None if h.next_offset() > offset => start = Some(pos),
+                    Some(s) if pos - s + len > max_bytes => break,
+                    _ => {}
+                }
+                pos += len;
+                if start.is_some_and(|s| pos - s >= max_bytes) {
+                    break;
+                }
+            }
+            let Some(start) = start else {
+                return Ok(Some(Vec::new()));
+            };
+            let bytes = ws.pending.get(start..pos).unwrap_or_default();
+            (Bytes::copy_from_slice(bytes), self.size() + start as u64)
+        };
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while let Some(rest) = bytes.get(pos..).filter(|r| !r.is_empty()) {
+            let h = BatchHeader::parse(rest)
+                .map_err(|r| Error::corrupt(&self.log_path, at + pos as u64, r))?;
+            let end = (pos + h.total_len()).min(bytes.len());
+            let batch = crate::format::RecordBatch::decode(bytes.slice(pos..end))
+                .map_err(|(p, r)| Error::corrupt(&self.log_path, at + (pos + p) as u64, r))?;
+            out.push(batch);
+            pos = end;
+        }
+        Ok(Some(out))
+    }
+
+    /// The first record at or after `start_offset` with a timestamp `>= timestamp` in the write
+    /// buffer: `Some(answer)` if the file still holds exactly `file_size` bytes (so the buffer
+    /// holds everything after them), `None` if the buffer was written out since.
+    pub(crate) fn find_buffered(
+        &self,
+        timestamp: i64,
+        start_offset: u64,
+        file_size: u64,
+    ) -> Result<Option<Option<super::TimestampOffset>>> {
+        let from = {
+            let _ws = self.writer.lock();
+            if self.size() != file_size {
+                return Ok(None);
+            }
+            self.pending_from.load(Ordering::Acquire)
+        };
+        if from == u64::MAX {
+            return Ok(Some(None));
+        }
+        let Some(batches) = self.read_buffered(from.max(start_offset), usize::MAX)? else {
+            return Ok(None);
+        };
+        for b in &batches {
+            for r in b.records() {
+                if r.offset() >= start_offset && r.timestamp() >= timestamp {
+                    return Ok(Some(Some(super::TimestampOffset {
+                        timestamp: r.timestamp(),
+                        offset: r.offset(),
+                    })));
+                }
+            }
+        }
+        Ok(Some(None))
     }
 
     /// Remove every batch whose last offset is `>= offset` (a batch containing `offset` goes
@@ -107,7 +299,8 @@ impl Segment {
                 ),
             ));
         }
-        let _ws = self.writer.lock();
+        self.write_out()?;
+        let ws = self.writer.lock();
         let Some((pos, base)) = self.position_of(offset)? else {
             return Ok(self.next_offset());
         };
@@ -116,13 +309,11 @@ impl Segment {
         self.next_offset
             .store(base.max(self.base_offset), Ordering::Release);
         self.file.set_len(pos).at(&self.log_path)?;
-        if self.config.preallocate_bytes > pos {
+        if ws.allocated > pos {
             // Make the cut durable before re-extending, or a crash could keep the old bytes
             // behind zeros and resurrect them.
             self.file.sync_all().at(&self.log_path)?;
-            self.file
-                .set_len(self.config.preallocate_bytes)
-                .at(&self.log_path)?;
+            self.file.set_len(ws.allocated).at(&self.log_path)?;
         }
         self.file.sync_all().at(&self.log_path)?;
         {
@@ -132,7 +323,7 @@ impl Segment {
                 idx.time.truncate_to(base);
             }
         }
-        drop(_ws);
+        drop(ws);
         self.rescan_tail()?;
         Ok(self.next_offset())
     }
@@ -156,7 +347,8 @@ impl Segment {
     /// # Errors
     /// [`Error::Io`] on failure; the segment then stays active.
     pub fn seal_unsynced(&self) -> Result<()> {
-        let ws = self.writer.lock();
+        let mut ws = self.writer.lock();
+        self.write_out_locked(&mut ws)?;
         self.flush_indexes_locked(&ws, false)?;
         let size = self.size();
         if self.file.len().at(&self.log_path)? != size {
@@ -200,6 +392,7 @@ impl Segment {
             self.flush_indexes(true)?;
             self.file.sync_all().at(&self.log_path)
         } else {
+            self.write_out()?;
             self.file.sync_data().at(&self.log_path)
         }
     }
@@ -210,7 +403,8 @@ impl Segment {
     /// # Errors
     /// [`Error::Io`] on failure.
     pub fn trim(&self) -> Result<()> {
-        let _ws = self.writer.lock();
+        let mut ws = self.writer.lock();
+        self.write_out_locked(&mut ws)?;
         let size = self.size();
         if self.file.len().at(&self.log_path)? != size {
             self.file.set_len(size).at(&self.log_path)?;
@@ -225,6 +419,7 @@ impl Segment {
     /// # Errors
     /// [`Error::Io`] on failure.
     pub fn truncated_copy(&self, dir: &Path, offset: u64) -> Result<Segment> {
+        self.write_out()?;
         let cut = self
             .position_of(offset)?
             .map_or(self.size(), |(pos, _)| pos);
@@ -287,5 +482,70 @@ impl Segment {
             remove_if_exists(&*self.fs, path)?;
         }
         Ok(())
+    }
+}
+
+/// First preallocation step of an active segment's file. Each later step doubles the file, by at
+/// most [`PREALLOCATE_MAX_STEP`], never past the configured cap (`segment_bytes`): a near-empty
+/// segment takes little space even where files cannot be sparse, and a growing one changes its
+/// file length (which an `fdatasync` must then also commit) only once per step. Redpanda's
+/// appender grows its files the same way.
+pub(crate) const PREALLOCATE_FIRST_STEP: u64 = 256 << 10;
+/// The largest preallocation step.
+pub(crate) const PREALLOCATE_MAX_STEP: u64 = 64 << 20;
+
+/// The length to preallocate a file of `current` bytes to so that it holds `needed` bytes, with
+/// preallocation capped at `cap` (0: no preallocation, the file grows by its writes): `current`
+/// itself when it already holds them or when they pass the cap.
+pub(crate) fn next_allocation(current: u64, needed: u64, cap: u64) -> u64 {
+    if cap == 0 || needed > cap || (needed <= current && current > 0) {
+        return current;
+    }
+    let step = current.clamp(PREALLOCATE_FIRST_STEP, PREALLOCATE_MAX_STEP);
+    needed.max(current + step).min(cap)
+}
+
+#[cfg(test)]
+mod allocation_tests {
+    use super::*;
+
+    #[test]
+    fn preallocation_starts_small_doubles_and_stops_at_its_step_and_cap() {
+        let gib = 1 << 30;
+        assert_eq!(next_allocation(0, 0, gib), PREALLOCATE_FIRST_STEP);
+        assert_eq!(
+            next_allocation(0, 0, 4096),
+            4096,
+            "capped by a small segment"
+        );
+        assert_eq!(next_allocation(256 << 10, 300 << 10, gib), 512 << 10);
+        assert_eq!(next_allocation(512 << 10, 513 << 10, gib), 1 << 20);
+        assert_eq!(next_allocation(64 << 20, 65 << 20, gib), 128 << 20);
+        assert_eq!(
+            next_allocation(512 << 20, 513 << 20, gib),
+            576 << 20,
+            "64 MiB steps"
+        );
+        assert_eq!(
+            next_allocation(1000 << 20, 1001 << 20, gib),
+            gib,
+            "never past the cap"
+        );
+        assert_eq!(next_allocation(100, 5000, 0), 100, "no preallocation");
+        assert_eq!(
+            next_allocation(gib, gib + 1, gib),
+            gib,
+            "past the cap the writes grow it"
+        );
+        assert_eq!(
+            next_allocation(1 << 20, 10 << 20, gib),
+            10 << 20,
+            "at least what is needed"
+        );
+        assert_eq!(
+            next_allocation(1 << 20, 4096, gib),
+            1 << 20,
+            "already holds it"
+        );
     }
 }

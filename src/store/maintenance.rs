@@ -88,7 +88,7 @@ impl Store {
         let topics: Vec<Topic> = self.inner.topics.read().values().cloned().collect();
         let mut first_err = None;
         for p in topics.iter().flat_map(|t| t.partitions()) {
-            if let Err(e) = p.flush() {
+            if let Err(e) = p.flush_checkpoint() {
                 first_err.get_or_insert(e);
             }
         }

@@ -126,7 +126,8 @@ impl TopicConfig {
 
 /// The `topic.conf` text (format 2) of a topic with `partitions` partitions running with
 /// `config`: every setting a topic can override, then the checksum line. The store's own settings
-/// (`recovery`, `producer_id_expiration`, `recovery_point_interval`) are not written.
+/// (`recovery`, `producer_id_expiration`, `recovery_point_interval`, `write_buffer_bytes`) are
+/// not written.
 pub(crate) fn encode(partitions: u32, config: &LogConfig) -> String {
     // Destructured whole, so a new setting cannot be forgotten here.
     let LogConfig {
@@ -149,6 +150,7 @@ pub(crate) fn encode(partitions: u32, config: &LogConfig) -> String {
         recovery: _,
         producer_id_expiration: _,
         recovery_point_interval: _,
+        write_buffer_bytes: _,
     } = *config;
     let mut out = String::from(
         "# topiclog topic configuration. Change it with Store::alter_topic_config: the crc32\n\

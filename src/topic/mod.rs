@@ -494,10 +494,10 @@ impl Topic {
     /// Sync every partition and record its recovery point.
     ///
     /// # Errors
-    /// As [`Partition::flush`].
+    /// As [`Partition::flush_checkpoint`].
     pub fn flush(&self) -> Result<()> {
         for p in self.partitions() {
-            p.flush()?;
+            p.flush_checkpoint()?;
         }
         Ok(())
     }

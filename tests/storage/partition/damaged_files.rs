@@ -56,7 +56,7 @@ fn stop(log: Partition, how: Stop) {
     match how {
         Stop::Clean => log.close().unwrap(),
         Stop::Crash => {
-            log.flush().unwrap();
+            log.flush_checkpoint().unwrap();
             crash_without_close(log);
         }
     }

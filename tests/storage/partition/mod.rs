@@ -13,3 +13,4 @@ mod read_after_compaction;
 mod recover_garbage;
 mod roll;
 mod torn_tail;
+mod write_buffer;

@@ -341,7 +341,7 @@ fn flips_below_the_durable_point(
     let template = dir.join("template");
     let log = open(&fs, &template, config(false, Recovery::Strict)).unwrap();
     let records = common::append_random_batches(&log, 10, 6);
-    log.flush().unwrap();
+    log.flush_checkpoint().unwrap();
     assert_eq!(log.durable_offset(), log.end_offset());
     let active = log.segments().last().unwrap().clone();
     let path = active.log_path().to_owned();

@@ -87,7 +87,7 @@ fn build(clean: bool, compacted: bool) -> (SimFs, Vec<RecordView>, u64) {
         log.close().unwrap();
     } else {
         // Everything durable and below the recovery point, then gone without a clean close.
-        log.flush().unwrap();
+        log.flush_checkpoint().unwrap();
         crash_without_close(log);
     }
     (fs, records, end)
