@@ -246,6 +246,12 @@ struct SyncState {
     leader: bool,
     /// Bumped by truncation, so a sync that started before it cannot vouch for offsets after it.
     generation: u64,
+    /// Group commits (each one `fdatasync` of the active segment) that succeeded since open.
+    rounds: u64,
+    /// Appends waiting for durability when the last sync started: how many it carried.
+    last_round_appends: usize,
+    /// How long the last successful sync took.
+    last_sync_time: std::time::Duration,
 }
 
 impl Partition {
