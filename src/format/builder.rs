@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, SystemClock};
 
 use super::record::Record;
-use super::varint::{put_varint, put_varlong, varint_len, varlong_len};
+use super::varint::{put_varint, varint_len, varlong_len, zigzag};
 use super::{
     compress, BatchHeader, CodecError, Compression, ATTR_LOG_APPEND_TIME, BATCH_HEADER_LEN, MAGIC,
 };
@@ -145,14 +145,26 @@ impl BatchBuilder {
         for (k, v) in headers {
             body += varint_len(k.len() as i32) + k.len() + nullable_len(*v);
         }
+        // The fields before the key, and the value's length, go through a small stack buffer:
+        // three or four copies into the batch per record instead of a push per byte.
         let buf = &mut self.buf;
         buf.reserve(varint_len(body as i32) + body);
-        put_varint(buf, body as i32);
-        buf.push(0); // attributes
-        put_varlong(buf, ts_delta);
-        put_varint(buf, offset_delta);
-        put_nullable(buf, key);
-        put_nullable(buf, value);
+        let mut head = Small::default();
+        head.varint(body as i32);
+        head.byte(0); // attributes
+        head.uvarint(zigzag(ts_delta));
+        head.varint(offset_delta);
+        head.nullable_len(key);
+        buf.extend_from_slice(head.bytes());
+        if let Some(k) = key {
+            buf.extend_from_slice(k);
+        }
+        let mut mid = Small::default();
+        mid.nullable_len(value);
+        buf.extend_from_slice(mid.bytes());
+        if let Some(v) = value {
+            buf.extend_from_slice(v);
+        }
         put_varint(buf, headers.len() as i32);
         for (k, v) in headers {
             put_varint(buf, k.len() as i32);
@@ -260,6 +272,56 @@ impl BatchBuilder {
     }
 }
 
+/// A few varints built on the stack (at most 40 bytes: the fields of a record before its key are
+/// at most 26).
+struct Small {
+    bytes: [u8; 40],
+    len: usize,
+}
+
+impl Default for Small {
+    fn default() -> Self {
+        Small {
+            bytes: [0; 40],
+            len: 0,
+        }
+    }
+}
+
+impl Small {
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    #[inline]
+    fn uvarint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+
+    #[inline]
+    fn varint(&mut self, v: i32) {
+        self.uvarint(u64::from(((v << 1) ^ (v >> 31)) as u32));
+    }
+
+    /// A nullable byte string's length: -1 for null.
+    #[inline]
+    fn nullable_len(&mut self, b: Option<&[u8]>) {
+        self.varint(b.map_or(-1, |b| b.len() as i32));
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
 #[inline]
 fn nullable_len(b: Option<&[u8]>) -> usize {
     match b {
@@ -323,6 +385,55 @@ mod tests {
         assert_eq!(got[3].timestamp(), Some(900));
         assert_eq!(b.min_timestamp(), Some(900));
         assert!(b.any_keyless());
+    }
+
+    proptest::proptest! {
+        /// Any records, pushed one way or another, make exactly `encode_batch`'s bytes.
+        #[test]
+        fn any_records_build_the_encoders_bytes(
+            recs in proptest::collection::vec(
+                (
+                    proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..40)),
+                    proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..300)),
+                    proptest::option::of(-1_000i64..1_000_000),
+                    proptest::collection::vec(("[a-z]{0,5}", proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..8))), 0..3),
+                ),
+                1..40,
+            ),
+            reuse in proptest::bool::ANY,
+        ) {
+            let records: Vec<Record> = recs
+                .iter()
+                .map(|(k, v, t, h)| {
+                    let mut r = Record::default().with_value(v.clone().map(Bytes::from));
+                    if let Some(k) = k {
+                        r = r.with_key(k.clone());
+                    }
+                    if let Some(t) = t {
+                        r = r.with_timestamp(*t);
+                    }
+                    for (hk, hv) in h {
+                        r = r.with_header(hk.clone(), hv.clone().map(Bytes::from));
+                    }
+                    r
+                })
+                .collect();
+            let mut b = BatchBuilder::with_clock(Arc::new(ManualClock::new(77)));
+            if reuse {
+                b.push(b"left over from an earlier batch");
+                b.clear();
+            }
+            for (r, (k, v, t, h)) in records.iter().zip(&recs) {
+                if h.is_empty() && t.is_none() {
+                    b.push_keyed(k.as_deref(), v.as_deref());
+                } else {
+                    b.push_record(r);
+                }
+            }
+            let mut expected = Vec::new();
+            encode_batch(&mut expected, &records, &BatchMeta::new(77)).unwrap();
+            proptest::prop_assert_eq!(b.finish(None).to_vec(), expected);
+        }
     }
 
     #[test]
