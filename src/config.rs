@@ -246,8 +246,11 @@ pub struct LogConfig {
     /// When appends are synced. Default [`Durability::Always`]. Kafka: `flush.messages` /
     /// `flush.ms`.
     pub durability: Durability,
-    /// Preallocate each new segment file to `segment_bytes` (sparse), so an fdatasync after an
-    /// append need not also commit a new file size. Default `true`. Kafka: `preallocate`.
+    /// Preallocate the active segment's file ahead of its data, so an fdatasync after an append
+    /// need not also commit a new file size: 256 KiB at first, then doubling, by at most 64 MiB a
+    /// step, never past `segment_bytes` (a near-empty partition takes 256 KiB, not a whole
+    /// segment, even where files cannot be sparse); a clean close or roll cuts what is unused.
+    /// Default `true`. Kafka: `preallocate`.
     pub preallocate: bool,
     /// Appends are gathered in memory up to this many bytes and written to the segment file
     /// with one `pwrite` (write coalescing), instead of one `pwrite` per batch; 0 writes each
