@@ -102,6 +102,7 @@ impl Segment {
                 bytes_since_index: 0,
                 max_timestamp_offset: base_offset,
             }),
+            verified: Default::default(),
         }
     }
 
