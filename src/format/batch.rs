@@ -285,12 +285,43 @@ pub(crate) fn describe_foreign_format(head: &[u8]) -> Option<String> {
 
 /// A validated record batch: its CRC matched and its records parse. Cheap to clone; records are
 /// zero-copy slices of its bytes (of the decompressed records, for a compressed batch).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct RecordBatch {
     header: BatchHeader,
     bytes: Bytes,
     /// The records section: a slice of `bytes`, or its decompressed form.
     records: Bytes,
+    /// Where every [`MARK_STRIDE`]-th record starts in `records` (see [`record_marks`]), when
+    /// a reader knows: lets [`RecordBatch::iter_from`] jump near its first record. Not part of
+    /// the batch's value.
+    marks: Option<std::sync::Arc<[u32]>>,
+}
+
+impl PartialEq for RecordBatch {
+    fn eq(&self, other: &Self) -> bool {
+        // `records` follows from `bytes`; `marks` is a reading aid.
+        self.header == other.header && self.bytes == other.bytes
+    }
+}
+
+impl Eq for RecordBatch {}
+
+/// Records between two marks of [`record_marks`].
+pub(crate) const MARK_STRIDE: u64 = 4;
+
+/// Where records `MARK_STRIDE`, `2 * MARK_STRIDE`, ... start in `records` (a records section of
+/// `count` records), found by stepping over each record by its length field; `None` if a length
+/// runs past the end. What [`RecordRefs::skip_to`] would find stepping over them itself.
+pub(crate) fn record_marks(records: &[u8], count: u32) -> Option<std::sync::Arc<[u32]>> {
+    let mut marks = Vec::with_capacity((u64::from(count) / MARK_STRIDE) as usize);
+    let mut pos = 0;
+    for i in 1..u64::from(count) {
+        skip_record(records, &mut pos)?;
+        if i % MARK_STRIDE == 0 {
+            marks.push(u32::try_from(pos).ok()?);
+        }
+    }
+    Some(marks.into())
 }
 
 /// Where a batch's records are: its bytes after the header (zero-copy), or for a compressed
@@ -397,6 +428,7 @@ impl RecordBatch {
             header,
             bytes,
             records,
+            marks: None,
         })
     }
 
@@ -426,6 +458,7 @@ impl RecordBatch {
             header,
             bytes,
             records,
+            marks: None,
         })
     }
 
@@ -586,6 +619,7 @@ impl RecordBatch {
         let h = &self.header;
         let control = h.is_control();
         RecordRefs {
+            marks: self.marks.as_deref().unwrap_or_default(),
             // A control batch's records are transaction markers, never data: none are read.
             buf: if control { &[] } else { &self.records },
             pos: 0,
@@ -613,6 +647,26 @@ impl RecordBatch {
         let mut it = self.iter();
         it.skip_to(offset);
         it
+    }
+
+    /// Whether the batch's records lie uncompressed in its bytes, at every offset of its range
+    /// (no compaction gaps): the batches [`record_marks`] helps.
+    pub(crate) fn markable(&self) -> bool {
+        let h = &self.header;
+        h.compression_bits() == 0
+            && !h.is_control()
+            && u64::from(h.record_count) == u64::from(h.last_offset_delta) + 1
+    }
+
+    /// The batch's [`record_marks`], computed now (`None` if its records are damaged).
+    pub(crate) fn compute_marks(&self) -> Option<std::sync::Arc<[u32]>> {
+        record_marks(&self.records, self.header.record_count)
+    }
+
+    /// Attach `marks`, the [`record_marks`] of this batch's records (computed from the same
+    /// bytes, which the caller's cache vouches for).
+    pub(crate) fn set_marks(&mut self, marks: std::sync::Arc<[u32]>) {
+        self.marks = Some(marks);
     }
 
     /// Whether the batch holds a data record at or after `offset`. Damage in the records counts
@@ -692,6 +746,8 @@ enum IterState {
 #[derive(Clone, Debug)]
 pub struct RecordRefs<'a> {
     buf: &'a [u8],
+    /// The batch's [`record_marks`], if known (else empty).
+    marks: &'a [u32],
     pos: usize,
     /// Records not yet read or stepped over.
     remaining: u32,
@@ -738,7 +794,21 @@ impl<'a> RecordRefs<'a> {
         }
         let target = offset - self.base_offset;
         if self.dense {
-            // The i-th record is at offset delta i: skip by count.
+            // The i-th record is at offset delta i: skip by count, first to the last mark at or
+            // before the target (marks are where this loop would arrive).
+            let k = (target / MARK_STRIDE).min(self.marks.len() as u64);
+            if self.index == 0 && k > 0 {
+                let skip = k * MARK_STRIDE;
+                let at = self
+                    .marks
+                    .get(k as usize - 1)
+                    .map_or(usize::MAX, |&m| m as usize);
+                if skip <= u64::from(self.remaining) && at <= self.buf.len() {
+                    self.pos = at;
+                    self.index = skip;
+                    self.remaining -= skip as u32;
+                }
+            }
             while self.index < target && self.remaining > 0 {
                 let at = self.pos;
                 if skip_record(self.buf, &mut self.pos).is_none() {
@@ -1341,7 +1411,12 @@ mod tests {
         let owned: Vec<Plain> = batch.records().map(|r| plain_owned(&r)).collect();
         let lazy = RecordBatch::from_verified(batch.as_bytes().clone(), *batch.header(), false)
             .expect("a valid batch");
-        for b in [batch, &lazy] {
+        // With record marks, as a segment's point reads attach them.
+        let mut marked = lazy.clone();
+        if marked.markable() {
+            marked.set_marks(marked.compute_marks().expect("a valid batch has marks"));
+        }
+        for b in [batch, &lazy, &marked] {
             let borrowed: Vec<Plain> = b.iter().map(|r| plain_ref(&r.unwrap())).collect();
             assert_eq!(borrowed, owned);
             for from in batch.base_offset()..=batch.next_offset() {
@@ -1383,8 +1458,8 @@ mod tests {
         /// compaction gaps (records dropped inside the offset range, kept by `encode_retained`).
         #[test]
         fn borrowed_records_are_the_owned_ones(
-            records in proptest::collection::vec(arb_record(), 1..12),
-            keep in proptest::collection::vec(proptest::bool::ANY, 12),
+            records in proptest::collection::vec(arb_record(), 1..20),
+            keep in proptest::collection::vec(proptest::bool::ANY, 20),
             base in 0u64..1_000_000,
             codec in 0usize..5,
             log_append_time in proptest::bool::ANY,
@@ -1422,6 +1497,30 @@ mod tests {
         let crc = crc32c(&b[BATCH_PREFIX_LEN..]);
         b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
         Bytes::from(b)
+    }
+
+    /// Marks are where stepping over the records lands: record `4k` starts at mark `k - 1`.
+    #[test]
+    fn marks_are_record_starts() {
+        let records: Vec<Record> = (0..10).map(|i| Record::new("x".repeat(i))).collect();
+        let batch = RecordBatch::decode(encode(&records, 0)).unwrap();
+        let marks = batch.compute_marks().unwrap();
+        assert_eq!(marks.len(), 2);
+        let mut pos = 0;
+        let mut starts = Vec::new();
+        for _ in 0..10 {
+            starts.push(pos as u32);
+            skip_record(&batch.records, &mut pos).unwrap();
+        }
+        assert_eq!(&marks[..], &[starts[4], starts[8]]);
+        assert_eq!(
+            RecordBatch::decode(encode(&records[..1], 0))
+                .unwrap()
+                .compute_marks()
+                .unwrap()
+                .len(),
+            0
+        );
     }
 
     /// Damage in the records of a CRC-valid batch (a crafted file) is an `Err` from `iter`,

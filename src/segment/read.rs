@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use parking_lot::RwLock;
 
@@ -66,7 +67,7 @@ impl Segment {
                 // damaged length or offset delta would skip records silently), so check its CRC,
                 // which covers the offset delta and, through the bytes it spans, the length.
                 if let Some((at, before)) = unvouched {
-                    if !self.verified.vouches(at, &before) {
+                    if self.verified.lookup(at, &before).is_none() {
                         reader.verify_span(at, &before, &self.log_path)?;
                         self.verified.record(ticket, at, &before);
                     }
@@ -83,10 +84,30 @@ impl Segment {
             if out.len() > first && total + len > max_bytes {
                 break;
             }
-            let vouched = self.verified.vouches(pos, &h);
-            let batch = reader.served_batch(pos, &h, vouched, check_framing, &self.log_path)?;
+            let known = self.verified.lookup(pos, &h);
+            let vouched = known.is_some();
+            let mut batch = reader.served_batch(pos, &h, vouched, check_framing, &self.log_path)?;
             if !vouched {
                 self.verified.record(ticket, pos, &h);
+            }
+            if h.base_offset < offset && batch.markable() {
+                // The read starts inside the batch: where every 4th record starts lets it jump
+                // near its record instead of walking every length field before it (each a
+                // cache miss in a batch not read lately). Found once per batch, while it is in
+                // cache (its CRC was just computed), and remembered with its CRC.
+                let marks = match known.flatten() {
+                    Some(m) => Some(m),
+                    None => {
+                        let m = batch.compute_marks();
+                        if let Some(m) = &m {
+                            self.verified.set_marks(ticket, pos, &h, m.clone());
+                        }
+                        m
+                    }
+                };
+                if let Some(m) = marks {
+                    batch.set_marks(m);
+                }
             }
             out.push(batch);
             total += len;
@@ -321,6 +342,11 @@ const MAX_VERIFIED_BATCHES: usize = 1 << 17;
 /// - an entry also holds the batch's length and stored CRC, and vouches only for a batch whose
 ///   header still carries both.
 ///
+/// An entry may also hold where every 4th record of the batch starts, found by stepping over the
+/// records' length fields in the bytes the CRC was verified on: it is trusted exactly as far as
+/// the CRC is, and only saves a read those steps (the records served are parsed and checked as
+/// always).
+///
 /// Not covered (by design, as in Kafka): bytes that change on disk behind the process's back
 /// after their CRC was verified. A new process (or a reopened partition) verifies again.
 #[derive(Default)]
@@ -336,9 +362,23 @@ struct Verified {
     /// A cut position announced by `position_of`: no batch ending past it is recorded until the
     /// truncation has been seen published.
     fence: Option<u64>,
-    /// Position -> (length field, stored CRC) of each verified batch.
-    batches: HashMap<u64, (u32, u32), BuildHasherDefault<PositionHasher>>,
+    /// Position -> what was verified there.
+    batches: HashMap<u64, Entry, BuildHasherDefault<PositionHasher>>,
+    /// Bytes of record marks held, at most [`MAX_MARK_BYTES`].
+    mark_bytes: usize,
 }
+
+/// A verified batch: its length field and stored CRC, and where every 4th of its records starts
+/// (`format::record_marks`), once a read needed it.
+struct Entry {
+    length: u32,
+    crc: u32,
+    marks: Option<Arc<[u32]>>,
+}
+
+/// Most bytes of record marks one segment's cache holds (4 bytes per 4 records): past it, reads
+/// walk the records' length fields from the batch's start, as without marks.
+const MAX_MARK_BYTES: usize = 4 << 20;
 
 impl std::fmt::Debug for VerifiedBatches {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -372,9 +412,30 @@ impl VerifiedBatches {
         v.generation
     }
 
-    /// Whether the batch at `pos` with span `s` was verified by this process.
-    pub(crate) fn vouches(&self, pos: u64, s: &BatchSpan) -> bool {
-        self.inner.read().batches.get(&pos) == Some(&(s.length, s.crc))
+    /// `Some` if the batch at `pos` with span `s` was verified by this process, holding its
+    /// record marks if known.
+    pub(crate) fn lookup(&self, pos: u64, s: &BatchSpan) -> Option<Option<Arc<[u32]>>> {
+        let v = self.inner.read();
+        let e = v.batches.get(&pos)?;
+        (e.length == s.length && e.crc == s.crc).then(|| e.marks.clone())
+    }
+
+    /// Remember the record marks of the verified batch at `pos` with span `s`, found from its
+    /// bytes by a read that took `ticket` (under the same rules as [`record`](Self::record)).
+    pub(crate) fn set_marks(&self, ticket: u64, pos: u64, s: &BatchSpan, marks: Arc<[u32]>) {
+        let mut v = self.inner.write();
+        let bytes = marks.len() * 4 + 16;
+        if v.generation != ticket || v.mark_bytes + bytes > MAX_MARK_BYTES {
+            return;
+        }
+        let Some(e) = v.batches.get_mut(&pos) else {
+            return;
+        };
+        if e.length != s.length || e.crc != s.crc || e.marks.is_some() {
+            return;
+        }
+        e.marks = Some(marks);
+        v.mark_bytes += bytes;
     }
 
     /// Remember that the batch at `pos` with span `s` matched its CRC, checked by a read that
@@ -387,7 +448,14 @@ impl VerifiedBatches {
         {
             return;
         }
-        v.batches.insert(pos, (s.length, s.crc));
+        v.batches.insert(
+            pos,
+            Entry {
+                length: s.length,
+                crc: s.crc,
+                marks: None,
+            },
+        );
     }
 
     /// The segment is about to be cut at `pos`: forget what lies at or after it, and record
@@ -395,6 +463,11 @@ impl VerifiedBatches {
     pub(crate) fn fence(&self, pos: u64) {
         let mut v = self.inner.write();
         v.batches.retain(|&p, _| p < pos);
+        v.mark_bytes = v
+            .batches
+            .values()
+            .map(|e| e.marks.as_ref().map_or(0, |m| m.len() * 4 + 16))
+            .sum();
         v.fence = Some(v.fence.map_or(pos, |f| f.min(pos)));
         v.generation += 1;
     }
