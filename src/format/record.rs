@@ -307,6 +307,7 @@ pub(crate) struct RecordParts {
 /// Parse one record starting at `*pos`, not reading past `end`; advances `pos` past it.
 /// Validates everything, including header keys being UTF-8. `None` on any inconsistency. The
 /// record attributes byte is unused in Kafka's format and ignored, as Kafka's reader does.
+#[inline]
 pub(crate) fn parse_record(buf: &[u8], pos: &mut usize, end: usize) -> Option<RecordParts> {
     let end = end.min(buf.len());
     let buf = buf.get(..end)?;
@@ -360,6 +361,7 @@ fn parse_header(buf: &[u8], pos: &mut usize) -> Option<HeaderParts> {
 
 /// Parse a nullable byte string within `buf`: length -1 is null (`Some(None)`); `None` is damage
 /// (any other negative length, or bytes past the end).
+#[inline]
 fn parse_nullable(buf: &[u8], pos: &mut usize) -> Option<Option<Range<usize>>> {
     let len = get_varint(buf, pos)?;
     if len == -1 {

@@ -69,7 +69,7 @@ impl Segment {
                 if let Some((at, before)) = unvouched {
                     if self.verified.lookup(at, &before).is_none() {
                         reader.verify_span(at, &before, &self.log_path)?;
-                        self.verified.record(ticket, at, &before);
+                        self.verified.record(ticket, at, &before, None);
                     }
                 }
             }
@@ -87,26 +87,30 @@ impl Segment {
             let known = self.verified.lookup(pos, &h);
             let vouched = known.is_some();
             let mut batch = reader.served_batch(pos, &h, vouched, check_framing, &self.log_path)?;
-            if !vouched {
-                self.verified.record(ticket, pos, &h);
-            }
-            if h.base_offset < offset && batch.markable() {
-                // The read starts inside the batch: where every 4th record starts lets it jump
-                // near its record instead of walking every length field before it (each a
-                // cache miss in a batch not read lately). Found once per batch, while it is in
-                // cache (its CRC was just computed), and remembered with its CRC.
-                let marks = match known.flatten() {
-                    Some(m) => Some(m),
-                    None => {
-                        let m = batch.compute_marks();
-                        if let Some(m) = &m {
-                            self.verified.set_marks(ticket, pos, &h, m.clone());
-                        }
-                        m
+            // A read that starts inside the batch: where every 4th record starts lets it jump
+            // near its record instead of walking every length field before it (each a cache
+            // miss in a batch not read lately). Found once per batch, while it is in cache (its
+            // CRC was just computed), and remembered with its CRC.
+            let wants_marks = h.base_offset < offset && batch.markable();
+            match known {
+                Some(Some(marks)) if wants_marks => batch.set_marks(marks),
+                Some(_) if wants_marks => {
+                    if let Some(m) = batch.compute_marks() {
+                        self.verified.set_marks(ticket, pos, &h, m.clone());
+                        batch.set_marks(m);
                     }
-                };
-                if let Some(m) = marks {
-                    batch.set_marks(m);
+                }
+                Some(_) => {}
+                None => {
+                    let marks = if wants_marks {
+                        batch.compute_marks()
+                    } else {
+                        None
+                    };
+                    self.verified.record(ticket, pos, &h, marks.clone());
+                    if let Some(m) = marks {
+                        batch.set_marks(m);
+                    }
                 }
             }
             out.push(batch);
@@ -424,7 +428,7 @@ impl VerifiedBatches {
     /// bytes by a read that took `ticket` (under the same rules as [`record`](Self::record)).
     pub(crate) fn set_marks(&self, ticket: u64, pos: u64, s: &BatchSpan, marks: Arc<[u32]>) {
         let mut v = self.inner.write();
-        let bytes = marks.len() * 4 + 16;
+        let bytes = mark_bytes(&marks);
         if v.generation != ticket || v.mark_bytes + bytes > MAX_MARK_BYTES {
             return;
         }
@@ -440,7 +444,8 @@ impl VerifiedBatches {
 
     /// Remember that the batch at `pos` with span `s` matched its CRC, checked by a read that
     /// took `ticket` before loading the size it read up to.
-    pub(crate) fn record(&self, ticket: u64, pos: u64, s: &BatchSpan) {
+    /// With `marks`, the batch's record marks found from the same bytes.
+    pub(crate) fn record(&self, ticket: u64, pos: u64, s: &BatchSpan, marks: Option<Arc<[u32]>>) {
         let mut v = self.inner.write();
         if v.generation != ticket
             || v.batches.len() >= MAX_VERIFIED_BATCHES
@@ -448,14 +453,18 @@ impl VerifiedBatches {
         {
             return;
         }
-        v.batches.insert(
+        let marks = marks.filter(|m| v.mark_bytes + mark_bytes(m) <= MAX_MARK_BYTES);
+        v.mark_bytes += marks.as_ref().map_or(0, mark_bytes);
+        let old = v.batches.insert(
             pos,
             Entry {
                 length: s.length,
                 crc: s.crc,
-                marks: None,
+                marks,
             },
         );
+        // (Two reads may record the same batch.)
+        v.mark_bytes -= old.and_then(|e| e.marks).as_ref().map_or(0, mark_bytes);
     }
 
     /// The segment is about to be cut at `pos`: forget what lies at or after it, and record
@@ -466,7 +475,7 @@ impl VerifiedBatches {
         v.mark_bytes = v
             .batches
             .values()
-            .map(|e| e.marks.as_ref().map_or(0, |m| m.len() * 4 + 16))
+            .map(|e| e.marks.as_ref().map_or(0, mark_bytes))
             .sum();
         v.fence = Some(v.fence.map_or(pos, |f| f.min(pos)));
         v.generation += 1;
@@ -477,6 +486,11 @@ impl VerifiedBatches {
     pub(crate) fn len(&self) -> usize {
         self.inner.read().batches.len()
     }
+}
+
+/// Bytes `marks` holds, counted against [`MAX_MARK_BYTES`].
+fn mark_bytes(marks: &Arc<[u32]>) -> usize {
+    marks.len() * 4 + 16
 }
 
 /// A hash of batch positions (`u64`s, unique per segment, chosen by the writer): one multiply,
