@@ -188,7 +188,31 @@ impl Segment {
         offset: u64,
         reader: &mut WindowReader<'_>,
     ) -> Result<(u64, u64)> {
-        let entry = self.with_indexes(|i| i.offset.lookup(offset))?;
+        let (entry, next) = self.with_indexes(|i| {
+            let index = &i.offset;
+            let Some(rel) = offset.checked_sub(index.base_offset()) else {
+                return (index.lookup(offset), None);
+            };
+            // Entries at or below `offset`; the one after them (if any) names a batch ending
+            // past `offset`.
+            let n = index.partition_point(|e| u64::from(e.relative_offset) <= rel);
+            (index.lookup(offset), index.entry(n))
+        })?;
+        // A batch larger than twice the index interval has an entry of its own, and the entry
+        // after the floor's is then usually the batch holding `offset`: start there if it holds
+        // it (one header read; the floor's batch would be a second, in another place). The same
+        // checks as for the floor entry: a batch ending exactly at the entry's offset starts
+        // there, and it must begin at or before `offset`, so nothing before `offset` is skipped.
+        if let Some(next) = next {
+            let interval = u64::from(self.config.index_interval_bytes);
+            if u64::from(next.position).saturating_sub(u64::from(entry.position)) > 2 * interval {
+                if let Ok(h) = reader.header_at(u64::from(next.position), &self.log_path) {
+                    if h.last_offset() == next.offset && h.base_offset <= offset {
+                        return Ok((u64::from(next.position), h.base_offset));
+                    }
+                }
+            }
+        }
         if entry.position == 0 {
             return Ok((0, self.base_offset));
         }
