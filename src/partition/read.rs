@@ -183,7 +183,11 @@ impl Partition {
     /// least one batch is returned if any exists, however large). Reading at the end offset
     /// returns an empty result; use [`wait_for`](Self::wait_for) to block for more.
     ///
-    /// Every batch's CRC is verified; records are zero-copy slices.
+    /// Every batch's CRC is verified, at least once per process (a segment remembers the batches
+    /// it verified: see [`read_lazy`](Self::read_lazy)), and every record's framing is checked
+    /// before this returns; records are zero-copy slices. [`read_lazy`](Self::read_lazy) is
+    /// faster: it checks records as they are iterated, each parsed once, and hands them out
+    /// borrowed.
     ///
     /// # Errors
     /// [`Error::OffsetOutOfRange`] below the start or past the end offset; [`Error::Corrupt`] if a

@@ -19,6 +19,10 @@ impl Segment {
     /// first batch is returned even if it alone exceeds `max_bytes`, so a reader always progresses.
     /// Returns an empty vector if the segment has nothing at or after `offset`.
     ///
+    /// Each batch's CRC is verified the first time this `Segment` serves it and remembered (see
+    /// `VerifiedBatches` in this module for the exact guarantee); its records' framing is checked
+    /// on every read.
+    ///
     /// # Errors
     /// [`Error::Corrupt`] if a batch fails its checksum or framing; [`Error::Io`] on read failure.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Vec<RecordBatch>> {
