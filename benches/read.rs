@@ -15,6 +15,8 @@
 //!   128 MiB; 824,000 records in topiclog's first format, 790,000 in RecordBatch v2) and 580 more;
 //!   one iteration reads one random offset with `read(offset, 1)` and takes its record.
 //!   `raw/100B`: one `pread` of the record at the position an in-memory `Vec` gives.
+//! - `lazy/...` beside each of the two: the same reads through `read_lazy` and the borrowed
+//!   iterator (`LazyBatches::iter`, records as `RecordRef`s).
 //! - `read/offset_for_time/random`: the same log, whose timestamps rise 1 ms per record; one
 //!   iteration looks up a random timestamp. `raw/random`: binary search of an in-memory array of
 //!   every timestamp, then one `pread` of the record found (an idealized index that costs 8 bytes
@@ -176,6 +178,20 @@ fn sequential(c: &mut Criterion) {
             }
         });
     });
+    group.bench_function(format!("lazy/{id}"), |b| {
+        let d = data();
+        let end = d.log.end_offset();
+        b.iter(|| {
+            let mut offset = d.log.start_offset();
+            while offset < end {
+                let batches = d.log.read_lazy(offset, 1 << 20).expect("read");
+                for r in batches.iter() {
+                    black_box(r.expect("a record").value().map_or(0, <[u8]>::len));
+                }
+                offset = batches.next_offset();
+            }
+        });
+    });
     group.bench_function(format!("raw/{id}"), |b| {
         let d = data();
         // `scan` needs its chunk buffer exclusively; a second reader on the same file is cheap.
@@ -215,6 +231,18 @@ fn point_lookups(c: &mut Criterion) {
             let batches = d.log.read(offset, 1).expect("read");
             let record = batches.records().next().expect("a record at the offset");
             black_box(record.value().map_or(0, |v| v.len()))
+        });
+    });
+    group.bench_function(format!("lazy/{id}"), |b| {
+        let d = data();
+        let offsets = d.random_offsets(1);
+        let mut i = 0;
+        b.iter(|| {
+            let offset = offsets[i % LOOKUPS];
+            i += 1;
+            let batches = d.log.read_lazy(offset, 1).expect("read");
+            let record = batches.iter().next().expect("a record at the offset");
+            black_box(record.expect("a record").value().map_or(0, <[u8]>::len))
         });
     });
     group.bench_function(format!("raw/{id}"), |b| {

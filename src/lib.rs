@@ -113,11 +113,11 @@ pub use consumer::{
 };
 pub use env::Env;
 pub use error::{Error, ErrorKind, MaintenanceTask, Result, Shared};
-pub use format::{BatchBuilder, Header, HeaderIter, Record, StoredRecord};
+pub use format::{BatchBuilder, Header, HeaderIter, Record, RecordRef, StoredRecord};
 pub use partition::{
-    AppendInfo, Batches, CompactionPolicy, CompactionReport, KafkaPartitionExport,
-    KafkaPartitionExportOptions, KafkaPartitionImport, KafkaTopicId, Partition, ProducerBatch,
-    RecoveryReport, RetentionPolicy, RetentionReport,
+    AppendInfo, BatchRecordRefs, Batches, CompactionPolicy, CompactionReport, KafkaPartitionExport,
+    KafkaPartitionExportOptions, KafkaPartitionImport, KafkaTopicId, LazyBatches, Partition,
+    ProducerBatch, RecoveryReport, RetentionPolicy, RetentionReport,
 };
 pub use producer::{Acks, Compression, Producer, ProducerConfig, SendHandle};
 pub use segment::Recovery;

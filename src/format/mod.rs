@@ -19,7 +19,7 @@ mod names;
 mod record;
 mod varint;
 
-pub use batch::{crc32c, set_base_offset, BatchHeader, RecordBatch, Records};
+pub use batch::{crc32c, set_base_offset, BatchHeader, RecordBatch, RecordRefs, Records};
 pub use builder::BatchBuilder;
 pub use compression::Compression;
 // Crate-internal API, `pub` (not `pub(crate)`) only so that `internals::format` re-exports it to
@@ -28,7 +28,7 @@ pub use compression::Compression;
 pub use compression::{compress, decompress, CodecError};
 pub use index::{OffsetIndexEntry, TimeIndexEntry, OFFSET_INDEX_ENTRY_LEN, TIME_INDEX_ENTRY_LEN};
 pub use names::{parse_segment_file_name, segment_file_name, SegmentFileKind};
-pub use record::{Header, HeaderIter, Record, StoredRecord};
+pub use record::{Header, HeaderIter, Record, RecordRef, StoredRecord};
 
 pub(crate) use batch::{
     codec_error, codec_unavailable, crc_matches, describe_foreign_format, encode_batch,

@@ -307,6 +307,7 @@ pub(crate) struct RecordParts {
 /// Parse one record starting at `*pos`, not reading past `end`; advances `pos` past it.
 /// Validates everything, including header keys being UTF-8. `None` on any inconsistency. The
 /// record attributes byte is unused in Kafka's format and ignored, as Kafka's reader does.
+#[inline]
 pub(crate) fn parse_record(buf: &[u8], pos: &mut usize, end: usize) -> Option<RecordParts> {
     let end = end.min(buf.len());
     let buf = buf.get(..end)?;
@@ -360,6 +361,7 @@ fn parse_header(buf: &[u8], pos: &mut usize) -> Option<HeaderParts> {
 
 /// Parse a nullable byte string within `buf`: length -1 is null (`Some(None)`); `None` is damage
 /// (any other negative length, or bytes past the end).
+#[inline]
 fn parse_nullable(buf: &[u8], pos: &mut usize) -> Option<Option<Range<usize>>> {
     let len = get_varint(buf, pos)?;
     if len == -1 {
@@ -372,4 +374,112 @@ fn parse_nullable(buf: &[u8], pos: &mut usize) -> Option<Option<Range<usize>>> {
     let r = *pos..*pos + len;
     *pos = r.end;
     Some(Some(r))
+}
+
+/// A record borrowed from a batch: key, value and headers are `&'a [u8]` slices of the batch's
+/// records section, so handing one out costs no allocation and no reference-count traffic.
+/// Yielded by [`RecordBatch::iter`](crate::segment::RecordBatch::iter) and by the batch
+/// collections' `iter` methods ([`Batches::iter`](crate::Batches::iter),
+/// [`LazyBatches::iter`](crate::LazyBatches::iter)).
+///
+/// # Examples
+/// ```
+/// use topiclog::{segment::RecordBatch, Record};
+/// let batch = RecordBatch::build(&[Record::new("a").with_key("k"), Record::tombstone("t")], 7, 1_000)?;
+/// let mut it = batch.iter();
+/// let first = it.next().unwrap()?;
+/// assert_eq!((first.offset(), first.key(), first.value()), (7, Some(&b"k"[..]), Some(&b"a"[..])));
+/// let second = it.next().unwrap()?;
+/// assert_eq!((second.offset(), second.value()), (8, None));
+/// assert!(it.next().is_none());
+/// # Ok::<(), topiclog::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    pub(crate) offset: u64,
+    pub(crate) timestamp: i64,
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) value: Option<&'a [u8]>,
+    pub(crate) headers: &'a [u8],
+    pub(crate) header_count: u32,
+}
+
+impl<'a> RecordRef<'a> {
+    /// The record's offset in its partition.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The record's timestamp (ms since the Unix epoch).
+    pub fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+
+    /// The key, if any.
+    pub fn key(&self) -> Option<&'a [u8]> {
+        self.key
+    }
+
+    /// The value; `None` for a tombstone.
+    pub fn value(&self) -> Option<&'a [u8]> {
+        self.value
+    }
+
+    /// Number of headers.
+    pub fn header_count(&self) -> usize {
+        self.header_count as usize
+    }
+
+    /// The headers, in the order they were added. (Their framing and UTF-8 keys were checked
+    /// when the record was parsed.)
+    pub fn headers(&self) -> HeaderIter<'a> {
+        HeaderIter {
+            buf: self.headers,
+            pos: 0,
+            remaining: self.header_count,
+        }
+    }
+
+    /// Copy into a [`Record`] with the same key, value, timestamp and headers.
+    pub fn to_record(&self) -> Record {
+        Record {
+            key: self.key.map(Bytes::copy_from_slice),
+            value: self.value.map(Bytes::copy_from_slice),
+            timestamp: Some(self.timestamp),
+            headers: self
+                .headers()
+                .map(|h| (h.key.to_owned(), h.value.map(Bytes::copy_from_slice)))
+                .collect(),
+        }
+    }
+}
+
+/// Step over the record at `*pos` by its length field alone, without decoding it: `None` if the
+/// length is not a valid varint or the record would end past `buf`.
+#[inline]
+pub(crate) fn skip_record(buf: &[u8], pos: &mut usize) -> Option<()> {
+    let body_len = usize::try_from(get_varint(buf, pos)?).ok()?;
+    if body_len > buf.len() - (*pos).min(buf.len()) {
+        return None;
+    }
+    *pos += body_len;
+    Some(())
+}
+
+/// The offset delta of the record at `pos` and where the record ends, reading only its length,
+/// attributes, timestamp delta and offset delta: `None` on damage in those fields or a length past
+/// `buf`.
+#[inline]
+pub(crate) fn peek_offset_delta(buf: &[u8], pos: usize) -> Option<(u64, usize)> {
+    let mut p = pos;
+    let body_len = usize::try_from(get_varint(buf, &mut p)?).ok()?;
+    if body_len > buf.len() - p.min(buf.len()) {
+        return None;
+    }
+    let end = p + body_len;
+    let rec = buf.get(..end)?;
+    p += 1; // attributes
+    get_varlong(rec, &mut p)?;
+    let delta = u64::try_from(get_varint(rec, &mut p)?).ok()?;
+    Some((delta, end))
 }

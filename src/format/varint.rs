@@ -94,18 +94,50 @@ fn zigzag32(v: i32) -> u32 {
 /// longer encodings too; the writer never makes the others).
 #[inline]
 pub(crate) fn get_varint(buf: &[u8], pos: &mut usize) -> Option<i32> {
+    // Fast paths for the one- and two-byte encodings (every value below 8192 in magnitude: most
+    // lengths and deltas), which can neither overflow nor run long; the same result as the loop.
+    let at = *pos;
+    if let Some(&b0) = buf.get(at) {
+        if b0 < 0x80 {
+            *pos = at + 1;
+            return Some(unzigzag32(u32::from(b0)));
+        }
+        if let Some(&b1) = buf.get(at + 1) {
+            if b1 < 0x80 {
+                *pos = at + 2;
+                return Some(unzigzag32(u32::from(b0 & 0x7f) | (u32::from(b1) << 7)));
+            }
+        }
+    }
+    get_varint_slow(buf, pos)
+}
+
+#[inline]
+fn unzigzag32(raw: u32) -> i32 {
+    ((raw >> 1) as i32) ^ -((raw & 1) as i32)
+}
+
+/// [`get_varint`] for encodings of three bytes or more (or cut short).
+#[inline(never)]
+fn get_varint_slow(buf: &[u8], pos: &mut usize) -> Option<i32> {
     let start = *pos;
     let raw = get_uvarint(buf, pos)?;
     if *pos - start > MAX_VARINT32_LEN {
         return None;
     }
     let raw = u32::try_from(raw).ok()?;
-    Some(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+    Some(unzigzag32(raw))
 }
 
 /// Decode a Kafka varlong (`int64`) at `*pos`, advancing it.
 #[inline]
 pub(crate) fn get_varlong(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    if let Some(&b0) = buf.get(*pos) {
+        if b0 < 0x80 {
+            *pos += 1;
+            return Some(unzigzag(u64::from(b0)));
+        }
+    }
     get_uvarint(buf, pos).map(unzigzag)
 }
 
@@ -211,5 +243,40 @@ mod tests {
             ),
             None
         );
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    /// The fast paths agree with the general decoder on every one-, two- and three-byte input
+    /// (and on inputs cut short).
+    #[test]
+    fn fast_paths_agree_with_the_loop() {
+        let reference = |buf: &[u8]| {
+            let mut pos = 0;
+            let r = get_varint_slow(buf, &mut pos);
+            (r, if r.is_some() { pos } else { 0 })
+        };
+        let fast = |buf: &[u8]| {
+            let mut pos = 0;
+            let r = get_varint(buf, &mut pos);
+            (r, if r.is_some() { pos } else { 0 })
+        };
+        for a in 0..=255u8 {
+            assert_eq!(fast(&[a]), reference(&[a]));
+            for b in 0..=255u8 {
+                assert_eq!(fast(&[a, b]), reference(&[a, b]));
+                assert_eq!(fast(&[a, b, 0x01]), reference(&[a, b, 0x01]));
+            }
+        }
+        for v in [i64::MIN, -1, 0, 1, 63, -64, 64, i64::MAX] {
+            let mut b = Vec::new();
+            put_varlong(&mut b, v);
+            let mut pos = 0;
+            assert_eq!(get_varlong(&b, &mut pos), Some(v));
+            assert_eq!(pos, b.len());
+        }
     }
 }

@@ -50,7 +50,7 @@ pub use kafka::{
 pub(crate) use crate::config::{Durability, TimestampType};
 pub use notify::Notify;
 pub use producer_state::{ProducerBatch, PRODUCER_BATCHES_KEPT};
-pub use read::Batches;
+pub use read::{BatchRecordRefs, Batches, LazyBatches};
 pub use retention::{RetentionPolicy, RetentionReport};
 
 use std::collections::BTreeMap;

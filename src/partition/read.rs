@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::format::{RecordBatch, StoredRecord};
+use crate::format::{RecordBatch, RecordRef, RecordRefs, StoredRecord};
 use crate::segment::{Segment, TimestampOffset};
 
 use super::Partition;
@@ -47,6 +47,14 @@ impl Batches {
             .filter(move |r| r.offset() >= from)
     }
 
+    /// The records at or after the requested offset, in offset order, borrowed (see
+    /// [`RecordRef`]): no allocation or reference counting per record. The batches were checked
+    /// whole when read, so no item is an `Err` here; the records below the requested offset are
+    /// stepped over by their length fields.
+    pub fn iter(&self) -> BatchRecordRefs<'_> {
+        BatchRecordRefs::new(&self.batches, self.requested)
+    }
+
     /// The offset to read next: after the last batch; if there is none, the requested offset
     /// (it was the end), or the end offset if compaction removed every record in between.
     pub fn next_offset(&self) -> u64 {
@@ -55,6 +63,112 @@ impl Batches {
             .map_or(self.next_if_empty, |b| b.next_offset())
     }
 }
+
+/// The result of [`Partition::read_lazy`]: whole batches in offset order, each CRC-verified
+/// (once per process, see [`Partition::read_lazy`]) but with their records checked only as
+/// [`iter`](Self::iter) parses them, so a scan parses each record once.
+///
+/// It hands out no [`RecordBatch`] (whose owned [`records`](RecordBatch::records) could not
+/// report damage): use [`iter`](Self::iter), or [`into_checked`](Self::into_checked) for a
+/// [`Batches`].
+///
+/// # Examples
+/// ```
+/// use topiclog::{Partition, Record};
+/// let dir = tempfile::tempdir()?;
+/// let log = Partition::open(dir.path())?;
+/// log.append_batch(&[Record::new("a"), Record::new("b"), Record::new("c")])?;
+/// let batches = log.read_lazy(1, 1 << 20)?;
+/// let mut values = Vec::new();
+/// for r in batches.iter() {
+///     values.push(r?.value().unwrap().to_vec());
+/// }
+/// assert_eq!(values, [b"b".to_vec(), b"c".to_vec()]);
+/// assert_eq!(batches.next_offset(), 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct LazyBatches {
+    inner: Batches,
+}
+
+impl LazyBatches {
+    /// The records at or after the requested offset, in offset order, borrowed; each record is
+    /// parsed once and checked as it is (see [`RecordBatch::iter`]). The records below the
+    /// requested offset are stepped over by their length fields, not decoded. Damage is one
+    /// `Err` item, after which the iterator ends.
+    pub fn iter(&self) -> BatchRecordRefs<'_> {
+        self.inner.iter()
+    }
+
+    /// Whether nothing was read (the offset is the log end).
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// Number of batches.
+    pub fn len(&self) -> usize {
+        self.inner.batches.len()
+    }
+
+    /// Total bytes of the batches.
+    pub fn size_bytes(&self) -> usize {
+        self.inner.size_bytes()
+    }
+
+    /// The offset to read next, as [`Batches::next_offset`].
+    pub fn next_offset(&self) -> u64 {
+        self.inner.next_offset()
+    }
+
+    /// Check every record's framing and hand back the [`Batches`] that
+    /// [`Partition::read`] would have returned.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if a batch's records are damaged.
+    pub fn into_checked(self) -> Result<Batches> {
+        for b in &self.inner.batches {
+            for r in b.iter() {
+                r?;
+            }
+        }
+        Ok(self.inner)
+    }
+}
+
+/// Iterator over the records of [`Batches`] or [`LazyBatches`] from the requested offset, as
+/// [`RecordRef`]s (see [`RecordBatch::iter`]).
+#[derive(Clone, Debug)]
+pub struct BatchRecordRefs<'a> {
+    rest: std::slice::Iter<'a, RecordBatch>,
+    current: Option<RecordRefs<'a>>,
+}
+
+impl<'a> BatchRecordRefs<'a> {
+    fn new(batches: &'a [RecordBatch], from: u64) -> Self {
+        let mut rest = batches.iter();
+        // Only the first batch can hold records below the requested offset: each later one
+        // starts past the batch before it.
+        let current = rest.next().map(|b| b.iter_from(from));
+        BatchRecordRefs { rest, current }
+    }
+}
+
+impl<'a> Iterator for BatchRecordRefs<'a> {
+    type Item = Result<RecordRef<'a>>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.current.as_mut()?.next() {
+                return Some(r);
+            }
+            self.current = self.rest.next().map(RecordBatch::iter);
+        }
+    }
+}
+
+impl std::iter::FusedIterator for BatchRecordRefs<'_> {}
 
 impl IntoIterator for Batches {
     type Item = RecordBatch;
@@ -69,12 +183,40 @@ impl Partition {
     /// least one batch is returned if any exists, however large). Reading at the end offset
     /// returns an empty result; use [`wait_for`](Self::wait_for) to block for more.
     ///
-    /// Every batch's CRC is verified; records are zero-copy slices.
+    /// Every batch's CRC is verified, at least once per process (a segment remembers the batches
+    /// it verified: see [`read_lazy`](Self::read_lazy)), and every record's framing is checked
+    /// before this returns; records are zero-copy slices. [`read_lazy`](Self::read_lazy) is
+    /// faster: it checks records as they are iterated, each parsed once, and hands them out
+    /// borrowed.
     ///
     /// # Errors
     /// [`Error::OffsetOutOfRange`] below the start or past the end offset; [`Error::Corrupt`] if a
     /// batch fails verification.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Batches> {
+        self.read_checked(offset, max_bytes, true)
+    }
+
+    /// [`read`](Self::read) for scans and point reads: the same batches, each CRC-verified, but
+    /// with their records' framing checked as [`LazyBatches::iter`] parses them rather than up
+    /// front, so every record is parsed once, and records below `offset` are stepped over
+    /// unparsed. The fastest way to read.
+    ///
+    /// CRCs: every batch served is verified at least once per process. A segment remembers the
+    /// batches whose CRC it verified (by position, length and stored CRC; forgotten when a
+    /// truncation cuts the segment there; a compacted, truncated or reopened segment is a new
+    /// segment with nothing remembered), and reads, this one and [`read`](Self::read), do not
+    /// verify those again. Kafka's broker does not check CRCs on fetch at all.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read), except that damage inside a CRC-valid batch's records is reported
+    /// by [`LazyBatches::iter`] instead.
+    pub fn read_lazy(&self, offset: u64, max_bytes: usize) -> Result<LazyBatches> {
+        self.read_checked(offset, max_bytes, false)
+            .map(|inner| LazyBatches { inner })
+    }
+
+    /// [`read`](Self::read), the records' framing checked up front when `check_framing`.
+    fn read_checked(&self, offset: u64, max_bytes: usize, check_framing: bool) -> Result<Batches> {
         let inner = &*self.inner;
         let end = inner.visible_end.load(Ordering::SeqCst);
         let start = inner.start_offset.load(Ordering::Acquire);
@@ -103,7 +245,7 @@ impl Partition {
                 end,
             });
         }
-        self.read_snapshot(offset, max_bytes, end, &segments)
+        self.read_snapshot(offset, max_bytes, end, &segments, check_framing)
     }
 
     /// [`read`](Self::read) from `segments`, a snapshot of the segment list taken after `end`
@@ -114,6 +256,7 @@ impl Partition {
         max_bytes: usize,
         end: u64,
         segments: &Arc<Vec<Arc<Segment>>>,
+        check_framing: bool,
     ) -> Result<Batches> {
         let inner = &*self.inner;
         let mut out = Batches {
@@ -138,7 +281,8 @@ impl Partition {
                 i += 1;
                 continue;
             }
-            let mut batches = seg.read(at, max_bytes)?;
+            let mut batches = Vec::new();
+            seg.read_into(at, max_bytes, check_framing, &mut batches)?;
             let holds_any = !batches.is_empty();
             // The segment may hold batches that are written but not yet visible.
             batches.retain(|b| b.base_offset() < end);
@@ -160,7 +304,7 @@ impl Partition {
                 if !Arc::ptr_eq(segments, &inner.segments.read()) {
                     // A truncation replaced the segments after this read began (a retention pass
                     // or compaction swap never removes offsets above the start): read again.
-                    return self.read(offset, max_bytes);
+                    return self.read_checked(offset, max_bytes, check_framing);
                 }
                 return Err(Error::corrupt(
                     seg.log_path(),
@@ -172,7 +316,7 @@ impl Partition {
                 ));
             };
             let next = last.next_offset();
-            match batches.iter().position(|b| holds_records_from(b, offset)) {
+            match batches.iter().position(|b| b.holds_records_from(offset)) {
                 Some(first) => {
                     batches.drain(..first);
                     out.batches = batches;
@@ -208,14 +352,6 @@ impl Partition {
         }
         Ok(None)
     }
-}
-
-/// Whether `batch` holds a record at or after `offset`.
-fn holds_records_from(batch: &RecordBatch, offset: u64) -> bool {
-    // A control batch's records are transaction markers, never data.
-    !batch.is_control()
-        && batch.record_count() > 0
-        && (batch.base_offset() >= offset || batch.records().any(|r| r.offset() >= offset))
 }
 
 #[cfg(test)]
@@ -285,7 +421,7 @@ mod tests {
         );
 
         let got = log
-            .read_snapshot(second, 1 << 20, stale_end, &segments)
+            .read_snapshot(second, 1 << 20, stale_end, &segments, true)
             .unwrap();
         assert!(got.is_empty());
         assert_eq!(

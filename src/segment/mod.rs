@@ -45,7 +45,8 @@ pub use time_index::{TimeIndex, TimestampOffset};
 pub use view::SegmentView;
 
 pub use crate::format::{
-    parse_segment_file_name, segment_file_name, BatchHeader, RecordBatch, Records, SegmentFileKind,
+    parse_segment_file_name, segment_file_name, BatchHeader, RecordBatch, RecordRefs, Records,
+    SegmentFileKind,
 };
 
 use std::path::{Path, PathBuf};
@@ -174,6 +175,8 @@ pub struct Segment {
     /// `None` for a sealed segment whose indexes have not been mapped yet.
     indexes: RwLock<Option<Indexes>>,
     writer: Mutex<WriteState>,
+    /// Batches whose CRC this process has verified, so reads need not verify them again.
+    verified: read::VerifiedBatches,
 }
 
 impl Segment {

@@ -107,6 +107,7 @@ impl Segment {
                 max_timestamp_offset: base_offset,
                 ..WriteState::default()
             }),
+            verified: Default::default(),
         }
     }
 

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use crate::error::{Error, Result};
 use crate::format::{
     crc_matches, peek_frame, peek_span, span_crc_matches, validate_batch, BatchHeader, BatchSpan,
-    Frame, RecordBatch, BATCH_HEADER_LEN, MAX_BATCH_BYTES_LIMIT, SPAN_LEN,
+    Frame, RecordBatch, BATCH_HEADER_LEN, CRC_OFFSET, MAX_BATCH_BYTES_LIMIT, SPAN_LEN,
 };
 use crate::fs::File;
 
@@ -34,6 +34,24 @@ impl Segment {
 /// Whether this build can decompress the batch `h` describes.
 fn codec_available(h: &BatchHeader) -> bool {
     crate::format::Compression::from_attributes(h.attributes).is_ok_and(|c| c.is_available())
+}
+
+/// The error for a batch at `pos` with header `h` that failed to decode at `at` (relative to
+/// the batch) for `reason`: a codec this build leaves out is the build's fault, not the data's.
+fn batch_error(h: &BatchHeader, pos: u64, at: usize, reason: &'static str, path: &Path) -> Error {
+    if !codec_available(h) {
+        // The build, not the data: the batch is intact (its CRC matched at recovery).
+        let codec = crate::format::Compression::from_attributes(h.attributes).unwrap_or_default();
+        return Error::config(
+            "compression",
+            format!(
+                "{} holds a batch at byte {pos} compressed with {codec}, and {}",
+                path.display(),
+                crate::format::missing_codec(codec)
+            ),
+        );
+    }
+    Error::corrupt(path, pos + at as u64, reason)
 }
 
 /// Where a read's bytes come from.
@@ -216,21 +234,38 @@ impl<'a> WindowReader<'a> {
         }
         match RecordBatch::decode(b) {
             Ok(batch) => Ok((h, Some(batch))),
-            Err(_) if !codec_available(&h) => {
-                // The build, not the data: the batch is intact (its CRC matched at recovery).
-                let codec =
-                    crate::format::Compression::from_attributes(h.attributes).unwrap_or_default();
-                Err(Error::config(
-                    "compression",
-                    format!(
-                        "{} holds a batch at byte {pos} compressed with {codec}, and {}",
-                        path.display(),
-                        crate::format::missing_codec(codec)
-                    ),
-                ))
-            }
-            Err((at, reason)) => Err(Error::corrupt(path, pos + at as u64, reason)),
+            Err((at, reason)) => Err(batch_error(&h, pos, at, reason, path)),
         }
+    }
+
+    /// The batch at `pos` whose span `s` was read from it, to be served: its CRC checked unless
+    /// `crc_vouched` (the caller's cache of batches verified in this process vouches for it),
+    /// its header parsed, its records decompressed, and their framing checked when
+    /// `check_framing` (else [`RecordBatch::iter`] checks each record as it parses it).
+    pub(super) fn served_batch(
+        &mut self,
+        pos: u64,
+        s: &BatchSpan,
+        crc_vouched: bool,
+        check_framing: bool,
+        path: &Path,
+    ) -> Result<RecordBatch> {
+        let len = s.total_len();
+        let b = self.bytes(pos, len, path)?;
+        if b.len() != len {
+            return Err(Error::corrupt(
+                path,
+                pos,
+                "batch extends past the end of the file",
+            ));
+        }
+        // In `RecordBatch::decode`'s order, with its errors.
+        let h = BatchHeader::parse(&b).map_err(|reason| Error::corrupt(path, pos, reason))?;
+        if !crc_vouched && !span_crc_matches(&b, len, s.crc) {
+            return Err(batch_error(&h, pos, CRC_OFFSET, "CRC mismatch", path));
+        }
+        RecordBatch::from_verified(b, h, check_framing)
+            .map_err(|(at, reason)| batch_error(&h, pos, at, reason, path))
     }
 
     /// Whether `[pos, end)` is all zeros (a preallocated, never-written tail).

@@ -20,13 +20,16 @@
 //!   `PerBatch` opens with `Durability::Always`: `append_batch` returns only
 //!   after an fdatasync that covers the batch (topiclog's group commit; with one
 //!   writer, one fdatasync per batch), so `flush_durable` has nothing to do;
-//! - reads: `Partition::read(offset, max_bytes)` returns whole, CRC-verified
-//!   batches starting with the one that holds `offset` (zero-copy slices of the
-//!   segment's shared mmap); `Batches::records()` skips the records below
-//!   `offset`. Scans ask for 256 KiB (as rawfile/commitlog), point reads for
-//!   `max_bytes = 1` (exactly the one batch holding the offset, as topiclog's
-//!   own benches do). A point read therefore verifies the CRC of, and parses,
-//!   the whole 100-record batch its record was appended in;
+//! - reads: `Partition::read_lazy(offset, max_bytes)` returns whole batches
+//!   starting with the one that holds `offset` (zero-copy slices of the
+//!   segment's shared mmap), each CRC-verified at least once per process (a
+//!   segment remembers the batches it verified; a reopened log verifies again,
+//!   so every W5 scan checks every CRC); `LazyBatches::iter()` yields borrowed
+//!   `RecordRef`s, parsing and checking each record once (framing damage is an
+//!   `Err`, which the adapter turns into a panic), and steps over the records
+//!   below `offset` by their length fields. Scans ask for 256 KiB (as
+//!   rawfile/commitlog), point reads for `max_bytes = 1` (exactly the one batch
+//!   holding the offset, as topiclog's own benches do);
 //! - reopen (W5) = `Partition::open_with` after the clean close that the drop
 //!   of the previous handle did (`Partition::close`: sync, write indexes, trim
 //!   the preallocated tail, clean-shutdown marker): it loads the offset index
@@ -87,9 +90,11 @@ impl LogUnderTest for TopicLog {
         user-space buffer); the adapter copies each batch once into a Bytes and gives each Record a slice (Record \
         owns its value). Buffered: Durability::None, final flush = Partition::flush() (fdatasync of the segment + \
         atomic checkpoint rewrite: tmp write, fsync, rename, dir fsync). Durable: Durability::Always, append_batch \
-        returns after fdatasync, flush_durable does nothing. Reads: read(offset, 256 KiB) for scans, read(offset, 1) \
-        for point reads: whole CRC-verified batches from the segment's mmap, Batches::records() skipping records \
-        below the offset (a point read verifies and parses its whole 100-record batch). Reopen = open after the \
+        returns after fdatasync, flush_durable does nothing. Reads: read_lazy(offset, 256 KiB) for scans, read_lazy(offset, 1) \
+        for point reads: whole batches from the segment's mmap, each CRC-verified at least once per process (the \
+        segment remembers verified batches; a reopened log verifies again, so every W5 scan checks every CRC); \
+        LazyBatches::iter() yields borrowed RecordRefs, parsing and checking each record once, stepping over the \
+        records below the offset by their length fields. Reopen = open after the \
         clean close done by dropping the previous handle (loads the offset index, reads the tail after its last \
         entry; no full rescan; after a crash, open would rescan and CRC-check the whole active segment). W7: one Partition (Durability::Always) shared by the threads without a lock, \
         append(Record) each; concurrent appends share fdatasyncs (topiclog's group commit); offsets are \
@@ -127,9 +132,10 @@ impl LogUnderTest for TopicLog {
             return 0;
         }
         let max_bytes = if max_records == 1 { 1 } else { SCAN_BYTES };
-        let batches = self.log.read(offset, max_bytes).expect("topiclog: read");
+        let batches = self.log.read_lazy(offset, max_bytes).expect("topiclog: read");
         let mut n = 0;
-        for r in batches.records().take(max_records) {
+        for r in batches.iter().take(max_records) {
+            let r = r.expect("topiclog: damaged record");
             if n == 0 {
                 // A point read must deliver exactly the record at `offset`.
                 assert_eq!(r.offset(), offset, "topiclog: read returned the wrong first record");
