@@ -2,8 +2,9 @@
 //! a Kafka-style log of topics and partitions. The peers are single logs, so
 //! the adapter uses its storage layer directly: one `topiclog::Partition` (one
 //! directory of segments: `.log` + sparse `.index` + `.timeindex`), default
-//! `LogConfig` (1 GiB segments, preallocated sparse with `set_len`, an
-//! offset-index entry every 4 KiB, CRC-32 per batch) except `durability`.
+//! `LogConfig` (1 GiB segments, preallocated sparse in growing steps from 256 KiB,
+//! an offset-index entry every 4 KiB, CRC-32C per batch) except `durability` and
+//! `write_buffer_bytes`.
 //!
 //! Mapping onto the harness:
 //! - appends: `Partition::append_builder(&mut BatchBuilder)`, one call per harness batch, which
@@ -14,10 +15,10 @@
 //!   coalescing, off by default): batches are gathered in memory and written with one `pwrite`
 //!   per MiB, or before any read, sync, roll or close;
 //! - durability: `Buffered` opens with `Durability::None` (appends never sync)
-//!   and `flush_durable` calls `Partition::flush()`, which fdatasyncs the
-//!   active segment and then atomically rewrites the `checkpoint` file with the
-//!   new recovery point (write tmp + fsync + rename + fsync dir).
-//!   `PerBatch` opens with `Durability::Always`: `append_batch` returns only
+//!   and `flush_durable` calls `Partition::flush()`, which writes out the
+//!   buffer and fdatasyncs the active segment: nothing else (the recovery point
+//!   is recorded in the background, as in Kafka).
+//!   `PerBatch` opens with `Durability::Always`: `append_builder` returns only
 //!   after an fdatasync that covers the batch (topiclog's group commit; with one
 //!   writer, one fdatasync per batch), so `flush_durable` has nothing to do;
 //! - reads: `Partition::read_lazy(offset, max_bytes)` returns whole batches
@@ -37,10 +38,13 @@
 //!   (after a crash, with no clean-shutdown marker, open would instead rescan
 //!   and CRC-check the whole active segment: all of a W1 log);
 //! - W7: `Partition` is `Clone + Send + Sync`; the 8 threads share one handle
-//!   opened with `Durability::Always` and call `Partition::append(Record)`:
-//!   appends take the partition's append lock only for the `pwrite`, then wait
-//!   for a sync outside it; concurrent waiters share one fdatasync (the first
-//!   waiter syncs for everyone queued behind it). The offsets are topiclog's.
+//!   opened with `Durability::Always` and call `Partition::append_builder` with a
+//!   one-record `BatchBuilder` of their own: appends take the partition's append
+//!   lock only to buffer the batch, then wait for a sync outside it; concurrent
+//!   waiters share one fdatasync (the first waiter writes the buffer out and
+//!   syncs for everyone queued behind it, after waiting up to half a sync for as
+//!   many appends as the last sync carried). The offsets are topiclog's; the
+//!   adapter prints appends per fdatasync (`Partition::sync_count`) to stderr.
 //!
 //! On drop the adapter calls `Partition::close()` (untimed in every workload),
 //! so errors surface instead of being swallowed by topiclog's own Drop.
@@ -85,11 +89,13 @@ impl Drop for TopicLog {
 impl LogUnderTest for TopicLog {
     const NAME: &'static str = "topiclog";
     const NOTES: &'static str = "topiclog (path dep on the project root) storage layer: one Partition, default \
-        LogConfig (1 GiB segments preallocated sparse, offset index every 4 KiB, CRC-32 per batch) except \
-        durability. Appends: append_batch(&[Record]) per harness batch = one stored batch, one pwrite (no \
-        user-space buffer); the adapter copies each batch once into a Bytes and gives each Record a slice (Record \
-        owns its value). Buffered: Durability::None, final flush = Partition::flush() (fdatasync of the segment + \
-        atomic checkpoint rewrite: tmp write, fsync, rename, dir fsync). Durable: Durability::Always, append_batch \
+        LogConfig (1 GiB segments, preallocated sparse in growing steps from 256 KiB, offset index every 4 KiB, \
+        CRC-32C per batch) except durability and write_buffer_bytes = 1 MiB (write coalescing, off by default). \
+        Appends: append_builder(&mut BatchBuilder) per harness batch = one stored batch; BatchBuilder::push(&[u8]) \
+        encodes each record into the batch buffer (payload copied once, no allocation per record); batches wait in \
+        the 1 MiB write buffer and go to the file with one pwrite per MiB (readers see them at once). Buffered: \
+        Durability::None, final flush = Partition::flush() (write out the buffer + one fdatasync of the segment; the \
+        recovery point is recorded in the background, as in Kafka). Durable: Durability::Always, append_builder \
         returns after fdatasync, flush_durable does nothing. Reads: read_lazy(offset, 256 KiB) for scans, read_lazy(offset, 1) \
         for point reads: whole batches from the segment's mmap, each CRC-verified at least once per process (the \
         segment remembers verified batches; a reopened log verifies again, so every W5 scan checks every CRC); \
@@ -97,8 +103,9 @@ impl LogUnderTest for TopicLog {
         records below the offset by their length fields. Reopen = open after the \
         clean close done by dropping the previous handle (loads the offset index, reads the tail after its last \
         entry; no full rescan; after a crash, open would rescan and CRC-check the whole active segment). W7: one Partition (Durability::Always) shared by the threads without a lock, \
-        append(Record) each; concurrent appends share fdatasyncs (topiclog's group commit); offsets are \
-        topiclog's.";
+        append_builder of a one-record BatchBuilder (one per thread) each; concurrent appends share fdatasyncs \
+        (topiclog's group commit, which waits up to half a sync for the writers the last sync released); the \
+        adapter prints appends per fdatasync (Partition::sync_count) to stderr; offsets are topiclog's.";
 
     fn open(dir: &Path, durability: Durability) -> Self {
         let tl = match durability {
