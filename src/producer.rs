@@ -289,6 +289,8 @@ struct Accumulator {
     next_sequence: FastMap<PartitionKey, i32>,
     buffered: usize,
     closed: bool,
+    /// Topics by name, as `send` last looked them up.
+    topics: FastMap<Arc<str>, CachedTopic>,
 }
 
 struct Core {
@@ -477,24 +479,78 @@ fn next_sequence(seq: i32, count: usize) -> i32 {
     ((i64::from(seq) + count as i64) % (i64::from(i32::MAX) + 1)) as i32
 }
 
+/// A topic as `send` last looked it up, with the versions that tell when it is stale.
+struct CachedTopic {
+    topic: Topic,
+    settings: Arc<crate::topic::TopicSettings>,
+    store_version: u64,
+    settings_version: u64,
+}
+
 impl Core {
+    /// The topic `name` from the accumulator's cache, looked up again in the store when a topic
+    /// was created or deleted since (a deleted and recreated topic is picked up) or its settings
+    /// changed. A hit costs two atomic loads and no shared write: no lock or reference count of
+    /// the store or the topic is touched per record.
+    fn cached_topic<'a>(
+        &self,
+        topics: &'a mut FastMap<Arc<str>, CachedTopic>,
+        name: &str,
+    ) -> Result<&'a CachedTopic> {
+        self.store.check_open()?;
+        let store_version = self.store.topics_version();
+        let fresh = topics.get(name).is_some_and(|c| {
+            c.store_version == store_version && c.settings_version == c.topic.settings_version()
+        });
+        if !fresh {
+            let looked_up = self.store.topic(name);
+            let topic = match looked_up {
+                Ok(t) => t,
+                Err(e) => {
+                    topics.remove(name);
+                    return Err(e);
+                }
+            };
+            let settings_version = topic.settings_version();
+            let settings = topic.settings();
+            if topics.len() > 1024 {
+                // Producers that wander over many topics keep a bounded cache.
+                topics.clear();
+            }
+            topics.insert(
+                Arc::from(name),
+                CachedTopic {
+                    topic,
+                    settings,
+                    store_version,
+                    settings_version,
+                },
+            );
+        }
+        topics
+            .get(name)
+            .ok_or_else(|| Error::config("send", "topic cache lost an entry just made"))
+    }
+
     fn send(&self, topic_name: &str, partition: Option<u32>, record: Record) -> Result<SendHandle> {
-        // Looked up each time (a read lock): a deleted and recreated topic is picked up.
-        let topic = self.store.topic(topic_name)?;
-        if topic.config().cleanup_policy.compacts() && record.key().is_none() {
+        let size = record_size(&record);
+        let mut acc = self.acc.lock();
+        let cached = self.cached_topic(&mut acc.topics, topic_name)?;
+        let config = &cached.settings.config;
+        if config.cleanup_policy.compacts() && record.key().is_none() {
             return Err(Error::MissingKey {
                 topic: topic_name.to_owned(),
             });
         }
-        let size = record_size(&record);
-        let max = topic.config().max_batch_bytes as usize;
+        let max = config.max_batch_bytes as usize;
         if BATCH_HEADER_LEN + size > max {
             return Err(Error::RecordTooLarge {
                 size: BATCH_HEADER_LEN + size,
                 max,
             });
         }
-        let count = topic.partition_count();
+        let log_append_time = config.timestamp_type == TimestampType::LogAppendTime;
+        let count = cached.settings.partitions;
         let p = match partition {
             Some(p) if p >= count => {
                 return Err(Error::InvalidPartition {
@@ -513,9 +569,7 @@ impl Core {
                 ) % count.max(1)
             }
         };
-        let log_append_time = topic.config().timestamp_type == TimestampType::LogAppendTime;
         let ts = record.timestamp();
-        let mut acc = self.acc.lock();
         let mut deadline = None;
         loop {
             if acc.closed {
@@ -536,6 +590,14 @@ impl Core {
                 });
             }
         }
+        // The topic as cached now (a wait for buffer space may have let it change).
+        let topic = acc
+            .topics
+            .get(topic_name)
+            .map(|c| c.topic.clone())
+            .ok_or_else(|| Error::UnknownTopic {
+                name: topic_name.to_owned(),
+            })?;
         // Would the record overflow the open batch (its target size, or the topic's limit)?
         let overflow = acc
             .open

@@ -311,6 +311,9 @@ struct StoreInner {
     partitioner: Arc<dyn Partitioner>,
     lock: Mutex<Option<Box<dyn FileLock>>>,
     topics: RwLock<BTreeMap<String, Topic>>,
+    /// Bumped after every change of `topics` (a topic created, registered or deleted), so a
+    /// cached lookup can tell it is stale.
+    topics_version: std::sync::atomic::AtomicU64,
     /// Serializes topic creation, deletion and growth.
     admin: Mutex<()>,
     closed: AtomicBool,

@@ -158,6 +158,7 @@ impl Store {
             partitioner,
             lock: Mutex::new(Some(lock)),
             topics: RwLock::new(topics),
+            topics_version: std::sync::atomic::AtomicU64::new(0),
             admin: Mutex::new(()),
             closed: AtomicBool::new(false),
             stop: Arc::new((Mutex::new(false), Condvar::new())),

@@ -28,6 +28,12 @@ impl Store {
 }
 
 impl StoreInner {
+    /// Record that the set of topics changed (see `Store::topics_version`).
+    fn bump_topics_version(&self) {
+        self.topics_version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     /// Fire every signal registered with [`Store::notify_on_change`].
     pub(super) fn notify_watchers(&self) {
         for n in self.watchers.lock().iter().filter_map(Weak::upgrade) {
@@ -74,6 +80,7 @@ impl StoreInner {
             )?;
             fs.sync_dir(&self.dir).at(&self.dir)?;
             self.topics.write().insert(name.to_owned(), topic.clone());
+            self.bump_topics_version();
             if topic.config() != *settings.config || topic.partition_count() != settings.partitions
             {
                 return Err(Error::TopicExists {
@@ -129,6 +136,7 @@ impl StoreInner {
         match opened {
             Ok(topic) => {
                 self.topics.write().insert(name.to_owned(), topic.clone());
+                self.bump_topics_version();
                 Ok(topic)
             }
             Err(e) => {
@@ -158,6 +166,15 @@ impl StoreInner {
 }
 
 impl Store {
+    /// Changes whenever a topic is created, registered or deleted: a [`topic`](Self::topic)
+    /// lookup made at version `v` is current while this returns `v` (and the topic's own
+    /// settings version has not moved).
+    pub(crate) fn topics_version(&self) -> u64 {
+        self.inner
+            .topics_version
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// The topic called `name`.
     ///
     /// # Errors
@@ -232,6 +249,7 @@ impl Store {
         let trash = inner.staging_dir(DELETING_PREFIX)?;
         fs.rename(&path, &trash).at(&path)?;
         let topic = inner.topics.write().remove(name);
+        inner.bump_topics_version();
         inner.notify_watchers();
         if let Some(topic) = topic {
             // Its data is about to go (and its files moved): a failed clean close changes

@@ -17,6 +17,7 @@ pub(crate) use config::{
 };
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -138,6 +139,8 @@ struct TopicInner {
     /// Replaced whole by [`Store::alter_topic_config`](crate::Store::alter_topic_config) and
     /// `add_partitions`; readers take a snapshot.
     settings: RwLock<Arc<TopicSettings>>,
+    /// Bumped after every change of `settings`, so a cached snapshot can tell it is stale.
+    settings_version: AtomicU64,
     partitions: RwLock<Arc<Vec<Partition>>>,
     partitioner: Arc<dyn Partitioner>,
     /// The store's file system and clock.
@@ -171,6 +174,7 @@ impl Topic {
                 name: name.to_owned(),
                 dir: dir.to_owned(),
                 settings: RwLock::new(Arc::new(settings)),
+                settings_version: AtomicU64::new(0),
                 partitions: RwLock::new(Arc::new(partitions)),
                 partitioner,
                 env: env.clone(),
@@ -179,8 +183,14 @@ impl Topic {
         })
     }
 
-    fn settings(&self) -> Arc<TopicSettings> {
+    pub(crate) fn settings(&self) -> Arc<TopicSettings> {
         self.inner.settings.read().clone()
+    }
+
+    /// Changes with every change of the topic's settings (config, partition count): a snapshot
+    /// of [`settings`](Self::settings) taken at version `v` is current while this returns `v`.
+    pub(crate) fn settings_version(&self) -> u64 {
+        self.inner.settings_version.load(Ordering::Acquire)
     }
 
     /// Open partitions `current..new_count` without making them live yet.
@@ -206,6 +216,7 @@ impl Topic {
             partitions: count,
             ..(**settings).clone()
         });
+        self.inner.settings_version.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Run with `settings` from now on (after the caller persisted its config): every
@@ -218,6 +229,7 @@ impl Topic {
             p.set_config((*settings.config).clone())?;
         }
         *self.inner.settings.write() = Arc::new(settings);
+        self.inner.settings_version.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 

@@ -183,3 +183,52 @@ fn a_record_sent_after_recreation_is_not_caught_in_a_batch_open_for_the_deleted_
         vec![(0, "after".to_owned()), (1, "after-keyed".to_owned())]
     );
 }
+
+/// The producer caches what it looked up of a topic; a change of the topic's config or partition
+/// count applies to the very next send.
+#[test]
+fn a_topic_config_or_partition_change_applies_to_the_next_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    store
+        .create_topic("t", TopicConfig::with_partitions(2))
+        .unwrap();
+    let producer = store.producer(config(Acks::Written)).unwrap();
+    producer.send("t", Record::new("keyless")).unwrap();
+    assert!(matches!(
+        producer.send_to("t", 2, Record::new("x")),
+        Err(Error::InvalidPartition { partitions: 2, .. })
+    ));
+
+    store.add_partitions("t", 3).unwrap();
+    producer
+        .send_to("t", 2, Record::new("to the new partition"))
+        .unwrap()
+        .wait()
+        .unwrap();
+
+    store
+        .alter_topic_config("t", |c| {
+            c.overrides.cleanup_policy = Some(topiclog::CleanupPolicy::Compact);
+            c.overrides.max_batch_bytes = Some(200);
+        })
+        .unwrap();
+    assert!(matches!(
+        producer.send("t", Record::new("keyless")),
+        Err(Error::MissingKey { .. })
+    ));
+    assert!(matches!(
+        producer.send("t", Record::new(vec![0u8; 300]).with_key("k")),
+        Err(Error::RecordTooLarge { max: 200, .. })
+    ));
+    producer
+        .send("t", Record::new("small").with_key("k"))
+        .unwrap()
+        .wait()
+        .unwrap();
+    store.close().unwrap();
+    assert!(matches!(
+        producer.send("t", Record::new("x").with_key("k")),
+        Err(Error::Closed { .. })
+    ));
+}
