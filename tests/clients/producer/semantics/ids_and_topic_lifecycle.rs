@@ -194,7 +194,11 @@ fn a_topic_config_or_partition_change_applies_to_the_next_send() {
         .create_topic("t", TopicConfig::with_partitions(2))
         .unwrap();
     let producer = store.producer(config(Acks::Written)).unwrap();
-    producer.send("t", Record::new("keyless")).unwrap();
+    producer
+        .send("t", Record::new("keyless"))
+        .unwrap()
+        .wait()
+        .unwrap();
     assert!(matches!(
         producer.send_to("t", 2, Record::new("x")),
         Err(Error::InvalidPartition { partitions: 2, .. })
