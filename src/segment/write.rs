@@ -280,6 +280,8 @@ impl Segment {
     /// # Errors
     /// [`Error::Io`] if a file cannot be removed.
     pub fn delete(&self) -> Result<()> {
+        // The segment cache (issue 13) may have closed the file: hold a map for readers first.
+        self.keep_for_readers();
         // Under the index lock, so a reader loading indexes now cannot write them back after.
         let _guard = self.indexes.write();
         self.deleted.store(true, Ordering::Release);
