@@ -194,13 +194,16 @@ impl LazyFile {
 
     /// Before the segment's files are deleted: hold a map of its `.log` (or, where the file
     /// system cannot map, its descriptor) for as long as the segment lives, so readers holding it
-    /// keep reading it. Best effort: where neither can be had, such readers get a clean error.
-    pub(super) fn keep_for_readers(&self, size: u64) {
+    /// keep reading it.
+    ///
+    /// # Errors
+    /// Where neither can be had (the caller then deletes nothing).
+    pub(super) fn keep_for_readers(&self, size: u64) -> io::Result<()> {
         self.pinned.store(true, Ordering::SeqCst);
         if self.sealed.load(Ordering::Acquire) && self.map_sealed(size).is_ok() {
-            return;
+            return Ok(());
         }
-        let _ = self.handle();
+        self.handle().map(|_| ())
     }
 
     /// Mark the segment used now, and make it resident if it is sealed.
@@ -299,7 +302,14 @@ impl LazyFile {
         }
         if !self.dirty.load(Ordering::Acquire) {
             match self.file.try_lock() {
-                Some(mut f) => *f = None,
+                Some(mut f) => {
+                    // A file reopened by path later must be at least as long as this one (a
+                    // segment sealed in this run may never have been mapped, which records it).
+                    if let Some(len) = f.as_ref().and_then(|f| f.len().ok()) {
+                        self.sealed_len.fetch_max(len, Ordering::AcqRel);
+                    }
+                    *f = None;
+                }
                 None => all = false,
             }
         }

@@ -60,7 +60,7 @@ use parking_lot::{Mutex, RwLock};
 
 #[cfg(doc)]
 use crate::error::Error;
-use crate::error::Result;
+use crate::error::{IoContext, Result};
 use crate::fs::{File, FileSystem};
 
 /// How recovery treats an invalid batch that is *not* a torn tail (valid data follows it, or it
@@ -254,10 +254,14 @@ impl Segment {
         self.map.get().is_some()
     }
 
-    /// Before its files are deleted: keep the `.log` readable for whoever holds the segment (a
-    /// map, which needs no descriptor), however the cache treats it.
-    pub(super) fn keep_for_readers(&self) {
-        self.lazy.keep_for_readers(self.size());
+    /// Before its files are deleted or replaced: keep the `.log` readable for whoever holds the
+    /// segment (a map, which needs no descriptor), however the cache treats it.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the `.log` can be neither mapped nor opened: then delete nothing, or
+    /// readers holding the segment would lose it.
+    pub(super) fn keep_for_readers(&self) -> Result<()> {
+        self.lazy.keep_for_readers(self.size()).at(&self.log_path)
     }
 
     /// Whether the `.log` of this segment is open or mapped now (for tests of the cache).

@@ -225,6 +225,8 @@ impl Segment {
     /// # Errors
     /// [`Error::Io`] on failure.
     pub fn truncated_copy(&self, dir: &Path, offset: u64) -> Result<Segment> {
+        // The segment cache (issue 13) may have closed the file: hold a map for readers first.
+        self.keep_for_readers()?;
         let cut = self
             .position_of(offset)?
             .map_or(self.size(), |(pos, _)| pos);
@@ -281,7 +283,7 @@ impl Segment {
     /// [`Error::Io`] if a file cannot be removed.
     pub fn delete(&self) -> Result<()> {
         // The segment cache (issue 13) may have closed the file: hold a map for readers first.
-        self.keep_for_readers();
+        self.keep_for_readers()?;
         // Under the index lock, so a reader loading indexes now cannot write them back after.
         let _guard = self.indexes.write();
         self.deleted.store(true, Ordering::Release);
