@@ -199,7 +199,11 @@ impl LazyFile {
     /// # Errors
     /// Where neither can be had (the caller then deletes nothing).
     pub(super) fn keep_for_readers(&self, size: u64) -> io::Result<()> {
-        self.pinned.store(true, Ordering::SeqCst);
+        {
+            // Under the map lock, which a release holds throughout (see `release`).
+            let _map = self.map.lock();
+            self.pinned.store(true, Ordering::SeqCst);
+        }
         if self.sealed.load(Ordering::Acquire) && self.map_sealed(size).is_ok() {
             return Ok(());
         }
@@ -279,12 +283,18 @@ impl LazyFile {
     /// Give back the file, the map and mapped indexes if the segment is sealed, clean and not in
     /// use; `false` if something had to stay.
     pub(super) fn release(&self) -> bool {
-        if !self.sealed.load(Ordering::Acquire)
-            || self.deleted.load(Ordering::Acquire)
-            || self.pinned.load(Ordering::Acquire)
-        {
-            // Active: not ours to release. Deleted (or about to be): its resources stay with the
-            // segment (readers holding it keep reading), and it leaves the list.
+        if !self.sealed.load(Ordering::Acquire) {
+            // Active: not ours to release.
+            return true;
+        }
+        // Held to the end: `keep_for_readers` sets `pinned` under it, so a keep either sees this
+        // release done (and maps again) or is seen here.
+        let Some(mut map) = self.map.try_lock() else {
+            return false;
+        };
+        if self.deleted.load(Ordering::SeqCst) || self.pinned.load(Ordering::SeqCst) {
+            // Deleted (or about to be): its resources stay with the segment (readers holding it
+            // keep reading), and it leaves the list.
             return true;
         }
         let mut all = true;
@@ -296,10 +306,7 @@ impl LazyFile {
             }
             None => all = false,
         }
-        match self.map.try_lock() {
-            Some(mut m) => *m = None,
-            None => all = false,
-        }
+        *map = None;
         if !self.dirty.load(Ordering::Acquire) {
             match self.file.try_lock() {
                 Some(mut f) => {
