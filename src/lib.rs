@@ -120,7 +120,7 @@ pub use partition::{
     ProducerBatch, RecoveryReport, RetentionPolicy, RetentionReport,
 };
 pub use producer::{Acks, Compression, Producer, ProducerConfig, SendHandle};
-pub use segment::Recovery;
+pub use segment::{max_open_segments, set_max_open_segments, Recovery, DEFAULT_MAX_OPEN_SEGMENTS};
 pub use store::{
     KafkaExportOptions, KafkaExportReport, KafkaImportOptions, KafkaImportReport,
     PartitionRecovery, PoisonedPartition, Store, StoreOptions,

@@ -65,6 +65,11 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// Whether a file or directory exists at `path`. `Ok(false)` only when nothing is there; a
     /// failed lookup (EIO, EACCES) is an error, so a caller never mistakes it for absence.
     fn exists(&self, path: &Path) -> io::Result<bool>;
+    /// The length of the file at `path`, without keeping it open (a `stat`). The default opens
+    /// the file and asks it.
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        self.open(path, OpenMode::Read)?.len()
+    }
     /// Whether `path` is a directory (`Ok(false)` when nothing is there or it is a file); a failed
     /// lookup is an error.
     fn is_dir(&self, path: &Path) -> io::Result<bool>;

@@ -87,6 +87,10 @@ impl FileSystem for StdFs {
         Ok(stat(path)?.is_some_and(|m| m.is_dir()))
     }
 
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        Ok(std::fs::metadata(path)?.len())
+    }
+
     fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
         lock::try_lock(path)
     }

@@ -167,6 +167,12 @@ impl<E: IndexEntry> Index<E> {
         ))
     }
 
+    /// Whether the entries are a read-only map of the file (a sealed segment's index), which
+    /// can be dropped and mapped again.
+    pub(crate) fn is_mapped(&self) -> bool {
+        matches!(self.entries, Entries::Mapped(_))
+    }
+
     /// The base offset of the segment this index belongs to.
     pub fn base_offset(&self) -> u64 {
         self.base_offset

@@ -15,6 +15,7 @@ use super::{
 impl Segment {
     /// Run `f` on the indexes, mapping a sealed segment's indexes first if needed.
     pub(super) fn with_indexes<R>(&self, f: impl FnOnce(&Indexes) -> R) -> Result<R> {
+        self.lazy.touch();
         {
             let guard = self.indexes.read();
             if let Some(i) = guard.as_ref() {
@@ -33,6 +34,14 @@ impl Segment {
     }
 
     pub(super) fn load_sealed_indexes(&self) -> Result<Indexes> {
+        let size = self.size();
+        // Called under the index lock, which deletion takes to set the flag: unset, the index
+        // files are still this segment's. Set, they may be gone or a replacement's: rebuild from
+        // the log (held, or refused cleanly), never trust what is there now.
+        if self.deleted.load(Ordering::SeqCst) {
+            let (idx, _) = self.scan_build(size)?;
+            return Ok(idx);
+        }
         let max = self.config.max_index_bytes as usize;
         let offset = OffsetIndex::map(self.fs.clone(), &self.index_path, self.base_offset, max)?;
         let time = TimeIndex::map(
@@ -41,7 +50,6 @@ impl Segment {
             self.base_offset,
             max,
         )?;
-        let size = self.size();
         if self.offset_index_matches(&offset, size)
             && self.time_index_matches(&time, &offset, size, self.next_offset())
         {

@@ -28,6 +28,7 @@
 //! - `offset_index`, `time_index`: what tells the two kinds apart (lookups, append rules, checks);
 //! - `view`: the read-only [`SegmentView`] a partition hands out.
 
+mod cache;
 mod index;
 mod indexes;
 mod offset_index;
@@ -39,6 +40,9 @@ mod view;
 mod window;
 mod write;
 
+#[doc(hidden)]
+pub use cache::resident_segments;
+pub use cache::{max_open_segments, set_max_open_segments, DEFAULT_MAX_OPEN_SEGMENTS};
 pub use index::{Index, IndexEntry};
 pub use offset_index::{OffsetIndex, OffsetPosition};
 pub use time_index::{TimeIndex, TimestampOffset};
@@ -51,14 +55,13 @@ pub use crate::format::{
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 #[cfg(doc)]
 use crate::error::Error;
-use crate::error::Result;
+use crate::error::{IoContext, Result};
 use crate::fs::{File, FileSystem};
 
 /// How recovery treats an invalid batch that is *not* a torn tail (valid data follows it, or it
@@ -120,6 +123,14 @@ struct Indexes {
     time: TimeIndex,
 }
 
+impl Indexes {
+    /// Whether both are read-only maps of their files (so the cache may release them and map
+    /// them again later).
+    fn is_mapped(&self) -> bool {
+        self.offset.is_mapped() && self.time.is_mapped()
+    }
+}
+
 #[derive(Debug, Default)]
 struct WriteState {
     /// Bytes appended since the last offset index entry.
@@ -146,7 +157,10 @@ pub struct Segment {
     log_path: PathBuf,
     index_path: PathBuf,
     time_index_path: PathBuf,
+    /// The `.log` (a [`cache::LazyFile`]: opened on demand, released by the cache once sealed).
     file: Arc<dyn File>,
+    /// The same handle, for what only the cache offers (maps of a sealed segment, residency).
+    lazy: Arc<cache::LazyFile>,
     config: SegmentConfig,
     /// Bytes of whole, valid batches written to the file; readers never look past it.
     size: AtomicU64,
@@ -168,12 +182,18 @@ pub struct Segment {
     first_append_ms: AtomicI64,
     /// Wall-clock time (ms) of the last append in this process, `i64::MIN` if none yet.
     last_append_ms: AtomicI64,
-    sealed: AtomicBool,
+    /// Shared with `lazy`, which releases nothing of an active segment.
+    sealed: Arc<AtomicBool>,
     /// Its files were deleted: readers holding it may still read, but nothing is written back.
-    deleted: AtomicBool,
-    map: OnceLock<Bytes>,
-    /// `None` for a sealed segment whose indexes have not been mapped yet.
-    indexes: RwLock<Option<Indexes>>,
+    /// Set (under the index lock) before any file is removed; shared with `lazy`, which then
+    /// refuses to reopen the `.log` by path.
+    deleted: Arc<AtomicBool>,
+    /// The active segment's growing map; a sealed segment's read-only map (released by the
+    /// cache, mapped again by the next read).
+    map: cache::MapCell,
+    /// `None` for a sealed segment whose indexes have not been mapped yet (or were released by
+    /// the cache). Shared with `lazy`.
+    indexes: Arc<RwLock<Option<Indexes>>>,
     writer: Mutex<WriteState>,
     /// Batches whose CRC this process has verified, so reads need not verify them again.
     verified: read::VerifiedBatches,
@@ -260,6 +280,22 @@ impl Segment {
     /// Whether reads go through a map (so the file must never be shrunk in place).
     pub fn is_mapped(&self) -> bool {
         self.map.get().is_some()
+    }
+
+    /// Before its files are deleted or replaced: keep the `.log` readable for whoever holds the
+    /// segment (a map, which needs no descriptor), however the cache treats it.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the `.log` can be neither mapped nor opened: then delete nothing, or
+    /// readers holding the segment would lose it.
+    pub(super) fn keep_for_readers(&self) -> Result<()> {
+        self.lazy.keep_for_readers(self.size()).at(&self.log_path)
+    }
+
+    /// Whether the `.log` of this segment is open or mapped now (for tests of the cache).
+    #[cfg(test)]
+    pub(crate) fn is_resident(&self) -> bool {
+        self.lazy.is_open() || self.lazy.map_held()
     }
 }
 

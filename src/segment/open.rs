@@ -6,10 +6,12 @@ use crate::error::Error;
 use crate::error::{IoContext, Result};
 use crate::format::{segment_file_name, SegmentFileKind, BATCH_HEADER_LEN};
 use crate::fs::{File, FileSystem, OpenMode};
-use parking_lot::{Mutex, RwLock};
-use std::path::Path;
+use parking_lot::Mutex;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+
+use super::cache::{LazyFile, MapCell};
 
 use super::window::WindowReader;
 use crate::config::LogConfig;
@@ -50,9 +52,15 @@ impl Segment {
         if allocated > 0 {
             file.set_len(allocated).at(&log_path)?;
         }
-        let mut seg = Segment::new(fs.clone(), dir, base_offset, file, config, false);
+        let mut seg = Segment::new(
+            fs.clone(),
+            dir,
+            base_offset,
+            (log_path, Some(file)),
+            config,
+            false,
+        );
         seg.writer.get_mut().allocated = allocated;
-        seg.log_path = log_path;
         seg.index_path = suffixed(seg.index_path, suffix);
         seg.time_index_path = suffixed(seg.time_index_path, suffix);
         let idx = Indexes {
@@ -74,21 +82,25 @@ impl Segment {
         Ok(seg)
     }
 
+    /// A segment over the `.log` at `log`'s path, open already or (`None`) opened by the first
+    /// read.
     pub(super) fn new(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         base_offset: u64,
-        file: Arc<dyn File>,
+        log: (PathBuf, Option<Arc<dyn File>>),
         config: SegmentConfig,
         sealed: bool,
     ) -> Segment {
+        let (log_path, file) = log;
+        let lazy = LazyFile::new(fs.clone(), &log_path, file, sealed);
         Segment {
             fs,
             base_offset,
-            log_path: segment_file_name(dir, base_offset, SegmentFileKind::Log),
+            log_path,
             index_path: segment_file_name(dir, base_offset, SegmentFileKind::OffsetIndex),
             time_index_path: segment_file_name(dir, base_offset, SegmentFileKind::TimeIndex),
-            file,
+            file: lazy.clone(),
             config,
             size: AtomicU64::new(0),
             pending_len: AtomicU64::new(0),
@@ -99,10 +111,11 @@ impl Segment {
             max_timestamp_known: AtomicBool::new(false),
             first_append_ms: AtomicI64::new(i64::MIN),
             last_append_ms: AtomicI64::new(i64::MIN),
-            sealed: AtomicBool::new(sealed),
-            deleted: AtomicBool::new(false),
-            map: OnceLock::new(),
-            indexes: RwLock::new(None),
+            sealed: lazy.sealed.clone(),
+            deleted: lazy.deleted.clone(),
+            map: MapCell(lazy.clone()),
+            indexes: lazy.indexes.clone(),
+            lazy,
             writer: Mutex::new(WriteState {
                 max_timestamp_offset: base_offset,
                 ..WriteState::default()
@@ -137,10 +150,11 @@ impl Segment {
         config: SegmentConfig,
     ) -> Result<Segment> {
         let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
-        let file = fs.open(&log_path, OpenMode::Read).at(&log_path)?;
-        let len = file.len().at(&log_path)?;
-        let seg = Segment::new(fs, dir, base_offset, file, config, true);
+        // The length only (a `stat`): the file is opened by the first read, through the cache.
+        let len = fs.file_len(&log_path).at(&log_path)?;
+        let seg = Segment::new(fs, dir, base_offset, (log_path, None), config, true);
         seg.size.store(len, Ordering::Release);
+        seg.lazy.expect_len(len);
         seg.next_offset
             .store(next_offset.max(base_offset), Ordering::Release);
         Ok(seg)
@@ -172,7 +186,14 @@ impl Segment {
         let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
         let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
         let len = file.len().at(&log_path)?;
-        let seg = Segment::new(fs.clone(), dir, base_offset, file, config, false);
+        let seg = Segment::new(
+            fs.clone(),
+            dir,
+            base_offset,
+            (log_path, Some(file)),
+            config,
+            false,
+        );
         seg.size.store(len, Ordering::Release);
         seg.check_format()?;
         let max = config.max_index_bytes as usize;

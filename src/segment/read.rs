@@ -648,7 +648,7 @@ mod tests {
             seg.fs.clone(),
             Path::new("/s"),
             0,
-            seg.file.clone(),
+            (seg.log_path.clone(), Some(seg.file.clone())),
             seg.config,
             false,
         );

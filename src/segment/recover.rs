@@ -89,7 +89,7 @@ impl Segment {
     ) -> Result<(Segment, SegmentRecovery)> {
         let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
         let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
-        let seg = Segment::new(fs, dir, base_offset, file, config, false);
+        let seg = Segment::new(fs, dir, base_offset, (log_path, Some(file)), config, false);
         let found = seg.rescan(durable_offset, config.recovery)?;
         Ok((seg, found))
     }

@@ -113,6 +113,12 @@ impl SegmentView {
         self.segment.read(offset, max_bytes)
     }
 
+    /// The segment itself (the cache's unit tests).
+    #[cfg(test)]
+    pub(crate) fn segment(&self) -> &Arc<Segment> {
+        &self.segment
+    }
+
     /// The index entries, for inspection in tests and tools.
     #[doc(hidden)]
     pub fn index_entries(&self) -> Result<(Vec<OffsetPosition>, Vec<TimestampOffset>)> {

@@ -16,15 +16,19 @@ use super::Segment;
 impl Segment {
     /// Where reads come from: the map when there is one covering the data (a sealed segment is
     /// mapped on first use), else the file.
+    ///
+    /// A mapped source holds its own reference to the map, so the segment cache may release the
+    /// segment's while a read goes on (issue 13).
     pub(super) fn source(&self) -> Source<'_> {
         if let Some(m) = self.map.get() {
             if m.len() as u64 >= self.size() {
+                self.lazy.touch();
                 return Source::Mapped(m);
             }
         }
         if self.is_sealed() {
-            if let Ok(m) = self.file.map_readonly(self.size()) {
-                return Source::Mapped(self.map.get_or_init(|| m));
+            if let Ok(m) = self.lazy.map_sealed(self.size()) {
+                return Source::Mapped(m);
             }
         }
         Source::File(&*self.file)
@@ -56,7 +60,7 @@ fn batch_error(h: &BatchHeader, pos: u64, at: usize, reason: &'static str, path:
 
 /// Where a read's bytes come from.
 pub(super) enum Source<'a> {
-    Mapped(&'a Bytes),
+    Mapped(Bytes),
     File(&'a dyn File),
 }
 

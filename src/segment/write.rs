@@ -420,6 +420,8 @@ impl Segment {
     /// [`Error::Io`] on failure.
     pub fn truncated_copy(&self, dir: &Path, offset: u64) -> Result<Segment> {
         self.write_out()?;
+        // The segment cache (issue 13) may have closed the file: hold a map for readers first.
+        self.keep_for_readers()?;
         let cut = self
             .position_of(offset)?
             .map_or(self.size(), |(pos, _)| pos);
@@ -475,6 +477,8 @@ impl Segment {
     /// # Errors
     /// [`Error::Io`] if a file cannot be removed.
     pub fn delete(&self) -> Result<()> {
+        // The segment cache (issue 13) may have closed the file: hold a map for readers first.
+        self.keep_for_readers()?;
         // Under the index lock, so a reader loading indexes now cannot write them back after.
         let _guard = self.indexes.write();
         self.deleted.store(true, Ordering::Release);

@@ -249,13 +249,11 @@ impl StoreInner {
             }
         }
         let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
-        let mut first_err = None;
-        // Closing a partition stops a compaction pass on it at its next check.
-        for t in topics {
-            if let Err(e) = t.close() {
-                first_err.get_or_insert(e);
-            }
-        }
+        // Closing a partition stops a compaction pass on it at its next check. Every partition
+        // of every topic side by side (issue 13): the syncs of a close overlap.
+        let partitions: Vec<crate::Partition> =
+            topics.iter().flat_map(|t| t.partitions()).collect();
+        let first_err = crate::topic::close_all(&partitions).err();
         if let Some(handle) = self.cleaner.lock().take() {
             if handle.thread().id() != std::thread::current().id() {
                 let _ = handle.join();
