@@ -285,6 +285,7 @@ impl Segment {
         let (idx, mut ws) = self.scan_build(self.size())?;
         let mut w = self.writer.lock();
         ws.allocated = w.allocated;
+        ws.zeroed = w.zeroed;
         *w = ws;
         *self.indexes.write() = Some(idx);
         drop(w);

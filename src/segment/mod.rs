@@ -144,6 +144,9 @@ struct WriteState {
     pending: Vec<u8>,
     /// Length the file has been preallocated to (0 when it is not preallocated).
     allocated: u64,
+    /// The file holds zeros really written (not a hole) up to here, past the data: see
+    /// `Segment::zero_ahead`. 0 when none were.
+    zeroed: u64,
 }
 
 /// One segment of a partition's log: a `.log` of record batches plus its sparse `.index` and

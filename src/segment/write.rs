@@ -300,7 +300,7 @@ impl Segment {
             ));
         }
         self.write_out()?;
-        let ws = self.writer.lock();
+        let mut ws = self.writer.lock();
         let Some((pos, base)) = self.position_of(offset)? else {
             return Ok(self.next_offset());
         };
@@ -309,6 +309,8 @@ impl Segment {
         self.next_offset
             .store(base.max(self.base_offset), Ordering::Release);
         self.file.set_len(pos).at(&self.log_path)?;
+        // What lay past the cut is a hole again when re-extended.
+        ws.zeroed = 0;
         if ws.allocated > pos {
             // Make the cut durable before re-extending, or a crash could keep the old bytes
             // behind zeros and resurrect them.
@@ -392,9 +394,35 @@ impl Segment {
             self.flush_indexes(true)?;
             self.file.sync_all().at(&self.log_path)
         } else {
-            self.write_out()?;
+            let mut ws = self.writer.lock();
+            self.write_out_locked(&mut ws)?;
+            self.zero_ahead(&mut ws)?;
+            drop(ws);
             self.file.sync_data().at(&self.log_path)
         }
+    }
+
+    /// Before a sync of a preallocated active segment: make sure the next [`ZERO_AHEAD`] bytes
+    /// after the data are zeros really written to the file (not a hole), so that the syncs of
+    /// the appends going there write only their data, not the allocation of new blocks too
+    /// (measured on ext4: about 10% off each `fdatasync` of a small append, against a sparse
+    /// preallocated file). Written at most once per half [`ZERO_AHEAD`] of data, and made
+    /// durable by the sync that follows; appends that are never synced never pay for it.
+    fn zero_ahead(&self, ws: &mut WriteState) -> Result<()> {
+        let end = self.size.load(Ordering::Acquire);
+        let cap = self.config.preallocate_bytes;
+        if cap == 0 || end >= cap || ws.zeroed >= end + ZERO_AHEAD / 2 {
+            return Ok(());
+        }
+        let from = ws.zeroed.max(end);
+        let to = (end + ZERO_AHEAD).min(cap);
+        if to <= from {
+            return Ok(());
+        }
+        let zeros = vec![0u8; (to - from) as usize];
+        self.write_at(ws, &zeros, from)?;
+        ws.zeroed = to;
+        Ok(())
     }
 
     /// Cut the preallocated tail of an active segment's `.log` (for a clean shutdown, so the next
@@ -497,6 +525,10 @@ impl Segment {
 pub(crate) const PREALLOCATE_FIRST_STEP: u64 = 256 << 10;
 /// The largest preallocation step.
 pub(crate) const PREALLOCATE_MAX_STEP: u64 = 64 << 20;
+
+/// How far past its data a synced, preallocated active segment keeps real zeros written (see
+/// `Segment::zero_ahead`).
+pub(crate) const ZERO_AHEAD: u64 = 1 << 20;
 
 /// The length to preallocate a file of `current` bytes to so that it holds `needed` bytes, with
 /// preallocation capped at `cap` (0: no preallocation, the file grows by its writes): `current`

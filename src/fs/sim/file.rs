@@ -121,7 +121,11 @@ impl File for SimFile {
             resize(&mut inode.data, end, &self.path)?;
         }
         inode.data[start..end].copy_from_slice(buf);
-        inode.written_end = inode.written_end.max(end as u64);
+        // Zeros written ahead of the data (a segment's zeroed preallocation) are no more
+        // readable than a sparse preallocated tail: cutting them under a map is allowed too.
+        if buf.iter().any(|&b| b != 0) {
+            inode.written_end = inode.written_end.max(end as u64);
+        }
         if let Some(mirror) = inode.live_mirror() {
             mirror.write_at(buf, start as u64, &self.path);
         }

@@ -26,8 +26,9 @@ pub(super) struct Dir {
 pub(super) struct Inode {
     pub(super) data: Vec<u8>,
     pub(super) durable: Vec<u8>,
-    /// End of the bytes written to the file (by writes, or a crash's or `write_file`'s whole
-    /// content) and not cut since: what a reader of a growing map may be reading.
+    /// End of the bytes written to the file (by writes of anything but zeros only, or a crash's
+    /// or `write_file`'s whole content) and not cut since: what a reader of a growing map may be
+    /// reading.
     pub(super) written_end: u64,
     /// With mapped reads, while the file has live maps: the real file they map.
     pub(super) mirror: Option<Mirror>,

@@ -91,7 +91,14 @@ fn flush_is_one_fdatasync_when_nothing_else_changed() {
 #[test]
 fn buffered_appends_are_written_once_and_readable_at_once() {
     let fs = Arc::new(SimFs::new(2));
-    let log = open(&fs, config(1 << 20));
+    // Without preallocation, so that the only writes are the buffer's.
+    let log = open(
+        &fs,
+        LogConfig {
+            preallocate: false,
+            ..config(1 << 20)
+        },
+    );
     let before = fs.mutating_ops();
     for i in 0..200u64 {
         assert_eq!(log.append(Record::new(value(i))).unwrap(), i);
@@ -387,4 +394,39 @@ fn batch_builder_appends_are_compressed_when_the_topic_says_so() {
         .map(|r| r.value().unwrap().to_vec())
         .collect();
     assert_eq!(got, (0..100).map(value).collect::<Vec<_>>());
+}
+
+/// A synced, preallocated active segment has real zeros written ahead of its data (allocated
+/// blocks, not a hole), so that the next syncs write only data; a clean close trims them.
+#[test]
+fn a_sync_writes_zeros_ahead_of_the_data_and_close_trims_them() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Partition::open_with(
+        dir.path(),
+        LogConfig {
+            durability: Durability::Always,
+            ..LogConfig::default()
+        },
+    )
+    .unwrap();
+    let path = topiclog::segment::segment_file_name(dir.path(), 0, SegmentFileKind::Log);
+    let allocated = || std::fs::metadata(&path).unwrap().blocks() * 512;
+    log.append(Record::new("one")).unwrap();
+    assert!(
+        allocated() >= 1 << 20,
+        "{} bytes allocated after a durable append",
+        allocated()
+    );
+    for i in 0..100u64 {
+        log.append(Record::new(value(i))).unwrap();
+    }
+    assert_eq!(values(&log).len(), 101);
+    log.close().unwrap();
+    assert!(
+        std::fs::metadata(&path).unwrap().len() < 16 << 10,
+        "trimmed to the data"
+    );
+    let log = Partition::open(dir.path()).unwrap();
+    assert_eq!(values(&log).len(), 101);
 }
