@@ -78,7 +78,9 @@ impl Segment {
             });
         }
         let buffer = self.config.write_buffer_bytes as usize;
-        let direct = batch.len() >= buffer;
+        // A batch of 64 KiB or more gains nothing from being copied into the buffer: one `pwrite`
+        // of it costs little next to its bytes.
+        let direct = batch.len() >= buffer.min(DIRECT_WRITE_BYTES);
         if direct {
             // Keep the file in order: what waits in the buffer goes first.
             self.write_out_locked(&mut ws)?;
@@ -525,6 +527,10 @@ impl Segment {
 pub(crate) const PREALLOCATE_FIRST_STEP: u64 = 256 << 10;
 /// The largest preallocation step.
 pub(crate) const PREALLOCATE_MAX_STEP: u64 = 64 << 20;
+
+/// A batch at least this large is written at once (after what the write buffer holds), not
+/// copied into the buffer.
+pub(crate) const DIRECT_WRITE_BYTES: usize = 64 << 10;
 
 /// How far past its data a synced, preallocated active segment keeps real zeros written (see
 /// `Segment::zero_ahead`).

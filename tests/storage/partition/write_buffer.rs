@@ -430,3 +430,31 @@ fn a_sync_writes_zeros_ahead_of_the_data_and_close_trims_them() {
     let log = Partition::open(dir.path()).unwrap();
     assert_eq!(values(&log).len(), 101);
 }
+
+/// A batch of 64 KiB or more skips the buffer: what the buffer holds is written first, then the
+/// batch, in order.
+#[test]
+fn a_large_batch_is_written_at_once_after_what_the_buffer_holds() {
+    let fs = Arc::new(SimFs::new(9));
+    let log = open(
+        &fs,
+        LogConfig {
+            preallocate: false,
+            ..config(1 << 20)
+        },
+    );
+    log.append(Record::new(value(0))).unwrap();
+    let before = fs.mutating_ops();
+    log.append(Record::new(vec![9u8; 100 << 10])).unwrap();
+    assert_eq!(
+        fs.mutating_ops() - before,
+        2,
+        "the buffer, then the large batch"
+    );
+    log.append(Record::new(value(2))).unwrap();
+    assert_eq!(fs.mutating_ops() - before, 2, "small ones buffer again");
+    let got = values(&log);
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[1].1.len(), 100 << 10);
+    assert_eq!((got[2].0, &got[2].1[..]), (2, &value(2)[..]));
+}
