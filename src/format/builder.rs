@@ -87,7 +87,43 @@ impl BatchBuilder {
 
     /// Add a record with `value`, no key, no headers and no timestamp of its own.
     pub fn push(&mut self, value: &[u8]) -> &mut Self {
-        self.push_parts(None, Some(value), None, &[])
+        // The common case of a batch of such records: every field before the value fits one
+        // byte or two, known without a varint loop.
+        let count = self.count;
+        let stamp = self.default_timestamp;
+        if count == 0 || count >= 8192 || value.len() >= 4096 || stamp != Some(self.base_timestamp)
+        {
+            return self.push_parts(None, Some(value), None, &[]);
+        }
+        // Timestamp delta 0, offset delta `count`, null key, the value's length, no headers.
+        let (off, off_len) = two_byte_varint(count << 1);
+        let (len, len_len) = two_byte_varint((value.len() as u32) << 1);
+        let body = 1 + 1 + off_len + 1 + len_len + value.len() + 1;
+        let (body_v, body_len) = two_byte_varint((body as u32) << 1);
+        // Little-endian bytes: body length, attributes 0, timestamp delta 0, offset delta,
+        // key length -1 (zig-zag 1), value length.
+        let mut head = u128::from(body_v);
+        let mut at = 8 * body_len as u32;
+        at += 16; // attributes and timestamp delta, both 0
+        head |= u128::from(off) << at;
+        at += 8 * off_len as u32;
+        head |= 1 << at;
+        at += 8;
+        head |= u128::from(len) << at;
+        at += 8 * len_len as u32;
+        let head_len = (at / 8) as usize;
+        let buf = &mut self.buf;
+        buf.reserve(head_len + value.len() + 1 + 16);
+        let end = buf.len() + head_len;
+        buf.extend_from_slice(&head.to_le_bytes());
+        buf.truncate(end);
+        buf.extend_from_slice(value);
+        buf.push(0); // header count
+        self.max_timestamp = self.max_timestamp.max(self.base_timestamp);
+        self.min_timestamp = self.min_timestamp.min(self.base_timestamp);
+        self.any_keyless = true;
+        self.count += 1;
+        self
     }
 
     /// Add a record with a key and a value (`None` value: a tombstone), no headers and no
@@ -338,6 +374,17 @@ impl Small {
     }
 }
 
+/// The unsigned varint of `v` (below 2^14), as its bytes in a little-endian `u16` and their
+/// count.
+#[inline]
+fn two_byte_varint(v: u32) -> (u16, usize) {
+    if v < 0x80 {
+        (v as u16, 1)
+    } else {
+        (((v & 0x7f) | 0x80 | ((v >> 7) << 8)) as u16, 2)
+    }
+}
+
 #[inline]
 fn nullable_len(b: Option<&[u8]>) -> usize {
     match b {
@@ -450,6 +497,40 @@ mod tests {
             encode_batch(&mut expected, &records, &BatchMeta::new(77)).unwrap();
             proptest::prop_assert_eq!(b.finish(None).to_vec(), expected);
         }
+    }
+
+    /// `push`'s fast path makes exactly the encoder's bytes, across every one- and two-byte
+    /// boundary of its varints (offset delta 63/64, value length 63/64, body length), and past
+    /// them (the general path).
+    #[test]
+    fn push_makes_the_encoders_bytes_across_varint_boundaries() {
+        let clock = Arc::new(ManualClock::new(1_000));
+        for sizes in [
+            vec![
+                0usize, 1, 58, 59, 60, 61, 62, 63, 64, 65, 100, 127, 128, 4095, 4096, 9000,
+            ],
+            (0..300).map(|i| i % 70).collect(),
+        ] {
+            let mut b = BatchBuilder::with_clock(clock.clone());
+            let records: Vec<Record> = sizes
+                .iter()
+                .map(|&n| Record::new(vec![(n % 251) as u8; n]))
+                .collect();
+            for r in &records {
+                b.push(r.value().unwrap());
+            }
+            let mut expected = Vec::new();
+            encode_batch(&mut expected, &records, &BatchMeta::new(1_000)).unwrap();
+            assert_eq!(b.finish(None).to_vec(), expected);
+        }
+        // A batch started with an explicit timestamp: `push` takes the general path.
+        let mut b = BatchBuilder::with_clock(clock.clone());
+        b.push_parts(None, Some(b"a"), Some(5), &[]);
+        b.push(b"b");
+        let records = vec![Record::new("a").with_timestamp(5), Record::new("b")];
+        let mut expected = Vec::new();
+        encode_batch(&mut expected, &records, &BatchMeta::new(1_000)).unwrap();
+        assert_eq!(b.finish(None).to_vec(), expected);
     }
 
     #[test]
