@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
 
-use super::record::Record;
+use super::record::{nullable_len, put_nullable, Record};
 use super::varint::{put_varint, varint_len, varlong_len, zigzag};
 use super::{
     compress, BatchHeader, CodecError, Compression, ATTR_LOG_APPEND_TIME, BATCH_HEADER_LEN, MAGIC,
@@ -382,25 +382,6 @@ fn two_byte_varint(v: u32) -> (u16, usize) {
         (v as u16, 1)
     } else {
         (((v & 0x7f) | 0x80 | ((v >> 7) << 8)) as u16, 2)
-    }
-}
-
-#[inline]
-fn nullable_len(b: Option<&[u8]>) -> usize {
-    match b {
-        None => 1,
-        Some(b) => varint_len(b.len() as i32) + b.len(),
-    }
-}
-
-#[inline]
-fn put_nullable(buf: &mut Vec<u8>, b: Option<&[u8]>) {
-    match b {
-        None => put_varint(buf, -1),
-        Some(b) => {
-            put_varint(buf, b.len() as i32);
-            buf.extend_from_slice(b);
-        }
     }
 }
 

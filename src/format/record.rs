@@ -148,7 +148,7 @@ impl Record {
 }
 
 #[inline]
-fn nullable_len(b: Option<&[u8]>) -> usize {
+pub(super) fn nullable_len(b: Option<&[u8]>) -> usize {
     match b {
         None => 1,
         Some(b) => varint_len(b.len() as i32) + b.len(),
@@ -156,7 +156,7 @@ fn nullable_len(b: Option<&[u8]>) -> usize {
 }
 
 #[inline]
-fn put_nullable(buf: &mut Vec<u8>, b: Option<&[u8]>) {
+pub(super) fn put_nullable(buf: &mut Vec<u8>, b: Option<&[u8]>) {
     match b {
         None => put_varint(buf, -1),
         Some(b) => {
