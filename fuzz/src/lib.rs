@@ -1105,7 +1105,11 @@ fn check_dense(log: &Partition, expected: &[Rec], times: bool) {
             // Whatever the borrowed path returns is genuine and dense, from `o` on (it may step
             // over damage the owned path reports, in records before `o` it never decodes).
             if let Some(first) = l.first() {
-                assert!(first.offset >= o, "read_lazy({o}) returned {}", first.offset);
+                assert!(
+                    first.offset >= o,
+                    "read_lazy({o}) returned {}",
+                    first.offset
+                );
                 let at = first.offset as usize;
                 for (k, r) in l.iter().enumerate() {
                     assert_eq!(Some(r), expected.get(at + k), "read_lazy({o}) record {k}");

@@ -389,14 +389,18 @@ impl Segment {
     /// # Errors
     /// [`Error::Io`] if the sync fails. Never retry: treat the data as lost.
     pub fn sync(&self) -> Result<()> {
+        let ws = self.writer.lock();
+        // Sealing happens under the writer lock: decided under it, a roll cannot slip in between
+        // (writing ahead into a sealed, trimmed file would leave zeros inside its length).
         if self.is_sealed() {
+            drop(ws);
             // A segment sealed without syncing: its indexes (written unsynced) must be durable
             // before a recovery point past it makes the next open trust them, and the cut of its
             // preallocated tail must be too.
             self.flush_indexes(true)?;
             self.file.sync_all().at(&self.log_path)
         } else {
-            let mut ws = self.writer.lock();
+            let mut ws = ws;
             self.write_out_locked(&mut ws)?;
             self.zero_ahead(&mut ws)?;
             drop(ws);
@@ -413,7 +417,7 @@ impl Segment {
     fn zero_ahead(&self, ws: &mut WriteState) -> Result<()> {
         let end = self.size.load(Ordering::Acquire);
         let cap = self.config.preallocate_bytes;
-        if cap == 0 || end >= cap || ws.zeroed >= end + ZERO_AHEAD / 2 {
+        if self.is_sealed() || cap == 0 || end >= cap || ws.zeroed >= end + ZERO_AHEAD / 2 {
             return Ok(());
         }
         let from = ws.zeroed.max(end);
