@@ -408,8 +408,9 @@ impl Segment {
         }
     }
 
-    /// Before a sync of a preallocated active segment: make sure the next [`ZERO_AHEAD`] bytes
-    /// after the data are zeros really written to the file (not a hole), so that the syncs of
+    /// Before a sync of a preallocated active segment: make sure the bytes after the data (as many
+    /// as the data, from 64 KiB to [`ZERO_AHEAD`]) are zeros really written to the file (not a
+    /// hole), so that the syncs of
     /// the appends going there write only their data, not the allocation of new blocks too
     /// (measured on ext4: about 10% off each `fdatasync` of a small append, against a sparse
     /// preallocated file). Written at most once per half [`ZERO_AHEAD`] of data, and made
@@ -417,11 +418,14 @@ impl Segment {
     fn zero_ahead(&self, ws: &mut WriteState) -> Result<()> {
         let end = self.size.load(Ordering::Acquire);
         let cap = self.config.preallocate_bytes;
-        if self.is_sealed() || cap == 0 || end >= cap || ws.zeroed >= end + ZERO_AHEAD / 2 {
+        // As far ahead as there is data already (at least 64 KiB, at most ZERO_AHEAD): a
+        // near-empty partition takes 64 KiB of real blocks, not a whole MiB.
+        let ahead = end.clamp(64 << 10, ZERO_AHEAD);
+        if self.is_sealed() || cap == 0 || end >= cap || ws.zeroed >= end + ahead / 2 {
             return Ok(());
         }
         let from = ws.zeroed.max(end);
-        let to = (end + ZERO_AHEAD).min(cap);
+        let to = (end + ahead).min(cap);
         if to <= from {
             return Ok(());
         }

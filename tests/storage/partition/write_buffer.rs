@@ -413,8 +413,9 @@ fn a_sync_writes_zeros_ahead_of_the_data_and_close_trims_them() {
     let path = topiclog::segment::segment_file_name(dir.path(), 0, SegmentFileKind::Log);
     let allocated = || std::fs::metadata(&path).unwrap().blocks() * 512;
     log.append(Record::new("one")).unwrap();
+    // As many zeros ahead as there is data, at least 64 KiB: a near-empty partition stays small.
     assert!(
-        allocated() >= 1 << 20,
+        (64 << 10..512 << 10).contains(&allocated()),
         "{} bytes allocated after a durable append",
         allocated()
     );
