@@ -80,7 +80,8 @@ impl Inner {
                 self.synced_hint.store(end, Ordering::Release);
             }
             self.release_pending(end);
-            self.write_recovery_point(end)?;
+            // The indexes were synced above, under the writer lock this holds.
+            self.record_recovery_point(end, None)?;
             if w.tracks_producers {
                 let now = self.clock.now_ms();
                 let mut table = w.producers.clone();

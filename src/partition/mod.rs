@@ -222,6 +222,9 @@ struct Inner {
     last_expiry_ms: AtomicI64,
     /// Clock time the recovery point was last written.
     last_recovery_point_ms: AtomicI64,
+    /// Truncations started plus truncations finished: odd while one runs (see
+    /// `write_recovery_point`).
+    truncations: AtomicU64,
     /// What the last open (or in-place recovery) found and repaired.
     report: Mutex<RecoveryReport>,
 }

@@ -166,12 +166,43 @@ impl Inner {
         self.publish(visible);
     }
 
+    /// Record `point` (everything below it synced) as the recovery point, after making the active
+    /// segment's index entries durable (without holding the append lock across their syncs), so
+    /// that recovery after a crash rescans that segment only from its last entry below the point.
+    ///
+    /// Does nothing while a truncation runs, or if one ran since `point` was read: it lowers the
+    /// recovery point itself, and a point from before it would vouch for offsets it rewrote.
     pub(super) fn write_recovery_point(&self, point: u64) -> Result<()> {
+        let truncations = self.truncations.load(Ordering::SeqCst);
+        if truncations % 2 == 1 {
+            return Ok(());
+        }
+        let point = point.min(self.sync.lock().synced);
+        let active = self.writer.lock().active.clone();
+        if point > active.base_offset() {
+            active.sync_indexes()?;
+        }
+        self.record_recovery_point(point, Some(truncations))
+    }
+
+    /// Write `point` as the recovery point; the caller made the index entries below it durable.
+    /// With `truncations`, only if no truncation started since that count was read.
+    pub(super) fn record_recovery_point(&self, point: u64, truncations: Option<u64>) -> Result<()> {
         let start = self.start_offset.load(Ordering::Acquire);
-        self.update_checkpoint(|cp| {
-            cp.log_start_offset = start;
-            cp.recovery_point = point;
-        })?;
+        let mut cp = self.checkpoint.lock();
+        // Under the checkpoint lock, which a truncation takes (after counting itself) to lower
+        // the recovery point: it either saw no truncation, or the truncation lowers after it.
+        if truncations.is_some_and(|t| t != self.truncations.load(Ordering::SeqCst)) {
+            return Ok(());
+        }
+        let mut next = *cp;
+        next.log_start_offset = start;
+        next.recovery_point = point;
+        if next != *cp {
+            next.write(&*self.fs, &self.dir)?;
+            *cp = next;
+        }
+        drop(cp);
         self.last_recovery_point_ms
             .store(self.clock.now_ms(), Ordering::Release);
         Ok(())

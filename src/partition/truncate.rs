@@ -59,6 +59,19 @@ impl Inner {
         cleaner: &mut CleanerCheckpoint,
         offset: u64,
     ) -> Result<u64> {
+        // Odd while it runs: a recovery point read before it must not be written after it.
+        self.truncations.fetch_add(1, Ordering::SeqCst);
+        let result = self.cut_locked(w, cleaner, offset);
+        self.truncations.fetch_add(1, Ordering::SeqCst);
+        result
+    }
+
+    fn cut_locked(
+        &self,
+        w: &mut Writer,
+        cleaner: &mut CleanerCheckpoint,
+        offset: u64,
+    ) -> Result<u64> {
         // Rare: settle rolled segments first rather than track which of them survive.
         for seg in std::mem::take(&mut *self.unsynced_sealed.lock()) {
             seg.sync()?;

@@ -81,6 +81,9 @@ pub struct Index<E: IndexEntry> {
     base_offset: u64,
     max_entries: usize,
     entries: Entries,
+    /// How many times entries the file holds were dropped (it is then replaced): a sync made
+    /// outside the lock counts only if none were since (see [`mark_synced`](Self::mark_synced)).
+    replacements: u64,
     kind: PhantomData<E>,
 }
 
@@ -201,6 +204,68 @@ impl<E: IndexEntry> Index<E> {
     /// Entry `i`, if it exists.
     pub fn entry(&self, i: usize) -> Option<E> {
         E::from_stored(self.stored(i)?, self.base_offset)
+    }
+
+    /// Write the entries not yet in the file, without syncing, and say how many bytes of the file
+    /// a sync must make durable (and a token for [`mark_synced`](Self::mark_synced)): `None` when
+    /// they already are, or when the file had to be replaced (that path syncs at once, since a
+    /// rename must be durable too).
+    ///
+    /// # Errors
+    /// [`Error::Io`] on a failed write.
+    pub(crate) fn write_for_sync(&mut self) -> Result<Option<(usize, u64)>> {
+        match &self.entries {
+            Entries::Memory { replace: true, .. } => {
+                self.flush(true)?;
+                Ok(None)
+            }
+            Entries::Memory {
+                buf,
+                persisted,
+                synced,
+                ..
+            } => {
+                if *persisted == buf.len() && *synced {
+                    return Ok(None);
+                }
+                self.flush(false)?;
+                Ok(Some((self.bytes().len(), self.replacements)))
+            }
+            Entries::Mapped(_) => Ok(None),
+        }
+    }
+
+    /// After the file was synced (outside any lock) when it held `len` bytes of entries, as
+    /// [`write_for_sync`](Self::write_for_sync) said: record that, unless entries were dropped
+    /// meanwhile (the file is then replaced, maybe not durably yet).
+    pub(crate) fn mark_synced(&mut self, (len, replacements): (usize, u64)) {
+        if replacements != self.replacements {
+            return;
+        }
+        if let Entries::Memory {
+            persisted,
+            replace: false,
+            synced,
+            ..
+        } = &mut self.entries
+        {
+            if *persisted == len {
+                *synced = true;
+            }
+        }
+    }
+
+    /// Make the next [`flush`](Self::flush) replace the file with the entries held now (the file
+    /// may hold entries that are not among them).
+    pub(crate) fn mark_for_replace(&mut self) {
+        if let Entries::Memory {
+            persisted, replace, ..
+        } = &mut self.entries
+        {
+            *persisted = 0;
+            *replace = true;
+            self.replacements += 1;
+        }
     }
 
     /// Remove every entry.
@@ -353,6 +418,7 @@ impl<E: IndexEntry> Index<E> {
             if *persisted > keep {
                 *persisted = keep;
                 *replace = true;
+                self.replacements += 1;
             }
         }
     }
@@ -372,6 +438,7 @@ impl<E: IndexEntry> Index<E> {
             base_offset,
             max_entries,
             entries,
+            replacements: 0,
             kind: PhantomData,
         }
     }

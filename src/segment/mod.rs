@@ -114,6 +114,10 @@ pub struct SegmentRecovery {
     pub cut_corruption: bool,
     /// Offset after the last valid batch.
     pub next_offset: u64,
+    /// Bytes read and verified (the whole file for [`Segment::recover`]; after a crash, a
+    /// partition rescans its segment holding the recovery point only from its last durable
+    /// index entry).
+    pub scanned_bytes: u64,
 }
 
 /// Indexes plus the bookkeeping that decides when to add entries.

@@ -1,5 +1,6 @@
-//! Recovery after an unclean stop: rescan the whole `.log`, keep the longest valid prefix, cut a
-//! torn tail, and tell a torn tail from damage.
+//! Recovery after an unclean stop: rescan the `.log` (all of it, or from the last index entry
+//! known durable), keep the longest valid prefix, cut a torn tail, and tell a torn tail from
+//! damage.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -17,7 +18,31 @@ use crate::fs::{FileSystem, OpenMode};
 use super::window::{Source, WindowReader};
 use crate::config::LogConfig;
 
-use super::{Recovery, Segment, SegmentConfig, SegmentRecovery};
+use super::{
+    Indexes, OffsetIndex, Recovery, Segment, SegmentConfig, SegmentRecovery, TimeIndex, WriteState,
+};
+
+/// A read's I/O failure (other than a short file) as an error; any other failure, which the bytes
+/// read caused, as `None`.
+fn only_io_errors<T>(r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::Io { path, source }) if source.kind() != std::io::ErrorKind::UnexpectedEof => {
+            Err(Error::Io { path, source })
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+/// Where a recovery scan begins: the indexes and bookkeeping as of the batch at `pos` (whose base
+/// offset is `expected`), which the scan reads first.
+struct ScanStart {
+    idx: Indexes,
+    ws: WriteState,
+    max_ts: i64,
+    pos: u64,
+    expected: u64,
+}
 
 impl Segment {
     /// Open the segment at `base_offset` in `dir` after an unclean stop: scan the whole `.log`,
@@ -76,32 +101,165 @@ impl Segment {
             base_offset,
             config.standalone_segment_config(),
             durable_offset,
+            true,
         )
     }
 
-    /// [`recover`](Self::recover) with the segment's share of the config.
+    /// [`recover`](Self::recover) with the segment's share of the config. Not `active`: the
+    /// segment is to be sealed (its successor exists), so it is neither preallocated nor synced
+    /// here: the caller syncs it (with others, side by side) before anything relies on it.
     pub(crate) fn recover_segment(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         base_offset: u64,
         config: SegmentConfig,
         durable_offset: u64,
+        active: bool,
     ) -> Result<(Segment, SegmentRecovery)> {
         let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
         let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
         let seg = Segment::new(fs, dir, base_offset, (log_path, Some(file)), config, false);
-        let found = seg.rescan(durable_offset, config.recovery)?;
+        let found = seg.rescan(durable_offset, config.recovery, active)?;
         Ok((seg, found))
+    }
+
+    /// [`recover_segment`](Self::recover_segment), rescanning only what follows the last offset
+    /// index entry below `durable_offset` when the index files allow it: every batch below
+    /// `durable_offset` was synced before the recovery point that says so was written, and so were
+    /// the index entries below it (see `Partition`'s `write_recovery_point`), so the rescan is
+    /// bounded by what was appended since, plus at most one index interval.
+    ///
+    /// The index files are derived data and untrusted: the entries kept must be in bounds and
+    /// increasing, the last one must name a batch that verifies (CRC) and ends exactly at its
+    /// offset, and the last time index entry kept must be the maximum timestamp as of that batch.
+    /// Anything else falls back to the full rescan, which rebuilds the indexes from the log.
+    /// Damage to batches before the last entry kept is found when they are read (every batch's
+    /// CRC is verified on its first read in a process), as for segments below the recovery point.
+    pub(crate) fn recover_segment_from_index(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: u64,
+        config: SegmentConfig,
+        durable_offset: u64,
+        active: bool,
+    ) -> Result<(Segment, SegmentRecovery)> {
+        let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
+        let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
+        let seg = Segment::new(fs, dir, base_offset, (log_path, Some(file)), config, false);
+        if let Some(start) = seg.durable_index_prefix(durable_offset)? {
+            let found = seg.scan_from(start, durable_offset, config.recovery, active)?;
+            return Ok((seg, found));
+        }
+        let found = seg.rescan(durable_offset, config.recovery, active)?;
+        Ok((seg, found))
+    }
+
+    /// The index entries below `durable_offset` as the index files hold them, if they pass the
+    /// checks of [`recover_segment_from_index`](Self::recover_segment_from_index), and where the
+    /// scan goes on from: the batch of the last entry kept.
+    fn durable_index_prefix(&self, durable_offset: u64) -> Result<Option<ScanStart>> {
+        let file_len = self.file.len().at(&self.log_path)?;
+        let max = self.config.max_index_bytes as usize;
+        let mut offset =
+            OffsetIndex::load(self.fs.clone(), &self.index_path, self.base_offset, max)?;
+        offset.truncate_to(durable_offset);
+        if offset.is_empty()
+            || offset.sanity_check(file_len).is_err()
+            || offset.entry(0).is_some_and(|e| e.position == 0)
+        {
+            return Ok(None);
+        }
+        let last = offset.last_entry();
+        let mut time = TimeIndex::load(
+            self.fs.clone(),
+            &self.time_index_path,
+            self.base_offset,
+            max,
+        )?;
+        // Entries made at or before the batch of `last` (a later entry names a later batch: the
+        // maximum grew there).
+        time.truncate_to(last.offset.saturating_add(1));
+        if time.sanity_check(last.offset.saturating_add(1)).is_err() {
+            return Ok(None);
+        }
+        let mut reader = WindowReader::new(Source::File(&*self.file), BATCH_HEADER_LEN, file_len);
+        let position = u64::from(last.position);
+        let h = match only_io_errors(reader.checked_header_at(position, &self.log_path))? {
+            Some(h) if h.last_offset() == last.offset && h.base_offset >= self.base_offset => h,
+            _ => return Ok(None),
+        };
+        // The scan goes on with the maximum timestamp as of that batch: the last time entry kept
+        // must name a batch with exactly that maximum, and no batch after it up to the one of
+        // `last` may exceed it (which a cut-back or full time index would miss).
+        let Some(max) = time.last_entry() else {
+            return Ok(None);
+        };
+        let mut at = u64::from(offset.lookup(max.offset).position);
+        let mut named = false;
+        while at <= position {
+            let Some(h) = only_io_errors(reader.header_at(at, &self.log_path))? else {
+                return Ok(None);
+            };
+            if h.last_offset() == max.offset {
+                named = h.max_timestamp == max.timestamp;
+            } else if h.record_count > 0 && h.max_timestamp > max.timestamp {
+                return Ok(None);
+            }
+            at += h.total_len() as u64;
+        }
+        if !named || at != position + h.total_len() as u64 {
+            return Ok(None);
+        }
+        let ws = WriteState {
+            max_timestamp_offset: max.offset,
+            ..WriteState::default()
+        };
+        // The files may hold entries past `durable_offset` (written before a crash, naming data
+        // that was lost): the next flush replaces them.
+        offset.mark_for_replace();
+        time.mark_for_replace();
+        Ok(Some(ScanStart {
+            idx: Indexes { offset, time },
+            ws,
+            max_ts: max.timestamp,
+            pos: position,
+            expected: h.base_offset,
+        }))
     }
 
     /// The scan of [`recover`](Self::recover), on a segment just opened with nothing loaded: fills
     /// in its size, end offset, maximum timestamp and indexes.
-    fn rescan(&self, durable_offset: u64, mode: Recovery) -> Result<SegmentRecovery> {
+    fn rescan(&self, durable_offset: u64, mode: Recovery, active: bool) -> Result<SegmentRecovery> {
+        let (idx, ws) = self.empty_indexes();
+        let start = ScanStart {
+            idx,
+            ws,
+            max_ts: i64::MIN,
+            pos: 0,
+            expected: self.base_offset,
+        };
+        self.scan_from(start, durable_offset, mode, active)
+    }
+
+    /// Verify every batch from `start` on, cut after the last valid one, and install the result
+    /// (size, end offset, maximum timestamp, indexes). `active`: preallocate and sync the file (as
+    /// the caller does for a segment to be sealed).
+    fn scan_from(
+        &self,
+        start: ScanStart,
+        durable_offset: u64,
+        mode: Recovery,
+        active: bool,
+    ) -> Result<SegmentRecovery> {
         let file_len = self.file.len().at(&self.log_path)?;
-        let (mut idx, mut ws) = self.empty_indexes();
-        let mut max_ts = i64::MIN;
-        let mut pos = 0u64;
-        let mut expected = self.base_offset;
+        let ScanStart {
+            mut idx,
+            mut ws,
+            mut max_ts,
+            mut pos,
+            mut expected,
+        } = start;
+        let scanned_from = pos;
         let mut cut_corruption = false;
         let mut reader = WindowReader::new(Source::File(&*self.file), 1 << 20, file_len);
         while pos < file_len {
@@ -197,14 +355,19 @@ impl Segment {
         };
         if pos < file_len {
             self.file.set_len(pos).at(&self.log_path)?;
-            // Durable before re-extending (see `truncate_to`).
+            if active {
+                // Durable before re-extending (see `truncate_to`).
+                self.file.sync_all().at(&self.log_path)?;
+            }
+        }
+        if active {
+            ws.allocated =
+                super::write::next_allocation(pos, pos + 1, self.config.preallocate_bytes);
+            if ws.allocated > pos {
+                self.file.set_len(ws.allocated).at(&self.log_path)?;
+            }
             self.file.sync_all().at(&self.log_path)?;
         }
-        ws.allocated = super::write::next_allocation(pos, pos + 1, self.config.preallocate_bytes);
-        if ws.allocated > pos {
-            self.file.set_len(ws.allocated).at(&self.log_path)?;
-        }
-        self.file.sync_all().at(&self.log_path)?;
         *self.writer.lock() = ws;
         *self.indexes.write() = Some(idx);
         self.size.store(pos, Ordering::Release);
@@ -217,6 +380,7 @@ impl Segment {
             truncated_bytes: truncated,
             cut_corruption,
             next_offset: expected,
+            scanned_bytes: pos - scanned_from + truncated,
         })
     }
 

@@ -384,6 +384,53 @@ impl Segment {
         Ok(())
     }
 
+    /// Make the index entries made so far durable, holding the writer lock only to write them to
+    /// the page cache (appends never wait for the `fdatasync`s): what a partition does before it
+    /// records a recovery point in its active segment, so that recovery after a crash rescans the
+    /// segment only from the last entry below that point.
+    ///
+    /// # Errors
+    /// [`Error::Io`] on a failed write or sync (the caller must not record the recovery point).
+    pub(crate) fn sync_indexes(&self) -> Result<()> {
+        let (offset, time) = {
+            let _ws = self.writer.lock();
+            let mut guard = self.indexes.write();
+            let Some(idx) = guard.as_mut() else {
+                return Ok(());
+            };
+            if idx.offset.is_mapped() {
+                return Ok(()); // sealed: its files are final and synced with the segment
+            }
+            (idx.offset.write_for_sync()?, idx.time.write_for_sync()?)
+        };
+        for (len, path) in [(offset, &self.index_path), (time, &self.time_index_path)] {
+            if len.is_some() {
+                // By path: the file of an active segment's index is only ever written by path.
+                let file = self.fs.open(path, OpenMode::Create).at(path)?;
+                file.sync_data().at(path)?;
+            }
+        }
+        let mut guard = self.indexes.write();
+        if let Some(idx) = guard.as_mut() {
+            if let Some(written) = offset {
+                idx.offset.mark_synced(written);
+            }
+            if let Some(written) = time {
+                idx.time.mark_synced(written);
+            }
+        }
+        Ok(())
+    }
+
+    /// Make the `.log` durable, its length included (`fsync`), whatever its state: for a segment
+    /// recovered without syncing that stays active.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the sync fails.
+    pub(crate) fn sync_log(&self) -> Result<()> {
+        self.file.sync_all().at(&self.log_path)
+    }
+
     /// Make the `.log`'s data durable (`fdatasync`).
     ///
     /// # Errors
@@ -487,7 +534,8 @@ impl Segment {
             recovery: Recovery::TruncateCorrupt,
             ..self.config
         };
-        let (seg, _) = Segment::recover_segment(self.fs.clone(), dir, self.base_offset, config, 0)?;
+        let (seg, _) =
+            Segment::recover_segment(self.fs.clone(), dir, self.base_offset, config, 0, true)?;
         seg.flush_indexes(true)?;
         self.fs.sync_dir(dir).at(dir)?;
         Ok(seg)

@@ -107,9 +107,10 @@ impl Partition {
     /// from `env.clock` (see [`Env`] for an example).
     ///
     /// After a clean [`close`](Self::close) this trusts the files once they match what the close
-    /// recorded, reading only the active segment's tail. Otherwise it rescans every segment from
-    /// the recovery point, verifying each batch's CRC, cuts a torn tail, rebuilds indexes and syncs
-    /// the result; see [`recovery_report`](Self::recovery_report).
+    /// recorded, reading only the active segment's tail. Otherwise it rescans what was written
+    /// since the recovery point (the segment holding it from its last index entry made durable
+    /// with it), verifying each batch's CRC, cuts a torn tail, rebuilds indexes and syncs the
+    /// result; see [`recovery_report`](Self::recovery_report).
     ///
     /// Open never loses data because a file is damaged: it cuts only a torn tail of batches that
     /// were not yet durable, and reports anything else (under
@@ -191,6 +192,7 @@ impl Partition {
                 watcher_count: AtomicUsize::new(0),
                 last_expiry_ms: AtomicI64::new(now),
                 last_recovery_point_ms: AtomicI64::new(now),
+                truncations: AtomicU64::new(0),
                 report: Mutex::new(r.report),
                 offset_gaps_below: r.offset_gaps_below,
                 config: RwLock::new(Arc::new(config)),

@@ -49,7 +49,8 @@ pub(in crate::partition) struct RecoveryPlan {
     /// After a crash, this many leading segments are opened as they are: each ends (where the next
     /// begins) below the recovery point. The rest are rescanned, starting with the one holding the
     /// offset just below the recovery point: it was active when the checkpoint was written, so its
-    /// data is durable but its indexes (written when it was sealed) may not be.
+    /// data and its index entries below the recovery point are durable, but not its indexes as a
+    /// whole (written when it was sealed); it is rescanned from the last of those entries.
     pub trusted: usize,
     /// Remove the clean-shutdown marker: from the end of this open a crash is an unclean stop.
     pub remove_marker: bool,

@@ -1,4 +1,5 @@
 mod basics;
+mod bounded_recovery;
 mod concurrency;
 mod crash_kill9;
 mod damaged_files;
