@@ -16,6 +16,16 @@
 //! - `scale/store-append-round-robin/<p>part`: one record to each partition in turn,
 //!   [`Durability::None`]; `scale/raw/append-round-robin/<p>part` writes 100 bytes to one open
 //!   file per partition in turn.
+//! - `scale/recovery-tail/<d>+<t>`: reopen a partition whose writer stopped like `kill -9` (no
+//!   clean close, the page cache keeping what it wrote) with one active segment of `d` bytes up to
+//!   its recovery point (`$TOPICLOG_BENCH_SCALE_DURABLE`, default 1000 MiB) and `t` bytes appended
+//!   after it (`$TOPICLOG_BENCH_SCALE_TAIL`, default 10 MiB), in batches of 100 records of 100
+//!   bytes. `scale/recovery-full/<d>+<t>` is the same with the index files deleted, so the whole
+//!   segment is rescanned (what every unclean open did before). Floors, same run:
+//!   `scale/raw/read-tail/<t>` and `scale/raw/read-all/<d>+<t>` read those bytes with `pread`.
+//! - `scale/recovery-rescan/<n>seg`: reopen, after a crash-like stop, a partition of `n` 16 KiB
+//!   segments none of which is below its recovery point (every segment is rescanned and made
+//!   durable); its floor is `scale/raw/scan/<n>seg`.
 //!
 //! Before the timings, each data set prints what the process holds after the operation: open
 //! descriptors, maps, RSS and address space (`VmSize`), from `/proc/self` (Linux).
@@ -385,9 +395,189 @@ fn store(c: &mut Criterion) {
     group.finish();
 }
 
+/// A partition whose writer stopped like `kill -9`, and its metadata and index files as the stop
+/// left them: restored before each iteration, so every open recovers the same state.
+struct CrashedSet {
+    dir: TempDir,
+    config: LogConfig,
+    saved: Vec<(PathBuf, Vec<u8>)>,
+    /// Bytes of batches in the `.log`s (not counting preallocated space).
+    data_bytes: u64,
+}
+
+impl CrashedSet {
+    fn log_dir(&self) -> PathBuf {
+        self.dir.path().join("log")
+    }
+
+    /// Save every file but the `.log`s and the lock.
+    fn save(dir: TempDir, config: LogConfig, data_bytes: u64) -> CrashedSet {
+        let log_dir = dir.path().join("log");
+        let mut saved = Vec::new();
+        for entry in std::fs::read_dir(&log_dir).expect("list") {
+            let path = entry.expect("list").path();
+            if path.extension().is_none_or(|e| e != "log")
+                && path.file_name().is_some_and(|n| n != "LOCK")
+            {
+                let bytes = std::fs::read(&path).expect("read");
+                saved.push((path, bytes));
+            }
+        }
+        CrashedSet {
+            dir,
+            config,
+            saved,
+            data_bytes,
+        }
+    }
+
+    /// Put the saved files back (without the index files: the open rebuilds them from the logs),
+    /// and remove what a clean close left.
+    fn restore(&self, with_indexes: bool) {
+        let _ = std::fs::remove_file(self.log_dir().join(".clean_shutdown"));
+        for (path, bytes) in &self.saved {
+            let index = path
+                .extension()
+                .is_some_and(|e| e == "index" || e == "timeindex");
+            if index && !with_indexes {
+                let _ = std::fs::remove_file(path);
+            } else {
+                std::fs::write(path, bytes).expect("restore");
+            }
+        }
+    }
+
+    /// Time one unclean open (after `restore`); returns the bytes it rescanned.
+    fn recover(&self) -> (Duration, u64) {
+        let start = Instant::now();
+        let log = Partition::open_with(self.log_dir(), self.config.clone()).expect("open");
+        let took = start.elapsed();
+        let report = log.recovery_report();
+        assert!(!report.clean_shutdown);
+        log.abandon();
+        (took, report.bytes_scanned)
+    }
+}
+
+/// One active segment: `durable` bytes below the recovery point, then `tail` bytes after it.
+fn build_active_tail(durable: u64, tail: u64) -> CrashedSet {
+    let dir = scratch_dir("scale-recovery");
+    let config = LogConfig {
+        segment_bytes: (durable + tail + (16 << 20)).max(1 << 30),
+        segment_ms: Deadline::Never,
+        durability: Durability::None,
+        ..LogConfig::default()
+    };
+    let log = Partition::open_with(dir.path().join("log"), config.clone()).expect("open");
+    let value = payload(100, 3);
+    let size = |log: &Partition| log.segments().iter().map(|s| s.size()).sum::<u64>();
+    let fill = |to: u64| {
+        while size(&log) < to {
+            let mut batch = log.batch_builder();
+            for _ in 0..100 {
+                batch.push(&value);
+            }
+            log.append_builder(&mut batch).expect("append");
+        }
+    };
+    fill(durable);
+    log.flush_checkpoint().expect("flush");
+    fill(durable + tail);
+    let data_bytes = size(&log);
+    log.abandon();
+    drop(log);
+    println!("recovery data set: {data_bytes} bytes of batches, {tail} after the recovery point");
+    CrashedSet::save(dir, config, data_bytes)
+}
+
+/// `segments` segments of 16 KiB, none below the recovery point (it never moved past 0).
+fn build_rescan(segments: u64) -> CrashedSet {
+    let dir = scratch_dir("scale-rescan");
+    let config = partition_config();
+    let log = Partition::open_with(dir.path().join("log"), config.clone()).expect("open");
+    let value = Record::new(payload(SEGMENT_PAYLOAD, 7));
+    while (log.segment_count() as u64) < segments {
+        log.append(value.clone()).expect("append");
+    }
+    log.flush().expect("flush"); // durable, but no recovery point written
+    let data_bytes = log.segments().iter().map(|s| s.size()).sum();
+    log.abandon();
+    drop(log);
+    CrashedSet::save(dir, config, data_bytes)
+}
+
+fn recovery(c: &mut Criterion) {
+    let mib = |b: u64| format!("{}MiB", b >> 20);
+    let durable = size_from_env(
+        "TOPICLOG_BENCH_SCALE_DURABLE",
+        if measuring() { 1000 << 20 } else { 8 << 20 },
+    );
+    let tail = size_from_env(
+        "TOPICLOG_BENCH_SCALE_TAIL",
+        if measuring() { 10 << 20 } else { 1 << 20 },
+    );
+    let segments = size_from_env(
+        "TOPICLOG_BENCH_SCALE_SEGMENTS",
+        if measuring() { 10_000 } else { 300 },
+    );
+    let active = OnceCell::new();
+    let active = || active.get_or_init(|| build_active_tail(durable, tail));
+    let rescan = OnceCell::new();
+    let rescan = || rescan.get_or_init(|| build_rescan(segments));
+    let time = |set: &CrashedSet, with_indexes: bool, iters: u64| {
+        let mut elapsed = Duration::ZERO;
+        let mut scanned = 0;
+        for _ in 0..iters {
+            set.restore(with_indexes);
+            let (took, bytes) = set.recover();
+            elapsed += took;
+            scanned = bytes;
+        }
+        println!("rescanned {scanned} bytes");
+        elapsed
+    };
+    // The one active segment's bytes `[from, data_bytes)`, with `pread`.
+    let read = |set: &CrashedSet, from: u64| {
+        let path = set.log_dir().join(format!("{:020}.log", 0));
+        let file = std::fs::File::open(path).expect("open");
+        let mut chunk = vec![0u8; RAW_CHUNK];
+        let mut pos = from;
+        while pos < set.data_bytes {
+            let want = chunk.len().min((set.data_bytes - pos) as usize);
+            let got = file.read_at(&mut chunk[..want], pos).expect("pread");
+            assert!(got > 0, "short file");
+            black_box(&chunk[..got]);
+            pos += got as u64;
+        }
+        pos - from
+    };
+
+    let mut group = c.benchmark_group("scale");
+    group.sampling_mode(SamplingMode::Flat).sample_size(10);
+    let name = format!("{}+{}", mib(durable), mib(tail));
+    group.bench_function(format!("recovery-tail/{name}"), |b| {
+        b.iter_custom(|iters| time(active(), true, iters));
+    });
+    group.bench_function(format!("recovery-full/{name}"), |b| {
+        b.iter_custom(|iters| time(active(), false, iters));
+    });
+    group.bench_function(format!("raw/read-tail/{}", mib(tail)), |b| {
+        let set = active();
+        b.iter(|| assert_eq!(read(set, set.data_bytes - tail), tail));
+    });
+    group.bench_function(format!("raw/read-all/{name}"), |b| {
+        let set = active();
+        b.iter(|| assert_eq!(read(set, 0), set.data_bytes));
+    });
+    group.bench_function(format!("recovery-rescan/{segments}seg"), |b| {
+        b.iter_custom(|iters| time(rescan(), true, iters));
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = common::criterion();
-    targets = partition, store
+    targets = partition, store, recovery
 }
 criterion_main!(benches);
