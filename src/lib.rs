@@ -114,6 +114,7 @@ pub use consumer::{
 pub use env::Env;
 pub use error::{Error, ErrorKind, MaintenanceTask, Result, Shared};
 pub use format::{BatchBuilder, Header, HeaderIter, Record, RecordRef, StoredRecord};
+pub use fs::{raise_descriptor_limit, set_raise_descriptor_limit};
 pub use partition::{
     AppendInfo, BatchRecordRefs, Batches, CompactionPolicy, CompactionReport, KafkaPartitionExport,
     KafkaPartitionExportOptions, KafkaPartitionImport, KafkaTopicId, LazyBatches, Partition,

@@ -4,12 +4,15 @@
 //! error once its file was given back, never another file's bytes.
 //!
 //! Its own test binary, with one test: it lowers the process's descriptor limit, sets the
-//! process-wide cache bound and counts the process's descriptors and maps.
+//! process-wide cache bound and counts the process's descriptors and maps. Then a store needing
+//! more descriptors than the lowered limit opens once topiclog may raise the limit.
 
 use std::path::Path;
 use std::time::Instant;
 
-use topiclog::{Deadline, Durability, Error, LogConfig, Partition, Record, RetentionPolicy};
+use topiclog::{
+    Deadline, Durability, Error, LogConfig, Partition, Record, RetentionPolicy, Store, TopicConfig,
+};
 
 /// Segments of the partition built here (one record each).
 const SEGMENTS: u64 = 3_000;
@@ -70,6 +73,8 @@ fn thousands_of_segments_under_a_low_descriptor_limit() {
     if !Path::new("/proc/self/fd").exists() {
         return; // Linux's /proc is what counts descriptors and maps here.
     }
+    // This part runs under the low limit as set: topiclog must not raise it.
+    topiclog::set_raise_descriptor_limit(false);
     lower_fd_limit(FD_LIMIT);
     topiclog::set_max_open_segments(CACHE);
     let tmp = tempfile::tempdir().unwrap();
@@ -163,4 +168,71 @@ fn thousands_of_segments_under_a_low_descriptor_limit() {
     }
     drop((views, held, released, again));
     p.close().unwrap();
+
+    stores_of_more_partitions_than_the_limit_allows(tmp.path());
+}
+
+/// A store whose partitions need more descriptors (two each) than the soft limit allows opens
+/// once topiclog may raise the limit toward the hard one, and fails cleanly when it may not.
+fn stores_of_more_partitions_than_the_limit_allows(tmp: &Path) {
+    let (soft, hard) = topiclog::fs::descriptor_limits().unwrap();
+    assert_eq!(
+        soft, FD_LIMIT,
+        "nothing raised the limit while not allowed to"
+    );
+    if hard < 2_000 {
+        eprintln!("hard descriptor limit {hard}: the store part needs 2,000");
+        return;
+    }
+    let dir = tmp.join("store");
+    let (topics, partitions) = (4u32, 50u32);
+    topiclog::set_raise_descriptor_limit(true);
+    {
+        let store = Store::open(&dir).unwrap();
+        for t in 0..topics {
+            store
+                .create_topic(&format!("t{t}"), TopicConfig::with_partitions(partitions))
+                .unwrap();
+        }
+        let (raised, _) = topiclog::fs::descriptor_limits().unwrap();
+        assert!(
+            raised > 2 * u64::from(topics * partitions),
+            "soft limit {raised}"
+        );
+        store.close().unwrap();
+    }
+
+    lower_fd_limit(FD_LIMIT);
+    topiclog::set_raise_descriptor_limit(false);
+    match Store::open(&dir) {
+        Err(Error::Io { source, .. }) => {
+            assert_eq!(source.raw_os_error(), Some(libc::EMFILE), "{source}")
+        }
+        Ok(_) => panic!(
+            "opened {} partitions under {FD_LIMIT} descriptors",
+            topics * partitions
+        ),
+        Err(e) => panic!("{e}"),
+    }
+
+    topiclog::set_raise_descriptor_limit(true);
+    let store = Store::open(&dir).unwrap();
+    for t in 0..topics {
+        let topic = store.topic(&format!("t{t}")).unwrap();
+        for p in 0..partitions {
+            let log = topic.partition(p).unwrap();
+            let at = log.append(Record::new(format!("{t}/{p}"))).unwrap();
+            let read = log.read(at, 1 << 10).unwrap();
+            assert_eq!(
+                read.records().next().unwrap().value().unwrap().as_ref(),
+                format!("{t}/{p}").as_bytes()
+            );
+        }
+    }
+    store.close().unwrap();
+    let (soft, _) = topiclog::fs::descriptor_limits().unwrap();
+    eprintln!(
+        "{} partitions opened under a soft limit of {FD_LIMIT}, raised to {soft}",
+        topics * partitions
+    );
 }

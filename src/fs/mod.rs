@@ -16,12 +16,16 @@
 //! - after a failed sync the state of the unsynced data is unknown; callers must not retry the sync
 //!   and treat the data as safe.
 
+mod fd_limit;
 mod sim;
 mod std_fs;
 
 pub use sim::{CrashMode, Fault, FaultOp, SimFs};
 
 pub use std_fs::StdFs;
+
+pub(crate) use fd_limit::FdReservation;
+pub use fd_limit::{descriptor_limits, raise_descriptor_limit, set_raise_descriptor_limit};
 
 use std::fmt;
 use std::io;

@@ -222,6 +222,8 @@ struct Inner {
     last_expiry_ms: AtomicI64,
     /// Clock time the recovery point was last written.
     last_recovery_point_ms: AtomicI64,
+    /// The descriptors it holds (its lock and active segment), counted for the descriptor limit.
+    _fds: crate::fs::FdReservation,
     /// Truncations started plus truncations finished: odd while one runs (see
     /// `write_recovery_point`).
     truncations: AtomicU64,

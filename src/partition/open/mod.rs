@@ -28,7 +28,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Error, IoContext, Result};
-use crate::fs::{create_dir_all_durable, FileSystem};
+use crate::fs::{create_dir_all_durable, FdReservation, FileSystem};
 use crate::segment::Segment;
 
 use super::checkpoint::Checkpoint;
@@ -137,6 +137,8 @@ impl Partition {
         // No lock file: topiclog never opened the directory (segments in it were written by
         // someone else, a Kafka broker, and are adopted).
         let never_opened = !fs.exists(&lock_path).at(&lock_path)?;
+        // Before opening them: the lock and the active segment's file, held until it closes.
+        let fds = FdReservation::new(2);
         let lock = match fs.try_lock(&lock_path) {
             Ok(l) => l,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -193,6 +195,7 @@ impl Partition {
                 last_expiry_ms: AtomicI64::new(now),
                 last_recovery_point_ms: AtomicI64::new(now),
                 truncations: AtomicU64::new(0),
+                _fds: fds,
                 report: Mutex::new(r.report),
                 offset_gaps_below: r.offset_gaps_below,
                 config: RwLock::new(Arc::new(config)),
