@@ -16,6 +16,9 @@
 //! - `scale/store-append-round-robin/<p>part`: one record to each partition in turn,
 //!   [`Durability::None`]; `scale/raw/append-round-robin/<p>part` writes 100 bytes to one open
 //!   file per partition in turn.
+//! - `scale/store-append-round-robin-w1/<p>part`: W1's batches (100 records of 100 bytes) to each
+//!   partition in turn; `scale/store-append-one-partition-w1/<p>part` appends as many to one
+//!   partition of the same store (records/s: the ratio is what spreading over `p` costs).
 //! - `scale/recovery-tail/<d>+<t>`: reopen a partition whose writer stopped like `kill -9` (no
 //!   clean close, the page cache keeping what it wrote) with one active segment of `d` bytes up to
 //!   its recovery point (`$TOPICLOG_BENCH_SCALE_DURABLE`, default 1000 MiB) and `t` bytes appended
@@ -42,7 +45,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use tempfile::TempDir;
 use topiclog::{
     Deadline, Durability, LogConfig, LogOverrides, Partition, Record, Store, StoreOptions,
@@ -367,6 +370,68 @@ fn store(c: &mut Criterion) {
         drop(parts);
         store.close().expect("close");
     });
+    // W1's batches (100 records of 100 bytes, encoded with `BatchBuilder`), to every partition in
+    // turn and, the same number of batches, to one partition of the same store.
+    let w1_batches = |parts: &[Partition], rounds: u64, value: &[u8]| {
+        for _ in 0..rounds {
+            for p in parts {
+                let mut batch = p.batch_builder();
+                for _ in 0..100 {
+                    batch.push(value);
+                }
+                p.append_builder(&mut batch).expect("append");
+            }
+        }
+    };
+    // Each partition is cut back to where it started (outside the clock) once the iterations
+    // appended 256 MiB, so the disk holds what one run writes at most.
+    let timed_w1 = |parts: &[Partition], rounds: u64, iters: u64, value: &[u8]| {
+        let bases: Vec<u64> = parts.iter().map(|p| p.end_offset()).collect();
+        let per_iter = 100 * 130 * rounds * parts.len() as u64;
+        let mut elapsed = Duration::ZERO;
+        let mut written = 0;
+        for _ in 0..iters {
+            let start = Instant::now();
+            w1_batches(parts, rounds, value);
+            elapsed += start.elapsed();
+            written += per_iter;
+            if written > 256 << 20 {
+                for (p, &base) in parts.iter().zip(&bases) {
+                    p.truncate_to(base).expect("cut back");
+                }
+                written = 0;
+            }
+        }
+        elapsed
+    };
+    group.throughput(Throughput::Elements(100 * partitions));
+    group.bench_function(
+        format!("store-append-round-robin-w1/{partitions}part"),
+        |b| {
+            let d = data();
+            let store = Store::open_with(d.path(), StoreOptions::default()).expect("open");
+            let parts: Vec<Partition> = (0..TOPICS)
+                .flat_map(|t| store.topic(&format!("t{t}")).expect("topic").partitions())
+                .collect();
+            let value = payload(100, 3);
+            b.iter_custom(|iters| timed_w1(&parts, 1, iters, &value));
+            drop(parts);
+            store.close().expect("close");
+        },
+    );
+    group.bench_function(
+        format!("store-append-one-partition-w1/{partitions}part"),
+        |b| {
+            let d = data();
+            let store = Store::open_with(d.path(), StoreOptions::default()).expect("open");
+            let one = store.topic("t0").expect("topic").partition(0).expect("p");
+            let value = payload(100, 3);
+            b.iter_custom(|iters| timed_w1(std::slice::from_ref(&one), partitions, iters, &value));
+            drop(one);
+            store.close().expect("close");
+        },
+    );
+    group.throughput(Throughput::Elements(partitions));
     group.bench_function(format!("raw/append-round-robin/{partitions}part"), |b| {
         let d = data();
         let dirs = partition_dirs(d.path());
