@@ -302,6 +302,8 @@ impl Partition {
     ) -> Result<AppendInfo> {
         let inner = &*self.inner;
         let len = buf.len();
+        // Counted while it runs, so the sync leader of a group commit waits for it.
+        let _durable = (durability == Durability::Always).then(|| DurableAppend::new(inner));
 
         let (base, end, needs_sync) = {
             let mut w = inner.writer.lock();
@@ -444,5 +446,21 @@ impl Inner {
         *segments = Arc::new(list);
         w.active = seg;
         Ok(())
+    }
+}
+
+/// One durable append under way, counted in `Inner::durable_appends` while it lives.
+struct DurableAppend<'a>(&'a Inner);
+
+impl<'a> DurableAppend<'a> {
+    fn new(inner: &'a Inner) -> Self {
+        inner.durable_appends.fetch_add(1, Ordering::AcqRel);
+        DurableAppend(inner)
+    }
+}
+
+impl Drop for DurableAppend<'_> {
+    fn drop(&mut self) {
+        self.0.durable_appends.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -224,6 +224,9 @@ struct Inner {
     last_recovery_point_ms: AtomicI64,
     /// The descriptors it holds (its lock and active segment), counted for the descriptor limit.
     _fds: crate::fs::FdReservation,
+    /// Appends under way that will wait for a sync (counted from before they take the append
+    /// lock until their sync is done): how many a group commit's leader waits for.
+    durable_appends: AtomicUsize,
     /// Truncations started plus truncations finished: odd while one runs (see
     /// `write_recovery_point`).
     truncations: AtomicU64,

@@ -230,9 +230,11 @@ impl Inner {
             // `binlog_group_commit_sync_delay`, without a fixed delay): the writers the last
             // sync released are appending again right now; let them queue up behind this one
             // (yielding, for at most half the last sync's time and 200 µs) so that one fdatasync
-            // carries as many appends as the last one did instead of the first alone. A lone
-            // writer never waits.
-            let want = st.last_round_appends;
+            // carries every durable append under way (at least as many as the last one did)
+            // instead of the first alone. A lone writer never waits.
+            let want = st
+                .last_round_appends
+                .max(self.durable_appends.load(Ordering::Acquire));
             let queued = || self.pending.lock().len();
             if want > 1 && queued() < want {
                 let budget = (st.last_sync_time / 2).min(Duration::from_micros(200));

@@ -195,6 +195,7 @@ impl Partition {
                 last_expiry_ms: AtomicI64::new(now),
                 last_recovery_point_ms: AtomicI64::new(now),
                 truncations: AtomicU64::new(0),
+                durable_appends: AtomicUsize::new(0),
                 _fds: fds,
                 report: Mutex::new(r.report),
                 offset_gaps_below: r.offset_gaps_below,
