@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::format::{BatchHeader, BatchSpan, RecordBatch, MAX_SEGMENT_RELATIVE};
 
 use super::window::WindowReader;
-use super::{Segment, TimestampOffset};
+use super::{OffsetPosition, Segment, TimestampOffset};
 
 impl Segment {
     /// Read whole batches starting with the one that contains `offset` (or the first batch after
@@ -227,7 +227,13 @@ impl Segment {
             // Entries at or below `offset`; the one after them (if any) names a batch ending
             // past `offset`.
             let n = index.partition_point(|e| u64::from(e.relative_offset) <= rel);
-            (index.lookup(offset), index.entry(n))
+            // The floor entry from the same search (what `lookup` would find).
+            let floor = n.checked_sub(1).and_then(|i| index.entry(i));
+            let floor = floor.unwrap_or(OffsetPosition {
+                offset: index.base_offset(),
+                position: 0,
+            });
+            (floor, index.entry(n))
         })?;
         // A batch larger than twice the index interval has an entry of its own, and the entry
         // after the floor's is then usually the batch holding `offset`: start there if it holds
