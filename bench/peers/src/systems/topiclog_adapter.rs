@@ -102,9 +102,9 @@ impl LogUnderTest for TopicLog {
         LazyBatches::iter() yields borrowed RecordRefs, parsing and checking each record once, stepping over the \
         records below the offset by their length fields. Reopen = open after the \
         clean close done by dropping the previous handle (loads the offset index, reads the tail after its last \
-        entry; no full rescan; after a crash, open would rescan and CRC-check the whole active segment). W7: one Partition (Durability::Always) shared by the threads without a lock, \
+        entry; no full rescan; after a crash, open would rescan and CRC-check what follows the last durable index entry below the recovery point). W7: one Partition (Durability::Always) shared by the threads without a lock, \
         append_builder of a one-record BatchBuilder (one per thread) each; concurrent appends share fdatasyncs \
-        (topiclog's group commit, which waits up to half a sync for the writers the last sync released); the \
+        (topiclog's group commit, whose leader waits, up to half a sync and 200 µs, for every durable append under way); the \
         adapter prints appends per fdatasync (Partition::sync_count) to stderr; offsets are topiclog's.";
 
     fn open(dir: &Path, durability: Durability) -> Self {
