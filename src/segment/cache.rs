@@ -157,6 +157,32 @@ impl LazyFile {
         Ok(())
     }
 
+    /// The active segment's growing map, made longer if it does not cover `size` bytes: remapped
+    /// to the next power of two (at least 1 MiB) up to `limit`, the old map staying valid for the
+    /// readers holding it. `None` if the segment has no growing map or it cannot cover `size`
+    /// (the caller then reads through the file).
+    pub(super) fn grown_map(&self, size: u64, limit: u64) -> io::Result<Option<Bytes>> {
+        let mut slot = self.map.lock();
+        let Some(m) = slot.as_ref() else {
+            return Ok(None);
+        };
+        if m.len() as u64 >= size {
+            return Ok(Some(m.clone()));
+        }
+        let len = growing_map_len(size, limit);
+        if len < size {
+            return Ok(None);
+        }
+        let file = self.handle()?;
+        match file.map_growing(len)? {
+            Some(m) => {
+                *slot = Some(m.clone());
+                Ok(Some(m))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// A read-only map of the first `size` bytes of the sealed `.log`, held until released; the
     /// one held if it covers `size`.
     pub(super) fn map_sealed(&self, size: u64) -> io::Result<Bytes> {
@@ -418,6 +444,17 @@ impl File for LazyFile {
 /// replaces), kept in the [`LazyFile`] so the cache can release it once the segment is sealed.
 #[derive(Debug)]
 pub(super) struct MapCell(pub(super) Arc<LazyFile>);
+
+/// The length to map an active segment whose data (plus one batch) needs `need` bytes: the next
+/// power of two, at least 1 MiB, at most `limit` (`segment_bytes + max_batch_bytes`). Mapping in
+/// doubling steps bounds the address space to about twice the data, not a whole segment per
+/// partition (1,000 near-empty partitions: about 1 GiB instead of 1 TiB).
+pub(super) fn growing_map_len(need: u64, limit: u64) -> u64 {
+    need.max(1 << 20)
+        .checked_next_power_of_two()
+        .unwrap_or(u64::MAX)
+        .min(limit)
+}
 
 impl MapCell {
     /// The map held, if any.

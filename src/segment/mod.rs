@@ -198,6 +198,8 @@ pub struct Segment {
     /// The active segment's growing map; a sealed segment's read-only map (released by the
     /// cache, mapped again by the next read).
     map: cache::MapCell,
+    /// How far the active segment's growing map may reach (`map_active`'s length; 0: not mapped).
+    map_limit: AtomicU64,
     /// `None` for a sealed segment whose indexes have not been mapped yet (or were released by
     /// the cache). Shared with `lazy`.
     indexes: Arc<RwLock<Option<Indexes>>>,

@@ -114,6 +114,7 @@ impl Segment {
             sealed: lazy.sealed.clone(),
             deleted: lazy.deleted.clone(),
             map: MapCell(lazy.clone()),
+            map_limit: AtomicU64::new(0),
             indexes: lazy.indexes.clone(),
             lazy,
             writer: Mutex::new(WriteState {

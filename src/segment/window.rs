@@ -21,9 +21,17 @@ impl Segment {
     /// segment's while a read goes on (issue 13).
     pub(super) fn source(&self) -> Source<'_> {
         if let Some(m) = self.map.get() {
-            if m.len() as u64 >= self.size() {
+            let size = self.size();
+            if m.len() as u64 >= size {
                 self.lazy.touch();
                 return Source::Mapped(m);
+            }
+            // An active segment's data outgrew its map: map more (a failure reads the file).
+            let limit = self.map_limit.load(std::sync::atomic::Ordering::Acquire);
+            if !self.is_sealed() {
+                if let Ok(Some(m)) = self.lazy.grown_map(size, limit) {
+                    return Source::Mapped(m);
+                }
             }
         }
         if self.is_sealed() {

@@ -12,8 +12,10 @@ use std::sync::atomic::Ordering;
 use super::{track_max_timestamp, Recovery, Segment, SegmentConfig, WriteState};
 
 impl Segment {
-    /// Read the active segment through a shared map of `len` bytes (which may exceed the file)
-    /// instead of `pread`, where the file system supports it. Reads stay below the published size;
+    /// Read the active segment through a shared map of up to `len` bytes (which may exceed the
+    /// file) instead of `pread`, where the file system supports it: mapped as far as the data
+    /// needs, then in doubling steps as it grows (so the address space follows the data, not
+    /// `len`). Reads stay below the published size;
     /// from now on the segment must be truncated by [`truncated_copy`](Self::truncated_copy), never
     /// in place. Returns whether the segment is now mapped.
     ///
@@ -23,7 +25,11 @@ impl Segment {
         if self.map.get().is_some() {
             return Ok(true);
         }
-        match self.file.map_growing(len).at(&self.log_path)? {
+        // Only as much as the data needs now; reads map more as it grows (`grown_map`).
+        self.map_limit.store(len, Ordering::Release);
+        let need = self.size() + u64::from(self.config.max_batch_bytes);
+        let first = super::cache::growing_map_len(need, len);
+        match self.file.map_growing(first).at(&self.log_path)? {
             Some(m) => {
                 let _ = self.map.set(m);
                 Ok(true)

@@ -459,3 +459,67 @@ fn a_large_batch_is_written_at_once_after_what_the_buffer_holds() {
     assert_eq!(got[1].1.len(), 100 << 10);
     assert_eq!((got[2].0, &got[2].1[..]), (2, &value(2)[..]));
 }
+
+/// The active segment is mapped as far as its data needs, in doubling steps from 1 MiB, not a
+/// whole `segment_bytes` (1 GiB by default) per partition; readers racing the appends across the
+/// steps read every record intact.
+#[test]
+fn the_active_map_follows_the_data() {
+    if !Path::new("/proc/self/maps").exists() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    let log = Partition::open_with(
+        &dir,
+        LogConfig {
+            durability: Durability::None,
+            ..LogConfig::default()
+        },
+    )
+    .unwrap();
+    let file = log.segments()[0].log_path().to_owned();
+    // Bytes of this process's maps of `file`, from /proc/self/maps.
+    let mapped = || -> u64 {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines()
+            .filter(|l| l.ends_with(file.to_str().unwrap()))
+            .map(|l| {
+                let range = l.split_whitespace().next().unwrap();
+                let (a, b) = range.split_once('-').unwrap();
+                u64::from_str_radix(b, 16).unwrap() - u64::from_str_radix(a, 16).unwrap()
+            })
+            .sum()
+    };
+    assert!(mapped() <= 4 << 20, "{} bytes mapped when empty", mapped());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (log, stop) = (log.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut next = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || next < log.end_offset() {
+                let b = log.read(next, 256 << 10).unwrap();
+                for r in b.records() {
+                    assert_eq!(r.offset(), next);
+                    assert_eq!(r.value().unwrap().as_ref(), value(next).as_slice());
+                    next += 1;
+                }
+            }
+            next
+        })
+    };
+    let mut at = 0u64;
+    while log.segments()[0].size() < 12 << 20 {
+        let batch: Vec<Record> = (at..at + 50).map(|o| Record::new(value(o))).collect();
+        log.append_batch(&batch).unwrap();
+        at += 50;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(reader.join().unwrap(), at);
+    // Read once more through the newest map: at most the next power of two past the data (plus
+    // one maximum batch), 16 MiB here, against 1 GiB before.
+    assert_eq!(values(&log).len() as u64, at);
+    let now = mapped();
+    assert!(now <= 32 << 20, "{now} bytes mapped for 12 MiB of data");
+    log.close().unwrap();
+}
