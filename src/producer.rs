@@ -324,6 +324,9 @@ struct Accumulator {
     next_sequence: FastMap<PartitionKey, i32>,
     /// Builders of completed batches, emptied, for new batches (their buffers already grown).
     spare: Vec<BatchBuilder>,
+    /// Senders not waiting on `work` (appending a batch, or about to look for one): a batch
+    /// opened or sealed while one of them looks is seen without a wake-up.
+    awake: usize,
 }
 
 /// Most emptied builders kept for reuse.
@@ -546,23 +549,17 @@ impl CachedTopic {
 }
 
 impl Core {
-    /// The topic `name` from the cache, looked up again in the store when a topic was created
-    /// or deleted since (a deleted and recreated topic is picked up) or its settings changed. A
-    /// hit costs two atomic loads and a shared read lock: no lock or reference count of the store
-    /// or the topic is touched per record.
-    fn cached_topic(&self, name: &str) -> Result<Arc<CachedTopic>> {
+    /// Look the topic `name` up again in the store for the cache: `send` does when a topic was
+    /// created or deleted since it was cached (a deleted and recreated topic is picked up) or its
+    /// settings changed.
+    fn refresh_topic(&self, name: &str) -> Result<()> {
         self.store.check_open()?;
         let store_version = self.store.topics_version();
-        if let Some(c) = self.topics.read().get(name) {
-            if c.is_fresh(store_version) {
-                return Ok(c.clone());
-            }
-        }
         let mut topics = self.topics.write();
         let old = topics.get(name).cloned();
-        if let Some(c) = old.as_ref().filter(|c| c.is_fresh(store_version)) {
+        if old.as_ref().is_some_and(|c| c.is_fresh(store_version)) {
             // Another thread looked it up meanwhile.
-            return Ok(c.clone());
+            return Ok(());
         }
         let topic = match self.store.topic(name) {
             Ok(t) => t,
@@ -605,8 +602,8 @@ impl Core {
             settings_version,
             slots,
         });
-        topics.insert(name, cached.clone());
-        Ok(cached)
+        topics.insert(name, cached);
+        Ok(())
     }
 
     fn closed_error(&self) -> Error {
@@ -615,20 +612,17 @@ impl Core {
         }
     }
 
-    /// The topic and partition `send` puts `record` in, after the checks that fail a send at
-    /// once: a missing key on a compacted topic, a record too large, a partition that does not
-    /// exist.
+    /// The partition of `cached` that `send` puts `record` in, after the checks that fail a
+    /// send at once: a missing key on a compacted topic, a record too large, a partition that
+    /// does not exist.
     fn route(
         &self,
+        cached: &CachedTopic,
         topic_name: &str,
         partition: Option<u32>,
         record: &Record,
         size: usize,
-    ) -> Result<(Arc<CachedTopic>, u32)> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(self.closed_error());
-        }
-        let cached = self.cached_topic(topic_name)?;
+    ) -> Result<u32> {
         let config = &cached.settings.config;
         if config.cleanup_policy.compacts() && record.key().is_none() {
             return Err(Error::MissingKey {
@@ -661,32 +655,31 @@ impl Core {
                 ) % count.max(1)
             }
         };
-        Ok((cached, p))
+        Ok(p)
     }
 
-    /// Take `size` bytes of buffer: at once if there is room (or the buffer is empty: a record
-    /// larger than the whole buffer still goes), else waiting up to `max_block` for batches to
-    /// complete. Returns whether it waited.
-    fn reserve(&self, size: usize) -> Result<bool> {
+    /// Take `size` bytes of buffer if there is room (or the buffer is empty: a record larger
+    /// than the whole buffer still goes).
+    fn try_reserve(&self, size: usize) -> bool {
         let limit = self.config.buffer_bytes;
-        let take = || {
-            self.buffered
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
-                    (b + size <= limit || b == 0).then_some(b + size)
-                })
-                .is_ok()
-        };
-        if take() {
-            return Ok(false);
-        }
+        self.buffered
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                (b + size <= limit || b == 0).then_some(b + size)
+            })
+            .is_ok()
+    }
+
+    /// Take `size` bytes of buffer, waiting up to `max_block` for batches to complete.
+    fn reserve_waiting(&self, size: usize) -> Result<()> {
+        let limit = self.config.buffer_bytes;
         let mut acc = self.acc.lock();
         let mut deadline = None;
         loop {
             if self.closed.load(Ordering::Acquire) {
                 return Err(self.closed_error());
             }
-            if take() {
-                return Ok(true);
+            if self.try_reserve(size) {
+                return Ok(());
             }
             let d =
                 *deadline.get_or_insert_with(|| self.clock.deadline_after(self.config.max_block));
@@ -707,22 +700,48 @@ impl Core {
 
     fn send(&self, topic_name: &str, partition: Option<u32>, record: Record) -> Result<SendHandle> {
         let size = record_size(&record);
-        let (mut cached, mut p) = self.route(topic_name, partition, &record, size)?;
-        if self.reserve(size)? {
-            // The topic as it is now: waiting for room may have let it change.
-            match self.route(topic_name, partition, &record, size) {
-                Ok(routed) => (cached, p) = routed,
-                Err(e) => {
-                    self.release(&mut self.acc.lock(), size);
-                    return Err(e);
+        if self.closed.load(Ordering::Acquire) {
+            return Err(self.closed_error());
+        }
+        self.store.check_open()?;
+        let mut reserved = false;
+        // The cache's read lock is held from the look-up to the record's encoding (never while
+        // waiting): no reference count is touched per record.
+        let added = loop {
+            let topics = self.topics.read();
+            let store_version = self.store.topics_version();
+            let Some(cached) = topics.get(topic_name).filter(|c| c.is_fresh(store_version)) else {
+                drop(topics);
+                match self.refresh_topic(topic_name) {
+                    Ok(()) => continue,
+                    Err(e) => break Err(e),
+                }
+            };
+            let p = match self.route(cached, topic_name, partition, &record, size) {
+                Ok(p) => p,
+                Err(e) => break Err(e),
+            };
+            if !reserved {
+                if self.try_reserve(size) {
+                    reserved = true;
+                } else {
+                    drop(topics);
+                    match self.reserve_waiting(size) {
+                        // The topic as it is now: waiting for room may have let it change.
+                        Ok(()) => {
+                            reserved = true;
+                            continue;
+                        }
+                        Err(e) => break Err(e),
+                    }
                 }
             }
-        }
-        let added = self.add(&cached, p, &record, size);
-        if added.is_err() {
+            break self.add(cached, p, &record, size).map(|a| (a, p));
+        };
+        if added.is_err() && reserved {
             self.release(&mut self.acc.lock(), size);
         }
-        let (state, index, timestamp) = added?;
+        let ((state, index, timestamp), p) = added?;
         if self.config.acks == Acks::None {
             // Done when accepted: the handle says so, with no offset.
             return Ok(SendHandle {
@@ -841,9 +860,10 @@ impl Core {
                 state: state.clone(),
             },
         );
-        // A sender waiting without a deadline must learn of the first open batch; one waiting
-        // for an older batch's linger wakes before this one's anyway.
-        if acc.open.len() == 1 {
+        // A sender waiting without a deadline must learn of the first open batch (one waiting
+        // for an older batch's linger wakes before this one's anyway); an awake sender looks at
+        // the open batches before it waits.
+        if acc.open.len() == 1 && acc.awake == 0 {
             self.work.notify_one();
         }
         Ok(OpenBatch {
@@ -856,7 +876,8 @@ impl Core {
     }
 
     /// Move the open batch of `slot` (locked: `open`) to the ready queue; `wake` a sender if its
-    /// partition has no batch in flight (otherwise the sender of that batch takes it next).
+    /// partition has no batch in flight (otherwise the sender of that batch takes it next) and
+    /// no awake sender is about to look for one.
     fn seal(
         &self,
         open: &mut Option<OpenBatch>,
@@ -877,7 +898,9 @@ impl Core {
         let id = acc.next_batch;
         acc.next_batch += 1;
         acc.pending.insert(id);
-        let idle = !acc.in_flight.contains(&key);
+        // Every batch in flight has an awake sender appending it; any other awake sender looks
+        // at the ready queue before it waits.
+        let idle = !acc.in_flight.contains(&key) && acc.awake <= acc.in_flight.len();
         acc.ready.push_back(ReadyBatch {
             id,
             key,
@@ -941,6 +964,7 @@ impl Core {
 
     fn sender(&self) {
         let mut acc = self.acc.lock();
+        acc.awake += 1;
         loop {
             // Once closed, nothing waits for its linger.
             let closed = self.closed.load(Ordering::Acquire);
@@ -975,6 +999,7 @@ impl Core {
                 continue;
             }
             if closed && acc.open.is_empty() && acc.ready.is_empty() {
+                acc.awake -= 1;
                 return;
             }
             let wake = acc
@@ -986,10 +1011,16 @@ impl Core {
                 // A batch whose partition is in flight waits for that batch's completion, which
                 // loops back here.
                 Some(t) if t > self.clock.now() => {
+                    acc.awake -= 1;
                     self.clock.wait_until(&self.work, &mut acc, t);
+                    acc.awake += 1;
                 }
                 Some(_) if acc.in_flight.is_empty() => {}
-                _ => self.work.wait(&mut acc),
+                _ => {
+                    acc.awake -= 1;
+                    self.work.wait(&mut acc);
+                    acc.awake += 1;
+                }
             }
         }
     }
