@@ -1,6 +1,17 @@
-//! The producer: Kafka's `KafkaProducer`, in-process. `send` buffers a record in a per-partition
-//! batch and returns a handle at once; sender threads append a batch when it reaches
-//! `batch_bytes` or has waited `linger`, and complete its records' handles according to `acks`.
+//! The producer: Kafka's `KafkaProducer`, in-process. `send` encodes a record straight into its
+//! partition's open batch (a [`BatchBuilder`], as Kafka's `RecordAccumulator` appends to a
+//! `MemoryRecordsBuilder`) and returns a handle at once; sender threads append a batch, as
+//! encoded, when it reaches `batch_bytes` or has waited `linger`, and complete its records'
+//! handles according to `acks`.
+//!
+//! Locking: each partition's open batch has a lock of its own, which is all `send` takes for a
+//! record that joins an open batch (besides the topic cache's read lock); the producer's shared
+//! state (ready queue, batches in flight, sequence numbers) is locked once per batch, when one is
+//! opened, sealed or completed. A sender is woken for a sealed batch only when no sender is awake
+//! to see it. Lock order: topic cache, then a partition's batch, then the shared state.
+//!
+//! A record sent without a timestamp gets the time its batch got its first such record (by the
+//! store's clock); its handle reports the timestamp stored.
 //!
 //! Ordering: records sent to one partition are appended in the order `send` accepted them (one
 //! batch per partition in flight at a time). Idempotence: each producer gets a store-unique
