@@ -1,6 +1,17 @@
-//! The producer: Kafka's `KafkaProducer`, in-process. `send` buffers a record in a per-partition
-//! batch and returns a handle at once; sender threads append a batch when it reaches
-//! `batch_bytes` or has waited `linger`, and complete its records' handles according to `acks`.
+//! The producer: Kafka's `KafkaProducer`, in-process. `send` encodes a record straight into its
+//! partition's open batch (a [`BatchBuilder`], as Kafka's `RecordAccumulator` appends to a
+//! `MemoryRecordsBuilder`) and returns a handle at once; sender threads append a batch, as
+//! encoded, when it reaches `batch_bytes` or has waited `linger`, and complete its records'
+//! handles according to `acks`.
+//!
+//! Locking: each partition's open batch has a lock of its own, which is all `send` takes for a
+//! record that joins an open batch (besides the topic cache's read lock); the producer's shared
+//! state (ready queue, batches in flight, sequence numbers) is locked once per batch, when one is
+//! opened, sealed or completed. A sender is woken for a sealed batch only when no sender is awake
+//! to see it. Lock order: topic cache, then a partition's batch, then the shared state.
+//!
+//! A record sent without a timestamp gets the time its batch got its first such record (by the
+//! store's clock); its handle reports the timestamp stored.
 //!
 //! Ordering: records sent to one partition are appended in the order `send` accepted them (one
 //! batch per partition in flight at a time). Idempotence: each producer gets a store-unique
@@ -10,16 +21,17 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::BuildHasherDefault;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use crate::broker::Broker;
 use crate::clock::{Clock, ClockWaiter};
 use crate::error::{Error, Result};
-use crate::format::{Record, BATCH_HEADER_LEN};
+use crate::format::{BatchBuilder, Record, BATCH_HEADER_LEN};
 use crate::hash::FastHasher;
 use crate::partition::{AppendInfo, Durability, ProducerBatch, TimestampType};
 use crate::store::Store;
@@ -197,13 +209,7 @@ impl SendHandle {
     }
 
     fn metadata(&self, r: Option<&Result<AppendInfo>>) -> Result<RecordMetadata> {
-        let ts = self
-            .batch
-            .timestamps
-            .lock()
-            .get(self.index)
-            .copied()
-            .flatten();
+        let ts = self.batch.times.lock().get(self.index);
         match r {
             Some(Ok(info)) if info.base_offset == u64::MAX => Ok(RecordMetadata {
                 partition: self.batch.partition,
@@ -233,8 +239,8 @@ struct BatchState {
     producer: Weak<Core>,
     partition: u32,
     log_append_time: bool,
-    /// Records' own timestamps, by index.
-    timestamps: Mutex<Vec<Option<i64>>>,
+    /// The records' timestamps (filled in when the batch is sealed).
+    times: Mutex<Times>,
     result: Mutex<Option<Result<AppendInfo>>>,
     done: Condvar,
 }
@@ -246,6 +252,25 @@ impl BatchState {
     }
 }
 
+/// The timestamps of a batch's records, as encoded.
+#[derive(Default)]
+struct Times {
+    /// The time given to the records sent without one (when the batch got its first such
+    /// record), `None` if every record had its own.
+    default: Option<i64>,
+    /// The records that had their own: `(index, timestamp)`, by index.
+    own: Vec<(u32, i64)>,
+}
+
+impl Times {
+    fn get(&self, index: usize) -> Option<i64> {
+        match self.own.binary_search_by_key(&index, |&(i, _)| i as usize) {
+            Ok(i) => self.own.get(i).map(|&(_, t)| t),
+            Err(_) => self.default,
+        }
+    }
+}
+
 type PartitionKey = (Arc<str>, u32);
 
 /// Its small maps are keyed by topic names and partition numbers the application chose (not
@@ -253,15 +278,36 @@ type PartitionKey = (Arc<str>, u32);
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 type FastSet<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
 
+/// One partition's open batch, behind a lock of its own: `send` takes this lock and no other
+/// for a record that joins an open batch (the producer's shared lock once per batch).
+struct PartitionSlot {
+    partition: u32,
+    open: Mutex<Option<OpenBatch>>,
+}
+
+/// The key of a slot in [`Accumulator::open`]: its address (the entry holds it alive).
+fn slot_key(slot: &Arc<PartitionSlot>) -> usize {
+    Arc::as_ptr(slot) as usize
+}
+
+/// A batch being filled: its records already encoded, as a Kafka batch, in `builder`.
 struct OpenBatch {
     topic: Topic,
-    records: Vec<Record>,
-    /// Records' own timestamps, by index (moved to the batch state when sealed).
-    timestamps: Vec<Option<i64>>,
+    builder: BatchBuilder,
+    /// Records with a timestamp of their own: `(index, timestamp)`.
+    own_times: Vec<(u32, i64)>,
     /// Upper bound of the encoded records' bytes (without the batch header).
     bytes: usize,
+    state: Arc<BatchState>,
+}
+
+/// An open batch as the senders see it: when its linger ends, and where it is.
+struct OpenEntry {
+    name: Arc<str>,
+    slot: Arc<PartitionSlot>,
     /// When it was opened (the clock's monotonic time).
     created: Duration,
+    /// Which batch (the slot's open batch may since be another).
     state: Arc<BatchState>,
 }
 
@@ -269,16 +315,16 @@ struct ReadyBatch {
     id: u64,
     key: PartitionKey,
     topic: Topic,
-    records: Vec<Record>,
+    builder: BatchBuilder,
+    count: usize,
     bytes: usize,
     state: Arc<BatchState>,
 }
 
 #[derive(Default)]
 struct Accumulator {
-    /// Open batches by topic, then partition (looked up by `&str`: no allocation per send).
-    open: FastMap<Arc<str>, FastMap<u32, OpenBatch>>,
-    open_count: usize,
+    /// The open batches, by [`slot_key`].
+    open: FastMap<usize, OpenEntry>,
     ready: VecDeque<ReadyBatch>,
     in_flight: FastSet<PartitionKey>,
     /// Ids of batches sealed but not yet completed.
@@ -287,11 +333,15 @@ struct Accumulator {
     /// The next sequence number per partition, advanced when a batch is stored (one batch per
     /// partition is in flight at a time, so a failed batch's numbers are reused by the next).
     next_sequence: FastMap<PartitionKey, i32>,
-    buffered: usize,
-    closed: bool,
-    /// Topics by name, as `send` last looked them up.
-    topics: FastMap<Arc<str>, CachedTopic>,
+    /// Builders of completed batches, emptied, for new batches (their buffers already grown).
+    spare: Vec<BatchBuilder>,
+    /// Senders not waiting on `work` (appending a batch, or about to look for one): a batch
+    /// opened or sealed while one of them looks is seen without a wake-up.
+    awake: usize,
 }
+
+/// Most emptied builders kept for reuse.
+const SPARE_BUILDERS: usize = 16;
 
 struct Core {
     /// Itself, for its batches' handles.
@@ -302,7 +352,14 @@ struct Core {
     config: ProducerConfig,
     producer_id: Option<i64>,
     partitioner: Arc<dyn Partitioner>,
+    /// Topics by name, as `send` last looked them up, with their partitions' open batches.
+    topics: RwLock<FastMap<Arc<str>, Arc<CachedTopic>>>,
     acc: Mutex<Accumulator>,
+    /// Bytes of records buffered (not yet appended): reserved by `send` without a lock, released
+    /// under `acc` (so a `send` waiting there for room sees every release).
+    buffered: AtomicUsize,
+    /// Set under `acc` by `close`: no batch is opened afterwards.
+    closed: AtomicBool,
     /// Senders wait here for work.
     work: Condvar,
     /// `send` waits here for buffer space; `flush` for completions.
@@ -400,7 +457,10 @@ impl Producer {
             store,
             producer_id,
             partitioner,
+            topics: RwLock::new(FastMap::default()),
             acc: Mutex::new(Accumulator::default()),
+            buffered: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
             work: Condvar::new(),
             progress: Condvar::new(),
             threads: Mutex::new(Vec::new()),
@@ -479,63 +539,101 @@ fn next_sequence(seq: i32, count: usize) -> i32 {
     ((i64::from(seq) + count as i64) % (i64::from(i32::MAX) + 1)) as i32
 }
 
-/// A topic as `send` last looked it up, with the versions that tell when it is stale.
+/// A topic as `send` last looked it up, with the versions that tell when it is stale, and its
+/// partitions' open batches.
 struct CachedTopic {
+    name: Arc<str>,
     topic: Topic,
     settings: Arc<crate::topic::TopicSettings>,
     store_version: u64,
     settings_version: u64,
+    /// One per partition, by number. A look-up after a change of the topic's settings keeps
+    /// them (an open batch goes on filling, in order); a recreated topic gets new ones.
+    slots: Box<[Arc<PartitionSlot>]>,
+}
+
+impl CachedTopic {
+    fn is_fresh(&self, store_version: u64) -> bool {
+        self.store_version == store_version
+            && self.settings_version == self.topic.settings_version()
+    }
 }
 
 impl Core {
-    /// The topic `name` from the accumulator's cache, looked up again in the store when a topic
-    /// was created or deleted since (a deleted and recreated topic is picked up) or its settings
-    /// changed. A hit costs two atomic loads and no shared write: no lock or reference count of
-    /// the store or the topic is touched per record.
-    fn cached_topic<'a>(
-        &self,
-        topics: &'a mut FastMap<Arc<str>, CachedTopic>,
-        name: &str,
-    ) -> Result<&'a CachedTopic> {
+    /// Look the topic `name` up again in the store for the cache: `send` does when a topic was
+    /// created or deleted since it was cached (a deleted and recreated topic is picked up) or its
+    /// settings changed.
+    fn refresh_topic(&self, name: &str) -> Result<()> {
         self.store.check_open()?;
         let store_version = self.store.topics_version();
-        let fresh = topics.get(name).is_some_and(|c| {
-            c.store_version == store_version && c.settings_version == c.topic.settings_version()
-        });
-        if !fresh {
-            let looked_up = self.store.topic(name);
-            let topic = match looked_up {
-                Ok(t) => t,
-                Err(e) => {
-                    topics.remove(name);
-                    return Err(e);
-                }
-            };
-            let settings_version = topic.settings_version();
-            let settings = topic.settings();
-            if topics.len() > 1024 {
-                // Producers that wander over many topics keep a bounded cache.
-                topics.clear();
-            }
-            topics.insert(
-                Arc::from(name),
-                CachedTopic {
-                    topic,
-                    settings,
-                    store_version,
-                    settings_version,
-                },
-            );
+        let mut topics = self.topics.write();
+        let old = topics.get(name).cloned();
+        if old.as_ref().is_some_and(|c| c.is_fresh(store_version)) {
+            // Another thread looked it up meanwhile.
+            return Ok(());
         }
-        topics
-            .get(name)
-            .ok_or_else(|| Error::config("send", "topic cache lost an entry just made"))
+        let topic = match self.store.topic(name) {
+            Ok(t) => t,
+            Err(e) => {
+                topics.remove(name);
+                return Err(e);
+            }
+        };
+        let settings_version = topic.settings_version();
+        let settings = topic.settings();
+        let same = old.as_ref().filter(|o| o.topic.same_topic(&topic));
+        let slots = (0..settings.partitions)
+            .map(|p| {
+                same.and_then(|o| o.slots.get(p as usize).cloned())
+                    .unwrap_or_else(|| {
+                        Arc::new(PartitionSlot {
+                            partition: p,
+                            open: Mutex::new(None),
+                        })
+                    })
+            })
+            .collect();
+        if topics.len() > 1024 {
+            // Producers that wander over many topics keep a bounded cache. Their open batches
+            // are sealed first: a batch opened later in a new slot for the same partition must
+            // not overtake them.
+            for c in topics.values() {
+                for slot in c.slots.iter() {
+                    self.seal(&mut slot.open.lock(), &c.name, slot, true);
+                }
+            }
+            topics.clear();
+        }
+        let name: Arc<str> = Arc::from(name);
+        let cached = Arc::new(CachedTopic {
+            name: name.clone(),
+            topic,
+            settings,
+            store_version,
+            settings_version,
+            slots,
+        });
+        topics.insert(name, cached);
+        Ok(())
     }
 
-    fn send(&self, topic_name: &str, partition: Option<u32>, record: Record) -> Result<SendHandle> {
-        let size = record_size(&record);
-        let mut acc = self.acc.lock();
-        let cached = self.cached_topic(&mut acc.topics, topic_name)?;
+    fn closed_error(&self) -> Error {
+        Error::Closed {
+            path: self.store.dir().to_owned(),
+        }
+    }
+
+    /// The partition of `cached` that `send` puts `record` in, after the checks that fail a
+    /// send at once: a missing key on a compacted topic, a record too large, a partition that
+    /// does not exist.
+    fn route(
+        &self,
+        cached: &CachedTopic,
+        topic_name: &str,
+        partition: Option<u32>,
+        record: &Record,
+        size: usize,
+    ) -> Result<u32> {
         let config = &cached.settings.config;
         if config.cleanup_policy.compacts() && record.key().is_none() {
             return Err(Error::MissingKey {
@@ -549,7 +647,6 @@ impl Core {
                 max,
             });
         }
-        let log_append_time = config.timestamp_type == TimestampType::LogAppendTime;
         let count = cached.settings.partitions;
         let p = match partition {
             Some(p) if p >= count => {
@@ -569,100 +666,93 @@ impl Core {
                 ) % count.max(1)
             }
         };
-        let ts = record.timestamp();
+        Ok(p)
+    }
+
+    /// Take `size` bytes of buffer if there is room (or the buffer is empty: a record larger
+    /// than the whole buffer still goes).
+    fn try_reserve(&self, size: usize) -> bool {
+        let limit = self.config.buffer_bytes;
+        self.buffered
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                (b + size <= limit || b == 0).then_some(b + size)
+            })
+            .is_ok()
+    }
+
+    /// Take `size` bytes of buffer, waiting up to `max_block` for batches to complete.
+    fn reserve_waiting(&self, size: usize) -> Result<()> {
+        let limit = self.config.buffer_bytes;
+        let mut acc = self.acc.lock();
         let mut deadline = None;
         loop {
-            if acc.closed {
-                return Err(Error::Closed {
-                    path: self.store.dir().to_owned(),
-                });
+            if self.closed.load(Ordering::Acquire) {
+                return Err(self.closed_error());
             }
-            // A record larger than the whole buffer still goes when the buffer is empty.
-            if acc.buffered + size <= self.config.buffer_bytes || acc.buffered == 0 {
-                break;
+            if self.try_reserve(size) {
+                return Ok(());
             }
             let d =
                 *deadline.get_or_insert_with(|| self.clock.deadline_after(self.config.max_block));
             if self.clock.wait_until(&self.progress, &mut acc, d) {
                 return Err(Error::BufferFull {
-                    buffered: acc.buffered,
-                    limit: self.config.buffer_bytes,
+                    buffered: self.buffered.load(Ordering::Acquire),
+                    limit,
                 });
             }
         }
-        // The topic as cached now (a wait for buffer space may have let it change).
-        let topic = acc
-            .topics
-            .get(topic_name)
-            .map(|c| c.topic.clone())
-            .ok_or_else(|| Error::UnknownTopic {
-                name: topic_name.to_owned(),
-            })?;
-        // Would the record overflow the open batch (its target size, or the topic's limit)?
-        let overflow = acc
-            .open
-            .get(topic_name)
-            .and_then(|m| m.get(&p))
-            .is_some_and(|b| {
-                b.bytes + size > self.config.batch_bytes
-                    || BATCH_HEADER_LEN + b.bytes + size > max
-                    // Open for a topic since deleted and recreated under this name.
-                    || !b.topic.same_topic(&topic)
-            });
-        if overflow {
-            self.seal(&mut acc, topic_name, p);
+    }
+
+    /// Give back `size` bytes of buffer (`acc` held) and wake the sends waiting for room.
+    fn release(&self, _acc: &mut Accumulator, size: usize) {
+        self.buffered.fetch_sub(size, Ordering::AcqRel);
+        self.progress.notify_all();
+    }
+
+    fn send(&self, topic_name: &str, partition: Option<u32>, record: Record) -> Result<SendHandle> {
+        let size = record_size(&record);
+        if self.closed.load(Ordering::Acquire) {
+            return Err(self.closed_error());
         }
-        if !acc.open.contains_key(topic_name) {
-            acc.open.insert(Arc::from(topic_name), FastMap::default());
-        }
-        let mut fresh = false;
-        let (state, index, full) = {
-            let Accumulator {
-                open, open_count, ..
-            } = &mut *acc;
-            let by_partition = open
-                .get_mut(topic_name)
-                .ok_or_else(|| Error::config("send", "no open batches for the topic"))?;
-            let batch = by_partition.entry(p).or_insert_with(|| {
-                fresh = true;
-                *open_count += 1;
-                OpenBatch {
-                    topic: topic.clone(),
-                    records: Vec::new(),
-                    timestamps: Vec::new(),
-                    bytes: 0,
-                    created: self.clock.now(),
-                    state: Arc::new(BatchState {
-                        clock: self.store.clock().clone(),
-                        producer: self.me.clone(),
-                        partition: p,
-                        log_append_time,
-                        timestamps: Mutex::new(Vec::new()),
-                        result: Mutex::new(None),
-                        done: Condvar::new(),
-                    }),
+        self.store.check_open()?;
+        let mut reserved = false;
+        // The cache's read lock is held from the look-up to the record's encoding (never while
+        // waiting): no reference count is touched per record.
+        let added = loop {
+            let topics = self.topics.read();
+            let store_version = self.store.topics_version();
+            let Some(cached) = topics.get(topic_name).filter(|c| c.is_fresh(store_version)) else {
+                drop(topics);
+                match self.refresh_topic(topic_name) {
+                    Ok(()) => continue,
+                    Err(e) => break Err(e),
                 }
-            });
-            let index = batch.records.len();
-            batch.records.push(record);
-            batch.timestamps.push(ts);
-            batch.bytes += size;
-            (
-                batch.state.clone(),
-                index,
-                batch.bytes >= self.config.batch_bytes,
-            )
+            };
+            let p = match self.route(cached, topic_name, partition, &record, size) {
+                Ok(p) => p,
+                Err(e) => break Err(e),
+            };
+            if !reserved {
+                if self.try_reserve(size) {
+                    reserved = true;
+                } else {
+                    drop(topics);
+                    match self.reserve_waiting(size) {
+                        // The topic as it is now: waiting for room may have let it change.
+                        Ok(()) => {
+                            reserved = true;
+                            continue;
+                        }
+                        Err(e) => break Err(e),
+                    }
+                }
+            }
+            break self.add(cached, p, &record, size).map(|a| (a, p));
         };
-        acc.buffered += size;
-        if full {
-            self.seal(&mut acc, topic_name, p);
+        if added.is_err() && reserved {
+            self.release(&mut self.acc.lock(), size);
         }
-        // A sender waiting without a deadline must learn of the first open batch; one waiting
-        // for an older batch's linger wakes before this one's anyway.
-        if full || (fresh && acc.open_count == 1) {
-            self.work.notify_one();
-        }
-        drop(acc);
+        let ((state, index, timestamp), p) = added?;
         if self.config.acks == Acks::None {
             // Done when accepted: the handle says so, with no offset.
             return Ok(SendHandle {
@@ -670,8 +760,11 @@ impl Core {
                     clock: self.store.clock().clone(),
                     producer: Weak::new(),
                     partition: p,
-                    log_append_time,
-                    timestamps: Mutex::new(vec![ts]),
+                    log_append_time: state.log_append_time,
+                    times: Mutex::new(Times {
+                        default: timestamp,
+                        own: Vec::new(),
+                    }),
                     result: Mutex::new(Some(Ok(AppendInfo {
                         base_offset: u64::MAX,
                         last_offset: u64::MAX,
@@ -689,80 +782,210 @@ impl Core {
         })
     }
 
-    /// Move the open batch of `topic`/`partition` to the ready queue.
-    fn seal(&self, acc: &mut Accumulator, topic: &str, partition: u32) {
-        let Some((name, b)) = acc
-            .open
-            .get_key_value(topic)
-            .map(|(k, _)| k.clone())
-            .and_then(|name| {
-                let b = acc.open.get_mut(topic)?.remove(&partition)?;
-                Some((name, b))
-            })
-        else {
+    /// Encode `record` into partition `p`'s open batch (opening one if there is none, sealing it
+    /// first if the record would overflow it, and after if it is full). Returns the batch's
+    /// state, the record's index in it and the timestamp it was given.
+    fn add(
+        &self,
+        cached: &CachedTopic,
+        p: u32,
+        record: &Record,
+        size: usize,
+    ) -> Result<(Arc<BatchState>, usize, Option<i64>)> {
+        let settings = &cached.settings.config;
+        let max = settings.max_batch_bytes as usize;
+        let slot = cached
+            .slots
+            .get(p as usize)
+            .ok_or_else(|| Error::config("send", "no slot for a partition of the topic"))?;
+        let mut open = slot.open.lock();
+        // Would the record overflow the open batch (its target size, or the topic's limit)?
+        let overflow = open.as_ref().is_some_and(|b| {
+            b.bytes + size > self.config.batch_bytes
+                || BATCH_HEADER_LEN + b.bytes + size > max
+                // Open for a topic since deleted and recreated under this name.
+                || !b.topic.same_topic(&cached.topic)
+        });
+        if overflow {
+            self.seal(&mut open, &cached.name, slot, true);
+        }
+        let batch = match &mut *open {
+            Some(b) => b,
+            None => {
+                let log_append_time = settings.timestamp_type == TimestampType::LogAppendTime;
+                open.insert(self.open_batch(cached, slot, log_append_time)?)
+            }
+        };
+        let index = batch.builder.len();
+        let own = record.timestamp();
+        match (record.key(), record.value(), own) {
+            (None, Some(v), None) if record.headers().is_empty() => {
+                batch.builder.push(v);
+            }
+            _ => {
+                batch.builder.push_record(record);
+            }
+        }
+        if let Some(t) = own {
+            batch.own_times.push((index as u32, t));
+        }
+        batch.bytes += size;
+        let timestamp = own.or_else(|| batch.builder.default_timestamp());
+        let state = batch.state.clone();
+        if batch.bytes >= self.config.batch_bytes {
+            self.seal(&mut open, &cached.name, slot, true);
+        }
+        Ok((state, index, timestamp))
+    }
+
+    /// A new open batch for `slot`, made known to the senders (for its linger).
+    fn open_batch(
+        &self,
+        cached: &CachedTopic,
+        slot: &Arc<PartitionSlot>,
+        log_append_time: bool,
+    ) -> Result<OpenBatch> {
+        let mut acc = self.acc.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(self.closed_error());
+        }
+        let builder = acc
+            .spare
+            .pop()
+            .unwrap_or_else(|| BatchBuilder::with_clock(self.store.clock().clone()));
+        let state = Arc::new(BatchState {
+            clock: self.store.clock().clone(),
+            producer: self.me.clone(),
+            partition: slot.partition,
+            log_append_time,
+            times: Mutex::new(Times::default()),
+            result: Mutex::new(None),
+            done: Condvar::new(),
+        });
+        acc.open.insert(
+            slot_key(slot),
+            OpenEntry {
+                name: cached.name.clone(),
+                slot: slot.clone(),
+                created: self.clock.now(),
+                state: state.clone(),
+            },
+        );
+        // A sender waiting without a deadline must learn of the first open batch (one waiting
+        // for an older batch's linger wakes before this one's anyway); an awake sender looks at
+        // the open batches before it waits.
+        if acc.open.len() == 1 && acc.awake == 0 {
+            self.work.notify_one();
+        }
+        Ok(OpenBatch {
+            topic: cached.topic.clone(),
+            builder,
+            own_times: Vec::new(),
+            bytes: 0,
+            state,
+        })
+    }
+
+    /// Move the open batch of `slot` (locked: `open`) to the ready queue; `wake` a sender if its
+    /// partition has no batch in flight (otherwise the sender of that batch takes it next) and
+    /// no awake sender is about to look for one.
+    fn seal(
+        &self,
+        open: &mut Option<OpenBatch>,
+        name: &Arc<str>,
+        slot: &Arc<PartitionSlot>,
+        wake: bool,
+    ) {
+        let Some(b) = open.take() else {
             return;
         };
-        acc.open_count -= 1;
-        *b.state.timestamps.lock() = b.timestamps;
+        *b.state.times.lock() = Times {
+            default: b.builder.default_timestamp(),
+            own: b.own_times,
+        };
+        let key = (name.clone(), slot.partition);
+        let mut acc = self.acc.lock();
+        acc.open.remove(&slot_key(slot));
         let id = acc.next_batch;
         acc.next_batch += 1;
         acc.pending.insert(id);
+        // Every batch in flight has an awake sender appending it; any other awake sender looks
+        // at the ready queue before it waits.
+        let idle = !acc.in_flight.contains(&key) && acc.awake <= acc.in_flight.len();
         acc.ready.push_back(ReadyBatch {
             id,
-            key: (name, partition),
+            key,
             topic: b.topic,
-            records: b.records,
+            count: b.builder.len(),
+            builder: b.builder,
             bytes: b.bytes,
             state: b.state,
         });
-    }
-
-    /// Seal `state`'s batch if it is still open, without waiting for its linger.
-    fn send_now(&self, state: &Arc<BatchState>) {
-        let mut acc = self.acc.lock();
-        let open = acc.open.iter().find_map(|(t, m)| {
-            m.iter()
-                .find(|(_, b)| Arc::ptr_eq(&b.state, state))
-                .map(|(p, _)| (t.clone(), *p))
-        });
-        if let Some((topic, partition)) = open {
-            self.seal(&mut acc, &topic, partition);
+        if wake && idle {
             self.work.notify_one();
         }
     }
 
+    /// Seal `state`'s batch if it is still open, without waiting for its linger.
+    fn send_now(&self, state: &Arc<BatchState>) {
+        let entry = self
+            .acc
+            .lock()
+            .open
+            .values()
+            .find(|e| Arc::ptr_eq(&e.state, state))
+            .map(|e| (e.name.clone(), e.slot.clone()));
+        if let Some((name, slot)) = entry {
+            let mut open = slot.open.lock();
+            if open.as_ref().is_some_and(|b| Arc::ptr_eq(&b.state, state)) {
+                self.seal(&mut open, &name, &slot, true);
+            }
+        }
+    }
+
     /// Seal every open batch that lingered long enough, unless its partition has a batch in
-    /// flight (then it keeps filling, as in Kafka) — or every open batch if `all`.
-    fn seal_due(&self, acc: &mut Accumulator, all: bool) {
-        if acc.open_count == 0 {
+    /// flight (then it keeps filling, as in Kafka) — or every open batch if `all`. Unlocks `acc`
+    /// meanwhile if there is any to seal (a slot is locked before `acc`).
+    fn seal_due(&self, acc: &mut MutexGuard<'_, Accumulator>, all: bool, wake: bool) {
+        if acc.open.is_empty() {
             return;
         }
         let now = self.clock.now();
-        let due: Vec<(Arc<str>, u32)> = acc
+        let due: Vec<(Arc<str>, Arc<PartitionSlot>, Arc<BatchState>)> = acc
             .open
-            .iter()
-            .flat_map(|(t, m)| m.iter().map(move |(p, b)| (t, *p, b)))
-            .filter(|(t, p, b)| {
-                all || (now.saturating_sub(b.created) >= self.config.linger
-                    && !acc.in_flight.contains(&((*t).clone(), *p)))
+            .values()
+            .filter(|e| {
+                all || (now.saturating_sub(e.created) >= self.config.linger
+                    && !acc.in_flight.contains(&(e.name.clone(), e.slot.partition)))
             })
-            .map(|(t, p, _)| (t.clone(), p))
+            .map(|e| (e.name.clone(), e.slot.clone(), e.state.clone()))
             .collect();
-        for (t, p) in due {
-            self.seal(acc, &t, p);
+        if due.is_empty() {
+            return;
         }
+        MutexGuard::unlocked(acc, || {
+            for (name, slot, state) in due {
+                let mut open = slot.open.lock();
+                if open.as_ref().is_some_and(|b| Arc::ptr_eq(&b.state, &state)) {
+                    self.seal(&mut open, &name, &slot, wake);
+                }
+            }
+        });
     }
 
     fn sender(&self) {
         let mut acc = self.acc.lock();
+        acc.awake += 1;
         loop {
-            self.seal_due(&mut acc, false);
+            // Once closed, nothing waits for its linger.
+            let closed = self.closed.load(Ordering::Acquire);
+            self.seal_due(&mut acc, closed, false);
             let pick = acc
                 .ready
                 .iter()
                 .position(|b| !acc.in_flight.contains(&b.key));
             if let Some(i) = pick {
-                let Some(batch) = acc.ready.remove(i) else {
+                let Some(mut batch) = acc.ready.remove(i) else {
                     continue;
                 };
                 acc.in_flight.insert(batch.key.clone());
@@ -770,41 +993,51 @@ impl Core {
                     .producer_id
                     .map(|_| *acc.next_sequence.get(&batch.key).unwrap_or(&0));
                 drop(acc);
-                let result = self.append(&batch, sequence);
+                let result = self.append(&mut batch, sequence);
+                batch.state.complete(result.clone());
                 acc = self.acc.lock();
                 if let (Some(seq), Ok(_)) = (sequence, &result) {
                     acc.next_sequence
-                        .insert(batch.key.clone(), next_sequence(seq, batch.records.len()));
+                        .insert(batch.key.clone(), next_sequence(seq, batch.count));
                 }
-                batch.state.complete(result);
                 acc.in_flight.remove(&batch.key);
                 acc.pending.remove(&batch.id);
-                acc.buffered -= batch.bytes;
-                self.progress.notify_all();
+                self.release(&mut acc, batch.bytes);
+                if acc.spare.len() < SPARE_BUILDERS {
+                    batch.builder.clear();
+                    acc.spare.push(batch.builder);
+                }
                 continue;
             }
-            if acc.closed && acc.open_count == 0 && acc.ready.is_empty() {
+            if closed && acc.open.is_empty() && acc.ready.is_empty() {
+                acc.awake -= 1;
                 return;
             }
             let wake = acc
                 .open
                 .values()
-                .flat_map(|m| m.values())
-                .map(|b| b.created.saturating_add(self.config.linger))
+                .map(|e| e.created.saturating_add(self.config.linger))
                 .min();
             match wake {
                 // A batch whose partition is in flight waits for that batch's completion, which
                 // loops back here.
                 Some(t) if t > self.clock.now() => {
+                    acc.awake -= 1;
                     self.clock.wait_until(&self.work, &mut acc, t);
+                    acc.awake += 1;
                 }
                 Some(_) if acc.in_flight.is_empty() => {}
-                _ => self.work.wait(&mut acc),
+                _ => {
+                    acc.awake -= 1;
+                    self.work.wait(&mut acc);
+                    acc.awake += 1;
+                }
             }
         }
     }
 
-    fn append(&self, batch: &ReadyBatch, sequence: Option<i32>) -> Result<AppendInfo> {
+    /// Append `batch`, its records encoded at `send`: no record is encoded again.
+    fn append(&self, batch: &mut ReadyBatch, sequence: Option<i32>) -> Result<AppendInfo> {
         let partition = batch.topic.partition(batch.key.1)?;
         let durability = match self.config.acks {
             Acks::Durable => Durability::Always,
@@ -818,27 +1051,25 @@ impl Core {
             }),
             _ => None,
         };
-        partition.append_produced(
-            &batch.records,
+        partition.append_builder_produced(
+            &mut batch.builder,
             producer,
-            durability,
+            Some(durability),
             self.config.compression,
         )
     }
 
     fn flush(&self) -> Result<()> {
-        let mut acc = self.acc.lock();
-        if acc.closed {
-            return Err(Error::Closed {
-                path: self.store.dir().to_owned(),
-            });
+        if self.closed.load(Ordering::Acquire) {
+            return Err(self.closed_error());
         }
+        let mut acc = self.acc.lock();
         self.flush_locked(&mut acc);
         Ok(())
     }
 
-    fn flush_locked(&self, acc: &mut parking_lot::MutexGuard<'_, Accumulator>) {
-        self.seal_due(acc, true);
+    fn flush_locked(&self, acc: &mut MutexGuard<'_, Accumulator>) {
+        self.seal_due(acc, true, true);
         let target = acc.next_batch;
         self.work.notify_all();
         while acc.pending.first().is_some_and(|&id| id < target) {
@@ -849,9 +1080,9 @@ impl Core {
     fn close(&self) -> Result<()> {
         {
             let mut acc = self.acc.lock();
-            if !acc.closed {
+            if !self.closed.load(Ordering::Acquire) {
                 self.flush_locked(&mut acc);
-                acc.closed = true;
+                self.closed.store(true, Ordering::Release);
             }
             self.work.notify_all();
             self.progress.notify_all();

@@ -56,6 +56,9 @@ pub struct BatchBuilder {
     /// batch was added.
     default_timestamp: Option<i64>,
     any_keyless: bool,
+    /// Producer id, epoch and base sequence stamped on the header (an idempotent producer's
+    /// batch); `None`: -1, -1, -1.
+    producer: Option<(i64, i16, i32)>,
     clock: Arc<dyn Clock>,
 }
 
@@ -81,6 +84,7 @@ impl BatchBuilder {
             min_timestamp: i64::MAX,
             default_timestamp: None,
             any_keyless: false,
+            producer: None,
             clock,
         }
     }
@@ -245,6 +249,7 @@ impl BatchBuilder {
         self.max_timestamp = i64::MIN;
         self.min_timestamp = i64::MAX;
         self.any_keyless = false;
+        self.producer = None;
         if self.buf.capacity() > 16 << 20 {
             // Keep the buffer of ordinary batches, not of a rare huge one.
             self.buf = Vec::new();
@@ -254,6 +259,18 @@ impl BatchBuilder {
     /// Whether some record has no key (a compacted topic refuses the batch).
     pub(crate) fn any_keyless(&self) -> bool {
         self.any_keyless
+    }
+
+    /// The time given to the records added without a timestamp of their own since the builder
+    /// was last emptied, `None` if there was none.
+    pub(crate) fn default_timestamp(&self) -> Option<i64> {
+        self.default_timestamp.filter(|_| self.count > 0)
+    }
+
+    /// Stamp the batch with an idempotent producer's id, epoch and base sequence (until
+    /// [`clear`](Self::clear)).
+    pub(crate) fn set_producer(&mut self, producer_id: i64, epoch: i16, base_sequence: i32) {
+        self.producer = Some((producer_id, epoch, base_sequence));
     }
 
     /// The smallest timestamp of a record, `None` when empty.
@@ -308,9 +325,9 @@ impl BatchBuilder {
             last_offset_delta: self.count.saturating_sub(1),
             base_timestamp: log_append_time.unwrap_or(self.base_timestamp),
             max_timestamp: log_append_time.unwrap_or(self.max_timestamp),
-            producer_id: -1,
-            producer_epoch: -1,
-            base_sequence: -1,
+            producer_id: self.producer.map_or(-1, |p| p.0),
+            producer_epoch: self.producer.map_or(-1, |p| p.1),
+            base_sequence: self.producer.map_or(-1, |p| p.2),
             record_count: self.count,
         }
     }

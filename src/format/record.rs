@@ -80,7 +80,9 @@ impl Record {
     }
 
     /// Set the timestamp in milliseconds since the Unix epoch. Without one, the log uses its clock
-    /// at append time.
+    /// at append time; a [`Producer`](crate::Producer) or a [`BatchBuilder`](crate::BatchBuilder)
+    /// uses it when the record's batch got its first record without one (as a Kafka producer
+    /// stamps records when they are sent).
     #[must_use]
     pub fn with_timestamp(mut self, timestamp_ms: i64) -> Self {
         self.timestamp = Some(timestamp_ms);

@@ -121,23 +121,6 @@ impl Partition {
         self.append_inner(records, Some(durability), None, compression)
     }
 
-    /// A producer's append: idempotent when `producer` is given, compressed with `compression`.
-    pub(crate) fn append_produced<R: Borrow<Record>>(
-        &self,
-        records: &[R],
-        producer: Option<ProducerBatch>,
-        durability: Durability,
-        compression: Compression,
-    ) -> Result<AppendInfo> {
-        match producer {
-            Some(p) if p.producer_id < 0 || p.base_sequence < 0 => Err(Error::config(
-                "producer",
-                "producer_id and base_sequence must be non-negative",
-            )),
-            _ => self.append_inner(records, Some(durability), producer, compression),
-        }
-    }
-
     /// `durability` `None` means the configured one; `compression` is the codec asked for (the
     /// topic's `compression` decides).
     fn append_inner<R: Borrow<Record>>(
@@ -238,7 +221,29 @@ impl Partition {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn append_builder(&self, batch: &mut BatchBuilder) -> Result<AppendInfo> {
+        self.append_builder_produced(batch, None, None, Compression::None)
+    }
+
+    /// A producer's append of an encoded batch: idempotent when `producer` is given (its id and
+    /// sequence are stamped on the header), with `durability` (`None`: the configured one),
+    /// compressed with `compression` unless the topic's config says otherwise.
+    pub(crate) fn append_builder_produced(
+        &self,
+        batch: &mut BatchBuilder,
+        producer: Option<ProducerBatch>,
+        durability: Option<Durability>,
+        compression: Compression,
+    ) -> Result<AppendInfo> {
         let inner = &*self.inner;
+        if let Some(p) = producer {
+            if p.producer_id < 0 || p.base_sequence < 0 {
+                return Err(Error::config(
+                    "producer",
+                    "producer_id and base_sequence must be non-negative",
+                ));
+            }
+            batch.set_producer(p.producer_id, p.epoch, p.base_sequence);
+        }
         if batch.is_empty() {
             return Err(Error::EmptyBatch);
         }
@@ -258,7 +263,8 @@ impl Partition {
         let stamp = log_append_time.then_some(now);
         let count = batch.len() as u64;
         let max = config.max_batch_bytes as usize;
-        let codec = config.compression.codec_for(Compression::None);
+        let codec = config.compression.codec_for(compression);
+        let durability = durability.unwrap_or(config.durability);
         let info = if codec == Compression::None {
             if batch.encoded_len() > max {
                 return Err(Error::RecordTooLarge {
@@ -267,7 +273,7 @@ impl Partition {
                 });
             }
             let bytes = batch.finish(stamp);
-            self.append_encoded(bytes, count, config.durability, None, now, &config)?
+            self.append_encoded(bytes, count, durability, producer, now, &config)?
         } else {
             if batch.encoded_len() > MAX_DECOMPRESSED_BATCH_BYTES {
                 return Err(Error::RecordTooLarge {
@@ -282,7 +288,7 @@ impl Partition {
                     max,
                 });
             }
-            self.append_encoded(&mut bytes, count, config.durability, None, now, &config)?
+            self.append_encoded(&mut bytes, count, durability, producer, now, &config)?
         };
         batch.clear();
         Ok(info)
