@@ -81,8 +81,8 @@ impl Record {
 
     /// Set the timestamp in milliseconds since the Unix epoch. Without one, the log uses its clock
     /// at append time; a [`Producer`](crate::Producer) or a [`BatchBuilder`](crate::BatchBuilder)
-    /// uses it when the record's batch got its first record without one (as a Kafka producer
-    /// stamps records when they are sent).
+    /// uses its clock's time when the record's batch got its first record without one (a Kafka
+    /// producer stamps each record at its own `send`; a producer batch waits at most `linger`).
     #[must_use]
     pub fn with_timestamp(mut self, timestamp_ms: i64) -> Self {
         self.timestamp = Some(timestamp_ms);
