@@ -116,11 +116,29 @@ impl Segment {
         durable_offset: u64,
         active: bool,
     ) -> Result<(Segment, SegmentRecovery)> {
-        let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
-        let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
-        let seg = Segment::new(fs, dir, base_offset, (log_path, Some(file)), config, false);
+        let seg = Segment::open_unscanned(fs, dir, base_offset, config)?;
         let found = seg.rescan(durable_offset, config.recovery, active)?;
         Ok((seg, found))
+    }
+
+    /// The segment at `base_offset` with its `.log` open for writing and nothing loaded: what a
+    /// recovery scan fills in.
+    fn open_unscanned(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: u64,
+        config: SegmentConfig,
+    ) -> Result<Segment> {
+        let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
+        let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
+        Ok(Segment::new(
+            fs,
+            dir,
+            base_offset,
+            (log_path, Some(file)),
+            config,
+            false,
+        ))
     }
 
     /// [`recover_segment`](Self::recover_segment), rescanning only what follows the last offset
@@ -143,9 +161,7 @@ impl Segment {
         durable_offset: u64,
         active: bool,
     ) -> Result<(Segment, SegmentRecovery)> {
-        let log_path = segment_file_name(dir, base_offset, SegmentFileKind::Log);
-        let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
-        let seg = Segment::new(fs, dir, base_offset, (log_path, Some(file)), config, false);
+        let seg = Segment::open_unscanned(fs, dir, base_offset, config)?;
         if let Some(start) = seg.durable_index_prefix(durable_offset)? {
             let found = seg.scan_from(start, durable_offset, config.recovery, active)?;
             return Ok((seg, found));
