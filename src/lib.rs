@@ -159,3 +159,9 @@ pub mod internals {
         pub use crate::format::*;
     }
 }
+
+/// The README's Rust blocks, compiled (and the runnable ones run) as doctests, so they cannot
+/// drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
