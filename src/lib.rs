@@ -66,6 +66,19 @@
 //! - [`internals`] is plumbing for topiclog's own tests, benchmarks and fuzzers (byte-offset
 //!   constants, wake-up signals): public, but outside the semver promise.
 //!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `lz4` | yes | Kafka's LZ4 codec ([`Compression::Lz4`]): pure Rust (`lz4_flex`, `twox-hash`) |
+//! | `zstd` | yes | Kafka's zstd codec ([`Compression::Zstd`]): the reference C library, built from source (needs a C compiler) |
+//! | `gzip` | no | Kafka's gzip codec ([`Compression::Gzip`]): pure Rust (`flate2` on `miniz_oxide`) |
+//! | `snappy` | no | Kafka's snappy codec ([`Compression::Snappy`]): pure Rust (`snap`) |
+//!
+//! Every [`Compression`] variant exists in every build; a codec whose feature is off reports
+//! itself unavailable ([`Compression::is_available`]) and reading a batch compressed with it
+//! fails with a clear error. Without default features nothing needs a C compiler.
+//!
 //! # Platforms
 //!
 //! Unix-like systems only (Linux, macOS, the BSDs): file I/O is positional (`pread`/`pwrite`
