@@ -131,7 +131,7 @@ pub use fs::{raise_descriptor_limit, set_raise_descriptor_limit};
 pub use partition::{
     AppendInfo, BatchRecordRefs, Batches, CompactionPolicy, CompactionReport, KafkaPartitionExport,
     KafkaPartitionExportOptions, KafkaPartitionImport, KafkaTopicId, LazyBatches, Partition,
-    ProducerBatch, RecoveryReport, RetentionPolicy, RetentionReport,
+    PartitionStats, ProducerBatch, RecoveryReport, RetentionPolicy, RetentionReport,
 };
 pub use producer::{Acks, Compression, Producer, ProducerConfig, SendHandle};
 pub use segment::{max_open_segments, set_max_open_segments, Recovery, DEFAULT_MAX_OPEN_SEGMENTS};

@@ -14,7 +14,7 @@ use crate::format::{
 use crate::segment::Segment;
 
 use super::producer_state::Check;
-use super::{map_active, AppendInfo, Inner, Partition, ProducerBatch, Writer};
+use super::{map_active, stats, AppendInfo, Inner, Partition, ProducerBatch, Writer};
 
 impl Partition {
     /// Append one record with the configured durability; returns its offset.
@@ -383,6 +383,10 @@ impl Partition {
             }
             (base, end, needs_sync)
         };
+        let c = &inner.counters;
+        stats::add(&c.batches_appended, 1);
+        stats::add(&c.records_appended, count);
+        stats::add(&c.bytes_appended, len as u64);
         if needs_sync {
             inner.sync_to(end)?;
         }

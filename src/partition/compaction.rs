@@ -52,7 +52,7 @@ use crate::hash::FastHasher;
 use crate::segment::{suffixed, Segment, SegmentConfig};
 
 use super::cleaner_checkpoint::CleanerCheckpoint;
-use super::{remove_if_exists, Inner, Partition};
+use super::{remove_if_exists, stats, Inner, Partition};
 
 /// Suffix of a cleaned segment's files while it is being written.
 pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
@@ -205,7 +205,15 @@ impl Partition {
         if inner.checkpoint.lock().recovery_point < active_base {
             self.flush_checkpoint()?;
         }
-        inner.compact_locked(&mut state, now_ms, policy)
+        let report = inner.compact_locked(&mut state, now_ms, policy)?;
+        if report.cleaned {
+            let c = &inner.counters;
+            stats::add(&c.compaction_passes, 1);
+            let reclaimed = report.bytes_read.saturating_sub(report.bytes_written);
+            stats::add(&c.compaction_bytes_reclaimed, reclaimed);
+            c.last_compaction_ms.store(now_ms, Ordering::Relaxed);
+        }
+        Ok(report)
     }
 
     /// The cleaner checkpoint: records below this offset have been through a compaction pass

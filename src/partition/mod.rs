@@ -36,6 +36,7 @@ mod open;
 mod producer_state;
 mod read;
 mod retention;
+mod stats;
 mod sync;
 mod truncate;
 
@@ -52,6 +53,7 @@ pub use notify::Notify;
 pub use producer_state::{ProducerBatch, PRODUCER_BATCHES_KEPT};
 pub use read::{BatchRecordRefs, Batches, LazyBatches};
 pub use retention::{RetentionPolicy, RetentionReport};
+pub use stats::PartitionStats;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -224,6 +226,8 @@ struct Inner {
     last_recovery_point_ms: AtomicI64,
     /// The descriptors it holds (its lock and active segment), counted for the descriptor limit.
     _fds: crate::fs::FdReservation,
+    /// What it has done since it was opened ([`Partition::stats`]).
+    counters: stats::Counters,
     /// Appends under way that will wait for a sync (counted from before they take the append
     /// lock until their sync is done): how many a group commit's leader waits for.
     durable_appends: AtomicUsize,

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::format::{RecordBatch, RecordRef, RecordRefs, StoredRecord};
 use crate::segment::{Segment, TimestampOffset};
 
-use super::Partition;
+use super::{stats, Partition};
 
 /// The result of a read: whole batches in offset order.
 ///
@@ -319,6 +319,12 @@ impl Partition {
             match batches.iter().position(|b| b.holds_records_from(offset)) {
                 Some(first) => {
                     batches.drain(..first);
+                    let c = &inner.counters;
+                    stats::add(&c.batches_read, batches.len() as u64);
+                    let records = batches.iter().map(|b| u64::from(b.record_count())).sum();
+                    stats::add(&c.records_read, records);
+                    let bytes = batches.iter().map(|b| b.as_bytes().len() as u64).sum();
+                    stats::add(&c.bytes_read, bytes);
                     out.batches = batches;
                     return Ok(out);
                 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::config::{Limit, Retention};
 use crate::error::{Error, IoContext, Result};
 
-use super::{Inner, Partition};
+use super::{stats, Inner, Partition};
 
 /// How long and how much a retention pass keeps, whole segments at a time, oldest first:
 /// the argument of [`Partition::apply_retention`], usually a log's
@@ -115,9 +115,14 @@ impl Partition {
         // is taken only to roll, when every segment goes.
         let _cleaner = inner.cleaner.lock();
         inner.check_writable()?;
-        inner
+        let report = inner
             .retention_locked(now_ms, policy)
-            .inspect_err(|e| inner.poison(e))
+            .inspect_err(|e| inner.poison(e))?;
+        let c = &inner.counters;
+        stats::add(&c.retention_passes, 1);
+        stats::add(&c.retention_bytes_deleted, report.bytes_deleted);
+        c.last_retention_ms.store(now_ms, Ordering::Relaxed);
+        Ok(report)
     }
 }
 

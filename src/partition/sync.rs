@@ -244,6 +244,7 @@ impl Inner {
                 }
             }
             st.last_round_appends = queued();
+            let carried = st.last_round_appends as u64;
             let generation = st.generation;
             drop(st);
             let started = Instant::now();
@@ -282,6 +283,7 @@ impl Inner {
                 Ok(()) => {
                     st.rounds += 1;
                     st.last_sync_time = started.elapsed();
+                    self.counters.sync_done(st.last_sync_time, carried);
                     if let Some(table) = snapshot.filter(|_| st.generation == generation) {
                         *self.pending_snapshot.lock() = Some((end, table));
                     }

@@ -225,6 +225,33 @@ impl Store {
             .collect()
     }
 
+    /// Every topic's partitions' [`stats`](crate::Partition::stats), by topic name (internal
+    /// topics, such as `__consumer_offsets` where committed offsets live, included), each by
+    /// partition number: a plain snapshot to log, export or assert on.
+    ///
+    /// # Examples
+    /// ```
+    /// use topiclog::{Record, Store, TopicConfig};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// let t = store.create_topic("events", TopicConfig::with_partitions(2))?;
+    /// t.send_to(1, Record::new("e"))?;
+    /// let stats = store.stats();
+    /// assert_eq!(stats["events"][1].records_appended, 1);
+    /// assert_eq!(stats["events"][0].end_offset, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stats(&self) -> std::collections::BTreeMap<String, Vec<crate::PartitionStats>> {
+        let topics: Vec<(String, Topic)> = self
+            .inner
+            .topics
+            .read()
+            .iter()
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect();
+        topics.into_iter().map(|(n, t)| (n, t.stats())).collect()
+    }
+
     /// Delete a topic and all its data. Handles to it get [`Error::Closed`] afterwards.
     ///
     /// Crash-safe: the topic directory is first renamed to a `__deleting.<n>` directory (the

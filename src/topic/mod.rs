@@ -398,6 +398,11 @@ impl Topic {
         self.inner.partitions.read().as_ref().clone()
     }
 
+    /// Each partition's [`stats`](Partition::stats), by partition number.
+    pub fn stats(&self) -> Vec<crate::PartitionStats> {
+        self.partitions().iter().map(Partition::stats).collect()
+    }
+
     /// Each partition's start offset, by partition number.
     pub fn start_offsets(&self) -> Vec<u64> {
         self.inner

@@ -196,6 +196,7 @@ impl Partition {
                 last_recovery_point_ms: AtomicI64::new(now),
                 truncations: AtomicU64::new(0),
                 durable_appends: AtomicUsize::new(0),
+                counters: Default::default(),
                 _fds: fds,
                 report: Mutex::new(r.report),
                 offset_gaps_below: r.offset_gaps_below,

@@ -13,5 +13,6 @@ mod open_dirs;
 mod read_after_compaction;
 mod recover_garbage;
 mod roll;
+mod stats;
 mod torn_tail;
 mod write_buffer;
