@@ -133,7 +133,7 @@ pub use partition::{
     KafkaPartitionExportOptions, KafkaPartitionImport, KafkaTopicId, LazyBatches, Partition,
     PartitionStats, ProducerBatch, RecoveryReport, RetentionPolicy, RetentionReport,
 };
-pub use producer::{Acks, Compression, Producer, ProducerConfig, SendHandle};
+pub use producer::{Acks, Compression, Producer, ProducerConfig, ProducerStats, SendHandle};
 pub use segment::{max_open_segments, set_max_open_segments, Recovery, DEFAULT_MAX_OPEN_SEGMENTS};
 pub use store::{
     KafkaExportOptions, KafkaExportReport, KafkaImportOptions, KafkaImportReport,

@@ -24,7 +24,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -368,6 +368,43 @@ struct Core {
     /// `send` waits here for buffer space; `flush` for completions.
     progress: Condvar,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// What [`Producer::stats`] reports.
+    counters: ProducerCounters,
+}
+
+/// The counters behind [`ProducerStats`] (relaxed adds: a snapshot needs no order among them).
+#[derive(Default)]
+struct ProducerCounters {
+    batches_sent: AtomicU64,
+    records_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    batches_failed: AtomicU64,
+    records_failed: AtomicU64,
+    buffer_wait_ns: AtomicU64,
+}
+
+/// What a producer has done since it was created ([`Producer::stats`]); each field names its
+/// counterpart among the Kafka Java producer's metrics (`producer-metrics`) where there is one.
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProducerStats {
+    /// Batches appended. Kafka: `batch-size-avg` is `bytes_sent / batches_sent`.
+    pub batches_sent: u64,
+    /// Records appended. Kafka: `record-send-total`.
+    pub records_sent: u64,
+    /// Bytes of the batches appended, as encoded (before compression). Kafka:
+    /// `outgoing-byte-total` (after compression, with request overhead).
+    pub bytes_sent: u64,
+    /// Batches whose append failed (every record in it got the error through its handle).
+    pub batches_failed: u64,
+    /// Records in those batches. Kafka: `record-error-total`.
+    pub records_failed: u64,
+    /// Bytes of records buffered now, not yet appended. Kafka: `buffer-total-bytes` minus
+    /// `buffer-available-bytes`.
+    pub buffered_bytes: u64,
+    /// Time `send` spent waiting for buffer space (back-pressure), summed over calls. Kafka:
+    /// `bufferpool-wait-time-ns-total`.
+    pub buffer_wait: Duration,
 }
 
 struct Handle {
@@ -467,6 +504,7 @@ impl Producer {
             work: Condvar::new(),
             progress: Condvar::new(),
             threads: Mutex::new(Vec::new()),
+            counters: ProducerCounters::default(),
             config,
         });
         for i in 0..core.config.max_in_flight {
@@ -485,6 +523,41 @@ impl Producer {
     /// The producer id stamped on its batches (`None` unless idempotent).
     pub fn producer_id(&self) -> Option<i64> {
         self.handle.core.producer_id
+    }
+
+    /// What this producer (and its clones) has done since it was created: batches, records and
+    /// bytes appended, failures, what is buffered now, and time spent waiting for buffer space.
+    /// See [`ProducerStats`] for each field's Kafka counterpart.
+    ///
+    /// # Examples
+    /// ```
+    /// use topiclog::{ProducerConfig, Record, Store, TopicConfig};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// store.create_topic("events", TopicConfig::with_partitions(1))?;
+    /// let producer = store.producer(ProducerConfig::default())?;
+    /// for i in 0..10 {
+    ///     producer.send("events", Record::new(format!("e{i}")))?;
+    /// }
+    /// producer.flush()?;
+    /// let stats = producer.stats();
+    /// assert_eq!((stats.records_sent, stats.records_failed, stats.buffered_bytes), (10, 0, 0));
+    /// assert!(stats.batches_sent >= 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stats(&self) -> ProducerStats {
+        let core = &self.handle.core;
+        let c = &core.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ProducerStats {
+            batches_sent: load(&c.batches_sent),
+            records_sent: load(&c.records_sent),
+            bytes_sent: load(&c.bytes_sent),
+            batches_failed: load(&c.batches_failed),
+            records_failed: load(&c.records_failed),
+            buffered_bytes: core.buffered.load(Ordering::Acquire) as u64,
+            buffer_wait: Duration::from_nanos(load(&c.buffer_wait_ns)),
+        }
     }
 
     /// Buffer `record` for `topic`, choosing its partition like [`Topic::send`]; returns at once
@@ -685,6 +758,11 @@ impl Core {
 
     /// Take `size` bytes of buffer, waiting up to `max_block` for batches to complete.
     fn reserve_waiting(&self, size: usize) -> Result<()> {
+        let started = std::time::Instant::now();
+        let waited = |c: &ProducerCounters| {
+            let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            c.buffer_wait_ns.fetch_add(ns, Ordering::Relaxed);
+        };
         let limit = self.config.buffer_bytes;
         let mut acc = self.acc.lock();
         let mut deadline = None;
@@ -693,11 +771,13 @@ impl Core {
                 return Err(self.closed_error());
             }
             if self.try_reserve(size) {
+                waited(&self.counters);
                 return Ok(());
             }
             let d =
                 *deadline.get_or_insert_with(|| self.clock.deadline_after(self.config.max_block));
             if self.clock.wait_until(&self.progress, &mut acc, d) {
+                waited(&self.counters);
                 return Err(Error::BufferFull {
                     buffered: self.buffered.load(Ordering::Acquire),
                     limit,
@@ -996,7 +1076,17 @@ impl Core {
                     .producer_id
                     .map(|_| *acc.next_sequence.get(&batch.key).unwrap_or(&0));
                 drop(acc);
+                let encoded = batch.builder.encoded_len();
                 let result = self.append(&mut batch, sequence);
+                let c = &self.counters;
+                let (batches, records) = if result.is_ok() {
+                    add_bytes(&c.bytes_sent, encoded);
+                    (&c.batches_sent, &c.records_sent)
+                } else {
+                    (&c.batches_failed, &c.records_failed)
+                };
+                batches.fetch_add(1, Ordering::Relaxed);
+                records.fetch_add(batch.count as u64, Ordering::Relaxed);
                 batch.state.complete(result.clone());
                 acc = self.acc.lock();
                 if let (Some(seq), Ok(_)) = (sequence, &result) {
@@ -1098,4 +1188,9 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// Add a byte count to a counter.
+fn add_bytes(counter: &AtomicU64, n: usize) {
+    counter.fetch_add(n as u64, Ordering::Relaxed);
 }

@@ -73,6 +73,18 @@ fn a_failed_append_fails_every_handle_of_its_batch_and_spares_other_partitions()
         let m = h.wait().unwrap_or_else(|e| panic!("{v}: {e}"));
         assert_eq!((m.partition, m.offset), (1, 5 + i as u64));
     }
+    // The producer's stats count the failed batch and its records apart from those stored.
+    let stats = producer.stats();
+    assert_eq!(
+        (stats.batches_failed, stats.records_failed),
+        (1, 4),
+        "{stats:?}"
+    );
+    assert_eq!(
+        (stats.batches_sent, stats.records_sent),
+        (3, 13),
+        "{stats:?}"
+    );
 
     // The failure poisoned partition 0 until it is reopened: later batches to it fail (all their
     // handles); partition 1 keeps taking this producer's batches, its sequence numbers intact.

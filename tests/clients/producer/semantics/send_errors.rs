@@ -346,6 +346,11 @@ fn a_full_buffer_fails_after_max_block_and_frees_up_on_flush() {
     );
     assert!(handles.iter().all(|h| !h.is_done()));
     assert_eq!(t.end_offsets(), vec![0]);
+    // The stats show the buffer full and the two waits of max_block; nothing sent yet.
+    let stats = producer.stats();
+    assert!(stats.buffered_bytes > (BUFFER / 2) as u64, "{stats:?}");
+    assert!(stats.buffer_wait >= 2 * MAX_BLOCK, "{stats:?}");
+    assert_eq!((stats.batches_sent, stats.records_sent), (0, 0));
 
     // A flush empties the buffer: sends succeed again.
     producer.flush().unwrap();
@@ -354,6 +359,11 @@ fn a_full_buffer_fails_after_max_block_and_frees_up_on_flush() {
     let h = producer.send("t", record(handles.len())).unwrap();
     producer.flush().unwrap();
     assert_eq!(h.wait().unwrap().offset, n);
+    let stats = producer.stats();
+    assert_eq!(stats.records_sent, n + 1);
+    assert_eq!(stats.batches_sent, 2);
+    assert_eq!((stats.buffered_bytes, stats.records_failed), (0, 0));
+    assert!(stats.bytes_sent > 100 * (n + 1), "{stats:?}");
 
     // A send blocked on a full buffer goes through as soon as another thread's flush frees it.
     let mut more = Vec::new();
