@@ -121,8 +121,8 @@ pub use config::{
     Retention, TimestampType,
 };
 pub use consumer::{
-    AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords, ConsumerWaker,
-    Isolation, RebalanceListener,
+    AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords, ConsumerStats,
+    ConsumerWaker, Isolation, RebalanceListener,
 };
 pub use env::Env;
 pub use error::{Error, ErrorKind, MaintenanceTask, Result, Shared};

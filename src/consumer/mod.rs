@@ -21,6 +21,7 @@ pub use config::{AutoOffsetReset, ConsumerConfig, Isolation};
 pub use records::{ConsumerRecord, ConsumerRecords};
 pub use waker::ConsumerWaker;
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -122,6 +123,45 @@ pub struct Consumer {
     /// Where the next fetch starts, for fairness across partitions.
     cursor: usize,
     closed: bool,
+    /// What [`stats`](Consumer::stats) counts (`Cell`s: a consumer is not `Sync`, and commits
+    /// take `&self`).
+    counts: Counts,
+}
+
+#[derive(Default)]
+struct Counts {
+    polls: Cell<u64>,
+    records: Cell<u64>,
+    commits: Cell<u64>,
+    commits_failed: Cell<u64>,
+}
+
+fn bump(c: &Cell<u64>, n: u64) {
+    c.set(c.get().saturating_add(n));
+}
+
+/// What a consumer has done since it was created, and how far behind it is now
+/// ([`Consumer::stats`]); each field names its counterpart among the Kafka Java consumer's
+/// metrics (`consumer-fetch-manager-metrics`, `consumer-coordinator-metrics`).
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConsumerStats {
+    /// Calls to [`poll`](Consumer::poll) that returned.
+    pub polls: u64,
+    /// Records returned by those polls. Kafka: `records-consumed-total`.
+    pub records_consumed: u64,
+    /// Commits that succeeded (by hand, or auto-commits). Kafka: `commit-total`.
+    pub commits: u64,
+    /// Commits that failed (the group took a partition away, or an I/O error). No Kafka metric.
+    pub commits_failed: u64,
+    /// Partitions assigned now. Kafka: `assigned-partitions`.
+    pub assigned_partitions: usize,
+    /// The largest lag (end offset minus position) among the assigned partitions with a
+    /// position; `None` while none has one. Kafka: `records-lag-max`.
+    pub records_lag_max: Option<u64>,
+    /// The lags summed over those partitions. Kafka: the sum of the per-partition
+    /// `records-lag`.
+    pub records_lag_total: u64,
 }
 
 impl fmt::Debug for Consumer {
@@ -159,7 +199,53 @@ impl Consumer {
             listener: None,
             cursor: 0,
             closed: false,
+            counts: Counts::default(),
         })
+    }
+
+    /// What this consumer has done since it was created (polls, records, commits) and how far
+    /// behind the log ends its positions are now. See [`ConsumerStats`] for each field's Kafka
+    /// counterpart; [`Store::group_lag`](crate::Store::group_lag) gives a group's committed lag.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{AutoOffsetReset, ConsumerConfig, Record, Store, TopicConfig};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// let t = store.create_topic("events", TopicConfig::with_partitions(1))?;
+    /// t.send_batch(&[Record::new("a"), Record::new("b"), Record::new("c")])?;
+    /// let mut consumer = store.consumer(ConsumerConfig {
+    ///     auto_offset_reset: AutoOffsetReset::Earliest,
+    ///     max_poll_records: 2,
+    ///     ..ConsumerConfig::group("g")
+    /// })?;
+    /// consumer.subscribe(&["events"])?;
+    /// let got = consumer.poll(Duration::from_secs(1))?;
+    /// consumer.commit_sync()?;
+    /// let stats = consumer.stats();
+    /// assert_eq!((stats.records_consumed, stats.commits), (got.len() as u64, 1));
+    /// assert_eq!(stats.records_lag_max, Some(3 - got.len() as u64));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stats(&self) -> ConsumerStats {
+        let lags: Vec<u64> = self
+            .owned
+            .values()
+            .filter_map(|o| {
+                o.position
+                    .map(|p| o.partition.end_offset().saturating_sub(p))
+            })
+            .collect();
+        ConsumerStats {
+            polls: self.counts.polls.get(),
+            records_consumed: self.counts.records.get(),
+            commits: self.counts.commits.get(),
+            commits_failed: self.counts.commits_failed.get(),
+            assigned_partitions: self.owned.len(),
+            records_lag_max: lags.iter().copied().max(),
+            records_lag_total: lags.iter().sum(),
+        }
     }
 
     /// The configuration.
@@ -285,6 +371,10 @@ impl Consumer {
     pub fn poll(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
         self.check_open()?;
         let result = self.poll_until(self.clock.deadline_after(timeout));
+        if let Ok(records) = &result {
+            bump(&self.counts.polls, 1);
+            bump(&self.counts.records, records.len() as u64);
+        }
         // Whatever failed after the store closed (a commit or read of a closed partition) failed
         // because of the close: say that, naming the store.
         result.map_err(|e| self.store.check_open().err().unwrap_or(e))
@@ -396,9 +486,14 @@ impl Consumer {
             Some(m) => (m.group.clone(), Some((m.member, m.generation))),
             None => (coordinator.group(group_id), None),
         };
-        coordinator.commit_checked(&group, member, &tps, || {
+        let result = coordinator.commit_checked(&group, member, &tps, || {
             offset_store.commit(group_id, &stamped)
-        })
+        });
+        match &result {
+            Ok(()) => bump(&self.counts.commits, 1),
+            Err(_) => bump(&self.counts.commits_failed, 1),
+        }
+        result
     }
 
     /// The committed offset of `tp` in this consumer's group.

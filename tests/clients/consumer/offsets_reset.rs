@@ -493,6 +493,16 @@ fn manual_assignment_commits_only_while_the_group_has_no_members() {
     member.close().unwrap();
     manual.commit_sync().unwrap();
     assert_eq!(manual.committed(&tp(0)).unwrap().unwrap().offset, 4);
+    // Its stats count the two commits that went through and the one refused; its position (4)
+    // is 6 behind the log end.
+    let stats = manual.stats();
+    assert_eq!((stats.commits, stats.commits_failed), (2, 1), "{stats:?}");
+    assert_eq!(stats.records_consumed, 10);
+    assert_eq!(stats.assigned_partitions, 1);
+    assert_eq!(
+        (stats.records_lag_max, stats.records_lag_total),
+        (Some(6), 6)
+    );
 }
 
 #[test]
