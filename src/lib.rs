@@ -74,10 +74,31 @@
 //! | `zstd` | yes | Kafka's zstd codec ([`Compression::Zstd`]): the reference C library, built from source (needs a C compiler) |
 //! | `gzip` | no | Kafka's gzip codec ([`Compression::Gzip`]): pure Rust (`flate2` on `miniz_oxide`) |
 //! | `snappy` | no | Kafka's snappy codec ([`Compression::Snappy`]): pure Rust (`snap`) |
+//! | `tracing` | no | spans and events for a [`tracing`](https://docs.rs/tracing) subscriber (below) |
 //!
 //! Every [`Compression`] variant exists in every build; a codec whose feature is off reports
 //! itself unavailable ([`Compression::is_available`]) and reading a batch compressed with it
 //! fails with a clear error. Without default features nothing needs a C compiler.
+//!
+//! # Tracing
+//!
+//! With the `tracing` feature, topiclog emits these spans and events, all with target `topiclog`;
+//! their names and fields are stable (fields may be added). Without it they compile to nothing.
+//!
+//! | name | kind, level | fields |
+//! |---|---|---|
+//! | `open` | span | `dir`: a partition's open (and in-place recovery) |
+//! | "partition opened" | event, debug | `dir`, `clean_shutdown`, `segments_scanned`, `bytes_scanned`, `bytes_truncated`, `segments_deleted`, `corruption_cut`, `checkpoint_damaged`, `producer_state_rebuilt`, `start_offset`, `end_offset` (the [`RecoveryReport`]) |
+//! | "partition recovered with a cut" | event, warn | the same, when recovery cut a torn tail, dropped segments or cut damage |
+//! | "segment rolled" | event, debug | `dir`, `base_offset` (the new segment's), `sealed_bytes` |
+//! | `retention` | span | `dir`: a retention pass |
+//! | "retention pass" | event, info | `dir`, `segments_deleted`, `bytes_deleted`, `start_offset` (when it deleted something) |
+//! | `compaction` | span | `dir`: a compaction pass |
+//! | "compaction pass" | event, info | `dir`, `bytes_read`, `bytes_written`, `records_removed`, `tombstones_removed`, `first_dirty_offset` (when it cleaned) |
+//! | "partition poisoned" | event, error | `dir`, `error` (the failure that stopped its writes) |
+//! | "maintenance failed" | event, error | `error` (what [`Store::last_maintenance_error`] keeps) |
+//! | "group rebalanced" | event, info | `group`, `generation` (the new one), `members` |
+//! | "commit refused" | event, warn | `group`, `reason` (the [`Error::CommitFailed`] returned) |
 //!
 //! # Platforms
 //!
@@ -110,6 +131,7 @@ mod producer;
 pub mod segment;
 mod store;
 mod topic;
+mod trace;
 
 pub use broker::{
     AssignmentStrategy, MemberDescription, OffsetAndMetadata, PartitionLag, TopicPartition,

@@ -131,7 +131,7 @@ impl Drop for CommitTicket<'_> {
     fn drop(&mut self) {
         let mut st = self.group.state.lock();
         st.in_flight.remove(&self.ticket);
-        Coordinator::try_complete(&mut st);
+        Coordinator::try_complete(&self.group.name, &mut st);
     }
 }
 
@@ -246,7 +246,7 @@ impl Coordinator {
                 notify,
             },
         );
-        self.start_rebalance(&mut st);
+        self.start_rebalance(&group.name, &mut st);
         Ok(id)
     }
 
@@ -255,7 +255,7 @@ impl Coordinator {
         let mut st = group.state.lock();
         if st.members.remove(&member).is_some() {
             st.assignment.remove(&member);
-            self.start_rebalance(&mut st);
+            self.start_rebalance(&group.name, &mut st);
         }
     }
 
@@ -282,7 +282,7 @@ impl Coordinator {
         }
         let Some(me) = st.members.get_mut(&member) else {
             if restart {
-                self.start_rebalance(&mut st);
+                self.start_rebalance(&group.name, &mut st);
             }
             return Step::Fenced;
         };
@@ -292,7 +292,7 @@ impl Coordinator {
             restart = (self.counts)(&topics) != st.counts;
         }
         if restart {
-            self.start_rebalance(&mut st);
+            self.start_rebalance(&group.name, &mut st);
         }
         if st.rebalancing {
             let me = &st.members[&member];
@@ -342,7 +342,7 @@ impl Coordinator {
         if let Some(m) = st.members.get_mut(&member) {
             m.rejoined = true;
         }
-        Self::try_complete(&mut st);
+        Self::try_complete(&group.name, &mut st);
     }
 
     /// Run `commit` if `member` (at `generation`) may commit `partitions` now. The check is made
@@ -374,6 +374,7 @@ impl Coordinator {
     ) -> Result<CommitTicket<'g>> {
         let mut st = group.state.lock();
         let refuse = |reason: String| {
+            crate::trace::event!(warn, group = %group.name, reason = %reason, "commit refused");
             Err(Error::CommitFailed {
                 group: group.name.clone(),
                 reason,
@@ -455,7 +456,7 @@ impl Coordinator {
             .collect()
     }
 
-    fn start_rebalance(&self, st: &mut GroupState) {
+    fn start_rebalance(&self, name: &str, st: &mut GroupState) {
         if st.members.is_empty() {
             st.rebalancing = false;
             st.assignment.clear();
@@ -485,12 +486,13 @@ impl Coordinator {
                 m.notify.notify();
             }
         }
-        Self::try_complete(st);
+        Self::try_complete(name, st);
     }
 
     /// Start the next generation if every member has revoked what it must and no in-flight
     /// commit holds it back (the last such commit to finish calls this again).
-    fn try_complete(st: &mut GroupState) {
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn try_complete(name: &str, st: &mut GroupState) {
         if !st.rebalancing || st.members.values().any(|m| !m.rejoined) {
             return;
         }
@@ -500,6 +502,13 @@ impl Coordinator {
         st.generation += 1;
         st.assignment = std::mem::take(&mut st.target);
         st.rebalancing = false;
+        crate::trace::event!(
+            info,
+            group = %name,
+            generation = st.generation,
+            members = st.members.len(),
+            "group rebalanced"
+        );
         for m in st.members.values() {
             m.notify.notify();
         }

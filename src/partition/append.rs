@@ -433,6 +433,13 @@ impl Inner {
         let old = w.active.clone();
         old.seal_unsynced()?;
         let base = self.end_offset.load(Ordering::Acquire);
+        crate::trace::event!(
+            debug,
+            dir = %self.dir.display(),
+            base_offset = base,
+            sealed_bytes = old.size(),
+            "segment rolled"
+        );
         let config = self.config();
         let seg = Arc::new(Segment::create_with_suffix(
             self.fs.clone(),

@@ -205,8 +205,19 @@ impl Partition {
         if inner.checkpoint.lock().recovery_point < active_base {
             self.flush_checkpoint()?;
         }
+        let _span = crate::trace::span!("compaction", dir = %inner.dir.display());
         let report = inner.compact_locked(&mut state, now_ms, policy)?;
         if report.cleaned {
+            crate::trace::event!(
+                info,
+                dir = %inner.dir.display(),
+                bytes_read = report.bytes_read,
+                bytes_written = report.bytes_written,
+                records_removed = report.records_removed,
+                tombstones_removed = report.tombstones_removed,
+                first_dirty_offset = report.first_dirty_offset,
+                "compaction pass"
+            );
             let c = &inner.counters;
             stats::add(&c.compaction_passes, 1);
             let reclaimed = report.bytes_read.saturating_sub(report.bytes_written);

@@ -444,6 +444,12 @@ impl Inner {
             {
                 let mut cause = self.poison_cause.lock();
                 if cause.is_none() {
+                    crate::trace::event!(
+                        error,
+                        dir = %self.dir.display(),
+                        error = %e,
+                        "partition poisoned"
+                    );
                     *cause = Some(e.clone());
                 }
             }

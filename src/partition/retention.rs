@@ -115,6 +115,7 @@ impl Partition {
         // is taken only to roll, when every segment goes.
         let _cleaner = inner.cleaner.lock();
         inner.check_writable()?;
+        let _span = crate::trace::span!("retention", dir = %inner.dir.display());
         let report = inner
             .retention_locked(now_ms, policy)
             .inspect_err(|e| inner.poison(e))?;
@@ -122,6 +123,16 @@ impl Partition {
         stats::add(&c.retention_passes, 1);
         stats::add(&c.retention_bytes_deleted, report.bytes_deleted);
         c.last_retention_ms.store(now_ms, Ordering::Relaxed);
+        if report.segments_deleted > 0 {
+            crate::trace::event!(
+                info,
+                dir = %inner.dir.display(),
+                segments_deleted = report.segments_deleted,
+                bytes_deleted = report.bytes_deleted,
+                start_offset = report.start_offset,
+                "retention pass"
+            );
+        }
         Ok(report)
     }
 }

@@ -222,6 +222,7 @@ impl StoreInner {
     /// with [`Error::Poisoned`] until it is reopened: that echo never replaces a failure already
     /// kept (which may be the one that poisoned it).
     fn record_failure(&self, e: &Error) {
+        crate::trace::event!(error, error = %e, "maintenance failed");
         let echo = matches!(e, Error::Maintenance { cause, .. } if matches!(**cause, Error::Poisoned { .. }));
         let mut last = self.last_maintenance_error.lock();
         if !(echo && last.is_some()) {

@@ -14,3 +14,4 @@ mod consumer;
 mod producer;
 mod store;
 mod topic;
+mod tracing_events;

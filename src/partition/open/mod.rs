@@ -68,11 +68,48 @@ fn recover_dir(
     config: &LogConfig,
     never_opened: bool,
 ) -> Result<Recovered> {
+    let _span = crate::trace::span!("open", dir = %dir.display());
     let listing = DirListing::read(&**fs, dir)?;
     let metadata = Metadata::read(&**fs, &listing, never_opened)?;
     let plan = RecoveryPlan::decide(&listing, &metadata, config.recovery)?;
-    plan.apply(fs, clock, config)
+    let recovered = plan.apply(fs, clock, config)?;
+    trace_recovery(dir, &recovered);
+    Ok(recovered)
 }
+
+/// The `tracing` event of an open: `warn` when recovery cut or dropped anything, else `debug`.
+#[cfg(feature = "tracing")]
+fn trace_recovery(dir: &Path, r: &Recovered) {
+    let report = &r.report;
+    let cut = report.bytes_truncated > 0 || report.segments_deleted > 0 || report.corruption_cut;
+    macro_rules! opened {
+        ($level:ident, $message:literal) => {
+            tracing::$level!(
+                target: "topiclog",
+                dir = %dir.display(),
+                clean_shutdown = report.clean_shutdown,
+                segments_scanned = report.segments_scanned,
+                bytes_scanned = report.bytes_scanned,
+                bytes_truncated = report.bytes_truncated,
+                segments_deleted = report.segments_deleted,
+                corruption_cut = report.corruption_cut,
+                checkpoint_damaged = report.checkpoint_damaged,
+                producer_state_rebuilt = report.producer_state_rebuilt,
+                start_offset = r.start,
+                end_offset = r.end,
+                $message
+            )
+        };
+    }
+    if cut {
+        opened!(warn, "partition recovered with a cut");
+    } else {
+        opened!(debug, "partition opened");
+    }
+}
+
+#[cfg(not(feature = "tracing"))]
+fn trace_recovery(_: &Path, _: &Recovered) {}
 
 impl Partition {
     /// Open (or create) the partition in `dir` with the default [`LogConfig`], on the real file
