@@ -8,13 +8,7 @@ impl Store {
     /// latched them, the internal offsets topic's included: they refuse writes until
     /// [`recover_partition`](Self::recover_partition) brings them back. Empty when all is well.
     pub fn poisoned_partitions(&self) -> Vec<PoisonedPartition> {
-        let topics: Vec<(String, Topic)> = self
-            .inner
-            .topics
-            .read()
-            .iter()
-            .map(|(n, t)| (n.clone(), t.clone()))
-            .collect();
+        let topics = self.every_topic();
         let mut out = Vec::new();
         for (name, topic) in topics {
             for (i, p) in topic.partitions().iter().enumerate() {

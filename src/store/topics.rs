@@ -225,6 +225,17 @@ impl Store {
             .collect()
     }
 
+    /// Every topic (internal ones included) by name, taken under the topics lock and released:
+    /// for walks that do I/O or take partition locks per topic.
+    pub(crate) fn every_topic(&self) -> Vec<(String, Topic)> {
+        self.inner
+            .topics
+            .read()
+            .iter()
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect()
+    }
+
     /// Every topic's partitions' [`stats`](crate::Partition::stats), by topic name (internal
     /// topics, such as `__consumer_offsets` where committed offsets live, included), each by
     /// partition number: a plain snapshot to log, export or assert on.
@@ -242,14 +253,10 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stats(&self) -> std::collections::BTreeMap<String, Vec<crate::PartitionStats>> {
-        let topics: Vec<(String, Topic)> = self
-            .inner
-            .topics
-            .read()
-            .iter()
-            .map(|(n, t)| (n.clone(), t.clone()))
-            .collect();
-        topics.into_iter().map(|(n, t)| (n, t.stats())).collect()
+        self.every_topic()
+            .into_iter()
+            .map(|(n, t)| (n, t.stats()))
+            .collect()
     }
 
     /// Delete a topic and all its data. Handles to it get [`Error::Closed`] afterwards.
