@@ -141,9 +141,11 @@ impl Pipeline {
             let sender = s.spawn(move || {
                 for _ in 0..n {
                     // Not waited on: the consumer below must receive every record.
-                    let _ = producer
-                        .send(TOPIC, Record::new(value.clone()))
-                        .expect("send");
+                    drop(
+                        producer
+                            .send(TOPIC, Record::new(value.clone()))
+                            .expect("send"),
+                    );
                 }
                 producer.flush().expect("flush");
             });
@@ -282,7 +284,7 @@ fn latency_at_rate(id: &str, rate: u64, linger: Duration, warm_up: Duration, mea
                     v.extend_from_slice(&at.to_le_bytes());
                     v.extend_from_slice(&filler);
                     // Not waited on: the consumer must receive every record.
-                    let _ = producer.send(TOPIC, Record::new(v)).expect("send");
+                    drop(producer.send(TOPIC, Record::new(v)).expect("send"));
                     i += 1;
                 }
                 sent.store(i, Ordering::Release);

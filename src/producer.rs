@@ -23,9 +23,12 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::future::Future;
 use std::hash::BuildHasherDefault;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -246,12 +249,85 @@ struct BatchState {
     times: Mutex<Times>,
     result: Mutex<Option<Result<AppendInfo>>>,
     done: Condvar,
+    /// Tasks awaiting a handle of this batch (see the `Future` of [`SendHandle`]).
+    wakers: Mutex<Vec<Waker>>,
 }
 
 impl BatchState {
     fn complete(&self, r: Result<AppendInfo>) {
         *self.result.lock() = Some(r);
         self.done.notify_all();
+        // After the result is set: a task registering now finds it when it checks again.
+        for waker in std::mem::take(&mut *self.wakers.lock()) {
+            waker.wake();
+        }
+    }
+}
+
+/// A handle is a future of its record's metadata: `handle.await` in an async task instead of the
+/// blocking [`wait`](SendHandle::wait). Runtime-agnostic: the producer's sender threads append
+/// (and `fdatasync`, under [`Acks::Durable`]) and wake the task when the batch is done, so the
+/// caller's executor never blocks on I/O. Cancellation-safe: dropping the future (or the handle)
+/// changes nothing about the send.
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::pin;
+/// use std::sync::Arc;
+/// use std::task::{Context, Poll, Wake};
+/// use topiclog::{ProducerConfig, Record, Store, TopicConfig};
+///
+/// // The smallest executor: poll, park until woken (any async runtime does this for you).
+/// fn block_on<F: Future>(f: F) -> F::Output {
+///     struct Unpark(std::thread::Thread);
+///     impl Wake for Unpark {
+///         fn wake(self: Arc<Self>) {
+///             self.0.unpark();
+///         }
+///     }
+///     let waker = Arc::new(Unpark(std::thread::current())).into();
+///     let mut f = pin!(f);
+///     loop {
+///         match f.as_mut().poll(&mut Context::from_waker(&waker)) {
+///             Poll::Ready(v) => return v,
+///             Poll::Pending => std::thread::park(),
+///         }
+///     }
+/// }
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// store.create_topic("events", TopicConfig::with_partitions(1))?;
+/// let producer = store.producer(ProducerConfig::default())?;
+/// let handle = producer.send("events", Record::new("hello"))?;
+/// let metadata = block_on(async { handle.await })?;
+/// assert_eq!((metadata.partition, metadata.offset), (0, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl Future for SendHandle {
+    type Output = Result<RecordMetadata>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(r) = this.batch.result.lock().as_ref() {
+            return Poll::Ready(this.metadata(Some(r)));
+        }
+        {
+            let mut wakers = this.batch.wakers.lock();
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+            }
+        }
+        // As `wait` does: a clock that moves only when told to would never end the linger.
+        if let Some(core) = this.batch.producer.upgrade() {
+            if core.clock.wakes_waiters() {
+                core.send_now(&this.batch);
+            }
+        }
+        match this.batch.result.lock().as_ref() {
+            Some(r) => Poll::Ready(this.metadata(Some(r))),
+            None => Poll::Pending,
+        }
     }
 }
 
@@ -855,6 +931,7 @@ impl Core {
                         duplicate: false,
                     }))),
                     done: Condvar::new(),
+                    wakers: Mutex::new(Vec::new()),
                 }),
                 index: 0,
             });
@@ -944,6 +1021,7 @@ impl Core {
             times: Mutex::new(Times::default()),
             result: Mutex::new(None),
             done: Condvar::new(),
+            wakers: Mutex::new(Vec::new()),
         });
         acc.open.insert(
             slot_key(slot),

@@ -147,5 +147,5 @@ fn a_full_buffer_blocks_then_fails() {
     assert!(matches!(err, Error::BufferFull { .. }), "{err:?}");
     assert!(sent >= 9);
     producer.flush().unwrap();
-    let _ = producer.send("t", Record::new(big)).unwrap();
+    drop(producer.send("t", Record::new(big)).unwrap());
 }

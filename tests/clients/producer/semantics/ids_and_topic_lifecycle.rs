@@ -31,7 +31,7 @@ fn idempotent_producer_ids_are_unique_across_producers_and_reopens() {
 
         // Batches carry their producer's id (and sequence numbers); the plain producer's do not.
         for p in [&producers[0], &plain, &producers[4], &producers[0]] {
-            let _ = p.send("t", Record::new("x")).unwrap();
+            drop(p.send("t", Record::new("x")).unwrap());
             p.flush().unwrap();
         }
         let stamps: Vec<(i64, i32)> = stored_batches(&t.partition(0).unwrap())

@@ -188,7 +188,7 @@ fn a_burst_coalesces_while_the_partition_is_busy() {
         .unwrap();
     const N: usize = 20_000;
     for _ in 0..N {
-        let _ = producer.send("t", Record::new(vec![1u8; 100])).unwrap();
+        drop(producer.send("t", Record::new(vec![1u8; 100])).unwrap());
     }
     producer.flush().unwrap();
     let p = t.partition(0).unwrap();

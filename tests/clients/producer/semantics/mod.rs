@@ -135,6 +135,7 @@ mod acks;
 mod batching;
 mod concurrency;
 mod flush_close;
+mod futures;
 mod ids_and_topic_lifecycle;
 mod io_failures;
 mod send_errors;
