@@ -416,20 +416,9 @@ impl RecordBatch {
         if !crc_matches(&bytes, &header) {
             return Err((CRC_OFFSET, "CRC mismatch"));
         }
-        let records = records_section(&bytes, &header)?;
-        // A position inside a compressed stream's output means nothing in the file: report the
-        // stream's start.
-        let compressed = header.compression_bits() != 0;
-        check_records(&records, &header)
-            .map_err(|(at, r)| (RECORDS_OFFSET + if compressed { 0 } else { at }, r))?;
         // Compaction keeps a batch's offset range when it drops records, so the last record may
-        // sit below `last offset delta` (checked above never to exceed it).
-        Ok(RecordBatch {
-            header,
-            bytes,
-            records,
-            marks: None,
-        })
+        // sit below `last offset delta` (the framing check keeps it from exceeding it).
+        RecordBatch::from_verified(bytes, header, true)
     }
 
     /// A batch whose CRC the caller has already checked against `bytes` (or vouched for from a
@@ -450,6 +439,8 @@ impl RecordBatch {
         }
         let records = records_section(&bytes, &header)?;
         if check_framing {
+            // A position inside a compressed stream's output means nothing in the file: report
+            // the stream's start.
             let compressed = header.compression_bits() != 0;
             check_records(&records, &header)
                 .map_err(|(at, r)| (RECORDS_OFFSET + if compressed { 0 } else { at }, r))?;

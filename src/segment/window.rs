@@ -152,6 +152,19 @@ impl<'a> WindowReader<'a> {
         Ok(self.window().slice(r))
     }
 
+    /// Exactly the `len` bytes of a batch at `pos`: damage if the file ends first.
+    fn exact_bytes(&mut self, pos: u64, len: usize, path: &Path) -> Result<Bytes> {
+        let b = self.bytes(pos, len, path)?;
+        if b.len() != len {
+            return Err(Error::corrupt(
+                path,
+                pos,
+                "batch extends past the end of the file",
+            ));
+        }
+        Ok(b)
+    }
+
     /// The header of the batch at `pos`, structurally checked; the batch must end within the limit.
     pub(super) fn header_at(&mut self, pos: u64, path: &Path) -> Result<BatchHeader> {
         let r = self.locate(pos, BATCH_HEADER_LEN, path)?;
@@ -236,14 +249,7 @@ impl<'a> WindowReader<'a> {
         if !verify {
             return Ok((h, None));
         }
-        let b = self.bytes(pos, len, path)?;
-        if b.len() != len {
-            return Err(Error::corrupt(
-                path,
-                pos,
-                "batch extends past the end of the file",
-            ));
-        }
+        let b = self.exact_bytes(pos, len, path)?;
         match RecordBatch::decode(b) {
             Ok(batch) => Ok((h, Some(batch))),
             Err((at, reason)) => Err(batch_error(&h, pos, at, reason, path)),
@@ -263,14 +269,7 @@ impl<'a> WindowReader<'a> {
         path: &Path,
     ) -> Result<RecordBatch> {
         let len = s.total_len();
-        let b = self.bytes(pos, len, path)?;
-        if b.len() != len {
-            return Err(Error::corrupt(
-                path,
-                pos,
-                "batch extends past the end of the file",
-            ));
-        }
+        let b = self.exact_bytes(pos, len, path)?;
         // In `RecordBatch::decode`'s order, with its errors.
         let h = BatchHeader::parse(&b).map_err(|reason| Error::corrupt(path, pos, reason))?;
         if !crc_vouched && !span_crc_matches(&b, len, s.crc) {
