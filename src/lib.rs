@@ -117,6 +117,7 @@ compile_error!(
      end of a file and deleting files that are still mapped"
 );
 
+mod blocking;
 mod broker;
 mod clock;
 mod config;
@@ -132,6 +133,7 @@ pub mod segment;
 mod store;
 mod topic;
 mod trace;
+mod wait;
 
 pub use broker::{
     AssignmentStrategy, MemberDescription, OffsetAndMetadata, PartitionLag, TopicPartition,
@@ -142,6 +144,8 @@ pub use config::{
     CleanupPolicy, CompressionType, Deadline, Durability, Limit, LogConfig, LogOverrides,
     Retention, TimestampType,
 };
+#[cfg(feature = "stream")]
+pub use consumer::RecordStream;
 pub use consumer::{
     AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords, ConsumerStats,
     ConsumerWaker, Isolation, RebalanceListener,

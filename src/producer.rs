@@ -42,6 +42,7 @@ use crate::hash::FastHasher;
 use crate::partition::{AppendInfo, Durability, ProducerBatch, TimestampType};
 use crate::store::Store;
 use crate::topic::{Partitioner, RecordMetadata, Topic};
+use crate::wait::{Event, EventListener};
 
 /// Compression of batches: Kafka's codecs, each behind a Cargo feature. Defined with the batch
 /// format (`format::compression`); re-exported here, where [`ProducerConfig::compression`] uses it.
@@ -435,14 +436,18 @@ struct Core {
     topics: RwLock<FastMap<Arc<str>, Arc<CachedTopic>>>,
     acc: Mutex<Accumulator>,
     /// Bytes of records buffered (not yet appended): reserved by `send` without a lock, released
-    /// under `acc` (so a `send` waiting there for room sees every release).
+    /// under `acc`, each release notifying `space` (a `send` waiting for room listens before its
+    /// last look, so it sees every release).
     buffered: AtomicUsize,
     /// Set under `acc` by `close`: no batch is opened afterwards.
     closed: AtomicBool,
     /// Senders wait here for work.
     work: Condvar,
-    /// `send` waits here for buffer space; `flush` for completions.
+    /// `flush` waits here for completions.
     progress: Condvar,
+    /// Notified when buffer space is released or the producer closes: what `send` (blocking) and
+    /// `send_async` wait on for room.
+    space: Event,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// What [`Producer::stats`] reports.
     counters: ProducerCounters,
@@ -567,6 +572,8 @@ impl Producer {
                         let _acc = c.acc.lock();
                         c.work.notify_all();
                         c.progress.notify_all();
+                        drop(_acc);
+                        c.space.notify(usize::MAX);
                     }
                 })
             },
@@ -579,6 +586,7 @@ impl Producer {
             closed: AtomicBool::new(false),
             work: Condvar::new(),
             progress: Condvar::new(),
+            space: Event::new(),
             threads: Mutex::new(Vec::new()),
             counters: ProducerCounters::default(),
             config,
@@ -652,6 +660,66 @@ impl Producer {
     /// As [`send`](Self::send), and [`Error::InvalidPartition`].
     pub fn send_to(&self, topic: &str, partition: u32, record: Record) -> Result<SendHandle> {
         self.handle.core.send(topic, Some(partition), record)
+    }
+
+    /// [`send`](Self::send) for async code: when the buffer is full, the future awaits room
+    /// (up to `max_block`, then [`Error::BufferFull`]) instead of blocking the thread; otherwise
+    /// it is ready at once. It resolves to the record's [`SendHandle`], itself a future of its
+    /// [`RecordMetadata`] — so `producer.send_async(t, r).await?.await?` waits for both room and
+    /// the append, while awaiting only the first lets records pipeline.
+    ///
+    /// While it waits it is woken by the sender thread that frees buffer space (the notification
+    /// a blocking `send` waits on), and at `max_block` by the process's timer thread. Dropping it
+    /// before it resolves cancels the send: the record was not buffered and no buffer space stays
+    /// taken.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    ///
+    /// # Examples
+    /// ```
+    /// use topiclog::{ProducerConfig, Record, Store, TopicConfig};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct Unpark(std::thread::Thread);
+    /// #     impl std::task::Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = Box::pin(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// store.create_topic("events", TopicConfig::with_partitions(1))?;
+    /// let producer = store.producer(ProducerConfig::default())?;
+    /// // In a tokio task: `producer.send_async(..).await?.await?`.
+    /// let metadata = block_on(async {
+    ///     let handle = producer.send_async("events", Record::new("hello")).await?;
+    ///     handle.await
+    /// })?;
+    /// assert_eq!(metadata.offset, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn send_async(&self, topic: &str, record: Record) -> Result<SendHandle> {
+        self.handle.core.send_async(topic, None, record).await
+    }
+
+    /// [`send_async`](Self::send_async) to a chosen partition.
+    ///
+    /// # Errors
+    /// As [`send_to`](Self::send_to).
+    pub async fn send_to_async(
+        &self,
+        topic: &str,
+        partition: u32,
+        record: Record,
+    ) -> Result<SendHandle> {
+        self.handle
+            .core
+            .send_async(topic, Some(partition), record)
+            .await
     }
 
     /// Append everything sent so far, now, and wait until it is done (per `acks`).
@@ -835,46 +903,135 @@ impl Core {
     /// Take `size` bytes of buffer, waiting up to `max_block` for batches to complete.
     fn reserve_waiting(&self, size: usize) -> Result<()> {
         let started = std::time::Instant::now();
-        let waited = |c: &ProducerCounters| {
-            let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            c.buffer_wait_ns.fetch_add(ns, Ordering::Relaxed);
+        let deadline = self.clock.deadline_after(self.config.max_block);
+        let result = loop {
+            let listener = match self.reserve_or_listen(size) {
+                Ok(listener) => listener,
+                Err(done) => break done,
+            };
+            if self.clock.wait_listener(listener, deadline) {
+                break self.reserve_or_full(size);
+            }
         };
-        let limit = self.config.buffer_bytes;
-        let mut acc = self.acc.lock();
-        let mut deadline = None;
-        loop {
+        self.waited_since(started);
+        result
+    }
+
+    /// [`reserve_waiting`](Self::reserve_waiting), awaiting the room.
+    async fn reserve_async(&self, size: usize) -> Result<()> {
+        let started = std::time::Instant::now();
+        let deadline = self.clock.deadline_after(self.config.max_block);
+        let result = loop {
+            let listener = match self.reserve_or_listen(size) {
+                Ok(listener) => listener,
+                Err(done) => break done,
+            };
+            if self.clock.listen_until(listener, deadline).await {
+                break self.reserve_or_full(size);
+            }
+        };
+        self.waited_since(started);
+        result
+    }
+
+    /// Take `size` bytes of buffer (`Err(Ok(()))`), or fail if closed (`Err(Err(..))`), or, if
+    /// there is no room, a listener for the next release, registered before a second look.
+    fn reserve_or_listen(&self, size: usize) -> std::result::Result<EventListener, Result<()>> {
+        let check = || {
             if self.closed.load(Ordering::Acquire) {
-                return Err(self.closed_error());
+                Some(Err(self.closed_error()))
+            } else if self.try_reserve(size) {
+                Some(Ok(()))
+            } else {
+                None
             }
-            if self.try_reserve(size) {
-                waited(&self.counters);
-                return Ok(());
-            }
-            let d =
-                *deadline.get_or_insert_with(|| self.clock.deadline_after(self.config.max_block));
-            if self.clock.wait_until(&self.progress, &mut acc, d) {
-                waited(&self.counters);
-                return Err(Error::BufferFull {
-                    buffered: self.buffered.load(Ordering::Acquire),
-                    limit,
-                });
-            }
+        };
+        if let Some(done) = check() {
+            return Err(done);
+        }
+        let listener = self.space.listen();
+        match check() {
+            Some(done) => Err(done),
+            None => Ok(listener),
         }
     }
 
-    /// Give back `size` bytes of buffer (`acc` held) and wake the sends waiting for room.
+    /// The last try at the deadline: room, or [`Error::BufferFull`].
+    fn reserve_or_full(&self, size: usize) -> Result<()> {
+        match self.reserve_or_listen(size) {
+            Err(done) => done,
+            Ok(_) => Err(Error::BufferFull {
+                buffered: self.buffered.load(Ordering::Acquire),
+                limit: self.config.buffer_bytes,
+            }),
+        }
+    }
+
+    fn waited_since(&self, started: std::time::Instant) {
+        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.counters
+            .buffer_wait_ns
+            .fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Give back `size` bytes of buffer (`acc` held) and wake the sends waiting for room and
+    /// the flushes waiting for completions.
     fn release(&self, _acc: &mut Accumulator, size: usize) {
         self.buffered.fetch_sub(size, Ordering::AcqRel);
         self.progress.notify_all();
+        self.space.notify(usize::MAX);
+    }
+
+    /// [`send`](Self::send) for async code: if the buffer is full, await room (up to
+    /// `max_block`) instead of blocking. Everything else `send` does never blocks.
+    async fn send_async(
+        &self,
+        topic_name: &str,
+        partition: Option<u32>,
+        record: Record,
+    ) -> Result<SendHandle> {
+        let size = record_size(&record);
+        if !self.try_reserve(size) {
+            // Fail before waiting for what waiting cannot fix.
+            if self.closed.load(Ordering::Acquire) {
+                return Err(self.closed_error());
+            }
+            self.store.check_open()?;
+            let topic = self.store.topic(topic_name)?;
+            if let Some(p) = partition {
+                topic.partition(p)?;
+            }
+            self.reserve_async(size).await?;
+        }
+        self.send_reserved(topic_name, partition, record, size, true)
     }
 
     fn send(&self, topic_name: &str, partition: Option<u32>, record: Record) -> Result<SendHandle> {
         let size = record_size(&record);
+        self.send_reserved(topic_name, partition, record, size, false)
+    }
+
+    /// `send`, with `size` bytes of buffer taken already if `reserved`.
+    fn send_reserved(
+        &self,
+        topic_name: &str,
+        partition: Option<u32>,
+        record: Record,
+        size: usize,
+        mut reserved: bool,
+    ) -> Result<SendHandle> {
         if self.closed.load(Ordering::Acquire) {
+            if reserved {
+                self.release(&mut self.acc.lock(), size);
+            }
             return Err(self.closed_error());
         }
-        self.store.check_open()?;
-        let mut reserved = false;
+        if let Err(e) = self.store.check_open() {
+            if reserved {
+                self.release(&mut self.acc.lock(), size);
+            }
+            return Err(e);
+        }
         // The cache's read lock is held from the look-up to the record's encoding (never while
         // waiting): no reference count is touched per record.
         let added = loop {
@@ -1258,6 +1415,7 @@ impl Core {
             self.work.notify_all();
             self.progress.notify_all();
         }
+        self.space.notify(usize::MAX);
         let threads = std::mem::take(&mut *self.threads.lock());
         for t in threads {
             if t.thread().id() != std::thread::current().id() {

@@ -74,6 +74,19 @@ impl std::fmt::Debug for Coordinator {
     }
 }
 
+/// A member waiting inside a poll ([`Coordinator::waiting_guard`]); dropping it ends the wait.
+pub(crate) struct Waiting<'a> {
+    coordinator: &'a Coordinator,
+    group: &'a Group,
+    member: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.coordinator.set_waiting(self.group, self.member, false);
+    }
+}
+
 /// One group.
 #[derive(Debug)]
 pub(crate) struct Group {
@@ -322,18 +335,57 @@ impl Coordinator {
     /// member counted as polling all along: however long it waits, it is not removed for missing
     /// `max_poll_interval`, which counts again from when `wait` returns.
     pub fn waiting<R>(&self, group: &Group, member: u64, wait: impl FnOnce() -> R) -> R {
-        let set = |waiting: bool| {
-            let mut st = group.state.lock();
-            let now = self.clock.monotonic();
-            if let Some(m) = st.members.get_mut(&member) {
-                m.waiting = waiting;
-                m.last_poll = now;
-            }
-        };
-        set(true);
-        let r = wait();
-        set(false);
-        r
+        let _waiting = self.waiting_guard(group, member);
+        wait()
+    }
+
+    /// [`waiting`](Self::waiting) for a wait that is not a closure (an async one): the member
+    /// counts as polling until the guard is dropped.
+    pub fn waiting_guard<'a>(&'a self, group: &'a Group, member: u64) -> Waiting<'a> {
+        self.set_waiting(group, member, true);
+        Waiting {
+            coordinator: self,
+            group,
+            member,
+        }
+    }
+
+    fn set_waiting(&self, group: &Group, member: u64, waiting: bool) {
+        let mut st = group.state.lock();
+        let now = self.clock.monotonic();
+        if let Some(m) = st.members.get_mut(&member) {
+            m.waiting = waiting;
+            m.last_poll = now;
+        }
+    }
+
+    /// The latest time (the clock's monotonic time) at which `member`, about to wait, must poll
+    /// again to notice a member that stopped polling: just after the first of the members not
+    /// waiting now would miss its `max_poll_interval`, and at most the shortest
+    /// `max_poll_interval` of the group from now (a member that stops waiting later misses its
+    /// interval no earlier). So a group whose members all wait inside a poll wakes nobody until
+    /// something happens.
+    pub fn next_check(&self, group: &Group, member: u64) -> Duration {
+        let st = group.state.lock();
+        let now = self.clock.monotonic();
+        let shortest = st
+            .members
+            .values()
+            .map(|m| m.max_poll_interval)
+            .min()
+            .unwrap_or(Duration::MAX);
+        let first_miss = st
+            .members
+            .iter()
+            .filter(|(id, m)| **id != member && !m.waiting)
+            .map(|(_, m)| {
+                m.last_poll
+                    .saturating_add(m.max_poll_interval)
+                    .saturating_add(Duration::from_millis(1))
+            })
+            .min()
+            .unwrap_or(Duration::MAX);
+        first_miss.min(now.saturating_add(shortest))
     }
 
     /// The member revoked what [`Step::Revoke`] asked for.

@@ -15,22 +15,28 @@ mod config;
 mod fetch;
 mod group;
 mod records;
+#[cfg(feature = "stream")]
+mod stream;
 mod waker;
 
 pub use config::{AutoOffsetReset, ConsumerConfig, Isolation};
 pub use records::{ConsumerRecord, ConsumerRecords};
+#[cfg(feature = "stream")]
+pub use stream::RecordStream;
 pub use waker::ConsumerWaker;
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::broker::{AssignmentStrategy, Broker, Group, OffsetAndMetadata, Step, TopicPartition};
+use crate::broker::{
+    AssignmentStrategy, Broker, Group, OffsetAndMetadata, OffsetStore, Step, TopicPartition,
+};
 use crate::clock::ClockWaiter;
 use crate::error::{Error, Result};
 use crate::format::{HeaderIter, StoredRecord};
@@ -123,21 +129,30 @@ pub struct Consumer {
     /// Where the next fetch starts, for fairness across partitions.
     cursor: usize,
     closed: bool,
-    /// What [`stats`](Consumer::stats) counts (`Cell`s: a consumer is not `Sync`, and commits
+    /// What [`stats`](Consumer::stats) counts (shared with the futures of async commits, which
     /// take `&self`).
-    counts: Counts,
+    counts: Arc<Counts>,
 }
 
 #[derive(Default)]
 struct Counts {
-    polls: Cell<u64>,
-    records: Cell<u64>,
-    commits: Cell<u64>,
-    commits_failed: Cell<u64>,
+    polls: AtomicU64,
+    records: AtomicU64,
+    commits: AtomicU64,
+    commits_failed: AtomicU64,
 }
 
-fn bump(c: &Cell<u64>, n: u64) {
-    c.set(c.get().saturating_add(n));
+fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Counts {
+    fn commit(&self, result: &Result<()>) {
+        match result {
+            Ok(()) => bump(&self.commits, 1),
+            Err(_) => bump(&self.commits_failed, 1),
+        }
+    }
 }
 
 /// What a consumer has done since it was created, and how far behind it is now
@@ -162,6 +177,17 @@ pub struct ConsumerStats {
     /// The lags summed over those partitions. Kafka: the sum of the per-partition
     /// `records-lag`.
     pub records_lag_total: u64,
+}
+
+/// What a poll does after a fetch ([`Consumer::fetch_step`]).
+enum Fetched {
+    /// Return these (some records, or none at the deadline).
+    Records(ConsumerRecords),
+    /// Nothing yet: wait for a notification until this time (the deadline, or sooner to look at
+    /// the group).
+    WaitUntil(Duration),
+    /// Look again at once (the group needs a look now).
+    Again,
 }
 
 impl fmt::Debug for Consumer {
@@ -199,7 +225,7 @@ impl Consumer {
             listener: None,
             cursor: 0,
             closed: false,
-            counts: Counts::default(),
+            counts: Arc::new(Counts::default()),
         })
     }
 
@@ -238,10 +264,10 @@ impl Consumer {
             })
             .collect();
         ConsumerStats {
-            polls: self.counts.polls.get(),
-            records_consumed: self.counts.records.get(),
-            commits: self.counts.commits.get(),
-            commits_failed: self.counts.commits_failed.get(),
+            polls: self.counts.polls.load(Ordering::Relaxed),
+            records_consumed: self.counts.records.load(Ordering::Relaxed),
+            commits: self.counts.commits.load(Ordering::Relaxed),
+            commits_failed: self.counts.commits_failed.load(Ordering::Relaxed),
             assigned_partitions: self.owned.len(),
             records_lag_max: lags.iter().copied().max(),
             records_lag_total: lags.iter().sum(),
@@ -385,41 +411,170 @@ impl Consumer {
             // Read before the checks below: a close or wakeup that lands after them moves the
             // sequence number, so the wait at the end returns at once.
             let seen = self.notify.seq();
-            self.store.check_open()?;
-            // Before anything moves a position: an interrupted poll loses no records.
-            if self.wakeup.swap(false, Ordering::SeqCst) {
-                return Err(Error::Wakeup);
-            }
-            if self.config.enable_auto_commit
-                && self.clock.now().saturating_sub(self.last_auto_commit)
-                    >= self.config.auto_commit_interval
-            {
+            self.before_fetch()?;
+            if self.auto_commit_due() {
                 self.auto_commit()?;
             }
-            self.group_step()?;
-            let records = self.fetch()?;
-            if !records.is_empty() {
-                return Ok(records);
-            }
-            let now = self.clock.now();
-            if now >= deadline {
-                return Ok(records);
-            }
-            // Wake on new data, a group change, a change of the store's topics or a move of the
-            // clock. A member waits as a polling member (alive however long it waits); with a
-            // clock that moves with real time it also wakes now and then, to notice members that
-            // stopped polling (a clock that wakes its waiters wakes it as it moves).
-            let Some(m) = &self.membership else {
-                self.notify.wait_timeout(seen, self.clock.timeout(deadline));
-                continue;
+            let until = match self.fetch_step(deadline)? {
+                Fetched::Records(records) => return Ok(records),
+                Fetched::Again => continue,
+                Fetched::WaitUntil(until) => until,
             };
-            let until = deadline.min(now.saturating_add(Duration::from_millis(100)));
+            // Wake on new data, a group change, a change of the store's topics or a move of the
+            // clock. A member waits as a polling member (alive however long it waits), and wakes
+            // in time to notice a member that stopped polling (see `Coordinator::next_check`).
             let timeout = self.clock.timeout(until);
             let notify = &self.notify;
-            self.broker
-                .coordinator()
-                .waiting(&m.group, m.member, || notify.wait_timeout(seen, timeout));
+            match &self.membership {
+                None => {
+                    notify.wait_timeout(seen, timeout);
+                }
+                Some(m) => {
+                    self.broker
+                        .coordinator()
+                        .waiting(&m.group, m.member, || notify.wait_timeout(seen, timeout));
+                }
+            }
         }
+    }
+
+    /// [`poll`](Self::poll) for async code: the same records, rebalances, auto-commits and
+    /// errors, with the wait for records (and the auto-commit's `fdatasync`) taking no thread of
+    /// the caller's executor. While it waits it is woken by the append that publishes records
+    /// (the notification blocking polls wait on), a group change, [`ConsumerWaker::wakeup`] or a
+    /// close, and at its deadline by the process's timer thread; it never polls. An auto-commit
+    /// runs on topiclog's I/O threads (as [`commit_async`](Self::commit_async) does) and is
+    /// awaited. Works with any executor.
+    ///
+    /// **Cancellation-safe**: dropping the future (a `select!`, a timeout) loses no record and
+    /// moves no position past a record it did not return: records are taken from the log and
+    /// returned in the same step, with no `.await` in between. An auto-commit already handed to
+    /// the I/O threads completes (it commits positions of records earlier polls returned).
+    /// Rebalance listener callbacks run inside it, as in `poll`, and a commit made by one (or the
+    /// commit before a revocation) blocks the task for its `fdatasync`.
+    ///
+    /// # Errors
+    /// As [`poll`](Self::poll).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{AutoOffsetReset, ConsumerConfig, Record, Store, TopicConfig};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct Unpark(std::thread::Thread);
+    /// #     impl std::task::Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = Box::pin(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// let topic = store.create_topic("jobs", TopicConfig::with_partitions(1))?;
+    /// let mut consumer = store.consumer(ConsumerConfig {
+    ///     auto_offset_reset: AutoOffsetReset::Earliest,
+    ///     ..ConsumerConfig::group("workers")
+    /// })?;
+    /// consumer.subscribe(&["jobs"])?;
+    /// let t = std::thread::spawn(move || topic.send(Record::new("resize image 7")));
+    /// // In a tokio task this would be `consumer.poll_async(..).await`.
+    /// let records = block_on(consumer.poll_async(Duration::from_secs(10)))?;
+    /// assert_eq!(records.iter().next().unwrap().value(), b"resize image 7");
+    /// block_on(consumer.commit_async())?;
+    /// # t.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn poll_async(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
+        self.check_open()?;
+        let deadline = self.clock.deadline_after(timeout);
+        let result = self.poll_until_async(deadline).await;
+        if let Ok(records) = &result {
+            bump(&self.counts.polls, 1);
+            bump(&self.counts.records, records.len() as u64);
+        }
+        result.map_err(|e| self.store.check_open().err().unwrap_or(e))
+    }
+
+    /// Await the next records, however long that takes: [`poll_async`](Self::poll_async) with no
+    /// timeout, never returning an empty batch. End the wait with
+    /// [`ConsumerWaker::wakeup`] (it fails with [`Error::Wakeup`]), by closing the store, or by
+    /// dropping the future (cancellation-safe, as `poll_async`).
+    ///
+    /// # Errors
+    /// As [`poll`](Self::poll).
+    pub async fn recv(&mut self) -> Result<ConsumerRecords> {
+        self.poll_async(Duration::MAX).await
+    }
+
+    /// The records as a [`Stream`](futures_core::Stream) of polled batches (each a
+    /// [`ConsumerRecords`] of at least one record), for `StreamExt` combinators of `futures` or
+    /// `tokio-stream`. Each item is what [`recv`](Self::recv) returns; the stream ends once the
+    /// consumer or its store is closed. [`Error::Wakeup`] comes as an item (the stream goes on
+    /// afterwards). Dropping the stream between items loses nothing (as `recv`).
+    ///
+    /// Feature `stream`.
+    #[cfg(feature = "stream")]
+    pub fn stream(&mut self) -> RecordStream<'_> {
+        RecordStream::new(self)
+    }
+
+    async fn poll_until_async(&mut self, deadline: Duration) -> Result<ConsumerRecords> {
+        loop {
+            let seen = self.notify.seq();
+            self.before_fetch()?;
+            if self.auto_commit_due() {
+                self.auto_commit_async().await?;
+            }
+            let until = match self.fetch_step(deadline)? {
+                Fetched::Records(records) => return Ok(records),
+                Fetched::Again => continue,
+                Fetched::WaitUntil(until) => until,
+            };
+            let broker = self.broker.clone();
+            let _waiting = self
+                .membership
+                .as_ref()
+                .map(|m| broker.coordinator().waiting_guard(&m.group, m.member));
+            self.notify.changed(seen, &self.clock, until).await;
+        }
+    }
+
+    /// What every poll checks before it fetches: the store is open, no wakeup is pending
+    /// (checked before anything moves a position: an interrupted poll loses no records).
+    fn before_fetch(&mut self) -> Result<()> {
+        self.store.check_open()?;
+        if self.wakeup.swap(false, Ordering::SeqCst) {
+            return Err(Error::Wakeup);
+        }
+        Ok(())
+    }
+
+    fn auto_commit_due(&self) -> bool {
+        self.config.enable_auto_commit
+            && self.clock.now().saturating_sub(self.last_auto_commit)
+                >= self.config.auto_commit_interval
+    }
+
+    /// The group step and a fetch, and what the poll does next.
+    fn fetch_step(&mut self, deadline: Duration) -> Result<Fetched> {
+        self.group_step()?;
+        let records = self.fetch()?;
+        let now = self.clock.now();
+        if !records.is_empty() || now >= deadline {
+            return Ok(Fetched::Records(records));
+        }
+        let until = match &self.membership {
+            None => deadline,
+            Some(m) => deadline.min(self.broker.coordinator().next_check(&m.group, m.member)),
+        };
+        Ok(if until <= now {
+            Fetched::Again
+        } else {
+            Fetched::WaitUntil(until)
+        })
     }
 
     /// Commit the positions of everything `poll` returned (for every assigned partition with a
@@ -433,9 +588,13 @@ impl Consumer {
     /// without a `group_id`; [`Error::Closed`] once the store or this consumer is closed; I/O
     /// errors.
     pub fn commit_sync(&self) -> Result<()> {
+        self.commit(&self.positions())
+    }
+
+    /// The positions of everything `poll` returned, to commit.
+    fn positions(&self) -> Vec<(TopicPartition, OffsetAndMetadata)> {
         let now = self.store.now_ms();
-        let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = self
-            .owned
+        self.owned
             .iter()
             .filter_map(|(tp, o)| {
                 o.position.map(|p| {
@@ -449,8 +608,7 @@ impl Consumer {
                     )
                 })
             })
-            .collect();
-        self.commit(&offsets)
+            .collect()
     }
 
     /// Commit these offsets (each the next offset to consume), durably. A commit timestamp of 0
@@ -459,6 +617,56 @@ impl Consumer {
     /// # Errors
     /// As [`commit_sync`](Self::commit_sync).
     pub fn commit(&self, offsets: &[(TopicPartition, OffsetAndMetadata)]) -> Result<()> {
+        let Some(job) = self.commit_job(offsets)? else {
+            return Ok(());
+        };
+        let result = job.run();
+        self.counts.commit(&result);
+        result
+    }
+
+    /// [`commit_sync`](Self::commit_sync) for async code: the positions are taken when it is
+    /// called, and the commit (its ownership check, append and `fdatasync`) runs on one of
+    /// topiclog's I/O threads (a few threads for the process, started on demand), so it takes no
+    /// thread of the caller's executor; the future resolves once the offsets are durable.
+    /// Concurrent commits share `fdatasync`s of the offsets partition as blocking ones do.
+    ///
+    /// The future holds no borrow of the consumer (`'static` and `Send`): it can be awaited
+    /// later or elsewhere, and the consumer polled meanwhile. Dropping it does not cancel the
+    /// commit, which completes or fails unobserved (Kafka's `commitAsync` without a callback).
+    ///
+    /// # Errors
+    /// As [`commit_sync`](Self::commit_sync).
+    pub fn commit_async(&self) -> impl Future<Output = Result<()>> + Send + 'static {
+        self.commit_offsets_async(&self.positions())
+    }
+
+    /// [`commit`](Self::commit) for async code, as [`commit_async`](Self::commit_async).
+    ///
+    /// # Errors
+    /// As [`commit`](Self::commit).
+    pub fn commit_offsets_async(
+        &self,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        let job = self.commit_job(offsets);
+        let counts = self.counts.clone();
+        async move {
+            let Some(job) = job? else {
+                return Ok(());
+            };
+            let result = crate::blocking::spawn(move || job.run()).await;
+            counts.commit(&result);
+            result
+        }
+    }
+
+    /// Everything a commit of `offsets` needs, checked and stamped; `None` if there is nothing
+    /// to commit.
+    fn commit_job(
+        &self,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> Result<Option<CommitJob>> {
         self.check_open()?;
         let group_id = self
             .config
@@ -466,7 +674,7 @@ impl Consumer {
             .as_deref()
             .ok_or_else(|| Error::config("group_id", "commits need a group"))?;
         if offsets.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let now = self.store.now_ms();
         let stamped: Vec<(TopicPartition, OffsetAndMetadata)> = offsets
@@ -479,21 +687,21 @@ impl Consumer {
                 (tp.clone(), om)
             })
             .collect();
-        let tps: Vec<TopicPartition> = stamped.iter().map(|(tp, _)| tp.clone()).collect();
+        let partitions: Vec<TopicPartition> = stamped.iter().map(|(tp, _)| tp.clone()).collect();
         let offset_store = self.broker.offset_store(&self.store)?;
-        let coordinator = self.broker.coordinator();
         let (group, member) = match &self.membership {
             Some(m) => (m.group.clone(), Some((m.member, m.generation))),
-            None => (coordinator.group(group_id), None),
+            None => (self.broker.coordinator().group(group_id), None),
         };
-        let result = coordinator.commit_checked(&group, member, &tps, || {
-            offset_store.commit(group_id, &stamped)
-        });
-        match &result {
-            Ok(()) => bump(&self.counts.commits, 1),
-            Err(_) => bump(&self.counts.commits_failed, 1),
-        }
-        result
+        Ok(Some(CommitJob {
+            broker: self.broker.clone(),
+            offset_store,
+            group,
+            member,
+            group_id: group_id.to_owned(),
+            offsets: stamped,
+            partitions,
+        }))
     }
 
     /// The committed offset of `tp` in this consumer's group.
@@ -676,17 +884,55 @@ impl Consumer {
     }
 
     fn auto_commit(&mut self) -> Result<()> {
+        if !self.start_auto_commit() {
+            return Ok(());
+        }
+        auto_commit_result(self.commit_sync())
+    }
+
+    async fn auto_commit_async(&mut self) -> Result<()> {
+        if !self.start_auto_commit() {
+            return Ok(());
+        }
+        auto_commit_result(self.commit_async().await)
+    }
+
+    /// An auto-commit is made now: whether there is anything to commit.
+    fn start_auto_commit(&mut self) -> bool {
         self.last_auto_commit = self.clock.now();
         // The positions cover everything `poll` returned, and a panic may have struck at any of
         // those records: committing while unwinding would skip the unprocessed ones for good.
-        if std::thread::panicking() || self.config.group_id.is_none() || self.owned.is_empty() {
-            return Ok(());
-        }
-        match self.commit_sync() {
-            // The group moved on: the new owners start from the last successful commit.
-            Err(Error::CommitFailed { .. }) => Ok(()),
-            other => other,
-        }
+        !(std::thread::panicking() || self.config.group_id.is_none() || self.owned.is_empty())
+    }
+}
+
+/// An auto-commit refused because the group moved on is no error: the new owners start from the
+/// last successful commit.
+fn auto_commit_result(result: Result<()>) -> Result<()> {
+    match result {
+        Err(Error::CommitFailed { .. }) => Ok(()),
+        other => other,
+    }
+}
+
+/// A commit, checked and stamped, ready to run on any thread.
+struct CommitJob {
+    broker: Arc<Broker>,
+    offset_store: Arc<OffsetStore>,
+    group: Arc<Group>,
+    member: Option<(u64, u32)>,
+    group_id: String,
+    offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
+    partitions: Vec<TopicPartition>,
+}
+
+impl CommitJob {
+    fn run(self) -> Result<()> {
+        self.broker
+            .coordinator()
+            .commit_checked(&self.group, self.member, &self.partitions, || {
+                self.offset_store.commit(&self.group_id, &self.offsets)
+            })
     }
 }
 

@@ -26,8 +26,6 @@ impl Partition {
         inner.closed.store(true, Ordering::SeqCst);
         inner.lock.lock().take();
         inner.notify_tailers();
-        let _g = inner.tail.lock();
-        inner.tail_cv.notify_all();
     }
 
     /// Close cleanly: sync everything, write indexes, cut the preallocated tail and leave a
@@ -53,10 +51,7 @@ impl Inner {
         // Whatever happens below, the directory is free for the next opener afterwards.
         let _lock = self.lock.lock().take();
         // Tailers and watching consumers wake up and see the close.
-        {
-            let _g = self.tail.lock();
-            self.tail_cv.notify_all();
-        }
+        self.tail.notify(usize::MAX);
         for w in self.watchers.lock().iter() {
             if let Some(n) = w.upgrade() {
                 n.notify();

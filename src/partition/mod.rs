@@ -211,9 +211,9 @@ struct Inner {
     /// Mirror of `SyncState::synced`, readable without the sync lock.
     synced_hint: AtomicU64,
     checkpoint: Mutex<Checkpoint>,
-    tail: Mutex<()>,
-    tail_cv: Condvar,
-    tail_waiters: AtomicUsize,
+    /// Notified when records are published or the partition closes: what tailers (blocking
+    /// or async) wait on.
+    tail: crate::wait::Event,
     /// A producer snapshot taken at a sync point that was then made durable, to be written by
     /// background maintenance: `(offset, table)`.
     pending_snapshot: Mutex<Option<(u64, ProducerTable)>>,

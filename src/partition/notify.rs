@@ -1,23 +1,23 @@
 //! Waking readers when records are published: tailers blocked in `wait_for`, and [`Notify`]
 //! signals shared by consumers that watch many partitions.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
-
 use crate::clock::ClockWaiter;
+use crate::wait::{Event, EventListener, Listener};
 
 use super::{Inner, Partition};
 
 /// A wake-up signal shared by several partitions: a consumer registers one with every partition it
 /// reads ([`Partition::watch`]) and sleeps on it until any of them publishes new records (or
-/// someone else, such as a group rebalance, calls [`notify`](Self::notify)).
+/// someone else, such as a group rebalance, calls [`notify`](Self::notify)). Blocking and async
+/// waiters are woken by the same notification (an `event-listener` [`Event`]).
 #[derive(Debug, Default)]
 pub struct Notify {
-    seq: Mutex<u64>,
-    cv: Condvar,
+    seq: AtomicU64,
+    event: Event,
 }
 
 impl Notify {
@@ -29,23 +29,31 @@ impl Notify {
     /// The current sequence number: pass it to [`wait`](Self::wait) after checking for work, so a
     /// signal that arrives in between is not missed.
     pub fn seq(&self) -> u64 {
-        *self.seq.lock()
+        self.seq.load(Ordering::SeqCst)
     }
 
     /// Wake every waiter.
     pub fn notify(&self) {
-        let mut s = self.seq.lock();
-        *s += 1;
-        self.cv.notify_all();
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        self.event.notify(usize::MAX);
+    }
+
+    /// A listener registered now, if the sequence number is still `seen` (else `None`: it moved).
+    fn listen_unless_moved(&self, seen: u64) -> Option<EventListener> {
+        if self.seq() != seen {
+            return None;
+        }
+        let listener = self.event.listen();
+        // Registered before this second look: a signal after it notifies the listener.
+        (self.seq() == seen).then_some(listener)
     }
 
     /// Sleep until the sequence number moves past `seen` or `deadline` passes; returns whether it
     /// moved.
     pub fn wait(&self, seen: u64, deadline: Instant) -> bool {
-        let mut s = self.seq.lock();
-        while *s == seen {
-            if self.cv.wait_until(&mut s, deadline).timed_out() {
-                return *s != seen;
+        while let Some(listener) = self.listen_unless_moved(seen) {
+            if listener.wait_deadline(deadline).is_none() {
+                return self.seq() != seen;
             }
         }
         true
@@ -55,19 +63,29 @@ impl Notify {
     /// timeout), or, rarely, a little earlier: callers re-read their clock and loop. Returns
     /// whether it moved.
     pub fn wait_timeout(&self, seen: u64, timeout: Option<Duration>) -> bool {
-        let mut s = self.seq.lock();
-        match timeout {
-            Some(t) if *s == seen => {
-                self.cv.wait_for(&mut s, t);
-            }
-            Some(_) => {}
-            None => {
-                while *s == seen {
-                    self.cv.wait(&mut s);
+        if let Some(listener) = self.listen_unless_moved(seen) {
+            match timeout {
+                Some(t) => {
+                    listener.wait_timeout(t);
+                }
+                None => {
+                    listener.wait();
                 }
             }
         }
-        *s != seen
+        self.seq() != seen
+    }
+
+    /// Await a move of the sequence number past `seen`, or `deadline` by `clock` (whose moves,
+    /// if it wakes its waiters, must call [`notify`](Self::notify)); resolves to whether it
+    /// moved. Cancellation-safe.
+    pub(crate) async fn changed(&self, seen: u64, clock: &ClockWaiter, deadline: Duration) -> bool {
+        while let Some(listener) = self.listen_unless_moved(seen) {
+            if clock.listen_until(listener, deadline).await {
+                break;
+            }
+        }
+        self.seq() != seen
     }
 }
 
@@ -76,38 +94,72 @@ impl Partition {
     /// `offset`), or `timeout` passes (by the log's clock: with a
     /// [`ManualClock`](crate::ManualClock), once the clock has moved past it). Returns whether
     /// data is there. Returns `false` at once if the partition is closed.
+    ///
+    /// [`wait_for_async`](Self::wait_for_async) is the same wait for async code.
     pub fn wait_for(&self, offset: u64, timeout: Duration) -> bool {
-        let inner = &*self.inner;
-        if inner.visible_end.load(Ordering::SeqCst) > offset {
+        if self.inner.visible_end.load(Ordering::SeqCst) > offset {
             return true;
         }
-        // Registered before the deadline is read and before the checks below: a move of the
-        // clock after that takes `tail` to wake this waiter, so it is not missed.
-        let clock = {
-            let inner = Arc::downgrade(&self.inner);
-            ClockWaiter::new(self.inner.clock.clone(), move || {
-                if let Some(inner) = inner.upgrade() {
-                    let _g = inner.tail.lock();
-                    inner.tail_cv.notify_all();
-                }
-            })
-        };
+        let clock = self.inner.tail_clock();
         let deadline = clock.deadline_after(timeout);
-        let mut guard = inner.tail.lock();
-        inner.tail_waiters.fetch_add(1, Ordering::SeqCst);
-        let found = loop {
-            if inner.visible_end.load(Ordering::SeqCst) > offset {
-                break true;
+        loop {
+            let listener = match self.inner.tail_state(offset) {
+                Ok(listener) => listener,
+                Err(found) => return found,
+            };
+            if clock.wait_listener(listener, deadline) {
+                return self.inner.visible_end.load(Ordering::SeqCst) > offset;
             }
-            if inner.closed.load(Ordering::SeqCst) {
-                break false;
+        }
+    }
+
+    /// [`wait_for`](Self::wait_for) for async code: resolves to `true` once a record at or past
+    /// `offset` exists, `false` when `timeout` passes first (by the log's clock) or the partition
+    /// is closed. It takes no thread while it waits: it is woken by the append that publishes the
+    /// record (the same notification that wakes blocking waiters), and at its deadline by the
+    /// process's timer thread. Cancellation-safe: dropping it only stops the wait. Works with any
+    /// executor.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{Partition, Record};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct Unpark(std::thread::Thread);
+    /// #     impl std::task::Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = Box::pin(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Partition::open(dir.path())?;
+    /// let writer = log.clone();
+    /// let t = std::thread::spawn(move || writer.append(Record::new("hello")));
+    /// // Tail the log from a task: woken by the append.
+    /// assert!(block_on(log.wait_for_async(0, Duration::from_secs(10))));
+    /// t.join().unwrap()?;
+    /// assert!(!block_on(log.wait_for_async(1, Duration::from_millis(10))), "timed out");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn wait_for_async(&self, offset: u64, timeout: Duration) -> bool {
+        if self.inner.visible_end.load(Ordering::SeqCst) > offset {
+            return true;
+        }
+        let clock = self.inner.tail_clock();
+        let deadline = clock.deadline_after(timeout);
+        loop {
+            let listener = match self.inner.tail_state(offset) {
+                Ok(listener) => listener,
+                Err(found) => return found,
+            };
+            if clock.listen_until(listener, deadline).await {
+                return self.inner.visible_end.load(Ordering::SeqCst) > offset;
             }
-            if clock.wait_until(&inner.tail_cv, &mut guard, deadline) {
-                break inner.visible_end.load(Ordering::SeqCst) > offset;
-            }
-        };
-        inner.tail_waiters.fetch_sub(1, Ordering::SeqCst);
-        found
+        }
     }
 
     /// Fire `notify` whenever records become visible (or durable) in this partition, until
@@ -132,17 +184,50 @@ impl Partition {
 }
 
 impl Inner {
+    /// A link to the log's clock whose moves wake this partition's tailers.
+    fn tail_clock(self: &Arc<Self>) -> ClockWaiter {
+        let inner = Arc::downgrade(self);
+        ClockWaiter::new(self.clock.clone(), move || {
+            if let Some(inner) = inner.upgrade() {
+                inner.tail.notify(usize::MAX);
+            }
+        })
+    }
+
+    /// A tailer of `offset` must wait: a listener for the next publication, registered before
+    /// the second look at the log end. `Err(found)` if it need not: a record at or past `offset`
+    /// is there (`true`) or the partition is closed (`false`).
+    fn tail_state(&self, offset: u64) -> Result<EventListener, bool> {
+        let ready = || {
+            if self.visible_end.load(Ordering::SeqCst) > offset {
+                Some(true)
+            } else if self.closed.load(Ordering::SeqCst) {
+                Some(false)
+            } else {
+                None
+            }
+        };
+        if let Some(found) = ready() {
+            return Err(found);
+        }
+        let listener = self.tail.listen();
+        match ready() {
+            Some(found) => Err(found),
+            None => Ok(listener),
+        }
+    }
+
     /// Make offsets below `end` visible to readers and wake tailers.
     pub(super) fn publish(&self, end: u64) {
         self.visible_end.fetch_max(end, Ordering::SeqCst);
         self.notify_tailers();
     }
 
+    /// Wake every tailer (blocking or async) and watcher: records were published, or the
+    /// partition closed.
     pub(super) fn notify_tailers(&self) {
-        if self.tail_waiters.load(Ordering::SeqCst) > 0 {
-            let _g = self.tail.lock();
-            self.tail_cv.notify_all();
-        }
+        // Costs one fence and a load when nobody listens.
+        self.tail.notify(usize::MAX);
         if self.watcher_count.load(Ordering::SeqCst) > 0 {
             let watchers = self.watchers.lock();
             for w in watchers.iter() {
