@@ -10,6 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod async_tokio;
 mod consumer;
 mod producer;
 mod store;
