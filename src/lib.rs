@@ -126,6 +126,8 @@ mod error;
 mod format;
 pub mod fs;
 mod hash;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod partition;
 mod producer;
 pub mod segment;
