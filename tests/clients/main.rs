@@ -11,6 +11,7 @@
 mod common;
 
 mod consumer;
+mod metrics;
 mod producer;
 mod store;
 mod topic;
