@@ -75,6 +75,7 @@
 //! | `gzip` | no | Kafka's gzip codec ([`Compression::Gzip`]): pure Rust (`flate2` on `miniz_oxide`) |
 //! | `snappy` | no | Kafka's snappy codec ([`Compression::Snappy`]): pure Rust (`snap`) |
 //! | `tracing` | no | spans and events for a [`tracing`](https://docs.rs/tracing) subscriber (below) |
+//! | `metrics` | no | the stats published as counters and gauges to a [`metrics`](https://docs.rs/metrics) recorder: the `metrics` module, its names listed there |
 //!
 //! Every [`Compression`] variant exists in every build; a codec whose feature is off reports
 //! itself unavailable ([`Compression::is_available`]) and reading a batch compressed with it
@@ -127,6 +128,8 @@ mod error;
 mod format;
 pub mod fs;
 mod hash;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod partition;
 mod producer;
 pub mod segment;

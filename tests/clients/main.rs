@@ -12,6 +12,7 @@ mod common;
 
 mod async_tokio;
 mod consumer;
+mod metrics;
 mod producer;
 mod store;
 mod topic;
