@@ -128,6 +128,7 @@ pub mod fs;
 mod hash;
 mod partition;
 mod producer;
+mod progress;
 pub mod segment;
 mod store;
 mod topic;
@@ -156,6 +157,9 @@ pub use partition::{
     PartitionStats, ProducerBatch, RecoveryReport, RetentionPolicy, RetentionReport,
 };
 pub use producer::{Acks, Compression, Producer, ProducerConfig, ProducerStats, SendHandle};
+pub use progress::{
+    Progress, ProgressEvent, ProgressOperation, ProgressStage, DEFAULT_PROGRESS_INTERVAL_BYTES,
+};
 pub use segment::{max_open_segments, set_max_open_segments, Recovery, DEFAULT_MAX_OPEN_SEGMENTS};
 pub use store::{
     KafkaExportOptions, KafkaExportReport, KafkaImportOptions, KafkaImportReport,
