@@ -1,8 +1,9 @@
 //! A store's long operations report their progress to the observer handed in
 //! (`StoreOptions::progress`): the rescan of each partition an unclean stop left (its total the
-//! bytes rescanned). Every operation is one partition's, named by topic and partition, starts at
-//! 0, never goes back and finishes at its total; a clean reopen rescans nothing and reports
-//! nothing.
+//! bytes rescanned) and a compaction pass (what it maps and rewrites). Every operation is one
+//! partition's, named by topic and partition, starts at 0, never goes back and finishes at its
+//! total; a clean reopen rescans nothing and reports nothing, nor does a pass with nothing to
+//! clean.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,8 +11,8 @@ use std::sync::Arc;
 use topiclog::fs::{CrashMode, SimFs};
 use topiclog::segment::SegmentFileKind;
 use topiclog::{
-    Durability, Env, LogConfig, Progress, ProgressOperation, Record, Retention, Store,
-    StoreOptions, Topic, TopicConfig,
+    CleanupPolicy, Durability, Env, LogConfig, LogOverrides, Progress, ProgressOperation, Record,
+    Retention, Store, StoreOptions, Topic, TopicConfig,
 };
 
 use crate::common::progress::{check_run, Recorder};
@@ -97,6 +98,63 @@ fn recovery_after_an_unclean_stop_reports_each_partitions_rescan() {
     store.close().unwrap();
     recorder.clear();
     let store = Store::open_with_env("/store", options, env()).unwrap();
+    assert_eq!(recorder.events(), vec![]);
+    store.close().unwrap();
+}
+
+#[test]
+fn compaction_passes_report_the_bytes_they_map_and_rewrite() {
+    let recorder = Recorder::new(INTERVAL);
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(Durability::None, Some(recorder.clone()));
+    let store = Store::open_with(dir.path(), options).unwrap();
+    let config = TopicConfig {
+        overrides: LogOverrides {
+            cleanup_policy: Some(CleanupPolicy::Compact),
+            min_cleanable_dirty_ratio: Some(0.0),
+            ..LogOverrides::default()
+        },
+        ..TopicConfig::with_partitions(1)
+    };
+    let topic = store.create_topic("c", config).unwrap();
+    let partition = topic.partition(0).unwrap();
+    let pass = |first_dirty: u64| {
+        // The segments below the first dirty offset are clean, the other sealed ones dirty:
+        // the pass maps the dirty ones, then rewrites them all.
+        let (mut clean, mut dirty) = (0u64, 0u64);
+        for s in partition.segments().iter().filter(|s| s.is_sealed()) {
+            if s.end_offset() <= first_dirty {
+                clean += s.size();
+            } else {
+                dirty += s.size();
+            }
+        }
+        recorder.clear();
+        store.maintain().unwrap();
+        let runs = recorder.runs(ProgressOperation::Compaction);
+        assert_eq!(runs.len(), 1, "{runs:#?}");
+        let run = &runs[partition.dir()];
+        let (total, _) = check_run(run, INTERVAL);
+        assert_eq!(
+            (run[0].topic.as_deref(), run[0].partition),
+            (Some("c"), Some(0))
+        );
+        assert_eq!(total, 2 * dirty + clean, "clean {clean}, dirty {dirty}");
+        (clean, dirty)
+    };
+
+    fill(&topic, 200);
+    let (clean, dirty) = pass(partition.first_dirty_offset());
+    assert_eq!(clean, 0);
+    assert!(dirty > 3 * 4096 / 2, "{dirty}");
+    // The second pass finds the cleaned segments clean and the new ones dirty.
+    fill(&topic, 100);
+    let (clean, dirty) = pass(partition.first_dirty_offset());
+    assert!(clean > 0 && dirty > 0, "clean {clean}, dirty {dirty}");
+
+    // A pass with nothing to clean reports nothing.
+    recorder.clear();
+    store.maintain().unwrap();
     assert_eq!(recorder.events(), vec![]);
     store.close().unwrap();
 }

@@ -1,14 +1,16 @@
 //! A partition opened with `Partition::open_with_progress` reports its rescan after an unclean
 //! stop, inside a segment too, at most once per the observer's interval: the total is the length
 //! of the `.log` files rescanned (preallocated space and the part of the segment the recovery
-//! point vouches for count as done when passed), and a rescan that fails ends with `Failed`.
+//! point vouches for count as done when passed), a rescan that fails ends with `Failed`, and its
+//! compaction passes report what they read.
 
 use std::path::Path;
 
 use topiclog::fs::StdFs;
 use topiclog::segment::SegmentFileKind;
 use topiclog::{
-    Env, Error, LogConfig, Partition, ProgressOperation, ProgressStage, Record, Recovery,
+    CompactionPolicy, Env, Error, LogConfig, Partition, ProgressOperation, ProgressStage, Record,
+    Recovery,
 };
 
 use crate::common::progress::{check_run, Recorder};
@@ -128,4 +130,29 @@ fn a_rescan_that_fails_reports_failed_where_it_stopped() {
     assert!(run[1..run.len() - 1]
         .iter()
         .all(|e| e.stage == ProgressStage::Advanced));
+}
+
+#[test]
+fn compaction_passes_report_to_the_observer_given_at_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    let recorder = Recorder::new(INTERVAL);
+    let config = small_log(16 << 10, 4096);
+    let log =
+        Partition::open_with_progress(&dir, config, Env::default(), recorder.clone()).unwrap();
+    assert_eq!(recorder.events(), vec![], "a new partition rescans nothing");
+    fill(&log, 1000);
+    let policy = CompactionPolicy {
+        min_cleanable_dirty_ratio: 0.0,
+        ..CompactionPolicy::default()
+    };
+    let report = log.compact(0, &policy).unwrap();
+    assert!(report.cleaned && report.bytes_read > 0);
+    let run = &recorder.runs(ProgressOperation::Compaction)[&dir];
+    let (total, advanced) = check_run(run, INTERVAL);
+    // Everything was dirty: each sealed segment is read to map it, then to rewrite it.
+    assert_eq!(total, 2 * report.bytes_read);
+    assert!(advanced as u64 >= total / (2 * INTERVAL), "{run:#?}");
+    assert_eq!(recorder.events().len(), run.len());
+    log.close().unwrap();
 }
