@@ -37,7 +37,7 @@ pub const DEFAULT_PROGRESS_INTERVAL_BYTES: u64 = 8 << 20;
 /// # Examples
 /// ```
 /// use std::sync::Arc;
-/// use topiclog::{Progress, ProgressEvent, Store, StoreOptions};
+/// use topiclog::{KafkaExportOptions, Progress, ProgressEvent, Record, Store, StoreOptions};
 ///
 /// // Where a CLI would draw a bar: each operation's percentage as it goes.
 /// let bar: Arc<dyn Progress> = Arc::new(|e: &ProgressEvent<'_>| {
@@ -51,10 +51,15 @@ pub const DEFAULT_PROGRESS_INTERVAL_BYTES: u64 = 8 << 20;
 ///     );
 /// });
 /// let dir = tempfile::tempdir()?;
-/// let store = Store::open_with(dir.path(), StoreOptions {
-///     progress: Some(bar),
+/// // Recovery at open and compaction passes report to the store's observer...
+/// let store = Store::open_with(dir.path().join("store"), StoreOptions {
+///     progress: Some(bar.clone()),
 ///     ..StoreOptions::default()
 /// })?;
+/// store.topic_or_create("orders")?.send(Record::new("created"))?;
+/// // ...an export or import to its own.
+/// let options = KafkaExportOptions { progress: Some(bar), ..KafkaExportOptions::default() };
+/// store.export_kafka_with(dir.path().join("kafka"), &["orders"], &options)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait Progress: Send + Sync {

@@ -151,8 +151,10 @@ pub struct StoreOptions {
     /// The observer of long operations on the store's partitions (see [`Progress`]): the
     /// rescan of each partition that open (or [`Store::recover_partition`]) finds stopped
     /// uncleanly, and every compaction pass that cleans, whether the background cleaner or
-    /// [`Store::maintain`] runs it. Events name the topic and partition. Default `None`:
-    /// nothing is reported, at no cost. Kafka: none (a broker logs its recovery progress).
+    /// [`Store::maintain`] runs it. Events name the topic and partition. Exports and imports
+    /// take an observer of their own ([`KafkaExportOptions::progress`],
+    /// [`KafkaImportOptions::progress`]). Default `None`: nothing is reported, at no cost.
+    /// Kafka: none (a broker logs its recovery progress).
     pub progress: Option<Arc<dyn Progress>>,
 }
 

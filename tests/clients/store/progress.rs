@@ -1,18 +1,21 @@
-//! A store's long operations report their progress to the observer handed in
-//! (`StoreOptions::progress`): the rescan of each partition an unclean stop left (its total the
-//! bytes rescanned) and a compaction pass (what it maps and rewrites). Every operation is one
-//! partition's, named by topic and partition, starts at 0, never goes back and finishes at its
-//! total; a clean reopen rescans nothing and reports nothing, nor does a pass with nothing to
-//! clean.
+//! A store's long operations report their progress to the observers handed in
+//! (`StoreOptions::progress`, `KafkaExportOptions::progress`, `KafkaImportOptions::progress`):
+//! the rescan of each partition an unclean stop left (its total the bytes rescanned), a
+//! compaction pass (what it maps and rewrites), and each partition of an export and an import
+//! (the bytes copied). Every operation is one partition's, named by topic and partition, starts
+//! at 0, never goes back and finishes at its total; a clean reopen rescans nothing and reports
+//! nothing.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use topiclog::fs::{CrashMode, SimFs};
 use topiclog::segment::SegmentFileKind;
 use topiclog::{
-    CleanupPolicy, Durability, Env, LogConfig, LogOverrides, Progress, ProgressOperation, Record,
-    Retention, Store, StoreOptions, Topic, TopicConfig,
+    CleanupPolicy, Durability, Env, KafkaExportOptions, KafkaImportOptions, LogConfig,
+    LogOverrides, Progress, ProgressOperation, Record, Retention, Store, StoreOptions, Topic,
+    TopicConfig,
 };
 
 use crate::common::progress::{check_run, Recorder};
@@ -157,4 +160,110 @@ fn compaction_passes_report_the_bytes_they_map_and_rewrite() {
     store.maintain().unwrap();
     assert_eq!(recorder.events(), vec![]);
     store.close().unwrap();
+}
+
+#[test]
+fn export_and_import_report_the_bytes_they_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path().join("a"), options(Durability::None, None)).unwrap();
+    let topic = store
+        .create_topic("t", TopicConfig::with_partitions(2))
+        .unwrap();
+    fill(&topic, 120);
+
+    let recorder = Recorder::new(INTERVAL);
+    let kafka = dir.path().join("kafka");
+    let export = KafkaExportOptions {
+        hard_links: false,
+        progress: Some(recorder.clone()),
+        ..KafkaExportOptions::default()
+    };
+    let exported = store.export_kafka_with(&kafka, &["t"], &export).unwrap();
+    let runs = recorder.runs(ProgressOperation::Export);
+    let partition_dir = |p: u32| kafka.join(format!("t-{p}"));
+    assert_eq!(
+        runs.keys().cloned().collect::<Vec<_>>(),
+        vec![partition_dir(0), partition_dir(1)]
+    );
+    // One partition after the other.
+    let order: Vec<_> = recorder.events().iter().map(|e| e.partition).collect();
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+    for p in 0..2u32 {
+        let run = &runs[&partition_dir(p)];
+        let (total, advanced) = check_run(run, INTERVAL);
+        assert_eq!(
+            (run[0].topic.as_deref(), run[0].partition),
+            (Some("t"), Some(p))
+        );
+        let report = &exported.partitions[&("t".to_string(), p)];
+        assert_eq!(report.hard_linked, 0);
+        assert_eq!(total, report.copied_bytes);
+        assert!(advanced > 0, "{run:#?}");
+    }
+
+    // Hard links count as done at once: the total is every byte exported all the same.
+    recorder.clear();
+    let linked = dir.path().join("kafka-linked");
+    let export = KafkaExportOptions {
+        progress: Some(recorder.clone()),
+        ..KafkaExportOptions::default()
+    };
+    let exported_linked = store.export_kafka_with(&linked, &["t"], &export).unwrap();
+    for (p, run) in recorder
+        .runs(ProgressOperation::Export)
+        .values()
+        .enumerate()
+    {
+        let (total, _) = check_run(run, INTERVAL);
+        let report = &exported_linked.partitions[&("t".to_string(), p as u32)];
+        assert!(report.hard_linked > 0);
+        let linked_bytes: u64 = topic
+            .partition(p as u32)
+            .unwrap()
+            .segments()
+            .iter()
+            .filter(|s| s.is_sealed())
+            .map(|s| s.size())
+            .sum();
+        assert_eq!(total, report.copied_bytes + linked_bytes);
+    }
+    store.close().unwrap();
+
+    recorder.clear();
+    let other = Store::open_with(dir.path().join("b"), options(Durability::None, None)).unwrap();
+    let import = KafkaImportOptions {
+        hard_links: false,
+        progress: Some(recorder.clone()),
+        ..KafkaImportOptions::default()
+    };
+    let imported = other.import_kafka_with(&kafka, &["t"], &import).unwrap();
+    let runs = recorder.runs(ProgressOperation::Import);
+    assert_eq!(
+        runs.keys().cloned().collect::<Vec<_>>(),
+        vec![partition_dir(0), partition_dir(1)]
+    );
+    let mut kafka_bytes = BTreeMap::new();
+    for p in 0..2u32 {
+        let run = &runs[&partition_dir(p)];
+        let (total, advanced) = check_run(run, INTERVAL);
+        assert_eq!(
+            (run[0].topic.as_deref(), run[0].partition),
+            (Some("t"), Some(p))
+        );
+        let report = &imported.partitions[&("t".to_string(), p)];
+        assert_eq!(total, report.copied_bytes);
+        assert!(advanced > 0, "{run:#?}");
+        kafka_bytes.insert(p, total);
+    }
+    // What was imported is what was exported.
+    for p in 0..2u32 {
+        let logs = segment_files(
+            &topiclog::fs::StdFs,
+            &partition_dir(p),
+            SegmentFileKind::Log,
+        );
+        let bytes: u64 = logs.iter().map(|l| file_len(&topiclog::fs::StdFs, l)).sum();
+        assert_eq!(kafka_bytes[&p], bytes);
+    }
+    other.close().unwrap();
 }
