@@ -56,6 +56,12 @@
 //!   for a broker to adopt, [`Store::import_kafka`] creates topics from one, and
 //!   [`Store::export_group_offsets`] writes a group's committed offsets for
 //!   `kafka-consumer-groups --reset-offsets --from-file` (`docs/KAFKA.md` has the Kafka side).
+//! - Long operations report their progress to a [`Progress`] observer (any
+//!   `Fn(&ProgressEvent<'_>)` closure), so a CLI can draw a progress bar: recovery at open after
+//!   an unclean stop and compaction passes ([`StoreOptions::progress`],
+//!   [`Partition::open_with_progress`]), Kafka export and import (the `progress` field of their
+//!   options). Each partition's operation reports its total in bytes up front, then how far it
+//!   is at most every [`Progress::interval_bytes`], then that it finished or failed.
 //! - [`segment`] holds the building blocks of a partition, for people building their own log:
 //!   [`Segment`](segment::Segment), its [`OffsetIndex`](segment::OffsetIndex) and
 //!   [`TimeIndex`](segment::TimeIndex), the [`RecordBatch`](segment::RecordBatch) format and
@@ -132,6 +138,7 @@ mod hash;
 pub mod metrics;
 mod partition;
 mod producer;
+mod progress;
 pub mod segment;
 mod store;
 mod topic;
@@ -163,6 +170,9 @@ pub use partition::{
     PartitionStats, ProducerBatch, RecoveryReport, RetentionPolicy, RetentionReport,
 };
 pub use producer::{Acks, Compression, Producer, ProducerConfig, ProducerStats, SendHandle};
+pub use progress::{
+    Progress, ProgressEvent, ProgressOperation, ProgressStage, DEFAULT_PROGRESS_INTERVAL_BYTES,
+};
 pub use segment::{max_open_segments, set_max_open_segments, Recovery, DEFAULT_MAX_OPEN_SEGMENTS};
 pub use store::{
     KafkaExportOptions, KafkaExportReport, KafkaImportOptions, KafkaImportReport,

@@ -49,6 +49,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::{encode_retained, BatchHeader, Compression, RecordBatch, StoredRecord};
 use crate::fs::FileSystem;
 use crate::hash::FastHasher;
+use crate::progress::{Meter, ProgressOperation};
 use crate::segment::{suffixed, Segment, SegmentConfig};
 
 use super::cleaner_checkpoint::CleanerCheckpoint;
@@ -340,6 +341,19 @@ impl Inner {
             return Ok(report);
         }
 
+        // What the pass reads: the dirty segments to map them, then (unless the map fills)
+        // every segment from the log start to the first uncleanable offset to rewrite them.
+        let total = plan
+            .dirty_bytes
+            .saturating_add(plan.dirty_bytes)
+            .saturating_add(plan.clean_bytes);
+        let mut meter = Meter::start(
+            self.observer.as_ref(),
+            ProgressOperation::Compaction,
+            &self.dir,
+            total,
+        );
+
         // Map the dirty range.
         let mut map = OffsetMap::with_budget(policy.map_budget_bytes);
         let mut map_end = plan.first_dirty;
@@ -356,6 +370,8 @@ impl Inner {
                 break;
             }
             let mut at = plan.first_dirty.max(seg.base_offset());
+            meter.part(seg.size());
+            let mut mapped = 0u64;
             loop {
                 self.check_not_closing()?;
                 let batches = seg.read(at, READ_CHUNK)?;
@@ -363,6 +379,7 @@ impl Inner {
                     break;
                 }
                 for batch in &batches {
+                    mapped += batch.as_bytes().len() as u64;
                     for r in batch.records() {
                         if r.offset() < plan.first_dirty {
                             continue;
@@ -388,7 +405,9 @@ impl Inner {
                     }
                     at = batch.next_offset();
                 }
+                meter.at(mapped);
             }
+            meter.end_part();
             map_end = map_end.max(next.min(plan.first_uncleanable));
         }
         if !report.map_full {
@@ -421,7 +440,7 @@ impl Inner {
             compression: self.config().compression,
             producer_last_batches: self.writer.lock().producers.last_batch_bases(),
         };
-        self.clean_sources(&mut cleaner, &segments, &sources)?;
+        self.clean_sources(&mut cleaner, &segments, &sources, &mut meter)?;
         let horizon = now_ms
             .saturating_add(i64::try_from(policy.delete_retention.as_millis()).unwrap_or(i64::MAX));
         let mut next_state = state.clone();
@@ -432,6 +451,7 @@ impl Inner {
             .inspect_err(|e| self.poison(e))?;
         *state = next_state;
         report.first_dirty_offset = state.first_dirty;
+        meter.finish();
         Ok(report)
     }
 
@@ -445,6 +465,7 @@ impl Inner {
         cleaner: &mut Cleaner<'_>,
         segments: &[Arc<Segment>],
         sources: &[(usize, Arc<Segment>)],
+        meter: &mut Meter<'_>,
     ) -> Result<()> {
         let cfg = self.config();
         let max_entries =
@@ -494,7 +515,7 @@ impl Inner {
                 changed = false;
             }
             if let Some(o) = &out {
-                if let Err(e) = cleaner.copy_segment(self, seg, o) {
+                if let Err(e) = cleaner.copy_segment(self, seg, o, meter) {
                     drop(out);
                     self.discard_cleaned(
                         group
@@ -649,9 +670,17 @@ struct Cleaner<'a> {
 
 impl Cleaner<'_> {
     /// Copy what survives of `seg` to `out`, noting in `last_changed` whether anything was removed.
-    fn copy_segment(&mut self, inner: &Inner, seg: &Segment, out: &Segment) -> Result<()> {
+    fn copy_segment(
+        &mut self,
+        inner: &Inner,
+        seg: &Segment,
+        out: &Segment,
+        meter: &mut Meter<'_>,
+    ) -> Result<()> {
         self.last_changed = false;
         let mut at = seg.base_offset();
+        meter.part(seg.size());
+        let mut read = 0u64;
         loop {
             inner.check_not_closing()?;
             let batches = seg.read(at, READ_CHUNK)?;
@@ -660,10 +689,13 @@ impl Cleaner<'_> {
             }
             for batch in &batches {
                 at = batch.next_offset();
+                read += batch.as_bytes().len() as u64;
                 self.report.bytes_read += batch.as_bytes().len() as u64;
                 self.last_changed |= self.copy_batch(batch, out)?;
             }
+            meter.at(read);
         }
+        meter.end_part();
         Ok(())
     }
 

@@ -236,6 +236,9 @@ struct Inner {
     truncations: AtomicU64,
     /// What the last open (or in-place recovery) found and repaired.
     report: Mutex<RecoveryReport>,
+    /// Who hears about this partition's in-place recoveries and compaction passes (given at
+    /// open, which reported its own recovery to it).
+    observer: Option<crate::progress::Observer>,
 }
 
 #[derive(Debug)]

@@ -14,6 +14,7 @@ use crate::format::{
     MAX_BATCH_BYTES_LIMIT, MAX_SEGMENT_RELATIVE,
 };
 use crate::fs::{FileSystem, OpenMode};
+use crate::progress::Meter;
 
 use super::window::{Source, WindowReader};
 use crate::config::LogConfig;
@@ -102,12 +103,14 @@ impl Segment {
             config.standalone_segment_config(),
             durable_offset,
             true,
+            &mut Meter::off(),
         )
     }
 
     /// [`recover`](Self::recover) with the segment's share of the config. Not `active`: the
     /// segment is to be sealed (its successor exists), so it is neither preallocated nor synced
     /// here: the caller syncs it (with others, side by side) before anything relies on it.
+    /// `meter` hears how far into the file the scan is (its current part is this file).
     pub(crate) fn recover_segment(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
@@ -115,9 +118,10 @@ impl Segment {
         config: SegmentConfig,
         durable_offset: u64,
         active: bool,
+        meter: &mut Meter<'_>,
     ) -> Result<(Segment, SegmentRecovery)> {
         let seg = Segment::open_unscanned(fs, dir, base_offset, config)?;
-        let found = seg.rescan(durable_offset, config.recovery, active)?;
+        let found = seg.rescan(durable_offset, config.recovery, active, meter)?;
         Ok((seg, found))
     }
 
@@ -160,13 +164,14 @@ impl Segment {
         config: SegmentConfig,
         durable_offset: u64,
         active: bool,
+        meter: &mut Meter<'_>,
     ) -> Result<(Segment, SegmentRecovery)> {
         let seg = Segment::open_unscanned(fs, dir, base_offset, config)?;
         if let Some(start) = seg.durable_index_prefix(durable_offset)? {
-            let found = seg.scan_from(start, durable_offset, config.recovery, active)?;
+            let found = seg.scan_from(start, durable_offset, config.recovery, active, meter)?;
             return Ok((seg, found));
         }
-        let found = seg.rescan(durable_offset, config.recovery, active)?;
+        let found = seg.rescan(durable_offset, config.recovery, active, meter)?;
         Ok((seg, found))
     }
 
@@ -245,7 +250,13 @@ impl Segment {
 
     /// The scan of [`recover`](Self::recover), on a segment just opened with nothing loaded: fills
     /// in its size, end offset, maximum timestamp and indexes.
-    fn rescan(&self, durable_offset: u64, mode: Recovery, active: bool) -> Result<SegmentRecovery> {
+    fn rescan(
+        &self,
+        durable_offset: u64,
+        mode: Recovery,
+        active: bool,
+        meter: &mut Meter<'_>,
+    ) -> Result<SegmentRecovery> {
         let (idx, ws) = self.empty_indexes();
         let start = ScanStart {
             idx,
@@ -254,18 +265,20 @@ impl Segment {
             pos: 0,
             expected: self.base_offset,
         };
-        self.scan_from(start, durable_offset, mode, active)
+        self.scan_from(start, durable_offset, mode, active, meter)
     }
 
     /// Verify every batch from `start` on, cut after the last valid one, and install the result
     /// (size, end offset, maximum timestamp, indexes). `active`: preallocate and sync the file (as
-    /// the caller does for a segment to be sealed).
+    /// the caller does for a segment to be sealed). `meter` hears the file position reached
+    /// (one comparison per batch; it reports only every so many bytes).
     fn scan_from(
         &self,
         start: ScanStart,
         durable_offset: u64,
         mode: Recovery,
         active: bool,
+        meter: &mut Meter<'_>,
     ) -> Result<SegmentRecovery> {
         let file_len = self.file.len().at(&self.log_path)?;
         let ScanStart {
@@ -279,6 +292,7 @@ impl Segment {
         let mut cut_corruption = false;
         let mut reader = WindowReader::new(Source::File(&*self.file), 1 << 20, file_len);
         while pos < file_len {
+            meter.at(pos);
             let mut backwards = false;
             // CRC and framing; a compressed batch is not decompressed (reads check its records).
             let valid = match reader.checked_header_at(pos, &self.log_path) {

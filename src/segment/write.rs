@@ -540,8 +540,15 @@ impl Segment {
             recovery: Recovery::TruncateCorrupt,
             ..self.config
         };
-        let (seg, _) =
-            Segment::recover_segment(self.fs.clone(), dir, self.base_offset, config, 0, true)?;
+        let (seg, _) = Segment::recover_segment(
+            self.fs.clone(),
+            dir,
+            self.base_offset,
+            config,
+            0,
+            true,
+            &mut crate::progress::Meter::off(),
+        )?;
         seg.flush_indexes(true)?;
         self.fs.sync_dir(dir).at(dir)?;
         Ok(seg)

@@ -17,6 +17,7 @@ use crate::partition::{
     adopt_kafka_partition, check_kafka_partition_dir, KafkaPartitionExport,
     KafkaPartitionExportOptions, KafkaPartitionImport, KafkaSource, KafkaTopicId,
 };
+use crate::progress::{Observer, Progress};
 
 /// The log-directory checkpoint files an export writes (merging into any already there).
 const LOG_DIR_CHECKPOINTS: [&str; 4] = [
@@ -53,6 +54,11 @@ pub struct KafkaExportOptions {
     /// its partitions' `partition.metadata`. A topic without one gets no `partition.metadata`;
     /// a KRaft broker needs it (see `docs/KAFKA.md`). Default empty.
     pub topic_ids: BTreeMap<String, KafkaTopicId>,
+    /// The observer of the export's progress, one
+    /// [`ProgressOperation::Export`](crate::ProgressOperation::Export) per partition, in turn,
+    /// named by topic and partition; each one's total is the bytes of the files it exports
+    /// (segment data and indexes; a hard-linked `.log` counts as done at once). Default `None`.
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 impl Default for KafkaExportOptions {
@@ -60,6 +66,7 @@ impl Default for KafkaExportOptions {
         KafkaExportOptions {
             hard_links: true,
             topic_ids: BTreeMap::new(),
+            progress: None,
         }
     }
 }
@@ -108,6 +115,12 @@ pub struct KafkaImportOptions {
     pub overrides: LogOverrides,
     /// The settings of particular topics, by name (replacing `overrides` for them).
     pub topic_overrides: BTreeMap<String, LogOverrides>,
+    /// The observer of the import's progress, one
+    /// [`ProgressOperation::Import`](crate::ProgressOperation::Import) per Kafka partition
+    /// directory, in turn, named by topic and partition; each one's total is the bytes of the
+    /// `.log` files it takes (linked or copied), and done follows their verification. Default
+    /// `None`.
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 impl Default for KafkaImportOptions {
@@ -116,6 +129,7 @@ impl Default for KafkaImportOptions {
             hard_links: true,
             overrides: LogOverrides::default(),
             topic_overrides: BTreeMap::new(),
+            progress: None,
         }
     }
 }
@@ -284,8 +298,10 @@ impl Store {
                 let partition_options = KafkaPartitionExportOptions {
                     hard_links: options.hard_links,
                     topic_id: options.topic_ids.get(topic.name()).copied(),
+                    progress: options.progress.clone(),
                 };
-                let export = partition.export_kafka_with(path, &partition_options)?;
+                let label = Some((topic.name(), *i));
+                let export = partition.export_kafka_as(path, &partition_options, label)?;
                 written.push(path.clone());
                 report
                     .partitions
@@ -512,6 +528,10 @@ impl Store {
                 let src_dir = parts.get(&i).ok_or_else(|| {
                     Error::kafka_log_dir(src, format!("partition {i} of {name:?} went missing"))
                 })?;
+                let observer = options
+                    .progress
+                    .clone()
+                    .map(|p| Observer::new(p, Some(&name), Some(i)));
                 let r = adopt_kafka_partition(
                     &env.fs,
                     src_dir,
@@ -519,6 +539,7 @@ impl Store {
                     config,
                     &source,
                     options.hard_links,
+                    observer.as_ref(),
                 )?;
                 // Opened first without preallocation, so that no recovery step can extend a
                 // linked file (the source's); closed cleanly, so later opens trust the result.

@@ -45,6 +45,7 @@ use crate::env::Env;
 use crate::error::{Error, IoContext, MaintenanceTask, Result};
 use crate::fs::{create_dir_all_durable, read_all, write_atomic, FileLock, FileSystem};
 use crate::partition::{Notify, Partition, RecoveryReport, MIN_MAP_BUDGET_BYTES};
+use crate::progress::Progress;
 use crate::topic::{
     check_name_syntax, encode_config, validate_topic_name, DefaultPartitioner, Partitioner, Topic,
     TopicConfig, TopicSettings, CONFIG_FILE, LEGACY_CONFIG_FORMAT, LOCK_FILE, MAX_PARTITIONS,
@@ -147,6 +148,14 @@ pub struct StoreOptions {
     /// How often background maintenance applies retention. Default 5 minutes. Kafka:
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval: Duration,
+    /// The observer of long operations on the store's partitions (see [`Progress`]): the
+    /// rescan of each partition that open (or [`Store::recover_partition`]) finds stopped
+    /// uncleanly, and every compaction pass that cleans, whether the background cleaner or
+    /// [`Store::maintain`] runs it. Events name the topic and partition. Exports and imports
+    /// take an observer of their own ([`KafkaExportOptions::progress`],
+    /// [`KafkaImportOptions::progress`]). Default `None`: nothing is reported, at no cost.
+    /// Kafka: none (a broker logs its recovery progress).
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 impl Default for StoreOptions {
@@ -163,6 +172,7 @@ impl Default for StoreOptions {
             background_maintenance: true,
             maintenance_interval: Duration::from_millis(100),
             retention_check_interval: Duration::from_secs(300),
+            progress: None,
         }
     }
 }

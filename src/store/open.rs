@@ -248,6 +248,7 @@ pub(super) fn load_topic(
         partitioner,
         env,
         options.cleaner_buffer_bytes,
+        options.progress.clone(),
     )
 }
 

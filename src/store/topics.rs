@@ -131,6 +131,7 @@ impl StoreInner {
                 self.partitioner.clone(),
                 &self.env,
                 self.options.cleaner_buffer_bytes,
+                self.options.progress.clone(),
             )
         });
         match opened {

@@ -27,6 +27,7 @@ use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::format::Record;
 use crate::partition::{CompactionPolicy, CompactionReport, Partition, RetentionReport};
+use crate::progress::{Observer, Progress};
 
 /// Longest topic name (Kafka's limit).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -147,6 +148,9 @@ struct TopicInner {
     env: Env,
     /// Memory for a compaction pass's key map (the store's `cleaner_buffer_bytes`).
     map_budget_bytes: usize,
+    /// The store's progress observer, for every partition opened (each named by topic and
+    /// number).
+    progress: Option<Arc<dyn Progress>>,
 }
 
 /// What a topic runs with: its config (validated), as persisted in `topic.conf` but for the
@@ -159,7 +163,8 @@ pub(crate) struct TopicSettings {
 
 impl Topic {
     /// Open the topic's partitions, `0..settings.partitions`, in `dir` (creating missing
-    /// partition directories: the caller checked which may be created).
+    /// partition directories: the caller checked which may be created), each reporting its
+    /// recovery and compaction passes to `progress`.
     pub(crate) fn open(
         name: &str,
         dir: &Path,
@@ -167,8 +172,16 @@ impl Topic {
         partitioner: Arc<dyn Partitioner>,
         env: &Env,
         map_budget_bytes: usize,
+        progress: Option<Arc<dyn Progress>>,
     ) -> Result<Topic> {
-        let partitions = open_partitions(dir, 0..settings.partitions, &settings.config, env)?;
+        let partitions = open_partitions(
+            name,
+            dir,
+            0..settings.partitions,
+            &settings.config,
+            env,
+            progress.as_ref(),
+        )?;
         Ok(Topic {
             inner: Arc::new(TopicInner {
                 name: name.to_owned(),
@@ -179,6 +192,7 @@ impl Topic {
                 partitioner,
                 env: env.clone(),
                 map_budget_bytes,
+                progress,
             }),
         })
     }
@@ -197,10 +211,12 @@ impl Topic {
     pub(crate) fn open_new_partitions(&self, new_count: u32) -> Result<Vec<Partition>> {
         let current = self.partition_count();
         open_partitions(
+            &self.inner.name,
             &self.inner.dir,
             current..new_count,
             &self.settings().config,
             &self.inner.env,
+            self.inner.progress.as_ref(),
         )
     }
 
@@ -571,19 +587,23 @@ impl Topic {
     }
 }
 
-/// Open partitions `range` of the topic in `dir`.
+/// Open partitions `range` of the topic `name` in `dir`.
 fn open_partitions(
+    name: &str,
     dir: &Path,
     range: std::ops::Range<u32>,
     config: &LogConfig,
     env: &Env,
+    progress: Option<&Arc<dyn Progress>>,
 ) -> Result<Vec<Partition>> {
     // Side by side (issue 13); on a failure the partitions opened are dropped, which closes them.
     let first = range.start;
     let n = range.len();
     in_parallel(n, |i| {
         let i = first + i as u32;
-        Partition::open_with_env(dir.join(i.to_string()), config.clone(), env.clone())
+        let observer = progress.map(|p| Observer::new(p.clone(), Some(name), Some(i)));
+        let dir = dir.join(i.to_string());
+        Partition::open_observed(&dir, config.clone(), env.clone(), observer)
     })
     .into_iter()
     .collect()

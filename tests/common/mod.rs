@@ -49,6 +49,7 @@ macro_rules! forward_to_inner_fs {
 
 pub mod clock;
 pub mod config;
+pub mod progress;
 pub mod sync_gate;
 
 #[allow(unused_imports)] // (not every test crate uses them)

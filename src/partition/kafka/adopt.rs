@@ -23,6 +23,7 @@ use crate::config::LogConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{parse_segment_file_name, segment_file_name, SegmentFileKind};
 use crate::fs::{FileSystem, OpenMode};
+use crate::progress::{Meter, Observer, ProgressOperation};
 use crate::segment::{Recovery, Segment, SegmentRecovery};
 
 use super::super::checkpoint::{AdoptedLog, Checkpoint};
@@ -127,7 +128,9 @@ pub(crate) fn check_kafka_partition_dir(fs: &dyn FileSystem, src: &Path) -> Resu
 ///   checkpoint with the log start offset, every offset durable, and producer state to be
 ///   rebuilt from the log start.
 ///
-/// `src` is only read. The caller checked it with [`check_kafka_partition_dir`].
+/// `src` is only read. The caller checked it with [`check_kafka_partition_dir`]. `observer`
+/// hears the import's progress: its total is the length of the `.log` files taken, done follows
+/// their verification.
 pub(crate) fn adopt_kafka_partition(
     fs: &Arc<dyn FileSystem>,
     src: &Path,
@@ -135,6 +138,7 @@ pub(crate) fn adopt_kafka_partition(
     config: &LogConfig,
     source: &KafkaSource,
     hard_links: bool,
+    observer: Option<&Observer>,
 ) -> Result<KafkaPartitionImport> {
     let bases = check_kafka_partition_dir(&**fs, src)?;
     let config = LogConfig {
@@ -159,17 +163,28 @@ pub(crate) fn adopt_kafka_partition(
         copied_bytes: 0,
         bytes_truncated: 0,
     };
+    // Each segment's bytes, looked up only for an observer.
+    let mut lengths = Vec::new();
+    if observer.is_some() {
+        for &base in &keep {
+            let from = segment_file_name(src, base, SegmentFileKind::Log);
+            lengths.push(fs.file_len(&from).at(&from)?);
+        }
+    }
+    let total = lengths.iter().sum();
+    let mut meter = Meter::start(observer, ProgressOperation::Import, src, total);
     let mut end = start;
     for (i, &base) in keep.iter().enumerate() {
         let from = segment_file_name(src, base, SegmentFileKind::Log);
         let to = segment_file_name(dest, base, SegmentFileKind::Log);
         let next = keep.get(i + 1).copied();
+        meter.part(lengths.get(i).copied().unwrap_or(0));
         // Sealed segments are linked where possible; the last is copied (topiclog appends to
-        // it in place, and may cut a torn tail off it).
+        // it in place, and may cut a torn tail off it). The meter follows the verification.
         let mut linked = match next {
-            Some(_) => link_or_copy(&**fs, &from, &to, hard_links)?,
+            Some(_) => link_or_copy(&**fs, &from, &to, hard_links, &mut Meter::off())?,
             None => {
-                copy_file(&**fs, &from, &to)?;
+                copy_file(&**fs, &from, &to, &mut Meter::off())?;
                 false
             }
         };
@@ -182,16 +197,17 @@ pub(crate) fn adopt_kafka_partition(
         } else {
             source.recovery_point.unwrap_or(0)
         };
-        let recovered = match recover_imported(fs, dest, base, &config, durable, &from) {
+        let recovered = match recover_imported(fs, dest, base, &config, durable, &from, &mut meter)
+        {
             // Recovery opens the file for writing (it writes nothing to a valid segment): a
             // source file this process may link but not write gets copied instead.
             Err(Error::Io { source, .. })
                 if linked && source.kind() == std::io::ErrorKind::PermissionDenied =>
             {
                 fs.remove_file(&to).at(&to)?;
-                copy_file(&**fs, &from, &to)?;
+                copy_file(&**fs, &from, &to, &mut Meter::off())?;
                 linked = false;
-                recover_imported(fs, dest, base, &config, durable, &from)
+                recover_imported(fs, dest, base, &config, durable, &from, &mut meter)
             }
             other => other,
         };
@@ -222,6 +238,7 @@ pub(crate) fn adopt_kafka_partition(
         } else {
             report.copied_bytes += seg.size();
         }
+        meter.end_part();
     }
     let first = keep.first().copied();
     if first.is_none() || start > end {
@@ -257,10 +274,12 @@ pub(crate) fn adopt_kafka_partition(
         producers_from: Some(start),
     }
     .write(&**fs, dest)?;
+    meter.finish();
     Ok(report)
 }
 
-/// [`Segment::recover`] of an imported segment, naming the Kafka file in errors.
+/// [`Segment::recover`] of an imported segment, naming the Kafka file in errors; `meter` hears
+/// how far the verification is.
 fn recover_imported(
     fs: &Arc<dyn FileSystem>,
     dest: &Path,
@@ -268,8 +287,12 @@ fn recover_imported(
     config: &LogConfig,
     durable: u64,
     source: &Path,
+    meter: &mut Meter<'_>,
 ) -> Result<(Segment, SegmentRecovery)> {
-    Segment::recover(fs.clone(), dest, base, config, durable).map_err(|e| match e {
+    let segment_config = config.standalone_segment_config();
+    let recovered =
+        Segment::recover_segment(fs.clone(), dest, base, segment_config, durable, true, meter);
+    recovered.map_err(|e| match e {
         Error::Corrupt {
             position, reason, ..
         } => Error::kafka_log_dir(

@@ -7,18 +7,20 @@ use std::path::Path;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{parse_segment_file_name, BatchHeader, SegmentFileKind, BATCH_HEADER_LEN};
 use crate::fs::{FileSystem, OpenMode};
+use crate::progress::Meter;
 
 /// Bytes moved per read when copying.
 const CHUNK: usize = 1 << 20;
 
 /// Give `dst` the contents of `src`: a hard link when `link` is set and the file system allows
-/// it (same device), else a copy, synced. Returns whether it linked. The caller syncs `dst`'s
-/// directory.
+/// it (same device), else a copy, synced, whose progress `meter` hears. Returns whether it
+/// linked. The caller syncs `dst`'s directory.
 pub(crate) fn link_or_copy(
     fs: &dyn FileSystem,
     src: &Path,
     dst: &Path,
     link: bool,
+    meter: &mut Meter<'_>,
 ) -> Result<bool> {
     if link {
         match fs.hard_link(src, dst) {
@@ -35,12 +37,18 @@ pub(crate) fn link_or_copy(
             Err(e) => return Err(Error::io(dst, e)),
         }
     }
-    copy_file(fs, src, dst)?;
+    copy_file(fs, src, dst, meter)?;
     Ok(false)
 }
 
-/// Copy `src` to the new file `dst` and sync it; returns the bytes copied.
-pub(crate) fn copy_file(fs: &dyn FileSystem, src: &Path, dst: &Path) -> Result<u64> {
+/// Copy `src` to the new file `dst` and sync it; returns the bytes copied. `meter` hears how
+/// far into the file the copy is.
+pub(crate) fn copy_file(
+    fs: &dyn FileSystem,
+    src: &Path,
+    dst: &Path,
+    meter: &mut Meter<'_>,
+) -> Result<u64> {
     let from = fs.open(src, OpenMode::Read).at(src)?;
     let len = from.len().at(src)?;
     let to = fs.open(dst, OpenMode::CreateNew).at(dst)?;
@@ -52,6 +60,7 @@ pub(crate) fn copy_file(fs: &dyn FileSystem, src: &Path, dst: &Path) -> Result<u
         from.read_exact_at(chunk, pos).at(src)?;
         to.write_all_at(chunk, pos).at(dst)?;
         pos += n as u64;
+        meter.at(pos);
     }
     to.sync_all().at(dst)?;
     Ok(len)
@@ -60,7 +69,7 @@ pub(crate) fn copy_file(fs: &dyn FileSystem, src: &Path, dst: &Path) -> Result<u
 /// [`copy_file`], or an empty `dst` when `src` does not exist.
 pub(crate) fn copy_file_or_empty(fs: &dyn FileSystem, src: &Path, dst: &Path) -> Result<u64> {
     if fs.exists(src).at(src)? {
-        return copy_file(fs, src, dst);
+        return copy_file(fs, src, dst, &mut Meter::off());
     }
     let to = fs.open(dst, OpenMode::CreateNew).at(dst)?;
     to.sync_all().at(dst)?;

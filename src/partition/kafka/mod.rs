@@ -27,6 +27,7 @@ pub(crate) mod files;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 pub use adopt::KafkaPartitionImport;
 pub(crate) use adopt::{adopt_kafka_partition, check_kafka_partition_dir, KafkaSource};
@@ -35,7 +36,8 @@ pub use files::KafkaTopicId;
 use crate::config::LogConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{segment_file_name, SegmentFileKind};
-use crate::fs::{create_dir_all_durable, write_atomic, FileSystem, OpenMode};
+use crate::fs::{create_dir_all_durable, found, write_atomic, FileSystem, OpenMode};
+use crate::progress::{Meter, Observer, Progress, ProgressOperation};
 use crate::segment::{Recovery, Segment, SegmentView};
 
 use super::Partition;
@@ -70,6 +72,11 @@ pub struct KafkaPartitionExportOptions {
     /// `partition.metadata`. Default `None`: no `partition.metadata` is written, and the
     /// adopting broker must get one (a KRaft broker sets aside a partition without it).
     pub topic_id: Option<KafkaTopicId>,
+    /// The observer of the export's progress
+    /// ([`ProgressOperation::Export`](crate::ProgressOperation::Export)): its total is the bytes
+    /// of the files exported, segment data and indexes (a hard-linked `.log` counts as done at
+    /// once). Default `None`.
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 impl Default for KafkaPartitionExportOptions {
@@ -77,6 +84,7 @@ impl Default for KafkaPartitionExportOptions {
         KafkaPartitionExportOptions {
             hard_links: true,
             topic_id: None,
+            progress: None,
         }
     }
 }
@@ -147,7 +155,24 @@ impl Partition {
         dest: impl AsRef<Path>,
         options: &KafkaPartitionExportOptions,
     ) -> Result<KafkaPartitionExport> {
-        let dest = dest.as_ref();
+        self.export_kafka_as(dest.as_ref(), options, None)
+    }
+
+    /// [`export_kafka_with`](Self::export_kafka_with), its progress events naming `label`
+    /// (topic and partition number) if given.
+    pub(crate) fn export_kafka_as(
+        &self,
+        dest: &Path,
+        options: &KafkaPartitionExportOptions,
+        label: Option<(&str, u32)>,
+    ) -> Result<KafkaPartitionExport> {
+        let observer = options.progress.clone().map(|p| {
+            Observer::new(
+                p,
+                label.map(|(t, _)| t),
+                label.map(|(_, partition)| partition),
+            )
+        });
         let fs = &*self.inner.fs;
         if fs.exists(dest).at(dest)? {
             return Err(Error::io(
@@ -160,7 +185,7 @@ impl Partition {
             ));
         }
         create_dir_all_durable(fs, dest).at(dest)?;
-        match self.export_into(dest, options) {
+        match self.export_into(dest, options, observer.as_ref()) {
             Ok(report) => Ok(report),
             Err(e) => {
                 // Best effort: leave nothing a Kafka broker could mistake for a partition.
@@ -177,6 +202,7 @@ impl Partition {
         &self,
         dest: &Path,
         options: &KafkaPartitionExportOptions,
+        observer: Option<&Observer>,
     ) -> Result<KafkaPartitionExport> {
         let inner = &*self.inner;
         let fs = &inner.fs;
@@ -197,6 +223,8 @@ impl Partition {
             leader_epochs: Vec::new(),
             first_dirty_offset: 0,
         };
+        // Started once the snapshot's segments are known, finished when everything is synced.
+        let mut meter: Meter<'_>;
         {
             // Compaction, retention, truncation, in-place recovery and close all take the
             // cleaner lock first: while it is held no segment of the snapshot is replaced,
@@ -217,12 +245,14 @@ impl Partition {
             report.start_offset = start;
             report.end_offset = end;
             report.first_dirty_offset = cleaner.first_dirty.clamp(start, end);
-            // Whether the last segment written is a link (or there is none): then an empty
-            // segment at the end follows it.
-            let mut needs_tail = true;
+            // The snapshot's segments, each with whether it is sealed and wholly below the end
+            // (its files are linked or copied whole) or not (its batches below the end are
+            // copied). The whole ones get index files that verify (rebuilt from the log if they
+            // were damaged) and are made durable (a roll leaves that to the next group commit)
+            // first, so that what the export copies is known before it starts.
+            let mut snapshot: Vec<(&Arc<Segment>, bool)> = Vec::new();
             for (i, seg) in segments.iter().enumerate() {
-                let base = seg.base_offset();
-                if base >= end {
+                if seg.base_offset() >= end {
                     break;
                 }
                 let seg_end = segments
@@ -232,14 +262,40 @@ impl Partition {
                     // Wholly below the log start: the next retention pass deletes it.
                     continue;
                 }
-                report.segments += 1;
-                if seg.is_sealed() && seg_end <= end {
-                    // Index files that verify (rebuilt from the log if they were damaged), then
-                    // the segment durable (a roll leaves it for the next group commit).
+                let whole = seg.is_sealed() && seg_end <= end;
+                if whole {
                     seg.load_indexes()?;
                     seg.sync()?;
+                }
+                snapshot.push((seg, whole));
+            }
+            // Each segment's bytes to export, looked up only for an observer.
+            let mut lengths = Vec::new();
+            if observer.is_some() {
+                for (seg, whole) in &snapshot {
+                    let mut len = seg.size();
+                    if *whole {
+                        let view = SegmentView::new((*seg).clone());
+                        for path in [view.index_path(), view.time_index_path()] {
+                            len += found(fs.file_len(path)).at(path)?.unwrap_or(0);
+                        }
+                    }
+                    lengths.push(len);
+                }
+            }
+            let total = lengths.iter().sum();
+            meter = Meter::start(observer, ProgressOperation::Export, dest, total);
+            // Whether the last segment written is a link (or there is none): then an empty
+            // segment at the end follows it.
+            let mut needs_tail = true;
+            for (i, (seg, whole)) in snapshot.into_iter().enumerate() {
+                let base = seg.base_offset();
+                report.segments += 1;
+                meter.part(lengths.get(i).copied().unwrap_or(0));
+                if whole {
                     let log = segment_file_name(dest, base, SegmentFileKind::Log);
-                    if copy::link_or_copy(&**fs, seg.log_path(), &log, options.hard_links)? {
+                    let (src, link) = (seg.log_path(), options.hard_links);
+                    if copy::link_or_copy(&**fs, src, &log, link, &mut meter)? {
                         report.hard_linked += 1;
                     } else {
                         report.copied_bytes += seg.size();
@@ -256,11 +312,12 @@ impl Partition {
                 } else {
                     // Being appended to (or holding batches not visible yet): copy the whole
                     // batches below the end. It is the last one written.
-                    let (copied, next) = copy_prefix(fs, seg, dest, end, &config)?;
+                    let (copied, next) = copy_prefix(fs, seg, dest, end, &config, &mut meter)?;
                     report.copied_bytes += copied;
                     report.end_offset = next;
                     needs_tail = false;
                 }
+                meter.end_part();
             }
             if needs_tail {
                 let tail = Segment::create(fs.clone(), dest, end, &config)?;
@@ -279,6 +336,7 @@ impl Partition {
             write_atomic(fs, &path, text.as_bytes()).at(&path)?;
         }
         fs.sync_dir(dest).at(dest)?;
+        meter.finish();
         Ok(report)
     }
 }
@@ -292,6 +350,7 @@ fn copy_prefix(
     dest: &Path,
     end: u64,
     config: &LogConfig,
+    meter: &mut Meter<'_>,
 ) -> Result<(u64, u64)> {
     let base = seg.base_offset();
     let path = segment_file_name(dest, base, SegmentFileKind::Log);
@@ -311,6 +370,7 @@ fn copy_prefix(
             pos += b.as_bytes().len() as u64;
             at = b.next_offset();
         }
+        meter.at(pos);
     }
     out.sync_all().at(&path)?;
     drop(out);

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
-use crate::fs::FileSystem;
+use crate::format::{segment_file_name, SegmentFileKind};
+use crate::fs::{found, FileSystem};
+use crate::progress::{Meter, Observer, ProgressOperation};
 use crate::segment::{Recovery, Segment, SegmentConfig};
 
 use super::super::checkpoint::{AdoptedLog, Checkpoint, CleanShutdown, CLEAN_SHUTDOWN};
@@ -25,16 +27,17 @@ impl RecoveryPlan {
     /// # Errors
     /// [`Error::Io`] on I/O failure; [`Error::Corrupt`] for damage a segment's rescan finds
     /// (under `Recovery::Strict`).
-    /// `clock` dates the rebuilt producer state (for expiry).
+    /// `clock` dates the rebuilt producer state (for expiry); `observer` hears about a rescan.
     pub fn apply(
         self,
         fs: &Arc<dyn FileSystem>,
         clock: &dyn Clock,
         config: &LogConfig,
+        observer: Option<&Observer>,
     ) -> Result<Recovered> {
         self.tidy(&**fs)?;
         let mut report = self.report;
-        let segments = self.load(fs, config, &mut report)?;
+        let segments = self.load(fs, config, &mut report, observer)?;
         self.finish(fs, clock, config, segments, report)
     }
 
@@ -83,6 +86,7 @@ impl RecoveryPlan {
         fs: &Arc<dyn FileSystem>,
         config: &LogConfig,
         report: &mut RecoveryReport,
+        observer: Option<&Observer>,
     ) -> Result<Vec<Arc<Segment>>> {
         if let Some(marker) = &self.clean {
             let seg_config = self.segment_config(config);
@@ -97,19 +101,32 @@ impl RecoveryPlan {
                 Err(e) => return Err(e),
             }
         }
-        self.load_rescanning(fs, config, report)
+        self.load_rescanning(fs, config, report, observer)
     }
 
     /// After a crash (or when the clean state did not verify): open the trusted segments as they
     /// are, rescan the rest, cut a torn tail, and drop segments that follow a lost one (see
-    /// [`SegmentEnd`]).
+    /// [`SegmentEnd`]). `observer` hears the rescan's progress: its total is the length of the
+    /// files rescanned (looked up only for an observer).
     fn load_rescanning(
         &self,
         fs: &Arc<dyn FileSystem>,
         config: &LogConfig,
         report: &mut RecoveryReport,
+        observer: Option<&Observer>,
     ) -> Result<Vec<Arc<Segment>>> {
         let (dir, bases) = (&self.dir, &self.segments);
+        let rescanned = bases.get(self.trusted..).unwrap_or_default();
+        let mut lengths = Vec::new();
+        let mut meter = Meter::off();
+        if let Some(observer) = observer.filter(|_| !rescanned.is_empty()) {
+            for &base in rescanned {
+                let path = segment_file_name(dir, base, SegmentFileKind::Log);
+                lengths.push(found(fs.file_len(&path)).at(&path)?.unwrap_or(0));
+            }
+            let total = lengths.iter().sum();
+            meter = Meter::start(Some(observer), ProgressOperation::Recovery, dir, total);
+        }
         let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len().max(1));
         // Rescanned and sealed, not yet synced: synced side by side at the end.
         let mut to_sync: Vec<Arc<Segment>> = Vec::new();
@@ -135,6 +152,8 @@ impl RecoveryPlan {
             };
             // Only the last segment is known to stay active; one that ends early becomes the
             // active one too and is synced below.
+            let length = i.checked_sub(self.trusted).and_then(|k| lengths.get(k));
+            meter.part(length.copied().unwrap_or(0));
             let (seg, r) = recover(
                 fs.clone(),
                 dir,
@@ -142,7 +161,9 @@ impl RecoveryPlan {
                 self.segment_config(config),
                 self.recovery_point,
                 next_base.is_none(),
+                &mut meter,
             )?;
+            meter.end_part();
             report.segments_scanned += 1;
             report.bytes_scanned += r.scanned_bytes;
             report.bytes_truncated += r.truncated_bytes;
@@ -199,6 +220,7 @@ impl RecoveryPlan {
             // Deleted segments, and the index files sealing wrote by rename.
             fs.sync_dir(dir).at(dir)?;
         }
+        meter.finish();
         Ok(segments)
     }
 

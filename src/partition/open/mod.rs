@@ -37,6 +37,7 @@ use super::producer_state::ProducerTable;
 use crate::clock::Clock;
 use crate::config::LogConfig;
 use crate::env::Env;
+use crate::progress::{Observer, Progress};
 
 use super::{Inner, Partition, RecoveryReport, SyncState, Writer, LOCK_FILE};
 
@@ -60,19 +61,21 @@ struct Recovered {
     pub offset_gaps_below: u64,
 }
 
-/// Recover the partition in `dir` (whose lock the caller holds): list it, decide, apply.
+/// Recover the partition in `dir` (whose lock the caller holds): list it, decide, apply,
+/// reporting a rescan's progress to `observer`.
 fn recover_dir(
     fs: &Arc<dyn FileSystem>,
     clock: &dyn Clock,
     dir: &Path,
     config: &LogConfig,
     never_opened: bool,
+    observer: Option<&Observer>,
 ) -> Result<Recovered> {
     let _span = crate::trace::span!("open", dir = %dir.display());
     let listing = DirListing::read(&**fs, dir)?;
     let metadata = Metadata::read(&**fs, &listing, never_opened)?;
     let plan = RecoveryPlan::decide(&listing, &metadata, config.recovery)?;
-    let recovered = plan.apply(fs, clock, config)?;
+    let recovered = plan.apply(fs, clock, config, observer)?;
     trace_recovery(dir, &recovered);
     Ok(recovered)
 }
@@ -165,8 +168,51 @@ impl Partition {
     ///   unknown) unless a clean close's marker vouches for it;
     /// - [`Error::Io`] on I/O failure.
     pub fn open_with_env(dir: impl AsRef<Path>, config: LogConfig, env: Env) -> Result<Partition> {
+        Partition::open_observed(dir.as_ref(), config, env, None)
+    }
+
+    /// [`open_with_env`](Self::open_with_env), reporting to `progress` the rescan of this open
+    /// if it follows an unclean stop, and later in-place [`recover`](Self::recover)ies and
+    /// [`compact`](Self::compact)ion passes of the partition (see [`Progress`]). Events name no
+    /// topic or partition number; tell partitions apart by [`dir`](crate::ProgressEvent::dir).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::Arc;
+    /// use topiclog::{Env, LogConfig, Partition, ProgressEvent, ProgressStage};
+    /// let dir = tempfile::tempdir()?;
+    /// let bar = Arc::new(|e: &ProgressEvent<'_>| {
+    ///     if e.stage == ProgressStage::Finished {
+    ///         eprintln!("{:?} of {}: {} bytes", e.operation, e.dir.display(), e.done_bytes);
+    ///     }
+    /// });
+    /// let (config, env) = (LogConfig::default(), Env::default());
+    /// let log = Partition::open_with_progress(dir.path(), config, env, bar)?;
+    /// assert_eq!(log.end_offset(), 0); // a new partition: nothing to rescan, nothing reported
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`open_with_env`](Self::open_with_env).
+    pub fn open_with_progress(
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+        env: Env,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Partition> {
+        let observer = Observer::new(progress, None, None);
+        Partition::open_observed(dir.as_ref(), config, env, Some(observer))
+    }
+
+    /// [`open_with_env`](Self::open_with_env) for `observer` (a store names its partitions).
+    pub(crate) fn open_observed(
+        dir: &Path,
+        config: LogConfig,
+        env: Env,
+        observer: Option<Observer>,
+    ) -> Result<Partition> {
         config.validate()?;
-        let dir = dir.as_ref().to_owned();
+        let dir = dir.to_owned();
         let Env { fs, clock } = env;
         create_dir_all_durable(&*fs, &dir).at(&dir)?;
         // Before anything is read: a second writer must not even run recovery.
@@ -183,7 +229,7 @@ impl Partition {
             }
             Err(e) => return Err(Error::io(lock_path, e)),
         };
-        let r = recover_dir(&fs, &*clock, &dir, &config, never_opened)?;
+        let r = recover_dir(&fs, &*clock, &dir, &config, never_opened, observer.as_ref())?;
         let now = clock.now_ms();
         let (end, start) = (r.end, r.start);
         let partition = Partition {
@@ -234,6 +280,7 @@ impl Partition {
                 counters: Default::default(),
                 _fds: fds,
                 report: Mutex::new(r.report),
+                observer,
                 offset_gaps_below: r.offset_gaps_below,
                 config: RwLock::new(Arc::new(config)),
             }),
@@ -276,7 +323,14 @@ impl Partition {
         let config = inner.config();
         // The old segments stay with readers that hold them (their files are reopened, never
         // shrunk in place under a map).
-        let r = recover_dir(&inner.fs, &*inner.clock, &inner.dir, &config, false)?;
+        let r = recover_dir(
+            &inner.fs,
+            &*inner.clock,
+            &inner.dir,
+            &config,
+            false,
+            inner.observer.as_ref(),
+        )?;
         let (end, start) = (r.end, r.start);
         let mut report = r.report;
         *inner.segments.write() = Arc::new(r.segments);

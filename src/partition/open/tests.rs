@@ -634,7 +634,7 @@ fn applying_a_plan_tidies_the_directory_as_decided() {
     )
     .unwrap();
     assert_eq!(plan.delete_below_start, [0]);
-    let recovered = plan.apply(&afs, &SystemClock, &config).unwrap();
+    let recovered = plan.apply(&afs, &SystemClock, &config, None).unwrap();
     let mut left = fs.read_dir(dir).unwrap();
     left.sort();
     assert_eq!(
@@ -688,7 +688,7 @@ fn open_dir(
     };
     let listing = DirListing::read(fs, Path::new(DIR))?;
     let plan = RecoveryPlan::decide(&listing, &Metadata::read(fs, &listing, false)?, mode)?;
-    plan.apply(afs, &SystemClock, &config)
+    plan.apply(afs, &SystemClock, &config, None)
 }
 
 #[test]

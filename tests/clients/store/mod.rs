@@ -5,6 +5,7 @@ mod fault_recovery;
 mod kafka;
 mod lock;
 mod not_a_store;
+mod progress;
 mod recovery_reports;
 mod retention;
 mod topic_config;

@@ -10,6 +10,7 @@ mod kafka_adoption;
 mod lock;
 mod model;
 mod open_dirs;
+mod progress;
 mod read_after_compaction;
 mod recover_garbage;
 mod roll;
