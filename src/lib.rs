@@ -81,6 +81,7 @@
 //! | `gzip` | no | Kafka's gzip codec ([`Compression::Gzip`]): pure Rust (`flate2` on `miniz_oxide`) |
 //! | `snappy` | no | Kafka's snappy codec ([`Compression::Snappy`]): pure Rust (`snap`) |
 //! | `tracing` | no | spans and events for a [`tracing`](https://docs.rs/tracing) subscriber (below) |
+//! | `stream` | no | `Consumer::stream`: polled batches as a [`futures_core::Stream`](https://docs.rs/futures-core) (the async API itself, `poll_async`, `recv`, `send_async`, `wait_for_async`, needs no feature) |
 //! | `metrics` | no | the stats published as counters and gauges to a [`metrics`](https://docs.rs/metrics) recorder: the `metrics` module, its names listed there |
 //!
 //! Every [`Compression`] variant exists in every build; a codec whose feature is off reports
