@@ -482,7 +482,7 @@ impl Consumer {
     /// let t = std::thread::spawn(move || topic.send(Record::new("resize image 7")));
     /// // In a tokio task this would be `consumer.poll_async(..).await`.
     /// let records = block_on(consumer.poll_async(Duration::from_secs(10)))?;
-    /// assert_eq!(records.iter().next().unwrap().value(), b"resize image 7");
+    /// assert_eq!(records.iter().next().unwrap().value().unwrap(), &b"resize image 7"[..]);
     /// block_on(consumer.commit_async())?;
     /// # t.join().unwrap()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
