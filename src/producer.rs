@@ -1298,6 +1298,11 @@ impl Core {
             // Once closed, nothing waits for its linger.
             let closed = self.closed.load(Ordering::Acquire);
             self.seal_due(&mut acc, closed, false);
+            // `seal_due` may have unlocked `acc`: a `close` meanwhile notified `work` while this
+            // sender was not waiting on it, so it must not decide on the `closed` read before.
+            if closed != self.closed.load(Ordering::Acquire) {
+                continue;
+            }
             let pick = acc
                 .ready
                 .iter()

@@ -201,3 +201,62 @@ fn dropping_the_last_clone_flushes() {
     assert_eq!(t.end_offsets(), vec![100]);
     assert_stored_in_send_order(&t, &sent);
 }
+
+/// Closing while senders seal batches whose linger has passed: a sender seals with the
+/// producer's shared state unlocked, and must not then go to sleep on the `closed` flag it read
+/// before, having missed `close`'s wake-up meanwhile (`close`, here the drop of the last clone,
+/// would wait for that sender forever). Many rounds, each on a thread so that a hang fails the
+/// test instead of hanging it.
+#[test]
+fn close_returns_while_senders_seal_due_batches() {
+    const ROUNDS: usize = 200;
+    const PARTITIONS: u32 = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let t = store
+        .create_topic("t", TopicConfig::with_partitions(PARTITIONS))
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let rounds = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for round in 0..ROUNDS {
+                // No linger: every sender that wakes finds the open batches due, and seals them.
+                let producer = store
+                    .producer(ProducerConfig {
+                        linger: Duration::ZERO,
+                        max_in_flight: 16,
+                        ..config(Acks::Written)
+                    })
+                    .unwrap();
+                let sent: Vec<SendHandle> = (0..PARTITIONS)
+                    .map(|p| {
+                        producer
+                            .send_to("t", p, Record::new(format!("r{round}")))
+                            .unwrap()
+                    })
+                    .collect();
+                drop(producer);
+                assert!(sent.iter().all(SendHandle::is_done), "round {round}");
+                tx.send(round).unwrap();
+            }
+        })
+    };
+    for round in 0..ROUNDS {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(r) => assert_eq!(r, round),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("round {round}: closing the producer did not return within 10 s")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                std::panic::resume_unwind(rounds.join().unwrap_err())
+            }
+        }
+    }
+    rounds.join().unwrap();
+    assert_eq!(
+        t.end_offsets(),
+        vec![ROUNDS as u64; PARTITIONS as usize],
+        "every record stored"
+    );
+}
