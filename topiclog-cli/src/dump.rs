@@ -34,7 +34,8 @@ pub struct DumpArgs {
     #[arg(long, visible_alias = "deep-iteration")]
     deep: bool,
 
-    /// Print each record's key, value and headers: as text when valid UTF-8, else as hex.
+    /// Print each record's key, value and headers: as text when valid UTF-8 without control
+    /// characters, else as hex.
     /// Implies --deep (Kafka: --print-data-log).
     #[arg(long, visible_alias = "print-data-log")]
     print_data: bool,

@@ -10,10 +10,12 @@ use serde::Serialize;
 /// Bytes from a record (key, value, header value) as `--print-data` shows them.
 #[derive(Debug, Serialize)]
 pub enum Data {
-    /// Valid UTF-8, shown as is (JSON: the field itself, a string).
+    /// Valid UTF-8 without control characters (which would break a line of text), shown as is
+    /// (JSON: `{"utf8": "..."}`).
     #[serde(rename = "utf8")]
     Text(String),
-    /// Anything else, or everything under `--hex`: lower-case hex (JSON: `<field>_hex`).
+    /// Anything else, or everything under `--hex`: lower-case hex (JSON: `{"hex": "..."}`;
+    /// text: `0x...`).
     #[serde(rename = "hex")]
     Hex(String),
 }
@@ -21,7 +23,9 @@ pub enum Data {
 impl Data {
     pub fn new(bytes: &[u8], force_hex: bool) -> Data {
         match std::str::from_utf8(bytes) {
-            Ok(text) if !force_hex => Data::Text(text.to_owned()),
+            Ok(text) if !force_hex && !text.chars().any(char::is_control) => {
+                Data::Text(text.to_owned())
+            }
             _ => Data::Hex(bytes.iter().fold(String::new(), |mut s, b| {
                 let _ = write!(s, "{b:02x}");
                 s
@@ -220,7 +224,10 @@ impl Line {
                     let headers: Vec<String> = d
                         .headers
                         .iter()
-                        .map(|h| format!("{}={}", h.key, Data::text(&h.value)))
+                        .map(|h| {
+                            // A header key is UTF-8 by the format, but may hold a newline.
+                            format!("{}={}", h.key.escape_debug(), Data::text(&h.value))
+                        })
                         .collect();
                     let _ = write!(
                         s,
