@@ -16,7 +16,7 @@ use topiclog::segment::{
 };
 use topiclog::{Bytes, Compression};
 
-use crate::line::{BatchLine, Data, HeaderData, Line, Out, RecordData, RecordLine};
+use crate::line::{BatchLine, HeaderContent, Line, Out, Printed, RecordContent, RecordLine};
 use crate::{Failure, Verdict};
 
 /// Bytes of a batch's base offset and length fields: what a walk needs to step to the next batch
@@ -312,14 +312,14 @@ fn dump_log<W: Write>(
                     return out.emit(&error(w.position, e.to_string()));
                 }
             };
-            let data = args.print_data.then(|| RecordData {
-                key: record.key().map(|k| Data::new(k, args.hex)),
-                value: record.value().map(|v| Data::new(v, args.hex)),
+            let data = args.print_data.then(|| RecordContent {
+                key: record.key().map(|k| Printed::new(k, args.hex)),
+                value: record.value().map(|v| Printed::new(v, args.hex)),
                 headers: record
                     .headers()
-                    .map(|h| HeaderData {
+                    .map(|h| HeaderContent {
                         key: h.key.to_owned(),
-                        value: h.value.map(|v| Data::new(v, args.hex)),
+                        value: h.value.map(|v| Printed::new(v, args.hex)),
                     })
                     .collect(),
             });

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 /// Bytes from a record (key, value, header value) as `--print-data` shows them.
 #[derive(Debug, Serialize)]
-pub enum Data {
+pub enum Printed {
     /// Valid UTF-8 without control characters (which would break a line of text), shown as is
     /// (JSON: `{"utf8": "..."}`).
     #[serde(rename = "utf8")]
@@ -20,34 +20,34 @@ pub enum Data {
     Hex(String),
 }
 
-impl Data {
-    pub fn new(bytes: &[u8], force_hex: bool) -> Data {
+impl Printed {
+    pub fn new(bytes: &[u8], force_hex: bool) -> Printed {
         match std::str::from_utf8(bytes) {
             Ok(text) if !force_hex && !text.chars().any(char::is_control) => {
-                Data::Text(text.to_owned())
+                Printed::Text(text.to_owned())
             }
-            _ => Data::Hex(bytes.iter().fold(String::new(), |mut s, b| {
+            _ => Printed::Hex(bytes.iter().fold(String::new(), |mut s, b| {
                 let _ = write!(s, "{b:02x}");
                 s
             })),
         }
     }
 
-    fn text(data: &Option<Data>) -> String {
+    fn text(data: &Option<Printed>) -> String {
         match data {
             None => "null".to_owned(),
-            Some(Data::Text(t)) => t.clone(),
-            Some(Data::Hex(h)) => format!("0x{h}"),
+            Some(Printed::Text(t)) => t.clone(),
+            Some(Printed::Hex(h)) => format!("0x{h}"),
         }
     }
 }
 
 /// A record header as `--print-data` shows it.
 #[derive(Debug, Serialize)]
-pub struct HeaderData {
+pub struct HeaderContent {
     pub key: String,
     /// `None` for a null value.
-    pub value: Option<Data>,
+    pub value: Option<Printed>,
 }
 
 /// One record batch of a `.log`: its header, where it lies, and whether its CRC verifies.
@@ -97,15 +97,15 @@ pub struct RecordLine {
     /// The producer's sequence number of this record, -1 without a producer.
     pub sequence: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<RecordData>,
+    pub data: Option<RecordContent>,
 }
 
 /// A record's key, value and headers (`--print-data`).
 #[derive(Debug, Serialize)]
-pub struct RecordData {
-    pub key: Option<Data>,
-    pub value: Option<Data>,
-    pub headers: Vec<HeaderData>,
+pub struct RecordContent {
+    pub key: Option<Printed>,
+    pub value: Option<Printed>,
+    pub headers: Vec<HeaderContent>,
 }
 
 /// Everything a command prints.
@@ -226,15 +226,15 @@ impl Line {
                         .iter()
                         .map(|h| {
                             // A header key is UTF-8 by the format, but may hold a newline.
-                            format!("{}={}", h.key.escape_debug(), Data::text(&h.value))
+                            format!("{}={}", h.key.escape_debug(), Printed::text(&h.value))
                         })
                         .collect();
                     let _ = write!(
                         s,
                         " headers: [{}] key: {} payload: {}",
                         headers.join(", "),
-                        Data::text(&d.key),
-                        Data::text(&d.value)
+                        Printed::text(&d.key),
+                        Printed::text(&d.value)
                     );
                 }
                 s
