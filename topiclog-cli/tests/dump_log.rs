@@ -239,3 +239,45 @@ fn no_damage_makes_it_panic() {
         );
     }
 }
+
+#[test]
+fn an_open_partitions_preallocated_tail_is_noted_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = topiclog::Partition::open(dir.path()).unwrap(); // preallocates by default
+    log.append(topiclog::Record::new("v")).unwrap();
+    let lines = json_lines(&dump(&["--json"], &segment_file(dir.path(), "log")));
+    assert_eq!(of_type(&lines, "batch").len(), 1, "{lines:?}");
+    assert!(of_type(&lines, "error").is_empty(), "{lines:?}");
+    let notes = of_type(&lines, "note");
+    assert!(
+        notes[0]["message"].as_str().unwrap().contains("zero bytes"),
+        "{notes:?}"
+    );
+    let out = dump(&[], &segment_file(dir.path(), "log"));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    log.close().unwrap();
+}
+
+#[test]
+fn several_files_dump_in_the_order_given() {
+    let dir = tempfile::tempdir().unwrap();
+    write_partition(dir.path());
+    let files: Vec<String> = ["timeindex", "log", "index"]
+        .iter()
+        .map(|ext| segment_file(dir.path(), ext).display().to_string())
+        .collect();
+    let out = topiclog(
+        ["dump", "--json"]
+            .into_iter()
+            .chain(files.iter().map(String::as_str)),
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let lines = json_lines(&out);
+    let kinds: Vec<_> = of_type(&lines, "file")
+        .iter()
+        .map(|f| f["kind"].clone())
+        .collect();
+    assert_eq!(kinds, ["timeindex", "log", "index"]);
+    assert_eq!(of_type(&lines, "batch").len(), 3);
+    assert_eq!(of_type(&lines, "index_entry").len(), 2);
+}
