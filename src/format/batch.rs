@@ -85,6 +85,26 @@ impl BatchHeader {
         self.attributes & ATTR_COMPRESSION_MASK
     }
 
+    /// The CRC-32C of `batch`, computed over what Kafka's batch CRC covers (every byte after the
+    /// CRC field, attributes to the end), to compare with the stored [`crc`](Self::crc): what a
+    /// dump tool reports as the CRC's validity. `batch` is one whole batch, as stored; `None` if
+    /// it is shorter than the fields before the attributes.
+    ///
+    /// # Examples
+    /// ```
+    /// use topiclog::{segment::{BatchHeader, RecordBatch}, Record};
+    /// let batch = RecordBatch::build(&[Record::new("x")], 0, 0)?;
+    /// let bytes = batch.as_bytes();
+    /// assert_eq!(BatchHeader::computed_crc(bytes), Some(batch.header().crc));
+    /// let mut damaged = bytes.to_vec();
+    /// *damaged.last_mut().unwrap() ^= 1;
+    /// assert_ne!(BatchHeader::computed_crc(&damaged), Some(batch.header().crc));
+    /// # Ok::<(), topiclog::Error>(())
+    /// ```
+    pub fn computed_crc(batch: &[u8]) -> Option<u32> {
+        batch.get(BATCH_PREFIX_LEN..).map(crc32c)
+    }
+
     /// Decode a header from the first [`BATCH_HEADER_LEN`] bytes of `b`, checking only structure
     /// (not the CRC). `Err` says what is wrong.
     pub fn parse(b: &[u8]) -> Result<BatchHeader, &'static str> {

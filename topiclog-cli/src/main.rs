@@ -1,0 +1,74 @@
+//! `topiclog`: command-line tools for topiclog's data, named and shaped after Kafka's own
+//! (`kafka-dump-log.sh`, ...), so that a Kafka user finds their way. Every command prints text
+//! for people, or with `--json` one JSON object per line for scripts.
+//!
+//! Exit codes: 0 all is well, 1 damage was found (and reported), 2 the command could not run
+//! (bad arguments, a missing or unreadable file, a file that is not a segment file).
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod dump;
+mod line;
+
+/// Inspect topiclog's (and Kafka's) log directories.
+#[derive(Debug, Parser)]
+#[command(name = "topiclog", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the batches, records and index entries of segment files (Kafka: kafka-dump-log
+    /// --files).
+    Dump(dump::DumpArgs),
+}
+
+/// What a command found, when it could run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Nothing wrong.
+    Sound,
+    /// Damage was found and reported on the output.
+    Damaged,
+}
+
+/// Why a command could not run (exit code 2), or stopped writing.
+#[derive(Debug)]
+enum Failure {
+    /// The input is not what the command takes: a message for standard error.
+    Usage(String),
+    /// Standard output could not be written (a closed pipe ends the command quietly).
+    Output(io::Error),
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Output(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match &cli.command {
+        Command::Dump(args) => dump::run(args),
+    };
+    match outcome {
+        Ok(Verdict::Sound) => ExitCode::SUCCESS,
+        Ok(Verdict::Damaged) => ExitCode::from(1),
+        // `topiclog dump ... | head`: the reader has all it wanted.
+        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Failure::Output(e)) => {
+            eprintln!("topiclog: cannot write the output: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Usage(message)) => {
+            eprintln!("topiclog: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
