@@ -129,8 +129,11 @@ pub enum Error {
     Poisoned {
         /// The partition directory.
         path: PathBuf,
-        /// The original failure.
-        cause: String,
+        /// The original failure (dereferences to the [`Error`]; it is also what
+        /// [`source`](std::error::Error::source) returns, so an error-chain walker reaches the
+        /// [`io::Error`] behind it).
+        #[source]
+        cause: Shared<Error>,
     },
 
     /// An index entry was rejected: out of order, outside the segment's `u32` offset range, or the
@@ -552,7 +555,7 @@ impl Error {
     }
 
     /// The operating-system error behind this one, if any: the [`io::Error`] of an
-    /// [`Error::Io`], also inside an [`Error::Maintenance`].
+    /// [`Error::Io`], also inside an [`Error::Maintenance`] or behind an [`Error::Poisoned`].
     ///
     /// # Examples
     /// ```
@@ -561,7 +564,7 @@ impl Error {
     pub fn io_error(&self) -> Option<&io::Error> {
         match self {
             Error::Io { source, .. } => Some(source),
-            Error::Maintenance { cause, .. } => cause.io_error(),
+            Error::Maintenance { cause, .. } | Error::Poisoned { cause, .. } => cause.io_error(),
             _ => None,
         }
     }
@@ -741,7 +744,7 @@ mod tests {
             (
                 Error::Poisoned {
                     path: path.clone(),
-                    cause: "disk full".into(),
+                    cause: Shared::new(io(io::ErrorKind::StorageFull)),
                 },
                 ErrorKind::Recover,
             ),
@@ -951,6 +954,35 @@ mod tests {
             assert_eq!(os.kind(), io::ErrorKind::StorageFull);
         }
         assert!(Error::EmptyBatch.source().is_none());
+    }
+
+    #[test]
+    fn a_poisoned_error_chains_to_the_failure_and_its_io_error() {
+        use std::error::Error as _;
+        let failure = Error::io(
+            "/s/t/0/00000000000000000000.log",
+            io::Error::from_raw_os_error(5),
+        );
+        let e = Error::Poisoned {
+            path: "/s/t/0".into(),
+            cause: Shared::new(failure),
+        };
+        assert_eq!(e.kind(), ErrorKind::Recover);
+        // Walk the chain as a generic reporter (anyhow, eyre) does.
+        let mut chain = Vec::new();
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(err) = next {
+            chain.push(err);
+            next = err.source();
+        }
+        assert_eq!(chain.len(), 3, "Poisoned -> Io -> io::Error");
+        assert!(matches!(
+            chain[1].downcast_ref::<Error>(),
+            Some(Error::Io { .. })
+        ));
+        let os = chain[2].downcast_ref::<io::Error>().expect("the OS error");
+        assert_eq!(os.raw_os_error(), Some(5));
+        assert_eq!(e.io_error().and_then(io::Error::raw_os_error), Some(5));
     }
 
     #[test]

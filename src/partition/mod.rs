@@ -149,8 +149,8 @@ pub struct Partition {
 /// # Lock order
 /// A thread holding one of these locks takes only locks further down the list:
 ///
-/// 1. `cleaner` — compaction holds it for a pass; retention, truncation, in-place recovery and
-///    close take it first; a Kafka export (`kafka`) holds it while it links and copies the
+/// 1. `cleaner` — compaction holds it for a pass; retention, `delete_records`, truncation,
+///    in-place recovery and close take it first; a Kafka export (`kafka`) holds it while it links and copies the
 ///    segment files, so none of them is replaced or deleted meanwhile;
 /// 2. `writer` — the append lock;
 /// 3. `checkpoint` — held across the checkpoint's atomic write (no other lock is taken under it);
@@ -422,13 +422,16 @@ impl Inner {
     }
 
     fn poison_error(&self) -> Error {
+        let cause = self.poison_cause.lock().clone().unwrap_or_else(|| {
+            // Only while a recovery clears the latch: the cause is gone, the flag not yet.
+            Error::io(
+                &self.dir,
+                std::io::Error::other("an earlier write failed; its error was already cleared"),
+            )
+        });
         Error::Poisoned {
             path: self.dir.clone(),
-            cause: self
-                .poison_cause
-                .lock()
-                .as_ref()
-                .map_or_else(String::new, Error::to_string),
+            cause: cause.into(),
         }
     }
 

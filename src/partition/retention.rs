@@ -75,7 +75,10 @@ impl Partition {
     /// ```
     pub fn delete_records(&self, before: u64) -> Result<u64> {
         let inner = &*self.inner;
-        let _w = inner.writer.lock();
+        // The cleaner lock keeps truncation, in-place recovery, retention and compaction out (so
+        // the end offset cannot move down under the check below, nor the start offset move
+        // meanwhile); appenders go on while the checkpoint is written and synced.
+        let _cleaner = inner.cleaner.lock();
         inner.check_writable()?;
         let end = inner.visible_end.load(Ordering::SeqCst);
         let start = inner.start_offset.load(Ordering::Acquire);

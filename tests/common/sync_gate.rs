@@ -120,30 +120,58 @@ impl SyncGate {
     }
 }
 
-/// `inner`, with the `.log` files of `topic`'s partitions under `gate`.
-#[derive(Debug)]
+/// Which files a [`GatedFs`] puts under its gate.
+type Gated = Box<dyn Fn(&Path) -> bool + Send + Sync>;
+
+/// `inner`, with some files' syncs under `gate`.
 pub struct GatedFs {
     inner: Arc<dyn FileSystem>,
-    topic: String,
+    gated: Gated,
     gate: Arc<SyncGate>,
 }
 
 impl GatedFs {
+    /// The `.log` files of `topic`'s partitions under `gate`.
     pub fn new(inner: Arc<dyn FileSystem>, topic: &str, gate: Arc<SyncGate>) -> GatedFs {
+        let topic = topic.to_owned();
+        Self::files(
+            inner,
+            move |path| {
+                path.extension().is_some_and(|e| e == "log")
+                    && path
+                        .parent()
+                        .and_then(Path::parent)
+                        .and_then(Path::file_name)
+                        .is_some_and(|t| t == topic.as_str())
+            },
+            gate,
+        )
+    }
+
+    /// The files for which `gated` holds under `gate`.
+    pub fn files(
+        inner: Arc<dyn FileSystem>,
+        gated: impl Fn(&Path) -> bool + Send + Sync + 'static,
+        gate: Arc<SyncGate>,
+    ) -> GatedFs {
         GatedFs {
             inner,
-            topic: topic.to_owned(),
+            gated: Box::new(gated),
             gate,
         }
     }
 
     fn gated(&self, path: &Path) -> bool {
-        path.extension().is_some_and(|e| e == "log")
-            && path
-                .parent()
-                .and_then(Path::parent)
-                .and_then(Path::file_name)
-                .is_some_and(|t| t == self.topic.as_str())
+        (self.gated)(path)
+    }
+}
+
+impl std::fmt::Debug for GatedFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatedFs")
+            .field("inner", &self.inner)
+            .field("gate", &self.gate)
+            .finish_non_exhaustive()
     }
 }
 

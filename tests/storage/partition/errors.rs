@@ -439,7 +439,10 @@ fn failed_sync_poisons_the_partition_until_reopened() {
     match log.append(Record::new("after")) {
         Err(Error::Poisoned { path, cause }) => {
             assert_eq!(path, dir);
-            assert!(cause.contains("injected fault"), "{cause}");
+            assert!(cause.to_string().contains("injected fault"), "{cause}");
+            // The chain reaches the operating-system error, for generic error walkers.
+            assert!(matches!(&*cause, Error::Io { .. }), "{cause:?}");
+            assert!(cause.io_error().is_some(), "{cause:?}");
         }
         other => panic!("expected Poisoned, got {other:?}"),
     }
