@@ -44,6 +44,15 @@ enum Failure {
     Usage(String),
     /// Standard output could not be written (a closed pipe ends the command quietly).
     Output(io::Error),
+    /// The library refused or failed: a store that is not there or is held by a writer, an
+    /// unknown topic or partition, a damaged file. Damage exits 1, the rest 2.
+    Library(topiclog::Error),
+}
+
+impl From<topiclog::Error> for Failure {
+    fn from(e: topiclog::Error) -> Self {
+        Failure::Library(e)
+    }
 }
 
 impl From<io::Error> for Failure {
@@ -69,6 +78,13 @@ fn main() -> ExitCode {
         Err(Failure::Usage(message)) => {
             eprintln!("topiclog: {message}");
             ExitCode::from(2)
+        }
+        Err(Failure::Library(e)) => {
+            eprintln!("topiclog: {e}");
+            match e.kind() {
+                topiclog::ErrorKind::Damaged => ExitCode::from(1),
+                _ => ExitCode::from(2),
+            }
         }
     }
 }
