@@ -242,8 +242,47 @@ impl ClockWaiter {
     }
 }
 
+/// `ms` since the Unix epoch as an RFC 3339 UTC time with milliseconds
+/// (`2026-12-07T23:10:00.123Z`), for messages; proleptic Gregorian calendar (Howard Hinnant's
+/// days-to-civil algorithm).
+pub(crate) fn format_utc(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1_000 % 60,
+        in_day % 1_000
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn utc_times_format_as_rfc_3339() {
+        assert_eq!(super::format_utc(0), "1970-01-01T00:00:00.000Z");
+        // 2026-12-07T23:10:00.123Z, and a leap day.
+        assert_eq!(
+            super::format_utc(1_796_685_000_123),
+            "2026-12-07T23:10:00.123Z"
+        );
+        assert_eq!(
+            super::format_utc(951_782_400_000),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(super::format_utc(-1), "1969-12-31T23:59:59.999Z");
+    }
+
     use std::sync::mpsc;
     use std::thread;
 

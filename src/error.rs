@@ -250,10 +250,12 @@ pub enum Error {
     /// operating system.
     ///
     /// Kind: [`ErrorKind::Conflict`].
-    #[error("{} is already open by another handle or process (its lock file is held); close the other handle first", path.display())]
+    #[error("{} is already open by {} (its lock file is held); close it there first, or open it read-only", path.display(), holder_text(.holder))]
     AlreadyOpen {
         /// The store or partition directory.
         path: PathBuf,
+        /// Who holds it, when the file system says: the process id and since when.
+        holder: Option<crate::fs::LockHolder>,
     },
 
     /// The directory is not empty and holds no topiclog store (no `LOCK` file). Use an empty or
@@ -658,6 +660,13 @@ fn io_kind(kind: io::ErrorKind) -> ErrorKind {
 /// ```
 pub struct Shared<E>(Arc<E>);
 
+fn holder_text(holder: &Option<crate::fs::LockHolder>) -> String {
+    holder.as_ref().map_or_else(
+        || "another handle or process".to_owned(),
+        ToString::to_string,
+    )
+}
+
 impl<E> Shared<E> {
     /// Wrap `cause`.
     pub fn new(cause: E) -> Self {
@@ -788,7 +797,10 @@ mod tests {
                 ErrorKind::InvalidInput,
             ),
             (
-                Error::AlreadyOpen { path: path.clone() },
+                Error::AlreadyOpen {
+                    path: path.clone(),
+                    holder: None,
+                },
                 ErrorKind::Conflict,
             ),
             (Error::NotAStore { path: path.clone() }, ErrorKind::Conflict),

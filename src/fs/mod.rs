@@ -47,6 +47,59 @@ pub enum OpenMode {
     CreateNew,
 }
 
+/// Who holds a directory lock that was refused: what a refused [`FileSystem::try_lock`] carries
+/// (inside its `io::Error`), and what [`Error::AlreadyOpen`](crate::Error::AlreadyOpen) names so
+/// that an operator knows which process has the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockHolder {
+    /// The holding process's id, as the kernel reports it; `None` when the holder is another
+    /// handle in this very process.
+    pub pid: Option<u32>,
+    /// When the holder took the lock, in milliseconds since the Unix epoch, as it recorded in the
+    /// lock file; `None` if that is unknown (a holder that recorded nothing, or another process
+    /// than the recorded one).
+    pub since_ms: Option<i64>,
+}
+
+impl LockHolder {
+    /// The holder a refused lock's error carries, if it carries one.
+    pub fn of(e: &io::Error) -> Option<LockHolder> {
+        e.get_ref()?.downcast_ref::<LockHolder>().cloned()
+    }
+
+    /// What a lock holder records in its lock file: `pid <pid> since <ms>`.
+    pub(crate) fn record(pid: u32, since_ms: i64) -> String {
+        format!("pid {pid} since {since_ms}\n")
+    }
+
+    /// The `(pid, since_ms)` of a lock file's [`record`](Self::record), if it is one.
+    pub(crate) fn parse_record(text: &[u8]) -> Option<(u32, i64)> {
+        let text = std::str::from_utf8(text).ok()?;
+        let mut words = text.split_ascii_whitespace();
+        let (Some("pid"), Some(pid), Some("since"), Some(since)) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            return None;
+        };
+        Some((pid.parse().ok()?, since.parse().ok()?))
+    }
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.pid {
+            None => f.write_str("another handle in this process")?,
+            Some(pid) => write!(f, "process {pid}")?,
+        }
+        if let Some(ms) = self.since_ms {
+            write!(f, " (since {})", crate::clock::format_utc(ms))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LockHolder {}
+
 /// A directory tree that topiclog stores its files in.
 ///
 /// Paths are absolute or relative to the process's working directory, exactly as with `std::fs`.

@@ -131,17 +131,22 @@ mod lock {
 
     use parking_lot::Mutex;
 
-    use super::super::FileLock;
+    use super::super::{FileLock, LockHolder};
 
     /// The lock files this process holds, by (device, inode).
     static HELD: Mutex<BTreeSet<(u64, u64)>> = Mutex::new(BTreeSet::new());
 
-    fn held_elsewhere(holder: Option<i32>) -> io::Error {
-        let who = match holder {
-            Some(pid) => format!("lock is held by process {pid}"),
-            None => "lock is held by another handle in this process".to_owned(),
-        };
-        io::Error::new(io::ErrorKind::WouldBlock, who)
+    /// A refusal naming the holder: `pid` as the kernel reports it (`None`: this process), and
+    /// when it took the lock, from what it recorded in `file` if that is the same process.
+    fn held_elsewhere(pid: Option<i32>, file: Option<&fs::File>) -> io::Error {
+        let pid = pid.and_then(|p| u32::try_from(p).ok());
+        let since_ms = file.and_then(|f| {
+            let mut buf = [0u8; 64];
+            let n = std::os::unix::fs::FileExt::read_at(f, &mut buf, 0).ok()?;
+            let (recorded, since) = LockHolder::parse_record(&buf[..n])?;
+            (Some(recorded) == pid).then_some(since)
+        });
+        io::Error::new(io::ErrorKind::WouldBlock, LockHolder { pid, since_ms })
     }
 
     fn whole_file(kind: libc::c_short) -> libc::flock {
@@ -166,7 +171,7 @@ mod lock {
         let mut held = HELD.lock();
         // Before opening: a second descriptor of a file this process holds must never be closed.
         match fs::metadata(path) {
-            Ok(m) if held.contains(&(m.dev(), m.ino())) => return Err(held_elsewhere(None)),
+            Ok(m) if held.contains(&(m.dev(), m.ino())) => return Err(held_elsewhere(None, None)),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -183,17 +188,28 @@ mod lock {
             // A held lock file was renamed onto `path` since the check above (topiclog never
             // renames lock files). Closing this descriptor would drop the lock: keep it open.
             std::mem::forget(file);
-            return Err(held_elsewhere(None));
+            return Err(held_elsewhere(None, None));
         }
         let l = whole_file(libc::F_WRLCK as libc::c_short);
         // SAFETY: the descriptor is open for the call's duration and `l` is a valid `flock`.
         if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &l) } == -1 {
             let e = io::Error::last_os_error();
             return match e.raw_os_error() {
-                Some(libc::EACCES | libc::EAGAIN) => Err(held_elsewhere(holder(&file))),
+                Some(libc::EACCES | libc::EAGAIN) => {
+                    Err(held_elsewhere(holder(&file), Some(&file)))
+                }
                 _ => Err(e),
             };
         }
+        // Who holds it, for the refusal another process gets (`pid <pid> since <ms>`); nothing
+        // else reads the file, so a failure to record is no reason to refuse the lock.
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let record = LockHolder::record(std::process::id(), since);
+        let _ = file
+            .set_len(0)
+            .and_then(|()| std::os::unix::fs::FileExt::write_all_at(&file, record.as_bytes(), 0));
         held.insert(id);
         Ok(Box::new(StdLock {
             file: Some(file),
@@ -338,7 +354,7 @@ mod lock {
     use std::io;
     use std::path::Path;
 
-    use super::super::FileLock;
+    use super::super::{FileLock, LockHolder};
 
     pub(super) fn try_lock(_path: &Path) -> io::Result<Box<dyn FileLock>> {
         Err(super::unsupported(0, 0))

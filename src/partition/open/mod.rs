@@ -225,7 +225,8 @@ impl Partition {
         let lock = match fs.try_lock(&lock_path) {
             Ok(l) => l,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                return Err(Error::AlreadyOpen { path: dir });
+                let holder = crate::fs::LockHolder::of(&e);
+                return Err(Error::AlreadyOpen { path: dir, holder });
             }
             Err(e) => return Err(Error::io(lock_path, e)),
         };

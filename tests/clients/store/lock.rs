@@ -55,7 +55,9 @@ fn both_fs(f: impl Fn(Arc<dyn FileSystem>, &Path)) {
 
 fn assert_already_open(result: topiclog::Result<Store>, dir: &Path, what: &str) {
     match result {
-        Err(Error::AlreadyOpen { path }) => assert_eq!(path, dir, "{what}: error names the dir"),
+        Err(Error::AlreadyOpen { path, .. }) => {
+            assert_eq!(path, dir, "{what}: error names the dir")
+        }
         Err(e) => panic!("{what}: expected AlreadyOpen, got {e}"),
         Ok(_) => panic!("{what}: a second open of a locked store succeeded"),
     }

@@ -31,7 +31,7 @@ fn config() -> LogConfig {
 
 fn assert_already_open(result: topiclog::Result<Partition>, dir: &Path, what: &str) {
     match result {
-        Err(Error::AlreadyOpen { path }) => {
+        Err(Error::AlreadyOpen { path, .. }) => {
             assert_eq!(path, dir, "{what}: the error names the dir")
         }
         Err(e) => panic!("{what}: expected AlreadyOpen, got {e}"),
@@ -128,11 +128,34 @@ fn partition_held_by_another_process_is_refused_until_it_dies() {
         .recv_timeout(Duration::from_secs(30))
         .expect("the child opens the partition");
     assert_eq!(said, "open 0");
-    assert_already_open(
-        Partition::open_with_env(&dir, config(), Env::with_fs(Arc::new(StdFs))),
-        &dir,
-        "a partition held by another process",
+    let refused = Partition::open_with_env(&dir, config(), Env::with_fs(Arc::new(StdFs)));
+    // The refusal names the holder, so an operator knows who has it: pid and since when.
+    let message = refused.as_ref().err().map(ToString::to_string);
+    let Err(Error::AlreadyOpen {
+        holder: Some(holder),
+        ..
+    }) = &refused
+    else {
+        panic!("expected AlreadyOpen naming the holder, got {refused:?}");
+    };
+    assert_eq!(holder.pid, Some(run.child.id()));
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let since = holder
+        .since_ms
+        .expect("the child recorded when it took the lock");
+    assert!(
+        since <= now_ms && since > now_ms - 120_000,
+        "since {since}, now {now_ms}"
     );
+    let message = message.unwrap();
+    assert!(
+        message.contains(&format!("process {}", run.child.id())) && message.contains(" (since 20"),
+        "{message}"
+    );
+    assert_already_open(refused, &dir, "a partition held by another process");
     run.child.kill().unwrap();
     run.child.wait().unwrap();
     // SIGKILL released the lock: the next writer recovers the child's record and goes on.

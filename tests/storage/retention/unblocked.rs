@@ -80,7 +80,7 @@ fn append_while_held<T: Send + 'static>(
         "the sync must still be held during the append"
     );
     gate.release();
-    appender.join().unwrap();
+    let _sent = appender.join().unwrap();
     let appended = appended.expect("the append waited for the checkpoint's fsync");
     assert_eq!(appended.unwrap(), end);
     worker.join().unwrap()
