@@ -258,6 +258,20 @@ pub enum Error {
         holder: Option<crate::fs::LockHolder>,
     },
 
+    /// The operation changes the store, which was opened read-only
+    /// ([`ReadOnlyStore`](crate::ReadOnlyStore)), or is the writer's alone: joining a consumer
+    /// group and committing offsets need the store opened for writing
+    /// ([`Store::open`](crate::Store::open)), which another process holds.
+    ///
+    /// Kind: [`ErrorKind::Conflict`].
+    #[error("{}: {operation} needs the store opened for writing, and it is open read-only (another process holds it for writing)", path.display())]
+    ReadOnly {
+        /// The store directory.
+        path: PathBuf,
+        /// What was attempted.
+        operation: String,
+    },
+
     /// The directory is not empty and holds no topiclog store (no `LOCK` file). Use an empty or
     /// new directory: topiclog owns the directory it stores into.
     ///
@@ -535,6 +549,7 @@ impl Error {
             | Error::UnsupportedFormat { .. } => ErrorKind::Damaged,
             Error::TopicExists { .. }
             | Error::AlreadyOpen { .. }
+            | Error::ReadOnly { .. }
             | Error::NotAStore { .. }
             | Error::CommitFailed { .. }
             | Error::OutOfOrderSequence { .. }
@@ -876,6 +891,13 @@ mod tests {
                 Error::InvalidTimestamp { timestamp: -5 },
                 ErrorKind::InvalidInput,
             ),
+            (
+                Error::ReadOnly {
+                    path: path.clone(),
+                    operation: "committing offsets".into(),
+                },
+                ErrorKind::Conflict,
+            ),
         ]
     }
 
@@ -911,6 +933,7 @@ mod tests {
             Error::UnsupportedFormat { .. } => 25,
             Error::InvalidTimestamp { .. } => 27,
             Error::KafkaLogDir { .. } => 26,
+            Error::ReadOnly { .. } => 28,
         }
     }
 
@@ -970,7 +993,6 @@ mod tests {
 
     #[test]
     fn a_poisoned_error_chains_to_the_failure_and_its_io_error() {
-        use std::error::Error as _;
         let failure = Error::io(
             "/s/t/0/00000000000000000000.log",
             io::Error::from_raw_os_error(5),

@@ -140,8 +140,11 @@ pub mod metrics;
 mod partition;
 mod producer;
 mod progress;
+#[cfg(unix)]
+mod readonly;
 pub mod segment;
 mod store;
+mod tail;
 mod topic;
 mod trace;
 mod wait;
@@ -174,6 +177,8 @@ pub use producer::{Acks, Compression, Producer, ProducerConfig, ProducerStats, S
 pub use progress::{
     Progress, ProgressEvent, ProgressOperation, ProgressStage, DEFAULT_PROGRESS_INTERVAL_BYTES,
 };
+#[cfg(unix)]
+pub use readonly::{ReadOnlyPartition, ReadOnlyStore};
 pub use segment::{max_open_segments, set_max_open_segments, Recovery, DEFAULT_MAX_OPEN_SEGMENTS};
 pub use store::{
     KafkaExportOptions, KafkaExportReport, KafkaImportOptions, KafkaImportReport,

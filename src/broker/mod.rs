@@ -18,6 +18,7 @@ mod assignor;
 mod coordinator;
 mod kafka_offsets;
 mod offsets;
+pub(crate) use offsets::decode_record;
 mod producer_ids;
 
 pub use assignor::AssignmentStrategy;

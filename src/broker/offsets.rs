@@ -81,15 +81,10 @@ impl OffsetStore {
                     break;
                 }
                 for r in batches.records() {
-                    let Some(key) = r.key() else { continue };
-                    let (group, tp) = decode_key(key).map_err(|e| {
-                        Error::corrupt(
-                            p.dir(),
-                            r.offset(),
-                            format!("undecodable key in the offsets topic ({e})"),
-                        )
-                    })?;
-                    match r.value() {
+                    let Some((group, tp, committed)) = decode_record(p.dir(), &r)? else {
+                        continue;
+                    };
+                    match committed {
                         None => {
                             if let Some(g) = table.get_mut(&group) {
                                 g.remove(&tp);
@@ -98,14 +93,7 @@ impl OffsetStore {
                                 }
                             }
                         }
-                        Some(v) => {
-                            let om = decode_value(v).map_err(|e| {
-                                Error::corrupt(
-                                    p.dir(),
-                                    r.offset(),
-                                    format!("undecodable value in the offsets topic ({e})"),
-                                )
-                            })?;
+                        Some(om) => {
                             let entry = Entry {
                                 at: r.offset(),
                                 committed: Some(om),
@@ -251,6 +239,34 @@ fn encode_value(om: &OffsetAndMetadata) -> Bytes {
         metadata: om.metadata.clone(),
     };
     Bytes::from(value.encode_to_vec())
+}
+
+/// A record of the offsets topic (in partition directory `dir`): the group and partition it is
+/// for, and the commit (`None`: a tombstone, which deletes the commit); `Ok(None)` for a record
+/// without a key (not one of ours: passed over).
+///
+/// # Errors
+/// [`Error::Corrupt`] naming the record's offset if its key or value does not decode.
+pub(crate) fn decode_record(
+    dir: &std::path::Path,
+    r: &crate::format::StoredRecord,
+) -> Result<Option<(String, TopicPartition, Option<OffsetAndMetadata>)>> {
+    let Some(key) = r.key() else {
+        return Ok(None);
+    };
+    let undecodable = |what: &str, e: DecodeError| {
+        Error::corrupt(
+            dir,
+            r.offset(),
+            format!("undecodable {what} in the offsets topic ({e})"),
+        )
+    };
+    let (group, tp) = decode_key(key).map_err(|e| undecodable("key", e))?;
+    let committed = match r.value() {
+        None => None,
+        Some(v) => Some(decode_value(v).map_err(|e| undecodable("value", e))?),
+    };
+    Ok(Some((group, tp, committed)))
 }
 
 fn decode_key(b: &[u8]) -> std::result::Result<(String, TopicPartition), DecodeError> {

@@ -22,6 +22,7 @@ mod std_fs;
 
 pub use sim::{CrashMode, Fault, FaultOp, SimFs};
 
+pub use crate::tail::SharedPage;
 pub use std_fs::StdFs;
 
 pub(crate) use fd_limit::FdReservation;
@@ -149,6 +150,15 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
             io::ErrorKind::Unsupported,
             format!("this file system has no hard links: {}", link.display()),
         ))
+    }
+    /// Map the first 4 KiB of the file at `path` (created if missing, grown to 4 KiB if shorter,
+    /// never shrunk) shared and writable: a partition's writer keeps its tail page there, which
+    /// read-only processes ([`ReadOnlyStore`](crate::ReadOnlyStore)) follow. `Ok(None)` where the
+    /// file system has no memory shared between processes (the default, and [`SimFs`]): then no
+    /// other process can follow the partition live.
+    fn map_shared_page(&self, path: &Path) -> io::Result<Option<SharedPage>> {
+        let _ = path;
+        Ok(None)
     }
 }
 

@@ -94,6 +94,29 @@ impl FileSystem for StdFs {
     fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
         lock::try_lock(path)
     }
+
+    fn map_shared_page(&self, path: &Path) -> io::Result<Option<super::SharedPage>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let len = crate::tail::PAGE_LEN as u64;
+        if file.metadata()?.len() < len {
+            file.set_len(len)?;
+        }
+        super::SharedPage::map(&file).map(Some)
+    }
+}
+
+impl StdFs {
+    /// Who holds the directory lock at `path`, if anyone: this process (`pid: None`) or another
+    /// one. Takes no lock and writes nothing; safe while this process holds the lock (it never
+    /// opens a lock file this process holds, which would drop the lock when closed).
+    pub(crate) fn lock_holder(path: &Path) -> io::Result<Option<super::LockHolder>> {
+        lock::holder_of(path)
+    }
 }
 
 #[cfg(not(unix))]
@@ -165,6 +188,39 @@ mod lock {
         // SAFETY: the descriptor is open for the call's duration and `l` is a valid `flock`.
         let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut l) };
         (r == 0 && l.l_type != libc::F_UNLCK as libc::c_short).then_some(l.l_pid)
+    }
+
+    pub(super) fn holder_of(path: &Path) -> io::Result<Option<LockHolder>> {
+        let held = HELD.lock();
+        let m = match fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if held.contains(&(m.dev(), m.ino())) {
+            return Ok(Some(LockHolder {
+                pid: None,
+                since_ms: None,
+            }));
+        }
+        // Under the registry's lock, so no thread of this process takes the lock while this
+        // descriptor is open (closing it would drop that lock).
+        let file = match fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let pid = holder(&file);
+        let found = pid.map(|pid| {
+            let e = held_elsewhere(Some(pid), Some(&file));
+            LockHolder::of(&e).unwrap_or(LockHolder {
+                pid: u32::try_from(pid).ok(),
+                since_ms: None,
+            })
+        });
+        drop(file);
+        drop(held);
+        Ok(found)
     }
 
     pub(super) fn try_lock(path: &Path) -> io::Result<Box<dyn FileLock>> {
@@ -357,6 +413,10 @@ mod lock {
     use super::super::{FileLock, LockHolder};
 
     pub(super) fn try_lock(_path: &Path) -> io::Result<Box<dyn FileLock>> {
+        Err(super::unsupported(0, 0))
+    }
+
+    pub(super) fn holder_of(_path: &Path) -> io::Result<Option<LockHolder>> {
         Err(super::unsupported(0, 0))
     }
 }

@@ -461,7 +461,9 @@ impl Inner {
         let mut list = segments.as_ref().clone();
         list.push(seg.clone());
         *segments = Arc::new(list);
+        drop(segments);
         w.active = seg;
+        self.tail_layout_changed();
         Ok(())
     }
 }

@@ -59,6 +59,9 @@ impl Inner {
         }
         if self.poisoned.load(Ordering::Acquire) {
             // Leave no clean marker: the next open must re-read what really is on disk.
+            if let Some(t) = &self.tail_page {
+                t.closed(None);
+            }
             return Ok(());
         }
         let result = (|| {
@@ -96,6 +99,10 @@ impl Inner {
         })();
         if let Err(e) = &result {
             self.poison(e);
+        }
+        if let Some(t) = &self.tail_page {
+            let end = self.visible_end.load(Ordering::SeqCst);
+            t.closed(result.is_ok().then_some(end));
         }
         result
     }

@@ -619,6 +619,8 @@ impl Inner {
             .ok_or_else(|| Error::corrupt(&self.dir, base, "cleaned segment's source vanished"))?;
         next.splice(at..at + group.len(), [cleaned]);
         *list = Arc::new(next);
+        drop(list);
+        self.tail_layout_changed();
         cleaner.report.segments_written += 1;
         Ok(())
     }

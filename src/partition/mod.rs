@@ -55,6 +55,24 @@ pub use read::{BatchRecordRefs, Batches, LazyBatches};
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use stats::PartitionStats;
 
+/// The log start offset the checkpoint in `dir` records, if there is one (for readers that are
+/// not the partition's writer).
+pub(crate) fn read_checkpoint(
+    fs: &dyn crate::fs::FileSystem,
+    dir: &Path,
+) -> Result<Option<CheckpointStart>> {
+    Ok(
+        checkpoint::Checkpoint::read(fs, dir)?.map(|cp| CheckpointStart {
+            log_start_offset: cp.log_start_offset,
+        }),
+    )
+}
+
+/// What [`read_checkpoint`] returns.
+pub(crate) struct CheckpointStart {
+    pub log_start_offset: u64,
+}
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -157,7 +175,8 @@ pub struct Partition {
 /// 4. `unsynced_sealed`, then `sync`, then `pending` — a sync leader takes `sync`, *releases it*,
 ///    takes `writer` for a moment to see what to sync, then does its I/O under no lock;
 /// 5. leaves, taken alone: `segments` (only for a moment: clone the list, or replace it), `tail`,
-///    `watchers`, `pending_snapshot`, `poison_cause`, `report`, `lock`, `config`.
+///    `watchers`, `pending_snapshot`, `poison_cause`, `report`, `lock`, `config`, and the tail
+///    page's update lock.
 ///
 /// No file I/O happens under `writer` except the append's own write (and truncation's, and a
 /// roll's unsynced index writes): fsyncs for a roll or a retention pass happen outside it.
@@ -236,6 +255,9 @@ struct Inner {
     truncations: AtomicU64,
     /// What the last open (or in-place recovery) found and repaired.
     report: Mutex<RecoveryReport>,
+    /// The page read-only processes follow the log by (`None` on a file system without shared
+    /// memory). Its update lock is a leaf.
+    tail_page: Option<crate::tail::TailWriter>,
     /// Who hears about this partition's in-place recoveries and compaction passes (given at
     /// open, which reported its own recovery to it).
     observer: Option<crate::progress::Observer>,

@@ -220,7 +220,52 @@ impl Inner {
     /// Make offsets below `end` visible to readers and wake tailers.
     pub(super) fn publish(&self, end: u64) {
         self.visible_end.fetch_max(end, Ordering::SeqCst);
+        self.publish_tail();
         self.notify_tailers();
+    }
+
+    /// Tell read-only processes how far they may read: the visible end, but not into what the
+    /// active segment still holds in its write buffer (they read the file).
+    pub(super) fn publish_tail(&self) {
+        let Some(t) = &self.tail_page else { return };
+        let visible = self.visible_end.load(Ordering::SeqCst);
+        let written = self
+            .segments
+            .read()
+            .last()
+            .map_or(u64::MAX, |s| s.written_end());
+        t.publish(visible.min(written), || {
+            self.end_offset
+                .load(Ordering::SeqCst)
+                .min(self.visible_end.load(Ordering::SeqCst))
+        });
+    }
+
+    /// Files below the end are about to be rewritten (truncation, in-place recovery).
+    pub(super) fn tail_begin_change(&self) {
+        if let Some(t) = &self.tail_page {
+            t.begin_change();
+        }
+    }
+
+    /// The rewrite is done: publish the log's new bounds exactly.
+    pub(super) fn tail_end_change(&self) {
+        if let Some(t) = &self.tail_page {
+            let written = self
+                .segments
+                .read()
+                .last()
+                .map_or(u64::MAX, |s| s.written_end());
+            let end = self.visible_end.load(Ordering::SeqCst).min(written);
+            t.end_change(self.start_offset.load(Ordering::Acquire), end);
+        }
+    }
+
+    /// Segment files were created, deleted or replaced.
+    pub(super) fn tail_layout_changed(&self) {
+        if let Some(t) = &self.tail_page {
+            t.layout_changed();
+        }
     }
 
     /// Wake every tailer (blocking or async) and watcher: records were published, or the

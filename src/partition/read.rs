@@ -23,6 +23,19 @@ pub struct Batches {
 }
 
 impl Batches {
+    /// Batches read at `requested`; `next_if_empty` is where to read next if there are none.
+    pub(crate) fn from_parts(
+        requested: u64,
+        batches: Vec<RecordBatch>,
+        next_if_empty: u64,
+    ) -> Batches {
+        Batches {
+            requested,
+            batches,
+            next_if_empty,
+        }
+    }
+
     /// The batches, as stored.
     pub fn batches(&self) -> &[RecordBatch] {
         &self.batches

@@ -228,6 +228,7 @@ impl Inner {
             seg.delete()?;
             report.segments_deleted += 1;
         }
+        self.tail_layout_changed();
         self.fs.sync_dir(&self.dir).at(&self.dir)?;
         report.start_offset = new_start;
         Ok(report)
@@ -237,6 +238,9 @@ impl Inner {
     pub(super) fn set_start_offset(&self, start: u64) -> Result<()> {
         self.update_checkpoint(|cp| cp.log_start_offset = start)?;
         self.start_offset.store(start, Ordering::Release);
+        if let Some(t) = &self.tail_page {
+            t.set_start(start);
+        }
         Ok(())
     }
 }

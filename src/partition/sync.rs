@@ -93,6 +93,7 @@ impl Partition {
         // maintenance tick, which bounds what a process crash can take of them.
         let active = inner.writer.lock().active.clone();
         active.write_out().inspect_err(|e| inner.poison(e))?;
+        inner.publish_tail();
         if let Some((offset, mut table)) = inner.pending_snapshot.lock().take() {
             table.remove_expired(now, config.producer_id_expiration);
             table

@@ -41,14 +41,7 @@ impl Partition {
         }
         inner
             .truncate_locked(&mut w, &mut cleaner, offset)
-            .inspect_err(|e| {
-                inner.poison(e);
-                // The segment may already have cut its published size: never advertise offsets
-                // that reads can no longer find.
-                let left = w.active.next_offset();
-                inner.end_offset.fetch_min(left, Ordering::SeqCst);
-                inner.visible_end.fetch_min(left, Ordering::SeqCst);
-            })
+            .inspect_err(|e| inner.poison(e))
     }
 }
 
@@ -61,7 +54,16 @@ impl Inner {
     ) -> Result<u64> {
         // Odd while it runs: a recovery point read before it must not be written after it.
         self.truncations.fetch_add(1, Ordering::SeqCst);
+        self.tail_begin_change();
         let result = self.cut_locked(w, cleaner, offset);
+        if result.is_err() {
+            // The segment may already have cut its published size: never advertise offsets
+            // that reads can no longer find.
+            let left = w.active.next_offset();
+            self.end_offset.fetch_min(left, Ordering::SeqCst);
+            self.visible_end.fetch_min(left, Ordering::SeqCst);
+        }
+        self.tail_end_change();
         self.truncations.fetch_add(1, Ordering::SeqCst);
         result
     }

@@ -188,6 +188,14 @@ impl Segment {
         Ok(())
     }
 
+    /// One past the last offset whose batch is in the file (not only in the write buffer).
+    pub(crate) fn written_end(&self) -> u64 {
+        // The next offset first: an append buffers its batch (setting `pending_from`) before it
+        // moves the next offset, so a next offset seen here comes with its buffer state.
+        let next = self.next_offset();
+        next.min(self.pending_from.load(Ordering::Acquire))
+    }
+
     /// Write out the write buffer, if it holds anything.
     ///
     /// # Errors

@@ -25,6 +25,7 @@
 mod kafka;
 mod maintenance;
 mod open;
+pub(crate) use open::read_topic_config;
 mod producer_ids;
 mod topics;
 mod upper;
@@ -53,9 +54,9 @@ use crate::topic::{
 };
 
 /// Prefix of the staging directory a topic is built in before it is renamed into place.
-const CREATING_PREFIX: &str = "__creating.";
+pub(crate) const CREATING_PREFIX: &str = "__creating.";
 /// Prefix of the directory a topic is renamed to when it is deleted, before its files go.
-const DELETING_PREFIX: &str = "__deleting.";
+pub(crate) const DELETING_PREFIX: &str = "__deleting.";
 
 /// The internal topic holding the committed offsets of consumer groups (kept by the broker, a
 /// layer up): the one `__` directory open loads as a topic.

@@ -255,7 +255,7 @@ pub(super) fn load_topic(
 
 /// Read and check `topic.conf`: damage is [`Error::InvalidConfigFile`], a failed read
 /// [`Error::Io`].
-fn read_topic_config(fs: &dyn FileSystem, path: &Path) -> Result<(TopicConfig, u32)> {
+pub(crate) fn read_topic_config(fs: &dyn FileSystem, path: &Path) -> Result<(TopicConfig, u32)> {
     let bytes = read_all(fs, path, 64 << 10).map_err(|e| match e.kind() {
         std::io::ErrorKind::InvalidData => Error::InvalidConfigFile {
             path: path.to_owned(),

@@ -44,6 +44,12 @@ macro_rules! forward_to_inner_fs {
         ) -> ::std::io::Result<()> {
             self.inner.hard_link(original, link)
         }
+        fn map_shared_page(
+            &self,
+            path: &::std::path::Path,
+        ) -> ::std::io::Result<Option<::topiclog::fs::SharedPage>> {
+            self.inner.map_shared_page(path)
+        }
     };
 }
 

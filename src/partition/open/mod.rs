@@ -230,6 +230,15 @@ impl Partition {
             }
             Err(e) => return Err(Error::io(lock_path, e)),
         };
+        // Readers in other processes wait while recovery may cut files below the end they saw.
+        let tail_path = dir.join(crate::tail::TAIL_FILE);
+        let tail_page = fs
+            .map_shared_page(&tail_path)
+            .at(&tail_path)?
+            .map(crate::tail::TailWriter::new);
+        if let Some(t) = &tail_page {
+            t.begin_change();
+        }
         let r = recover_dir(&fs, &*clock, &dir, &config, never_opened, observer.as_ref())?;
         let now = clock.now_ms();
         let (end, start) = (r.end, r.start);
@@ -258,6 +267,7 @@ impl Partition {
                 poisoned: AtomicBool::new(false),
                 poison_cause: Mutex::new(None),
                 trusted_end: AtomicU64::new(u64::MAX),
+                tail_page,
                 sync: Mutex::new(SyncState {
                     synced: end,
                     leader: false,
@@ -286,6 +296,9 @@ impl Partition {
                 config: RwLock::new(Arc::new(config)),
             }),
         };
+        if let Some(t) = &partition.inner.tail_page {
+            t.opened(crate::tail::new_session(), start, end);
+        }
         Ok(partition)
     }
 
@@ -322,6 +335,7 @@ impl Partition {
         }
         let trusted = inner.trusted_end.load(Ordering::SeqCst);
         let config = inner.config();
+        inner.tail_begin_change();
         // The old segments stay with readers that hold them (their files are reopened, never
         // shrunk in place under a map).
         let r = recover_dir(
@@ -331,7 +345,8 @@ impl Partition {
             &config,
             false,
             inner.observer.as_ref(),
-        )?;
+        )
+        .inspect_err(|_| inner.tail_end_change())?;
         let (end, start) = (r.end, r.start);
         let mut report = r.report;
         *inner.segments.write() = Arc::new(r.segments);
@@ -368,6 +383,7 @@ impl Partition {
             report.offsets_dropped = end - new_end;
         }
         *inner.report.lock() = report;
+        inner.tail_end_change();
         inner.notify_tailers();
         Ok(report)
     }

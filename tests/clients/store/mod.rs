@@ -6,6 +6,7 @@ mod kafka;
 mod lock;
 mod not_a_store;
 mod progress;
+mod read_only;
 mod recovery_reports;
 mod retention;
 mod topic_config;

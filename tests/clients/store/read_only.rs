@@ -1,0 +1,558 @@
+//! Read-only access from other processes (issue 15): a writer child process appends, rolls,
+//! runs retention and `delete_records`, compacts, creates and deletes topics, is killed with
+//! `kill -9` and restarted, while readers in this process follow every partition with
+//! [`ReadOnlyStore`] and check every record they get. Plus in-process cases for what the
+//! reader may see: nothing in the writer's write buffer, nothing whose sync is under way, nothing
+//! a truncation took back; and what it may not do: take the lock or write a byte.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::common::{self, sync_gate};
+use topiclog::fs::StdFs;
+use topiclog::{
+    CleanupPolicy, Durability, Env, Error, Limit, LogConfig, LogOverrides, Partition,
+    ReadOnlyPartition, ReadOnlyStore, Record, Store, StoreOptions, TopicConfig,
+};
+
+const CHILD_ENV: &str = "TOPICLOG_READ_ONLY_WRITER";
+const MARK: &str = "@@writer ";
+/// The delete-policy topic: the record at offset `o` is always `value(o)`.
+const EVENTS: &str = "events";
+/// The compacted topic: the record at offset `o` has key `o % 7` and value `value(o)`.
+const LATEST: &str = "latest";
+/// Generous bound for things that take moments.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn value(offset: u64) -> Vec<u8> {
+    let mut v = format!("record-{offset:010}-").into_bytes();
+    v.resize(80, b'x');
+    v
+}
+
+fn key(offset: u64) -> Vec<u8> {
+    format!("k{}", offset % 7).into_bytes()
+}
+
+fn topic_config(compacted: bool) -> TopicConfig {
+    TopicConfig {
+        partitions: 1,
+        overrides: LogOverrides {
+            segment_bytes: Some(4096),
+            durability: Some(Durability::Always),
+            retention_bytes: (!compacted).then_some(Limit::Bytes(24 << 10)),
+            cleanup_policy: Some(if compacted {
+                CleanupPolicy::Compact
+            } else {
+                CleanupPolicy::Delete
+            }),
+            min_cleanable_dirty_ratio: Some(0.01),
+            ..LogOverrides::default()
+        },
+    }
+}
+
+/// Child mode: the writer. Appends batches of 5 to both topics until `events` holds `target`
+/// records, and every 10 rounds deletes records, runs retention, compacts, and creates and
+/// deletes a topic; reports its progress; closes cleanly at the end.
+#[test]
+fn read_only_writer_child() {
+    let Some(spec) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let spec = spec.to_string_lossy().into_owned();
+    let (dir, target) = spec.split_once('|').expect("dir|target");
+    let target: u64 = target.parse().expect("target");
+    let store = Store::open_with(
+        dir,
+        StoreOptions {
+            background_maintenance: false,
+            background_cleaner: false,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("child: open");
+    for (name, compacted) in [(EVENTS, false), (LATEST, true)] {
+        if store.topic(name).is_err() {
+            store
+                .create_topic(name, topic_config(compacted))
+                .expect("child: create");
+        }
+    }
+    let events = store.topic(EVENTS).unwrap().partition(0).unwrap();
+    let latest_topic = store.topic(LATEST).unwrap();
+    let latest = latest_topic.partition(0).unwrap();
+    let events_topic = store.topic(EVENTS).unwrap();
+    let mut round = 0u64;
+    while events.end_offset() < target {
+        round += 1;
+        for (p, keyed) in [(&events, false), (&latest, true)] {
+            let base = p.end_offset();
+            let batch: Vec<Record> = (base..base + 5)
+                .map(|o| {
+                    let r = Record::new(value(o));
+                    if keyed {
+                        r.with_key(key(o))
+                    } else {
+                        r
+                    }
+                })
+                .collect();
+            p.append_batch(&batch).expect("child: append");
+        }
+        if round.is_multiple_of(10) {
+            let end = events.end_offset();
+            events
+                .delete_records(end.saturating_sub(150))
+                .expect("child: delete_records");
+            let now = i64::MAX / 2;
+            events_topic.apply_retention(now).expect("child: retention");
+            latest_topic
+                .compact(topiclog::SystemClock.now_ms())
+                .expect("child: compact");
+            let name = format!("tmp{round}");
+            let t = store
+                .create_topic(&name, TopicConfig::with_partitions(1))
+                .expect("child: create tmp");
+            t.send_to(0, Record::new("temporary")).expect("child: send");
+            drop(t);
+            store.delete_topic(&name).expect("child: delete tmp");
+        }
+        println!(
+            "{MARK}progress {} {}",
+            events.end_offset(),
+            latest.end_offset()
+        );
+    }
+    let (e, l) = (events.end_offset(), latest.end_offset());
+    store.close().expect("child: close");
+    println!("{MARK}done {e} {l}");
+}
+
+use topiclog::Clock;
+
+fn spawn_writer(dir: &Path, target: u64) -> common::TestChild<(String, u64, u64)> {
+    let spec = format!("{}|{target}", dir.display());
+    common::spawn_test_child(
+        &common::test_path(module_path!(), "read_only_writer_child"),
+        (CHILD_ENV, std::ffi::OsStr::new(&spec)),
+        MARK,
+        |line| {
+            let mut w = line.split_whitespace();
+            let what = w.next().unwrap_or_default().to_owned();
+            let e = w.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+            let l = w.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+            (what, e, l)
+        },
+    )
+}
+
+/// What a follower of one partition checked.
+#[derive(Debug, Default)]
+struct Followed {
+    records: u64,
+    /// Offsets jumped over because the log start moved past them (retention, delete_records).
+    skipped: u64,
+    next: u64,
+}
+
+/// Follow `topic`'s partition 0 from the start until `stop` is set and `final_end` reached,
+/// checking every record: its content is what the writer wrote at that offset, offsets only
+/// go up (and, on the delete-policy topic, without a hole except below the log start).
+/// With `pace`, it reads one batch at a time and sleeps that long after each read: it falls
+/// behind, and retention deletes segments under it.
+fn follow(
+    store: ReadOnlyStore,
+    topic: &'static str,
+    stop: Arc<AtomicBool>,
+    final_end: Arc<AtomicU64>,
+    pace: Option<Duration>,
+) -> Followed {
+    let compacted = topic == LATEST;
+    let started = Instant::now();
+    let part = loop {
+        match store.partition(topic, 0) {
+            Ok(p) => break p,
+            Err(Error::UnknownTopic { .. }) if started.elapsed() < PATIENCE => {
+                thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("{topic}: open to read: {e}"),
+        }
+    };
+    let mut f = Followed::default();
+    loop {
+        if stop.load(Ordering::SeqCst) && f.next >= final_end.load(Ordering::SeqCst) {
+            return f;
+        }
+        assert!(
+            started.elapsed() < 4 * PATIENCE,
+            "{topic}: follower stuck at {}",
+            f.next
+        );
+        if let Some(pace) = pace {
+            thread::sleep(pace);
+        }
+        let max_bytes = if pace.is_some() { 1 } else { 16 << 10 };
+        match part.read(f.next, max_bytes) {
+            Ok(batches) => {
+                for r in batches.records() {
+                    let o = r.offset();
+                    assert!(
+                        o >= f.next,
+                        "{topic}: offset {o} went back below {}",
+                        f.next
+                    );
+                    if !compacted {
+                        assert_eq!(o, f.next, "{topic}: a hole before {o}");
+                    }
+                    assert_eq!(
+                        r.value().map(|v| v.to_vec()),
+                        Some(value(o)),
+                        "{topic}: wrong record at {o}"
+                    );
+                    if compacted {
+                        assert_eq!(
+                            r.key().map(|k| k.to_vec()),
+                            Some(key(o)),
+                            "{topic}: key at {o}"
+                        );
+                    }
+                    f.records += 1;
+                    f.next = o + 1;
+                }
+                let next = batches.next_offset();
+                assert!(next >= f.next, "{topic}: next offset went back");
+                if batches.is_empty() {
+                    f.next = next;
+                    let _ = part.wait_for(f.next, Duration::from_millis(50));
+                } else {
+                    f.next = next;
+                }
+            }
+            Err(Error::OffsetOutOfRange { start, end, .. }) => {
+                assert!(
+                    f.next < start,
+                    "{topic}: offset {} out of [{start}, {end}) though not below the start",
+                    f.next
+                );
+                f.skipped += start - f.next;
+                f.next = start;
+            }
+            Err(e) => panic!("{topic}: read at {}: {e}", f.next),
+        }
+    }
+}
+
+#[test]
+fn readers_in_another_process_follow_a_writer_through_rolls_retention_compaction_and_kill_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let mut first = spawn_writer(&dir, 1_000_000);
+    // The store exists once the writer reported progress.
+    let said = first
+        .said
+        .recv_timeout(PATIENCE)
+        .expect("the writer starts");
+    assert_eq!(said.0, "progress");
+    let store = ReadOnlyStore::open(&dir).unwrap();
+    let holder = store.writer().unwrap().expect("the writer holds the store");
+    assert_eq!(holder.pid, Some(first.child.id()));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let final_ends = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
+    let slow = Some(Duration::from_millis(20));
+    let followers: Vec<_> = [(EVENTS, 0, None), (LATEST, 1, None), (EVENTS, 0, slow)]
+        .into_iter()
+        .map(|(topic, i, pace)| {
+            let (store, stop, end) = (store.clone(), stop.clone(), final_ends[i].clone());
+            thread::spawn(move || follow(store, topic, stop, end, pace))
+        })
+        .collect();
+    // A third reader lists topics (created and deleted under it) and looks at each.
+    let lister = {
+        let (store, stop) = (store.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut looks = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                for name in store.topics().unwrap() {
+                    match store.partition(&name, 0).and_then(|p| p.end_offset()) {
+                        Ok(_) => looks += 1,
+                        // Deleted between the listing and the look.
+                        Err(Error::UnknownTopic { .. } | Error::InvalidConfigFile { .. }) => {}
+                        Err(Error::Io { source, .. })
+                            if source.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => panic!("looking at {name}: {e}"),
+                    }
+                }
+                thread::sleep(Duration::from_millis(2));
+            }
+            looks
+        })
+    };
+
+    // Let the writer work, then kill it mid-flight.
+    loop {
+        let (what, events_end, _) = first.said.recv_timeout(PATIENCE).expect("progress");
+        assert_eq!(what, "progress");
+        if events_end >= 600 {
+            break;
+        }
+    }
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    // Readers go on reading what the dead writer left.
+    let left = store.partition(EVENTS, 0).unwrap().end_offset().unwrap();
+    assert!(left >= 600, "what was visible stays visible: {left}");
+    assert!(
+        store.writer().unwrap().is_none(),
+        "kill -9 released the lock"
+    );
+
+    // A new writer recovers and goes on to 1,200 records, then closes.
+    let mut second = spawn_writer(&dir, 1_200);
+    let (events_end, latest_end) = loop {
+        let (what, e, l) = second.said.recv_timeout(PATIENCE).expect("second writer");
+        if what == "done" {
+            break (e, l);
+        }
+    };
+    assert!(second.child.wait().unwrap().success());
+    final_ends[0].store(events_end, Ordering::SeqCst);
+    final_ends[1].store(latest_end, Ordering::SeqCst);
+    stop.store(true, Ordering::SeqCst);
+    let followed: Vec<Followed> = followers.into_iter().map(|f| f.join().unwrap()).collect();
+    let looks = lister.join().unwrap();
+
+    // Events: every record not deleted meanwhile was read, each once, each right.
+    let events = &followed[0];
+    assert_eq!(events.next, events_end);
+    assert_eq!(events.records + events.skipped, events_end, "{events:?}");
+    assert!(events.records > 0);
+    // Latest: its newest value of every key was read (compaction keeps it).
+    let latest = &followed[1];
+    assert_eq!(latest.next, latest_end);
+    assert!(latest.records >= 7, "{latest:?}");
+    // The slow reader fell behind: retention and delete_records took records from under it,
+    // and it went on from the new start.
+    let slow = &followed[2];
+    assert_eq!(slow.next, events_end);
+    assert_eq!(slow.records + slow.skipped, events_end, "{slow:?}");
+    assert!(slow.skipped > 0, "{slow:?}");
+    assert!(looks > 0);
+    // After the clean close, the store reads the same without a writer; and the writer did
+    // what the readers were to survive: records deleted, segments removed, keys compacted.
+    let p = store.partition(EVENTS, 0).unwrap();
+    assert_eq!(p.end_offset().unwrap(), events_end);
+    assert!(
+        p.start_offset().unwrap() >= events_end - 150 - 5,
+        "delete_records ran"
+    );
+    let l = store.partition(LATEST, 0).unwrap();
+    let mut kept = 0;
+    let mut next = l.start_offset().unwrap();
+    while next < latest_end {
+        let b = l.read(next, 1 << 20).unwrap();
+        kept += b.records().count() as u64;
+        next = b.next_offset();
+    }
+    assert!(
+        kept < latest_end / 2,
+        "compaction removed old values: {kept} of {latest_end}"
+    );
+    assert!(store.writer().unwrap().is_none());
+    eprintln!(
+        "followed: {followed:?}, {looks} looks at listed topics, {kept} records kept in {LATEST}"
+    );
+}
+
+/// A log written by `config`, with a reader on it.
+fn writer_and_reader(dir: &Path, config: LogConfig) -> (Partition, ReadOnlyPartition) {
+    let log = Partition::open_with_env(dir, config, Env::with_fs(Arc::new(StdFs))).unwrap();
+    let reader = ReadOnlyPartition::open(dir).unwrap();
+    (log, reader)
+}
+
+#[test]
+fn a_reader_sees_nothing_still_in_the_write_buffer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        durability: Durability::None,
+        write_buffer_bytes: 1 << 20,
+        ..LogConfig::default()
+    };
+    let (log, reader) = writer_and_reader(tmp.path(), config);
+    log.append(Record::new("buffered")).unwrap();
+    assert_eq!(log.end_offset(), 1, "the writer's own readers see it");
+    assert_eq!(
+        reader.end_offset().unwrap(),
+        0,
+        "other processes read the file"
+    );
+    assert!(!reader.wait_for(0, Duration::from_millis(20)).unwrap());
+    log.flush().unwrap();
+    assert_eq!(reader.end_offset().unwrap(), 1);
+    let b = reader.read(0, 1 << 20).unwrap();
+    assert_eq!(b.records().next().unwrap().value().unwrap(), "buffered");
+}
+
+#[test]
+fn a_reader_never_sees_a_durable_append_before_its_sync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let gate = sync_gate::SyncGate::new();
+    let fs = sync_gate::GatedFs::files(
+        Arc::new(StdFs),
+        |p| p.extension().is_some_and(|e| e == "log"),
+        gate.clone(),
+    );
+    let log =
+        Partition::open_with_env(&dir, LogConfig::default(), Env::with_fs(Arc::new(fs))).unwrap();
+    let reader = ReadOnlyPartition::open(&dir).unwrap();
+    gate.hold_next();
+    let appender = {
+        let log = log.clone();
+        thread::spawn(move || log.append(Record::new("durable")).unwrap())
+    };
+    assert!(gate.wait_until_held(PATIENCE));
+    // Written to the file, not yet synced: a crash could take it back.
+    assert_eq!(reader.end_offset().unwrap(), 0);
+    assert!(!reader.wait_for(0, Duration::from_millis(20)).unwrap());
+    gate.release();
+    assert_eq!(appender.join().unwrap(), 0);
+    assert!(reader.wait_for(0, PATIENCE).unwrap());
+    assert_eq!(reader.end_offset().unwrap(), 1);
+}
+
+#[test]
+fn a_truncation_is_seen_and_nothing_it_took_back_comes_from_the_reader() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1024,
+        ..LogConfig::default()
+    };
+    let (log, reader) = writer_and_reader(tmp.path(), config);
+    for i in 0..40u32 {
+        log.append(Record::new(format!("old-{i}"))).unwrap();
+    }
+    assert_eq!(
+        reader
+            .read(30, 1 << 20)
+            .unwrap()
+            .records()
+            .next()
+            .unwrap()
+            .value()
+            .unwrap(),
+        "old-30"
+    );
+    log.truncate_to(20).unwrap();
+    assert_eq!(reader.end_offset().unwrap(), 20);
+    assert!(matches!(
+        reader.read(30, 1 << 20),
+        Err(Error::OffsetOutOfRange { end: 20, .. })
+    ));
+    for i in 20..40u32 {
+        log.append(Record::new(format!("new-{i}"))).unwrap();
+    }
+    let mut next = 0;
+    while next < 40 {
+        let b = reader.read(next, 1 << 20).unwrap();
+        for r in b.records() {
+            let want = if r.offset() < 20 { "old" } else { "new" };
+            assert_eq!(
+                r.value().unwrap(),
+                format!("{want}-{}", r.offset()).as_str()
+            );
+        }
+        next = b.next_offset();
+    }
+}
+
+#[test]
+fn a_read_only_store_takes_no_lock_writes_nothing_and_reads_committed_offsets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let store = Store::open(&dir).unwrap();
+    let t = store
+        .create_topic("t", TopicConfig::with_partitions(2))
+        .unwrap();
+    for i in 0..10 {
+        t.send_to(i % 2, Record::new(format!("v{i}")).with_key("k"))
+            .unwrap();
+    }
+    let mut consumer = store
+        .consumer(topiclog::ConsumerConfig {
+            auto_offset_reset: topiclog::AutoOffsetReset::Earliest,
+            enable_auto_commit: false,
+            ..topiclog::ConsumerConfig::group("g")
+        })
+        .unwrap();
+    consumer.subscribe(&["t"]).unwrap();
+    let mut seen = 0;
+    let started = Instant::now();
+    while seen < 10 && started.elapsed() < PATIENCE {
+        seen += consumer.poll(Duration::from_millis(100)).unwrap().len();
+    }
+    consumer.commit_sync().unwrap();
+    let before = snapshot(&dir);
+
+    let reader = ReadOnlyStore::open(&dir).unwrap();
+    assert_eq!(reader.topics().unwrap(), vec!["t".to_owned()]);
+    assert_eq!(reader.topic_config("t").unwrap().partitions, 2);
+    assert_eq!(reader.groups().unwrap(), vec!["g".to_owned()]);
+    let committed = reader.committed_offsets("g").unwrap();
+    assert_eq!(committed.len(), 2);
+    assert!(committed.values().all(|c| c.offset == 5), "{committed:?}");
+    t.send_to(0, Record::new("more").with_key("k")).unwrap();
+    let lag = reader.group_lag("g").unwrap();
+    let lags: Vec<_> = lag.iter().map(|l| (l.partition.partition, l.lag)).collect();
+    assert_eq!(lags, vec![(0, Some(1)), (1, Some(0))]);
+    assert!(matches!(
+        reader.partition("nope", 0),
+        Err(Error::UnknownTopic { .. })
+    ));
+    assert!(matches!(
+        reader.partition("t", 2),
+        Err(Error::InvalidPartition { .. })
+    ));
+    // The writer still holds everything, and the reader wrote nothing (the one append above
+    // changed only what the writer owns).
+    assert!(matches!(Store::open(&dir), Err(Error::AlreadyOpen { .. })));
+    drop(consumer);
+    store.close().unwrap();
+    let after_reads = snapshot(&dir);
+    let reader = ReadOnlyStore::open(&dir).unwrap();
+    for _ in 0..3 {
+        let p = reader.partition("t", 0).unwrap();
+        p.read(0, 1 << 20).unwrap();
+        reader.group_lag("g").unwrap();
+    }
+    assert_eq!(snapshot(&dir), after_reads, "reading changed no file");
+    assert_ne!(before, after_reads);
+    assert!(matches!(
+        ReadOnlyStore::open(tmp.path().join("missing")),
+        Err(Error::Io { .. })
+    ));
+}
+
+/// Every file under `dir` with its length and modification time.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push((e.path(), m.len(), m.modified().unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
