@@ -16,7 +16,7 @@ mod partition;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use partition::ReadOnlyPartition;
+pub use partition::{ReadOnlyPartition, SegmentFile};
 
 use crate::broker::{decode_record, OffsetAndMetadata, PartitionLag, TopicPartition};
 use crate::error::{Error, Result};

@@ -77,6 +77,15 @@ struct Cursor {
     position: u64,
 }
 
+/// A segment file of a [`ReadOnlyPartition`]: see [`ReadOnlyPartition::segments`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentFile {
+    /// The first offset it may hold (its file name).
+    pub base_offset: u64,
+    /// Its size on disk.
+    pub size_bytes: u64,
+}
+
 /// What bounds a read: the log's offsets, and how to tell that the writer rewrote files meanwhile.
 #[derive(Clone, Copy, Debug)]
 struct Bounds {
@@ -157,6 +166,65 @@ impl ReadOnlyPartition {
     /// As [`read`](Self::read).
     pub fn end_offset(&self) -> Result<u64> {
         Ok(self.bounds()?.end)
+    }
+
+    /// The segment files now, oldest first: base offset and size in bytes (of the active
+    /// segment, including any preallocated space the writer has not filled yet).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory cannot be listed.
+    pub fn segments(&self) -> Result<Vec<SegmentFile>> {
+        let mut out = Vec::new();
+        for base_offset in self.list_segments()? {
+            let path = segment_file_name(&self.inner.dir, base_offset, SegmentFileKind::Log);
+            match std::fs::metadata(&path) {
+                Ok(m) => out.push(SegmentFile {
+                    base_offset,
+                    size_bytes: m.len(),
+                }),
+                // Deleted by retention since the listing.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first offset whose record has a timestamp at or after `timestamp` (Kafka's
+    /// `offsetsForTimes`), scanning the batches from the start; `None` if no record is that
+    /// late. Batches whose largest timestamp is earlier are stepped over without decoding their
+    /// records.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    pub fn offset_for_time(&self, timestamp: i64) -> Result<Option<u64>> {
+        let mut next = self.start_offset()?;
+        loop {
+            let batches = match self.read(next, 1 << 20) {
+                Ok(b) => b,
+                // Retention moved the start meanwhile.
+                Err(Error::OffsetOutOfRange { start, end, .. }) if next < start && start <= end => {
+                    next = start;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if batches.is_empty() {
+                return Ok(None);
+            }
+            for batch in batches.batches() {
+                if batch.max_timestamp() < timestamp {
+                    continue;
+                }
+                if let Some(r) = batch
+                    .records()
+                    .find(|r| r.offset() >= next && r.timestamp() >= timestamp)
+                {
+                    return Ok(Some(r.offset()));
+                }
+            }
+            next = batches.next_offset();
+        }
     }
 
     /// Who holds the partition for writing now, if anyone (`pid: None`: a handle in this
