@@ -19,6 +19,10 @@ use topiclog::Bytes;
 /// (Kafka's `LOG_OVERHEAD`).
 pub const LOG_OVERHEAD: usize = 12;
 
+/// Bytes of a batch's header, up to its first record (Kafka's `RECORD_BATCH_OVERHEAD`): fewer
+/// at the end of a file are a header cut short.
+pub const BATCH_HEADER_LEN: usize = 61;
+
 /// One batch header found walking a `.log`, and where.
 pub struct Walked {
     pub position: u64,
@@ -33,8 +37,13 @@ pub enum WalkEnd {
     Clean,
     /// At a zero-filled tail (preallocated space): `bytes` of zeros from `position`.
     ZeroTail { position: u64, bytes: u64 },
-    /// At damage: no batch can be read from `position` on.
-    Damage { position: u64, message: String },
+    /// At damage: no batch can be read from `position` on. `torn` when the file ends inside
+    /// the batch there (a write cut short, or one a live writer is making).
+    Damage {
+        position: u64,
+        message: String,
+        torn: bool,
+    },
 }
 
 /// Walk the batches of `log` by their length fields, as Kafka's `FileLogInputStream` does: each
@@ -62,7 +71,11 @@ pub fn walk(log: &Bytes, mut each: impl FnMut(Walked) -> io::Result<()>) -> io::
                 } else {
                     format!("{reason} ({} bytes from here to the end)", rest.len())
                 };
-                return Ok(WalkEnd::Damage { position, message });
+                return Ok(WalkEnd::Damage {
+                    position,
+                    message,
+                    torn: rest.len() < BATCH_HEADER_LEN,
+                });
             }
         };
         let size = header.total_len();
@@ -82,6 +95,7 @@ pub fn walk(log: &Bytes, mut each: impl FnMut(Walked) -> io::Result<()>) -> io::
                     "torn batch: its length says {size} bytes, the file holds {} from here",
                     rest.len()
                 ),
+                torn: true,
             });
         }
         pos += size;
@@ -337,7 +351,6 @@ impl IndexChecker {
 
 /// Whether `entry` points past what `log` held when it was read: on the active segment of a live
 /// store, a batch appended since (not damage).
-#[allow(dead_code)] // used by `verify` (next commit)
 pub fn past_the_end(entry: &Entry, log: &LogBatches) -> bool {
     match entry.position {
         Some(p) => u64::from(p) >= log.end_position,

@@ -251,7 +251,9 @@ fn dump_log<W: Write>(
                  not data)"
             ),
         })?,
-        WalkEnd::Damage { position, message } => {
+        WalkEnd::Damage {
+            position, message, ..
+        } => {
             verdict = Verdict::Damaged;
             out.emit(&error(position, message))?;
         }

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 mod check;
 mod dump;
 mod line;
+mod verify;
 
 /// Inspect topiclog's (and Kafka's) log directories.
 #[derive(Debug, Parser)]
@@ -27,6 +28,9 @@ enum Command {
     /// Print the batches, records and index entries of segment files (Kafka: kafka-dump-log
     /// --files).
     Dump(dump::DumpArgs),
+    /// Check every file of a store (or one topic or partition) without opening it: batch CRCs,
+    /// offset continuity, index entries, metadata files. Runs beside a live writer.
+    Verify(verify::VerifyArgs),
 }
 
 /// What a command found, when it could run.
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Command::Dump(args) => dump::run(args),
+        Command::Verify(args) => verify::run(args),
     };
     match outcome {
         Ok(Verdict::Sound) => ExitCode::SUCCESS,
