@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 mod check;
 mod dump;
 mod line;
+mod perf;
 mod verify;
 
 /// Inspect topiclog's (and Kafka's) log directories.
@@ -31,6 +32,9 @@ enum Command {
     /// Check every file of a store (or one topic or partition) without opening it: batch CRCs,
     /// offset continuity, index entries, metadata files. Runs beside a live writer.
     Verify(verify::VerifyArgs),
+    /// Measure throughput and latency: `perf produce` (Kafka: kafka-producer-perf-test) and
+    /// `perf consume` (Kafka: kafka-consumer-perf-test).
+    Perf(perf::PerfArgs),
 }
 
 /// What a command found, when it could run.
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Dump(args) => dump::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Perf(args) => perf::run(args),
     };
     match outcome {
         Ok(Verdict::Sound) => ExitCode::SUCCESS,
