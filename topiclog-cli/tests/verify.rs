@@ -246,3 +246,69 @@ fn a_store_held_open_by_a_writer_verifies_sound() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(summary(&out)["records"], 2 * BATCHES * PER_BATCH + 6);
 }
+
+#[test]
+fn a_missing_segment_is_a_gap_unless_kafka_left_it() {
+    use topiclog::internals::format::meta::{AdoptedLog, Encode};
+    let dir = tempfile::tempdir().unwrap();
+    write_store(dir.path());
+    let partition = dir.path().join("events/0");
+    let logs = segment_logs(&partition);
+    assert!(logs.len() >= 3, "{logs:?}");
+    for ext in ["log", "index", "timeindex"] {
+        std::fs::remove_file(logs[1].with_extension(ext)).unwrap();
+    }
+    let out = verify(&["--json", path_str(dir.path()), "events/0"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines = json_lines(&out);
+    let damage = of_type(&lines, "damage");
+    assert_eq!(damage.len(), 1, "{lines:?}");
+    assert_eq!(damage[0]["file"], path_str(&logs[2]));
+    assert_eq!(damage[0]["position"], 0);
+    assert!(
+        damage[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("are missing before this batch"),
+        "{damage:?}"
+    );
+
+    // Below a `kafka-adopted` marker's offset, gaps are Kafka's compaction's: legal.
+    let marker = AdoptedLog {
+        gaps_below: BATCHES * PER_BATCH,
+    };
+    std::fs::write(partition.join("kafka-adopted"), marker.encode_to_vec()).unwrap();
+    let out = verify(&["--json", path_str(dir.path()), "events/0"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // A damaged marker is damage.
+    std::fs::write(partition.join("kafka-adopted"), b"TLKA junk").unwrap();
+    let out = verify(&["--json", path_str(dir.path()), "events/0"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines = json_lines(&out);
+    assert!(of_type(&lines, "damage")
+        .iter()
+        .any(|d| d["file"] == path_str(&partition.join("kafka-adopted"))));
+}
+
+#[test]
+fn a_damaged_topic_conf_or_checkpoint_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    write_store(dir.path());
+    let conf = dir.path().join("events/topic.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(&conf, text.replace("partitions=2", "partitions=3")).unwrap();
+    let checkpoint = dir.path().join("events/1/checkpoint");
+    let mut bytes = std::fs::read(&checkpoint).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&checkpoint, &bytes).unwrap();
+
+    let out = verify(&["--json", path_str(dir.path())]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines = json_lines(&out);
+    let files: Vec<&str> = of_type(&lines, "damage")
+        .iter()
+        .map(|d| d["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, [path_str(&conf), path_str(&checkpoint)], "{lines:?}");
+    assert_eq!(summary(&out)["damage"], 2);
+}
