@@ -673,7 +673,7 @@ pub fn run(args: &VerifyArgs) -> Result<Verdict, Failure> {
     let bar = if io::stderr().is_terminal() {
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template(
-            "{bar:40} {binary_bytes}/{binary_total_bytes} checked ({binary_bytes_per_sec}, {eta})",
+            "{binary_bytes}/{binary_total_bytes} checked {wide_bar} {eta}",
         ) {
             bar.set_style(style);
         }
