@@ -135,6 +135,7 @@ mod error;
 mod format;
 pub mod fs;
 mod hash;
+pub mod inspect;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod partition;

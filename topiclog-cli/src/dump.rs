@@ -4,24 +4,16 @@
 //! Everything is decoded by the library (`topiclog::segment`); this module walks the files, says
 //! what it finds and never trusts a length it has not checked against what the file holds.
 
-use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use clap::Args;
-use topiclog::fs::StdFs;
-use topiclog::segment::{
-    parse_segment_file_name, BatchHeader, OffsetIndex, RecordBatch, SegmentFileKind, TimeIndex,
-};
+use topiclog::segment::{parse_segment_file_name, BatchHeader, SegmentFileKind};
 use topiclog::{Bytes, Compression};
 
+use crate::check::{self, walk, IndexChecker, IndexItem, IndexKind, LogBatches, WalkEnd, Walked};
 use crate::line::{BatchLine, HeaderContent, Line, Out, Printed, RecordContent, RecordLine};
 use crate::{Failure, Verdict};
-
-/// Bytes of a batch's base offset and length fields: what a walk needs to step to the next batch
-/// (Kafka's `LOG_OVERHEAD`).
-const LOG_OVERHEAD: usize = 12;
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
@@ -112,9 +104,10 @@ pub fn run(args: &DumpArgs) -> Result<Verdict, Failure> {
         })?;
         let found = match file.kind {
             SegmentFileKind::Log => dump_log(file, args, &mut out)?,
-            SegmentFileKind::OffsetIndex => dump_offset_index(file, args, &mut out)?,
-            SegmentFileKind::TimeIndex => dump_time_index(file, args, &mut out)?,
-            _ => unreachable_kind(file)?,
+            kind => match IndexKind::of(kind) {
+                Some(kind) => dump_index(file, kind, args, &mut out)?,
+                None => unreachable_kind(file)?,
+            },
         };
         if found == Verdict::Damaged {
             verdict = Verdict::Damaged;
@@ -139,82 +132,9 @@ fn read_file(path: &Path, name: &str) -> Result<Bytes, Failure> {
         .map_err(|e| Failure::Usage(format!("{name}: cannot read: {e}")))
 }
 
-/// One batch header found walking a `.log`, and where.
-struct Walked {
-    position: u64,
-    header: BatchHeader,
-    /// The bytes of the whole batch; `None` when the file ends inside it.
-    bytes: Option<Bytes>,
-}
-
-/// How a walk over a `.log` ended.
-enum WalkEnd {
-    /// At the end of the file.
-    Clean,
-    /// At a zero-filled tail (preallocated space): `bytes` of zeros from `position`.
-    ZeroTail { position: u64, bytes: u64 },
-    /// At damage: no batch can be read from `position` on.
-    Damage { position: u64, message: String },
-}
-
-/// Walk the batches of `log` by their length fields, as Kafka's `FileLogInputStream` does: each
-/// header parsed (structure only), each batch's bytes handed over whole, or `None` when torn.
-/// A batch whose CRC fails is still stepped over by its length, so later batches are seen.
-fn walk(log: &Bytes, mut each: impl FnMut(Walked) -> io::Result<()>) -> io::Result<WalkEnd> {
-    let mut pos = 0usize;
-    while let Some(rest) = log.get(pos..).filter(|r| !r.is_empty()) {
-        let position = pos as u64;
-        if rest.iter().all(|&b| b == 0) {
-            return Ok(WalkEnd::ZeroTail {
-                position,
-                bytes: rest.len() as u64,
-            });
-        }
-        let header = match BatchHeader::parse(rest) {
-            Ok(header) => header,
-            Err(reason) => {
-                let message = if rest.len() < LOG_OVERHEAD {
-                    format!(
-                        "{} bytes at the end of the file, too few for a batch's offset and \
-                         length (a torn write)",
-                        rest.len()
-                    )
-                } else {
-                    format!("{reason} ({} bytes from here to the end)", rest.len())
-                };
-                return Ok(WalkEnd::Damage { position, message });
-            }
-        };
-        let size = header.total_len();
-        let bytes = log
-            .get(pos..pos.saturating_add(size))
-            .map(|_| log.slice(pos..pos + size));
-        let torn = bytes.is_none();
-        each(Walked {
-            position,
-            header,
-            bytes,
-        })?;
-        if torn {
-            return Ok(WalkEnd::Damage {
-                position,
-                message: format!(
-                    "torn batch: its length says {size} bytes, the file holds {} from here",
-                    rest.len()
-                ),
-            });
-        }
-        pos += size;
-    }
-    Ok(WalkEnd::Clean)
-}
-
 fn batch_line(w: &Walked) -> BatchLine {
     let h = &w.header;
-    let crc_valid = w
-        .bytes
-        .as_ref()
-        .map(|b| BatchHeader::computed_crc(b) == Some(h.crc));
+    let crc_valid = check::crc_valid(w);
     BatchLine {
         base_offset: h.base_offset,
         last_offset: h.last_offset(),
@@ -272,33 +192,17 @@ fn dump_log<W: Write>(
     };
     let end = walk(&log, |w| {
         let line = batch_line(&w);
-        let crc_valid = line.crc_valid;
         out.emit(&Line::Batch {
             file: file.name.clone(),
             batch: line,
         })?;
-        let bytes = match w.bytes {
-            // Torn: `walk` reports it once it returns.
-            None => return Ok(()),
-            Some(bytes) if crc_valid == Some(true) => bytes,
-            Some(bytes) => {
-                verdict = Verdict::Damaged;
-                let computed = BatchHeader::computed_crc(&bytes).unwrap_or_default();
-                return out.emit(&error(
-                    w.position,
-                    format!(
-                        "CRC mismatch: the batch stores {}, its bytes give {computed}",
-                        w.header.crc
-                    ),
-                ));
-            }
-        };
-        // The CRC verifies: decoding checks the rest (codec, record framing).
-        let batch = match RecordBatch::decode(bytes) {
+        // Torn: `walk` reports it once it returns.
+        let Some(bytes) = w.bytes else { return Ok(()) };
+        let batch = match check::check_batch(w.position, &w.header, bytes) {
             Ok(batch) => batch,
-            Err((at, reason)) => {
+            Err((position, message)) => {
                 verdict = Verdict::Damaged;
-                return out.emit(&error(w.position + at as u64, reason.to_owned()));
+                return out.emit(&error(position, message));
             }
         };
         if !deep {
@@ -347,7 +251,9 @@ fn dump_log<W: Write>(
                  not data)"
             ),
         })?,
-        WalkEnd::Damage { position, message } => {
+        WalkEnd::Damage {
+            position, message, ..
+        } => {
             verdict = Verdict::Damaged;
             out.emit(&error(position, message))?;
         }
@@ -355,217 +261,92 @@ fn dump_log<W: Write>(
     Ok(verdict)
 }
 
-/// An index file's length when it is not a whole number of entries (damage).
-fn partial_entry(file: &SegmentFile, entry_len: u64) -> Result<Option<u64>, Failure> {
-    let len = std::fs::metadata(&file.path)
-        .map_err(|e| Failure::Usage(format!("{}: cannot read: {e}", file.name)))?
-        .len();
-    Ok((len % entry_len != 0).then_some(len))
-}
-
-/// What `--verify-index` checks entries against: every batch header of the sibling `.log`.
-struct LogBatches {
-    /// Batch headers by their position.
-    by_position: HashMap<u64, BatchHeader>,
-    /// For each batch's last offset: the largest timestamp of the segment up to that batch.
-    max_timestamp_through: HashMap<u64, i64>,
-}
-
-impl LogBatches {
-    fn read(file: &SegmentFile) -> Result<LogBatches, Failure> {
-        let path = file.sibling_log();
-        let name = path.display().to_string();
-        if !path.is_file() {
-            return Err(Failure::Usage(format!(
-                "{}: --verify-index needs the segment's log, {name}, which is missing",
-                file.name
-            )));
-        }
-        let log = read_file(&path, &name)?;
-        let mut batches = LogBatches {
-            by_position: HashMap::new(),
-            max_timestamp_through: HashMap::new(),
-        };
-        let mut max_timestamp = i64::MIN;
-        // Damage in the log is `dump`'s to report on the log; entries pointing past it mismatch.
-        walk(&log, |w| {
-            if w.bytes.is_some() {
-                max_timestamp = max_timestamp.max(w.header.max_timestamp);
-                batches
-                    .max_timestamp_through
-                    .insert(w.header.last_offset(), max_timestamp);
-                batches.by_position.insert(w.position, w.header);
-            }
-            Ok(())
-        })
-        .map_err(|e| Failure::Usage(format!("{name}: cannot read: {e}")))?;
-        Ok(batches)
+/// `--verify-index`: the batches of the segment's `.log`, which must be there.
+fn log_batches(file: &SegmentFile) -> Result<LogBatches, Failure> {
+    let path = file.sibling_log();
+    let name = path.display().to_string();
+    if !path.is_file() {
+        return Err(Failure::Usage(format!(
+            "{}: --verify-index needs the segment's log, {name}, which is missing",
+            file.name
+        )));
     }
+    Ok(LogBatches::of(&read_file(&path, &name)?))
 }
 
-fn dump_offset_index<W: Write>(
+/// Dump an `.index` or `.timeindex` (one code path for both: an entry is an offset with a position
+/// or with a timestamp), and under `--verify-index` check each entry against the `.log`.
+fn dump_index<W: Write>(
     file: &SegmentFile,
+    kind: IndexKind,
     args: &DumpArgs,
     out: &mut Out<W>,
 ) -> Result<Verdict, Failure> {
-    let index = OffsetIndex::map(Arc::new(StdFs), &file.path, file.base_offset, 0)
-        .map_err(|e| Failure::Usage(format!("{}: cannot read: {e}", file.name)))?;
-    let log = args
-        .verify_index
-        .then(|| LogBatches::read(file))
-        .transpose()?;
+    let index = check::read_index(&file.path, file.base_offset, kind)
+        .map_err(|message| Failure::Usage(format!("{}: {message}", file.name)))?;
+    let log = args.verify_index.then(|| log_batches(file)).transpose()?;
+    let mut checker = IndexChecker::new(kind);
     let mut verdict = Verdict::Sound;
     let mut mismatches = 0;
     let mut entries = 0;
-    let mut previous: Option<(u64, u32)> = None;
-    for i in 0..index.len() {
-        let Some(entry) = index.entry(i) else {
-            verdict = Verdict::Damaged;
-            out.emit(&Line::Error {
-                file: file.name.clone(),
-                position: (i * 8) as u64,
-                message: "the entry's offset overflows the base offset".into(),
-            })?;
-            continue;
+    for item in &index.items {
+        let (i, entry) = match *item {
+            IndexItem::Overflow(i) => {
+                verdict = Verdict::Damaged;
+                out.emit(&Line::Error {
+                    file: file.name.clone(),
+                    position: i as u64 * kind.entry_len(),
+                    message: "the entry's offset overflows the base offset".into(),
+                })?;
+                continue;
+            }
+            IndexItem::ZeroTail { from, count } => {
+                out.emit(&Line::Note {
+                    file: file.name.clone(),
+                    message: format!(
+                        "{count} zero-filled entries from entry {from} (preallocated space, not \
+                         entries)"
+                    ),
+                })?;
+                break;
+            }
+            IndexItem::Entry(i, entry) => (i, entry),
         };
-        // Kafka preallocates an active segment's index: past the entries, zeros (relative offset
-        // 0 after the first entry, Kafka's `DumpLogSegments` rule).
-        if i > 0 && entry.offset == file.base_offset && entry.position == 0 {
-            out.emit(&Line::Note {
-                file: file.name.clone(),
-                message: format!(
-                    "{} zero-filled entries from entry {i} (preallocated space, not entries)",
-                    index.len() - i
-                ),
-            })?;
-            break;
-        }
         entries += 1;
-        out.emit(&Line::IndexEntry {
-            file: file.name.clone(),
-            offset: entry.offset,
-            position: entry.position,
+        out.emit(&match (entry.position, entry.timestamp) {
+            (Some(position), _) => Line::IndexEntry {
+                file: file.name.clone(),
+                offset: entry.offset,
+                position,
+            },
+            (None, timestamp) => Line::TimeIndexEntry {
+                file: file.name.clone(),
+                timestamp: timestamp.unwrap_or_default(),
+                offset: entry.offset,
+            },
         })?;
         let Some(log) = &log else { continue };
-        let problem = match log.by_position.get(&u64::from(entry.position)) {
-            _ if previous.is_some_and(|(o, p)| entry.offset <= o || entry.position <= p) => {
-                Some("entries must grow in offset and position".to_owned())
-            }
-            None => Some(format!(
-                "no batch of the log starts at position {}",
-                entry.position
-            )),
-            // Kafka's rule: an entry names the last offset of the batch at its position.
-            Some(h) if h.last_offset() != entry.offset => Some(format!(
-                "the batch at position {} holds offsets {} to {}: the entry should name {}",
-                entry.position,
-                h.base_offset,
-                h.last_offset(),
-                h.last_offset()
-            )),
-            Some(_) => None,
-        };
-        previous = Some((entry.offset, entry.position));
-        if let Some(message) = problem {
+        if let Some(message) = checker.check(&entry, log) {
             mismatches += 1;
             out.emit(&Line::IndexMismatch {
                 file: file.name.clone(),
                 entry: i,
                 offset: entry.offset,
-                position: Some(entry.position),
-                timestamp: None,
+                position: entry.position,
+                timestamp: entry.timestamp,
                 message,
             })?;
         }
     }
-    if let Some(len) = partial_entry(file, 8)? {
+    if let Some(len) = index.partial {
         verdict = Verdict::Damaged;
+        let entry_len = kind.entry_len();
         out.emit(&Line::Error {
             file: file.name.clone(),
-            position: len / 8 * 8,
-            message: format!("the file ends inside an entry ({len} bytes, entries are 8)"),
-        })?;
-    }
-    finish_verify(file, log.is_some(), entries, mismatches, verdict, out)
-}
-
-fn dump_time_index<W: Write>(
-    file: &SegmentFile,
-    args: &DumpArgs,
-    out: &mut Out<W>,
-) -> Result<Verdict, Failure> {
-    let index = TimeIndex::map(Arc::new(StdFs), &file.path, file.base_offset, 0)
-        .map_err(|e| Failure::Usage(format!("{}: cannot read: {e}", file.name)))?;
-    let log = args
-        .verify_index
-        .then(|| LogBatches::read(file))
-        .transpose()?;
-    let mut verdict = Verdict::Sound;
-    let mut mismatches = 0;
-    let mut entries = 0;
-    let mut previous: Option<(i64, u64)> = None;
-    for i in 0..index.len() {
-        let Some(entry) = index.entry(i) else {
-            verdict = Verdict::Damaged;
-            out.emit(&Line::Error {
-                file: file.name.clone(),
-                position: (i * 12) as u64,
-                message: "the entry's offset overflows the base offset".into(),
-            })?;
-            continue;
-        };
-        // Preallocated space, as in the offset index.
-        if i > 0 && entry.offset == file.base_offset && entry.timestamp == 0 {
-            out.emit(&Line::Note {
-                file: file.name.clone(),
-                message: format!(
-                    "{} zero-filled entries from entry {i} (preallocated space, not entries)",
-                    index.len() - i
-                ),
-            })?;
-            break;
-        }
-        entries += 1;
-        out.emit(&Line::TimeIndexEntry {
-            file: file.name.clone(),
-            timestamp: entry.timestamp,
-            offset: entry.offset,
-        })?;
-        let Some(log) = &log else { continue };
-        let problem = match log.max_timestamp_through.get(&entry.offset) {
-            _ if previous.is_some_and(|(t, o)| entry.timestamp <= t || entry.offset < o) => {
-                Some("entries must grow in timestamp (and not fall in offset)".to_owned())
-            }
-            None => Some(format!(
-                "no batch of the log ends at offset {}",
-                entry.offset
-            )),
-            // Kafka's rule: the segment's largest timestamp as of the batch the entry names.
-            Some(&max) if max != entry.timestamp => Some(format!(
-                "the log's largest timestamp through offset {} is {max}",
-                entry.offset
-            )),
-            Some(_) => None,
-        };
-        previous = Some((entry.timestamp, entry.offset));
-        if let Some(message) = problem {
-            mismatches += 1;
-            out.emit(&Line::IndexMismatch {
-                file: file.name.clone(),
-                entry: i,
-                offset: entry.offset,
-                position: None,
-                timestamp: Some(entry.timestamp),
-                message,
-            })?;
-        }
-    }
-    if let Some(len) = partial_entry(file, 12)? {
-        verdict = Verdict::Damaged;
-        out.emit(&Line::Error {
-            file: file.name.clone(),
-            position: len / 12 * 12,
-            message: format!("the file ends inside an entry ({len} bytes, entries are 12)"),
+            position: len / entry_len * entry_len,
+            message: format!(
+                "the file ends inside an entry ({len} bytes, entries are {entry_len})"
+            ),
         })?;
     }
     finish_verify(file, log.is_some(), entries, mismatches, verdict, out)

@@ -171,8 +171,13 @@ pub enum Line {
     },
 }
 
-impl Line {
+/// A line that prints as text for people (and, being `Serialize`, as JSON for scripts).
+pub trait Text {
     /// The line as text, without its newline.
+    fn text(&self) -> String;
+}
+
+impl Text for Line {
     fn text(&self) -> String {
         match self {
             Line::File {
@@ -284,7 +289,7 @@ impl<W: Write> Out<W> {
         Out { writer, json }
     }
 
-    pub fn emit(&mut self, line: &Line) -> io::Result<()> {
+    pub fn emit<L: Serialize + Text>(&mut self, line: &L) -> io::Result<()> {
         if self.json {
             serde_json::to_writer(&mut self.writer, line)?;
             self.writer.write_all(b"\n")

@@ -10,8 +10,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod check;
 mod dump;
 mod line;
+mod perf;
+mod verify;
 
 /// Inspect topiclog's (and Kafka's) log directories.
 #[derive(Debug, Parser)]
@@ -26,6 +29,12 @@ enum Command {
     /// Print the batches, records and index entries of segment files (Kafka: kafka-dump-log
     /// --files).
     Dump(dump::DumpArgs),
+    /// Check every file of a store (or one topic or partition) without opening it: batch CRCs,
+    /// offset continuity, index entries, metadata files. Runs beside a live writer.
+    Verify(verify::VerifyArgs),
+    /// Measure throughput and latency: `perf produce` (Kafka: kafka-producer-perf-test) and
+    /// `perf consume` (Kafka: kafka-consumer-perf-test).
+    Perf(perf::PerfArgs),
 }
 
 /// What a command found, when it could run.
@@ -65,6 +74,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Command::Dump(args) => dump::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Perf(args) => perf::run(args),
     };
     match outcome {
         Ok(Verdict::Sound) => ExitCode::SUCCESS,
