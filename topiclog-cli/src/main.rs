@@ -11,7 +11,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod dump;
+mod groups_admin;
+mod kafka_io;
 mod line;
+mod produce;
+mod records;
+mod store_access;
+mod topics;
 
 /// Inspect topiclog's (and Kafka's) log directories.
 #[derive(Debug, Parser)]
@@ -26,6 +32,20 @@ enum Command {
     /// Print the batches, records and index entries of segment files (Kafka: kafka-dump-log
     /// --files).
     Dump(dump::DumpArgs),
+    /// Create, delete and alter topics (Kafka: kafka-topics, kafka-configs).
+    #[command(subcommand)]
+    Topics(topics::TopicsCommand),
+    /// Send lines of standard input as records (Kafka: kafka-console-producer).
+    Produce(produce::ProduceArgs),
+    /// Delete a partition's records below an offset (Kafka: kafka-delete-records).
+    DeleteRecords(records::DeleteRecordsArgs),
+    /// Reset or delete consumer groups' committed offsets (Kafka: kafka-consumer-groups).
+    #[command(subcommand)]
+    Groups(groups_admin::GroupsCommand),
+    /// Write topics as a Kafka log directory, for a broker to adopt.
+    ExportKafka(kafka_io::ExportKafkaArgs),
+    /// Create topics from a Kafka log directory's partitions.
+    ImportKafka(kafka_io::ImportKafkaArgs),
 }
 
 /// What a command found, when it could run.
@@ -65,6 +85,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Command::Dump(args) => dump::run(args),
+        Command::Topics(command) => topics::run(command),
+        Command::Produce(args) => produce::run(args),
+        Command::DeleteRecords(args) => records::run(args),
+        Command::Groups(command) => groups_admin::run(command),
+        Command::ExportKafka(args) => kafka_io::export(args),
+        Command::ImportKafka(args) => kafka_io::import(args),
     };
     match outcome {
         Ok(Verdict::Sound) => ExitCode::SUCCESS,
