@@ -35,7 +35,10 @@ fn the_start_offset_moves() {
     ]);
     ok(&out);
     let text = stdout(&out);
-    assert!(text.contains("partition: orders-1\tlow_watermark: 3"), "{text}");
+    assert!(
+        text.contains("partition: orders-1\tlow_watermark: 3"),
+        "{text}"
+    );
     {
         let store = open(std::path::Path::new(&s));
         let p = store.topic("orders").unwrap().partition(1).unwrap();
