@@ -293,7 +293,7 @@ fn reset_offsets(args: &ResetOffsetsArgs) -> Result<Verdict, Failure> {
 
 fn delete(args: &DeleteGroupArgs) -> Result<Verdict, Failure> {
     let store = open_writer(&args.store, "groups delete", false)?;
-    if !store.groups()?.iter().any(|g| *g == args.group) {
+    if !store.groups()?.contains(&args.group) {
         return Err(Failure::Usage(format!(
             "group {:?} does not exist (it has no committed offsets)",
             args.group

@@ -39,15 +39,14 @@ pub fn open_writer(dir: &Path, command: &str, create: bool) -> Result<Store, Fai
         background_cleaner: false,
         ..StoreOptions::default()
     };
-    Store::open_with(dir, options).map_err(|e| match e {
-        Error::AlreadyOpen { path } => Failure::Usage(format!(
-            "{}: the store is in use by another process (it holds the store's lock file, {}); \
-             {command} needs exclusive access to the store: stop that process (or close its \
-             Store) and run it again",
+    Store::open_with(dir, options).map_err(|e| match &e {
+        // The library's message goes along: it names the holder where the lock file says who.
+        Error::AlreadyOpen { path, .. } => Failure::Usage(format!(
+            "{}: the store is in use by another process; {command} needs exclusive access to \
+             the store: stop that process (or close its Store) and run it again ({e})",
             path.display(),
-            path.join("LOCK").display()
         )),
-        e => Failure::Library(e),
+        _ => Failure::Library(e),
     })
 }
 
