@@ -317,3 +317,35 @@ fn delete(args: &DeleteGroupArgs) -> Result<Verdict, Failure> {
     out.flush()?;
     Ok(Verdict::Sound)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn times_are_rfc_3339_or_epoch_milliseconds() {
+        for (text, ms) in [
+            ("0", 0),
+            ("1700000000123", 1_700_000_000_123),
+            ("1970-01-01T00:00:01Z", 1000),
+            ("1970-01-01T00:00:01.5Z", 1500),
+            ("1970-01-01 00:00:01", 1000),
+            ("1970-01-01T01:00:00+01:00", 0),
+            ("1970-01-01T00:00:00-00:30", 1_800_000),
+            ("2026-01-31T12:00:00Z", 1_769_860_800_000),
+        ] {
+            assert_eq!(parse_time(text).ok(), Some(ms), "{text}");
+        }
+        for bad in [
+            "",
+            "yesterday",
+            "-5",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01T00:00:00+1:00",
+            // Before the epoch: humantime reads none.
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
+}
