@@ -146,20 +146,34 @@ pub fn run(args: &ProduceArgs) -> Result<Verdict, Failure> {
     })?;
     let mut summary = Summary::default();
     let mut handles = Vec::new();
-    let mut bad_line = None;
-    for (n, line) in io::stdin().lock().lines().enumerate() {
-        let line = line.map_err(|e| Failure::Usage(format!("cannot read standard input: {e}")))?;
-        let line = line.strip_suffix('\r').unwrap_or(&line);
+    // What stopped the input early: the records before it are still produced and summed up.
+    let mut stopped = None;
+    let mut input = io::stdin().lock();
+    let mut line = Vec::new();
+    for n in 1.. {
+        line.clear();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                stopped = Some(Failure::Usage(format!(
+                    "cannot read standard input: {e}; the records before line {n} were produced"
+                )));
+                break;
+            }
+        }
+        // Bytes as they come (values need not be UTF-8), without the line ending.
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
         let mut record = match &args.key_separator {
-            None => Record::new(line.to_owned()),
-            Some(sep) => match line.split_once(sep.as_str()) {
-                Some((key, value)) => Record::new(value.to_owned()).with_key(key.to_owned()),
+            None => Record::new(text.to_vec()),
+            Some(sep) => match split_once(text, sep.as_bytes()) {
+                Some((key, value)) => Record::new(value.to_vec()).with_key(key.to_vec()),
                 None => {
-                    bad_line = Some(format!(
-                        "line {}: no key separator {sep:?} found; the records before it were \
-                         produced",
-                        n + 1
-                    ));
+                    stopped = Some(Failure::Usage(format!(
+                        "line {n}: no key separator {sep:?} found; the records before it were \
+                         produced"
+                    )));
                     break;
                 }
             },
@@ -167,11 +181,17 @@ pub fn run(args: &ProduceArgs) -> Result<Verdict, Failure> {
         for (k, v) in &headers {
             record = record.with_header(k.clone(), v.clone());
         }
-        let handle = match args.partition {
-            Some(p) => producer.send_to(&args.topic, p, record)?,
-            None => producer.send(&args.topic, record)?,
+        let sent = match args.partition {
+            Some(p) => producer.send_to(&args.topic, p, record),
+            None => producer.send(&args.topic, record),
         };
-        handles.push(handle);
+        match sent {
+            Ok(handle) => handles.push(handle),
+            Err(e) => {
+                stopped = Some(Failure::Library(e));
+                break;
+            }
+        }
         if handles.len() >= IN_FLIGHT {
             summary.settle(&mut handles)?;
         }
@@ -207,8 +227,16 @@ pub fn run(args: &ProduceArgs) -> Result<Verdict, Failure> {
         || text,
     )?;
     out.flush()?;
-    match bad_line {
-        Some(message) => Err(Failure::Usage(message)),
+    match stopped {
+        Some(failure) => Err(failure),
         None => Ok(Verdict::Sound),
     }
+}
+
+/// `bytes` split at the first `separator`.
+fn split_once<'a>(bytes: &'a [u8], separator: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+    let at = bytes
+        .windows(separator.len())
+        .position(|w| w == separator)?;
+    Some((&bytes[..at], &bytes[at + separator.len()..]))
 }

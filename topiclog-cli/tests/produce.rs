@@ -186,3 +186,39 @@ fn a_store_held_by_another_process_is_refused() {
     fails_with(&out, "in use by another process");
     assert_eq!(held.topic("orders").unwrap().end_offsets(), [0]);
 }
+
+#[test]
+fn bytes_are_kept_as_they_come() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store_with_topic(dir.path(), 1);
+    let input: &[u8] = b"k\xff|v\x00\xfe\n|no key\n";
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_topiclog"))
+        .args(["produce", &s, "orders", "--key-separator", "|"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input).unwrap();
+    ok(&child.wait_with_output().unwrap());
+    let store = open(std::path::Path::new(&s));
+    let got = records(&store.topic("orders").unwrap().partition(0).unwrap());
+    assert_eq!(got[0].key().unwrap().as_ref(), b"k\xff");
+    assert_eq!(got[0].value().unwrap().as_ref(), b"v\x00\xfe");
+    assert_eq!(got[1].key().unwrap().as_ref(), b"");
+    assert_eq!(got[1].value().unwrap().as_ref(), b"no key");
+}
+
+#[test]
+fn a_record_the_topic_refuses_stops_after_the_records_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = empty_store(dir.path());
+    let mut config = TopicConfig::with_partitions(1);
+    config.overrides.max_batch_bytes = Some(1024);
+    open(&store).create_topic("orders", config).unwrap();
+    let s = store.display().to_string();
+    let input = format!("small\n{}\nafter\n", "x".repeat(4096));
+    let out = topiclog_with_input(["produce", &s, "orders"], &input);
+    fails_with(&out, "exceeds the maximum");
+    assert!(stdout(&out).contains("Produced 1 records"), "{out:?}");
+    assert_eq!(open(&store).topic("orders").unwrap().end_offsets(), [1]);
+}
