@@ -14,6 +14,7 @@
 //! stay on [`Store`], implemented here ([`Store::groups`], [`Store::group_lag`], ...) and by the
 //! clients ([`Store::consumer`], [`Store::producer`]).
 
+mod admin;
 mod assignor;
 mod coordinator;
 mod kafka_offsets;

@@ -7,6 +7,7 @@
 //! ```
 
 mod config;
+mod kafka_keys;
 mod partitioner;
 
 pub use config::{TopicConfig, MAX_PARTITIONS};

@@ -119,12 +119,16 @@ struct TopicHead {
     partitions: u32,
     /// Every setting, by Kafka key, as the topic was created (the store's defaults then
     /// resolved into it) and altered since.
-    config: Vec<(String, String)>,
+    config: Vec<(&'static str, String)>,
 }
 
 impl Text for TopicHead {
     fn text(&self) -> String {
-        let config: Vec<String> = self.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let config: Vec<String> = self
+            .config
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         format!(
             "Topic: {}\tPartitionCount: {}\tConfigs: {}",
             self.name,
@@ -134,7 +138,11 @@ impl Text for TopicHead {
     }
 }
 
-fn partition_line(topic: &str, partition: u32, p: &ReadOnlyPartition) -> Result<PartitionLine, Failure> {
+fn partition_line(
+    topic: &str,
+    partition: u32,
+    p: &ReadOnlyPartition,
+) -> Result<PartitionLine, Failure> {
     let segments = p.segments()?;
     Ok(PartitionLine {
         topic: topic.to_owned(),
@@ -348,6 +356,13 @@ struct RecordLine {
     key: Option<Printed>,
     value: Option<Printed>,
     headers: Vec<(String, Option<Printed>)>,
+}
+
+impl Text for RecordLine {
+    /// Only JSON prints a whole record line; text prints the fields `--print-*` ask for.
+    fn text(&self) -> String {
+        shown(&self.value)
+    }
 }
 
 fn printed(bytes: Option<&[u8]>, hex: bool) -> Option<Printed> {

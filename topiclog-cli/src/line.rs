@@ -298,6 +298,11 @@ impl<W: Write> Out<W> {
         }
     }
 
+    /// Text as is, on a line of its own (headings, records in text form).
+    pub fn raw(&mut self, text: &str) -> io::Result<()> {
+        writeln!(self.writer, "{text}")
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         self.writer.flush()
     }

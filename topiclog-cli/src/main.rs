@@ -12,8 +12,15 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod dump;
+mod groups_admin;
+mod inspect;
+mod kafka_io;
 mod line;
 mod perf;
+mod produce;
+mod records;
+mod store_access;
+mod topics;
 mod verify;
 
 /// Inspect topiclog's (and Kafka's) log directories.
@@ -35,6 +42,27 @@ enum Command {
     /// Measure throughput and latency: `perf produce` (Kafka: kafka-producer-perf-test) and
     /// `perf consume` (Kafka: kafka-consumer-perf-test).
     Perf(perf::PerfArgs),
+    /// List, describe, create, delete and alter topics (Kafka: kafka-topics, kafka-configs).
+    #[command(subcommand)]
+    Topics(topics::TopicsCommand),
+    /// Print a topic's records (Kafka: kafka-console-consumer). Read-only unless --group: works
+    /// beside a live writer.
+    Consume(inspect::ConsumeArgs),
+    /// The store's totals and each partition's offsets, records, segments and size. Read-only:
+    /// works beside a live writer.
+    Stats(inspect::StatsArgs),
+    /// Send lines of standard input as records (Kafka: kafka-console-producer).
+    Produce(produce::ProduceArgs),
+    /// Delete a partition's records below an offset (Kafka: kafka-delete-records).
+    DeleteRecords(records::DeleteRecordsArgs),
+    /// List and describe consumer groups, reset or delete their committed offsets (Kafka:
+    /// kafka-consumer-groups).
+    #[command(subcommand)]
+    Groups(groups_admin::GroupsCommand),
+    /// Write topics as a Kafka log directory, for a broker to adopt.
+    ExportKafka(kafka_io::ExportKafkaArgs),
+    /// Create topics from a Kafka log directory's partitions.
+    ImportKafka(kafka_io::ImportKafkaArgs),
 }
 
 /// What a command found, when it could run.
@@ -76,6 +104,14 @@ fn main() -> ExitCode {
         Command::Dump(args) => dump::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Perf(args) => perf::run(args),
+        Command::Topics(command) => topics::run(command),
+        Command::Consume(args) => inspect::consume(args),
+        Command::Stats(args) => inspect::stats(args),
+        Command::Produce(args) => produce::run(args),
+        Command::DeleteRecords(args) => records::run(args),
+        Command::Groups(command) => groups_admin::run(command),
+        Command::ExportKafka(args) => kafka_io::export(args),
+        Command::ImportKafka(args) => kafka_io::import(args),
     };
     match outcome {
         Ok(Verdict::Sound) => ExitCode::SUCCESS,
