@@ -25,7 +25,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use topiclog::{
     Acks, AutoOffsetReset, ConsumerConfig, Durability, LogOverrides, ProducerConfig, Record,
-    SendHandle, Store, TopicConfig, TopicPartition,
+    SendHandle, Store, TopicConfig,
 };
 
 use crate::line::{Out, Text};
@@ -537,29 +537,27 @@ fn consume(args: &ConsumeArgs) -> Result<Verdict, Failure> {
             args.store.display()
         )));
     }
-    let store = Store::open(&args.store)?;
-    let topic = store.topic(&args.topic)?;
-    let mut consumer = match &args.group {
+    let mut source = match &args.group {
+        // A group member commits: the writer's job.
         Some(group) => {
+            let store = Store::open(&args.store)?;
             let mut consumer = store.consumer(ConsumerConfig {
                 auto_offset_reset: AutoOffsetReset::Earliest,
                 ..ConsumerConfig::group(group.clone())
             })?;
             consumer.subscribe(&[&args.topic])?;
-            consumer
+            Source::Member(store, consumer)
         }
+        // Otherwise read-only, beside a live writer if there is one.
         None => {
-            let mut consumer = store.consumer(ConsumerConfig {
-                auto_offset_reset: AutoOffsetReset::Earliest,
-                enable_auto_commit: false,
-                ..ConsumerConfig::default()
-            })?;
-            let partitions: Vec<TopicPartition> = (0..topic.partition_count())
-                .map(|p| TopicPartition::new(args.topic.clone(), p))
-                .collect();
-            consumer.assign(&partitions)?;
-            consumer.seek_to_beginning(&partitions)?;
-            consumer
+            let store = topiclog::ReadOnlyStore::open(&args.store)?;
+            let mut readers = Vec::new();
+            for p in 0..store.topic_config(&args.topic)?.partitions {
+                let reader = store.partition(&args.topic, p)?;
+                let start = reader.start_offset()?;
+                readers.push((reader, start));
+            }
+            Source::Readers(readers)
         }
     };
     let mut meter = Meter::new("consume", args.json);
@@ -582,21 +580,69 @@ fn consume(args: &ConsumeArgs) -> Result<Verdict, Failure> {
             break;
         }
         let at = Instant::now();
-        let records = consumer.poll(Duration::from_millis(100))?;
-        if records.is_empty() {
+        let (count, bytes) = source.fetch()?;
+        if count == 0 {
             continue;
         }
         let took = at.elapsed();
         last_record = Instant::now();
         fetches += 1;
-        let bytes: usize = records
-            .iter()
-            .map(|r| r.key().map_or(0, |k| k.len()) + r.value().map_or(0, |v| v.len()))
-            .sum();
-        meter.record(records.len() as u64, bytes as u64, took)?;
+        meter.record(count, bytes, took)?;
     }
     meter.summary(None, Some(fetches))?;
-    consumer.close()?;
-    store.close()?;
+    if let Source::Member(store, mut consumer) = source {
+        consumer.close()?;
+        store.close()?;
+    }
     Ok(Verdict::Sound)
+}
+
+/// Where `perf consume` fetches from: a group member (of a store it opened as the writer), or
+/// read-only readers of every partition, each at its next offset.
+enum Source {
+    Member(Store, topiclog::Consumer),
+    Readers(Vec<(topiclog::ReadOnlyPartition, u64)>),
+}
+
+impl Source {
+    /// One fetch: a poll, or a read of up to 1 MiB from each partition (waiting up to 100 ms
+    /// for the first when none had anything). Records and key + value bytes fetched.
+    fn fetch(&mut self) -> Result<(u64, u64), Failure> {
+        let size = |k: Option<usize>, v: Option<usize>| (k.unwrap_or(0) + v.unwrap_or(0)) as u64;
+        match self {
+            Source::Member(_, consumer) => {
+                let records = consumer.poll(Duration::from_millis(100))?;
+                let bytes = records
+                    .iter()
+                    .map(|r| size(r.key().map(|k| k.len()), r.value().map(|v| v.len())))
+                    .sum();
+                Ok((records.len() as u64, bytes))
+            }
+            Source::Readers(readers) => {
+                let (mut count, mut bytes) = (0, 0);
+                for (reader, next) in readers.iter_mut() {
+                    let batches = match reader.read(*next, 1 << 20) {
+                        Ok(b) => b,
+                        Err(topiclog::Error::OffsetOutOfRange { start, .. }) if *next < start => {
+                            *next = start;
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                    for r in batches.iter() {
+                        let r = r?;
+                        count += 1;
+                        bytes += size(r.key().map(<[u8]>::len), r.value().map(<[u8]>::len));
+                    }
+                    *next = batches.next_offset();
+                }
+                if count == 0 {
+                    if let Some((reader, next)) = readers.first() {
+                        reader.wait_for(*next, Duration::from_millis(100))?;
+                    }
+                }
+                Ok((count, bytes))
+            }
+        }
+    }
 }

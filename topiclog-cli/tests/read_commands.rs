@@ -276,3 +276,36 @@ fn bad_input_exits_2() {
     );
     store.close().unwrap();
 }
+
+#[test]
+fn perf_consume_reads_beside_a_live_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, path) = live_store(dir.path());
+    let out = topiclog([
+        "perf",
+        "consume",
+        &path,
+        "orders",
+        "--num-records",
+        "6",
+        "--json",
+    ]);
+    ok(&out);
+    let lines = json_lines(&out);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary", "{lines:?}");
+    assert_eq!(summary["records"], 6, "{summary}");
+    // As a group member it would commit: the writer's job.
+    let out = topiclog([
+        "perf",
+        "consume",
+        &path,
+        "orders",
+        "--num-records",
+        "6",
+        "--group",
+        "p",
+    ]);
+    fails_with(&out, "already open");
+    store.close().unwrap();
+}

@@ -11,8 +11,9 @@ use std::process::{Command, Output, Stdio};
 
 /// The transcript's commands, each with the output lines the README shows.
 fn transcript() -> Vec<(String, Vec<String>)> {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-        .expect("read README.md");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("read README.md");
     let (_, rest) = readme
         .split_once("<!-- transcript: begin -->")
         .expect("the README has a transcript");
@@ -67,7 +68,10 @@ fn run(dir: &Path, command: &str) -> Output {
     let (input, command) = match command.split_once(" | ") {
         Some((printf, rest)) => {
             let w = words(printf);
-            assert_eq!(w[0], "printf", "only printf feeds standard input: {command}");
+            assert_eq!(
+                w[0], "printf",
+                "only printf feeds standard input: {command}"
+            );
             (Some(w[1].replace("\\n", "\n")), rest)
         }
         None => (None, command),
