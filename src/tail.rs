@@ -12,7 +12,10 @@
 //!
 //! Updates are plain stores to memory (no system call), except the wake-up: each time the end
 //! moves, the writer bumps a 32-bit counter and, on Linux, wakes the processes waiting on it with
-//! `futex(FUTEX_WAKE)`; elsewhere readers poll the page every few milliseconds.
+//! `futex(FUTEX_WAKE)` — at once while its last call woke a reader, else at most once a
+//! millisecond, so a writer nobody follows makes almost no extra system calls; a waiting reader
+//! looks again every 2 ms at the latest, which bounds the delay when a wake-up was skipped.
+//! Elsewhere readers poll the page every 2 ms.
 //!
 //! The file is never truncated (so a reader's map never loses its page, SIGBUS), and its content is
 //! advisory: the writer rewrites every field when it opens, before anything depends on it. A
@@ -33,7 +36,8 @@
 //! | 8 | (low 32 bits at byte 64) wake-up counter, a futex word |
 
 use std::path::Path;
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -104,6 +108,13 @@ impl SharedPage {
     }
 }
 
+/// How often, at most, the writer makes the wake-up system call while its last one woke nobody.
+/// A reader that started waiting just after such a call sees the end move at its next look
+/// ([`READER_NAP`]) at the latest.
+const IDLE_WAKE_INTERVAL: Duration = Duration::from_millis(1);
+/// The longest a reader sleeps on the wake-up word before it looks again.
+pub(crate) const READER_NAP: Duration = Duration::from_millis(2);
+
 /// The writer's side of a partition's tail page.
 #[derive(Debug)]
 pub(crate) struct TailWriter {
@@ -111,6 +122,12 @@ pub(crate) struct TailWriter {
     /// Serialises computing and storing the end, so a truncation's exact store is never
     /// overtaken by a publication computed before it.
     update: Mutex<()>,
+    /// When the last wake-up call was made (nanoseconds since `epoch`) and whether it woke a
+    /// reader: while readers wait, every publication wakes them at once; while none does, a
+    /// publication costs no system call but one per [`IDLE_WAKE_INTERVAL`].
+    epoch: Instant,
+    last_wake_ns: AtomicU64,
+    woke_someone: AtomicBool,
 }
 
 impl TailWriter {
@@ -118,6 +135,9 @@ impl TailWriter {
         TailWriter {
             page,
             update: Mutex::new(()),
+            epoch: Instant::now(),
+            last_wake_ns: AtomicU64::new(0),
+            woke_someone: AtomicBool::new(true),
         }
     }
 
@@ -187,7 +207,15 @@ impl TailWriter {
     fn wake(&self) {
         let word = self.page.wake_word();
         word.fetch_add(1, Ordering::SeqCst);
-        futex::wake(word);
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        let last = self.last_wake_ns.load(Ordering::Relaxed);
+        if self.woke_someone.load(Ordering::Relaxed)
+            || now.saturating_sub(last) >= IDLE_WAKE_INTERVAL.as_nanos() as u64
+        {
+            self.last_wake_ns.store(now, Ordering::Relaxed);
+            let woken = futex::wake(word);
+            self.woke_someone.store(woken > 0, Ordering::Relaxed);
+        }
     }
 }
 
@@ -279,15 +307,16 @@ impl TailReader {
         }
     }
 
-    /// Wait until the wake-up counter differs from `seen`, or `timeout` passes (on Linux with
-    /// `futex(FUTEX_WAIT)`, elsewhere by polling every 2 ms). May return early.
-    pub(crate) fn wait_changed(&self, seen: u32, timeout: std::time::Duration) {
+    /// Wait until the wake-up counter differs from `seen`, or `timeout` passes, or at most
+    /// [`READER_NAP`] (on Linux with `futex(FUTEX_WAIT)`, elsewhere by polling). May return
+    /// early; the caller looks at the page again.
+    pub(crate) fn wait_changed(&self, seen: u32, timeout: Duration) {
         if self.wake_count() != seen {
             return;
         }
         // SAFETY: as in `wake_count`; the futex call only reads the word.
         let ptr = unsafe { self.map.as_ptr().add(WAKE_AT) } as *const u32;
-        futex::wait(ptr, seen, timeout);
+        futex::wait(ptr, seen, timeout.min(READER_NAP));
     }
 }
 
@@ -297,8 +326,8 @@ mod futex {
     use std::time::Duration;
 
     /// Wake every process waiting on `word` (a word of a shared file mapping, so the kernel keys
-    /// the futex by file and offset, and waiters in other processes are found).
-    pub(super) fn wake(word: &AtomicU32) {
+    /// the futex by file and offset, and waiters in other processes are found): how many woke.
+    pub(super) fn wake(word: &AtomicU32) -> i64 {
         // SAFETY: FUTEX_WAKE on a valid, aligned word of a live mapping; it reads nothing and
         // writes nothing in user memory.
         unsafe {
@@ -308,7 +337,7 @@ mod futex {
                 libc::FUTEX_WAKE,
                 i32::MAX,
                 std::ptr::null::<libc::timespec>(),
-            );
+            ) as i64
         }
     }
 
@@ -339,7 +368,9 @@ mod futex {
     use std::time::Duration;
 
     /// Nothing to do: readers poll.
-    pub(super) fn wake(_word: &AtomicU32) {}
+    pub(super) fn wake(_word: &AtomicU32) -> i64 {
+        0
+    }
 
     /// Poll: sleep for the shorter of 2 ms and `timeout`.
     pub(super) fn wait(_word: *const u32, _seen: u32, timeout: Duration) {

@@ -289,8 +289,9 @@ impl ReadOnlyPartition {
 
     /// Wait until a record at or past `offset` is there to read, or `timeout` passes: whether
     /// one is. The writer wakes waiters in other processes at once on Linux (a futex in its
-    /// tail page); elsewhere, and before any writer of this version opened the partition, the
-    /// reader looks every few milliseconds.
+    /// tail page; while nobody waited on its last wake-up it makes the call at most once a
+    /// millisecond), and the reader looks again every 2 ms at the latest; elsewhere, and before
+    /// any writer of this version opened the partition, it looks every few milliseconds.
     ///
     /// # Errors
     /// As [`end_offset`](Self::end_offset).
