@@ -239,17 +239,22 @@ fn or_dash(v: Option<u64>) -> String {
 }
 
 impl Text for LagLine {
+    /// Text prints a table of all lines instead (see `groups_describe`).
     fn text(&self) -> String {
-        format!(
-            "{:<16} {:<16} {:>9} {:>14} {:>14} {:>8}",
-            self.group,
-            self.topic,
-            self.partition,
-            or_dash(self.current_offset),
-            or_dash(self.log_end_offset),
-            or_dash(self.lag)
-        )
+        format!("{} {} {}", self.group, self.topic, self.partition)
     }
+}
+
+/// A table for people: a header row, then `rows`, aligned, without borders (as the Kafka tools
+/// print theirs).
+fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING);
+    t.set_header(header.iter().copied());
+    for row in rows {
+        t.add_row(row);
+    }
+    t.trim_fmt()
 }
 
 /// `groups describe`: per partition the group committed for, committed offset, end and lag
@@ -265,22 +270,42 @@ pub fn groups_describe(args: &GroupsDescribeArgs) -> Result<Verdict, Failure> {
             args.store.display()
         )));
     }
-    let mut out = out(args.json);
-    if !args.json {
-        out.raw(&format!(
-            "{:<16} {:<16} {:>9} {:>14} {:>14} {:>8}",
-            "GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG"
-        ))?;
-    }
-    for l in lags {
-        out.emit(&LagLine {
+    let lines: Vec<LagLine> = lags
+        .into_iter()
+        .map(|l| LagLine {
             group: args.group.clone(),
             topic: l.partition.topic,
             partition: l.partition.partition,
             current_offset: l.committed.map(|c| c.offset),
             log_end_offset: l.end_offset,
             lag: l.lag,
-        })?;
+        })
+        .collect();
+    let mut out = out(args.json);
+    if args.json {
+        for l in &lines {
+            out.emit(l)?;
+        }
+    } else {
+        let rows = lines.iter().map(|l| {
+            vec![
+                l.group.clone(),
+                l.topic.clone(),
+                l.partition.to_string(),
+                or_dash(l.current_offset),
+                or_dash(l.log_end_offset),
+                or_dash(l.lag),
+            ]
+        });
+        let header = [
+            "GROUP",
+            "TOPIC",
+            "PARTITION",
+            "CURRENT-OFFSET",
+            "LOG-END-OFFSET",
+            "LAG",
+        ];
+        out.raw(&table(&header, rows))?;
     }
     out.flush()?;
     Ok(Verdict::Sound)
@@ -629,8 +654,32 @@ pub fn stats(args: &StatsArgs) -> Result<Verdict, Failure> {
         segments: lines.iter().map(|l| l.segments as u64).sum(),
         size_bytes: lines.iter().map(|l| l.size_bytes).sum(),
     })?;
-    for line in &lines {
-        out.emit(line)?;
+    if args.json {
+        for line in &lines {
+            out.emit(line)?;
+        }
+    } else if !lines.is_empty() {
+        let rows = lines.iter().map(|l| {
+            vec![
+                l.topic.clone(),
+                l.partition.to_string(),
+                l.start_offset.to_string(),
+                l.end_offset.to_string(),
+                (l.end_offset - l.start_offset).to_string(),
+                l.segments.to_string(),
+                l.size_bytes.to_string(),
+            ]
+        });
+        let header = [
+            "TOPIC",
+            "PARTITION",
+            "START-OFFSET",
+            "END-OFFSET",
+            "RECORDS",
+            "SEGMENTS",
+            "SIZE",
+        ];
+        out.raw(&table(&header, rows))?;
     }
     out.flush()?;
     Ok(Verdict::Sound)

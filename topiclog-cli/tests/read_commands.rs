@@ -193,7 +193,7 @@ fn groups_list_and_describe_read_the_writers_commits() {
     let out = topiclog(["groups", "describe", &path, "billing"]);
     ok(&out);
     let text = stdout(&out);
-    assert!(text.starts_with("GROUP"), "{text}");
+    assert!(text.starts_with(" GROUP"), "{text}");
     assert!(text.contains("LAG"), "{text}");
     fails_with(
         &topiclog(["groups", "describe", &path, "nobody"]),
