@@ -546,7 +546,7 @@ fn consume(args: &ConsumeArgs) -> Result<Verdict, Failure> {
                 ..ConsumerConfig::group(group.clone())
             })?;
             consumer.subscribe(&[&args.topic])?;
-            Source::Member(store, consumer)
+            Source::Member(store, Box::new(consumer))
         }
         // Otherwise read-only, beside a live writer if there is one.
         None => {
@@ -600,7 +600,7 @@ fn consume(args: &ConsumeArgs) -> Result<Verdict, Failure> {
 /// Where `perf consume` fetches from: a group member (of a store it opened as the writer), or
 /// read-only readers of every partition, each at its next offset.
 enum Source {
-    Member(Store, topiclog::Consumer),
+    Member(Store, Box<topiclog::Consumer>),
     Readers(Vec<(topiclog::ReadOnlyPartition, u64)>),
 }
 
