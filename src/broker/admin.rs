@@ -47,17 +47,7 @@ impl Store {
         if offsets.is_empty() {
             return Ok(());
         }
-        let now = self.now_ms();
-        let stamped: Vec<(TopicPartition, OffsetAndMetadata)> = offsets
-            .iter()
-            .map(|(tp, om)| {
-                let mut om = om.clone();
-                if om.commit_timestamp == 0 {
-                    om.commit_timestamp = now;
-                }
-                (tp.clone(), om)
-            })
-            .collect();
+        let stamped = super::stamp_commits(offsets, self.now_ms());
         let partitions: Vec<TopicPartition> = stamped.iter().map(|(tp, _)| tp.clone()).collect();
         let broker = Broker::of(self);
         let offset_store = broker.offset_store(self)?;

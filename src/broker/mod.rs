@@ -19,7 +19,24 @@ mod assignor;
 mod coordinator;
 mod kafka_offsets;
 mod offsets;
-pub(crate) use offsets::decode_record;
+pub(crate) use offsets::replay_offsets;
+
+/// `offsets` as they are committed: a commit without a time gets `now`.
+pub(crate) fn stamp_commits(
+    offsets: &[(TopicPartition, OffsetAndMetadata)],
+    now: i64,
+) -> Vec<(TopicPartition, OffsetAndMetadata)> {
+    offsets
+        .iter()
+        .map(|(tp, om)| {
+            let mut om = om.clone();
+            if om.commit_timestamp == 0 {
+                om.commit_timestamp = now;
+            }
+            (tp.clone(), om)
+        })
+        .collect()
+}
 mod producer_ids;
 
 pub use assignor::AssignmentStrategy;

@@ -74,36 +74,29 @@ impl OffsetStore {
     pub fn load(topic: Topic) -> Result<OffsetStore> {
         let mut table: HashMap<String, BTreeMap<TopicPartition, Entry>> = HashMap::new();
         for p in topic.partitions() {
-            let mut next = p.start_offset();
-            while next < p.end_offset() {
-                let batches = p.read(next, 1 << 20)?;
-                if batches.is_empty() {
-                    break;
-                }
-                for r in batches.records() {
-                    let Some((group, tp, committed)) = decode_record(p.dir(), &r)? else {
-                        continue;
-                    };
-                    match committed {
-                        None => {
-                            if let Some(g) = table.get_mut(&group) {
-                                g.remove(&tp);
-                                if g.is_empty() {
-                                    table.remove(&group);
-                                }
+            replay_offsets(
+                p.dir(),
+                p.start_offset(),
+                p.end_offset(),
+                |at| p.read(at, 1 << 20),
+                |group, tp, at, committed| match committed {
+                    None => {
+                        if let Some(g) = table.get_mut(&group) {
+                            g.remove(&tp);
+                            if g.is_empty() {
+                                table.remove(&group);
                             }
                         }
-                        Some(om) => {
-                            let entry = Entry {
-                                at: r.offset(),
-                                committed: Some(om),
-                            };
-                            table.entry(group).or_default().insert(tp, entry);
-                        }
                     }
-                }
-                next = batches.next_offset();
-            }
+                    Some(om) => {
+                        let entry = Entry {
+                            at,
+                            committed: Some(om),
+                        };
+                        table.entry(group).or_default().insert(tp, entry);
+                    }
+                },
+            )?;
         }
         Ok(OffsetStore {
             topic,
@@ -241,13 +234,43 @@ fn encode_value(om: &OffsetAndMetadata) -> Bytes {
     Bytes::from(value.encode_to_vec())
 }
 
+/// Read an offsets topic partition (in `dir`) from `start` to `end` through `read`, and hand
+/// each commit to `apply` in log order: group, partition, its offset in the offsets topic, and
+/// the commit (`None`: a tombstone, which deletes it). For the writer's table and for read-only
+/// openers alike.
+///
+/// # Errors
+/// As [`decode_record`], and what `read` returns.
+pub(crate) fn replay_offsets(
+    dir: &std::path::Path,
+    start: u64,
+    end: u64,
+    mut read: impl FnMut(u64) -> Result<crate::partition::Batches>,
+    mut apply: impl FnMut(String, TopicPartition, u64, Option<OffsetAndMetadata>),
+) -> Result<()> {
+    let mut next = start;
+    while next < end {
+        let batches = read(next)?;
+        if batches.is_empty() {
+            break;
+        }
+        for r in batches.records() {
+            if let Some((group, tp, committed)) = decode_record(dir, &r)? {
+                apply(group, tp, r.offset(), committed);
+            }
+        }
+        next = batches.next_offset();
+    }
+    Ok(())
+}
+
 /// A record of the offsets topic (in partition directory `dir`): the group and partition it is
 /// for, and the commit (`None`: a tombstone, which deletes the commit); `Ok(None)` for a record
 /// without a key (not one of ours: passed over).
 ///
 /// # Errors
 /// [`Error::Corrupt`] naming the record's offset if its key or value does not decode.
-pub(crate) fn decode_record(
+fn decode_record(
     dir: &std::path::Path,
     r: &crate::format::StoredRecord,
 ) -> Result<Option<(String, TopicPartition, Option<OffsetAndMetadata>)>> {

@@ -676,17 +676,7 @@ impl Consumer {
         if offsets.is_empty() {
             return Ok(None);
         }
-        let now = self.store.now_ms();
-        let stamped: Vec<(TopicPartition, OffsetAndMetadata)> = offsets
-            .iter()
-            .map(|(tp, om)| {
-                let mut om = om.clone();
-                if om.commit_timestamp == 0 {
-                    om.commit_timestamp = now;
-                }
-                (tp.clone(), om)
-            })
-            .collect();
+        let stamped = crate::broker::stamp_commits(offsets, self.store.now_ms());
         let partitions: Vec<TopicPartition> = stamped.iter().map(|(tp, _)| tp.clone()).collect();
         let offset_store = self.broker.offset_store(&self.store)?;
         let (group, member) = match &self.membership {

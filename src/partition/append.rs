@@ -371,7 +371,7 @@ impl Partition {
             inner.end_offset.store(end, Ordering::SeqCst);
             let visible = pending.keys().next().copied().unwrap_or(end);
             drop(pending);
-            inner.publish(visible);
+            inner.publish_written(visible, w.active.written_end());
             if let Some(p) = producer {
                 let info = AppendInfo {
                     base_offset: base,

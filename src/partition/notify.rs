@@ -224,16 +224,33 @@ impl Inner {
         self.notify_tailers();
     }
 
+    /// [`publish`](Self::publish) by an appender holding the append lock, which knows how far
+    /// the active segment's file goes (`written`, see `Segment::written_end`), so the tail page
+    /// costs no lock of the segment list on this path.
+    pub(super) fn publish_written(&self, end: u64, written: u64) {
+        self.visible_end.fetch_max(end, Ordering::SeqCst);
+        self.publish_tail_to(written);
+        self.notify_tailers();
+    }
+
     /// Tell read-only processes how far they may read: the visible end, but not into what the
     /// active segment still holds in its write buffer (they read the file).
     pub(super) fn publish_tail(&self) {
-        let Some(t) = &self.tail_page else { return };
-        let visible = self.visible_end.load(Ordering::SeqCst);
+        if self.tail_page.is_none() {
+            return;
+        }
         let written = self
             .segments
             .read()
             .last()
             .map_or(u64::MAX, |s| s.written_end());
+        self.publish_tail_to(written);
+    }
+
+    /// [`publish_tail`](Self::publish_tail) where the active segment's file ends at `written`.
+    fn publish_tail_to(&self, written: u64) {
+        let Some(t) = &self.tail_page else { return };
+        let visible = self.visible_end.load(Ordering::SeqCst);
         t.publish(visible.min(written), || {
             self.end_offset
                 .load(Ordering::SeqCst)

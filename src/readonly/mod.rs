@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub use partition::{ReadOnlyPartition, SegmentFile};
 
-use crate::broker::{decode_record, OffsetAndMetadata, PartitionLag, TopicPartition};
+use crate::broker::{replay_offsets, OffsetAndMetadata, PartitionLag, TopicPartition};
 use crate::error::{Error, Result};
 use crate::fs::{LockHolder, StdFs};
 use crate::store::{read_topic_config, CREATING_PREFIX, DELETING_PREFIX, OFFSETS_TOPIC};
@@ -241,33 +241,25 @@ impl ReadOnlyStore {
             BTreeMap::new();
         for p in 0..self.offsets_partitions()? {
             let part = self.partition(OFFSETS_TOPIC, p)?;
-            let mut next = part.start_offset()?;
-            let end = part.end_offset()?;
-            while next < end {
-                let batches = part.read(next, 1 << 20)?;
-                if batches.is_empty() {
-                    break;
-                }
-                for r in batches.records() {
-                    let Some((group, tp, committed)) = decode_record(part.dir(), &r)? else {
-                        continue;
-                    };
-                    match committed {
-                        None => {
-                            if let Some(g) = table.get_mut(&group) {
-                                g.remove(&tp);
-                                if g.is_empty() {
-                                    table.remove(&group);
-                                }
+            replay_offsets(
+                part.dir(),
+                part.start_offset()?,
+                part.end_offset()?,
+                |at| part.read(at, 1 << 20),
+                |group, tp, _, committed| match committed {
+                    None => {
+                        if let Some(g) = table.get_mut(&group) {
+                            g.remove(&tp);
+                            if g.is_empty() {
+                                table.remove(&group);
                             }
                         }
-                        Some(om) => {
-                            table.entry(group).or_default().insert(tp, om);
-                        }
                     }
-                }
-                next = batches.next_offset();
-            }
+                    Some(om) => {
+                        table.entry(group).or_default().insert(tp, om);
+                    }
+                },
+            )?;
         }
         Ok(table)
     }
