@@ -627,11 +627,24 @@ impl RecordBatch {
     /// # Ok::<(), topiclog::Error>(())
     /// ```
     pub fn iter(&self) -> RecordRefs<'_> {
+        // A control batch's records are transaction markers, never data: none are read.
+        self.refs(!self.header.is_control())
+    }
+
+    /// The records of a control batch: Kafka's transaction markers (key: `ControlRecordType`,
+    /// a version and a type, 0 abort, 1 commit; value: `EndTransactionMarker`, a version and the
+    /// coordinator epoch), which [`iter`](Self::iter) and [`records`](Self::records) never yield;
+    /// none for any other batch. For tools that show them, as `kafka-dump-log` does.
+    pub fn control_records(&self) -> RecordRefs<'_> {
+        self.refs(self.header.is_control())
+    }
+
+    /// The batch's records, or none.
+    fn refs(&self, yield_records: bool) -> RecordRefs<'_> {
         let h = &self.header;
-        let control = h.is_control();
+        let control = !yield_records;
         RecordRefs {
             marks: self.marks.as_deref().unwrap_or_default(),
-            // A control batch's records are transaction markers, never data: none are read.
             buf: if control { &[] } else { &self.records },
             pos: 0,
             remaining: if control { 0 } else { h.record_count },

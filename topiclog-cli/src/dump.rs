@@ -12,7 +12,9 @@ use topiclog::segment::{parse_segment_file_name, BatchHeader, SegmentFileKind};
 use topiclog::{Bytes, Compression};
 
 use crate::check::{self, walk, IndexChecker, IndexItem, IndexKind, LogBatches, WalkEnd, Walked};
-use crate::line::{BatchLine, HeaderContent, Line, Out, Printed, RecordContent, RecordLine};
+use crate::line::{
+    BatchLine, ControlMarker, HeaderContent, Line, Out, Printed, RecordContent, RecordLine,
+};
 use crate::{Failure, Verdict};
 
 #[derive(Debug, Args)]
@@ -208,7 +210,13 @@ fn dump_log<W: Write>(
         if !deep {
             return Ok(());
         }
-        for record in batch.iter() {
+        // A control batch's records are transaction markers: shown as such, not as data.
+        let records = if batch.is_control() {
+            batch.control_records()
+        } else {
+            batch.iter()
+        };
+        for record in records {
             let record = match record {
                 Ok(record) => record,
                 Err(e) => {
@@ -236,6 +244,10 @@ fn dump_log<W: Write>(
                     value_size: size_of(record.value()),
                     header_count: record.header_count(),
                     sequence: sequence_at(batch.header(), record.offset()),
+                    control: batch
+                        .is_control()
+                        .then(|| ControlMarker::decode(record.key(), record.value()))
+                        .flatten(),
                     data,
                 },
             })?;

@@ -98,6 +98,40 @@ pub struct RecordLine {
     pub sequence: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<RecordContent>,
+    /// In a control batch: the transaction marker the record is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control: Option<ControlMarker>,
+}
+
+/// A control record, decoded as Kafka's `ControlRecordType` (key: version, type) and
+/// `EndTransactionMarker` (value: version, coordinator epoch) lay it out.
+#[derive(Debug, Serialize)]
+pub struct ControlMarker {
+    /// `COMMIT`, `ABORT`, or `UNKNOWN(<type>)` (as kafka-dump-log names them).
+    pub marker: String,
+    /// The transaction coordinator's epoch, when the value holds one.
+    pub coordinator_epoch: Option<i32>,
+}
+
+impl ControlMarker {
+    /// The marker a control record's key and value describe; `None` if the key is too short.
+    pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Option<ControlMarker> {
+        let key = key?;
+        let kind = i16::from_be_bytes(key.get(2..4)?.try_into().ok()?);
+        let marker = match kind {
+            0 => "ABORT".to_owned(),
+            1 => "COMMIT".to_owned(),
+            n => format!("UNKNOWN({n})"),
+        };
+        let coordinator_epoch = value
+            .and_then(|v| v.get(2..6))
+            .and_then(|b| b.try_into().ok())
+            .map(i32::from_be_bytes);
+        Some(ControlMarker {
+            marker,
+            coordinator_epoch,
+        })
+    }
 }
 
 /// A record's key, value and headers (`--print-data`).
@@ -225,6 +259,12 @@ impl Text for Line {
                      headerCount: {}",
                     r.offset, r.timestamp, r.key_size, r.value_size, r.sequence, r.header_count
                 );
+                if let Some(c) = &r.control {
+                    let _ = write!(s, " endTxnMarker: {}", c.marker);
+                    if let Some(epoch) = c.coordinator_epoch {
+                        let _ = write!(s, " coordinatorEpoch: {epoch}");
+                    }
+                }
                 if let Some(d) = &r.data {
                     let headers: Vec<String> = d
                         .headers

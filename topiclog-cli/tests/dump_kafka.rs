@@ -114,3 +114,38 @@ fn a_preallocated_index_lists_its_entries_and_notes_the_zeros() {
     );
     assert_eq!(of_type(&lines, "index_verified")[0]["mismatches"], 0);
 }
+
+/// A transaction's commit marker, as a Kafka broker writes it: a control batch (attributes:
+/// transactional + control) whose one record's key is `ControlRecordType` (version 0, type 1 =
+/// COMMIT) and value an `EndTransactionMarker` (version 0, coordinator epoch 5).
+#[test]
+fn control_batches_dump_their_transaction_markers() {
+    let record = topiclog::Record::new(vec![0, 0, 0, 0, 0, 5]).with_key(vec![0, 0, 0, 1]);
+    let batch = topiclog::segment::RecordBatch::build(&[record], 0, 1_000).unwrap();
+    let mut bytes = batch.as_bytes().to_vec();
+    // Attributes (bytes 21-22): bit 4 transactional, bit 5 control; then the CRC-32C (bytes
+    // 17-20) over everything from the attributes on.
+    bytes[22] |= 0b0011_0000;
+    let crc = topiclog::internals::format::crc32c(&bytes[21..]);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let log = segment_file(dir.path(), "log");
+    std::fs::write(&log, &bytes).unwrap();
+    let out = topiclog(["dump", "--deep", log.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = stdout(&out);
+    assert!(
+        text.contains("isTransactional: true isControl: true"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| offset: 0 ") && text.contains("endTxnMarker: COMMIT coordinatorEpoch: 5"),
+        "{text}"
+    );
+    let out = topiclog(["dump", "--deep", "--json", log.to_str().unwrap()]);
+    let lines = json_lines(&out);
+    let records = of_type(&lines, "record");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["control"]["marker"], "COMMIT");
+    assert_eq!(records[0]["control"]["coordinator_epoch"], 5);
+}
