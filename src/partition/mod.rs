@@ -93,6 +93,8 @@ use producer_state::ProducerTable;
 
 /// Name of the lock file every writer of a partition directory holds.
 pub(crate) const LOCK_FILE: &str = ".lock";
+/// The marker of a log adopted from Kafka (see `checkpoint::ADOPTED`).
+pub(crate) const ADOPTED_FILE: &str = checkpoint::ADOPTED;
 
 /// Where an append landed.
 #[non_exhaustive]

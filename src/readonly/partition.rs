@@ -24,6 +24,8 @@ use crate::tail::{TailReader, TailState, STATE_CLOSED, STATE_OPEN, TAIL_FILE};
 const REWRITE_WAIT: Duration = Duration::from_secs(5);
 /// How much a scan reads from a segment file at once.
 const CHUNK: usize = 64 << 10;
+/// The largest `.index` a reader reads to find where to start in a sealed segment.
+const MAX_INDEX_BYTES: u64 = 64 << 20;
 /// The largest batch a reader accepts (a damaged length must not make it allocate more).
 const MAX_BATCH: usize = 256 << 20;
 
@@ -501,27 +503,31 @@ impl ReadOnlyPartition {
             let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
             let id = (meta.dev(), meta.ino());
             let from = if batches.is_empty() { offset } else { base };
-            let position = self.start_position(base, id, &file, from, i + 1 < list.len());
+            let (position, at_position) =
+                self.start_position(base, id, &file, from, i + 1 < list.len());
             let mut scan = Scan::new(&file, &path, position);
             let mut stopped = None;
+            // The offset the next batch must start at: batches follow each other without gaps
+            // (compaction leaves empty batches), except in a log adopted from Kafka.
+            let mut next_expected = at_position;
             while let Some(span) = scan.next_span()? {
                 if span.base_offset >= bounds.end {
                     break;
                 }
-                if let Some(e) = expected {
-                    if span.base_offset < e {
-                        return Err(Error::corrupt(
-                            &path,
-                            scan.position,
-                            format!(
-                                "batch at offset {} does not follow offset {}",
-                                span.base_offset,
-                                e - 1
-                            ),
-                        )
-                        .into());
-                    }
+                if span.base_offset != next_expected
+                    && (span.base_offset < next_expected || !self.adopted())
+                {
+                    return Err(Error::corrupt(
+                        &path,
+                        scan.position,
+                        format!(
+                            "batch at offset {} where offset {next_expected} was due",
+                            span.base_offset
+                        ),
+                    )
+                    .into());
                 }
+                next_expected = span.last_offset() + 1;
                 let at = scan.position;
                 if span.last_offset() < offset {
                     scan.skip(span.total_len());
@@ -555,16 +561,38 @@ impl ReadOnlyPartition {
             if size >= max_bytes || reached >= bounds.end {
                 break;
             }
-            // This segment holds nothing more below the end: on to the next one.
-            if i + 1 < list.len() {
+            // This segment holds nothing more below the end: on to the next one, which must
+            // begin where this one's data ended (a missing or unreadable batch is damage, never
+            // a silent hole).
+            if let Some(&next_base) = list.get(i + 1) {
+                if next_expected != next_base && (next_expected > next_base || !self.adopted()) {
+                    return Err(Error::corrupt(
+                        &path,
+                        scan.position,
+                        format!(
+                            "the segment's batches end at offset {next_expected}, but the next                              segment begins at {next_base}: a batch is missing or damaged"
+                        ),
+                    )
+                    .into());
+                }
                 i += 1;
                 continue;
             }
-            // The end lies past the last segment listed: a roll happened since.
-            if batches.is_empty() {
+            // The end lies past the last segment listed: a roll happened since, or the data
+            // below the end the writer published is damaged.
+            if self.list_segments()?.last().is_some_and(|&b| b > base) {
                 return Err(Attempt::Retry);
             }
-            break;
+            return Err(Error::corrupt(
+                &path,
+                scan.position,
+                format!(
+                    "the log's batches end at offset {next_expected}, below the end {} its \
+                     writer made visible: a batch is missing or damaged",
+                    bounds.end
+                ),
+            )
+            .into());
         }
         let next_if_empty = if batches.is_empty() {
             bounds.end
@@ -574,37 +602,49 @@ impl ReadOnlyPartition {
         Ok(Batches::from_parts(offset, batches, next_if_empty))
     }
 
-    /// Where to start scanning segment `base` (file `id`) for `offset`: where the last read
-    /// stopped, else the sealed segment's index entry below it (if it checks out), else 0.
+    /// Whether the log was adopted from Kafka (`kafka-adopted`): gaps between its batches are
+    /// then Kafka's compaction's, not damage.
+    fn adopted(&self) -> bool {
+        self.inner.dir.join(crate::partition::ADOPTED_FILE).exists()
+    }
+
+    /// Where to start scanning segment `base` (file `id`) for `offset`, and the offset of the
+    /// batch there: where the last read stopped, else the sealed segment's index entry below it
+    /// (if it checks out), else the start of the file.
     fn start_position(
         &self,
         base: u64,
-        id: (u64, u64),
+        id: FileId,
         file: &File,
         offset: u64,
         sealed: bool,
-    ) -> u64 {
+    ) -> (u64, u64) {
         if let Some(c) = *self.inner.cursor.lock() {
             if c.base == base && c.file == id && c.offset <= offset {
-                if let Some(span) = peek_at(file, c.position) {
-                    if span.base_offset == c.offset {
-                        return c.position;
-                    }
+                // At the end of the file's data (nothing after it yet), or at a batch there.
+                let at_end = file.metadata().is_ok_and(|m| m.len() <= c.position);
+                if at_end || peek_at(file, c.position).is_some_and(|s| s.base_offset == c.offset) {
+                    return (c.position, c.offset);
                 }
             }
         }
         if sealed {
-            if let Some(p) = self.index_position(base, file, offset) {
-                return p;
+            if let Some(found) = self.index_position(base, file, offset) {
+                return found;
             }
         }
-        0
+        (0, base)
     }
 
     /// From the sealed segment's `.index`: the position of the last indexed batch that ends
     /// below `offset`, if the entry matches the batch found there.
-    fn index_position(&self, base: u64, file: &File, offset: u64) -> Option<u64> {
+    fn index_position(&self, base: u64, file: &File, offset: u64) -> Option<(u64, u64)> {
         let path = segment_file_name(&self.inner.dir, base, SegmentFileKind::OffsetIndex);
+        // An index is at most `segment.index.bytes` (10 MiB by default); a larger file is not
+        // one to trust, nor to read whole.
+        if std::fs::metadata(&path).ok()?.len() > MAX_INDEX_BYTES {
+            return None;
+        }
         let bytes = std::fs::read(path).ok()?;
         let entries: Vec<(u64, u64)> = bytes
             .chunks_exact(8)
@@ -618,7 +658,7 @@ impl ReadOnlyPartition {
         let i = entries.partition_point(|&(last, _)| last < offset);
         let (last, position) = *entries.get(i.checked_sub(1)?)?;
         let span = peek_at(file, position)?;
-        (span.last_offset() == last).then_some(position)
+        (span.last_offset() == last).then_some((position, span.base_offset))
     }
 }
 
@@ -633,6 +673,9 @@ fn peek_at(file: &File, position: u64) -> Option<BatchSpan> {
 struct Scan<'a> {
     file: &'a File,
     path: &'a Path,
+    /// The file's length when last looked at: no read (and no buffer) goes past it, so a
+    /// damaged length field cannot make the reader allocate more than the file holds.
+    len: u64,
     /// File position of `buf[at]`.
     position: u64,
     buf: Bytes,
@@ -644,6 +687,7 @@ impl<'a> Scan<'a> {
         Scan {
             file,
             path,
+            len: 0,
             position,
             buf: Bytes::new(),
             at: 0,
@@ -655,7 +699,19 @@ impl<'a> Scan<'a> {
         if self.buf.len() - self.at >= n {
             return Ok(true);
         }
-        let want = n.max(CHUNK);
+        if self.position + n as u64 > self.len {
+            // The active segment may have grown since.
+            self.len = self
+                .file
+                .metadata()
+                .map_err(|e| Error::io(self.path, e))?
+                .len();
+            if self.position + n as u64 > self.len {
+                return Ok(false);
+            }
+        }
+        let left = usize::try_from(self.len - self.position).unwrap_or(usize::MAX);
+        let want = n.max(CHUNK).min(left);
         let mut v = vec![0u8; want];
         let mut got = 0;
         while got < want {

@@ -556,3 +556,108 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
     out.sort();
     out
 }
+
+/// A closed partition of 40 records over several segments, in a directory of its own; the
+/// segment files' base offsets.
+fn closed_log(dir: &Path) -> Vec<u64> {
+    let config = LogConfig {
+        segment_bytes: 1024,
+        ..LogConfig::default()
+    };
+    let (log, _) = writer_and_reader(dir, config);
+    for i in 0..40u32 {
+        log.append(Record::new(format!("value-{i:04}-{}", "x".repeat(60))))
+            .unwrap();
+    }
+    log.close().unwrap();
+    let mut bases: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".log").map(|b| b.parse().unwrap())
+        })
+        .collect();
+    bases.sort_unstable();
+    assert!(bases.len() >= 4, "{bases:?}");
+    bases
+}
+
+fn log_path(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}.log"))
+}
+
+/// Read everything from the start: the records' offsets, or the first error.
+fn read_all(dir: &Path) -> Result<Vec<u64>, Error> {
+    let reader = ReadOnlyPartition::open(dir)?;
+    let end = reader.end_offset()?;
+    let mut next = reader.start_offset()?;
+    let mut offsets = Vec::new();
+    while next < end {
+        let b = reader.read(next, 300)?;
+        offsets.extend(b.records().map(|r| r.offset()));
+        next = b.next_offset();
+    }
+    Ok(offsets)
+}
+
+#[test]
+fn damaged_segments_are_errors_never_holes_or_wrong_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Intact: every record, in order.
+    let dir = tmp.path().join("intact");
+    closed_log(&dir);
+    assert_eq!(read_all(&dir).unwrap(), (0..40).collect::<Vec<_>>());
+    // A flipped bit inside a record: the batch's CRC fails.
+    let dir = tmp.path().join("flipped");
+    let bases = closed_log(&dir);
+    let path = log_path(&dir, bases[1]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[80] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(
+        matches!(read_all(&dir), Err(Error::Corrupt { .. })),
+        "{:?}",
+        read_all(&dir)
+    );
+    // A batch length made huge: an error, with no allocation of that size and no hole.
+    let dir = tmp.path().join("length");
+    let bases = closed_log(&dir);
+    let path = log_path(&dir, bases[1]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8..12].copy_from_slice(&0x7fff_0000u32.to_be_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(
+        matches!(read_all(&dir), Err(Error::Corrupt { .. })),
+        "{:?}",
+        read_all(&dir)
+    );
+    // A sealed segment deleted: the offsets it held are a gap, which is damage.
+    let dir = tmp.path().join("deleted");
+    let bases = closed_log(&dir);
+    std::fs::remove_file(log_path(&dir, bases[2])).unwrap();
+    assert!(
+        matches!(read_all(&dir), Err(Error::Corrupt { .. })),
+        "{:?}",
+        read_all(&dir)
+    );
+    // A segment cut at a batch boundary: the same.
+    let dir = tmp.path().join("cut");
+    let bases = closed_log(&dir);
+    let path = log_path(&dir, bases[1]);
+    let len = std::fs::metadata(&path).unwrap().len();
+    let first_batch = u64::from(u32::from_be_bytes(
+        std::fs::read(&path).unwrap()[8..12].try_into().unwrap(),
+    )) + 12;
+    assert!(first_batch < len);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(first_batch)
+        .unwrap();
+    assert!(
+        matches!(read_all(&dir), Err(Error::Corrupt { .. })),
+        "{:?}",
+        read_all(&dir)
+    );
+}
