@@ -489,7 +489,8 @@ pub enum ErrorKind {
     /// to cut a damaged log at the last valid batch.
     Damaged,
     /// Someone else's state stands in the way: another handle holds the directory
-    /// ([`Error::AlreadyOpen`]), the directory holds something else ([`Error::NotAStore`], an
+    /// ([`Error::AlreadyOpen`], or the operation needs the writer's handle:
+    /// [`Error::ReadOnly`]), the directory holds something else ([`Error::NotAStore`], an
     /// [`Error::Io`] of kind `AlreadyExists`), the topic exists ([`Error::TopicExists`]), or a
     /// newer producer or group generation took over ([`Error::ProducerFenced`],
     /// [`Error::OutOfOrderSequence`], [`Error::CommitFailed`]). Retrying unchanged fails the same
