@@ -120,7 +120,9 @@ pub enum Error {
     /// is on disk. It refuses every write until it is recovered in place
     /// ([`Store::recover_partition`](crate::Store::recover_partition),
     /// [`Partition::recover`](crate::Partition::recover)) or reopened, both of which re-read what
-    /// really is on disk. fsync is never retried: after a failed fsync the kernel may have dropped
+    /// really is on disk and cut what lies past what the partition could vouch for (a reopen
+    /// learns that from the `.trusted_end` file written when the failure latched the partition;
+    /// see [`RecoveryReport::offsets_dropped`](crate::RecoveryReport::offsets_dropped)). fsync is never retried: after a failed fsync the kernel may have dropped
     /// the dirty pages. Reads go on meanwhile.
     ///
     /// Kind: [`ErrorKind::Recover`]: once the cause is gone (`cause` says what failed; a full disk
@@ -970,7 +972,6 @@ mod tests {
 
     #[test]
     fn a_poisoned_error_chains_to_the_failure_and_its_io_error() {
-        use std::error::Error as _;
         let failure = Error::io(
             "/s/t/0/00000000000000000000.log",
             io::Error::from_raw_os_error(5),

@@ -13,6 +13,7 @@
 //! <dir>/checkpoint                                          log start offset + recovery point
 //! <dir>/cleaner-checkpoint                                  compaction progress (see `compaction`)
 //! <dir>/.clean_shutdown                                     present only between a clean close and the next open
+//! <dir>/.trusted_end                                        what a poisoned partition can vouch for, until recovery cuts the rest
 //! <dir>/.lock                                               locked (fcntl) by the one handle that may write
 //! ```
 //!
@@ -116,9 +117,10 @@ pub struct RecoveryReport {
     /// The idempotent producers' state was rebuilt from the batches in the log (bounded by the
     /// producer id expiration) because its snapshot was missing, damaged or stale.
     pub producer_state_rebuilt: bool,
-    /// An in-place recovery ([`Partition::recover`]) dropped this many offsets from the end: they
-    /// came after the last fsync that succeeded before one failed, so whether they reached the
-    /// disk is unknown (none of them was acknowledged as durable).
+    /// An in-place recovery ([`Partition::recover`]), or an open after a run that a failure
+    /// poisoned, dropped this many offsets from the end: they came after the last fsync that
+    /// succeeded before one failed (whether they reached the disk is unknown; none of them was
+    /// acknowledged as durable), or their append failed.
     pub offsets_dropped: u64,
 }
 
@@ -205,6 +207,10 @@ struct Inner {
     /// acknowledged, or, after a failed fsync, what the last good sync made durable. An in-place
     /// recovery cuts what the disk holds beyond it. `u64::MAX` while healthy.
     trusted_end: AtomicU64,
+    /// The trusted end the `.trusted_end` marker on disk holds (`u64::MAX`: none written), so
+    /// the next open cuts what an in-place recovery would. A leaf lock, held across the marker's
+    /// atomic write.
+    trusted_marker: Mutex<u64>,
     sync: Mutex<SyncState>,
     sync_done: Condvar,
     last_sync_ms: AtomicI64,
@@ -358,8 +364,9 @@ impl Partition {
     }
 
     /// Whether an I/O failure (a full disk, a failed write or fsync) has latched the partition: it
-    /// refuses writes with [`Error::Poisoned`] until [`recover`](Self::recover)ed or reopened.
-    /// Reads go on.
+    /// refuses writes with [`Error::Poisoned`] until [`recover`](Self::recover)ed or reopened
+    /// (equivalent: both cut what lies past what the partition could vouch for; a reopen reads
+    /// that from the `.trusted_end` file the failure left). Reads go on.
     pub fn is_poisoned(&self) -> bool {
         self.inner.poisoned.load(Ordering::Acquire)
     }
@@ -435,6 +442,34 @@ impl Inner {
         }
     }
 
+    /// Record the trusted end on disk (`.trusted_end`), so that reopening cuts what lies past it
+    /// exactly as [`Partition::recover`] does, instead of keeping records whose append or fsync
+    /// failed (which a retry would then store a second time). Best effort: if the marker cannot
+    /// be written either, the disk is failing; the partition stays poisoned (in-place recovery
+    /// still cuts at the trusted end it keeps in memory, and a poisoned close tries the marker
+    /// again), but a reopen without the marker keeps whatever the disk holds past the trusted end.
+    fn persist_trusted_end(&self) {
+        let mut written = self.trusted_marker.lock();
+        let trusted = self.trusted_end.load(Ordering::SeqCst);
+        if trusted >= *written {
+            return;
+        }
+        let marker = checkpoint::TrustedEnd {
+            end_offset: trusted,
+        };
+        match marker.write(&*self.fs, &self.dir) {
+            Ok(()) => *written = trusted,
+            Err(_e) => {
+                crate::trace::event!(
+                    error,
+                    dir = %self.dir.display(),
+                    error = %_e,
+                    "trusted-end marker not written: a reopen may keep records past the trusted end"
+                );
+            }
+        }
+    }
+
     /// Latch an I/O failure: no more writes until recovered ([`Partition::recover`]) or reopened.
     /// What appends acknowledged stays trusted.
     fn poison(&self, e: &Error) {
@@ -461,6 +496,7 @@ impl Inner {
             }
             self.trusted_end.fetch_min(trusted_end, Ordering::SeqCst);
             self.poisoned.store(true, Ordering::Release);
+            self.persist_trusted_end();
             // Not under the poison-cause lock: `sync_to` takes that one under the sync lock.
             let _g = self.sync.lock();
             self.sync_done.notify_all();

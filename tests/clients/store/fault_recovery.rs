@@ -458,3 +458,50 @@ fn a_producer_resumes_after_recover_partition() {
     assert_eq!(values, ["first", "after"]);
     producer.close().unwrap();
 }
+
+/// Reopening the store after a failed fsync is equivalent to `recover_partition`: the record
+/// whose fsync failed is cut (the file still holds it), so a retry stores it once; and a power
+/// cut afterwards keeps that.
+#[test]
+fn reopening_the_store_after_a_failed_fsync_cuts_what_recover_partition_would() {
+    for reopen in [true, false] {
+        let base = base_image();
+        let fs = copy(&base);
+        let store = Store::open_with_env(DIR, options(), env(&fs)).unwrap();
+        let events = store.topic(EVENTS).unwrap().partition(0).unwrap();
+        events.append(Record::new("a")).unwrap();
+        fs.inject(Fault {
+            path_contains: Some(format!("{EVENTS}/0/")),
+            ..Fault::new(FaultOp::Sync, 0)
+        });
+        assert!(events.append(Record::new("b")).is_err());
+        assert!(events.is_poisoned());
+        let store = if reopen {
+            store.close().unwrap();
+            let store = Store::open_with_env(DIR, options(), env(&fs)).unwrap();
+            let dropped: Vec<u64> = store
+                .recovery_reports()
+                .iter()
+                .filter(|r| r.topic == EVENTS)
+                .map(|r| r.report.offsets_dropped)
+                .collect();
+            assert_eq!(dropped, [1]);
+            store
+        } else {
+            let report = store.recover_partition(EVENTS, 0).unwrap();
+            assert_eq!(report.offsets_dropped, 1);
+            store
+        };
+        let events = store.topic(EVENTS).unwrap().partition(0).unwrap();
+        assert_eq!(events.append(Record::new("b")).unwrap(), 1);
+        let values: Vec<String> = records(&events).into_values().collect();
+        assert_eq!(values, ["a", "b"], "reopen: {reopen}");
+        fs.crash(CrashMode::LoseUnsynced);
+        std::mem::forget(store);
+        let store = Store::open_with_env(DIR, options(), env(&fs)).unwrap();
+        let events = store.topic(EVENTS).unwrap().partition(0).unwrap();
+        let values: Vec<String> = records(&events).into_values().collect();
+        assert_eq!(values, ["a", "b"], "reopen: {reopen}, after a power cut");
+        store.close().unwrap();
+    }
+}
