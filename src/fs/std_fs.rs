@@ -354,7 +354,7 @@ mod lock {
     use std::io;
     use std::path::Path;
 
-    use super::super::{FileLock, LockHolder};
+    use super::super::FileLock;
 
     pub(super) fn try_lock(_path: &Path) -> io::Result<Box<dyn FileLock>> {
         Err(super::unsupported(0, 0))
