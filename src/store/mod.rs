@@ -272,6 +272,37 @@ fn repaired(report: &RecoveryReport) -> bool {
         || report.offsets_dropped > 0
 }
 
+/// Whether recovery cut records (a torn tail, damage, records past what a poisoned partition
+/// could vouch for): what [`Store::last_maintenance_error`] reports, besides
+/// [`Store::recovery_reports`].
+fn cut_records(report: &RecoveryReport) -> bool {
+    report.bytes_truncated > 0
+        || report.segments_deleted > 0
+        || report.corruption_cut
+        || report.offsets_dropped > 0
+}
+
+/// The error [`Store::last_maintenance_error`] reports for a recovery that cut records, `None`
+/// for one that cut nothing.
+fn recovery_cut_error(
+    topic: &str,
+    partition: u32,
+    dir: &Path,
+    report: &RecoveryReport,
+) -> Option<Error> {
+    cut_records(report).then(|| {
+        Error::maintenance(
+            MaintenanceTask::Recovery,
+            topic,
+            partition,
+            Error::RecoveryCut {
+                path: dir.to_owned(),
+                report: *report,
+            },
+        )
+    })
+}
+
 /// A directory of topics. Cheap to clone; `Send + Sync`. Only one `Store` may have a directory
 /// open at a time (enforced with an OS lock on `LOCK`, released by the OS if the holder dies).
 ///
@@ -343,8 +374,8 @@ struct StoreInner {
     watchers: Mutex<Vec<Weak<Notify>>>,
     /// Numbers the `__creating.<n>` and `__deleting.<n>` directories.
     staging_seq: AtomicU64,
-    /// The partitions whose recovery at open repaired something.
-    /// Repairs made at open, then by in-place recoveries.
+    /// Repairs made at open (one entry per partition whose recovery repaired something), then
+    /// by in-place recoveries.
     recovery_reports: Mutex<Vec<PartitionRecovery>>,
 }
 

@@ -268,12 +268,22 @@ fn trial(base: &SimFs, fault: Fault, what: &str) -> usize {
             .recover_partition(&p.topic, p.partition)
             .unwrap_or_else(|e| panic!("{what}: recover {}-{}: {e}", p.topic, p.partition));
         if report.offsets_dropped > 0 {
-            // The store lists what an in-place recovery cut.
+            // The store lists what an in-place recovery cut, and reports it as a failure.
             assert!(
                 store.recovery_reports().iter().any(|r| r.topic == p.topic
                     && r.partition == p.partition
                     && r.report == report),
                 "{what}"
+            );
+            assert!(
+                matches!(
+                    store.last_maintenance_error(),
+                    Some(Error::Maintenance { task: topiclog::MaintenanceTask::Recovery, ref topic, partition, ref cause })
+                        if *topic == p.topic && partition == p.partition
+                            && matches!(**cause, Error::RecoveryCut { report: r, .. } if r == report)
+                ),
+                "{what}: {:?}",
+                store.last_maintenance_error()
             );
         }
     }
@@ -486,10 +496,24 @@ fn reopening_the_store_after_a_failed_fsync_cuts_what_recover_partition_would() 
                 .map(|r| r.report.offsets_dropped)
                 .collect();
             assert_eq!(dropped, [1]);
+            assert!(matches!(
+                store.last_maintenance_error(),
+                Some(Error::Maintenance {
+                    task: topiclog::MaintenanceTask::Recovery,
+                    ..
+                })
+            ));
             store
         } else {
             let report = store.recover_partition(EVENTS, 0).unwrap();
             assert_eq!(report.offsets_dropped, 1);
+            assert!(matches!(
+                store.last_maintenance_error(),
+                Some(Error::Maintenance {
+                    task: topiclog::MaintenanceTask::Recovery,
+                    ..
+                })
+            ));
             store
         };
         let events = store.topic(EVENTS).unwrap().partition(0).unwrap();
