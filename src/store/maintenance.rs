@@ -26,9 +26,13 @@ impl Store {
 
     /// Bring one poisoned partition back without closing the store or any other partition (see
     /// [`Partition::recover`](crate::Partition::recover)): recovery re-runs from what is on disk
-    /// and every acknowledged record stays. Producers and consumers of the partition get
-    /// [`Error::Poisoned`] meanwhile and carry on afterwards with the same handles. `topic` may
-    /// name the internal offsets topic (`__consumer_offsets`).
+    /// and every acknowledged record stays. Meanwhile, producers of the partition get
+    /// [`Error::Poisoned`] (after the error of the write that failed); consumers go on reading
+    /// what the partition holds (a poisoned partition serves reads by design: `poll` returns its
+    /// records up to its end, then nothing new, never an error), and a commit whose offsets
+    /// partition (of `__consumer_offsets`) is the poisoned one gets [`Error::Poisoned`]. Both carry
+    /// on afterwards with the same handles. `topic` may name the internal offsets topic
+    /// (`__consumer_offsets`).
     ///
     /// # Examples
     /// ```

@@ -529,3 +529,104 @@ fn reopening_the_store_after_a_failed_fsync_cuts_what_recover_partition_would() 
         store.close().unwrap();
     }
 }
+
+/// A consumer of a poisoned partition: reads of what the partition holds go on (`poll` returns
+/// the records that were written, then nothing new, never an error), and its commits go on while
+/// the offsets topic is healthy. When the offsets topic's partition is the poisoned one, the
+/// consumer's commits get `Error::Poisoned` (after the one that failed) and the consumer's reads go
+/// on. After `recover_partition`, the same consumer polls and commits again.
+#[test]
+fn the_same_consumer_polls_and_commits_across_recover_partition() {
+    use std::time::Duration;
+    let base = base_image();
+    let fs = copy(&base);
+    let store = Store::open_with_env(DIR, options(), env(&fs)).unwrap();
+    let events = store.topic(EVENTS).unwrap().partition(0).unwrap();
+    for i in 0..3 {
+        events.append(Record::new(format!("r{i}"))).unwrap();
+    }
+    let tp = TopicPartition::new(EVENTS, 0);
+    let mut consumer = store
+        .consumer(ConsumerConfig {
+            auto_offset_reset: AutoOffsetReset::Earliest,
+            enable_auto_commit: false,
+            ..ConsumerConfig::group("g")
+        })
+        .unwrap();
+    consumer.assign(std::slice::from_ref(&tp)).unwrap();
+    let poll_values = |c: &mut topiclog::Consumer| -> Vec<String> {
+        let records = c
+            .poll(Duration::ZERO)
+            .expect("a poll never fails on a poisoned partition");
+        records
+            .iter()
+            .map(|r| String::from_utf8(r.value().unwrap().to_vec()).unwrap())
+            .collect()
+    };
+    let committed = |s: &Store| {
+        s.group_lag("g")
+            .unwrap()
+            .into_iter()
+            .find_map(|l| l.committed.map(|c| c.offset))
+    };
+    assert_eq!(poll_values(&mut consumer), ["r0", "r1", "r2"]);
+
+    // 1. The data partition is poisoned.
+    fs.inject(Fault {
+        path_contains: Some(format!("{EVENTS}/0/")),
+        kind: io::ErrorKind::StorageFull,
+        sticky: true,
+        ..Fault::new(FaultOp::Any, 0)
+    });
+    assert!(events.append(Record::new("lost")).is_err());
+    assert!(events.is_poisoned());
+    assert!(
+        poll_values(&mut consumer).is_empty(),
+        "nothing new, no error"
+    );
+    consumer.commit_sync().unwrap();
+    assert_eq!(committed(&store), Some(3));
+    fs.clear_faults();
+    store.recover_partition(EVENTS, 0).unwrap();
+    events.append(Record::new("r3")).unwrap();
+    assert_eq!(poll_values(&mut consumer), ["r3"]);
+    consumer.commit_sync().unwrap();
+    assert_eq!(committed(&store), Some(4));
+
+    // 2. The offsets topic's partition is poisoned: commits are refused, reads go on.
+    fs.inject(Fault {
+        path_contains: Some("__consumer_offsets/".into()),
+        kind: io::ErrorKind::StorageFull,
+        sticky: true,
+        ..Fault::new(FaultOp::Any, 0)
+    });
+    events.append(Record::new("r4")).unwrap();
+    assert_eq!(poll_values(&mut consumer), ["r4"]);
+    let first = consumer.commit_sync().unwrap_err();
+    assert!(
+        matches!(first, Error::Io { .. } | Error::Poisoned { .. }),
+        "{first:?}"
+    );
+    match consumer.commit_sync() {
+        Err(Error::Poisoned { .. }) => {}
+        other => panic!("expected Poisoned, got {other:?}"),
+    }
+    assert_eq!(committed(&store), Some(4));
+    let poisoned = store.poisoned_partitions();
+    assert_eq!(poisoned.len(), 1, "{poisoned:?}");
+    assert_eq!(poisoned[0].topic, "__consumer_offsets");
+    events.append(Record::new("r5")).unwrap();
+    assert_eq!(poll_values(&mut consumer), ["r5"]);
+    fs.clear_faults();
+    store
+        .recover_partition(&poisoned[0].topic, poisoned[0].partition)
+        .unwrap();
+    consumer.commit_sync().unwrap();
+    assert_eq!(committed(&store), Some(6));
+    events.append(Record::new("r6")).unwrap();
+    assert_eq!(poll_values(&mut consumer), ["r6"]);
+    consumer.commit_sync().unwrap();
+    assert_eq!(committed(&store), Some(7));
+    drop(consumer);
+    store.close().unwrap();
+}
