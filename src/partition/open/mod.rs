@@ -362,6 +362,15 @@ impl Partition {
             .load(Ordering::SeqCst)
             .min(*inner.trusted_marker.lock());
         let config = inner.config();
+        // Recovery may cut a torn tail in place (a failed fsync may have dropped unsynced pages,
+        // leaving zeros): never in a file that readers of the old segments may still read through
+        // a map. Each mapped segment it rescans (from the recovery point) gets a fresh copy first.
+        let recovery_point = inner.checkpoint.lock().recovery_point;
+        for seg in inner.segments.read().iter() {
+            if seg.is_mapped() && seg.next_offset() > recovery_point {
+                seg.detach_from_maps()?;
+            }
+        }
         // The old segments stay with readers that hold them (their files are reopened, never
         // shrunk in place under a map).
         let r = recover_dir(
