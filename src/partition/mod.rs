@@ -154,15 +154,33 @@ pub struct Partition {
 /// 1. `cleaner` — compaction holds it for a pass; retention, `delete_records`, truncation,
 ///    in-place recovery and close take it first; a Kafka export (`kafka`) holds it while it links and copies the
 ///    segment files, so none of them is replaced or deleted meanwhile;
-/// 2. `writer` — the append lock;
-/// 3. `checkpoint` — held across the checkpoint's atomic write (no other lock is taken under it);
-/// 4. `unsynced_sealed`, then `sync`, then `pending` — a sync leader takes `sync`, *releases it*,
+/// 2. `producers_init` — held by the first idempotent batch across its checkpoint and producer
+///    snapshot writes (atomic replaces, with fsyncs), which it does *before* taking `writer`
+///    (then `writer` for a moment, to see whether a truncation or recovery ran meanwhile);
+/// 3. `writer` — the append lock;
+/// 4. the segments' own locks, taken under `writer` (an append, a roll, a truncation) or alone
+///    (readers, the cache): a [`Segment`]'s `writer` (its write state), then its `indexes`;
+/// 5. `checkpoint` — held across the checkpoint's atomic write (no other lock is taken under it);
+/// 6. `unsynced_sealed`, then `sync`, then `pending` — a sync leader takes `sync`, *releases it*,
 ///    takes `writer` for a moment to see what to sync, then does its I/O under no lock;
-/// 5. leaves, taken alone: `segments` (only for a moment: clone the list, or replace it), `tail`,
-///    `watchers`, `pending_snapshot`, `poison_cause`, `report`, `lock`, `config`.
+/// 7. leaves, taken alone: `segments` (only for a moment: clone the list, or replace it), `tail`,
+///    `watchers`, `pending_snapshot`, `poison_cause`, `report`, `lock`, `config`, and
+///    `trusted_marker` (held across the `.trusted_end` marker's atomic write, only when a failure
+///    poisons the partition, under whatever lock the failing operation held).
 ///
 /// No file I/O happens under `writer` except the append's own write (and truncation's, and a
-/// roll's unsynced index writes): fsyncs for a roll or a retention pass happen outside it.
+/// roll's unsynced index writes): fsyncs for a roll, a retention pass or the first idempotent
+/// batch happen outside it (if a truncation or an in-place recovery ran while the first
+/// idempotent batch wrote its checkpoint, that append redoes the writes under `writer`: rare).
+///
+/// Two operations do their I/O under `cleaner` and `writer` on purpose, because the state they
+/// rebuild must not change under them: a truncation, and an in-place recovery
+/// ([`Partition::recover`]: it re-reads the directory, may copy the active segment, cut a torn
+/// tail, rebuild indexes and producer state and remove `.trusted_end`, all with fsyncs). During a
+/// recovery, appenders that check the poison latch (still set) get [`Error::Poisoned`] at once;
+/// one that passed that check before the latch was set blocks on `writer`, then re-checks under it
+/// and appends to the recovered log (or gets `Poisoned` if the recovery failed). Readers never
+/// block: they read the old segments' snapshot until the new list is installed.
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
@@ -175,6 +193,14 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// Snapshot for readers; the last segment is the active one.
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    /// Serializes the start of producer tracking (`start_tracking_producers`: the first
+    /// idempotent batch's checkpoint and snapshot writes), which runs before the append lock.
+    producers_init: Mutex<()>,
+    /// Mirror of `Writer::tracks_producers` (set with it), readable without the append lock: once
+    /// true, idempotent appends skip `start_tracking_producers`.
+    producers_tracked: AtomicBool,
+    /// In-place recoveries ([`Partition::recover`]) that replaced the state: bumped by each.
+    recoveries: AtomicU64,
     /// The append lock.
     writer: Mutex<Writer>,
     /// Next offset to assign (the log end in the files).

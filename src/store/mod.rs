@@ -343,6 +343,24 @@ impl Drop for StoreHandle {
     }
 }
 
+/// The store's shared state.
+///
+/// # Lock order
+/// A thread holding one of these locks takes only locks further down the list (and the
+/// broker's, `Broker::offsets` and `Broker::producer_ids`, come before all of them: see
+/// `src/broker/mod.rs`):
+///
+/// 1. `admin` — serializes topic creation, deletion and growth, and close; held across their
+///    I/O (directory creation and renames, partition opens and closes);
+/// 2. `topics` — read for a moment to clone a `Topic` (every pass iterates over clones, with no
+///    store lock held), written under `admin` to install or remove one;
+/// 3. a partition's own locks (`src/partition/mod.rs`), never taken under `topics`'s guard
+///    except a partition's `writer` for a moment (`max_producer_id`, under the broker's
+///    `producer_ids`);
+/// 4. leaves, taken alone: `watchers` (also under `admin`, when close or a topic change fires
+///    them), `recovery_reports`, `last_maintenance_error`, `lock`, `maintenance`, `cleaner`,
+///    `stop`'s mutex, and `extensions` (held while an extension is built: `Broker::new` takes
+///    no lock).
 #[derive(Debug)]
 struct StoreInner {
     dir: PathBuf,

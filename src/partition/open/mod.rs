@@ -270,6 +270,9 @@ impl Partition {
                 fs,
                 clock,
                 segments: RwLock::new(Arc::new(r.segments)),
+                producers_init: Mutex::new(()),
+                producers_tracked: AtomicBool::new(r.producers.is_some()),
+                recoveries: AtomicU64::new(0),
                 writer: Mutex::new(Writer {
                     active: r.active,
                     tracks_producers: r.producers.is_some(),
@@ -386,6 +389,10 @@ impl Partition {
         *inner.segments.write() = Arc::new(r.segments);
         w.active = r.active;
         w.tracks_producers = r.producers.is_some();
+        inner
+            .producers_tracked
+            .store(w.tracks_producers, Ordering::Release);
+        inner.recoveries.fetch_add(1, Ordering::SeqCst);
         w.producers = r.producers.unwrap_or_default();
         w.snapshot_wanted = false;
         inner.unsynced_sealed.lock().clear();
