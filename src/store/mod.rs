@@ -424,13 +424,16 @@ impl Store {
     /// - `checkpoint_damaged`: the checkpoint was missing or damaged and rewritten;
     /// - `producer_state_rebuilt`: idempotent producers' state was rebuilt from the log.
     ///
-    /// - `offsets_dropped`: an in-place recovery ([`recover_partition`](Self::recover_partition))
-    ///   dropped records written after the last good fsync before one failed.
+    /// - `offsets_dropped`: an in-place recovery ([`recover_partition`](Self::recover_partition)),
+    ///   or this open after a run in which an I/O failure poisoned the partition, dropped records
+    ///   past what the partition could vouch for (written after the last good fsync before one
+    ///   failed, or whose append failed).
     ///
     /// Empty after a clean shutdown, and after a crash that left every partition intact; an
-    /// in-place recovery that repaired something adds its report. Failures are in
-    /// [`last_maintenance_error`](Self::last_maintenance_error) or returned by the call that
-    /// met them.
+    /// in-place recovery that repaired something adds its report. A repair that cut records is
+    /// also reported by [`last_maintenance_error`](Self::last_maintenance_error) (task
+    /// [`MaintenanceTask::Recovery`]); failures are there too, or returned by the call that met
+    /// them.
     ///
     /// # Examples
     /// ```

@@ -1,7 +1,7 @@
 //! The partition's error contract: oversized and empty appends, out-of-range offsets (with the
 //! fields a caller needs to re-seek), `offset_for_time` on an empty log, invalid configurations,
-//! use after close, and I/O failures, which poison the partition until it is reopened and leave no
-//! visible trace of the failed append.
+//! use after close, and I/O failures, which poison the partition until it is recovered in place or
+//! reopened (both cut what it could not vouch for) and leave no visible trace of the failed append.
 
 use std::path::Path;
 use std::sync::Arc;
