@@ -120,7 +120,9 @@ pub enum Error {
     /// is on disk. It refuses every write until it is recovered in place
     /// ([`Store::recover_partition`](crate::Store::recover_partition),
     /// [`Partition::recover`](crate::Partition::recover)) or reopened, both of which re-read what
-    /// really is on disk. fsync is never retried: after a failed fsync the kernel may have dropped
+    /// really is on disk and cut what lies past what the partition could vouch for (a reopen
+    /// learns that from the `.trusted_end` file written when the failure latched the partition;
+    /// see [`RecoveryReport::offsets_dropped`](crate::RecoveryReport::offsets_dropped)). fsync is never retried: after a failed fsync the kernel may have dropped
     /// the dirty pages. Reads go on meanwhile.
     ///
     /// Kind: [`ErrorKind::Recover`]: once the cause is gone (`cause` says what failed; a full disk
@@ -404,6 +406,25 @@ pub enum Error {
         reason: String,
     },
 
+    /// Recovery cut records from a partition: at open, a torn tail left by a crash or (under
+    /// [`Recovery::TruncateCorrupt`](crate::Recovery::TruncateCorrupt)) damage; at open after a
+    /// run an I/O failure poisoned, or in place
+    /// ([`Store::recover_partition`](crate::Store::recover_partition)), the records past what the
+    /// partition could vouch for. Not returned by a call: the cause of the
+    /// [`Error::Maintenance`] (task [`MaintenanceTask::Recovery`]) that
+    /// [`Store::last_maintenance_error`](crate::Store::last_maintenance_error) reports, with the
+    /// [`RecoveryReport`](crate::RecoveryReport) that says what was cut.
+    ///
+    /// Kind: [`ErrorKind::Damaged`]: records are gone (under `Durability::Always`, none of them
+    /// was acknowledged unless `report.corruption_cut`); restore them from a copy if they matter.
+    #[error("recovery of partition {} cut records: {}", path.display(), describe_cut(report))]
+    RecoveryCut {
+        /// The partition directory.
+        path: PathBuf,
+        /// What the recovery found and cut.
+        report: crate::RecoveryReport,
+    },
+
     /// A background task failed on one partition: maintenance (flushes, retention) or the
     /// cleaner (compaction). [`Store::maintain`](crate::Store::maintain) returns it, and
     /// [`Store::last_maintenance_error`](crate::Store::last_maintenance_error) keeps the last one
@@ -438,6 +459,40 @@ pub enum MaintenanceTask {
     Retention,
     /// A compaction pass (the cleaner, every `cleaner_backoff`).
     Compaction,
+    /// A recovery that cut records: at open (a torn tail, damage cut, records past what a
+    /// poisoned run could vouch for), or in place
+    /// ([`Store::recover_partition`](crate::Store::recover_partition)). Its cause is an
+    /// [`Error::RecoveryCut`].
+    Recovery,
+}
+
+/// What a recovery cut, in words (for [`Error::RecoveryCut`]).
+fn describe_cut(r: &crate::RecoveryReport) -> String {
+    let mut parts = Vec::new();
+    if r.bytes_truncated > 0 {
+        let what = if r.corruption_cut {
+            "at damage (durable records are gone)"
+        } else {
+            "of a torn tail"
+        };
+        parts.push(format!("{} bytes {what}", r.bytes_truncated));
+    } else if r.corruption_cut {
+        parts.push("damage (durable records are gone)".to_owned());
+    }
+    if r.segments_deleted > 0 {
+        parts.push(format!("{} segments after the cut", r.segments_deleted));
+    }
+    if r.offsets_dropped > 0 {
+        parts.push(format!(
+            "{} offsets past what the partition could vouch for (written after the last good \
+             fsync, or their append failed)",
+            r.offsets_dropped
+        ));
+    }
+    if parts.is_empty() {
+        parts.push("nothing".to_owned());
+    }
+    parts.join(", ")
 }
 
 impl fmt::Display for MaintenanceTask {
@@ -446,6 +501,7 @@ impl fmt::Display for MaintenanceTask {
             MaintenanceTask::Flush => "flush",
             MaintenanceTask::Retention => "retention",
             MaintenanceTask::Compaction => "compaction",
+            MaintenanceTask::Recovery => "recovery",
         })
     }
 }
@@ -546,6 +602,7 @@ impl Error {
             | Error::KafkaLogDir { .. }
             | Error::InvalidTimestamp { .. } => ErrorKind::InvalidInput,
             Error::Corrupt { .. }
+            | Error::RecoveryCut { .. }
             | Error::InvalidConfigFile { .. }
             | Error::UnsupportedFormat { .. } => ErrorKind::Damaged,
             Error::TopicExists { .. }
@@ -899,6 +956,16 @@ mod tests {
                 },
                 ErrorKind::Conflict,
             ),
+            (
+                Error::RecoveryCut {
+                    path: path.clone(),
+                    report: crate::RecoveryReport {
+                        bytes_truncated: 20,
+                        ..Default::default()
+                    },
+                },
+                ErrorKind::Damaged,
+            ),
         ]
     }
 
@@ -935,6 +1002,7 @@ mod tests {
             Error::InvalidTimestamp { .. } => 27,
             Error::KafkaLogDir { .. } => 26,
             Error::ReadOnly { .. } => 28,
+            Error::RecoveryCut { .. } => 29,
         }
     }
 

@@ -124,12 +124,20 @@ pub struct PartitionLag {
 
 /// The broker of one store: attached to it on first use ([`Broker::of`]) and kept as long as the
 /// store.
+///
+/// # Lock order
+/// `offsets` and `producer_ids` are never held together, and are taken before any store or
+/// partition lock: `offsets` is held while the offsets topic is loaded or created on first use
+/// (the store's `admin`, then `topics`, then the new partitions' locks, under it);
+/// `producer_ids` across a producer id allocation (the store's `topics` for a moment, each
+/// partition's `writer` for a moment to read the largest id it remembers, and the counter file's
+/// atomic write).
 #[derive(Debug)]
 pub(crate) struct Broker {
     coordinator: Coordinator,
-    /// Committed offsets, loaded (or created) on first use.
+    /// Committed offsets, loaded (or created) on first use. Before every store lock.
     offsets: Mutex<Option<Arc<OffsetStore>>>,
-    /// Serializes producer id allocation.
+    /// Serializes producer id allocation. Before every store lock.
     producer_ids: Mutex<()>,
 }
 

@@ -74,6 +74,7 @@ impl Drop for FdReservation {
 }
 
 /// Raise the soft `RLIMIT_NOFILE` to twice `need` (at most the hard limit) if it is below `need`.
+#[cfg(unix)]
 #[allow(
     clippy::unnecessary_cast,
     reason = "rlim_t is u64 on 64-bit Linux and macOS, not on every Unix"
@@ -98,7 +99,20 @@ fn ensure_soft_limit(need: u64) {
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) };
 }
 
+/// Without `RLIMIT_NOFILE` there is nothing to raise (the crate builds on Unix only; this keeps a
+/// non-Unix build at the one `compile_error!` in `lib.rs`).
+#[cfg(not(unix))]
+fn ensure_soft_limit(_need: u64) {}
+
+/// The process's soft and hard descriptor limits (for tests); `None` where there are none.
+#[cfg(not(unix))]
+#[doc(hidden)]
+pub fn descriptor_limits() -> Option<(u64, u64)> {
+    None
+}
+
 /// The process's soft and hard descriptor limits (for tests).
+#[cfg(unix)]
 #[doc(hidden)]
 #[allow(
     clippy::unnecessary_cast,

@@ -13,8 +13,41 @@ use crate::format::{
 };
 use crate::segment::Segment;
 
-use super::producer_state::Check;
+use super::producer_state::{Check, ProducerTable};
 use super::{map_active, stats, AppendInfo, Inner, Partition, ProducerBatch, Writer};
+
+impl Inner {
+    /// Before the first idempotent batch: record durably where the producer state starts (the
+    /// checkpoint's `producers_from`), so open rebuilds it from the log even if the snapshot goes
+    /// missing, and start with an empty snapshot there. Runs under `producers_init`, not the
+    /// append lock: the offset it records is the log end when it starts, at or below the first
+    /// idempotent batch (batches between are not idempotent and add no producer state). If a
+    /// truncation or an in-place recovery ran meanwhile (the end may have gone below that
+    /// offset), the append redoes it under the append lock.
+    fn start_tracking_producers(&self) -> Result<()> {
+        let _init = self.producers_init.lock();
+        if self.producers_tracked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.check_writable()?;
+        let truncations = self.truncations.load(Ordering::SeqCst);
+        let recoveries = self.recoveries.load(Ordering::SeqCst);
+        let from = self.end_offset.load(Ordering::Acquire);
+        self.update_checkpoint(|cp| cp.producers_from = Some(from))
+            .and_then(|()| ProducerTable::default().write(&*self.fs, &self.dir, from))
+            .inspect_err(|e| self.poison(e))?;
+        let mut w = self.writer.lock();
+        let undisturbed = truncations.is_multiple_of(2)
+            && self.truncations.load(Ordering::SeqCst) == truncations
+            && self.recoveries.load(Ordering::SeqCst) == recoveries
+            && self.end_offset.load(Ordering::Acquire) >= from;
+        if undisturbed && !w.tracks_producers && w.producers.is_empty() {
+            w.tracks_producers = true;
+            self.producers_tracked.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+}
 
 impl Partition {
     /// Append one record with the configured durability; returns its offset.
@@ -311,6 +344,11 @@ impl Partition {
         // Counted while it runs, so the sync leader of a group commit waits for it.
         let _durable = (durability == Durability::Always).then(|| DurableAppend::new(inner));
 
+        if producer.is_some() && !inner.producers_tracked.load(Ordering::Acquire) {
+            // The first idempotent batch here: its atomic writes (two fsyncs each) happen before
+            // the append lock, so other appenders never wait for them.
+            inner.start_tracking_producers()?;
+        }
         let (base, end, needs_sync) = {
             let mut w = inner.writer.lock();
             inner.check_writable()?;
@@ -333,15 +371,15 @@ impl Partition {
                     }
                 }
                 if !w.tracks_producers {
-                    // The first idempotent batch here: record durably where the producer state
-                    // starts, so open rebuilds it from the log even if the snapshot goes missing,
-                    // and start with an empty snapshot there.
+                    // Only if `start_tracking_producers` could not vouch for its work (a
+                    // truncation or an in-place recovery ran meanwhile): the same, under the lock.
                     let from = inner.end_offset.load(Ordering::Acquire);
                     inner
                         .update_checkpoint(|cp| cp.producers_from = Some(from))
                         .and_then(|()| w.producers.write(&*inner.fs, &inner.dir, from))
                         .inspect_err(|e| inner.poison(e))?;
                     w.tracks_producers = true;
+                    inner.producers_tracked.store(true, Ordering::Release);
                 }
             }
             let base = inner.end_offset.load(Ordering::Acquire);

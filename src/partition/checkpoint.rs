@@ -13,7 +13,7 @@ use crate::error::{IoContext, Result};
 use crate::format::meta::{Decode, Encode};
 use crate::fs::{read_small_file, write_atomic, FileSystem, OpenMode};
 
-pub(crate) use crate::format::meta::{AdoptedLog, Checkpoint, CleanShutdown};
+pub(crate) use crate::format::meta::{AdoptedLog, Checkpoint, CleanShutdown, TrustedEnd};
 
 /// Name of the checkpoint file in a partition directory.
 pub(crate) const FILE_NAME: &str = "checkpoint";
@@ -97,6 +97,40 @@ impl CleanShutdown {
         f.set_len(0).at(&path)?;
         f.write_all_at(&self.encode_to_vec(), 0).at(&path)?;
         f.sync_all().at(&path)?;
+        fs.sync_dir(dir).at(dir)
+    }
+}
+
+/// Name of the trusted-end marker ([`TrustedEnd`]): present only while a poisoned partition has
+/// records past what it can vouch for that no recovery has cut yet.
+pub(crate) const TRUSTED_END: &str = ".trusted_end";
+
+impl TrustedEnd {
+    /// Read the marker in `dir`: `Ok(None)` if there is none.
+    pub(crate) fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Option<TrustedEnd>> {
+        let path = dir.join(TRUSTED_END);
+        if !fs.exists(&path).at(&path)? {
+            return Ok(None);
+        }
+        let bytes = read_small_file(fs, &path, MAX_FILE_LEN)?;
+        TrustedEnd::decode(&bytes)
+            .map(Some)
+            .map_err(|e| e.corrupt(&path, "trusted-end marker"))
+    }
+
+    /// Write the marker in `dir`, durably (atomic replace).
+    pub(crate) fn write(&self, fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+        let path = dir.join(TRUSTED_END);
+        write_atomic(fs, &path, &self.encode_to_vec()).at(&path)
+    }
+
+    /// Remove the marker in `dir`, durably (once what lay past it is cut).
+    pub(crate) fn remove(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+        let path = dir.join(TRUSTED_END);
+        if !fs.exists(&path).at(&path)? {
+            return Ok(());
+        }
+        crate::fs::remove_if_exists(fs, &path)?;
         fs.sync_dir(dir).at(dir)
     }
 }

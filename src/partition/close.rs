@@ -58,7 +58,10 @@ impl Inner {
             }
         }
         if self.poisoned.load(Ordering::Acquire) {
-            // Leave no clean marker: the next open must re-read what really is on disk.
+            // Leave no clean marker: the next open must re-read what really is on disk, and cut
+            // what lies past the trusted end (the marker says where; written at the failure, tried
+            // again here if that write failed).
+            self.persist_trusted_end();
             if let Some(t) = &self.tail_page {
                 t.closed(None);
             }

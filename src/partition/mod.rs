@@ -13,6 +13,7 @@
 //! <dir>/checkpoint                                          log start offset + recovery point
 //! <dir>/cleaner-checkpoint                                  compaction progress (see `compaction`)
 //! <dir>/.clean_shutdown                                     present only between a clean close and the next open
+//! <dir>/.trusted_end                                        what a poisoned partition can vouch for, until recovery cuts the rest
 //! <dir>/.lock                                               locked (fcntl) by the one handle that may write
 //! ```
 //!
@@ -136,9 +137,10 @@ pub struct RecoveryReport {
     /// The idempotent producers' state was rebuilt from the batches in the log (bounded by the
     /// producer id expiration) because its snapshot was missing, damaged or stale.
     pub producer_state_rebuilt: bool,
-    /// An in-place recovery ([`Partition::recover`]) dropped this many offsets from the end: they
-    /// came after the last fsync that succeeded before one failed, so whether they reached the
-    /// disk is unknown (none of them was acknowledged as durable).
+    /// An in-place recovery ([`Partition::recover`]), or an open after a run that a failure
+    /// poisoned, dropped this many offsets from the end: they came after the last fsync that
+    /// succeeded before one failed (whether they reached the disk is unknown; none of them was
+    /// acknowledged as durable), or their append failed.
     pub offsets_dropped: u64,
 }
 
@@ -172,16 +174,34 @@ pub struct Partition {
 /// 1. `cleaner` — compaction holds it for a pass; retention, `delete_records`, truncation,
 ///    in-place recovery and close take it first; a Kafka export (`kafka`) holds it while it links and copies the
 ///    segment files, so none of them is replaced or deleted meanwhile;
-/// 2. `writer` — the append lock;
-/// 3. `checkpoint` — held across the checkpoint's atomic write (no other lock is taken under it);
-/// 4. `unsynced_sealed`, then `sync`, then `pending` — a sync leader takes `sync`, *releases it*,
+/// 2. `producers_init` — held by the first idempotent batch across its checkpoint and producer
+///    snapshot writes (atomic replaces, with fsyncs), which it does *before* taking `writer`
+///    (then `writer` for a moment, to see whether a truncation or recovery ran meanwhile);
+/// 3. `writer` — the append lock;
+/// 4. the segments' own locks, taken under `writer` (an append, a roll, a truncation) or alone
+///    (readers, the cache): a [`Segment`]'s `writer` (its write state), then its `indexes`;
+/// 5. `checkpoint` — held across the checkpoint's atomic write (no other lock is taken under it);
+/// 6. `unsynced_sealed`, then `sync`, then `pending` — a sync leader takes `sync`, *releases it*,
 ///    takes `writer` for a moment to see what to sync, then does its I/O under no lock;
-/// 5. leaves, taken alone: `segments` (only for a moment: clone the list, or replace it), `tail`,
-///    `watchers`, `pending_snapshot`, `poison_cause`, `report`, `lock`, `config`, and the tail
-///    page's update lock.
+/// 7. leaves, taken alone: `segments` (only for a moment: clone the list, or replace it), `tail`,
+///    `watchers`, `pending_snapshot`, `poison_cause`, `report`, `lock`, `config`, the tail
+///    page's update lock, and `trusted_marker` (held across the `.trusted_end` marker's atomic
+///    write, only when a failure poisons the partition, under whatever lock the failing
+///    operation held).
 ///
 /// No file I/O happens under `writer` except the append's own write (and truncation's, and a
-/// roll's unsynced index writes): fsyncs for a roll or a retention pass happen outside it.
+/// roll's unsynced index writes): fsyncs for a roll, a retention pass or the first idempotent
+/// batch happen outside it (if a truncation or an in-place recovery ran while the first
+/// idempotent batch wrote its checkpoint, that append redoes the writes under `writer`: rare).
+///
+/// Two operations do their I/O under `cleaner` and `writer` on purpose, because the state they
+/// rebuild must not change under them: a truncation, and an in-place recovery
+/// ([`Partition::recover`]: it re-reads the directory, may copy the active segment, cut a torn
+/// tail, rebuild indexes and producer state and remove `.trusted_end`, all with fsyncs). During a
+/// recovery, appenders that check the poison latch (still set) get [`Error::Poisoned`] at once;
+/// one that passed that check before the latch was set blocks on `writer`, then re-checks under it
+/// and appends to the recovered log (or gets `Poisoned` if the recovery failed). Readers never
+/// block: they read the old segments' snapshot until the new list is installed.
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
@@ -194,6 +214,14 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// Snapshot for readers; the last segment is the active one.
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    /// Serializes the start of producer tracking (`start_tracking_producers`: the first
+    /// idempotent batch's checkpoint and snapshot writes), which runs before the append lock.
+    producers_init: Mutex<()>,
+    /// Mirror of `Writer::tracks_producers` (set with it), readable without the append lock: once
+    /// true, idempotent appends skip `start_tracking_producers`.
+    producers_tracked: AtomicBool,
+    /// In-place recoveries ([`Partition::recover`]) that replaced the state: bumped by each.
+    recoveries: AtomicU64,
     /// The append lock.
     writer: Mutex<Writer>,
     /// Next offset to assign (the log end in the files).
@@ -226,6 +254,10 @@ struct Inner {
     /// acknowledged, or, after a failed fsync, what the last good sync made durable. An in-place
     /// recovery cuts what the disk holds beyond it. `u64::MAX` while healthy.
     trusted_end: AtomicU64,
+    /// The trusted end the `.trusted_end` marker on disk holds (`u64::MAX`: none written), so
+    /// the next open cuts what an in-place recovery would. A leaf lock, held across the marker's
+    /// atomic write.
+    trusted_marker: Mutex<u64>,
     sync: Mutex<SyncState>,
     sync_done: Condvar,
     last_sync_ms: AtomicI64,
@@ -382,8 +414,9 @@ impl Partition {
     }
 
     /// Whether an I/O failure (a full disk, a failed write or fsync) has latched the partition: it
-    /// refuses writes with [`Error::Poisoned`] until [`recover`](Self::recover)ed or reopened.
-    /// Reads go on.
+    /// refuses writes with [`Error::Poisoned`] until [`recover`](Self::recover)ed or reopened
+    /// (equivalent: both cut what lies past what the partition could vouch for; a reopen reads
+    /// that from the `.trusted_end` file the failure left). Reads go on.
     pub fn is_poisoned(&self) -> bool {
         self.inner.poisoned.load(Ordering::Acquire)
     }
@@ -459,6 +492,34 @@ impl Inner {
         }
     }
 
+    /// Record the trusted end on disk (`.trusted_end`), so that reopening cuts what lies past it
+    /// exactly as [`Partition::recover`] does, instead of keeping records whose append or fsync
+    /// failed (which a retry would then store a second time). Best effort: if the marker cannot
+    /// be written either, the disk is failing; the partition stays poisoned (in-place recovery
+    /// still cuts at the trusted end it keeps in memory, and a poisoned close tries the marker
+    /// again), but a reopen without the marker keeps whatever the disk holds past the trusted end.
+    fn persist_trusted_end(&self) {
+        let mut written = self.trusted_marker.lock();
+        let trusted = self.trusted_end.load(Ordering::SeqCst);
+        if trusted >= *written {
+            return;
+        }
+        let marker = checkpoint::TrustedEnd {
+            end_offset: trusted,
+        };
+        match marker.write(&*self.fs, &self.dir) {
+            Ok(()) => *written = trusted,
+            Err(_e) => {
+                crate::trace::event!(
+                    error,
+                    dir = %self.dir.display(),
+                    error = %_e,
+                    "trusted-end marker not written: a reopen may keep records past the trusted end"
+                );
+            }
+        }
+    }
+
     /// Latch an I/O failure: no more writes until recovered ([`Partition::recover`]) or reopened.
     /// What appends acknowledged stays trusted.
     fn poison(&self, e: &Error) {
@@ -485,6 +546,7 @@ impl Inner {
             }
             self.trusted_end.fetch_min(trusted_end, Ordering::SeqCst);
             self.poisoned.store(true, Ordering::Release);
+            self.persist_trusted_end();
             // Not under the poison-cause lock: `sync_to` takes that one under the sync lock.
             let _g = self.sync.lock();
             self.sync_done.notify_all();

@@ -21,7 +21,10 @@ pub use partition::{ReadOnlyPartition, SegmentFile};
 use crate::broker::{replay_offsets, OffsetAndMetadata, PartitionLag, TopicPartition};
 use crate::error::{Error, Result};
 use crate::fs::{LockHolder, StdFs};
-use crate::store::{read_topic_config, CREATING_PREFIX, DELETING_PREFIX, OFFSETS_TOPIC};
+use crate::store::{
+    export_log_dir, read_topic_config, ExportWork, KafkaExportOptions, KafkaExportReport,
+    CREATING_PREFIX, DELETING_PREFIX, OFFSETS_TOPIC,
+};
 use crate::topic::{TopicConfig, CONFIG_FILE, LOCK_FILE};
 
 /// A store opened to read only, while another process may hold it for writing
@@ -208,6 +211,71 @@ impl ReadOnlyStore {
             }
         }
         Ok(out)
+    }
+
+    /// Write every partition of `topics` (all topics if empty) into the Kafka log directory
+    /// `dest`, while the writer goes on: as
+    /// [`Store::export_kafka_with`](crate::Store::export_kafka_with), but each partition is
+    /// copied through [`ReadOnlyPartition::export_kafka_with`] (no hard links; the compaction
+    /// checkpoint is not known to a reader, so compacted topics' `cleaner-offset-checkpoint`
+    /// entries are their log start). A backup of a live store.
+    ///
+    /// # Examples
+    /// ```
+    /// use topiclog::{KafkaExportOptions, ReadOnlyStore, Record, Store, TopicConfig};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path().join("store"))?;
+    /// store.create_topic("orders", TopicConfig::with_partitions(1))?
+    ///     .send(Record::new("created").with_key("order-1"))?;
+    /// // While the store stays open:
+    /// let reader = ReadOnlyStore::open(dir.path().join("store"))?;
+    /// let report = reader.export_kafka_with(dir.path().join("kafka"), &[], &KafkaExportOptions::default())?;
+    /// assert_eq!(report.partitions[&("orders".to_string(), 0)].end_offset, 1);
+    /// assert!(dir.path().join("kafka/orders-0/00000000000000000000.log").exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`]; [`Error::InvalidConfig`] for a topic id of a topic not
+    /// exported; as [`Store::export_kafka_with`](crate::Store::export_kafka_with) and
+    /// [`ReadOnlyPartition::export_kafka_with`].
+    pub fn export_kafka_with(
+        &self,
+        dest: impl AsRef<Path>,
+        topics: &[&str],
+        options: &KafkaExportOptions,
+    ) -> Result<KafkaExportReport> {
+        let names: Vec<String> = if topics.is_empty() {
+            self.topics()?
+        } else {
+            topics.iter().map(|t| (*t).to_owned()).collect()
+        };
+        if let Some(stray) = options.topic_ids.keys().find(|t| !names.contains(*t)) {
+            return Err(Error::config(
+                "topic_ids",
+                format!("names topic {stray:?}, which this export does not write"),
+            ));
+        }
+        let mut work = Vec::new();
+        for name in &names {
+            let config = self.topic_config(name)?;
+            let compacted = config
+                .overrides
+                .cleanup_policy
+                .is_some_and(|p| p.compacts());
+            for p in 0..config.partitions {
+                let reader = self.partition(name, p)?;
+                work.push(ExportWork {
+                    topic: name.clone(),
+                    partition: p,
+                    compacted,
+                    export: Box::new(move |path, options, _label| {
+                        reader.export_kafka_with(path, options)
+                    }),
+                });
+            }
+        }
+        export_log_dir(&StdFs, dest.as_ref(), work, options)
     }
 
     fn topic_dir(&self, topic: &str) -> Result<PathBuf> {

@@ -251,7 +251,12 @@ impl ReadOnlyPartition {
     ///   `NotFound` when the partition was deleted.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Batches> {
         let mut last = None;
-        for _ in 0..16 {
+        for attempt in 0..16u64 {
+            if attempt > 0 {
+                // The writer is busy with the files (a compaction pass, a rewrite): give it a
+                // moment, longer each time.
+                std::thread::sleep(Duration::from_millis(attempt));
+            }
             let bounds = self.bounds()?;
             if offset < bounds.start || offset > bounds.end {
                 return Err(Error::OffsetOutOfRange {
@@ -483,26 +488,45 @@ impl ReadOnlyPartition {
         max_bytes: usize,
         bounds: &Bounds,
     ) -> std::result::Result<Batches, Attempt> {
-        let list = self.listing(bounds.tail.map(|t| t.layout))?;
+        let mut list = self.listing(bounds.tail.map(|t| t.layout))?;
         let Some(mut i) = list.iter().rposition(|&b| b <= offset) else {
             // Below every segment: retention removed it after the bounds were taken.
             return Err(Attempt::Retry);
         };
         let mut batches: Vec<RecordBatch> = Vec::new();
         let mut size = 0usize;
-        let mut expected = None;
+        let mut expected: Option<u64> = None;
+        let mut relisted = 0;
         loop {
             let base = list[i];
             let path = segment_file_name(&self.inner.dir, base, SegmentFileKind::Log);
             let file = match File::open(&path) {
                 Ok(f) => f,
-                // Deleted or replaced since it was listed.
+                // Deleted or replaced since it was listed (compaction merges segments, retention
+                // deletes them): list again and go on from where this read got to, in whichever
+                // segment holds it now (offsets never change, only files).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && relisted < 8 => {
+                    relisted += 1;
+                    let resume = expected.unwrap_or(offset);
+                    list = Arc::new(self.list_segments()?);
+                    *self.inner.listing.lock() = None;
+                    match list.iter().rposition(|&b| b <= resume) {
+                        Some(j) => {
+                            i = j;
+                            continue;
+                        }
+                        None => return Err(Attempt::Retry),
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Attempt::Retry),
                 Err(e) => return Err(Error::io(&path, e).into()),
             };
             let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
             let id = (meta.dev(), meta.ino());
-            let from = if batches.is_empty() { offset } else { base };
+            // Where this segment's scan picks up: the requested offset, or after the batches
+            // already taken (a segment listed again may begin below them).
+            let resume = expected.unwrap_or(offset);
+            let from = resume;
             let (position, at_position) =
                 self.start_position(base, id, &file, from, i + 1 < list.len());
             let mut scan = Scan::new(&file, &path, position);
@@ -529,7 +553,7 @@ impl ReadOnlyPartition {
                 }
                 next_expected = span.last_offset() + 1;
                 let at = scan.position;
-                if span.last_offset() < offset {
+                if span.last_offset() < resume {
                     scan.skip(span.total_len());
                     continue;
                 }

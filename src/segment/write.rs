@@ -511,6 +511,37 @@ impl Segment {
         self.file.sync_all().at(&self.log_path)
     }
 
+    /// Give the `.log` a fresh file with the same bytes (copy, sync, rename over it), so that a
+    /// recovery that rescans it may cut it in place: maps of the old file, which readers holding
+    /// `self` may still read, keep the old file and never see it shrink (which would raise SIGBUS).
+    /// Nothing of `self` changes; what the write buffer holds is not written.
+    ///
+    /// # Errors
+    /// [`Error::Io`] on failure (the old file is then still in place).
+    pub fn detach_from_maps(&self) -> Result<()> {
+        self.keep_for_readers()?;
+        let mut tmp = self.log_path.as_os_str().to_owned();
+        tmp.push(".truncating");
+        let tmp = PathBuf::from(tmp);
+        let len = self.file.len().at(&self.log_path)?;
+        {
+            let out = self.fs.open(&tmp, OpenMode::Create).at(&tmp)?;
+            out.set_len(0).at(&tmp)?;
+            let mut pos = 0u64;
+            let mut buf = vec![0u8; 1 << 20];
+            while pos < len {
+                let n = ((len - pos) as usize).min(buf.len());
+                self.file
+                    .read_exact_at(&mut buf[..n], pos)
+                    .at(&self.log_path)?;
+                out.write_all_at(&buf[..n], pos).at(&tmp)?;
+                pos += n as u64;
+            }
+            out.sync_all().at(&tmp)?;
+        }
+        self.fs.rename(&tmp, &self.log_path).at(&self.log_path)
+    }
+
     /// Copy the batches below `offset` into a fresh file that replaces this segment's `.log` by
     /// rename (never shrinking a file that may be mapped), and open the result as an active
     /// segment. Readers holding `self` keep reading the old file.

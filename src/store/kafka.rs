@@ -266,76 +266,21 @@ impl Store {
                 format!("names topic {stray:?}, which this export does not write"),
             ));
         }
-        let mut work = Vec::new();
+        let mut work: Vec<ExportWork<'_>> = Vec::new();
         for topic in &selected {
+            let compacted = topic.config().cleanup_policy.compacts();
             for (i, partition) in topic.partitions().into_iter().enumerate() {
-                let path = dest.join(format!("{}-{i}", topic.name()));
-                if fs.exists(&path).at(&path)? {
-                    return Err(Error::io(
-                        path,
-                        std::io::Error::new(
-                            std::io::ErrorKind::AlreadyExists,
-                            "the Kafka log directory already holds this partition: move it away \
-                             (or export into another directory)",
-                        ),
-                    ));
-                }
-                work.push((topic.clone(), i as u32, partition, path));
+                work.push(ExportWork {
+                    topic: topic.name().to_owned(),
+                    partition: i as u32,
+                    compacted,
+                    export: Box::new(move |path, options, label| {
+                        partition.export_kafka_as(path, options, label)
+                    }),
+                });
             }
         }
-        // Checkpoint files already there are merged into: they must be readable first.
-        for name in LOG_DIR_CHECKPOINTS {
-            read_offset_checkpoint(fs, &dest.join(name))?;
-        }
-        create_dir_all_durable(fs, dest).at(dest)?;
-        let mut report = KafkaExportReport {
-            dir: dest.to_owned(),
-            partitions: BTreeMap::new(),
-        };
-        let mut written = Vec::new();
-        let exported = (|| {
-            for (topic, i, partition, path) in &work {
-                let partition_options = KafkaPartitionExportOptions {
-                    hard_links: options.hard_links,
-                    topic_id: options.topic_ids.get(topic.name()).copied(),
-                    progress: options.progress.clone(),
-                };
-                let label = Some((topic.name(), *i));
-                let export = partition.export_kafka_as(path, &partition_options, label)?;
-                written.push(path.clone());
-                report
-                    .partitions
-                    .insert((topic.name().to_owned(), *i), export);
-            }
-            let mut entries: [OffsetEntries; 4] = Default::default();
-            for (topic, _, _, _) in &work {
-                let compacted = topic.config().cleanup_policy.compacts();
-                for ((name, i), e) in report.partitions.range((topic.name().to_owned(), 0)..) {
-                    if name != topic.name() {
-                        break;
-                    }
-                    let key = (name.clone(), *i);
-                    entries[0].insert(key.clone(), e.end_offset);
-                    entries[1].insert(key.clone(), e.start_offset);
-                    entries[2].insert(key.clone(), e.end_offset);
-                    if compacted {
-                        entries[3].insert(key, e.first_dirty_offset);
-                    }
-                }
-            }
-            for (name, entries) in LOG_DIR_CHECKPOINTS.iter().zip(&entries) {
-                merge_offset_checkpoint(fs, &dest.join(name), entries)?;
-            }
-            fs.sync_dir(dest).at(dest)
-        })();
-        if let Err(e) = exported {
-            for path in &written {
-                let _ = fs.remove_dir_all(path);
-            }
-            let _ = fs.sync_dir(dest);
-            return Err(e);
-        }
-        Ok(report)
+        export_log_dir(fs, dest, work, options)
     }
 
     /// Create topics from the `<topic>-<partition>` directories of the Kafka log directory
@@ -558,6 +503,99 @@ impl Store {
         report.topics.sort();
         Ok(report)
     }
+}
+
+/// One partition of a Kafka export: whose it is, and how to write its directory.
+pub(crate) struct ExportWork<'a> {
+    pub topic: String,
+    pub partition: u32,
+    /// Its topic compacts: the cleaner checkpoint gets an entry.
+    pub compacted: bool,
+    /// Write the partition directory at the path given.
+    #[allow(clippy::type_complexity)]
+    pub export: Box<
+        dyn FnOnce(
+                &Path,
+                &KafkaPartitionExportOptions,
+                Option<(&str, u32)>,
+            ) -> Result<KafkaPartitionExport>
+            + 'a,
+    >,
+}
+
+/// Write `work` into the Kafka log directory `dest`: each partition's directory, then the
+/// log-directory checkpoint files (see [`Store::export_kafka_with`]; also what a read-only
+/// opener's export writes). All or nothing: a partition directory already in `dest` is refused
+/// before anything is written, and if a partition fails, the ones written are removed.
+pub(crate) fn export_log_dir(
+    fs: &dyn FileSystem,
+    dest: &Path,
+    work: Vec<ExportWork<'_>>,
+    options: &KafkaExportOptions,
+) -> Result<KafkaExportReport> {
+    let mut planned = Vec::new();
+    for w in work {
+        let path = dest.join(format!("{}-{}", w.topic, w.partition));
+        if fs.exists(&path).at(&path)? {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "the Kafka log directory already holds this partition: move it away (or \
+                     export into another directory)",
+                ),
+            ));
+        }
+        planned.push((w, path));
+    }
+    // Checkpoint files already there are merged into: they must be readable first.
+    for name in LOG_DIR_CHECKPOINTS {
+        read_offset_checkpoint(fs, &dest.join(name))?;
+    }
+    create_dir_all_durable(fs, dest).at(dest)?;
+    let mut report = KafkaExportReport {
+        dir: dest.to_owned(),
+        partitions: BTreeMap::new(),
+    };
+    let mut written = Vec::new();
+    let mut compacted = BTreeSet::new();
+    let exported = (|| {
+        for (w, path) in planned {
+            let partition_options = KafkaPartitionExportOptions {
+                hard_links: options.hard_links,
+                topic_id: options.topic_ids.get(&w.topic).copied(),
+                progress: options.progress.clone(),
+            };
+            let label = Some((w.topic.as_str(), w.partition));
+            let export = (w.export)(&path, &partition_options, label)?;
+            written.push(path);
+            if w.compacted {
+                compacted.insert(w.topic.clone());
+            }
+            report.partitions.insert((w.topic, w.partition), export);
+        }
+        let mut entries: [OffsetEntries; 4] = Default::default();
+        for (key, e) in &report.partitions {
+            entries[0].insert(key.clone(), e.end_offset);
+            entries[1].insert(key.clone(), e.start_offset);
+            entries[2].insert(key.clone(), e.end_offset);
+            if compacted.contains(&key.0) {
+                entries[3].insert(key.clone(), e.first_dirty_offset);
+            }
+        }
+        for (name, entries) in LOG_DIR_CHECKPOINTS.iter().zip(&entries) {
+            merge_offset_checkpoint(fs, &dest.join(name), entries)?;
+        }
+        fs.sync_dir(dest).at(dest)
+    })();
+    if let Err(e) = exported {
+        for path in &written {
+            let _ = fs.remove_dir_all(path);
+        }
+        let _ = fs.sync_dir(dest);
+        return Err(e);
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

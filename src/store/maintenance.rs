@@ -26,9 +26,13 @@ impl Store {
 
     /// Bring one poisoned partition back without closing the store or any other partition (see
     /// [`Partition::recover`](crate::Partition::recover)): recovery re-runs from what is on disk
-    /// and every acknowledged record stays. Producers and consumers of the partition get
-    /// [`Error::Poisoned`] meanwhile and carry on afterwards with the same handles. `topic` may
-    /// name the internal offsets topic (`__consumer_offsets`).
+    /// and every acknowledged record stays. Meanwhile, producers of the partition get
+    /// [`Error::Poisoned`] (after the error of the write that failed); consumers go on reading
+    /// what the partition holds (a poisoned partition serves reads by design: `poll` returns its
+    /// records up to its end, then nothing new, never an error), and a commit whose offsets
+    /// partition (of `__consumer_offsets`) is the poisoned one gets [`Error::Poisoned`]. Both carry
+    /// on afterwards with the same handles. `topic` may name the internal offsets topic
+    /// (`__consumer_offsets`).
     ///
     /// # Examples
     /// ```
@@ -59,7 +63,17 @@ impl Store {
             .ok_or_else(|| Error::UnknownTopic {
                 name: topic.to_owned(),
             })?;
-        let report = t.partition(partition)?.recover()?;
+        let p = t.partition(partition)?;
+        // A partition that is not poisoned is left as it is (and its last report, already
+        // reported, comes back).
+        let was_poisoned = p.is_poisoned();
+        let report = p.recover()?;
+        if !was_poisoned {
+            return Ok(report);
+        }
+        if let Some(e) = recovery_cut_error(topic, partition, p.dir(), &report) {
+            self.inner.record_failure(&e);
+        }
         if repaired(&report) {
             self.inner.recovery_reports.lock().push(PartitionRecovery {
                 topic: topic.to_owned(),
@@ -105,18 +119,24 @@ impl Store {
     }
 
     /// The last failure of background work: a maintenance pass (flushes, retention) or a
-    /// compaction pass, whether a background thread or [`maintain`](Self::maintain) ran it. It is
-    /// an [`Error::Maintenance`] naming the task, topic and partition, its cause the partition's
-    /// typed error (so [`Error::kind`] says whether the next pass may get through, e.g. after a
-    /// full disk, and [`Error::io_error`] has the OS error). It stays until a later failure
-    /// replaces it; `None` if background work never failed since the store was opened. A
-    /// partition that a failure poisoned fails every later pass with [`Error::Poisoned`] until it
-    /// is reopened; that repeat never replaces a failure already kept, so the cause stays visible.
+    /// compaction pass, whether a background thread or [`maintain`](Self::maintain) ran it, or a
+    /// recovery that cut records. It is an [`Error::Maintenance`] naming the task, topic and
+    /// partition, its cause the partition's typed error (so [`Error::kind`] says whether the next
+    /// pass may get through, e.g. after a full disk, and [`Error::io_error`] has the OS error). It
+    /// stays until a later failure replaces it; `None` if nothing failed or was cut since the
+    /// store was opened. A partition that a failure poisoned fails every later pass with
+    /// [`Error::Poisoned`] until it is recovered ([`recover_partition`](Self::recover_partition))
+    /// or the store is reopened; that repeat never replaces a failure already kept, so the cause
+    /// stays visible.
     ///
-    /// Open does not report here: it either fails or opens, and what it repaired on the way (a
-    /// torn tail cut after a crash, damage cut under
-    /// [`Recovery::TruncateCorrupt`](crate::Recovery::TruncateCorrupt), a checkpoint rewritten)
-    /// is in [`recovery_reports`](Self::recovery_reports).
+    /// A recovery that cut records is reported here too, with task
+    /// [`MaintenanceTask::Recovery`] and an [`Error::RecoveryCut`] cause holding the partition's
+    /// [`RecoveryReport`]: at open, a torn tail cut after a crash, damage cut under
+    /// [`Recovery::TruncateCorrupt`](crate::Recovery::TruncateCorrupt), or the records past what
+    /// a poisoned run could vouch for (the last such partition, if several); later, an in-place
+    /// [`recover_partition`](Self::recover_partition) that dropped offsets. A clean open, and a
+    /// recovery that only rewrote metadata (a checkpoint, the producer state), leave it `None`;
+    /// every repair is also in [`recovery_reports`](Self::recovery_reports).
     ///
     /// # Examples
     /// ```
@@ -143,6 +163,17 @@ impl Store {
     /// The first error a partition's close reported.
     pub fn close(&self) -> Result<()> {
         self.inner.close()
+    }
+
+    /// For crash tests: leave the store as a process killed at this instant would, without
+    /// writing anything: background threads stop, every partition is abandoned (its lock
+    /// released, no sync, no clean-shutdown marker; see `Partition::abandon`), the store's lock
+    /// is released, and every handle gets [`Error::Closed`] afterwards. Unlike leaking the
+    /// store, this frees what it holds (descriptors, maps).
+    #[doc(hidden)]
+    pub fn abandon(&self) {
+        // Abandoning writes nothing, so it cannot fail.
+        let _ = self.inner.shut_down(false);
     }
 }
 
@@ -213,9 +244,10 @@ impl StoreInner {
     }
 
     /// Keep `e` for [`Store::last_maintenance_error`]. A poisoned partition fails every pass
-    /// with [`Error::Poisoned`] until it is reopened: that echo never replaces a failure already
-    /// kept (which may be the one that poisoned it).
-    fn record_failure(&self, e: &Error) {
+    /// with [`Error::Poisoned`] until it is recovered (`recover_partition`) or the store is
+    /// reopened: that echo never replaces a failure already kept (which may be the one that
+    /// poisoned it).
+    pub(super) fn record_failure(&self, e: &Error) {
         crate::trace::event!(error, error = %e, "maintenance failed");
         let echo = matches!(e, Error::Maintenance { cause, .. } if matches!(**cause, Error::Poisoned { .. }));
         let mut last = self.last_maintenance_error.lock();
@@ -225,6 +257,11 @@ impl StoreInner {
     }
 
     pub(super) fn close(&self) -> Result<()> {
+        self.shut_down(true)
+    }
+
+    /// Close (`clean`), or abandon as a crash would (see [`Store::abandon`]).
+    fn shut_down(&self, clean: bool) -> Result<()> {
         let _admin = self.admin.lock();
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
@@ -248,7 +285,12 @@ impl StoreInner {
         // of every topic side by side (issue 13): the syncs of a close overlap.
         let partitions: Vec<crate::Partition> =
             topics.iter().flat_map(|t| t.partitions()).collect();
-        let first_err = crate::topic::close_all(&partitions).err();
+        let first_err = if clean {
+            crate::topic::close_all(&partitions).err()
+        } else {
+            partitions.iter().for_each(crate::Partition::abandon);
+            None
+        };
         if let Some(handle) = self.cleaner.lock().take() {
             if handle.thread().id() != std::thread::current().id() {
                 let _ = handle.join();

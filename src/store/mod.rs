@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+pub(crate) use kafka::{export_log_dir, ExportWork};
 pub use kafka::{KafkaExportOptions, KafkaExportReport, KafkaImportOptions, KafkaImportReport};
 
 use crate::config::{LogConfig, LogOverrides};
@@ -273,6 +274,37 @@ fn repaired(report: &RecoveryReport) -> bool {
         || report.offsets_dropped > 0
 }
 
+/// Whether recovery cut records (a torn tail, damage, records past what a poisoned partition
+/// could vouch for): what [`Store::last_maintenance_error`] reports, besides
+/// [`Store::recovery_reports`].
+fn cut_records(report: &RecoveryReport) -> bool {
+    report.bytes_truncated > 0
+        || report.segments_deleted > 0
+        || report.corruption_cut
+        || report.offsets_dropped > 0
+}
+
+/// The error [`Store::last_maintenance_error`] reports for a recovery that cut records, `None`
+/// for one that cut nothing.
+fn recovery_cut_error(
+    topic: &str,
+    partition: u32,
+    dir: &Path,
+    report: &RecoveryReport,
+) -> Option<Error> {
+    cut_records(report).then(|| {
+        Error::maintenance(
+            MaintenanceTask::Recovery,
+            topic,
+            partition,
+            Error::RecoveryCut {
+                path: dir.to_owned(),
+                report: *report,
+            },
+        )
+    })
+}
+
 /// A directory of topics. Cheap to clone; `Send + Sync`. Only one `Store` may have a directory
 /// open at a time (enforced with an OS lock on `LOCK`, released by the OS if the holder dies).
 ///
@@ -313,6 +345,24 @@ impl Drop for StoreHandle {
     }
 }
 
+/// The store's shared state.
+///
+/// # Lock order
+/// A thread holding one of these locks takes only locks further down the list (and the
+/// broker's, `Broker::offsets` and `Broker::producer_ids`, come before all of them: see
+/// `src/broker/mod.rs`):
+///
+/// 1. `admin` — serializes topic creation, deletion and growth, and close; held across their
+///    I/O (directory creation and renames, partition opens and closes);
+/// 2. `topics` — read for a moment to clone a `Topic` (every pass iterates over clones, with no
+///    store lock held), written under `admin` to install or remove one;
+/// 3. a partition's own locks (`src/partition/mod.rs`), never taken under `topics`'s guard
+///    except a partition's `writer` for a moment (`max_producer_id`, under the broker's
+///    `producer_ids`);
+/// 4. leaves, taken alone: `watchers` (also under `admin`, when close or a topic change fires
+///    them), `recovery_reports`, `last_maintenance_error`, `lock`, `maintenance`, `cleaner`,
+///    `stop`'s mutex, and `extensions` (held while an extension is built: `Broker::new` takes
+///    no lock).
 #[derive(Debug)]
 struct StoreInner {
     dir: PathBuf,
@@ -344,8 +394,8 @@ struct StoreInner {
     watchers: Mutex<Vec<Weak<Notify>>>,
     /// Numbers the `__creating.<n>` and `__deleting.<n>` directories.
     staging_seq: AtomicU64,
-    /// The partitions whose recovery at open repaired something.
-    /// Repairs made at open, then by in-place recoveries.
+    /// Repairs made at open (one entry per partition whose recovery repaired something), then
+    /// by in-place recoveries.
     recovery_reports: Mutex<Vec<PartitionRecovery>>,
 }
 
@@ -376,13 +426,16 @@ impl Store {
     /// - `checkpoint_damaged`: the checkpoint was missing or damaged and rewritten;
     /// - `producer_state_rebuilt`: idempotent producers' state was rebuilt from the log.
     ///
-    /// - `offsets_dropped`: an in-place recovery ([`recover_partition`](Self::recover_partition))
-    ///   dropped records written after the last good fsync before one failed.
+    /// - `offsets_dropped`: an in-place recovery ([`recover_partition`](Self::recover_partition)),
+    ///   or this open after a run in which an I/O failure poisoned the partition, dropped records
+    ///   past what the partition could vouch for (written after the last good fsync before one
+    ///   failed, or whose append failed).
     ///
     /// Empty after a clean shutdown, and after a crash that left every partition intact; an
-    /// in-place recovery that repaired something adds its report. Failures are in
-    /// [`last_maintenance_error`](Self::last_maintenance_error) or returned by the call that
-    /// met them.
+    /// in-place recovery that repaired something adds its report. A repair that cut records is
+    /// also reported by [`last_maintenance_error`](Self::last_maintenance_error) (task
+    /// [`MaintenanceTask::Recovery`]); failures are there too, or returned by the call that met
+    /// them.
     ///
     /// # Examples
     /// ```

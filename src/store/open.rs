@@ -150,7 +150,12 @@ impl Store {
                 })
             })
             .filter(|r| repaired(&r.report))
-            .collect();
+            .collect::<Vec<_>>();
+        // A recovery that cut records is a background failure too: the last one is kept.
+        let recovery_cut = recovery_reports.iter().rev().find_map(|r| {
+            let dir = topics.get(&r.topic)?.partition(r.partition).ok()?;
+            recovery_cut_error(&r.topic, r.partition, dir.dir(), &r.report)
+        });
 
         let inner = Arc::new(StoreInner {
             extensions: Mutex::new(Vec::new()),
@@ -165,7 +170,7 @@ impl Store {
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             maintenance: Mutex::new(None),
             cleaner: Mutex::new(None),
-            last_maintenance_error: Mutex::new(None),
+            last_maintenance_error: Mutex::new(recovery_cut),
             last_retention_ms: std::sync::atomic::AtomicI64::new(env.clock.now_ms()),
             staging_seq: AtomicU64::new(0),
             recovery_reports: Mutex::new(recovery_reports),

@@ -1,7 +1,17 @@
 //! The crate is Unix-only, and says so: a non-Unix build stops at one `compile_error!` in
 //! `src/lib.rs` (not at an import error), because every Unix-only import in `src/` is behind
 //! `#[cfg(unix)]`; the README and the Cargo metadata (description, docs.rs targets) say it too.
-//! (The build machine has no non-Unix target, so this checks the sources.)
+//!
+//! The sources are checked here; the build itself is checked by `.ci/run` where the target is
+//! installed (`rustup target add x86_64-pc-windows-gnu`), by hand:
+//!
+//! ```text
+//! cargo check -p topiclog --target x86_64-pc-windows-gnu --no-default-features \
+//!     --features lz4,gzip,snappy,tracing,metrics,stream
+//! ```
+//!
+//! which must print exactly one error, the `compile_error!` (zstd is left out: zstd-sys needs a C
+//! compiler for the target).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -46,6 +56,47 @@ fn a_non_unix_build_stops_at_one_clear_error() {
                     i + 1
                 );
             }
+        }
+    }
+}
+
+/// Only `libc` is a Unix-only dependency: a codec or facade listed under the
+/// `[target.'cfg(unix)'.dependencies]` header (as they once were, by being declared after it) is
+/// missing from a non-Unix build, whose every use is then an error besides the `compile_error!`.
+#[test]
+fn only_libc_is_a_unix_only_dependency() {
+    let manifest = fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let section = manifest
+        .split("[target.'cfg(unix)'.dependencies]")
+        .nth(1)
+        .expect("Cargo.toml has [target.'cfg(unix)'.dependencies]");
+    let deps: Vec<&str> = section
+        .lines()
+        .take_while(|l| !l.starts_with('['))
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .collect();
+    assert_eq!(deps, ["libc = \"0.2\""], "{deps:?}");
+}
+
+/// Every use of `libc` in `src/` is in a file that gates it: the descriptor limit
+/// (`src/fs/fd_limit.rs`) has non-Unix stubs, the directory lock is in a Unix-only module, the
+/// tail page's futex calls are Linux-only with a polling stub elsewhere.
+#[test]
+fn libc_is_used_only_behind_cfg_unix() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        if text.contains("libc::") {
+            // Gated on Unix, or more narrowly on Linux (the tail page's futex).
+            let unix = text.contains("#[cfg(unix)]") && text.contains("#[cfg(not(unix))]");
+            let linux = text.contains("#[cfg(target_os = \"linux\")]")
+                && text.contains("#[cfg(not(target_os = \"linux\"))]");
+            assert!(
+                unix || linux,
+                "{}: uses libc without a #[cfg(unix)] item and its non-Unix stub",
+                file.display()
+            );
         }
     }
 }

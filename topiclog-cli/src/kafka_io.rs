@@ -166,15 +166,33 @@ impl Progress for Bars {
 }
 
 pub fn export(args: &ExportKafkaArgs) -> Result<Verdict, Failure> {
-    let store = open_writer(&args.store, "export-kafka", false)?;
     let topics: Vec<&str> = args.topics.iter().map(String::as_str).collect();
     let options = KafkaExportOptions {
         hard_links: !args.no_hard_links,
         progress: Some(Bars::new() as Arc<dyn Progress>),
         ..KafkaExportOptions::default()
     };
-    let report = store.export_kafka_with(&args.dest, &topics, &options)?;
-    store.close()?;
+    // A store another process holds is exported read-only, beside its writer (a backup of a
+    // live store): every segment copied, none linked.
+    let held = topiclog::ReadOnlyStore::open(&args.store)
+        .ok()
+        .and_then(|s| s.writer().ok().flatten().map(|holder| (s, holder)));
+    let report = match held {
+        Some((reader, holder)) if holder.pid.is_some() => {
+            eprintln!(
+                "topiclog: {} is held by {holder}: exporting read-only (segments copied, not \
+                 hard-linked) up to what its writer has made visible",
+                args.store.display()
+            );
+            reader.export_kafka_with(&args.dest, &topics, &options)?
+        }
+        _ => {
+            let store = open_writer(&args.store, "export-kafka", false)?;
+            let report = store.export_kafka_with(&args.dest, &topics, &options)?;
+            store.close()?;
+            report
+        }
+    };
 
     let mut out = Printer::new(args.json);
     for ((topic, partition), e) in &report.partitions {

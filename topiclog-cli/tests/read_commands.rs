@@ -309,3 +309,29 @@ fn perf_consume_reads_beside_a_live_writer() {
     fails_with(&out, "already open");
     store.close().unwrap();
 }
+
+#[test]
+fn export_kafka_beside_a_live_writer_copies_what_it_made_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, path) = live_store(dir.path());
+    let kafka = dir.path().join("kafka").display().to_string();
+    let out = topiclog(["export-kafka", &path, &kafka, "--json"]);
+    ok(&out);
+    assert!(
+        stderr(&out).contains("exporting read-only"),
+        "{}",
+        stderr(&out)
+    );
+    let lines = json_lines(&out);
+    assert!(lines.iter().any(|l| l["end_offset"] == 5), "{lines:?}");
+    // What was exported imports into a new store with the same records.
+    let copy = dir.path().join("copy").display().to_string();
+    ok(&topiclog(["import-kafka", &kafka, &copy, "--create-store"]));
+    let out = topiclog(["consume", &copy, "orders", "--print-key", "--print-offset"]);
+    ok(&out);
+    assert_eq!(
+        stdout(&out),
+        "0:0\tk0\tv0\n0:1\tk1\tv1\n0:2\tk2\tv2\n0:3\tk3\tv3\n0:4\tk4\tv4\n1:0\tk5\tv5\n"
+    );
+    store.close().unwrap();
+}

@@ -282,7 +282,6 @@ fn a_store_held_by_another_process_is_refused() {
             "--to-earliest",
         ],
         vec!["groups", "delete", &s, "g"],
-        vec!["export-kafka", &s, "/nonexistent/kafka"],
     ] {
         let out = topiclog(&args);
         fails_with(&out, "in use by another process");

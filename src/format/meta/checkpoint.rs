@@ -159,6 +159,43 @@ impl Decode for AdoptedLog {
     }
 }
 
+/// What a poisoned partition could still vouch for (`.trusted_end`): written when an I/O failure
+/// (a failed write or fsync) latches the partition, removed once an in-place recovery or the next
+/// open has cut what lies at or beyond `end_offset` (the disk may or may not hold those records:
+/// their fsync failed, or their append reported an error, so they must not come back).
+///
+/// Body, version 1: trusted end offset `u64`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrustedEnd {
+    /// Offsets below this were acknowledged (and, if an fsync failed, made durable by the last
+    /// one that succeeded); the rest is cut.
+    pub end_offset: u64,
+}
+
+impl TrustedEnd {
+    /// Magic `TLTE`.
+    pub const ENVELOPE: Envelope = Envelope {
+        magic: *b"TLTE",
+        version: 1,
+        legacy: &[],
+    };
+}
+
+impl Encode for TrustedEnd {
+    fn encode_into(&self, w: &mut Writer) {
+        Self::ENVELOPE.seal(w, |w| w.u64(self.end_offset));
+    }
+}
+
+impl Decode for TrustedEnd {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let (_, mut body) = Self::ENVELOPE.open(r)?;
+        let end_offset = body.u64()?;
+        body.finish()?;
+        Ok(TrustedEnd { end_offset })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(
@@ -234,6 +271,15 @@ mod tests {
         // A version-2 body under version 1 (and the reverse) has the wrong length.
         assert!(Checkpoint::decode(&Checkpoint::ENVELOPE.seal_raw(1, &body)).is_err());
         assert!(Checkpoint::decode(&Checkpoint::ENVELOPE.seal_raw(2, &body[..16])).is_err());
+    }
+
+    #[test]
+    fn trusted_end_round_trip_and_damage() {
+        check_record(&TrustedEnd { end_offset: 42 });
+        let b = TrustedEnd { end_offset: 42 }.encode_to_vec();
+        assert_eq!(b.len(), 21);
+        assert_eq!(&b[..5], b"TLTE\x01");
+        assert_eq!(u64_at(&b, 9), 42);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! pos  size
-//!   0     4  magic          which file this is (`TLCP`, `TLCS`, `TLCC`, `TLPS`, `TLPI`, `TLKA`)
+//!   0     4  magic          which file this is (`TLCP`, `TLCS`, `TLCC`, `TLPS`, `TLPI`, `TLKA`, `TLTE`)
 //!   4     1  version u8     how to read the body
 //!   5     4  length u32     bytes of body
 //!   9     n  body           the record's fields, little-endian
@@ -38,7 +38,7 @@ mod cleaner;
 mod offsets;
 mod producer;
 
-pub use checkpoint::{AdoptedLog, Checkpoint, CleanShutdown};
+pub use checkpoint::{AdoptedLog, Checkpoint, CleanShutdown, TrustedEnd};
 pub use cleaner::{CleanerCheckpoint, Horizon, MAX_HORIZONS};
 pub use offsets::{OffsetCommitKey, OffsetCommitValue, MAX_OFFSETS_KEY_STRING_LEN};
 pub use producer::{

@@ -44,11 +44,7 @@ fn mirror_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let shm = PathBuf::from("/dev/shm");
         let probe = shm.join(format!("topiclog-simfs-probe-{}", std::process::id()));
-        let writable = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
+        let writable = private(OpenOptions::new().write(true).create(true).truncate(true))
             .open(&probe)
             .is_ok();
         let _ = std::fs::remove_file(&probe);
@@ -100,6 +96,25 @@ impl AsRef<[u8]> for MirrorMap {
     }
 }
 
+/// Owner-only permissions where the platform has them (the crate builds on Unix only; the
+/// `cfg`s keep a non-Unix build at the one `compile_error!` in `lib.rs`).
+fn private(options: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    options.mode(0o600);
+    options
+}
+
+/// Positional write to a host file.
+#[cfg(unix)]
+fn write_all_at(file: &std::fs::File, buf: &[u8], pos: u64) -> io::Result<()> {
+    file.write_all_at(buf, pos)
+}
+
+#[cfg(not(unix))]
+fn write_all_at(_: &std::fs::File, _: &[u8], _: u64) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
 impl Mirror {
     /// A mirror holding `contents`: a new file in [`mirror_dir`], unlinked at once (so no other
     /// process can open it by name, and nothing is left behind), written with `contents`.
@@ -109,13 +124,7 @@ impl Mirror {
         let file = loop {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             let path = dir.join(format!("topiclog-simfs-map-{}-{n}", std::process::id()));
-            match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-            {
+            match private(OpenOptions::new().read(true).write(true).create_new(true)).open(&path) {
                 Ok(file) => {
                     std::fs::remove_file(&path)?;
                     break file;
@@ -129,7 +138,7 @@ impl Mirror {
         // already gives (sparsely).
         for (i, page) in contents.chunks(PAGE).enumerate() {
             if page.iter().any(|&b| b != 0) {
-                file.write_all_at(page, (i * PAGE) as u64)?;
+                write_all_at(&file, page, (i * PAGE) as u64)?;
             }
         }
         Ok(Mirror {
@@ -169,7 +178,7 @@ impl Mirror {
     /// directory), not a simulated one; the maps could no longer show the file's bytes, so it
     /// panics rather than let a test go on reading something else.
     pub(super) fn write_at(&self, buf: &[u8], pos: u64, path: &Path) {
-        if let Err(e) = self.file.write_all_at(buf, pos) {
+        if let Err(e) = write_all_at(&self.file, buf, pos) {
             panic!(
                 "SimFs mapped reads: cannot update the temp file mirroring {}: {e}",
                 path.display()

@@ -121,6 +121,40 @@ impl SimFs {
         self
     }
 
+    /// Model a failed sync as Linux may handle it: the file's data not yet synced is dropped
+    /// (its pages are marked clean and evicted), so reads and every later sync see what the disk
+    /// held before (zeros past its durable length, which is unchanged). Without this a failed
+    /// sync leaves the data dirty, for a later sync to make durable, so code that retried an
+    /// fsync and trusted it would go unnoticed; with it, such code loses acknowledged data.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::path::Path;
+    /// use topiclog::fs::{Fault, FaultOp, FileSystem, OpenMode, SimFs};
+    ///
+    /// let fs = SimFs::new(1).with_lossy_failed_syncs();
+    /// let f = fs.open(Path::new("/a"), OpenMode::Create)?;
+    /// f.write_all_at(b"kept", 0)?;
+    /// f.sync_data()?;
+    /// f.write_all_at(b"lost", 4)?;
+    /// fs.inject(Fault::new(FaultOp::Sync, 0));
+    /// assert!(f.sync_data().is_err());
+    /// f.sync_data()?; // a retry "succeeds"
+    /// assert_eq!(fs.read_file(Path::new("/a")).unwrap(), b"kept\0\0\0\0");
+    /// assert_eq!(fs.faults_fired(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn with_lossy_failed_syncs(self) -> SimFs {
+        self.lock().lossy_failed_syncs = true;
+        self
+    }
+
+    /// How many operations an injected [`Fault`] has failed since this file system was created
+    /// (a power cut's refusals are not counted): whether an armed fault actually fired.
+    pub fn faults_fired(&self) -> u64 {
+        self.lock().faults_fired
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock()
     }

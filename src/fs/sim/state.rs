@@ -65,6 +65,10 @@ pub(super) struct State {
     pub(super) locks: std::collections::BTreeSet<Vec<String>>,
     /// [`SimFs::with_mapped_reads`]: maps are real shared maps of a mirror file.
     pub(super) mapped_reads: bool,
+    /// [`SimFs::with_lossy_failed_syncs`]: a failed sync drops the file's unsynced bytes.
+    pub(super) lossy_failed_syncs: bool,
+    /// Operations an injected fault failed (a power cut's refusals not counted).
+    pub(super) faults_fired: u64,
 }
 
 impl fmt::Debug for State {
@@ -77,6 +81,8 @@ impl fmt::Debug for State {
             .field("power_cut_at", &self.power_cut_at)
             .field("ops", &self.ops)
             .field("mapped_reads", &self.mapped_reads)
+            .field("lossy_failed_syncs", &self.lossy_failed_syncs)
+            .field("faults_fired", &self.faults_fired)
             .finish_non_exhaustive()
     }
 }
@@ -150,6 +156,8 @@ impl State {
             ops: 0,
             locks: std::collections::BTreeSet::new(),
             mapped_reads: false,
+            lossy_failed_syncs: false,
+            faults_fired: 0,
         }
     }
 
@@ -256,7 +264,10 @@ impl State {
             }
         }
         match failure {
-            Some(e) => Err(e),
+            Some(e) => {
+                self.faults_fired = self.faults_fired.saturating_add(1);
+                Err(e)
+            }
             None => Ok(()),
         }
     }

@@ -24,6 +24,8 @@
 mod adopt;
 mod copy;
 pub(crate) mod files;
+#[cfg(unix)]
+mod read_only;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;

@@ -31,7 +31,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fs::{create_dir_all_durable, FdReservation, FileSystem};
 use crate::segment::Segment;
 
-use super::checkpoint::Checkpoint;
+use super::checkpoint::{Checkpoint, TrustedEnd};
 use super::cleaner_checkpoint::CleanerCheckpoint;
 use super::producer_state::ProducerTable;
 use crate::clock::Clock;
@@ -78,6 +78,35 @@ fn recover_dir(
     let recovered = plan.apply(fs, clock, config, observer)?;
     trace_recovery(dir, &recovered);
     Ok(recovered)
+}
+
+impl Inner {
+    /// At open, the `.trusted_end` marker a poisoned run left: cut every record at or past
+    /// `trusted` (their append or their fsync failed, whatever the disk holds of them), exactly
+    /// as an in-place recovery does, report the cut as [`RecoveryReport::offsets_dropped`], then
+    /// remove the marker.
+    fn cut_past_trusted_end(&self, trusted: u64) -> Result<()> {
+        let mut cleaner = self.cleaner.lock();
+        let mut w = self.writer.lock();
+        let end = self.end_offset.load(Ordering::SeqCst);
+        let start = self.start_offset.load(Ordering::Acquire);
+        if end > trusted {
+            let new_end = self
+                .truncate_locked(&mut w, &mut cleaner, trusted.max(start))
+                .inspect_err(|e| self.poison(e))?;
+            self.report.lock().offsets_dropped = end.saturating_sub(new_end);
+        }
+        self.forget_trusted_end().inspect_err(|e| self.poison(e))
+    }
+
+    /// Remove the `.trusted_end` marker once what lay past it is cut, and stop trusting less.
+    fn forget_trusted_end(&self) -> Result<()> {
+        let mut written = self.trusted_marker.lock();
+        TrustedEnd::remove(&*self.fs, &self.dir)?;
+        *written = u64::MAX;
+        self.trusted_end.store(u64::MAX, Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 /// The `tracing` event of an open: `warn` when recovery cut or dropped anything, else `debug`.
@@ -240,6 +269,8 @@ impl Partition {
             t.begin_change();
         }
         let r = recover_dir(&fs, &*clock, &dir, &config, never_opened, observer.as_ref())?;
+        // A poisoned run left what it could vouch for: cut the rest below, as `recover` would.
+        let trusted = TrustedEnd::read(&*fs, &dir)?.map(|m| m.end_offset);
         let now = clock.now_ms();
         let (end, start) = (r.end, r.start);
         let partition = Partition {
@@ -248,6 +279,9 @@ impl Partition {
                 fs,
                 clock,
                 segments: RwLock::new(Arc::new(r.segments)),
+                producers_init: Mutex::new(()),
+                producers_tracked: AtomicBool::new(r.producers.is_some()),
+                recoveries: AtomicU64::new(0),
                 writer: Mutex::new(Writer {
                     active: r.active,
                     tracks_producers: r.producers.is_some(),
@@ -266,7 +300,8 @@ impl Partition {
                 lock: Mutex::new(Some(lock)),
                 poisoned: AtomicBool::new(false),
                 poison_cause: Mutex::new(None),
-                trusted_end: AtomicU64::new(u64::MAX),
+                trusted_end: AtomicU64::new(trusted.unwrap_or(u64::MAX)),
+                trusted_marker: Mutex::new(trusted.unwrap_or(u64::MAX)),
                 tail_page,
                 sync: Mutex::new(SyncState {
                     synced: end,
@@ -296,8 +331,16 @@ impl Partition {
                 config: RwLock::new(Arc::new(config)),
             }),
         };
+        if let Some(trusted) = trusted {
+            partition.inner.cut_past_trusted_end(trusted)?;
+        }
         if let Some(t) = &partition.inner.tail_page {
-            t.opened(crate::tail::new_session(), start, end);
+            // After any cut: readers see the log as this writer serves it.
+            t.opened(
+                crate::tail::new_session(),
+                partition.start_offset(),
+                partition.end_offset(),
+            );
         }
         Ok(partition)
     }
@@ -333,9 +376,24 @@ impl Partition {
         if !inner.poisoned.load(Ordering::Acquire) {
             return Ok(*inner.report.lock());
         }
-        let trusted = inner.trusted_end.load(Ordering::SeqCst);
+        // The marker on disk may hold less than memory does now (a failure while a recovery
+        // cut raised the in-memory value again): the lower one wins.
+        let trusted = inner
+            .trusted_end
+            .load(Ordering::SeqCst)
+            .min(*inner.trusted_marker.lock());
         let config = inner.config();
         inner.tail_begin_change();
+        // Recovery may cut a torn tail in place (a failed fsync may have dropped unsynced pages,
+        // leaving zeros): never in a file that readers of the old segments may still read through
+        // a map. Each mapped segment it rescans (from the recovery point) gets a fresh copy first.
+        let recovery_point = inner.checkpoint.lock().recovery_point;
+        for seg in inner.segments.read().iter() {
+            if seg.is_mapped() && seg.next_offset() > recovery_point {
+                seg.detach_from_maps()
+                    .inspect_err(|_| inner.tail_end_change())?;
+            }
+        }
         // The old segments stay with readers that hold them (their files are reopened, never
         // shrunk in place under a map).
         let r = recover_dir(
@@ -352,6 +410,10 @@ impl Partition {
         *inner.segments.write() = Arc::new(r.segments);
         w.active = r.active;
         w.tracks_producers = r.producers.is_some();
+        inner
+            .producers_tracked
+            .store(w.tracks_producers, Ordering::Release);
+        inner.recoveries.fetch_add(1, Ordering::SeqCst);
         w.producers = r.producers.unwrap_or_default();
         w.snapshot_wanted = false;
         inner.unsynced_sealed.lock().clear();
@@ -382,6 +444,11 @@ impl Partition {
                 .inspect_err(|e| inner.poison(e))?;
             report.offsets_dropped = end - new_end;
         }
+        // Only now that the rest is cut: the next open need not cut again. Before any append
+        // (this holds the append lock), so the marker never outlives a record acknowledged after.
+        inner
+            .forget_trusted_end()
+            .inspect_err(|e| inner.poison(e))?;
         *inner.report.lock() = report;
         inner.tail_end_change();
         inner.notify_tailers();

@@ -2,13 +2,18 @@
 //! at the end of one partition, `Store::recovery_reports` names that partition (topic, number)
 //! with the bytes cut, and only it; the records before the tear are all there. A clean shutdown
 //! and reopen reports nothing. Damage cut under `Recovery::TruncateCorrupt` is reported with
-//! `corruption_cut`.
+//! `corruption_cut`. A recovery that cut records is also what `Store::last_maintenance_error`
+//! reports (task `Recovery`, cause `Error::RecoveryCut` with the report); a clean open leaves it
+//! `None`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use topiclog::fs::{CrashMode, SimFs};
-use topiclog::{Durability, Env, LogConfig, Record, Recovery, Store, StoreOptions, TopicConfig};
+use topiclog::{
+    Durability, Env, Error, ErrorKind, LogConfig, MaintenanceTask, Record, Recovery, Store,
+    StoreOptions, TopicConfig,
+};
 
 fn env(fs: &SimFs) -> Env {
     Env::with_fs(Arc::new(fs.clone()))
@@ -76,12 +81,35 @@ fn a_torn_tail_cut_at_open_is_reported_by_the_store() {
     assert!(!r.report.clean_shutdown);
     assert!(!r.report.corruption_cut);
     assert_eq!(store.topic("t").unwrap().end_offsets(), vec![10, 10]);
-    assert!(store.last_maintenance_error().is_none());
+    // The cut is a background failure too, typed, with what was cut.
+    match store.last_maintenance_error() {
+        Some(
+            ref e @ Error::Maintenance {
+                task: MaintenanceTask::Recovery,
+                ref topic,
+                partition: 1,
+                ref cause,
+            },
+        ) => {
+            assert_eq!(topic, "t");
+            match &**cause {
+                Error::RecoveryCut { path, report } => {
+                    assert_eq!(path, Path::new("/store/t/1"));
+                    assert_eq!(*report, r.report);
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(e.kind(), ErrorKind::Damaged);
+            assert!(e.to_string().contains("20 bytes of a torn tail"), "{e}");
+        }
+        other => panic!("expected a recovery cut, got {other:?}"),
+    }
     store.close().unwrap();
 
     // A clean shutdown: nothing to repair, nothing reported.
     let store = Store::open_with_env("/store", options(), env(&fs)).unwrap();
     assert_eq!(store.recovery_reports(), &[]);
+    assert!(store.last_maintenance_error().is_none());
     store.close().unwrap();
 }
 

@@ -2080,7 +2080,10 @@ impl DamageKind {
                     f.batches[rng.below(f.batches.len() as u64) as usize]
                 },
                 // Any magic but Kafka's 2 (0 and 1 are Kafka's older formats).
-                version: (3 + rng.below(256) as u8) % 255,
+                version: match rng.below(255) as u8 {
+                    v @ (0 | 1) => v,
+                    v => v + 1,
+                },
             },
             DamageKind::HeaderField => {
                 // (name, position in the header, width): docs/FORMAT.md.

@@ -1,7 +1,7 @@
 //! The partition's error contract: oversized and empty appends, out-of-range offsets (with the
 //! fields a caller needs to re-seek), `offset_for_time` on an empty log, invalid configurations,
-//! use after close, and I/O failures, which poison the partition until it is reopened and leave no
-//! visible trace of the failed append.
+//! use after close, and I/O failures, which poison the partition until it is recovered in place or
+//! reopened (both cut what it could not vouch for) and leave no visible trace of the failed append.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -585,4 +585,76 @@ fn failed_sync_under_every_messages_leaves_no_visible_trace() {
     );
     assert_eq!(record_views(&log, 0), records);
     assert_eq!(log.offset_for_time(9_999).unwrap(), None);
+}
+
+/// The values of every record of `log`, from its start.
+fn values(log: &Partition) -> Vec<String> {
+    record_views(log, log.start_offset())
+        .into_iter()
+        .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
+        .collect()
+}
+
+/// Reopening a partition a failed fsync poisoned is what `recover` does in place: the record
+/// whose fsync failed is cut (it is still in the file, and a reopen used to keep it), so retrying
+/// it stores it once. With a close in between, without one (a process crash), and through a power
+/// cut afterwards.
+#[test]
+fn reopen_after_a_failed_fsync_cuts_what_recover_would() {
+    for close in [true, false] {
+        let sim = SimFs::new(21);
+        let dir = Path::new("/p");
+        let env = Env::with_fs(Arc::new(sim.clone()));
+        let config = LogConfig {
+            durability: Durability::Always,
+            preallocate: false,
+            ..config()
+        };
+        let log = Partition::open_with_env(dir, config.clone(), env.clone()).unwrap();
+        log.append(Record::new("a")).unwrap();
+        sim.inject(log_sync_fault());
+        assert!(matches!(
+            log.append(Record::new("b")),
+            Err(Error::Io { .. })
+        ));
+        assert!(log.is_poisoned());
+        if close {
+            log.close().unwrap();
+        } else {
+            log.abandon();
+        }
+        let log = Partition::open_with_env(dir, config.clone(), env.clone()).unwrap();
+        assert_eq!(log.recovery_report().offsets_dropped, 1, "close: {close}");
+        assert_eq!(log.end_offset(), 1);
+        assert_eq!(log.append(Record::new("b")).unwrap(), 1);
+        assert_eq!(values(&log), ["a", "b"], "close: {close}");
+        // The marker is gone with the cut: a power cut and a reopen keep the retried record.
+        sim.crash(CrashMode::LoseUnsynced);
+        log.abandon();
+        let log = Partition::open_with_env(dir, config.clone(), env.clone()).unwrap();
+        assert_eq!(log.recovery_report().offsets_dropped, 0);
+        assert_eq!(
+            values(&log),
+            ["a", "b"],
+            "close: {close}, after a power cut"
+        );
+        log.close().unwrap();
+    }
+}
+
+/// A power cut right after the failed fsync: what reaches the next open is the durable marker,
+/// whatever the crash kept of the unsynced record.
+#[test]
+fn a_power_cut_after_a_failed_fsync_cuts_at_the_trusted_end() {
+    let sim = SimFs::new(22);
+    let dir = Path::new("/p");
+    let env = Env::with_fs(Arc::new(sim.clone()));
+    let (log, records, config) = durable_log(&sim, dir);
+    sim.inject(log_sync_fault());
+    assert!(log.append(failed(Record::new("lost"))).is_err());
+    sim.crash(CrashMode::Torn);
+    log.abandon();
+    let log = Partition::open_with_env(dir, config, env).unwrap();
+    assert_eq!(record_views(&log, 0), records);
+    assert_eq!(log.append(Record::new("again")).unwrap(), 3);
 }

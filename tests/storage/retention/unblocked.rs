@@ -117,3 +117,29 @@ fn appends_go_on_while_a_retention_pass_syncs_the_checkpoint() {
         assert!(report.segments_deleted > 0, "{report:?}");
     });
 }
+
+/// The first idempotent batch of a partition records where producer state starts (the
+/// checkpoint, then an empty producer snapshot: atomic writes with fsyncs) before it takes the
+/// append lock: other appends go on while that checkpoint's sync is held. (Failed before: it
+/// wrote both under the append lock.)
+#[test]
+fn appends_go_on_while_the_first_idempotent_batch_syncs_the_checkpoint() {
+    on_both(|log, gate| {
+        let producer = topiclog::ProducerBatch {
+            producer_id: 7,
+            epoch: 0,
+            base_sequence: 0,
+        };
+        let info = append_while_held(log, gate, move |log| {
+            log.append_idempotent(&[Record::new("idempotent")], producer, Durability::None)
+                .unwrap()
+        });
+        assert!(!info.duplicate);
+        // A replay is recognized: the producer state is tracked.
+        let again = log
+            .append_idempotent(&[Record::new("idempotent")], producer, Durability::None)
+            .unwrap();
+        assert!(again.duplicate);
+        assert_eq!(again.base_offset, info.base_offset);
+    });
+}
