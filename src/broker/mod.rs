@@ -19,6 +19,7 @@ mod assignor;
 mod coordinator;
 mod kafka_offsets;
 mod offsets;
+#[cfg(unix)]
 pub(crate) use offsets::replay_offsets;
 
 /// `offsets` as they are committed: a commit without a time gets `now`.

@@ -25,6 +25,7 @@
 mod kafka;
 mod maintenance;
 mod open;
+#[cfg(unix)]
 pub(crate) use open::read_topic_config;
 mod producer_ids;
 mod topics;
@@ -39,6 +40,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+#[cfg(unix)]
 pub(crate) use kafka::{export_log_dir, ExportWork};
 pub use kafka::{KafkaExportOptions, KafkaExportReport, KafkaImportOptions, KafkaImportReport};
 
