@@ -5,6 +5,17 @@ use super::maintenance::{spawn_cleaner, spawn_maintenance};
 use super::*;
 
 impl Store {
+    /// Open the store in `dir` to read only, beside the process that holds it for writing (or
+    /// none): the same as [`ReadOnlyStore::open`](crate::ReadOnlyStore::open). It takes no lock
+    /// and writes nothing.
+    ///
+    /// # Errors
+    /// As [`ReadOnlyStore::open`](crate::ReadOnlyStore::open).
+    #[cfg(unix)]
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<crate::ReadOnlyStore> {
+        crate::ReadOnlyStore::open(dir)
+    }
+
     /// Open (or create) a store in `dir` with default options, on the real file system with the
     /// system clock.
     ///

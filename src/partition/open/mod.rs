@@ -144,6 +144,17 @@ fn trace_recovery(dir: &Path, r: &Recovered) {
 fn trace_recovery(_: &Path, _: &Recovered) {}
 
 impl Partition {
+    /// Open the partition directory `dir` to read only, beside its writer (or none): the same
+    /// as [`ReadOnlyPartition::open`](crate::ReadOnlyPartition::open). It takes no lock and
+    /// writes nothing.
+    ///
+    /// # Errors
+    /// As [`ReadOnlyPartition::open`](crate::ReadOnlyPartition::open).
+    #[cfg(unix)]
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<crate::ReadOnlyPartition> {
+        crate::ReadOnlyPartition::open(dir)
+    }
+
     /// Open (or create) the partition in `dir` with the default [`LogConfig`], on the real file
     /// system with the system clock.
     ///

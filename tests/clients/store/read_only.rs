@@ -383,7 +383,8 @@ fn a_reader_sees_nothing_still_in_the_write_buffer() {
         write_buffer_bytes: 1 << 20,
         ..LogConfig::default()
     };
-    let (log, reader) = writer_and_reader(tmp.path(), config);
+    let (log, _) = writer_and_reader(tmp.path(), config);
+    let reader = Partition::open_read_only(tmp.path()).unwrap();
     log.append(Record::new("buffered")).unwrap();
     assert_eq!(log.end_offset(), 1, "the writer's own readers see it");
     assert_eq!(
@@ -499,7 +500,7 @@ fn a_read_only_store_takes_no_lock_writes_nothing_and_reads_committed_offsets() 
     consumer.commit_sync().unwrap();
     let before = snapshot(&dir);
 
-    let reader = ReadOnlyStore::open(&dir).unwrap();
+    let reader = Store::open_read_only(&dir).unwrap();
     assert_eq!(reader.topics().unwrap(), vec!["t".to_owned()]);
     assert_eq!(reader.topic_config("t").unwrap().partitions, 2);
     assert_eq!(reader.groups().unwrap(), vec!["g".to_owned()]);
