@@ -15,7 +15,7 @@ use super::super::checkpoint::{AdoptedLog, Checkpoint, CleanShutdown, CLEAN_SHUT
 use super::super::producer_state::ProducerTable;
 use super::super::{compaction, map_active, remove_if_exists, RecoveryReport};
 use super::listing::Stored;
-use super::plan::{ProducerReplay, RecoveryPlan, SegmentEnd};
+use super::plan::{Adoption, ProducerReplay, RecoveryPlan, SegmentEnd};
 use super::Recovered;
 use crate::clock::Clock;
 use crate::config::LogConfig;
@@ -35,6 +35,11 @@ impl RecoveryPlan {
         config: &LogConfig,
         observer: Option<&Observer>,
     ) -> Result<Recovered> {
+        if let Adoption::Adopt(marker) = self.adoption {
+            // Before anything changes: from here until the adoption's checkpoint, a crash leaves
+            // a directory that the next open adopts again (it holds topiclog's lock file).
+            marker.write(&**fs, &self.dir)?;
+        }
         self.tidy(&**fs)?;
         let mut report = self.report;
         let segments = self.load(fs, config, &mut report, observer)?;
@@ -280,19 +285,30 @@ impl RecoveryPlan {
             recovery_point: end,
             producers_from,
         };
-        // Before the first checkpoint (whose absence is what makes a directory adoptable): from
-        // here on, the log past `end` is topiclog's and continuous.
-        let offset_gaps_below = if self.adopt {
-            AdoptedLog { gaps_below: end }.write(&**fs, dir)?;
-            end
-        } else {
-            self.offset_gaps_below
-        };
-        if checkpoint != Some(cp) || report.checkpoint_damaged {
+        let adopting = matches!(self.adoption, Adoption::Adopt(_));
+        if checkpoint != Some(cp) || report.checkpoint_damaged || adopting {
             cp.write(&**fs, dir)?; // syncs the directory too
         } else {
             fs.sync_dir(dir).at(dir)?; // the marker's removal
         }
+        // After the adoption's checkpoint: from here on the partition is topiclog's (a lost
+        // checkpoint is damage), and the log past `end` is continuous. Never widened later.
+        let (offset_gaps_below, kafka_epochs_below) = match self.adoption {
+            Adoption::Adopt(marker) => {
+                let done = AdoptedLog {
+                    gaps_below: end,
+                    adopting: false,
+                    ..marker
+                };
+                done.write(&**fs, dir)?;
+                (if done.compacted { end } else { 0 }, end)
+            }
+            Adoption::Finish(done) => {
+                done.write(&**fs, dir)?;
+                (self.offset_gaps_below, self.kafka_epochs_below)
+            }
+            Adoption::None => (self.offset_gaps_below, self.kafka_epochs_below),
+        };
 
         let snapshot = Stored::from_read(ProducerTable::read(&**fs, dir))?;
         let replay = ProducerReplay::decide(snapshot, producers_from, start, end);
@@ -317,6 +333,7 @@ impl RecoveryPlan {
             producers,
             report,
             offset_gaps_below,
+            kafka_epochs_below,
         })
     }
 }
