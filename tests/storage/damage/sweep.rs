@@ -2080,7 +2080,7 @@ impl DamageKind {
                     f.batches[rng.below(f.batches.len() as u64) as usize]
                 },
                 // Any magic but Kafka's 2 (0 and 1 are Kafka's older formats).
-                version: (3 + rng.below(256) as u8) % 255,
+                version: 3 + rng.below(253) as u8,
             },
             DamageKind::HeaderField => {
                 // (name, position in the header, width): docs/FORMAT.md.
