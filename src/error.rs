@@ -970,7 +970,6 @@ mod tests {
 
     #[test]
     fn a_poisoned_error_chains_to_the_failure_and_its_io_error() {
-        use std::error::Error as _;
         let failure = Error::io(
             "/s/t/0/00000000000000000000.log",
             io::Error::from_raw_os_error(5),
