@@ -309,7 +309,10 @@ impl<'a> WindowReader<'a> {
                 }
                 // Compared against zeros a chunk at a time (`memcmp`, fast in any build).
                 static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
-                if buf[..got].chunks(ZEROS.len()).any(|c| c != &ZEROS[..c.len()]) {
+                if buf[..got]
+                    .chunks(ZEROS.len())
+                    .any(|c| c != &ZEROS[..c.len()])
+                {
                     return Ok(false);
                 }
                 pos += got as u64;

@@ -419,6 +419,7 @@ fn meta_decode_seeds_gen(p: &Pristine) -> Vec<(&'static str, Vec<u8>)> {
                     log_start: 12,
                     compacted: true,
                     adopting: false,
+                    segment_ends: vec![(0, 12), (20, 23)],
                 }
                 .encode_to_vec(),
             ),

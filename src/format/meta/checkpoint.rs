@@ -130,9 +130,11 @@ impl Decode for CleanShutdown {
 /// topiclog's.
 ///
 /// Body, version 2: gaps below `u64` | log start `u64` | flags `u8` (bit 0: the log is compacted,
-/// so gaps are Kafka's; bit 1: the adoption is still under way; other bits 0). Version 1 (read,
-/// no longer written): gaps below `u64` only, read as a compacted log whose adoption finished.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// so gaps are Kafka's; bit 1: the adoption is still under way; other bits 0) | count `u32` |
+/// count × (segment base `u64`, segment end `u64`), bases increasing. Version 1 (read, no longer
+/// written): gaps below `u64` only, read as a compacted log whose adoption finished, with no
+/// segment ends.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AdoptedLog {
     /// The log end offset when the log was adopted (`u64::MAX` while an adoption is under way
     /// and has not found it yet).
@@ -146,6 +148,11 @@ pub struct AdoptedLog {
     /// that finds none adopts the log again (from `log_start`). Once the adoption finished, the
     /// partition is topiclog's and a missing checkpoint is damage.
     pub adopting: bool,
+    /// In a compacted log: each sealed segment Kafka wrote, by base offset, with the offset after
+    /// its last batch when it was adopted. A gap after a segment is Kafka's only if the segment
+    /// still reaches that end (topiclog's compaction keeps segment ends, filling what it drops
+    /// with an empty batch): a segment cut short, emptied or deleted is told from compaction.
+    pub segment_ends: Vec<(u64, u64)>,
 }
 
 impl AdoptedLog {
@@ -180,6 +187,11 @@ impl Encode for AdoptedLog {
                 flags |= Self::ADOPTING;
             }
             w.u8(flags);
+            w.u32(u32::try_from(self.segment_ends.len()).unwrap_or(u32::MAX));
+            for &(base, end) in &self.segment_ends {
+                w.u64(base);
+                w.u64(end);
+            }
         });
     }
 }
@@ -196,6 +208,7 @@ impl Decode for AdoptedLog {
                 log_start: 0,
                 compacted: true,
                 adopting: false,
+                segment_ends: Vec::new(),
             });
         }
         let (_, mut body) = Self::ENVELOPE.open(r)?;
@@ -203,7 +216,6 @@ impl Decode for AdoptedLog {
         let log_start = body.u64()?;
         let at = body.position();
         let flags = body.u8()?;
-        body.finish()?;
         if flags & !(Self::COMPACTED | Self::ADOPTING) != 0 {
             return Err(DecodeError::new(at, "unknown flags"));
         }
@@ -213,11 +225,32 @@ impl Decode for AdoptedLog {
                 "the log start lies past the adopted end",
             ));
         }
+        let count_at = body.position();
+        let count = body.u32()? as usize;
+        if count > body.remaining() / 16 {
+            return Err(DecodeError::new(
+                count_at,
+                "more segments than the file holds",
+            ));
+        }
+        let mut segment_ends = Vec::with_capacity(count);
+        let mut previous_end = 0;
+        for _ in 0..count {
+            let at = body.position();
+            let (base, end) = (body.u64()?, body.u64()?);
+            if base < previous_end || end < base || end > gaps_below {
+                return Err(DecodeError::new(at, "segment ends out of order"));
+            }
+            previous_end = end;
+            segment_ends.push((base, end));
+        }
+        body.finish()?;
         Ok(AdoptedLog {
             gaps_below,
             log_start,
             compacted: flags & Self::COMPACTED != 0,
             adopting: flags & Self::ADOPTING != 0,
+            segment_ends,
         })
     }
 }
@@ -245,6 +278,7 @@ mod tests {
                 log_start: 3,
                 compacted,
                 adopting,
+                segment_ends: vec![(0, 12), (20, 23)],
             });
         }
         // Version 1 held the end alone: a compacted log whose adoption finished.
@@ -256,11 +290,13 @@ mod tests {
                 log_start: 0,
                 compacted: true,
                 adopting: false,
+                segment_ends: Vec::new(),
             }
         );
         let mut body = 31u64.to_le_bytes().to_vec();
         body.extend(3u64.to_le_bytes());
         body.push(4);
+        body.extend(0u32.to_le_bytes());
         let unknown_flag = AdoptedLog::ENVELOPE.seal_raw(2, &body);
         assert!(AdoptedLog::decode(&unknown_flag).is_err());
     }

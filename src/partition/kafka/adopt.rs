@@ -176,6 +176,7 @@ pub(crate) fn adopt_kafka_partition(
     let total = lengths.iter().sum();
     let mut meter = Meter::start(observer, ProgressOperation::Import, src, total);
     let mut end = start;
+    let mut segment_ends = Vec::new();
     for (i, &base) in keep.iter().enumerate() {
         let from = segment_file_name(src, base, SegmentFileKind::Log);
         let to = segment_file_name(dest, base, SegmentFileKind::Log);
@@ -244,8 +245,13 @@ pub(crate) fn adopt_kafka_partition(
                 ));
             }
             // Ending before the next segment begins is a gap Kafka's compaction left: fine
-            // below the adopted end.
-            Some(_) => seg.seal()?,
+            // below the adopted end, as long as the segment keeps ending there.
+            Some(_) => {
+                if compacted {
+                    segment_ends.push((base, found.next_offset));
+                }
+                seg.seal()?
+            }
         }
         if linked {
             report.hard_linked += 1;
@@ -264,6 +270,7 @@ pub(crate) fn adopt_kafka_partition(
         }
         let seg = Segment::create(fs.clone(), dest, start, &config)?;
         seg.flush_indexes(true)?;
+        segment_ends.clear();
         report.segments = 1;
         report.hard_linked = 0;
         end = start;
@@ -285,6 +292,7 @@ pub(crate) fn adopt_kafka_partition(
         log_start: start,
         compacted,
         adopting: true,
+        segment_ends,
     }
     .write(&**fs, dest)?;
     Checkpoint {

@@ -35,7 +35,7 @@ impl RecoveryPlan {
         config: &LogConfig,
         observer: Option<&Observer>,
     ) -> Result<Recovered> {
-        if let Adoption::Adopt(marker) = self.adoption {
+        if let Adoption::Adopt(marker) = &self.adoption {
             // Before anything changes: from here until the adoption's checkpoint, a crash leaves
             // a directory that the next open adopts again (it holds topiclog's lock file).
             marker.write(&**fs, &self.dir)?;
@@ -285,8 +285,32 @@ impl RecoveryPlan {
             recovery_point: end,
             producers_from,
         };
-        let adopting = matches!(self.adoption, Adoption::Adopt(_));
-        if checkpoint != Some(cp) || report.checkpoint_damaged || adopting {
+        check_adopted_ends(&segments, start, &self.segment_ends)?;
+        // An adoption records, before its checkpoint, where the log ends and (in a compacted
+        // log) where each sealed segment Kafka wrote ends: a gap after it is Kafka's only while
+        // it still ends there. Still under way: a crash before the checkpoint adopts again.
+        let adopted = match &self.adoption {
+            Adoption::Adopt(marker) => {
+                let segment_ends = if marker.compacted {
+                    segments
+                        .iter()
+                        .take(segments.len().saturating_sub(1))
+                        .map(|s| (s.base_offset(), s.next_offset()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let adopted = AdoptedLog {
+                    gaps_below: end,
+                    segment_ends,
+                    ..marker.clone()
+                };
+                adopted.write(&**fs, dir)?;
+                Some(adopted)
+            }
+            _ => None,
+        };
+        if checkpoint != Some(cp) || report.checkpoint_damaged || adopted.is_some() {
             cp.write(&**fs, dir)?; // syncs the directory too
         } else {
             fs.sync_dir(dir).at(dir)?; // the marker's removal
@@ -294,11 +318,10 @@ impl RecoveryPlan {
         // After the adoption's checkpoint: from here on the partition is topiclog's (a lost
         // checkpoint is damage), and the log past `end` is continuous. Never widened later.
         let (offset_gaps_below, kafka_epochs_below) = match self.adoption {
-            Adoption::Adopt(marker) => {
+            Adoption::Adopt(_) => {
                 let done = AdoptedLog {
-                    gaps_below: end,
                     adopting: false,
-                    ..marker
+                    ..adopted.unwrap_or_default()
                 };
                 done.write(&**fs, dir)?;
                 (if done.compacted { end } else { 0 }, end)
@@ -336,6 +359,49 @@ impl RecoveryPlan {
             kafka_epochs_below,
         })
     }
+}
+
+/// In a compacted log adopted from Kafka, each sealed segment Kafka wrote must still reach the end
+/// it had when adopted (`ends`, from `kafka-adopted`): Kafka's compaction leaves gaps after a
+/// segment's last batch, and topiclog's keeps every segment's end (it fills what it drops with
+/// an empty batch, and a merged segment covers the ends of those it replaced), so a segment cut
+/// short, emptied or deleted shows as an end not reached. Segments wholly below the log start
+/// `start` are not checked (retention removes them). One read per adopted segment.
+fn check_adopted_ends(segments: &[Arc<Segment>], start: u64, ends: &[(u64, u64)]) -> Result<()> {
+    for &(base, end) in ends.iter().filter(|&&(_, end)| end > start && end > 0) {
+        let last = end - 1;
+        let i = segments.partition_point(|s| s.base_offset() <= last);
+        let holder = i.checked_sub(1).and_then(|i| segments.get(i));
+        let reaches = match holder {
+            Some(seg) if i == segments.len() => seg.next_offset() >= end,
+            Some(seg) => seg
+                .read(last.max(seg.base_offset()), 1)?
+                .last()
+                .is_some_and(|b| b.next_offset() >= end),
+            None => false,
+        };
+        if !reaches {
+            let path = holder.map_or_else(
+                || {
+                    segments
+                        .first()
+                        .map(|s| s.log_path().to_owned())
+                        .unwrap_or_default()
+                },
+                |s| s.log_path().to_owned(),
+            );
+            return Err(Error::corrupt(
+                path,
+                0,
+                format!(
+                    "the segment adopted from Kafka at base offset {base} ended at offset {end}, \
+                     but no segment holds offset {last} any more: it was cut short or deleted \
+                     (Kafka's compaction keeps a segment's end); records are missing: restore it"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// After a clean close: open the segments as they are, and check that the active one is exactly

@@ -63,12 +63,15 @@ pub(in crate::partition) struct RecoveryPlan {
     pub kafka_epochs_below: u64,
     /// What to do with `kafka-adopted`.
     pub adoption: Adoption,
+    /// The ends of the sealed segments of a compacted log adopted from Kafka, as adopted (see
+    /// `AdoptedLog::segment_ends`): checked once the segments are loaded.
+    pub segment_ends: Vec<(u64, u64)>,
     /// What is known before any segment is read.
     pub report: RecoveryReport,
 }
 
 /// What an open does with `kafka-adopted`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(in crate::partition) enum Adoption {
     /// Nothing: no log written by Kafka, or one whose adoption finished.
     None,
@@ -111,7 +114,7 @@ impl RecoveryPlan {
         let dir = &listing.dir;
         let mut report = RecoveryReport::default();
         let found = match &metadata.adopted {
-            Stored::Found(a) => Some(*a),
+            Stored::Found(a) => Some(a.clone()),
             Stored::Missing => None,
             Stored::Damaged(reason) => {
                 return Err(Error::corrupt(
@@ -128,7 +131,7 @@ impl RecoveryPlan {
         // first checkpoint: adopt it. Once that checkpoint is written, the partition is
         // topiclog's: a checkpoint lost later is damage as in any partition (adopting again
         // would move the log start back and bring deleted records back).
-        let unadopted = match found {
+        let unadopted = match &found {
             None => metadata.never_opened,
             Some(a) => a.adopting,
         };
@@ -142,11 +145,12 @@ impl RecoveryPlan {
             // at its first segment (`Store::import_kafka` applies Kafka's, and records it in
             // the marker). The idempotent producers' state is rebuilt from the batches, as Kafka
             // does without a snapshot, so a producer's retry after the move is still recognised.
-            let marker = found.unwrap_or(AdoptedLog {
+            let marker = found.clone().unwrap_or(AdoptedLog {
                 gaps_below: u64::MAX,
                 log_start: first,
                 compacted,
                 adopting: true,
+                segment_ends: Vec::new(),
             });
             let log_start = marker.log_start.max(first);
             let cp = Checkpoint {
@@ -163,7 +167,7 @@ impl RecoveryPlan {
             (Some(cp), Adoption::Adopt(marker))
         } else {
             let cp = resolve_checkpoint(listing, metadata, &mut report)?;
-            let adoption = match found.filter(|a| a.adopting) {
+            let adoption = match found.clone().filter(|a| a.adopting) {
                 // The adoption's checkpoint was written: nothing was appended since, so its
                 // recovery point is the adopted end.
                 Some(a) => Adoption::Finish(AdoptedLog {
@@ -175,12 +179,13 @@ impl RecoveryPlan {
             };
             (cp, adoption)
         };
-        let (offset_gaps_below, kafka_epochs_below) = match (adoption, found) {
-            (Adoption::Adopt(a), _) => (if a.compacted { u64::MAX } else { 0 }, u64::MAX),
-            (Adoption::Finish(a), _) | (Adoption::None, Some(a)) => {
-                (if a.compacted { a.gaps_below } else { 0 }, a.gaps_below)
+        let (offset_gaps_below, kafka_epochs_below, segment_ends) = match (&adoption, &found) {
+            (Adoption::Adopt(a), _) => (if a.compacted { u64::MAX } else { 0 }, u64::MAX, vec![]),
+            (Adoption::Finish(a), _) | (Adoption::None, Some(a)) if a.compacted => {
+                (a.gaps_below, a.gaps_below, a.segment_ends.clone())
             }
-            (Adoption::None, None) => (0, 0),
+            (Adoption::Finish(a), _) | (Adoption::None, Some(a)) => (0, a.gaps_below, vec![]),
+            (Adoption::None, None) => (0, 0, vec![]),
         };
         let clean = metadata
             .marker
@@ -308,6 +313,7 @@ impl RecoveryPlan {
             offset_gaps_below,
             kafka_epochs_below,
             adoption,
+            segment_ends,
             report,
         })
     }

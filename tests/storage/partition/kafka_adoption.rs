@@ -416,3 +416,53 @@ fn a_topic_that_does_not_compact_adopts_no_gap() {
     let log = Partition::open_with_env(DIR, config(), env(&fs)).unwrap();
     assert_eq!(read_all(&log), expected);
 }
+
+/// In a compacted log Kafka leaves gaps, so a gap alone says nothing; but Kafka's compaction (and
+/// topiclog's) keeps where each segment ends. A sealed segment Kafka wrote, cut at a batch
+/// boundary or emptied after the adoption, is damage, whether the open is clean or rescans, and
+/// before or after topiclog compacted it (before: reads went 0-2, 20-30, the records at 10 and 11
+/// silently gone).
+#[test]
+fn in_a_compacted_adopted_log_a_segment_cut_short_is_damage() {
+    let seg0 = Path::new(DIR).join("00000000000000000000.log");
+    for (cut, clean) in [(false, true), (false, false), (true, true), (true, false)] {
+        let what = format!("emptied {cut}, clean close {clean}");
+        let fs = SimFs::new(9);
+        kafka_dir(&fs);
+        let log = Partition::open_with_env(DIR, config(), env(&fs)).unwrap();
+        if clean {
+            log.close().unwrap();
+        } else {
+            log.abandon();
+        }
+        let bytes = fs.read_file(&seg0).unwrap();
+        // Its first batch ([0, 3)) only, or nothing.
+        let first = 12 + u32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        fs.write_file(&seg0, if cut { &[] } else { &bytes[..first] });
+        let log = match Partition::open_with_env(DIR, config(), env(&fs)) {
+            Err(Error::Corrupt { .. }) => continue,
+            Ok(log) => log,
+            Err(e) => panic!("{what}: {e:?}"),
+        };
+        let mut at = log.start_offset();
+        let mut seen = Vec::new();
+        loop {
+            assert!(
+                at < log.end_offset(),
+                "{what}: read {seen:?} without an error"
+            );
+            match log.read(at, 1 << 20) {
+                Ok(b) => {
+                    seen.extend(b.records().map(|r| r.offset()));
+                    at = b.next_offset();
+                }
+                Err(Error::Corrupt { .. }) => break,
+                Err(e) => panic!("{what}: {e:?}"),
+            }
+        }
+        assert!(
+            !seen.iter().any(|&o| o >= 20),
+            "{what}: read past the lost records: {seen:?}"
+        );
+    }
+}
