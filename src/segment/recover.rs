@@ -354,17 +354,22 @@ impl Segment {
                 // header's bytes, and up to its length once the header got that far. Non-zero
                 // bytes anywhere after that (to the end of the file: a sequential read of at most
                 // the preallocated tail, whose holes are skipped unread) are not a torn tail.
-                let unexplained = ours && {
+                let (unexplained, unidentified) = if ours {
                     let explained = self.torn_batch_end(pos, file_len)?;
-                    !reader.is_zero(explained, file_len)?
+                    let unexplained = !reader.is_zero(explained, file_len)?;
+                    // Not even a header of ours: the bytes that follow are unidentified.
+                    (unexplained, unexplained && explained == pos)
+                } else {
+                    (false, false)
                 };
-                if unexplained && pos == 0 {
-                    // Cutting here would erase the file's whole content.
+                if unidentified && pos == 0 {
+                    // Zeros, then data: cutting here would erase the file's whole content,
+                    // none of it identified as ours (refused in any mode, as another format is).
                     return Err(Error::corrupt(
                         &self.log_path,
                         0,
-                        "the file starts with zeros (or a partial batch) followed by data that \
-                         is not the rest of that batch: damaged from its first byte, not a torn \
+                        "the file starts with zeros followed by data that is not a batch of \
+                         this log: damaged from its first byte, not a torn \
                          write; it was left untouched: restore it, or move it out of the \
                          partition directory",
                     ));
