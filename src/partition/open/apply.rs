@@ -285,7 +285,7 @@ impl RecoveryPlan {
             recovery_point: end,
             producers_from,
         };
-        check_adopted_ends(&segments, start, &self.segment_ends)?;
+        check_adopted_ends(&segments, start, end, &self.segment_ends)?;
         // An adoption records, before its checkpoint, where the log ends and (in a compacted
         // log) where each sealed segment Kafka wrote ends: a gap after it is Kafka's only while
         // it still ends there. Still under way: a crash before the checkpoint adopts again.
@@ -366,9 +366,19 @@ impl RecoveryPlan {
 /// segment's last batch, and topiclog's keeps every segment's end (it fills what it drops with
 /// an empty batch, and a merged segment covers the ends of those it replaced), so a segment cut
 /// short, emptied or deleted shows as an end not reached. Segments wholly below the log start
-/// `start` are not checked (retention removes them). One read per adopted segment.
-fn check_adopted_ends(segments: &[Arc<Segment>], start: u64, ends: &[(u64, u64)]) -> Result<()> {
-    for &(base, end) in ends.iter().filter(|&&(_, end)| end > start && end > 0) {
+/// `start` are not checked (retention removes them), nor ends past the log's end `log_end` (only
+/// a cut `Recovery::TruncateCorrupt` reported puts the end below them). One read per adopted
+/// segment.
+fn check_adopted_ends(
+    segments: &[Arc<Segment>],
+    start: u64,
+    log_end: u64,
+    ends: &[(u64, u64)],
+) -> Result<()> {
+    let checked = ends
+        .iter()
+        .filter(|&&(_, end)| end > start && end > 0 && end <= log_end);
+    for &(base, end) in checked {
         let last = end - 1;
         let i = segments.partition_point(|s| s.base_offset() <= last);
         let holder = i.checked_sub(1).and_then(|i| segments.get(i));
