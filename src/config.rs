@@ -570,6 +570,7 @@ impl LogConfig {
     pub(crate) fn standalone_segment_config(&self) -> SegmentConfig {
         SegmentConfig {
             offset_gaps_below: u64::MAX,
+            kafka_epochs_below: u64::MAX,
             ..self.segment_config()
         }
     }
@@ -589,6 +590,7 @@ impl LogConfig {
             write_buffer_bytes: self.write_buffer_bytes,
             recovery: self.recovery,
             offset_gaps_below: 0,
+            kafka_epochs_below: 0,
         }
     }
 

@@ -183,6 +183,14 @@ pub trait File: Send + Sync + fmt::Debug {
     }
     /// Set the file's length: truncate, or extend with zeros (sparse where the OS can).
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// The first range `[start, end)` at or after `pos` that may hold data: everything between
+    /// `pos` and `start` is a hole (reads as zeros). `None`: only holes from `pos` to the end of
+    /// the file. The default knows of no holes: `pos` to the file's length. Lets a scan for
+    /// non-zero bytes skip the unwritten (preallocated) part of a file without reading it.
+    fn data_at_or_after(&self, pos: u64) -> io::Result<Option<(u64, u64)>> {
+        let len = self.len()?;
+        Ok((pos < len).then_some((pos, len)))
+    }
     /// Make the file's data (and the size when it changed) durable: `fdatasync`.
     fn sync_data(&self) -> io::Result<()>;
     /// Make the file's data and metadata durable: `fsync`.

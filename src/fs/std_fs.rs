@@ -446,6 +446,35 @@ impl File for StdFile {
         self.file.set_len(len)
     }
 
+    fn data_at_or_after(&self, pos: u64) -> io::Result<Option<(u64, u64)>> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use std::os::fd::AsRawFd;
+            let fd = self.file.as_raw_fd();
+            if let Ok(at) = libc::off_t::try_from(pos) {
+                // SAFETY: `lseek` on a descriptor this file owns. It moves the file position,
+                // which nothing here uses (reads and writes are positioned: `pread`, `pwrite`).
+                let start = unsafe { libc::lseek(fd, at, libc::SEEK_DATA) };
+                if start < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() == Some(libc::ENXIO) {
+                        // Only a hole from `pos` to the end of the file (or `pos` past it).
+                        return Ok(None);
+                    }
+                    // EINVAL: the file system does not say; read it all.
+                } else {
+                    // SAFETY: as above.
+                    let end = unsafe { libc::lseek(fd, start, libc::SEEK_HOLE) };
+                    let len = self.len()?;
+                    let end = u64::try_from(end).map_or(len, |e| e.min(len));
+                    return Ok(Some((start as u64, end)));
+                }
+            }
+        }
+        let len = self.len()?;
+        Ok((pos < len).then_some((pos, len)))
+    }
+
     fn modified_ms(&self) -> io::Result<Option<i64>> {
         let modified = self.file.metadata()?.modified()?;
         Ok(modified

@@ -54,7 +54,8 @@ impl AdoptedLog {
         if !fs.exists(&path).at(&path)? {
             return Ok(None);
         }
-        let bytes = read_small_file(fs, &path, MAX_FILE_LEN)?;
+        // 16 bytes per adopted segment.
+        let bytes = read_small_file(fs, &path, 64 << 20)?;
         AdoptedLog::decode(&bytes)
             .map(Some)
             .map_err(|e| e.corrupt(&path, "Kafka adoption marker"))

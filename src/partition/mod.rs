@@ -208,6 +208,8 @@ struct Inner {
     /// Below this offset the log was written by Kafka and adopted: batches there may follow gaps
     /// and carry any leader epoch (0 for a log topiclog wrote; see `kafka-adopted`).
     offset_gaps_below: u64,
+    /// Below this offset batches may carry any leader epoch (see `kafka-adopted`).
+    kafka_epochs_below: u64,
     /// Replaced whole by [`Partition::set_config`]; readers take a snapshot.
     config: RwLock<Arc<LogConfig>>,
     fs: Arc<dyn FileSystem>,
@@ -449,6 +451,7 @@ impl Inner {
     fn segment_config(&self, config: &LogConfig) -> crate::segment::SegmentConfig {
         crate::segment::SegmentConfig {
             offset_gaps_below: self.offset_gaps_below,
+            kafka_epochs_below: self.kafka_epochs_below,
             ..config.segment_config()
         }
     }

@@ -96,8 +96,12 @@ pub(crate) struct SegmentConfig {
     pub recovery: Recovery,
     /// Batches based below this offset may follow a gap in the offsets (a log compacted by Kafka
     /// drops whole batches); from it on, every batch starts exactly where the one before it ends,
-    /// as topiclog writes them. 0 for a log topiclog wrote.
+    /// as topiclog writes them. 0 for a log topiclog wrote, and for a log Kafka wrote on a topic
+    /// that does not compact (Kafka leaves gaps only by compaction).
     pub offset_gaps_below: u64,
+    /// Batches based below this offset may carry any partition leader epoch (a log written by
+    /// Kafka); from it on, epoch 0. 0 for a log topiclog wrote.
+    pub kafka_epochs_below: u64,
 }
 
 /// What [`Segment::recover`] found.

@@ -322,10 +322,10 @@ impl Segment {
     }
 
     /// Whether `h`'s partition leader epoch is one this log could hold: topiclog writes 0; a part
-    /// of the log written by Kafka (below `offset_gaps_below`) may hold any. Kafka's CRC does not
+    /// of the log written by Kafka (below `kafka_epochs_below`) may hold any. Kafka's CRC does not
     /// cover the epoch either, so this is what checks it.
     pub(super) fn epoch_ok(&self, base_offset: u64, epoch: i32) -> bool {
-        epoch == 0 || base_offset < self.config.offset_gaps_below
+        epoch == 0 || base_offset < self.config.kafka_epochs_below
     }
 
     /// The base offset of the batch that ends exactly at `entry.offset` and has exactly

@@ -350,7 +350,32 @@ impl Segment {
                          the partition directory or restore it",
                     ));
                 }
+                // A torn write leaves non-zero bytes only within the batch it was writing: its
+                // header's bytes, and up to its length once the header got that far. Non-zero
+                // bytes anywhere after that (to the end of the file: a sequential read of at most
+                // the preallocated tail, whose holes are skipped unread) are not a torn tail.
+                let (unexplained, unidentified) = if ours {
+                    let explained = self.torn_batch_end(pos, file_len)?;
+                    let unexplained = !reader.is_zero(explained, file_len)?;
+                    // Not even a header of ours: the bytes that follow are unidentified.
+                    (unexplained, unexplained && explained == pos)
+                } else {
+                    (false, false)
+                };
+                if unidentified && pos == 0 {
+                    // Zeros, then data: cutting here would erase the file's whole content,
+                    // none of it identified as ours (refused in any mode, as another format is).
+                    return Err(Error::corrupt(
+                        &self.log_path,
+                        0,
+                        "the file starts with zeros followed by data that is not a batch of \
+                         this log: damaged from its first byte, not a torn \
+                         write; it was left untouched: restore it, or move it out of the \
+                         partition directory",
+                    ));
+                }
                 let corrupt = !ours
+                    || unexplained
                     || expected < durable_offset
                     || self.valid_batch_follows(pos, file_len)?;
                 if corrupt {
@@ -444,6 +469,29 @@ impl Segment {
             _ => true,
         };
         Ok(base_ok && magic_ok && length_ok)
+    }
+
+    /// Where the bytes a torn write of the batch at `pos` can have left end (the bytes at `pos`
+    /// are [`torn_batch_compatible`](Self::torn_batch_compatible)): `pos` if its header is all
+    /// zeros (nothing of it reached the disk); the batch's end if its header got as far as the
+    /// magic byte (so its length field was written, and judged plausible); else the end of the
+    /// header bytes present. At most `file_len`.
+    pub(super) fn torn_batch_end(&self, pos: u64, file_len: u64) -> Result<u64> {
+        use crate::format::{LENGTH_OFFSET, MAGIC_OFFSET};
+        let n = (file_len - pos).min(BATCH_HEADER_LEN as u64) as usize;
+        let mut h = vec![0u8; n];
+        self.file.read_exact_at(&mut h, pos).at(&self.log_path)?;
+        if h.iter().all(|&b| b == 0) {
+            return Ok(pos);
+        }
+        let end = match (h.get(LENGTH_OFFSET..LENGTH_OFFSET + 4), h.get(MAGIC_OFFSET)) {
+            (Some(l), Some(&m)) if m != 0 => {
+                let len = u32::from_be_bytes([l[0], l[1], l[2], l[3]]);
+                pos + LENGTH_OFFSET as u64 + 4 + u64::from(len)
+            }
+            _ => pos + n as u64,
+        };
+        Ok(end.min(file_len))
     }
 
     /// After an invalid batch at `pos`: does a valid batch (CRC-checked) start

@@ -284,19 +284,43 @@ impl<'a> WindowReader<'a> {
         let Source::File(f) = &self.source else {
             return Ok(false);
         };
-        let mut buf = vec![0u8; 1 << 20];
+        let mut buf = Vec::new();
         while pos < end {
-            let n = ((end - pos) as usize).min(buf.len());
-            let got = f
-                .read_at(&mut buf[..n], pos)
+            // Holes (the unwritten part of a preallocated file) are zeros: skipped unread.
+            let data = f
+                .data_at_or_after(pos)
                 .map_err(|e| Error::io(PathBuf::new(), e))?;
-            if got == 0 {
+            let Some((start, data_end)) = data.filter(|&(s, _)| s < end) else {
                 break;
+            };
+            pos = pos.max(start);
+            let before = pos;
+            let data_end = data_end.min(end);
+            while pos < data_end {
+                if buf.is_empty() {
+                    buf = vec![0u8; 1 << 20];
+                }
+                let n = ((data_end - pos) as usize).min(buf.len());
+                let got = f
+                    .read_at(&mut buf[..n], pos)
+                    .map_err(|e| Error::io(PathBuf::new(), e))?;
+                if got == 0 {
+                    return Ok(true);
+                }
+                // Compared against zeros a chunk at a time (`memcmp`, fast in any build).
+                static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
+                if buf[..got]
+                    .chunks(ZEROS.len())
+                    .any(|c| c != &ZEROS[..c.len()])
+                {
+                    return Ok(false);
+                }
+                pos += got as u64;
             }
-            if buf[..got].iter().any(|&b| b != 0) {
+            if pos == before {
+                // A data range the file system reported empty: cannot tell, so not zeros.
                 return Ok(false);
             }
-            pos += got as u64;
         }
         Ok(true)
     }

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use kafka_protocol::records::Compression as KafkaCompression;
 use topiclog::{
-    Bytes, CleanupPolicy, CompactionPolicy, Durability, LogOverrides, ProducerBatch, Record, Store,
-    StoreOptions, TopicConfig,
+    Bytes, CleanupPolicy, CompactionPolicy, Durability, Error, KafkaImportOptions, LogOverrides,
+    ProducerBatch, Record, Store, StoreOptions, TopicConfig,
 };
 
 use crate::common::{record_views, small_log, RecordView};
@@ -252,7 +252,21 @@ fn an_import_of_kafka_batches_reads_like_kafka() {
         std::fs::write(dir.join("00000000000000000000.log"), batches.concat()).unwrap();
     }
     let store = Store::open(tmp.path().join("store")).unwrap();
-    let report = store.import_kafka(&src, &[]).unwrap();
+    // Kafka leaves gaps only by compaction: as a topic that does not compact (the default),
+    // orders-1 is a log with records missing, and the import refuses it.
+    match store.import_kafka(&src, &[]) {
+        Err(Error::KafkaLogDir { path, .. }) => {
+            assert!(path.starts_with(src.join("orders-1")), "{}", path.display())
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        store.topic("orders").is_err(),
+        "a failed import leaves no topic"
+    );
+    let mut options = KafkaImportOptions::default();
+    options.overrides.cleanup_policy = Some(CleanupPolicy::Compact);
+    let report = store.import_kafka_with(&src, &[], &options).unwrap();
     assert_eq!(report.topics, ["orders"]);
     let orders = store.topic("orders").unwrap();
     assert_eq!(orders.partition_count(), 2);
@@ -270,7 +284,8 @@ fn an_import_of_kafka_batches_reads_like_kafka() {
         .append_idempotent(
             &[
                 Record::new("x").with_key("p"),
-                Record::new("y"),
+                // (A compacted topic takes keyed records only.)
+                Record::new("y").with_key("r"),
                 Record::new("z").with_key("q"),
             ],
             ProducerBatch {

@@ -405,7 +405,24 @@ fn meta_decode_seeds_gen(p: &Pristine) -> Vec<(&'static str, Vec<u8>)> {
         ("clean-shutdown-v2", meta_seed(0x01, &marker)),
         (
             "kafka-adopted-v1",
-            meta_seed(0x05, &AdoptedLog { gaps_below: 1234 }.encode_to_vec()),
+            meta_seed(
+                0x05,
+                &AdoptedLog::ENVELOPE_V1.seal_raw(1, &1234u64.to_le_bytes()),
+            ),
+        ),
+        (
+            "kafka-adopted-v2",
+            meta_seed(
+                0x05,
+                &AdoptedLog {
+                    gaps_below: 1234,
+                    log_start: 12,
+                    compacted: true,
+                    adopting: false,
+                    segment_ends: vec![(0, 12), (20, 23)],
+                }
+                .encode_to_vec(),
+            ),
         ),
         (
             "clean-shutdown-v1",

@@ -2,7 +2,7 @@
 //! What the fields mean, and when the files are written, is the partition's
 //! (`partition/checkpoint.rs`).
 
-use super::{Decode, DecodeError, Encode, Envelope, Reader, Writer};
+use super::{Decode, DecodeError, Encode, Envelope, Reader, Writer, VERSION_OFFSET};
 
 /// `u64::MAX` in a "producer state from" field: no idempotent producer ever wrote.
 const NO_PRODUCERS: u64 = u64::MAX;
@@ -125,37 +125,133 @@ impl Decode for CleanShutdown {
 }
 
 /// A partition whose log was written by Kafka and adopted by topiclog (`kafka-adopted`): below
-/// `gaps_below`, batches may follow a gap in the offsets (Kafka's compaction drops whole
-/// batches) and carry any partition leader epoch; from it on, the log is topiclog's.
+/// `gaps_below`, batches carry any partition leader epoch and (in a compacted log only) may
+/// follow a gap in the offsets (Kafka's compaction drops whole batches); from it on, the log is
+/// topiclog's.
 ///
-/// Body, version 1: gaps below `u64`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Body, version 2: gaps below `u64` | log start `u64` | flags `u8` (bit 0: the log is compacted,
+/// so gaps are Kafka's; bit 1: the adoption is still under way; other bits 0) | count `u32` |
+/// count × (segment base `u64`, segment end `u64`), bases increasing. Version 1 (read, no longer
+/// written): gaps below `u64` only, read as a compacted log whose adoption finished, with no
+/// segment ends.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AdoptedLog {
-    /// The log end offset when the log was adopted.
+    /// The log end offset when the log was adopted (`u64::MAX` while an adoption is under way
+    /// and has not found it yet).
     pub gaps_below: u64,
+    /// The log start offset the adoption gives the log (Kafka's, when imported).
+    pub log_start: u64,
+    /// The topic compacted when it was adopted: gaps below `gaps_below` are Kafka's
+    /// compaction's. Kafka leaves none in a log that is not compacted.
+    pub compacted: bool,
+    /// The adoption is under way: no checkpoint of the adopted log was written yet, so an open
+    /// that finds none adopts the log again (from `log_start`). Once the adoption finished, the
+    /// partition is topiclog's and a missing checkpoint is damage.
+    pub adopting: bool,
+    /// In a compacted log: each sealed segment Kafka wrote, by base offset, with the offset after
+    /// its last batch when it was adopted. A gap after a segment is Kafka's only if the segment
+    /// still reaches that end (topiclog's compaction keeps segment ends, filling what it drops
+    /// with an empty batch): a segment cut short, emptied or deleted is told from compaction.
+    pub segment_ends: Vec<(u64, u64)>,
 }
 
 impl AdoptedLog {
     /// Magic `TLKA`.
     pub const ENVELOPE: Envelope = Envelope {
         magic: *b"TLKA",
+        version: 2,
+        legacy: &[],
+    };
+
+    /// Version 1, still read.
+    pub const ENVELOPE_V1: Envelope = Envelope {
+        magic: *b"TLKA",
         version: 1,
         legacy: &[],
     };
+
+    const COMPACTED: u8 = 1;
+    const ADOPTING: u8 = 2;
 }
 
 impl Encode for AdoptedLog {
     fn encode_into(&self, w: &mut Writer) {
-        Self::ENVELOPE.seal(w, |w| w.u64(self.gaps_below));
+        Self::ENVELOPE.seal(w, |w| {
+            w.u64(self.gaps_below);
+            w.u64(self.log_start);
+            let mut flags = 0;
+            if self.compacted {
+                flags |= Self::COMPACTED;
+            }
+            if self.adopting {
+                flags |= Self::ADOPTING;
+            }
+            w.u8(flags);
+            w.u32(u32::try_from(self.segment_ends.len()).unwrap_or(u32::MAX));
+            for &(base, end) in &self.segment_ends {
+                w.u64(base);
+                w.u64(end);
+            }
+        });
     }
 }
 
 impl Decode for AdoptedLog {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        // The version byte follows the magic.
+        if r.peek_at(VERSION_OFFSET) == Some(Self::ENVELOPE_V1.version) {
+            let (_, mut body) = Self::ENVELOPE_V1.open(r)?;
+            let gaps_below = body.u64()?;
+            body.finish()?;
+            return Ok(AdoptedLog {
+                gaps_below,
+                log_start: 0,
+                compacted: true,
+                adopting: false,
+                segment_ends: Vec::new(),
+            });
+        }
         let (_, mut body) = Self::ENVELOPE.open(r)?;
         let gaps_below = body.u64()?;
+        let log_start = body.u64()?;
+        let at = body.position();
+        let flags = body.u8()?;
+        if flags & !(Self::COMPACTED | Self::ADOPTING) != 0 {
+            return Err(DecodeError::new(at, "unknown flags"));
+        }
+        if log_start > gaps_below {
+            return Err(DecodeError::new(
+                at,
+                "the log start lies past the adopted end",
+            ));
+        }
+        let count_at = body.position();
+        let count = body.u32()? as usize;
+        if count > body.remaining() / 16 {
+            return Err(DecodeError::new(
+                count_at,
+                "more segments than the file holds",
+            ));
+        }
+        let mut segment_ends = Vec::with_capacity(count);
+        let mut previous_end = 0;
+        for _ in 0..count {
+            let at = body.position();
+            let (base, end) = (body.u64()?, body.u64()?);
+            if base < previous_end || end < base || end > gaps_below {
+                return Err(DecodeError::new(at, "segment ends out of order"));
+            }
+            previous_end = end;
+            segment_ends.push((base, end));
+        }
         body.finish()?;
-        Ok(AdoptedLog { gaps_below })
+        Ok(AdoptedLog {
+            gaps_below,
+            log_start,
+            compacted: flags & Self::COMPACTED != 0,
+            adopting: flags & Self::ADOPTING != 0,
+            segment_ends,
+        })
     }
 }
 
@@ -209,6 +305,37 @@ mod tests {
 
     fn u64_at(b: &[u8], at: usize) -> u64 {
         u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+    }
+
+    #[test]
+    fn adoption_marker_round_trip_damage_and_version_1() {
+        for (compacted, adopting) in [(false, false), (true, false), (false, true), (true, true)] {
+            check_record(&AdoptedLog {
+                gaps_below: 31,
+                log_start: 3,
+                compacted,
+                adopting,
+                segment_ends: vec![(0, 12), (20, 23)],
+            });
+        }
+        // Version 1 held the end alone: a compacted log whose adoption finished.
+        let v1 = AdoptedLog::ENVELOPE_V1.seal_raw(1, &31u64.to_le_bytes());
+        assert_eq!(
+            AdoptedLog::decode(&v1).unwrap(),
+            AdoptedLog {
+                gaps_below: 31,
+                log_start: 0,
+                compacted: true,
+                adopting: false,
+                segment_ends: Vec::new(),
+            }
+        );
+        let mut body = 31u64.to_le_bytes().to_vec();
+        body.extend(3u64.to_le_bytes());
+        body.push(4);
+        body.extend(0u32.to_le_bytes());
+        let unknown_flag = AdoptedLog::ENVELOPE.seal_raw(2, &body);
+        assert!(AdoptedLog::decode(&unknown_flag).is_err());
     }
 
     #[test]

@@ -151,6 +151,11 @@ impl<'a> Reader<'a> {
         self.position
     }
 
+    /// The byte `i` places ahead of the next one, without reading it.
+    pub fn peek_at(&self, i: usize) -> Option<u8> {
+        self.rest.get(i).copied()
+    }
+
     /// Bytes left.
     pub fn remaining(&self) -> usize {
         self.rest.len()

@@ -24,7 +24,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::{parse_segment_file_name, segment_file_name, SegmentFileKind};
 use crate::fs::{FileSystem, OpenMode};
 use crate::progress::{Meter, Observer, ProgressOperation};
-use crate::segment::{Recovery, Segment, SegmentRecovery};
+use crate::segment::{Recovery, Segment, SegmentConfig, SegmentRecovery};
 
 use super::super::checkpoint::{AdoptedLog, Checkpoint};
 use super::copy::{copy_file, link_or_copy};
@@ -141,6 +141,8 @@ pub(crate) fn adopt_kafka_partition(
     observer: Option<&Observer>,
 ) -> Result<KafkaPartitionImport> {
     let bases = check_kafka_partition_dir(&**fs, src)?;
+    // Kafka leaves gaps in the offsets only by compaction.
+    let compacted = config.cleanup_policy.compacts();
     let config = LogConfig {
         preallocate: false,
         recovery: Recovery::Strict,
@@ -174,6 +176,7 @@ pub(crate) fn adopt_kafka_partition(
     let total = lengths.iter().sum();
     let mut meter = Meter::start(observer, ProgressOperation::Import, src, total);
     let mut end = start;
+    let mut segment_ends = Vec::new();
     for (i, &base) in keep.iter().enumerate() {
         let from = segment_file_name(src, base, SegmentFileKind::Log);
         let to = segment_file_name(dest, base, SegmentFileKind::Log);
@@ -229,9 +232,26 @@ pub(crate) fn adopt_kafka_partition(
                     ),
                 ));
             }
+            Some(next) if found.next_offset < next && !compacted => {
+                return Err(Error::kafka_log_dir(
+                    &from,
+                    format!(
+                        "its batches end at offset {}, before the next segment's base offset \
+                         {next}: Kafka leaves such a gap only by compaction, and the topic does \
+                         not compact, so records are missing; restore the directory from the \
+                         broker's copy (or import it as a compacted topic if it was one)",
+                        found.next_offset
+                    ),
+                ));
+            }
             // Ending before the next segment begins is a gap Kafka's compaction left: fine
-            // below the adopted end.
-            Some(_) => seg.seal()?,
+            // below the adopted end, as long as the segment keeps ending there.
+            Some(_) => {
+                if compacted {
+                    segment_ends.push((base, found.next_offset));
+                }
+                seg.seal()?
+            }
         }
         if linked {
             report.hard_linked += 1;
@@ -250,6 +270,7 @@ pub(crate) fn adopt_kafka_partition(
         }
         let seg = Segment::create(fs.clone(), dest, start, &config)?;
         seg.flush_indexes(true)?;
+        segment_ends.clear();
         report.segments = 1;
         report.hard_linked = 0;
         end = start;
@@ -264,7 +285,16 @@ pub(crate) fn adopt_kafka_partition(
     // batches, inside segments and at their ends) and carry any partition leader epoch, which
     // a partition checks by structure elsewhere (Kafka's CRC covers neither). Written before the
     // checkpoint, as the partition's own adoption of a Kafka directory does.
-    AdoptedLog { gaps_below: end }.write(&**fs, dest)?;
+    // Still under way until the partition's first open: a checkpoint lost before then is
+    // rebuilt by adopting the log again from the same start.
+    AdoptedLog {
+        gaps_below: end,
+        log_start: start,
+        compacted,
+        adopting: true,
+        segment_ends,
+    }
+    .write(&**fs, dest)?;
     Checkpoint {
         log_start_offset: start,
         recovery_point: end,
@@ -289,7 +319,15 @@ fn recover_imported(
     source: &Path,
     meter: &mut Meter<'_>,
 ) -> Result<(Segment, SegmentRecovery)> {
-    let segment_config = config.standalone_segment_config();
+    let segment_config = SegmentConfig {
+        // Kafka leaves gaps only by compaction; any leader epoch is Kafka's.
+        offset_gaps_below: if config.cleanup_policy.compacts() {
+            u64::MAX
+        } else {
+            0
+        },
+        ..config.standalone_segment_config()
+    };
     let recovered =
         Segment::recover_segment(fs.clone(), dest, base, segment_config, durable, true, meter);
     recovered.map_err(|e| match e {

@@ -15,7 +15,7 @@ use super::super::checkpoint::{AdoptedLog, Checkpoint, CleanShutdown, CLEAN_SHUT
 use super::super::producer_state::ProducerTable;
 use super::super::{compaction, map_active, remove_if_exists, RecoveryReport};
 use super::listing::Stored;
-use super::plan::{ProducerReplay, RecoveryPlan, SegmentEnd};
+use super::plan::{Adoption, ProducerReplay, RecoveryPlan, SegmentEnd};
 use super::Recovered;
 use crate::clock::Clock;
 use crate::config::LogConfig;
@@ -35,6 +35,11 @@ impl RecoveryPlan {
         config: &LogConfig,
         observer: Option<&Observer>,
     ) -> Result<Recovered> {
+        if let Adoption::Adopt(marker) = &self.adoption {
+            // Before anything changes: from here until the adoption's checkpoint, a crash leaves
+            // a directory that the next open adopts again (it holds topiclog's lock file).
+            marker.write(&**fs, &self.dir)?;
+        }
         self.tidy(&**fs)?;
         let mut report = self.report;
         let segments = self.load(fs, config, &mut report, observer)?;
@@ -280,19 +285,53 @@ impl RecoveryPlan {
             recovery_point: end,
             producers_from,
         };
-        // Before the first checkpoint (whose absence is what makes a directory adoptable): from
-        // here on, the log past `end` is topiclog's and continuous.
-        let offset_gaps_below = if self.adopt {
-            AdoptedLog { gaps_below: end }.write(&**fs, dir)?;
-            end
-        } else {
-            self.offset_gaps_below
+        check_adopted_ends(&segments, start, end, &self.segment_ends)?;
+        // An adoption records, before its checkpoint, where the log ends and (in a compacted
+        // log) where each sealed segment Kafka wrote ends: a gap after it is Kafka's only while
+        // it still ends there. Still under way: a crash before the checkpoint adopts again.
+        let adopted = match &self.adoption {
+            Adoption::Adopt(marker) => {
+                let segment_ends = if marker.compacted {
+                    segments
+                        .iter()
+                        .take(segments.len().saturating_sub(1))
+                        .map(|s| (s.base_offset(), s.next_offset()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let adopted = AdoptedLog {
+                    gaps_below: end,
+                    segment_ends,
+                    ..marker.clone()
+                };
+                adopted.write(&**fs, dir)?;
+                Some(adopted)
+            }
+            _ => None,
         };
-        if checkpoint != Some(cp) || report.checkpoint_damaged {
+        if checkpoint != Some(cp) || report.checkpoint_damaged || adopted.is_some() {
             cp.write(&**fs, dir)?; // syncs the directory too
         } else {
             fs.sync_dir(dir).at(dir)?; // the marker's removal
         }
+        // After the adoption's checkpoint: from here on the partition is topiclog's (a lost
+        // checkpoint is damage), and the log past `end` is continuous. Never widened later.
+        let (offset_gaps_below, kafka_epochs_below) = match self.adoption {
+            Adoption::Adopt(_) => {
+                let done = AdoptedLog {
+                    adopting: false,
+                    ..adopted.unwrap_or_default()
+                };
+                done.write(&**fs, dir)?;
+                (if done.compacted { end } else { 0 }, end)
+            }
+            Adoption::Finish(done) => {
+                done.write(&**fs, dir)?;
+                (self.offset_gaps_below, self.kafka_epochs_below)
+            }
+            Adoption::None => (self.offset_gaps_below, self.kafka_epochs_below),
+        };
 
         let snapshot = Stored::from_read(ProducerTable::read(&**fs, dir))?;
         let replay = ProducerReplay::decide(snapshot, producers_from, start, end);
@@ -317,8 +356,62 @@ impl RecoveryPlan {
             producers,
             report,
             offset_gaps_below,
+            kafka_epochs_below,
         })
     }
+}
+
+/// In a compacted log adopted from Kafka, each sealed segment Kafka wrote must still reach the end
+/// it had when adopted (`ends`, from `kafka-adopted`): Kafka's compaction leaves gaps after a
+/// segment's last batch, and topiclog's keeps every segment's end (it fills what it drops with
+/// an empty batch, and a merged segment covers the ends of those it replaced), so a segment cut
+/// short, emptied or deleted shows as an end not reached. Segments wholly below the log start
+/// `start` are not checked (retention removes them), nor ends past the log's end `log_end` (only
+/// a cut `Recovery::TruncateCorrupt` reported puts the end below them). One read per adopted
+/// segment.
+fn check_adopted_ends(
+    segments: &[Arc<Segment>],
+    start: u64,
+    log_end: u64,
+    ends: &[(u64, u64)],
+) -> Result<()> {
+    let checked = ends
+        .iter()
+        .filter(|&&(_, end)| end > start && end > 0 && end <= log_end);
+    for &(base, end) in checked {
+        let last = end - 1;
+        let i = segments.partition_point(|s| s.base_offset() <= last);
+        let holder = i.checked_sub(1).and_then(|i| segments.get(i));
+        let reaches = match holder {
+            Some(seg) if i == segments.len() => seg.next_offset() >= end,
+            Some(seg) => seg
+                .read(last.max(seg.base_offset()), 1)?
+                .last()
+                .is_some_and(|b| b.next_offset() >= end),
+            None => false,
+        };
+        if !reaches {
+            let path = holder.map_or_else(
+                || {
+                    segments
+                        .first()
+                        .map(|s| s.log_path().to_owned())
+                        .unwrap_or_default()
+                },
+                |s| s.log_path().to_owned(),
+            );
+            return Err(Error::corrupt(
+                path,
+                0,
+                format!(
+                    "the segment adopted from Kafka at base offset {base} ended at offset {end}, \
+                     but no segment holds offset {last} any more: it was cut short or deleted \
+                     (Kafka's compaction keeps a segment's end); records are missing: restore it"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// After a clean close: open the segments as they are, and check that the active one is exactly

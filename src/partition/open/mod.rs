@@ -59,6 +59,8 @@ struct Recovered {
     pub report: RecoveryReport,
     /// See `SegmentConfig::offset_gaps_below`.
     pub offset_gaps_below: u64,
+    /// See `SegmentConfig::kafka_epochs_below`.
+    pub kafka_epochs_below: u64,
 }
 
 /// Recover the partition in `dir` (whose lock the caller holds): list it, decide, apply,
@@ -74,7 +76,8 @@ fn recover_dir(
     let _span = crate::trace::span!("open", dir = %dir.display());
     let listing = DirListing::read(&**fs, dir)?;
     let metadata = Metadata::read(&**fs, &listing, never_opened)?;
-    let plan = RecoveryPlan::decide(&listing, &metadata, config.recovery)?;
+    let compacted = config.cleanup_policy.compacts();
+    let plan = RecoveryPlan::decide(&listing, &metadata, config.recovery, compacted)?;
     let recovered = plan.apply(fs, clock, config, observer)?;
     trace_recovery(dir, &recovered);
     Ok(recovered)
@@ -339,6 +342,7 @@ impl Partition {
                 report: Mutex::new(r.report),
                 observer,
                 offset_gaps_below: r.offset_gaps_below,
+                kafka_epochs_below: r.kafka_epochs_below,
                 config: RwLock::new(Arc::new(config)),
             }),
         };

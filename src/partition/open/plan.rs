@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::format::{parse_segment_file_name, SegmentFileKind};
 use crate::segment::{Recovery, SegmentConfig};
 
-use super::super::checkpoint::{self, Checkpoint, CleanShutdown};
+use super::super::checkpoint::{self, AdoptedLog, Checkpoint, CleanShutdown};
 use super::super::cleaner_checkpoint::CleanerCheckpoint;
 use super::super::compaction::SWAP_SUFFIX;
 use super::super::producer_state::ProducerTable;
@@ -54,14 +54,35 @@ pub(in crate::partition) struct RecoveryPlan {
     pub trusted: usize,
     /// Remove the clean-shutdown marker: from the end of this open a crash is an unclean stop.
     pub remove_marker: bool,
-    /// Batches below this offset may follow a gap and carry any leader epoch: the part of the log
-    /// that Kafka wrote (`kafka-adopted`); `u64::MAX` while adopting.
+    /// Batches below this offset may follow a gap: the part of the log that Kafka wrote and
+    /// compacted (`kafka-adopted`); `u64::MAX` while adopting a compacted log, 0 where Kafka
+    /// could not have left a gap (topiclog's log, or a topic that does not compact).
     pub offset_gaps_below: u64,
-    /// The segments are a log written by Kafka, opened by topiclog for the first time: rescan
-    /// them all, then write `kafka-adopted` before the first checkpoint.
-    pub adopt: bool,
+    /// Batches below this offset may carry any leader epoch: the part of the log that Kafka
+    /// wrote; `u64::MAX` while adopting.
+    pub kafka_epochs_below: u64,
+    /// What to do with `kafka-adopted`.
+    pub adoption: Adoption,
+    /// The ends of the sealed segments of a compacted log adopted from Kafka, as adopted (see
+    /// `AdoptedLog::segment_ends`): checked once the segments are loaded.
+    pub segment_ends: Vec<(u64, u64)>,
     /// What is known before any segment is read.
     pub report: RecoveryReport,
+}
+
+/// What an open does with `kafka-adopted`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(in crate::partition) enum Adoption {
+    /// Nothing: no log written by Kafka, or one whose adoption finished.
+    None,
+    /// The segments are a log written by Kafka, opened by topiclog for the first time (or again
+    /// after that first open stopped before its checkpoint): write this marker (an adoption under
+    /// way) before anything else, rescan every segment, write the first checkpoint, then the
+    /// marker of the finished adoption with the end offset.
+    Adopt(AdoptedLog),
+    /// An adoption stopped after its checkpoint: write this marker (finished) after the
+    /// checkpoint.
+    Finish(AdoptedLog),
 }
 
 /// A committed compaction swap: `<base>.log.swap` (and its index `.swap` files) replaces the
@@ -84,12 +105,17 @@ impl RecoveryPlan {
     /// safely: its checkpoint is missing or damaged while it holds data and no clean close
     /// vouches for it; a committed compaction swap has no (readable) record of what it replaces;
     /// or (under `Recovery::Strict`) segments at the start of the log are missing.
-    pub fn decide(listing: &DirListing, metadata: &Metadata, mode: Recovery) -> Result<Self> {
+    pub fn decide(
+        listing: &DirListing,
+        metadata: &Metadata,
+        mode: Recovery,
+        compacted: bool,
+    ) -> Result<Self> {
         let dir = &listing.dir;
         let mut report = RecoveryReport::default();
-        let (adopted, adopt) = match &metadata.adopted {
-            Stored::Found(a) => (a.gaps_below, false),
-            Stored::Missing => (0, false),
+        let found = match &metadata.adopted {
+            Stored::Found(a) => Some(a.clone()),
+            Stored::Missing => None,
             Stored::Damaged(reason) => {
                 return Err(Error::corrupt(
                     dir.join(checkpoint::ADOPTED),
@@ -101,28 +127,66 @@ impl RecoveryPlan {
                 ))
             }
         };
-        // A log written by Kafka, never opened by topiclog (or whose first open stopped before
-        // its checkpoint): adopt it.
-        let adopt = adopt
-            || (matches!(metadata.checkpoint, Stored::Missing)
-                && metadata.marker.is_none()
-                && metadata.holds_data == Some(true)
-                && (metadata.never_opened || matches!(metadata.adopted, Stored::Found(_))));
-        let checkpoint = if adopt {
-            // Kafka keeps the log start offset outside the partition directory: the log starts
-            // at its first segment (`Store::import_kafka` applies Kafka's). The idempotent
-            // producers' state is rebuilt from the batches, as Kafka does without a snapshot, so
-            // a producer's retry after the move is still recognised.
-            let first = listing.segments.first().copied().unwrap_or(0);
-            Some(Checkpoint {
-                log_start_offset: first,
-                recovery_point: 0,
-                producers_from: Some(first),
-            })
-        } else {
-            resolve_checkpoint(listing, metadata, &mut report)?
+        // A log written by Kafka, never opened by topiclog, or whose adoption stopped before its
+        // first checkpoint: adopt it. Once that checkpoint is written, the partition is
+        // topiclog's: a checkpoint lost later is damage as in any partition (adopting again
+        // would move the log start back and bring deleted records back).
+        let unadopted = match &found {
+            None => metadata.never_opened,
+            Some(a) => a.adopting,
         };
-        let offset_gaps_below = if adopt { u64::MAX } else { adopted };
+        let adopt = unadopted
+            && matches!(metadata.checkpoint, Stored::Missing)
+            && metadata.marker.is_none()
+            && metadata.holds_data == Some(true);
+        let first = listing.segments.first().copied().unwrap_or(0);
+        let (checkpoint, adoption) = if adopt {
+            // Kafka keeps the log start offset outside the partition directory: the log starts
+            // at its first segment (`Store::import_kafka` applies Kafka's, and records it in
+            // the marker). The idempotent producers' state is rebuilt from the batches, as Kafka
+            // does without a snapshot, so a producer's retry after the move is still recognised.
+            let marker = found.clone().unwrap_or(AdoptedLog {
+                gaps_below: u64::MAX,
+                log_start: first,
+                compacted,
+                adopting: true,
+                segment_ends: Vec::new(),
+            });
+            let log_start = marker.log_start.max(first);
+            let cp = Checkpoint {
+                log_start_offset: log_start,
+                recovery_point: 0,
+                producers_from: Some(log_start),
+            };
+            // Whether gaps are Kafka's follows the topic's policy until the adoption is done.
+            let marker = AdoptedLog {
+                gaps_below: u64::MAX,
+                compacted,
+                ..marker
+            };
+            (Some(cp), Adoption::Adopt(marker))
+        } else {
+            let cp = resolve_checkpoint(listing, metadata, &mut report)?;
+            let adoption = match found.clone().filter(|a| a.adopting) {
+                // The adoption's checkpoint was written: nothing was appended since, so its
+                // recovery point is the adopted end.
+                Some(a) => Adoption::Finish(AdoptedLog {
+                    gaps_below: a.gaps_below.min(cp.map_or(0, |c| c.recovery_point)),
+                    adopting: false,
+                    ..a
+                }),
+                None => Adoption::None,
+            };
+            (cp, adoption)
+        };
+        let (offset_gaps_below, kafka_epochs_below, segment_ends) = match (&adoption, &found) {
+            (Adoption::Adopt(a), _) => (if a.compacted { u64::MAX } else { 0 }, u64::MAX, vec![]),
+            (Adoption::Finish(a), _) | (Adoption::None, Some(a)) if a.compacted => {
+                (a.gaps_below, a.gaps_below, a.segment_ends.clone())
+            }
+            (Adoption::Finish(a), _) | (Adoption::None, Some(a)) => (0, a.gaps_below, vec![]),
+            (Adoption::None, None) => (0, 0, vec![]),
+        };
         let clean = metadata
             .marker
             .filter(|m| Some(m.checkpoint()) == checkpoint);
@@ -247,7 +311,9 @@ impl RecoveryPlan {
             trusted,
             remove_marker: listing.clean_marker,
             offset_gaps_below,
-            adopt,
+            kafka_epochs_below,
+            adoption,
+            segment_ends,
             report,
         })
     }
@@ -259,6 +325,7 @@ impl RecoveryPlan {
     pub fn segment_config(&self, config: &LogConfig) -> SegmentConfig {
         SegmentConfig {
             offset_gaps_below: self.offset_gaps_below,
+            kafka_epochs_below: self.kafka_epochs_below,
             ..config.segment_config()
         }
     }

@@ -70,7 +70,7 @@ fn found(cp: Checkpoint) -> Metadata {
 }
 
 fn decide(names: &[String], metadata: &Metadata) -> RecoveryPlan {
-    RecoveryPlan::decide(&listing(names), metadata, Recovery::Strict).unwrap()
+    RecoveryPlan::decide(&listing(names), metadata, Recovery::Strict, false).unwrap()
 }
 
 fn corrupt_reason(result: crate::Result<RecoveryPlan>) -> (PathBuf, String) {
@@ -208,6 +208,7 @@ fn a_missing_or_damaged_checkpoint_without_marker_refuses_a_log_with_data() {
             &listing(&segment_names(&[0])),
             &metadata,
             Recovery::TruncateCorrupt,
+            false,
         ));
         assert_eq!(path, Path::new(DIR).join("checkpoint"));
         assert!(reason.contains(says), "{reason}");
@@ -310,18 +311,31 @@ fn missing_segments_at_the_start_are_refused_or_reported() {
         &listing(&names),
         &metadata,
         Recovery::Strict,
+        false,
     ));
     assert_eq!(path, Path::new(DIR));
     assert!(reason.contains("offsets 0 to 100 are missing"), "{reason}");
-    let plan =
-        RecoveryPlan::decide(&listing(&names), &metadata, Recovery::TruncateCorrupt).unwrap();
+    let plan = RecoveryPlan::decide(
+        &listing(&names),
+        &metadata,
+        Recovery::TruncateCorrupt,
+        false,
+    )
+    .unwrap();
     assert!(plan.report.corruption_cut);
     assert_eq!(plan.segments, [100, 200]);
     // Every segment gone: the log goes on after the last offset it handed out.
     let no_segments = vec!["checkpoint".to_owned()];
-    assert!(RecoveryPlan::decide(&listing(&no_segments), &metadata, Recovery::Strict).is_err());
-    let plan =
-        RecoveryPlan::decide(&listing(&no_segments), &metadata, Recovery::TruncateCorrupt).unwrap();
+    assert!(
+        RecoveryPlan::decide(&listing(&no_segments), &metadata, Recovery::Strict, false).is_err()
+    );
+    let plan = RecoveryPlan::decide(
+        &listing(&no_segments),
+        &metadata,
+        Recovery::TruncateCorrupt,
+        false,
+    )
+    .unwrap();
     assert!(plan.report.corruption_cut);
     assert!(plan.segments.is_empty());
     assert_eq!(plan.empty_log_base(), 250);
@@ -442,6 +456,7 @@ fn a_swap_file_without_its_record_is_refused() {
             &listing(&names),
             &metadata,
             Recovery::TruncateCorrupt,
+            false,
         ));
         assert_eq!(
             path,
@@ -631,6 +646,7 @@ fn applying_a_plan_tidies_the_directory_as_decided() {
         &listing,
         &Metadata::read(&fs, &listing, false).unwrap(),
         Recovery::Strict,
+        false,
     )
     .unwrap();
     assert_eq!(plan.delete_below_start, [0]);
@@ -687,7 +703,7 @@ fn open_dir(
         ..LogConfig::default()
     };
     let listing = DirListing::read(fs, Path::new(DIR))?;
-    let plan = RecoveryPlan::decide(&listing, &Metadata::read(fs, &listing, false)?, mode)?;
+    let plan = RecoveryPlan::decide(&listing, &Metadata::read(fs, &listing, false)?, mode, false)?;
     plan.apply(afs, &SystemClock, &config, None)
 }
 

@@ -64,6 +64,27 @@ fn import_options() -> KafkaImportOptions {
     o
 }
 
+/// An import of `events` as a compacted topic (a Kafka log with compaction gaps is one), after
+/// checking that as a topic that does not compact (the default) the import refuses the gaps:
+/// Kafka leaves none there.
+fn import_events_compacted(store: &Store, kafka: &Path) -> topiclog::KafkaImportReport {
+    match store.import_kafka(kafka, &["events"]) {
+        Err(Error::KafkaLogDir { path, .. }) => assert!(
+            path.starts_with(kafka.join("events-0")),
+            "{}",
+            path.display()
+        ),
+        other => panic!("expected KafkaLogDir naming a segment of events-0, got {other:?}"),
+    }
+    assert!(
+        store.topics().is_empty(),
+        "a refused import leaves no topic"
+    );
+    let mut o = KafkaImportOptions::default();
+    o.topic_overrides.insert("events".into(), compacted());
+    store.import_kafka_with(kafka, &["events"], &o).unwrap()
+}
+
 /// Every partition of every topic: (start, end, records).
 fn snapshot(store: &Store) -> BTreeMap<(String, u32), (u64, u64, Vec<RecordView>)> {
     let mut out = BTreeMap::new();
@@ -685,7 +706,7 @@ fn import_keeps_kafka_compaction_gaps_and_cuts_a_torn_tail_as_kafka_recovery_wou
     std::fs::write(&tail, &bytes).unwrap();
 
     let b = Store::open_with(dir.path().join("b"), options()).unwrap();
-    let r = b.import_kafka(&kafka, &["events"]).unwrap();
+    let r = import_events_compacted(&b, &kafka);
     let i = &r.partitions[&("events".to_string(), 0)];
     assert_eq!(i.bytes_truncated, half.len() as u64);
     let p = b.topic("events").unwrap().partition(0).unwrap();
@@ -711,7 +732,9 @@ fn import_keeps_kafka_compaction_gaps_and_cuts_a_torn_tail_as_kafka_recovery_wou
     )
     .unwrap();
     let c = Store::open_with(dir.path().join("c"), options()).unwrap();
-    let e = c.import_kafka(&kafka, &["events"]).unwrap_err();
+    let mut o = KafkaImportOptions::default();
+    o.topic_overrides.insert("events".into(), compacted());
+    let e = c.import_kafka_with(&kafka, &["events"], &o).unwrap_err();
     assert_kafka_log_dir(e, "not a whole, valid log");
     assert!(c.topics().is_empty());
 }
@@ -970,7 +993,7 @@ fn import_takes_kafka_written_batches_with_leader_epochs_and_compaction_gaps() {
     }
 
     let b = Store::open_with(dir.path().join("b"), options()).unwrap();
-    let r = b.import_kafka(&kafka, &["events"]).unwrap();
+    let r = import_events_compacted(&b, &kafka);
     let i = &r.partitions[&("events".to_string(), 0)];
     // Kafka's bytes are kept as they are: every sealed segment linked, the last copied.
     assert_eq!(i.hard_linked, logs0.len() - 1);
@@ -1001,7 +1024,9 @@ fn import_takes_kafka_written_batches_with_leader_epochs_and_compaction_gaps() {
     // From the end on the log is topiclog's: appends go on, in epoch 0.
     let end = p.end_offset();
     let t = b.topic("events").unwrap();
-    assert_eq!(t.send_to(0, Record::new("after")).unwrap().offset, end);
+    // (A compacted topic takes keyed records only.)
+    let after = Record::new("after").with_key("k");
+    assert_eq!(t.send_to(0, after).unwrap().offset, end);
     b.close().unwrap();
     let b = Store::open_with(dir.path().join("b"), options()).unwrap();
     let p = b.topic("events").unwrap().partition(0).unwrap();

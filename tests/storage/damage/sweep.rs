@@ -15,8 +15,20 @@
 //!   tombstoned over three rounds with two compaction passes in between (the clock moves past
 //!   `delete_retention` between them), so cleaned segments, a cleaner checkpoint and removed
 //!   tombstones exist.
+//! - `adopted`, cleanup policy `compact`: a Kafka partition directory (segments only, with
+//!   Kafka's compaction gaps inside and between segments and leader epochs up to 3) imported with
+//!   `Store::import_kafka_with`, so its partition holds `kafka-adopted`; maintenance then cleans
+//!   its sealed segment.
 //! - `__consumer_offsets`: group `readers` commits several times; group `deleted-readers`
-//!   commits and is deleted with `Store::delete_group`.
+//!   commits and is deleted with `Store::delete_group`; a week later (past the offsets topic's
+//!   `segment_ms`) `readers` commits again, so the offsets topic has a sealed segment, which
+//!   maintenance compacts, and an active one.
+//!
+//! Before any trial, each image must hold every file kind in [`REQUIRED_KINDS`] (so the sweep
+//! cannot silently shrink). The imported topic's files are targeted only where they differ from
+//! the other partitions' ([`targeted`]): its segments, checkpoint and `kafka-adopted`.
+//! Compaction leftovers (`.cleaned`, `.swap`) are not in these images (only a crash during a
+//! compaction leaves them): `tests/storage/damage/metadata/compaction_files.rs` covers them.
 //!
 //! The expected state is read back from the open store. Two images are kept: `crashed`, a copy
 //! of the directory taken while the store was still open (everything in it acknowledged durable,
@@ -87,9 +99,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::{RecordView, TestRng};
 use topiclog::{
-    Acks, Bytes, CleanupPolicy, Clock, ConsumerConfig, Durability, Env, LogConfig, LogOverrides,
-    ManualClock, OffsetAndMetadata, Partition, ProducerBatch, ProducerConfig, Record, Retention,
-    Store, StoreOptions, TopicConfig, TopicPartition,
+    Acks, Bytes, CleanupPolicy, Clock, ConsumerConfig, Durability, Env, KafkaImportOptions,
+    LogConfig, LogOverrides, ManualClock, OffsetAndMetadata, Partition, ProducerBatch,
+    ProducerConfig, Record, Retention, Store, StoreOptions, TopicConfig, TopicPartition,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -123,6 +135,9 @@ const EVENTS: &str = "events";
 const EVENTS_PARTITIONS: u32 = 2;
 /// The `compact`-policy topic.
 const LATEST: &str = "latest";
+/// The compacted topic imported from a Kafka log directory: its partition holds `kafka-adopted`,
+/// Kafka's compaction gaps (inside a segment and between segments) and leader epochs.
+const ADOPTED: &str = "adopted";
 /// The group whose commits must survive.
 const LIVE_GROUP: &str = "readers";
 /// The group that was deleted: its commits must never come back.
@@ -180,6 +195,9 @@ fn options() -> StoreOptions {
             durability: Durability::Always,
             preallocate: false,
             retention: Retention::Forever,
+            // The fixture's clock moves a week on (to roll the offsets topic): the idempotent
+            // producers must not expire meanwhile (a child replays their last batches).
+            producer_id_expiration: Duration::from_secs(30 * 24 * 3600),
             ..LogConfig::default()
         },
         background_maintenance: false,
@@ -515,6 +533,26 @@ fn build_fixture(root: &Path) -> Fixture {
     store.maintain().unwrap();
     assert_eq!(e0.segments()[0].base_offset(), bases[2]);
 
+    // `adopted`: a compacted Kafka partition imported: Kafka's segments [0, 3) and (after
+    // batches Kafka's cleaner dropped) [10, 12) in segment 0, then segment 20 with [20, 23) and
+    // [30, 31), in leader epochs up to 3.
+    let kafka_logs = root.join("kafka-logs");
+    let kafka_dir = kafka_logs.join(format!("{ADOPTED}-0"));
+    let kafka_batches = write_kafka_partition(&kafka_dir);
+    let mut import = KafkaImportOptions {
+        hard_links: false,
+        ..KafkaImportOptions::default()
+    };
+    import.overrides.cleanup_policy = Some(CleanupPolicy::Compact);
+    import.overrides.segment_bytes = Some(4 << 10);
+    store
+        .import_kafka_with(&kafka_logs, &[ADOPTED], &import)
+        .expect("import the Kafka partition");
+    let adopted = store.topic(ADOPTED).unwrap();
+    for (base, records) in kafka_batches {
+        remember(&mut x, tp(ADOPTED, 0), base, &records);
+    }
+
     // Groups: one that keeps committing, one that is deleted in between.
     let group = |g: &str| ConsumerConfig {
         enable_auto_commit: false,
@@ -539,12 +577,22 @@ fn build_fixture(root: &Path) -> Fixture {
     assert_eq!(store.delete_group(GONE_GROUP).unwrap(), 2);
     x.deleted_groups = vec![GONE_GROUP.to_owned()];
     commit(&live, &mut x, LIVE_GROUP, tp(LATEST, 0), latest_end - 1);
+    // A week later (the offsets topic rolls its 100 MiB segments after 7 days) the group goes
+    // on committing: the offsets topic gets a sealed segment, which maintenance compacts (its
+    // older commits are superseded), and an active one.
+    clock.advance(Duration::from_secs(8 * 24 * 3600));
+    for i in 0..6 {
+        commit(&live, &mut x, LIVE_GROUP, tp(EVENTS, 1), e1_end - 3 + i % 2);
+    }
+    commit(&live, &mut x, LIVE_GROUP, tp(ADOPTED, 0), 11);
+    store.maintain().unwrap();
+    commit(&live, &mut x, LIVE_GROUP, tp(EVENTS, 1), e1_end - 2);
     live.close().unwrap();
 
     // The expected state, read back.
     x.topics = store.topics();
-    assert_eq!(x.topics, [EVENTS, LATEST]);
-    for (name, topic) in [(EVENTS, &events), (LATEST, &latest)] {
+    assert_eq!(x.topics, [ADOPTED, EVENTS, LATEST]);
+    for (name, topic) in [(EVENTS, &events), (LATEST, &latest), (ADOPTED, &adopted)] {
         x.configs.insert(name.to_owned(), persisted_config(topic));
         for p in 0..topic.partition_count() {
             let part = topic.partition(p).unwrap();
@@ -574,7 +622,7 @@ fn build_fixture(root: &Path) -> Fixture {
             })
             .collect();
         if g == LIVE_GROUP {
-            assert_eq!(commits.len(), 3, "{commits:?}");
+            assert_eq!(commits.len(), 4, "{commits:?}");
             x.commits.insert(g.to_owned(), commits);
         } else {
             assert!(commits.is_empty(), "deleted group still has {commits:?}");
@@ -593,6 +641,48 @@ fn build_fixture(root: &Path) -> Fixture {
         crashed,
         expected: x,
     }
+}
+
+/// Write a compacted Kafka partition into `dir` (segments only, as a broker leaves them) and
+/// return its batches (base offset, records).
+fn write_kafka_partition(dir: &Path) -> Vec<(u64, Vec<Record>)> {
+    use topiclog::internals::format::PARTITION_LEADER_EPOCH_OFFSET;
+    use topiclog::segment::{RecordBatch, Segment};
+    let fs: Arc<dyn topiclog::fs::FileSystem> = Arc::new(topiclog::fs::StdFs::new());
+    std::fs::create_dir_all(dir).unwrap();
+    let config = LogConfig {
+        preallocate: false,
+        ..LogConfig::default()
+    };
+    // (segment base, [(batch base, records, leader epoch)])
+    type Batches = &'static [(u64, u64, i32)];
+    let layout: [(u64, Batches); 2] = [
+        (0, &[(0, 3, 0), (10, 2, 1)]),
+        (20, &[(20, 3, 1), (30, 1, 3)]),
+    ];
+    let mut out = Vec::new();
+    for (seg_base, batches) in layout {
+        let seg = Segment::create(fs.clone(), dir, seg_base, &config).unwrap();
+        for &(base, n, epoch) in batches {
+            let records: Vec<Record> = (base..base + n)
+                .map(|o| {
+                    Record::new(format!("kafka value {o}"))
+                        .with_key(format!("kafka-key-{}", o % 4))
+                        .with_timestamp(T0 + o as i64)
+                })
+                .collect();
+            let mut bytes = RecordBatch::build(&records, base, T0)
+                .unwrap()
+                .as_bytes()
+                .to_vec();
+            bytes[PARTITION_LEADER_EPOCH_OFFSET..PARTITION_LEADER_EPOCH_OFFSET + 4]
+                .copy_from_slice(&epoch.to_be_bytes());
+            seg.append(&bytes, T0).unwrap();
+            out.push((base, records));
+        }
+        seg.seal().unwrap();
+    }
+    out
 }
 
 /// The fixture holds what the sweep needs: the expected records are the written ones (those of
@@ -2234,11 +2324,55 @@ struct Pair {
     damage: DamageKind,
 }
 
+/// File kinds each image must hold, so that the sweep cannot silently shrink: every kind of file
+/// the store writes for a partition (sealed and active segments, indexes, every metadata file),
+/// in a `delete` topic, a compacted one, the offsets topic (sealed, cleaned and active), and a
+/// partition imported from Kafka (`kafka-adopted`).
+const REQUIRED_KINDS: &[&str] = &[
+    "store LOCK",
+    "store __producer_ids",
+    "events topic.conf",
+    "events-0 .lock",
+    "events-0 checkpoint",
+    "events-0 producer-snapshot",
+    "events-0 .log sealed",
+    "events-0 .index sealed",
+    "events-0 .timeindex sealed",
+    "events-0 .log active",
+    "events-0 .index active",
+    "events-0 .timeindex active",
+    "latest-0 .log sealed",
+    "latest-0 cleaner-checkpoint",
+    "adopted-0 kafka-adopted",
+    "adopted-0 .log sealed",
+    "adopted-0 .log active",
+    "__consumer_offsets topic.conf",
+    "__consumer_offsets-0 .log sealed",
+    "__consumer_offsets-0 .log active",
+    "__consumer_offsets-0 cleaner-checkpoint",
+];
+
+/// Whether trials target files of `kind`. The imported topic's files are swept only where they
+/// differ from every other partition's (`kafka-adopted`, Kafka's sealed segment, the checkpoint
+/// that ends the adoption), and the offsets topic's sealed indexes not at all (they are derived
+/// data like every other partition's), to keep the default run short.
+fn targeted(kind: &str) -> bool {
+    match kind.split_once(' ') {
+        Some((owner, what)) if owner.starts_with(ADOPTED) => {
+            matches!(what, "kafka-adopted" | ".log sealed" | "checkpoint")
+        }
+        Some(("__consumer_offsets-0", what)) => {
+            !matches!(what, ".index sealed" | ".timeindex sealed")
+        }
+        _ => true,
+    }
+}
+
 /// Every pair some file admits, in a fixed order.
 fn pairs(images: &[Image]) -> Vec<Pair> {
     let mut out = BTreeSet::new();
     for (image, img) in images.iter().enumerate() {
-        for f in &img.files {
+        for f in img.files.iter().filter(|f| targeted(&f.kind)) {
             for damage in DamageKind::ALL {
                 if damage.applies_to(f) {
                     out.insert(Pair {
@@ -2348,6 +2482,27 @@ fn damage_sweep() {
         images[1].files.len(),
         x.partitions.values().map(|p| p.records.len()).sum::<usize>(),
     );
+
+    // Every kind of file the sweep is meant to damage is there (the clean image also has the
+    // clean-shutdown markers).
+    for image in &images {
+        let kinds: BTreeSet<&str> = image.files.iter().map(|f| f.kind.as_str()).collect();
+        let clean_only: &[&str] = if image.name == "clean" {
+            &["events-0 .clean_shutdown", "adopted-0 .clean_shutdown"]
+        } else {
+            &[]
+        };
+        let missing: Vec<&&str> = REQUIRED_KINDS
+            .iter()
+            .chain(clean_only)
+            .filter(|k| !kinds.contains(**k))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "the {} image lacks files of kinds {missing:?}; it holds {kinds:?}",
+            image.name
+        );
+    }
 
     // Both undamaged images reopen to exactly the expected state, or the harness is wrong.
     for (i, image) in images.iter().enumerate() {

@@ -557,3 +557,111 @@ fn a_damaged_clean_marker_falls_back_to_a_rescan() {
         assert_eq!(scan(&log).unwrap(), records, "{damage}");
     }
 }
+
+/// The `.log` of one segment holding `n` batches of about 100 bytes each, as a clean close
+/// leaves it, and where each batch starts.
+fn one_segment_log(n: u64) -> (Vec<u8>, Vec<usize>) {
+    let (fs, clock) = (SimFs::new(11), ManualClock::new(T0));
+    let cfg = LogConfig {
+        segment_bytes: 1 << 20,
+        durability: Durability::None,
+        ..config()
+    };
+    let log = Partition::open_with_env(DIR, cfg, env(&fs, &clock)).unwrap();
+    for i in 0..n {
+        log.append(Record::new(format!("value {i:>60}")).with_key(format!("k{i}")))
+            .unwrap();
+    }
+    log.close().unwrap();
+    let bytes = file_bytes(&fs, &PathBuf::from(DIR).join("00000000000000000000.log"));
+    let mut starts = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        starts.push(pos);
+        pos += 12 + u32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()) as usize;
+    }
+    assert_eq!(starts.len() as u64, n);
+    (bytes, starts)
+}
+
+/// Recovery cuts only what a torn write of the next batch can leave: zeros, or a prefix of that
+/// batch. Zeros followed by bytes that are not part of one partially written batch are damage:
+/// before, a zeroed header counted as a torn write whatever followed, so a valid segment whose
+/// first 4,096 bytes were zeroed (or 100 zero bytes and then text) was cut to nothing and opened
+/// with end 0 (`bytes_truncated` its whole length, `corruption_cut: false`).
+#[test]
+fn zeros_followed_by_data_are_damage_not_a_torn_tail() {
+    let (valid, starts) = one_segment_log(500);
+    assert!(valid.len() > 40_000, "{}", valid.len());
+    let mut text = vec![0u8; 100];
+    text.extend(std::iter::repeat_n(*b"some text, not a log. ", 140).flatten());
+    let mut zeroed_4k = valid.clone();
+    zeroed_4k[..4096].fill(0);
+    let mut zeroed_8k = valid.clone();
+    zeroed_8k[..8192].fill(0);
+    let log_path = PathBuf::from(DIR).join("00000000000000000000.log");
+    // A directory topiclog never opened (copied from a Kafka broker): nothing is erased.
+    for (file, what) in [
+        (&zeroed_4k, "first 4 KiB zeroed"),
+        (&zeroed_8k, "first 8 KiB zeroed"),
+        (&text, "100 zeros, then text"),
+    ] {
+        for mode in [Recovery::Strict, Recovery::TruncateCorrupt] {
+            let (fs, clock) = (SimFs::new(12), ManualClock::new(T0));
+            fs.create_dir_all(Path::new(DIR)).unwrap();
+            fs.write_file(&log_path, file);
+            let cfg = LogConfig {
+                recovery: mode,
+                ..config()
+            };
+            match Partition::open_with_env(DIR, cfg, env(&fs, &clock)) {
+                Err(Error::Corrupt { path, .. }) => assert_eq!(path, log_path, "{what}"),
+                Ok(log) => panic!(
+                    "{what}, {mode:?}: opened, end {}, {:?}",
+                    log.end_offset(),
+                    log.recovery_report()
+                ),
+                Err(e) => panic!("{what}, {mode:?}: {e:?}"),
+            }
+            assert_eq!(
+                &file_bytes(&fs, &log_path),
+                file,
+                "{what}: the file was changed"
+            );
+        }
+    }
+    // A partition of ours after a crash: 8 KiB zeroed from a batch past the recovery point, with
+    // batches after them. Under Strict, damage at that batch; under TruncateCorrupt, a reported cut.
+    let at = starts[300];
+    let mut zeroed_middle = valid.clone();
+    zeroed_middle[at..at + 8192].fill(0);
+    for mode in [Recovery::Strict, Recovery::TruncateCorrupt] {
+        let (fs, clock) = (SimFs::new(13), ManualClock::new(T0));
+        let cfg = LogConfig {
+            recovery: mode,
+            segment_bytes: 1 << 20,
+            durability: Durability::None,
+            ..config()
+        };
+        let log = Partition::open_with_env(DIR, cfg.clone(), env(&fs, &clock)).unwrap();
+        log.append(Record::new("first").with_key("k")).unwrap();
+        stop(log, Stop::Crash);
+        fs.write_file(&log_path, &zeroed_middle);
+        match (mode, Partition::open_with_env(DIR, cfg, env(&fs, &clock))) {
+            (Recovery::Strict, Err(Error::Corrupt { path, position, .. })) => {
+                assert_eq!((path, position), (log_path.clone(), at as u64));
+                assert_eq!(
+                    file_bytes(&fs, &log_path),
+                    zeroed_middle,
+                    "the file was changed"
+                );
+            }
+            (Recovery::TruncateCorrupt, Ok(log)) => {
+                assert_eq!(log.end_offset(), 300);
+                assert!(log.recovery_report().corruption_cut);
+            }
+            (_, Ok(log)) => panic!("{mode:?}: opened, {:?}", log.recovery_report()),
+            (_, Err(e)) => panic!("{mode:?}: {e:?}"),
+        }
+    }
+}

@@ -6,19 +6,30 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use topiclog::fs::CrashMode;
 use topiclog::fs::{FileSystem, SimFs};
 use topiclog::internals::format::{crc32c, PARTITION_LEADER_EPOCH_OFFSET};
 use topiclog::segment::{RecordBatch, Segment};
-use topiclog::{Env, Error, LogConfig, ManualClock, Partition, Record};
+use topiclog::{CleanupPolicy, Env, Error, LogConfig, ManualClock, Partition, Record};
 
 const DIR: &str = "/kafka/t-0";
 const T0: i64 = 1_700_000_000_000;
 
+/// The fixture is a compacted Kafka log (its gaps are what Kafka's cleaner leaves), so the
+/// partition is a compacted one: on a topic that does not compact, no gap is legal.
 fn config() -> LogConfig {
     LogConfig {
         segment_bytes: 64 << 10,
         preallocate: false,
+        cleanup_policy: CleanupPolicy::Compact,
         ..LogConfig::default()
+    }
+}
+
+fn delete_config() -> LogConfig {
+    LogConfig {
+        cleanup_policy: CleanupPolicy::Delete,
+        ..config()
     }
 }
 
@@ -193,5 +204,265 @@ fn a_damaged_adoption_marker_is_a_clear_error() {
         Err(Error::Corrupt { path, .. }) => assert_eq!(path, adopted_marker()),
         Ok(_) => panic!("opened"),
         Err(e) => panic!("{e:?}"),
+    }
+}
+
+fn assert_corrupt_at(result: topiclog::Result<Partition>, path: &Path, what: &str) {
+    match result {
+        Err(Error::Corrupt { path: p, .. }) => assert_eq!(p, path, "{what}"),
+        Ok(log) => panic!(
+            "{what}: opened, start {} end {}",
+            log.start_offset(),
+            log.end_offset()
+        ),
+        Err(e) => panic!("{what}: {e:?}"),
+    }
+}
+
+/// Every file of the partition directory with its bytes.
+fn dir_image(fs: &SimFs) -> Vec<(String, Vec<u8>)> {
+    let mut names = fs.read_dir(Path::new(DIR)).unwrap();
+    names.sort();
+    names
+        .into_iter()
+        .filter(|n| n != ".lock")
+        .map(|n| {
+            let bytes = fs.read_file(&Path::new(DIR).join(&n)).unwrap_or_default();
+            (n, bytes)
+        })
+        .collect()
+}
+
+/// Once `kafka-adopted` exists the partition is topiclog's: a checkpoint lost after a crash is
+/// damage, as in any partition (before: the open adopted the directory again, the log start
+/// went back from 3 to the first segment's 0, and records `delete_records` removed came back).
+/// After a clean close the checkpoint is repaired from the clean-shutdown marker. Either way
+/// `kafka-adopted` is never rewritten.
+#[test]
+fn a_lost_checkpoint_of_an_adopted_partition_is_damage_not_a_new_adoption() {
+    for clean in [false, true] {
+        let fs = SimFs::new(4);
+        kafka_dir(&fs);
+        let log = Partition::open_with_env(DIR, config(), env(&fs)).unwrap();
+        assert_eq!(log.delete_records(3).unwrap(), 3);
+        log.flush_checkpoint().unwrap();
+        if clean {
+            log.close().unwrap();
+        } else {
+            log.abandon();
+            fs.crash(CrashMode::LoseUnsynced);
+        }
+        let marker = fs.read_file(&adopted_marker()).unwrap();
+        fs.remove_file(&Path::new(DIR).join("checkpoint")).unwrap();
+        let before = dir_image(&fs);
+        let what = format!("clean close {clean}");
+        if clean {
+            let log = Partition::open_with_env(DIR, config(), env(&fs)).unwrap();
+            assert!(log.recovery_report().checkpoint_damaged, "{what}");
+            assert_eq!((log.start_offset(), log.end_offset()), (3, 31), "{what}");
+            assert_eq!(
+                read_all(&log)[0].0,
+                10,
+                "{what}: the deleted records stay deleted"
+            );
+            log.close().unwrap();
+        } else {
+            let checkpoint = Path::new(DIR).join("checkpoint");
+            assert_corrupt_at(
+                Partition::open_with_env(DIR, config(), env(&fs)),
+                &checkpoint,
+                &what,
+            );
+            assert_eq!(dir_image(&fs), before, "{what}: nothing on disk changed");
+        }
+        assert_eq!(
+            fs.read_file(&adopted_marker()).unwrap(),
+            marker,
+            "{what}: the adoption marker is never rewritten"
+        );
+    }
+}
+
+/// [`kafka_dir`], made durable (as a broker's files are long after it wrote them).
+fn durable_kafka_dir(fs: &SimFs) -> Vec<(u64, String)> {
+    let expected = kafka_dir(fs);
+    for dir in ["/", "/kafka", DIR] {
+        fs.sync_dir(Path::new(dir)).unwrap();
+    }
+    let files = dir_image(fs);
+    fs.crash(CrashMode::LoseUnsynced);
+    assert_eq!(dir_image(fs), files, "the fixture is durable");
+    expected
+}
+
+/// An adoption cut by a power loss after any of its operations is finished by the next open,
+/// with every record Kafka wrote, the same log start, and the same adopted end.
+#[test]
+fn an_adoption_cut_at_every_operation_completes_on_the_next_open() {
+    let fs = SimFs::new(5);
+    let expected = durable_kafka_dir(&fs);
+    let before = fs.mutating_ops();
+    Partition::open_with_env(DIR, config(), env(&fs))
+        .unwrap()
+        .close()
+        .unwrap();
+    let ops = fs.mutating_ops() - before;
+    let adopted = fs.read_file(&adopted_marker()).unwrap();
+    for n in 0..ops {
+        for mode in [CrashMode::LoseUnsynced, CrashMode::Torn] {
+            let what = format!("cut after {n} of {ops} operations, {mode:?}");
+            let fs = SimFs::new(6 + n);
+            durable_kafka_dir(&fs);
+            fs.power_cut_after(n);
+            if let Ok(log) = Partition::open_with_env(DIR, config(), env(&fs)) {
+                log.abandon();
+            }
+            fs.crash(mode);
+            let log = Partition::open_with_env(DIR, config(), env(&fs))
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!((log.start_offset(), log.end_offset()), (0, 31), "{what}");
+            assert_eq!(read_all(&log), expected, "{what}");
+            assert_eq!(log.append(Record::new("v").with_key("k")).unwrap(), 31);
+            log.close().unwrap();
+            assert_eq!(fs.read_file(&adopted_marker()).unwrap(), adopted, "{what}");
+        }
+    }
+}
+
+/// Kafka-written segments [0, 5), [5, 10), [10, 15) with no gap, as a topic that does not compact
+/// leaves them.
+fn contiguous_kafka_dir(fs: &SimFs) {
+    let afs: Arc<dyn FileSystem> = Arc::new(fs.clone());
+    let dir = Path::new(DIR);
+    afs.create_dir_all(dir).unwrap();
+    for seg_base in [0u64, 5, 10] {
+        let seg = Segment::create(afs.clone(), dir, seg_base, &config()).unwrap();
+        seg.append(&batch(seg_base, 5, 1), T0).unwrap();
+        seg.seal().unwrap();
+    }
+}
+
+/// On a topic whose cleanup policy does not compact, Kafka leaves no gap in the offsets: a
+/// sealed segment deleted after the adoption is damage, not a hole read past (before: reads went
+/// 4, 10 without an error, because every gap below the adopted end passed for Kafka's).
+#[test]
+fn on_a_topic_that_does_not_compact_a_missing_adopted_segment_is_damage() {
+    for clean in [true, false] {
+        let fs = SimFs::new(7);
+        contiguous_kafka_dir(&fs);
+        let log = Partition::open_with_env(DIR, delete_config(), env(&fs)).unwrap();
+        assert_eq!((log.start_offset(), log.end_offset()), (0, 15));
+        if clean {
+            log.close().unwrap();
+        } else {
+            log.abandon();
+        }
+        for kind in ["log", "index", "timeindex"] {
+            let _ = fs.remove_file(&Path::new(DIR).join(format!("00000000000000000005.{kind}")));
+        }
+        let what = format!("clean close {clean}");
+        // The open, or a read of the offsets that are gone.
+        let log = match Partition::open_with_env(DIR, delete_config(), env(&fs)) {
+            Err(Error::Corrupt { .. }) => continue,
+            Ok(log) => log,
+            Err(e) => panic!("{what}: {e:?}"),
+        };
+        let mut at = log.start_offset();
+        let mut seen = Vec::new();
+        loop {
+            assert!(
+                at < log.end_offset(),
+                "{what}: read {seen:?} without an error"
+            );
+            match log.read(at, 1 << 20) {
+                Ok(b) => {
+                    seen.extend(b.records().map(|r| r.offset()));
+                    at = b.next_offset();
+                }
+                Err(Error::Corrupt { .. }) => break,
+                Err(e) => panic!("{what}: {e:?}"),
+            }
+        }
+        assert_eq!(
+            seen,
+            (0..5).collect::<Vec<u64>>(),
+            "{what}: no offset skipped"
+        );
+    }
+}
+
+/// A gap in a Kafka-written log of a topic that does not compact is not Kafka's: the adoption
+/// refuses it, naming the segment, and leaves Kafka's data as it was (adopted as a compacted
+/// topic, it opens).
+#[test]
+fn a_topic_that_does_not_compact_adopts_no_gap() {
+    let fs = SimFs::new(8);
+    let expected = kafka_dir(&fs);
+    let logs = |fs: &SimFs| -> Vec<(String, Vec<u8>)> {
+        dir_image(fs)
+            .into_iter()
+            .filter(|(n, _)| n.ends_with(".log"))
+            .collect()
+    };
+    let before = logs(&fs);
+    match Partition::open_with_env(DIR, delete_config(), env(&fs)) {
+        Err(Error::Corrupt { path, .. }) => {
+            assert_eq!(path, Path::new(DIR).join("00000000000000000000.log"))
+        }
+        Ok(log) => panic!("opened, end {}", log.end_offset()),
+        Err(e) => panic!("{e:?}"),
+    }
+    assert_eq!(logs(&fs), before);
+    let log = Partition::open_with_env(DIR, config(), env(&fs)).unwrap();
+    assert_eq!(read_all(&log), expected);
+}
+
+/// In a compacted log Kafka leaves gaps, so a gap alone says nothing; but Kafka's compaction (and
+/// topiclog's) keeps where each segment ends. A sealed segment Kafka wrote, cut at a batch
+/// boundary or emptied after the adoption, is damage, whether the open is clean or rescans, and
+/// before or after topiclog compacted it (before: reads went 0-2, 20-30, the records at 10 and 11
+/// silently gone).
+#[test]
+fn in_a_compacted_adopted_log_a_segment_cut_short_is_damage() {
+    let seg0 = Path::new(DIR).join("00000000000000000000.log");
+    for (cut, clean) in [(false, true), (false, false), (true, true), (true, false)] {
+        let what = format!("emptied {cut}, clean close {clean}");
+        let fs = SimFs::new(9);
+        kafka_dir(&fs);
+        let log = Partition::open_with_env(DIR, config(), env(&fs)).unwrap();
+        if clean {
+            log.close().unwrap();
+        } else {
+            log.abandon();
+        }
+        let bytes = fs.read_file(&seg0).unwrap();
+        // Its first batch ([0, 3)) only, or nothing.
+        let first = 12 + u32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        fs.write_file(&seg0, if cut { &[] } else { &bytes[..first] });
+        let log = match Partition::open_with_env(DIR, config(), env(&fs)) {
+            Err(Error::Corrupt { .. }) => continue,
+            Ok(log) => log,
+            Err(e) => panic!("{what}: {e:?}"),
+        };
+        let mut at = log.start_offset();
+        let mut seen = Vec::new();
+        loop {
+            assert!(
+                at < log.end_offset(),
+                "{what}: read {seen:?} without an error"
+            );
+            match log.read(at, 1 << 20) {
+                Ok(b) => {
+                    seen.extend(b.records().map(|r| r.offset()));
+                    at = b.next_offset();
+                }
+                Err(Error::Corrupt { .. }) => break,
+                Err(e) => panic!("{what}: {e:?}"),
+            }
+        }
+        assert!(
+            !seen.iter().any(|&o| o >= 20),
+            "{what}: read past the lost records: {seen:?}"
+        );
     }
 }
