@@ -93,7 +93,8 @@ pub struct MetadataSummary {
     pub file: MetadataFile,
     /// Its content in a few words, e.g. `log start offset 0, recovery point 42`.
     pub description: String,
-    /// A `kafka-adopted` marker's offset: below it the log may have offset gaps.
+    /// A `kafka-adopted` marker's offset: below it the log may have offset gaps (only in a log
+    /// adopted as compacted: Kafka leaves no gap in one that is not; `None` then).
     pub gaps_below: Option<u64>,
 }
 
@@ -150,8 +151,12 @@ pub fn check_metadata_file(file: MetadataFile, path: &Path) -> Result<MetadataSu
         }
         MetadataFile::KafkaAdopted => {
             let a = AdoptedLog::decode(&bytes).map_err(damaged)?;
-            gaps_below = Some(a.gaps_below);
-            format!("Kafka's log below offset {}", a.gaps_below)
+            gaps_below = a.compacted.then_some(a.gaps_below);
+            format!(
+                "Kafka's {}log below offset {}",
+                if a.compacted { "compacted " } else { "" },
+                a.gaps_below
+            )
         }
         MetadataFile::TopicConfig => {
             let (config, format) = TopicConfig::decode(&bytes, path)?;
@@ -232,7 +237,14 @@ mod tests {
     fn the_adoption_marker_gives_its_offset_and_topic_conf_is_checked() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kafka-adopted");
-        std::fs::write(&path, AdoptedLog { gaps_below: 77 }.encode_to_vec()).unwrap();
+        let marker = AdoptedLog {
+            gaps_below: 77,
+            log_start: 0,
+            compacted: true,
+            adopting: false,
+            segment_ends: vec![(0, 40)],
+        };
+        std::fs::write(&path, marker.encode_to_vec()).unwrap();
         let summary = check_metadata_file(MetadataFile::KafkaAdopted, &path).unwrap();
         assert_eq!(summary.gaps_below, Some(77));
 

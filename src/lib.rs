@@ -179,7 +179,7 @@ pub use progress::{
     Progress, ProgressEvent, ProgressOperation, ProgressStage, DEFAULT_PROGRESS_INTERVAL_BYTES,
 };
 #[cfg(unix)]
-pub use readonly::{ReadOnlyPartition, ReadOnlyStore, SegmentFile};
+pub use readonly::{ReadOnlyPartition, ReadOnlyStore, SegmentFile, TopicReader};
 pub use segment::{max_open_segments, set_max_open_segments, Recovery, DEFAULT_MAX_OPEN_SEGMENTS};
 pub use store::{
     KafkaExportOptions, KafkaExportReport, KafkaImportOptions, KafkaImportReport,

@@ -11,6 +11,15 @@ pub struct ConsumerRecord {
 }
 
 impl ConsumerRecord {
+    /// A record of `topic`'s `partition`, as a poll returns it.
+    pub(crate) fn new(topic: Arc<str>, partition: u32, record: StoredRecord) -> ConsumerRecord {
+        ConsumerRecord {
+            topic,
+            partition,
+            record,
+        }
+    }
+
     /// The topic.
     pub fn topic(&self) -> &str {
         &self.topic
@@ -57,6 +66,11 @@ pub struct ConsumerRecords {
 }
 
 impl ConsumerRecords {
+    /// What a poll returns: `records`, each partition's in offset order.
+    pub(crate) fn from_records(records: Vec<ConsumerRecord>) -> ConsumerRecords {
+        ConsumerRecords { records }
+    }
+
     /// Number of records.
     pub fn len(&self) -> usize {
         self.records.len()

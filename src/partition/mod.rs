@@ -58,6 +58,7 @@ pub use stats::PartitionStats;
 
 /// The log start offset the checkpoint in `dir` records, if there is one (for readers that are
 /// not the partition's writer).
+#[cfg(unix)]
 pub(crate) fn read_checkpoint(
     fs: &dyn crate::fs::FileSystem,
     dir: &Path,
@@ -69,7 +70,17 @@ pub(crate) fn read_checkpoint(
     )
 }
 
+/// The `kafka-adopted` marker in `dir`, if there is one (for readers that are not the writer).
+#[cfg(unix)]
+pub(crate) fn read_adopted(
+    fs: &dyn crate::fs::FileSystem,
+    dir: &Path,
+) -> Result<Option<checkpoint::AdoptedLog>> {
+    checkpoint::AdoptedLog::read(fs, dir)
+}
+
 /// What [`read_checkpoint`] returns.
+#[cfg(unix)]
 pub(crate) struct CheckpointStart {
     pub log_start_offset: u64,
 }
@@ -94,8 +105,6 @@ use producer_state::ProducerTable;
 
 /// Name of the lock file every writer of a partition directory holds.
 pub(crate) const LOCK_FILE: &str = ".lock";
-/// The marker of a log adopted from Kafka (see `checkpoint::ADOPTED`).
-pub(crate) const ADOPTED_FILE: &str = checkpoint::ADOPTED;
 
 /// Where an append landed.
 #[non_exhaustive]

@@ -12,11 +12,13 @@
 //! a store held by a writer with [`Error::ReadOnly`].
 
 mod partition;
+mod reader;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use partition::{ReadOnlyPartition, SegmentFile};
+pub use reader::TopicReader;
 
 use crate::broker::{replay_offsets, OffsetAndMetadata, PartitionLag, TopicPartition};
 use crate::error::{Error, Result};

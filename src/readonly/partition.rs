@@ -539,7 +539,7 @@ impl ReadOnlyPartition {
                     break;
                 }
                 if span.base_offset != next_expected
-                    && (span.base_offset < next_expected || !self.adopted())
+                    && (span.base_offset < next_expected || span.base_offset > self.gaps_below())
                 {
                     return Err(Error::corrupt(
                         &path,
@@ -589,7 +589,9 @@ impl ReadOnlyPartition {
             // begin where this one's data ended (a missing or unreadable batch is damage, never
             // a silent hole).
             if let Some(&next_base) = list.get(i + 1) {
-                if next_expected != next_base && (next_expected > next_base || !self.adopted()) {
+                if next_expected != next_base
+                    && (next_expected > next_base || next_base > self.gaps_below())
+                {
                     return Err(Error::corrupt(
                         &path,
                         scan.position,
@@ -626,10 +628,15 @@ impl ReadOnlyPartition {
         Ok(Batches::from_parts(offset, batches, next_if_empty))
     }
 
-    /// Whether the log was adopted from Kafka (`kafka-adopted`): gaps between its batches are
-    /// then Kafka's compaction's, not damage.
-    fn adopted(&self) -> bool {
-        self.inner.dir.join(crate::partition::ADOPTED_FILE).exists()
+    /// Below which offset a gap between batches is Kafka's compaction's, not damage: in a log
+    /// adopted from Kafka as compacted (`kafka-adopted`), where Kafka's log ended; 0 otherwise
+    /// (a marker that does not decode allows nothing).
+    fn gaps_below(&self) -> u64 {
+        crate::partition::read_adopted(&StdFs, &self.inner.dir)
+            .ok()
+            .flatten()
+            .filter(|a| a.compacted)
+            .map_or(0, |a| a.gaps_below)
     }
 
     /// Where to start scanning segment `base` (file `id`) for `offset`, and the offset of the

@@ -461,69 +461,42 @@ pub fn consume(args: &ConsumeArgs) -> Result<Verdict, Failure> {
         return consume_as_member(args, group);
     }
     let store = open(&args.store)?;
-    let partitions: Vec<u32> = match args.partition {
-        Some(p) => vec![p],
-        None => (0..store.topic_config(&args.topic)?.partitions).collect(),
+    let mut reader = match args.partition {
+        Some(p) => store.reader_of(&args.topic, &[p])?,
+        None => store.reader(&args.topic)?,
     };
-    let mut readers = Vec::new();
-    for p in partitions {
-        let reader = store.partition(&args.topic, p)?;
-        let start = if let Some(o) = args.offset {
-            o
-        } else if let Some(t) = args.time {
-            match reader.offset_for_time(t)? {
-                Some(o) => o,
-                None => reader.end_offset()?,
-            }
-        } else if args.follow && !args.from_beginning {
-            reader.end_offset()?
-        } else {
-            reader.start_offset()?
-        };
-        readers.push((p, reader, start));
+    if let (Some(o), Some(p)) = (args.offset, args.partition) {
+        reader.seek(p, o)?;
+    } else if let Some(t) = args.time {
+        reader.seek_to_time(t)?;
+    } else if args.follow && !args.from_beginning {
+        reader.seek_to_end()?;
     }
     let mut printer = RecordPrinter {
         args,
         out: out(args.format == Format::Json),
         printed: 0,
     };
-    loop {
-        let mut any = false;
-        for (p, reader, next) in &mut readers {
+    while !printer.done() {
+        // Without --follow: what is there now, then stop.
+        let wait = if args.follow {
+            Duration::from_millis(100)
+        } else {
+            Duration::ZERO
+        };
+        let records = reader.poll(wait)?;
+        if records.is_empty() {
+            if !args.follow {
+                break;
+            }
+            printer.out.flush()?;
+            continue;
+        }
+        for r in records.iter() {
             if printer.done() {
                 break;
             }
-            let batches = match reader.read(*next, 1 << 20) {
-                Ok(b) => b,
-                // Retention removed what was to be read next: go on from the new start.
-                Err(Error::OffsetOutOfRange { start, .. }) if *next < start => {
-                    *next = start;
-                    continue;
-                }
-                Err(e) => return Err(Failure::Library(e)),
-            };
-            for r in batches.records() {
-                if printer.done() {
-                    break;
-                }
-                printer.print(*p, &r)?;
-                *next = r.offset() + 1;
-                any = true;
-            }
-            if !printer.done() {
-                *next = (*next).max(batches.next_offset());
-            }
-        }
-        if printer.done() || (!any && !args.follow) {
-            break;
-        }
-        if !any {
-            printer.out.flush()?;
-            // Wait on the first partition (the writer wakes it); the others are looked at
-            // at least every 100 ms.
-            if let Some((_, reader, next)) = readers.first() {
-                reader.wait_for(*next, Duration::from_millis(100))?;
-            }
+            printer.print(r.partition(), r.record())?;
         }
     }
     printer.out.flush()?;

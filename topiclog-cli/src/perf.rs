@@ -549,16 +549,7 @@ fn consume(args: &ConsumeArgs) -> Result<Verdict, Failure> {
             Source::Member(store, Box::new(consumer))
         }
         // Otherwise read-only, beside a live writer if there is one.
-        None => {
-            let store = topiclog::ReadOnlyStore::open(&args.store)?;
-            let mut readers = Vec::new();
-            for p in 0..store.topic_config(&args.topic)?.partitions {
-                let reader = store.partition(&args.topic, p)?;
-                let start = reader.start_offset()?;
-                readers.push((reader, start));
-            }
-            Source::Readers(readers)
-        }
+        None => Source::Reader(topiclog::ReadOnlyStore::open(&args.store)?.reader(&args.topic)?),
     };
     let mut meter = Meter::new("consume", args.json);
     let mut last_record = Instant::now();
@@ -598,51 +589,25 @@ fn consume(args: &ConsumeArgs) -> Result<Verdict, Failure> {
 }
 
 /// Where `perf consume` fetches from: a group member (of a store it opened as the writer), or
-/// read-only readers of every partition, each at its next offset.
+/// a read-only reader of every partition.
 enum Source {
     Member(Store, Box<topiclog::Consumer>),
-    Readers(Vec<(topiclog::ReadOnlyPartition, u64)>),
+    Reader(topiclog::TopicReader),
 }
 
 impl Source {
-    /// One fetch: a poll, or a read of up to 1 MiB from each partition (waiting up to 100 ms
-    /// for the first when none had anything). Records and key + value bytes fetched.
+    /// One fetch: a poll (waiting up to 100 ms when nothing is there). Records and key + value
+    /// bytes fetched.
     fn fetch(&mut self) -> Result<(u64, u64), Failure> {
-        let size = |k: Option<usize>, v: Option<usize>| (k.unwrap_or(0) + v.unwrap_or(0)) as u64;
-        match self {
-            Source::Member(_, consumer) => {
-                let records = consumer.poll(Duration::from_millis(100))?;
-                let bytes = records
-                    .iter()
-                    .map(|r| size(r.key().map(|k| k.len()), r.value().map(|v| v.len())))
-                    .sum();
-                Ok((records.len() as u64, bytes))
-            }
-            Source::Readers(readers) => {
-                let (mut count, mut bytes) = (0, 0);
-                for (reader, next) in readers.iter_mut() {
-                    let batches = match reader.read(*next, 1 << 20) {
-                        Ok(b) => b,
-                        Err(topiclog::Error::OffsetOutOfRange { start, .. }) if *next < start => {
-                            *next = start;
-                            continue;
-                        }
-                        Err(e) => return Err(e.into()),
-                    };
-                    for r in batches.iter() {
-                        let r = r?;
-                        count += 1;
-                        bytes += size(r.key().map(<[u8]>::len), r.value().map(<[u8]>::len));
-                    }
-                    *next = batches.next_offset();
-                }
-                if count == 0 {
-                    if let Some((reader, next)) = readers.first() {
-                        reader.wait_for(*next, Duration::from_millis(100))?;
-                    }
-                }
-                Ok((count, bytes))
-            }
-        }
+        let wait = Duration::from_millis(100);
+        let records = match self {
+            Source::Member(_, consumer) => consumer.poll(wait)?,
+            Source::Reader(reader) => reader.poll(wait)?,
+        };
+        let bytes = records
+            .iter()
+            .map(|r| (r.key().map_or(0, |k| k.len()) + r.value().map_or(0, |v| v.len())) as u64)
+            .sum();
+        Ok((records.len() as u64, bytes))
     }
 }

@@ -276,6 +276,10 @@ fn a_missing_segment_is_a_gap_unless_kafka_left_it() {
     // Below a `kafka-adopted` marker's offset, gaps are Kafka's compaction's: legal.
     let marker = AdoptedLog {
         gaps_below: BATCHES * PER_BATCH,
+        log_start: 0,
+        compacted: true,
+        adopting: false,
+        segment_ends: Vec::new(),
     };
     std::fs::write(partition.join("kafka-adopted"), marker.encode_to_vec()).unwrap();
     let out = verify(&["--json", path_str(dir.path()), "events/0"]);

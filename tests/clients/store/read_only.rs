@@ -662,3 +662,158 @@ fn damaged_segments_are_errors_never_holes_or_wrong_records() {
         read_all(&dir)
     );
 }
+
+#[test]
+fn a_topic_reader_polls_seeks_and_moves_past_deleted_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let store = Store::open(&dir).unwrap();
+    let t = store
+        .create_topic("t", TopicConfig::with_partitions(2))
+        .unwrap();
+    for i in 0..6i64 {
+        t.send_to(
+            (i % 2) as u32,
+            Record::new(format!("v{i}")).with_timestamp(1_000 + i),
+        )
+        .unwrap();
+    }
+    let ro = ReadOnlyStore::open(&dir).unwrap();
+    let mut reader = ro.reader("t").unwrap();
+    assert_eq!(reader.partitions(), vec![0, 1]);
+    let first = reader.poll(Duration::from_millis(100)).unwrap();
+    let mut got: Vec<(u32, u64)> = first.iter().map(|r| (r.partition(), r.offset())).collect();
+    got.sort_unstable();
+    assert_eq!(got, vec![(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]);
+    assert_eq!((reader.position(0), reader.position(1)), (Some(3), Some(3)));
+    assert!(reader.poll(Duration::ZERO).unwrap().is_empty());
+    // A poll that waits is woken by the writer's next append.
+    let writer = {
+        let t = t.clone();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            t.send_to(1, Record::new("late")).unwrap();
+        })
+    };
+    let late = reader.poll(PATIENCE).unwrap();
+    writer.join().unwrap();
+    assert_eq!(
+        late.iter()
+            .map(|r| r.value().unwrap().to_vec())
+            .collect::<Vec<_>>(),
+        vec![b"late".to_vec()]
+    );
+    // Seeks: by offset, by time, to the end.
+    reader.seek(0, 1).unwrap();
+    let again = reader.poll(Duration::ZERO).unwrap();
+    assert_eq!(
+        again.iter().map(|r| r.offset()).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    reader.seek_to_time(1_004).unwrap();
+    assert_eq!((reader.position(0), reader.position(1)), (Some(2), Some(2)));
+    reader.seek_to_end().unwrap();
+    assert!(reader.poll(Duration::ZERO).unwrap().is_empty());
+    assert!(matches!(
+        reader.seek(7, 0),
+        Err(Error::InvalidPartition { .. })
+    ));
+    // The writer deletes records the reader has not read: it moves on from the new start.
+    reader.seek_to_beginning().unwrap();
+    t.partition(0).unwrap().delete_records(2).unwrap();
+    let rest = reader.poll(Duration::ZERO).unwrap();
+    let p0: Vec<u64> = rest
+        .iter()
+        .filter(|r| r.partition() == 0)
+        .map(|r| r.offset())
+        .collect();
+    assert_eq!(p0, vec![2]);
+    assert_eq!(reader.skipped(), 2);
+    store.close().unwrap();
+}
+
+/// What the writer does in [`a_reader_agrees_with_the_writer_after_any_sequence_of_writes`].
+#[derive(Clone, Debug)]
+enum Op {
+    /// Append this many records (one batch), durably or not.
+    Append(u8, bool),
+    /// Truncate to this fraction (of 256) of the way from the start to the end.
+    Truncate(u8),
+    /// `delete_records` up to this fraction of the way, then a retention pass.
+    Delete(u8),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        6 => (1u8..20, any::<bool>()).prop_map(|(n, d)| Op::Append(n, d)),
+        1 => any::<u8>().prop_map(Op::Truncate),
+        1 => any::<u8>().prop_map(Op::Delete),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(crate::common::proptest_config(24, 0x5eed_0015))]
+
+    /// After every write (appends across rolls, truncations, deleted records and retention),
+    /// a reader in "another process" (no shared memory but the tail page) sees the same log as
+    /// the writer: the same bounds, and at every offset the same records.
+    #[test]
+    fn a_reader_agrees_with_the_writer_after_any_sequence_of_writes(
+        ops in proptest::collection::vec(op(), 1..24)
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 1024,
+            durability: Durability::None,
+            ..LogConfig::default()
+        };
+        let (log, reader) = writer_and_reader(tmp.path(), config);
+        let mut n = 0u64;
+        for op in ops {
+            let (start, end) = (log.start_offset(), log.end_offset());
+            let at = |f: u8| start + (end - start) * u64::from(f) / 256;
+            match op {
+                Op::Append(k, durable) => {
+                    let batch: Vec<Record> = (0..k)
+                        .map(|_| {
+                            n += 1;
+                            Record::new(format!("r{n}"))
+                        })
+                        .collect();
+                    let d = if durable { Durability::Always } else { Durability::None };
+                    log.append_batch_with(&batch, d).unwrap();
+                }
+                Op::Truncate(f) => {
+                    log.truncate_to(at(f)).unwrap();
+                }
+                Op::Delete(f) => {
+                    log.delete_records(at(f)).unwrap();
+                    log.apply_retention(0, &topiclog::RetentionPolicy::default()).unwrap();
+                }
+            }
+            let (start, end) = (log.start_offset(), log.end_offset());
+            proptest::prop_assert_eq!((reader.start_offset().unwrap(), reader.end_offset().unwrap()), (start, end));
+            for offset in start..end {
+                let want: Vec<(u64, Option<Vec<u8>>)> = log
+                    .read(offset, 200)
+                    .unwrap()
+                    .records()
+                    .map(|r| (r.offset(), r.value().map(|v| v.to_vec())))
+                    .collect();
+                let got: Vec<(u64, Option<Vec<u8>>)> = reader
+                    .read(offset, 200)
+                    .unwrap()
+                    .records()
+                    .map(|r| (r.offset(), r.value().map(|v| v.to_vec())))
+                    .collect();
+                // The same records from `offset` on (the reader may stop at another batch).
+                let common = want.len().min(got.len());
+                proptest::prop_assert!(common > 0, "nothing read at {}", offset);
+                proptest::prop_assert_eq!(&want[..common], &got[..common]);
+            }
+            let past_the_end = matches!(reader.read(end + 1, 100), Err(Error::OffsetOutOfRange { .. }));
+            proptest::prop_assert!(past_the_end, "a read past the end is out of range");
+        }
+    }
+}
