@@ -520,10 +520,16 @@ impl Segment {
     /// [`Error::Io`] on failure (the old file is then still in place).
     pub fn detach_from_maps(&self) -> Result<()> {
         self.keep_for_readers()?;
+        let len = self.file.len().at(&self.log_path)?;
+        self.replace_with_prefix(len)
+    }
+
+    /// Copy the `.log`'s first `len` bytes into a fresh file (synced) and rename it over the
+    /// `.log`: the old inode, and every map of it, stays as it was.
+    fn replace_with_prefix(&self, len: u64) -> Result<()> {
         let mut tmp = self.log_path.as_os_str().to_owned();
         tmp.push(".truncating");
         let tmp = PathBuf::from(tmp);
-        let len = self.file.len().at(&self.log_path)?;
         {
             let out = self.fs.open(&tmp, OpenMode::Create).at(&tmp)?;
             out.set_len(0).at(&tmp)?;
@@ -555,25 +561,7 @@ impl Segment {
         let cut = self
             .position_of(offset)?
             .map_or(self.size(), |(pos, _)| pos);
-        let mut tmp = self.log_path.as_os_str().to_owned();
-        tmp.push(".truncating");
-        let tmp = PathBuf::from(tmp);
-        {
-            let out = self.fs.open(&tmp, OpenMode::Create).at(&tmp)?;
-            out.set_len(0).at(&tmp)?;
-            let mut pos = 0u64;
-            let mut buf = vec![0u8; 1 << 20];
-            while pos < cut {
-                let n = ((cut - pos) as usize).min(buf.len());
-                self.file
-                    .read_exact_at(&mut buf[..n], pos)
-                    .at(&self.log_path)?;
-                out.write_all_at(&buf[..n], pos).at(&tmp)?;
-                pos += n as u64;
-            }
-            out.sync_all().at(&tmp)?;
-        }
-        self.fs.rename(&tmp, &self.log_path).at(&self.log_path)?;
+        self.replace_with_prefix(cut)?;
         // Indexes are rebuilt from the copied log and written by rename when flushed.
         let config = SegmentConfig {
             recovery: Recovery::TruncateCorrupt,

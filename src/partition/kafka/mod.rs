@@ -321,26 +321,47 @@ impl Partition {
                 }
                 meter.end_part();
             }
-            if needs_tail {
-                let tail = Segment::create(fs.clone(), dest, end, &config)?;
-                tail.seal()?;
-                report.segments += 1;
-            }
+            finish_export(
+                fs,
+                dest,
+                needs_tail.then_some(end),
+                &config,
+                options,
+                &mut report,
+            )?;
         }
-        let fs = &**fs;
-        report.leader_epochs = copy::leader_epochs(fs, dest, report.start_offset)?;
-        let path = dest.join(files::LEADER_EPOCH_CHECKPOINT);
-        let text = files::encode_leader_epochs(&report.leader_epochs);
-        write_atomic(fs, &path, text.as_bytes()).at(&path)?;
-        if let Some(id) = &options.topic_id {
-            let path = dest.join(files::PARTITION_METADATA);
-            let text = files::encode_partition_metadata(id);
-            write_atomic(fs, &path, text.as_bytes()).at(&path)?;
-        }
-        fs.sync_dir(dest).at(dest)?;
         meter.finish();
         Ok(report)
     }
+}
+
+/// The end of a partition's export into `dest`: an empty segment at `tail` for Kafka to append
+/// to (if given), the `leader-epoch-checkpoint` (and `partition.metadata` with a topic id), and
+/// the directory synced.
+pub(super) fn finish_export(
+    fs: &Arc<dyn FileSystem>,
+    dest: &Path,
+    tail: Option<u64>,
+    config: &LogConfig,
+    options: &KafkaPartitionExportOptions,
+    report: &mut KafkaPartitionExport,
+) -> Result<()> {
+    if let Some(end) = tail {
+        let segment = Segment::create(fs.clone(), dest, end, config)?;
+        segment.seal()?;
+        report.segments += 1;
+    }
+    let fs = &**fs;
+    report.leader_epochs = copy::leader_epochs(fs, dest, report.start_offset)?;
+    let path = dest.join(files::LEADER_EPOCH_CHECKPOINT);
+    let text = files::encode_leader_epochs(&report.leader_epochs);
+    write_atomic(fs, &path, text.as_bytes()).at(&path)?;
+    if let Some(id) = &options.topic_id {
+        let path = dest.join(files::PARTITION_METADATA);
+        let text = files::encode_partition_metadata(id);
+        write_atomic(fs, &path, text.as_bytes()).at(&path)?;
+    }
+    fs.sync_dir(dest).at(dest)
 }
 
 /// Copy the whole batches of `seg` below `end` into a new segment in `dest`, then recover it

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use crate::config::LogConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{segment_file_name, SegmentFileKind};
-use crate::fs::{create_dir_all_durable, write_atomic, FileSystem, OpenMode, StdFs};
+use crate::fs::{create_dir_all_durable, FileSystem, OpenMode, StdFs};
 use crate::readonly::ReadOnlyPartition;
 use crate::segment::{Recovery, Segment};
 
-use super::{copy, files, KafkaPartitionExport, KafkaPartitionExportOptions};
+use super::{KafkaPartitionExport, KafkaPartitionExportOptions};
 
 impl ReadOnlyPartition {
     /// Write this partition as a Kafka partition directory at `dest` (which must not exist),
@@ -157,22 +157,8 @@ impl ReadOnlyPartition {
         report.first_dirty_offset = report.start_offset;
         // A segment at the end for Kafka to append to, unless the last one copied begins
         // there.
-        if last_base != Some(end) {
-            let tail = Segment::create(fs.clone(), dest, end, &config)?;
-            tail.seal()?;
-            report.segments += 1;
-        }
-        let fs = &**fs;
-        report.leader_epochs = copy::leader_epochs(fs, dest, report.start_offset)?;
-        let path = dest.join(files::LEADER_EPOCH_CHECKPOINT);
-        let text = files::encode_leader_epochs(&report.leader_epochs);
-        write_atomic(fs, &path, text.as_bytes()).at(&path)?;
-        if let Some(id) = &options.topic_id {
-            let path = dest.join(files::PARTITION_METADATA);
-            let text = files::encode_partition_metadata(id);
-            write_atomic(fs, &path, text.as_bytes()).at(&path)?;
-        }
-        fs.sync_dir(dest).at(dest)?;
+        let tail = (last_base != Some(end)).then_some(end);
+        super::finish_export(fs, dest, tail, &config, options, &mut report)?;
         Ok(report)
     }
 }
