@@ -72,7 +72,8 @@ pub(crate) const STATE_OPEN: u64 = 1;
 pub(crate) const STATE_CLOSED: u64 = 2;
 
 /// A page of memory shared with other processes through a file: what
-/// [`FileSystem::map_shared_page`](crate::fs::FileSystem::map_shared_page) returns.
+/// [`FileSystem::map_shared_page`](crate::fs::FileSystem::map_shared_page) returns (made by
+/// [`StdFs`](crate::fs::StdFs) only; a file system wrapping it forwards the call).
 pub struct SharedPage {
     map: memmap2::MmapMut,
 }

@@ -155,7 +155,8 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// never shrunk) shared and writable: a partition's writer keeps its tail page there, which
     /// read-only processes ([`ReadOnlyStore`](crate::ReadOnlyStore)) follow. `Ok(None)` where the
     /// file system has no memory shared between processes (the default, and [`SimFs`]): then no
-    /// other process can follow the partition live.
+    /// other process can follow the partition live. Only [`StdFs`] makes a [`SharedPage`]; a
+    /// wrapper around it forwards this call to it.
     fn map_shared_page(&self, path: &Path) -> io::Result<Option<SharedPage>> {
         let _ = path;
         Ok(None)
