@@ -1406,6 +1406,15 @@ pub fn segment_recover(data: &[u8]) {
     // first byte never cut at all.
     let foreign1 = leftover1 && !torn_compatible(&log1, end1, expected1);
     let foreign_at_start = foreign1 && end1 == 0 && first_scanned;
+    // A first segment that starts with a zero header and holds data after it: no torn write of
+    // a batch leaves that, and cutting it would erase the file's whole content, none of it
+    // identified as ours, so recovery refuses it in every mode (as another format at the first
+    // byte).
+    let header = log1.len().min(BATCH_HEADER_LEN);
+    let zeros_then_data_at_start = end1 == 0
+        && first_scanned
+        && log1[..header].iter().all(|&b| b == 0)
+        && log1[header..].iter().any(|&b| b != 0);
     let mut content = ref1;
     if two_segments && !cut1 {
         content.extend(ref2);
@@ -1451,7 +1460,7 @@ pub fn segment_recover(data: &[u8]) {
                 // pre-release format); anything else wrong is `Corrupt`.
                 let named = matches!(e, Error::UnsupportedFormat { .. }) && foreign_at_start;
                 assert!(is_corrupt(&e) || named, "recovery failed with {e}");
-                if checkpoint_lost || foreign_at_start {
+                if checkpoint_lost || foreign_at_start || zeros_then_data_at_start {
                     continue;
                 }
                 assert!(
@@ -1472,6 +1481,10 @@ pub fn segment_recover(data: &[u8]) {
         assert!(
             !foreign_at_start,
             "a segment not in topiclog's format from its first byte opened"
+        );
+        assert!(
+            !zeros_then_data_at_start,
+            "a segment of zeros then data opened (its content would have been erased)"
         );
         let report = log.recovery_report();
         assert!(!report.clean_shutdown);
